@@ -1,0 +1,37 @@
+# xenlab: two commands on a fresh Debian machine.
+#   make lab    set up .venv and open JupyterLab on labs/
+#   make test   set up .venv and run every test (pytest, then the notebooks with nbval)
+#   make bench  speed figures (see BENCHMARKS.md)
+#   make images rebuild the guest images from their sources (needs gcc, as, ld, libxen-dev)
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.stamp-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: lab test bench images lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[lab,test,dev]'
+	rm -f $(VENV)/.stamp-*; touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab labs/
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+	@if ls labs/*/*.ipynb >/dev/null 2>&1; then \
+	  $(PY) -m pytest -q --nbval labs/ --nbval-sanitize-with labs/sanitize.cfg -p no:cacheprovider; fi
+
+bench: $(STAMP)
+	$(PY) -m xenlab.bench
+
+images:
+	$(MAKE) -C images
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check xenlab tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info
