@@ -1,0 +1,498 @@
+"""An x86 vCPU on unicorn: real, protected and long mode, with every trap to the hypervisor.
+
+This is the only module that imports unicorn. It knows nothing about domains
+or Xen: it runs guest machine code for a bounded slice of *virtual time* and
+reports why it stopped, calling the hypervisor back (``VcpuExits``) for what
+real hardware would hand to Xen: ``syscall`` from a 64-bit PV guest, ``int
+0x82`` from a 32-bit one, ``vmcall`` from an HVM guest, port I/O, CPUID,
+WRMSR, HLT and faults.
+
+Virtual time. The clock advances per executed basic block by an estimate of
+its instruction count (block bytes / 4, rounded up); one such instruction is
+one virtual nanosecond. The budget counter is decremented by a tiny native
+callback (a few bytes of x86-64 machine code in an executable page) that
+calls ``uc_emu_stop`` when the budget is spent, so there is no per-instruction
+or per-block Python code on the hot path. ``emu_start(count=N)`` would be
+exact but costs ~20x (unicorn adds a per-instruction hook); wall-clock
+``timeout=`` is nondeterministic and replays ``rep ins`` iterations
+(see ../shared/UNICORN_NOTES.md). On hosts that are not x86-64 Linux the same
+accounting runs in a Python block hook (slower, same results).
+
+Real Xen: xen/arch/x86/x86_64/entry.S (syscall entry), xen/arch/x86/traps.c,
+xen/arch/x86/hvm/vmx/vmx.c (vmx_vmexit_handler)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import mmap
+import platform
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import capstone
+import unicorn
+from unicorn import Uc, UcError
+from unicorn import unicorn_const as uc_const
+from unicorn import x86_const as X
+
+__all__ = [
+    "PAGE_SIZE",
+    "CpuMode",
+    "ExitReason",
+    "RunResult",
+    "VcpuExits",
+    "X86Vcpu",
+    "unicorn_version",
+]
+
+PAGE_SIZE = 4096
+_UNTIL = 0xFFFF_FFFF_FFFF_F000  # an address guest code never reaches (non-canonical range)
+
+# Exception vectors (Intel SDM vol. 3, 6.3.1)
+VEC_DE, VEC_DB, VEC_NMI, VEC_BP, VEC_OF, VEC_BR, VEC_UD, VEC_NM, VEC_DF = range(9)
+VEC_TS, VEC_NP, VEC_SS, VEC_GP, VEC_PF = 10, 11, 12, 13, 14
+VECTOR_NAMES = {
+    0: "#DE divide error", 1: "#DB debug", 2: "NMI", 3: "#BP breakpoint", 4: "#OF overflow",
+    5: "#BR bound range", 6: "#UD invalid opcode", 7: "#NM device not available",
+    8: "#DF double fault", 10: "#TS invalid TSS", 11: "#NP segment not present",
+    12: "#SS stack fault", 13: "#GP general protection", 14: "#PF page fault",
+    16: "#MF x87 error", 17: "#AC alignment check", 18: "#MC machine check",
+    19: "#XM SIMD exception",
+}
+
+
+def unicorn_version() -> str:
+    return str(unicorn.__version__)
+
+
+class CpuMode(enum.Enum):
+    REAL = "real"
+    PROTECTED = "protected"
+    LONG = "long"
+
+
+class ExitReason(enum.Enum):
+    BUDGET = "budget"        # the slice of virtual time is spent
+    YIELD = "yield"          # the hypervisor asked the vCPU to stop (block, yield, shutdown)
+    HLT = "hlt"              # the guest halted (ring 0 guests only)
+    FAULT = "fault"          # an exception the hypervisor must handle (the domain crashes)
+    STEP = "step"            # single-step finished
+
+
+@dataclass(frozen=True)
+class RunResult:
+    reason: ExitReason
+    executed: int            # virtual instructions (= ns) consumed
+    vector: int | None = None
+    detail: str = ""
+
+
+class VcpuExits(Protocol):
+    """What the hypervisor handles for a vCPU (the VM-exit / trap handlers)."""
+
+    def hypercall(self, vcpu: X86Vcpu, via: str) -> None: ...
+    def io_in(self, vcpu: X86Vcpu, port: int, size: int) -> int: ...
+    def io_out(self, vcpu: X86Vcpu, port: int, size: int, value: int) -> None: ...
+    def cpuid(self, vcpu: X86Vcpu, leaf: int, subleaf: int) -> tuple[int, int, int, int] | None: ...
+    def interrupt(self, vcpu: X86Vcpu, vector: int) -> bool: ...
+
+
+# ---------------------------------------------------------------------------
+# Registers: one explicit table from our names to unicorn's constants.
+REGS: dict[str, int] = {
+    "rax": X.UC_X86_REG_RAX, "rbx": X.UC_X86_REG_RBX, "rcx": X.UC_X86_REG_RCX,
+    "rdx": X.UC_X86_REG_RDX, "rsi": X.UC_X86_REG_RSI, "rdi": X.UC_X86_REG_RDI,
+    "rbp": X.UC_X86_REG_RBP, "rsp": X.UC_X86_REG_RSP, "r8": X.UC_X86_REG_R8,
+    "r9": X.UC_X86_REG_R9, "r10": X.UC_X86_REG_R10, "r11": X.UC_X86_REG_R11,
+    "r12": X.UC_X86_REG_R12, "r13": X.UC_X86_REG_R13, "r14": X.UC_X86_REG_R14,
+    "r15": X.UC_X86_REG_R15, "rip": X.UC_X86_REG_RIP, "rflags": X.UC_X86_REG_EFLAGS,
+    "eax": X.UC_X86_REG_EAX, "ebx": X.UC_X86_REG_EBX, "ecx": X.UC_X86_REG_ECX,
+    "edx": X.UC_X86_REG_EDX, "esi": X.UC_X86_REG_ESI, "edi": X.UC_X86_REG_EDI,
+    "ebp": X.UC_X86_REG_EBP, "esp": X.UC_X86_REG_ESP, "eip": X.UC_X86_REG_EIP,
+    "eflags": X.UC_X86_REG_EFLAGS,
+    "cs": X.UC_X86_REG_CS, "ds": X.UC_X86_REG_DS, "es": X.UC_X86_REG_ES,
+    "ss": X.UC_X86_REG_SS, "fs": X.UC_X86_REG_FS, "gs": X.UC_X86_REG_GS,
+    "cr0": X.UC_X86_REG_CR0, "cr2": X.UC_X86_REG_CR2, "cr3": X.UC_X86_REG_CR3,
+    "cr4": X.UC_X86_REG_CR4,
+}
+MSR_EFER = 0xC0000080
+GPRS64 = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+          "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+_HC_REGS = [X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RDX,
+            X.UC_X86_REG_R10, X.UC_X86_REG_R8]
+_HC_REGS32 = [X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX,
+              X.UC_X86_REG_ESI, X.UC_X86_REG_EDI]
+
+EFLAGS_IF = 1 << 9
+EFLAGS_TF = 1 << 8
+
+
+# ---------------------------------------------------------------------------
+# The native budget callback.
+class _Budget(ctypes.Structure):
+    _fields_ = (("left", ctypes.c_int64), ("stop", ctypes.c_uint64))
+
+
+# void cb(uc_engine *uc /*rdi*/, uint64_t addr /*rsi*/, uint32_t size /*edx*/, void *user /*rcx*/)
+_THUNK = bytes.fromhex(
+    "89d0"          # mov  eax, edx          ; block size in bytes
+    "83c003"        # add  eax, 3
+    "c1e802"        # shr  eax, 2            ; ~instructions = ceil(bytes / 4)
+    "482901"        # sub  [rcx], rax        ; budget->left -= cost
+    "7e01"          # jle  stop
+    "c3"            # ret
+    "488b4108"      # stop: mov rax, [rcx+8] ; budget->stop = &uc_emu_stop
+    "ffe0"          # jmp  rax               ; tail call uc_emu_stop(uc)
+)
+_thunk_page: mmap.mmap | None = None
+_thunk_addr: int | None = None
+
+
+def _native_thunk() -> int | None:
+    """Address of the native block callback, or None where it cannot run."""
+    global _thunk_page, _thunk_addr
+    if _thunk_addr is not None:
+        return _thunk_addr
+    if platform.machine() not in ("x86_64", "AMD64") or not sys.platform.startswith("linux"):
+        return None
+    try:
+        page = mmap.mmap(-1, PAGE_SIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    except (OSError, ValueError):  # W^X policies
+        return None
+    page.write(_THUNK)
+    _thunk_page = page
+    _thunk_addr = ctypes.addressof(ctypes.c_char.from_buffer(page))
+    return _thunk_addr
+
+
+def _uclib() -> ctypes.CDLL:
+    return unicorn.unicorn_py3.unicorn.uclib  # type: ignore[attr-defined,no-any-return]
+
+
+# ---------------------------------------------------------------------------
+class X86Vcpu:
+    """One virtual CPU with its own unicorn engine and guest-physical address space.
+
+    ``long_mode=True`` makes a 64-bit engine (PV guests); otherwise a 32-bit
+    engine that starts in real mode with CR0.PE clear (HVM guests): unicorn's
+    16-bit mode cannot resume, a 32-bit engine in real mode can.
+    """
+
+    def __init__(self, exits: VcpuExits, *, long_mode: bool, name: str = "vcpu",
+                 native_budget: bool = True) -> None:
+        self.exits = exits
+        self.name = name
+        self.long_mode = long_mode
+        self.uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64 if long_mode else uc_const.UC_MODE_32)
+        try:
+            self.uc.ctl_set_tcg_buffer_size(8 * 1024 * 1024)
+        except (UcError, AttributeError):
+            pass
+        self._budget = _Budget(0, ctypes.cast(_uclib().uc_emu_stop, ctypes.c_void_p).value or 0)
+        self._stop_reason: ExitReason | None = None
+        self._fault: tuple[int, str] | None = None
+        self._stepping = False
+        self._hooks: list[int] = []
+        self._keep: list[object] = []
+        self.ring0 = not long_mode  # PV kernels run in ring 3; HVM guests own ring 0
+        thunk = _native_thunk() if native_budget else None
+        self.native_budget = thunk is not None
+        if thunk is not None:
+            self._add_native_block_hook(thunk)
+        else:
+            self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_BLOCK, self._py_block))
+        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INTR, self._on_intr))
+        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN_INVALID, self._on_invalid))
+        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_syscall, None, 1, 0,
+                                            X.UC_X86_INS_SYSCALL))
+        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_in, None, 1, 0,
+                                            X.UC_X86_INS_IN))
+        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_out, None, 1, 0,
+                                            X.UC_X86_INS_OUT))
+        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None, 1, 0,
+                                            X.UC_X86_INS_CPUID))
+        self.hypercall_regs = _HC_REGS if long_mode else _HC_REGS32
+        self.mapped: list[tuple[int, int]] = []
+
+    def _add_native_block_hook(self, thunk: int) -> None:
+        handle = ctypes.c_size_t()
+        err = _uclib().uc_hook_add(
+            self.uc._uch, ctypes.byref(handle), uc_const.UC_HOOK_BLOCK, ctypes.c_void_p(thunk),
+            ctypes.cast(ctypes.byref(self._budget), ctypes.c_void_p),
+            ctypes.c_uint64(1), ctypes.c_uint64(0),
+        )
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        self._keep.append(handle)
+
+    # -- memory ---------------------------------------------------------------
+    def map_host(self, addr: int, size: int, host_ptr: int, *, writable: bool = True,
+                 executable: bool = True) -> None:
+        """Make ``size`` bytes of host memory at ``host_ptr`` appear at guest-physical ``addr``."""
+        perms = uc_const.UC_PROT_READ
+        if writable:
+            perms |= uc_const.UC_PROT_WRITE
+        if executable:
+            perms |= uc_const.UC_PROT_EXEC
+        self.uc.mem_map_ptr(addr, size, perms, host_ptr)
+        self.mapped.append((addr, size))
+
+    def map_bytes(self, addr: int, data: bytes, *, writable: bool = False) -> None:
+        """Map fresh memory at ``addr`` filled with ``data`` (ROMs, all-ones holes)."""
+        perms = uc_const.UC_PROT_READ | uc_const.UC_PROT_EXEC
+        if writable:
+            perms |= uc_const.UC_PROT_WRITE
+        self.uc.mem_map(addr, len(data), perms)
+        self.uc.mem_write(addr, data)
+        self.mapped.append((addr, len(data)))
+
+    def unmap(self, addr: int, size: int) -> None:
+        self.uc.mem_unmap(addr, size)
+        self.mapped = [(a, s) for a, s in self.mapped if not (a == addr and s == size)]
+        self.invalidate_code(addr, addr + size)
+
+    def invalidate_code(self, begin: int, end: int) -> None:
+        """Drop translated code after the host wrote to guest code pages."""
+        self.uc.ctl_remove_cache(begin, end)
+
+    def phys_read(self, addr: int, size: int) -> bytes:
+        return bytes(self.uc.mem_read(addr, size))
+
+    def phys_write(self, addr: int, data: bytes) -> None:
+        self.uc.mem_write(addr, data)
+
+    # -- registers ------------------------------------------------------------
+    def reg(self, name: str) -> int:
+        return int(self.uc.reg_read(REGS[name]))
+
+    def set_reg(self, name: str, value: int) -> None:
+        self.uc.reg_write(REGS[name], value)
+
+    def msr_read(self, msr: int) -> int:
+        return int(self.uc.reg_read(X.UC_X86_REG_MSR, msr))
+
+    def msr_write(self, msr: int, value: int) -> None:
+        self.uc.reg_write(X.UC_X86_REG_MSR, (msr, value))
+
+    def hypercall_args(self) -> list[int]:
+        """[number, arg1..arg5] in the PV calling convention of this vCPU's width."""
+        return list(self.uc.reg_read_batch(self.hypercall_regs))
+
+    def set_return(self, value: int) -> None:
+        mask = 0xFFFF_FFFF_FFFF_FFFF if self.long_mode else 0xFFFF_FFFF
+        self.uc.reg_write(self.hypercall_regs[0], value & mask)
+
+    def registers(self) -> dict[str, int]:
+        names = GPRS64 + ("rip", "rflags", "cs", "ss", "cr0", "cr3") if self.long_mode else (
+            "eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags",
+            "cs", "ds", "es", "ss", "cr0")
+        return {n: self.reg(n) for n in names}
+
+    def mode(self) -> CpuMode:
+        if self.msr_read(MSR_EFER) & (1 << 10):  # EFER.LMA
+            return CpuMode.LONG
+        return CpuMode.PROTECTED if self.reg("cr0") & 1 else CpuMode.REAL
+
+    def pc(self) -> int:
+        """The address emulation resumes at (RIP, or the linear CS:IP in real mode)."""
+        return self.reg("rip") if self.long_mode else self.reg("eip")
+
+    # -- long mode entry (PV) -------------------------------------------------
+    def setup_long_mode(self, *, cr3: int, gdt_base: int, gdt_limit: int) -> None:
+        """Paging on, long mode active, GDT loaded: the state Xen keeps for a PV vCPU."""
+        self.uc.reg_write(X.UC_X86_REG_GDTR, (0, gdt_base, gdt_limit, 0))
+        self.uc.reg_write(X.UC_X86_REG_CR3, cr3)
+        self.uc.reg_write(X.UC_X86_REG_CR4, 0x20 | 0x200 | 0x400)  # PAE, OSFXSR, OSXMMEXCPT
+        self.msr_write(MSR_EFER, 0x501)  # SCE | LME | LMA
+        self.uc.reg_write(X.UC_X86_REG_CR0, 0x80050033)  # PG | WP | AM | NE | ET | MP | PE
+
+    # -- running ----------------------------------------------------------------
+    def request_stop(self, reason: ExitReason = ExitReason.YIELD) -> None:
+        """Called from a handler: end the current slice (at the next block boundary)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self.uc.emu_stop()
+
+    def raise_fault(self, vector: int, detail: str) -> None:
+        """Called from a handler: the current instruction faults (e.g. #GP for a PV ``out``)."""
+        if self._fault is None:
+            self._fault = (vector, detail)
+        self.uc.emu_stop()
+
+    def disassemble(self, code: bytes, address: int) -> str:
+        """One instruction of ``code`` (fetched by the caller) as text, for crash reports."""
+        mode = capstone.CS_MODE_64 if self.long_mode else (
+            capstone.CS_MODE_32 if self.reg("cr0") & 1 else capstone.CS_MODE_16)
+        md = capstone.Cs(capstone.CS_ARCH_X86, mode)
+        for insn in md.disasm(code, address, 1):
+            return f"{insn.mnemonic} {insn.op_str}".strip()
+        return ""
+
+    def elapsed(self) -> int:
+        """Virtual instructions consumed so far in the current slice."""
+        return self._slice_budget - self._budget.left
+
+    _slice_budget = 0
+
+    def run(self, budget: int, *, begin: int | None = None) -> RunResult:
+        """Run for at most ``budget`` virtual instructions (stops at block boundaries)."""
+        self._stop_reason = None
+        self._fault = None
+        self._slice_budget = budget
+        self._budget.left = budget
+        start = self.pc() if begin is None else begin
+        try:
+            self.uc.emu_start(start, _UNTIL)
+        except UcError as err:
+            if self._fault is None:
+                self._fault = self._classify_error(err)
+        used = max(0, budget - self._budget.left)
+        if self._fault is not None:
+            vec, detail = self._fault
+            return RunResult(ExitReason.FAULT, used, vec, detail)
+        if self._stop_reason is not None:
+            return RunResult(self._stop_reason, used)
+        if self._budget.left <= 0:
+            return RunResult(ExitReason.BUDGET, used)
+        if self.ring0 and self._byte_before_pc() == 0xF4:
+            return RunResult(ExitReason.HLT, used)
+        return RunResult(ExitReason.BUDGET, used)
+
+    def step(self) -> RunResult:
+        """Execute exactly one instruction (single-stepping; the one per-instruction path)."""
+        self._stop_reason = None
+        self._fault = None
+        self._slice_budget = 1 << 40
+        self._budget.left = 1 << 40
+        try:
+            self.uc.emu_start(self.pc(), _UNTIL, 0, 1)
+        except UcError as err:
+            if self._fault is None:
+                self._fault = self._classify_error(err)
+        if self._fault is not None:
+            vec, detail = self._fault
+            return RunResult(ExitReason.FAULT, 1, vec, detail)
+        if self._stop_reason is not None and self._stop_reason is not ExitReason.STEP:
+            return RunResult(self._stop_reason, 1)
+        return RunResult(ExitReason.STEP, 1)
+
+    def _byte_before_pc(self) -> int:
+        try:
+            lin = self.pc() - 1
+            if not self.long_mode and not self.reg("cr0") & 1:
+                lin = (self.reg("cs") << 4) + self.reg("eip") - 1
+            return self.uc.mem_read(lin, 1)[0]
+        except UcError:
+            return -1
+
+    def _classify_error(self, err: UcError) -> tuple[int, str]:
+        code = err.errno
+        table = {
+            uc_const.UC_ERR_INSN_INVALID: (VEC_UD, "invalid opcode"),
+            uc_const.UC_ERR_FETCH_UNMAPPED: (VEC_PF, "instruction fetch from unmapped memory"),
+            uc_const.UC_ERR_READ_UNMAPPED: (VEC_PF, "read of unmapped memory"),
+            uc_const.UC_ERR_WRITE_UNMAPPED: (VEC_PF, "write to unmapped memory"),
+            uc_const.UC_ERR_FETCH_PROT: (VEC_PF, "instruction fetch from a protected page"),
+            uc_const.UC_ERR_READ_PROT: (VEC_PF, "read of a protected page"),
+            uc_const.UC_ERR_WRITE_PROT: (VEC_PF, "write to a read-only page"),
+            uc_const.UC_ERR_EXCEPTION: (VEC_GP, "unhandled CPU exception"),
+        }
+        return table.get(code, (VEC_DF, f"emulator error: {err}"))
+
+    # -- hooks ------------------------------------------------------------------
+    def _py_block(self, uc: Uc, address: int, size: int, user: object) -> None:
+        self._budget.left -= (size + 3) >> 2
+        if self._budget.left <= 0:
+            uc.emu_stop()
+
+    def _on_syscall(self, uc: Uc, user: object) -> None:
+        self.exits.hypercall(self, "syscall")
+
+    def _on_intr(self, uc: Uc, intno: int, user: object) -> None:
+        if self._stepping and intno == VEC_DB:
+            return
+        if self.exits.interrupt(self, intno):
+            return
+        detail = VECTOR_NAMES.get(intno, f"interrupt {intno:#x}")
+        if intno == VEC_PF:
+            detail += f" at {self.reg('cr2'):#x}"
+        self._fault = (intno, detail)
+        uc.emu_stop()
+
+    def _on_invalid(self, uc: Uc, user: object) -> bool:
+        pc = self.pc()
+        try:
+            code = bytes(uc.mem_read(self._linear(pc), 3))
+        except UcError:
+            return False
+        if code in (b"\x0f\x01\xc1", b"\x0f\x01\xd9"):  # vmcall (VMX) / vmmcall (SVM)
+            self.set_reg("rip" if self.long_mode else "eip", pc + 3)
+            self.exits.hypercall(self, "vmcall")
+            return True
+        self._fault = (VEC_UD, f"invalid opcode {code.hex(' ')}")
+        return False
+
+    def _linear(self, pc: int) -> int:
+        if not self.long_mode and not self.reg("cr0") & 1:
+            return (self.reg("cs") << 4) + (pc & 0xFFFF)
+        return pc
+
+    def _on_in(self, uc: Uc, port: int, size: int, user: object) -> int:
+        return self.exits.io_in(self, port, size) & ((1 << (8 * size)) - 1)
+
+    def _on_out(self, uc: Uc, port: int, size: int, value: int, user: object) -> None:
+        self.exits.io_out(self, port, size, value)
+
+    def _on_cpuid(self, uc: Uc, user: object) -> int:
+        leaf = self.reg("eax")
+        sub = self.reg("ecx")
+        result = self.exits.cpuid(self, leaf, sub)
+        if result is None:
+            return 0  # unicorn's own CPUID
+        a, b, c, d = result
+        uc.reg_write_batch([(X.UC_X86_REG_RAX, a), (X.UC_X86_REG_RBX, b),
+                            (X.UC_X86_REG_RCX, c), (X.UC_X86_REG_RDX, d)])
+        return 1
+
+    # -- real mode interrupts -----------------------------------------------------
+    def deliver_real_mode_interrupt(self, vector: int) -> None:
+        """Vector through the IVT as a real-mode CPU does (unicorn does not).
+
+        Push FLAGS, CS, IP on SS:SP; clear IF and TF; load CS:IP from 0000:vector*4.
+        """
+        flags = self.reg("eflags")
+        cs, ip = self.reg("cs"), self.reg("eip") & 0xFFFF
+        ss, sp = self.reg("ss"), self.reg("esp") & 0xFFFF
+        for value in (flags & 0xFFFF, cs, ip):
+            sp = (sp - 2) & 0xFFFF
+            self.uc.mem_write((ss << 4) + sp, struct.pack("<H", value))
+        new_ip, new_cs = struct.unpack("<HH", bytes(self.uc.mem_read(vector * 4, 4)))
+        self.uc.reg_write(X.UC_X86_REG_ESP, sp)
+        self.uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~(EFLAGS_IF | EFLAGS_TF))
+        self.uc.reg_write(X.UC_X86_REG_CS, new_cs)
+        self.uc.reg_write(X.UC_X86_REG_EIP, new_ip)
+
+    def setup_real_mode(self, cs: int, ip: int) -> None:
+        """Reset state: real mode, CS:IP as given (the reset vector is F000:FFF0)."""
+        self.uc.reg_write(X.UC_X86_REG_CR0, 0x10)
+        self.uc.reg_write(X.UC_X86_REG_CS, cs)
+        for reg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES, X.UC_X86_REG_SS):
+            self.uc.reg_write(reg, 0)
+        self.uc.reg_write(X.UC_X86_REG_EIP, ip)
+
+    def close(self) -> None:
+        """Release the engine (a destroyed domain's vCPU)."""
+        for handle in self._hooks:
+            try:
+                self.uc.hook_del(handle)
+            except UcError:
+                pass
+        self._hooks.clear()
+
+
+Callback = Callable[..., object]

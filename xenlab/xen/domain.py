@@ -1,0 +1,157 @@
+"""Domains and their vCPUs: identity, memory, state and the life cycle.
+
+Life cycle (as ``xl list`` shows it)::
+
+    create ──► paused ──unpause──► running ⇄ blocked
+                 ▲  └──────pause──────┘ │
+                 │                      ├── shutdown(reason) ──► s (on_poweroff/on_reboot)
+                 │                      └── crash (fault)    ──► c (on_crash)
+                 └────────────── destroy ──► d (dying) ──► gone
+
+Real Xen: xen/common/domain.c (domain_create, domain_shutdown, domain_crash,
+domain_kill), xen/include/xen/sched.h (struct domain, struct vcpu)
+"""
+
+from __future__ import annotations
+
+import enum
+from array import array
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from xenlab.public.sched import ShutdownReason
+from xenlab.public.vcpu import Runstate
+from xenlab.xen.page_alloc import PAGE_SHIFT, Extent
+
+if TYPE_CHECKING:
+    from xenlab.cpu.x86 import X86Vcpu
+    from xenlab.xen.event_channel import EvtchnTable
+    from xenlab.xen.grant_table import GrantTable
+
+__all__ = ["Domain", "DomainType", "Vcpu"]
+
+INVALID_MFN = (1 << 64) - 1
+
+
+class DomainType(str, enum.Enum):
+    PV = "pv"
+    PVH = "pvh"
+    HVM = "hvm"
+
+
+@dataclass
+class Vcpu:
+    """``struct vcpu``: scheduling state, timer and the CPU that runs it."""
+
+    vcpu_id: int
+    domain: Domain
+    cpu: X86Vcpu | None = None
+    runstate: Runstate = Runstate.RUNSTATE_offline
+    state_entry_time: int = 0
+    runstate_time: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    processor: int = 0                 # the pCPU it last ran on
+    online: bool = False
+    blocked: bool = False              # SCHEDOP_block / poll, waiting for an event
+    poll_ports: tuple[int, ...] = ()
+    poll_deadline: int | None = None
+    timer_deadline: int | None = None  # set_timer_op, ns of system time
+    credit: int = 0
+    priority: int = -1                 # CSCHED_PRI_TS_UNDER
+    pending_upcall: bool = False
+    cpu_time: int = 0                  # ns spent running
+    upcall_mask_shadow: int = 1
+
+    @property
+    def runnable(self) -> bool:
+        d = self.domain
+        return (self.online and not self.blocked and not d.paused and not d.is_shut_down
+                and not d.is_dying)
+
+    def set_runstate(self, state: Runstate, now: int) -> None:
+        self.runstate_time[self.runstate] += max(0, now - self.state_entry_time)
+        self.runstate = state
+        self.state_entry_time = now
+
+
+@dataclass
+class Domain:
+    """``struct domain``."""
+
+    domid: int
+    name: str
+    dtype: DomainType
+    max_pages: int
+    privileged: bool = False
+    weight: int = 256
+    cap: int = 0
+    on_poweroff: str = "destroy"
+    on_reboot: str = "restart"
+    on_crash: str = "destroy"
+    extents: list[Extent] = field(default_factory=list)
+    p2m: array = field(default_factory=lambda: array("Q"))
+    vcpus: list[Vcpu] = field(default_factory=list)
+    pause_count: int = 1               # created paused; the toolstack unpauses
+    is_shutting_down: bool = False
+    is_shut_down: bool = False
+    shutdown_code: int = -1
+    is_crashed: bool = False
+    crash_reason: str = ""
+    is_dying: bool = False
+    shared_info_mfn: int | None = None
+    start_info_mfn: int | None = None
+    console: bytearray = field(default_factory=bytearray)
+    config: Any = None                 # the toolstack's DomainConfig
+    evtchn: EvtchnTable | None = None
+    grant_table: GrantTable | None = None
+    hypercall_count: int = 0
+    shared_mfns: set[int] = field(default_factory=set)  # Xen pages shared with this guest
+    cmdline: str = ""
+
+    @property
+    def tot_pages(self) -> int:
+        return sum(e.count for e in self.extents)
+
+    @property
+    def paused(self) -> bool:
+        return self.pause_count > 0
+
+    @property
+    def is_pv(self) -> bool:
+        return self.dtype is DomainType.PV
+
+    def owns_mfn(self, mfn: int) -> bool:
+        return any(e.mfn <= mfn < e.end for e in self.extents) or mfn in self.shared_mfns
+
+    def pfn_to_mfn(self, pfn: int) -> int:
+        if 0 <= pfn < len(self.p2m):
+            return int(self.p2m[pfn])
+        return INVALID_MFN
+
+    def maddr(self, pfn: int) -> int:
+        return self.pfn_to_mfn(pfn) << PAGE_SHIFT
+
+    @property
+    def cpu_time(self) -> int:
+        return sum(v.cpu_time for v in self.vcpus)
+
+    def state_flags(self, running_vcpus: set[tuple[int, int]] | None = None) -> str:
+        """The six ``xl list`` state letters: r b p s c d."""
+        running = any((self.domid, v.vcpu_id) in (running_vcpus or set()) for v in self.vcpus)
+        blocked = (not running and not self.is_shut_down and not self.paused
+                   and bool(self.vcpus) and all(v.blocked or not v.online for v in self.vcpus))
+        flags = [
+            "r" if running else "-",
+            "b" if blocked else "-",
+            "p" if self.paused and not self.is_shut_down and not self.is_dying else "-",
+            "s" if self.is_shut_down and not self.is_crashed else "-",
+            "c" if self.is_crashed else "-",
+            "d" if self.is_dying else "-",
+        ]
+        return "".join(flags)
+
+    @property
+    def shutdown_reason_name(self) -> str:
+        try:
+            return ShutdownReason(self.shutdown_code).name
+        except ValueError:
+            return f"reason {self.shutdown_code}"

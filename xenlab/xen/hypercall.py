@@ -1,0 +1,126 @@
+"""Hypercall entry and the dispatch table: one row per hypercall, Xen's numbers.
+
+A 64-bit PV guest calls ``hypercall_page + nr*32``; the stub Xen wrote there
+executes ``syscall`` with the number in RAX and arguments in RDI, RSI, RDX,
+R10, R8. The CPU layer traps the ``syscall`` and calls ``do_hypercall``,
+which looks the number up in ``pv_hypercall_table`` (an unknown or unused
+number returns ``-ENOSYS``), runs the handler, writes the result to RAX and
+emits one ``hypercall`` trace record with the decoded arguments.
+
+Real Xen: xen/include/hypercall-defs.c, xen/arch/x86/pv/hypercall.c
+(pv_hypercall, pv_ring3_init_hypercall_page), xen/arch/x86/hvm/hypercall.c
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xenlab.public.errno import Errno
+from xenlab.public.xen import Hypercall
+from xenlab.xen import console, event_channel, grant_table, memory, schedule, version
+from xenlab.xen.guest_access import GuestFault, copy_from_guest, copy_to_guest
+from xenlab.xen.trace import Kind
+
+if TYPE_CHECKING:
+    from xenlab.cpu.x86 import X86Vcpu
+    from xenlab.xen.domain import Domain, Vcpu
+    from xenlab.xen.setup import XenHost
+
+__all__ = ["HypercallContext", "HypercallEntry", "do_hypercall", "pv_hypercall_table"]
+
+Handler = Callable[..., int]
+
+
+@dataclass(frozen=True)
+class HypercallEntry:
+    handler: Handler
+    nargs: int
+
+
+#: The PV hypercall table (hypercall-defs.c, the "pv64" column). Numbers not
+#: listed here return -ENOSYS, as Xen does for hypercalls a build leaves out.
+pv_hypercall_table: dict[int, HypercallEntry] = {
+    Hypercall.memory_op: HypercallEntry(memory.do_memory_op, 2),
+    Hypercall.set_timer_op: HypercallEntry(schedule.do_set_timer_op, 1),
+    Hypercall.xen_version: HypercallEntry(version.do_xen_version, 2),
+    Hypercall.console_io: HypercallEntry(console.do_console_io, 3),
+    Hypercall.grant_table_op: HypercallEntry(grant_table.do_grant_table_op, 3),
+    Hypercall.vcpu_op: HypercallEntry(schedule.do_vcpu_op, 3),
+    Hypercall.sched_op: HypercallEntry(schedule.do_sched_op, 2),
+    Hypercall.event_channel_op: HypercallEntry(event_channel.do_event_channel_op, 2),
+}
+
+
+class HypercallContext:
+    """What a handler sees: the calling domain and vCPU, guest access, and the decoder."""
+
+    __slots__ = ("cpu", "decoded", "domain", "host", "nr", "vcpu")
+
+    def __init__(self, host: XenHost, domain: Domain, vcpu: Vcpu, cpu: X86Vcpu, nr: int) -> None:
+        self.host = host
+        self.domain = domain
+        self.vcpu = vcpu
+        self.cpu = cpu
+        self.nr = nr
+        self.decoded: dict[str, Any] = {"nr": nr}
+
+    @property
+    def now(self) -> int:
+        return self.host.now()
+
+    def decode(self, **fields: Any) -> None:
+        self.decoded.update(fields)
+
+    @staticmethod
+    def enum_name(enum_cls: type[enum.IntEnum], value: int) -> str | int:
+        try:
+            return enum_cls(value).name
+        except ValueError:
+            return value
+
+    def _cr3(self) -> int | None:
+        return self.cpu.reg("cr3") if self.domain.is_pv else None
+
+    def copy_from_guest(self, va: int, size: int) -> bytes | None:
+        try:
+            return copy_from_guest(self.host.mem, self.domain, self._cr3(), va, size)
+        except GuestFault as fault:
+            self.decoded["efault"] = str(fault)
+            return None
+
+    def copy_to_guest(self, va: int, data: bytes) -> bool:
+        try:
+            copy_to_guest(self.host.mem, self.domain, self._cr3(), va, data)
+        except GuestFault as fault:
+            self.decoded["efault"] = str(fault)
+            return False
+        return True
+
+
+def hypercall_name(nr: int) -> str:
+    try:
+        return Hypercall(nr).name
+    except ValueError:
+        return f"hypercall_{nr}"
+
+
+def do_hypercall(host: XenHost, v: Vcpu, cpu: X86Vcpu, via: str) -> None:
+    """Entry from the CPU layer: decode RAX and the argument registers, dispatch, return."""
+    args = cpu.hypercall_args()
+    nr = args[0]
+    d = v.domain
+    d.hypercall_count += 1
+    ctx = HypercallContext(host, d, v, cpu, nr)
+    entry = pv_hypercall_table.get(nr)
+    if entry is None:
+        ret = -Errno.ENOSYS
+        ctx.decoded.update({f"arg{i}": hex(a) for i, a in enumerate(args[1:6], 1) if a})
+    else:
+        ret = entry.handler(ctx, *args[1 : 1 + entry.nargs])
+    cpu.set_return(ret)
+    if host.trace.enabled:
+        host.trace.emit(host.now(), d.domid, v.vcpu_id, Kind.HYPERCALL, hypercall_name(nr),
+                        ctx.decoded, int(ret))

@@ -1,0 +1,125 @@
+"""Machine memory: every 4 KiB frame is free or owned by exactly one domain.
+
+The host's RAM is one anonymous ``mmap`` (pages are only touched when a guest
+uses them). Frames are handed out as contiguous extents, first fit, lowest
+address first, so allocation is deterministic. ``owner`` is the frame table
+(Xen's ``frame_table`` of ``struct page_info``): one entry per machine frame.
+
+Real Xen: xen/common/page_alloc.c (alloc_domheap_pages, free_domheap_pages)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from array import array
+from dataclasses import dataclass
+
+from xenlab.public.xen import DOMID_XEN
+
+__all__ = ["FREE", "PAGE_SHIFT", "PAGE_SIZE", "Extent", "HostMemory"]
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+FREE = 0xFFFF  # owner of a free frame (DOMID_INVALID would do too; distinct for clarity)
+
+
+@dataclass(frozen=True)
+class Extent:
+    mfn: int
+    count: int
+
+    @property
+    def end(self) -> int:
+        return self.mfn + self.count
+
+
+class HostMemory:
+    """The machine's RAM and its frame table."""
+
+    def __init__(self, total_mib: int) -> None:
+        self.total_pages = total_mib * 256
+        self.ram = mmap.mmap(-1, self.total_pages * PAGE_SIZE)
+        self.base = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
+        self.owner = array("H", [FREE]) * self.total_pages
+        self._free: list[Extent] = [Extent(0, self.total_pages)]
+
+    # -- allocation -----------------------------------------------------------
+    @property
+    def free_pages(self) -> int:
+        return sum(e.count for e in self._free)
+
+    def alloc(self, domid: int, nr_pages: int, *, contiguous: bool = False) -> list[Extent]:
+        """Take ``nr_pages`` frames for ``domid``; raise MemoryError (ENOMEM) if short."""
+        if nr_pages <= 0:
+            return []
+        if nr_pages > self.free_pages:
+            raise MemoryError(f"need {nr_pages} pages, {self.free_pages} free")
+        taken: list[Extent] = []
+        if contiguous:
+            for i, ext in enumerate(self._free):
+                if ext.count >= nr_pages:
+                    taken.append(Extent(ext.mfn, nr_pages))
+                    rest = Extent(ext.mfn + nr_pages, ext.count - nr_pages)
+                    self._free[i : i + 1] = [rest] if rest.count else []
+                    break
+            else:
+                raise MemoryError(f"no {nr_pages} contiguous free pages")
+        else:
+            need = nr_pages
+            while need:
+                ext = self._free[0]
+                n = min(need, ext.count)
+                taken.append(Extent(ext.mfn, n))
+                if n == ext.count:
+                    self._free.pop(0)
+                else:
+                    self._free[0] = Extent(ext.mfn + n, ext.count - n)
+                need -= n
+        for ext in taken:
+            self.owner[ext.mfn : ext.end] = array("H", [domid]) * ext.count
+            self.ram[ext.mfn * PAGE_SIZE : ext.end * PAGE_SIZE] = bytes(ext.count * PAGE_SIZE)
+        return taken
+
+    def free(self, extents: list[Extent]) -> None:
+        """Give frames back (scrubbed, as Xen scrubs freed domain pages)."""
+        for ext in extents:
+            self.owner[ext.mfn : ext.end] = array("H", [FREE]) * ext.count
+            self._free.append(ext)
+        self._free.sort(key=lambda e: e.mfn)
+        merged: list[Extent] = []
+        for ext in self._free:
+            if merged and merged[-1].end == ext.mfn:
+                merged[-1] = Extent(merged[-1].mfn, merged[-1].count + ext.count)
+            else:
+                merged.append(ext)
+        self._free = merged
+
+    # -- access -----------------------------------------------------------------
+    def read(self, maddr: int, size: int) -> bytes:
+        return self.ram[maddr : maddr + size]
+
+    def write(self, maddr: int, data: bytes) -> None:
+        self.ram[maddr : maddr + len(data)] = data
+
+    def read_u64(self, maddr: int) -> int:
+        return int.from_bytes(self.ram[maddr : maddr + 8], "little")
+
+    def write_u64(self, maddr: int, value: int) -> None:
+        self.ram[maddr : maddr + 8] = value.to_bytes(8, "little")
+
+    def host_ptr(self, maddr: int) -> int:
+        return self.base + maddr
+
+    def pages_owned_by(self, domid: int) -> int:
+        return self.owner.count(domid)
+
+    def check(self) -> None:
+        """Invariant: free list and frame table agree; nothing is owned twice."""
+        free_from_table = self.owner.count(FREE)
+        assert free_from_table == self.free_pages, (free_from_table, self.free_pages)
+        for ext in self._free:
+            assert all(o == FREE for o in self.owner[ext.mfn : ext.end])
+
+
+XEN_OWNER = DOMID_XEN

@@ -1,0 +1,693 @@
+"""The Xen host: boot, domains, the scheduling loop, and the traps from each vCPU.
+
+``XenHost()`` boots like a real machine: the boot loader hands control to Xen,
+Xen sets up its heap and the credit scheduler, brings up the physical CPUs
+and builds Dom0; every step is a ``(XEN)`` line in the log ``xl dmesg`` shows.
+Then the toolstack in Dom0 creates guests through the domctl-like methods here
+(``domain_create``, ``populate_physmap``, ``domain_unpause``, ``domain_destroy``)
+and ``run()`` schedules their vCPUs on the physical CPUs in virtual time.
+
+Dom0 in xenlab is not emulated machine code: it is the Python toolstack
+(``xenlab.tools``) together with the services later issues add. It owns
+memory and vCPUs like a real Dom0 but never appears on a run queue.
+
+Physical CPUs are simulated one after another, deterministically: the loop
+always advances the pCPU whose virtual clock is furthest behind.
+
+Real Xen: xen/arch/x86/setup.c (__start_xen), xen/common/sched/core.c
+(schedule), xen/common/domain.c, xen/common/domctl.c
+"""
+
+from __future__ import annotations
+
+import enum
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xenlab.cpu.x86 import ExitReason, RunResult, X86Vcpu, unicorn_version
+from xenlab.public import version as V
+from xenlab.public.errno import Errno
+from xenlab.public.sched import ShutdownReason
+from xenlab.public.vcpu import Runstate
+from xenlab.public.xen import DOMID_FIRST_RESERVED, DOMID_XEN, Virq
+from xenlab.xen import traps
+from xenlab.xen.console import ConsoleLog
+from xenlab.xen.domain import INVALID_MFN, Domain, DomainType, Vcpu
+from xenlab.xen.event_channel import EvtchnTable, evtchn_destroy, send_guest_vcpu_virq
+from xenlab.xen.grant_table import GrantTable
+from xenlab.xen.hypercall import do_hypercall
+from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE, Extent, HostMemory
+from xenlab.xen.sched_credit import CSCHED_ACCT_NS, PRI_NAMES, CreditScheduler
+from xenlab.xen.trace import Kind, Trace
+
+__all__ = ["DEFAULT_HOST_MIB", "Pcpu", "RunStatus", "XenHost"]
+
+DEFAULT_HOST_MIB = 2048
+DEFAULT_DOM0_MIB = 512
+XEN_RESERVED_MIB = 8  # the hypervisor image, its heap and frame table
+_PTE_P, _PTE_RW = 1, 2
+
+
+class RunStatus(str, enum.Enum):
+    IDLE = "idle"        # nothing runnable and no timer pending: every guest is done or asleep
+    BUDGET = "budget"    # max_instructions reached
+    UNTIL = "until"      # the caller's stop condition became true
+
+
+@dataclass
+class Pcpu:
+    """A physical CPU and its virtual clock (ns since boot)."""
+
+    cpu_id: int
+    time: int = 0
+    current: Vcpu | None = None
+
+
+class _VcpuTraps:
+    """The VM-exit / trap handlers of one PV vCPU (implements cpu.x86.VcpuExits)."""
+
+    def __init__(self, host: XenHost, v: Vcpu) -> None:
+        self.host = host
+        self.v = v
+
+    def hypercall(self, cpu: X86Vcpu, via: str) -> None:
+        do_hypercall(self.host, self.v, cpu, via)
+
+    def io_in(self, cpu: X86Vcpu, port: int, size: int) -> int:
+        cpu.raise_fault(13, f"in from port {port:#x}: a privileged instruction in a PV guest")
+        return 0xFFFFFFFF
+
+    def io_out(self, cpu: X86Vcpu, port: int, size: int, value: int) -> None:
+        cpu.raise_fault(13, f"out to port {port:#x}: a privileged instruction in a PV guest")
+
+    def cpuid(self, cpu: X86Vcpu, leaf: int, subleaf: int) -> tuple[int, int, int, int] | None:
+        return self.host.cpuid_xen_leaves(self.v.domain, leaf)
+
+    def interrupt(self, cpu: X86Vcpu, vector: int) -> bool:
+        return False  # a 64-bit PV guest has no interrupt that Xen turns into a hypercall
+
+
+class XenHost:
+    """An emulated machine running Xen, with Dom0 built and ready for the toolstack."""
+
+    def __init__(self, *, memory_mib: int = DEFAULT_HOST_MIB, nr_cpus: int = 2,
+                 dom0_mem_mib: int = DEFAULT_DOM0_MIB, trace: bool = True, seed: int = 0,
+                 native_budget: bool = True) -> None:
+        if memory_mib < 64 or nr_cpus < 1 or dom0_mem_mib < 16:
+            raise ValueError("host needs >= 64 MiB, >= 1 CPU, dom0 >= 16 MiB")
+        if dom0_mem_mib + XEN_RESERVED_MIB > memory_mib:
+            raise ValueError("dom0_mem does not fit in host memory")
+        self.seed = seed
+        self.native_budget = native_budget
+        self.mem = HostMemory(memory_mib)
+        self.trace = Trace(enabled=trace)
+        self.log = ConsoleLog()
+        self.domains: dict[int, Domain] = {}
+        self.pcpus = [Pcpu(i) for i in range(nr_cpus)]
+        self.sched = CreditScheduler(nr_cpus)
+        self.cmdline = (f"dom0_mem={dom0_mem_mib}M,max:{dom0_mem_mib}M loglvl=all "
+                        "guest_loglvl=all console_to_ring sched=credit")
+        self._current: tuple[Pcpu, Vcpu] | None = None
+        self._slice_end = 0
+        self._next_domid = 1
+        self.death_listeners: list[Callable[[Domain], None]] = []
+        self.console_listeners: list[Callable[[Domain, str], None]] = []
+        self.instructions = 0
+        self._start_xen(dom0_mem_mib)
+
+    # ==================================================================== boot
+    def _start_xen(self, dom0_mem_mib: int) -> None:
+        """__start_xen: the boot story, as ``xl dmesg`` tells it."""
+        pk = self.log.printk
+        total = self.mem.total_pages * PAGE_SIZE
+        pk(f" __  __            _  _    _ _____  ___\n"
+           f" \\ \\/ /___ _ __   | || |  / |___  |/ _ \\  (emulated by xenlab)\n"
+           f"  \\  // _ \\ '_ \\  | || |_ | |  / /| | | |\n"
+           f"  /  \\  __/ | | | |__   _|| | / / | |_| |\n"
+           f" /_/\\_\\___|_| |_|    |_|(_)_|/_/   \\___/")
+        pk(f"Xen version {V.XEN_MAJOR}.{V.XEN_MINOR}{V.XEN_EXTRAVERSION.decode()} "
+           f"(xenlab@xenlab.example) (unicorn {unicorn_version()} CPU emulator) debug=y")
+        pk("Bootloader: xenlab (a boot loader such as GRUB starts Xen on a real machine)")
+        pk(f"Command line: {self.cmdline}")
+        pk("Xen-e820 RAM map:")
+        pk(" [0000000000000000, 000000000009efff] (usable)")
+        pk(" [000000000009f000, 00000000000fffff] (reserved)")
+        pk(f" [0000000000100000, {total - 1:016x}] (usable)")
+        pk(f"System RAM: {total >> 20}MB ({total >> 10}kB)")
+        self._xen_extents = self.mem.alloc(DOMID_XEN, XEN_RESERVED_MIB * 256, contiguous=True)
+        self._setup_xen_area()
+        pk(f"Domain heap initialised ({self.mem.free_pages} pages free)")
+        pk(f"Using scheduler: {self.sched.name}")
+        pk(f"Detected {len(self.pcpus)} CPUs (x86-64, emulated by unicorn {unicorn_version()})")
+        pk("HVM: VMX enabled (emulated: vmcall traps to Xen)")
+        pk(f"Brought up {len(self.pcpus)} CPUs")
+        pk("*** Building a PV Dom0 ***")
+        dom0 = self._build_dom0(dom0_mem_mib)
+        first = dom0.extents[0].mfn << PAGE_SHIFT
+        pk(f" Dom0 alloc.:   {first:016x}->{first + (dom0.tot_pages << PAGE_SHIFT):016x} "
+           f"({dom0.tot_pages} pages to be allocated)")
+        pk(" Dom0 kernel: xenlab's toolstack (Python), not emulated machine code")
+        pk("Scrubbing Free RAM in background")
+        pk("Std. Loglevel: All")
+        pk("Guest Loglevel: All")
+        pk("*** Serial input to DOM0 (type 'CTRL-a' three times to switch input)")
+        pk(f"Freed {XEN_RESERVED_MIB * 1024 // 8}kB init memory")
+        self.trace.emit(0, 0, 0, Kind.LIFECYCLE, "boot",
+                        {"memory_mib": total >> 20, "nr_cpus": len(self.pcpus)})
+
+    def _setup_xen_area(self) -> None:
+        """Xen's mappings at HYPERVISOR_VIRT_START: GDT, entry trampoline, a stack."""
+        base = self._xen_extents[0].mfn
+        self.xen_frames = {
+            "l3": base, "l2": base + 1, "l1": base + 2, "zero": base + 3, "gdt": base + 4,
+            "stub": base + 5, "stack": base + 6,
+        }
+        f = self.xen_frames
+        self.mem.write(f["gdt"] << PAGE_SHIFT, traps.gdt_page())
+        self.mem.write(f["stub"] << PAGE_SHIFT, traps.stub_page())
+        self.mem.write_u64((f["l3"] << PAGE_SHIFT), (f["l2"] << PAGE_SHIFT) | _PTE_P | _PTE_RW)
+        self.mem.write_u64((f["l2"] << PAGE_SHIFT), (f["l1"] << PAGE_SHIFT) | _PTE_P | _PTE_RW)
+        l1 = f["l1"] << PAGE_SHIFT
+        for i in range(traps.GDT_PAGES):
+            frame = f["gdt"] if i == traps.FIRST_RESERVED_GDT_PAGE else f["zero"]
+            self.mem.write_u64(l1 + 8 * i, (frame << PAGE_SHIFT) | _PTE_P)
+        self.mem.write_u64(l1 + 8 * 16, (f["stub"] << PAGE_SHIFT) | _PTE_P)
+        self.mem.write_u64(l1 + 8 * 17, (f["stack"] << PAGE_SHIFT) | _PTE_P | _PTE_RW)
+
+    def _build_dom0(self, mib: int) -> Domain:
+        d = Domain(0, "Domain-0", DomainType.PV, max_pages=mib * 256, privileged=True)
+        d.evtchn = EvtchnTable()
+        d.grant_table = GrantTable()
+        d.extents = self.mem.alloc(0, mib * 256)
+        d.p2m = array("Q", (m for e in d.extents for m in range(e.mfn, e.end)))
+        d.shared_info_mfn = self._alloc_xen_shared(d)
+        d.pause_count = 0
+        for i in range(len(self.pcpus)):
+            v = Vcpu(i, d, online=True, runstate=Runstate.RUNSTATE_running, processor=i)
+            d.vcpus.append(v)
+        self.domains[0] = d
+        return d
+
+    def _alloc_xen_shared(self, d: Domain) -> int:
+        """A Xen heap page shared with ``d`` (shared_info, grant table frames)."""
+        mfn = self.mem.alloc(DOMID_XEN, 1)[0].mfn
+        d.shared_mfns.add(mfn)
+        return mfn
+
+    # ==================================================================== time
+    def now(self) -> int:
+        """System time in ns: the running pCPU's clock, or the earliest pCPU clock."""
+        if self._current is not None:
+            pc, v = self._current
+            assert v.cpu is not None
+            return pc.time + v.cpu.elapsed()
+        return min(p.time for p in self.pcpus)
+
+    # ============================================================ domctl-like API
+    def alloc_domid(self) -> int:
+        domid = self._next_domid
+        while domid in self.domains:
+            domid += 1
+        if domid >= DOMID_FIRST_RESERVED:
+            raise ValueError("no free domain id")
+        return domid
+
+    def domain_create(self, name: str, dtype: DomainType, *, max_pages: int, vcpus: int,
+                      weight: int = 256, cap: int = 0) -> Domain:
+        """XEN_DOMCTL_createdomain (+ max_vcpus, max_mem): a paused, empty domain."""
+        if max_pages > self.mem.free_pages:
+            raise MemoryError(f"domain needs {max_pages} pages, host has {self.mem.free_pages}")
+        domid = self.alloc_domid()
+        d = Domain(domid, name, dtype, max_pages=max_pages, weight=weight, cap=cap)
+        d.evtchn = EvtchnTable()
+        d.grant_table = GrantTable()
+        d.shared_info_mfn = self._alloc_xen_shared(d)
+        self.domains[domid] = d
+        self._next_domid = domid + 1
+        for i in range(vcpus):
+            v = Vcpu(i, d)
+            v.cpu = X86Vcpu(_VcpuTraps(self, v), long_mode=dtype is DomainType.PV,
+                            name=f"d{domid}v{i}", native_budget=self.native_budget)
+            d.vcpus.append(v)
+            if dtype is DomainType.PV:
+                self._map_xen_area(v.cpu)
+                v.cpu.map_host(d.shared_info_mfn << PAGE_SHIFT, PAGE_SIZE,
+                               self.mem.host_ptr(d.shared_info_mfn << PAGE_SHIFT),
+                               executable=False)
+        self.trace.emit(self.now(), domid, 0, Kind.LIFECYCLE, "create",
+                        {"name": name, "type": dtype.value, "max_pages": max_pages,
+                         "vcpus": vcpus})
+        return d
+
+    def _map_xen_area(self, cpu: X86Vcpu) -> None:
+        for frame in self.xen_frames.values():
+            maddr = frame << PAGE_SHIFT
+            cpu.map_host(maddr, PAGE_SIZE, self.mem.host_ptr(maddr),
+                         writable=frame == self.xen_frames["stack"])
+
+    def populate_physmap(self, d: Domain, nr_pages: int) -> None:
+        """Give ``d`` its initial RAM: pfns 0..nr_pages-1 (xc_domain_populate_physmap)."""
+        if d.tot_pages + nr_pages > d.max_pages:
+            raise MemoryError("over the domain's max_pages")
+        extents = self.mem.alloc(d.domid, nr_pages)
+        self._assign(d, extents, gpfn=len(d.p2m))
+
+    def _assign(self, d: Domain, extents: list[Extent], gpfn: int | None) -> None:
+        d.extents.extend(extents)
+        for ext in extents:
+            for i, mfn in enumerate(range(ext.mfn, ext.end)):
+                pfn = len(d.p2m) if gpfn is None else gpfn + i
+                while len(d.p2m) <= pfn:
+                    d.p2m.append(INVALID_MFN)
+                d.p2m[pfn] = mfn
+            if gpfn is not None:
+                gpfn += ext.count
+            for v in d.vcpus:
+                assert v.cpu is not None
+                addr = (ext.mfn << PAGE_SHIFT) if d.is_pv else (
+                    d.p2m.index(ext.mfn) << PAGE_SHIFT)
+                v.cpu.map_host(addr, ext.count << PAGE_SHIFT,
+                               self.mem.host_ptr(ext.mfn << PAGE_SHIFT))
+
+    def guest_add_pages(self, d: Domain, count: int, gpfn: int | None) -> int | None:
+        """increase_reservation / populate_physmap for a running guest; returns the first MFN."""
+        try:
+            extents = self.mem.alloc(d.domid, count, contiguous=True)
+        except MemoryError:
+            return None
+        if gpfn is not None and gpfn < len(d.p2m) and d.p2m[gpfn] != INVALID_MFN:
+            self.mem.free(extents)
+            return None
+        self._assign(d, extents, gpfn)
+        return extents[0].mfn
+
+    def guest_remove_pages(self, d: Domain, pfn: int, count: int) -> bool:
+        """decrease_reservation: the guest hands frames (by pfn) back to Xen."""
+        if d.privileged:
+            return False
+        mfns = []
+        for i in range(count):
+            mfn = d.pfn_to_mfn(pfn + i)
+            if mfn == INVALID_MFN or mfn in d.shared_mfns or not d.owns_mfn(mfn):
+                return False
+            mfns.append(mfn)
+        for i, mfn in enumerate(mfns):
+            d.p2m[pfn + i] = INVALID_MFN
+            addr = (mfn << PAGE_SHIFT) if d.is_pv else ((pfn + i) << PAGE_SHIFT)
+            for v in d.vcpus:
+                assert v.cpu is not None
+                v.cpu.unmap(addr, PAGE_SIZE)
+            new: list[Extent] = []
+            for ext in d.extents:
+                if ext.mfn <= mfn < ext.end:
+                    if ext.mfn < mfn:
+                        new.append(Extent(ext.mfn, mfn - ext.mfn))
+                    if mfn + 1 < ext.end:
+                        new.append(Extent(mfn + 1, ext.end - mfn - 1))
+                else:
+                    new.append(ext)
+            d.extents = new
+            self.mem.free([Extent(mfn, 1)])
+        return True
+
+    def guest_e820(self, d: Domain) -> list[tuple[int, int, int]]:
+        return [(0, d.tot_pages << PAGE_SHIFT, 1)]
+
+    def gnttab_grow(self, d: Domain, nr_frames: int) -> bool:
+        assert d.grant_table is not None
+        while d.grant_table.nr_frames < nr_frames:
+            try:
+                mfn = self._alloc_xen_shared(d)
+            except MemoryError:
+                return False
+            d.grant_table.frames.append(mfn)
+            for v in d.vcpus:
+                if v.cpu is not None and d.is_pv:
+                    v.cpu.map_host(mfn << PAGE_SHIFT, PAGE_SIZE,
+                                   self.mem.host_ptr(mfn << PAGE_SHIFT), executable=False)
+        return True
+
+    def vcpu_initialise_pv(self, v: Vcpu, *, rip: int, rsp: int, rsi: int, cr3: int) -> None:
+        """XEN_DOMCTL_setvcpucontext for a 64-bit PV vCPU: enter at ``rip`` in ring 3."""
+        cpu = v.cpu
+        assert cpu is not None
+        cpu.setup_long_mode(cr3=cr3, gdt_base=traps.GDT_VA, gdt_limit=traps.GDT_LIMIT)
+        frame_va = traps.XEN_STACK_VA + PAGE_SIZE - 64
+        stack_maddr = self.xen_frames["stack"] << PAGE_SHIFT
+        self.mem.write(stack_maddr + PAGE_SIZE - 64, traps.iret_frame(rip, rsp))
+        cpu.set_reg("cs", 0xE008)
+        cpu.set_reg("ss", 0)
+        cpu.set_reg("rsp", frame_va)
+        cpu.set_reg("rsi", rsi)
+        cpu.set_reg("rip", traps.XEN_STUB_VA)
+        v.online = True
+        v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
+        self.sched.insert_vcpu(v)
+
+    def domain_unpause(self, d: Domain) -> None:
+        if d.pause_count > 0:
+            d.pause_count -= 1
+        if not d.paused:
+            for v in d.vcpus:
+                if v.runnable:
+                    self.sched.runq_insert(v)
+        self.trace.emit(self.now(), d.domid, 0, Kind.LIFECYCLE, "unpause",
+                        {"pause_count": d.pause_count})
+
+    def domain_pause(self, d: Domain) -> None:
+        d.pause_count += 1
+        for v in d.vcpus:
+            self.sched.sleep(v)
+            if v.runstate is not Runstate.RUNSTATE_offline:
+                v.set_runstate(Runstate.RUNSTATE_offline if not v.online
+                               else Runstate.RUNSTATE_runnable, self.now())
+        if self._current is not None and self._current[1].domain is d:
+            cpu = self._current[1].cpu
+            assert cpu is not None
+            cpu.request_stop()
+        self.trace.emit(self.now(), d.domid, 0, Kind.LIFECYCLE, "pause",
+                        {"pause_count": d.pause_count})
+
+    def domain_shutdown(self, d: Domain, reason: int) -> None:
+        """domain_shutdown: stop every vCPU, record the reason, tell Dom0 (VIRQ_DOM_EXC)."""
+        if d.is_shutting_down or d.is_dying:
+            return
+        d.is_shutting_down = True
+        d.shutdown_code = reason
+        if reason == ShutdownReason.SHUTDOWN_crash:
+            d.is_crashed = True
+        self._stop_domain(d)
+        d.is_shut_down = True
+        self.log.printk(f"d{d.domid}: shutdown: reason {d.shutdown_reason_name} ({reason})")
+        self.trace.emit(self.now(), d.domid, 0, Kind.LIFECYCLE, "shutdown",
+                        {"reason": d.shutdown_reason_name, "code": reason})
+        self._notify_death(d)
+
+    def domain_crash(self, d: Domain, v: Vcpu, why: str, regs: dict[str, int] | None = None
+                     ) -> None:
+        """domain_crash: a guest fault Xen cannot hand back; only this domain stops."""
+        if d.is_shutting_down or d.is_dying:
+            return
+        pc = self._current[0].cpu_id if self._current else v.processor
+        self.log.printk(f"d{d.domid}v{v.vcpu_id} {why}")
+        self.log.printk(f"domain_crash called from xenlab/xen/setup.py: "
+                        f"Domain {d.domid} (vcpu#{v.vcpu_id}) crashed on cpu#{pc}:")
+        if regs:
+            self.log.printk(f"RIP:    {regs.get('cs', 0):04x}:[<{regs.get('rip', 0):016x}>]")
+            self.log.printk(f"RFLAGS: {regs.get('rflags', 0):016x}   "
+                            f"CONTEXT: pv guest (d{d.domid}v{v.vcpu_id})")
+            self.log.printk(f"rax: {regs.get('rax', 0):016x}   rbx: {regs.get('rbx', 0):016x}"
+                            f"   rcx: {regs.get('rcx', 0):016x}")
+            self.log.printk(f"rsp: {regs.get('rsp', 0):016x}   cr3: {regs.get('cr3', 0):016x}")
+        d.is_shutting_down = True
+        d.is_crashed = True
+        d.crash_reason = why
+        d.shutdown_code = ShutdownReason.SHUTDOWN_crash
+        self._stop_domain(d)
+        d.is_shut_down = True
+        self.trace.emit(self.now(), d.domid, v.vcpu_id, Kind.LIFECYCLE, "crash", {"why": why})
+        self._notify_death(d)
+
+    def _stop_domain(self, d: Domain) -> None:
+        for v in d.vcpus:
+            self.sched.sleep(v)
+            v.timer_deadline = None
+            v.poll_deadline = None
+            if v.online:
+                v.set_runstate(Runstate.RUNSTATE_offline, self.now())
+        if self._current is not None and self._current[1].domain is d:
+            cpu = self._current[1].cpu
+            assert cpu is not None
+            cpu.request_stop()
+
+    def _notify_death(self, d: Domain) -> None:
+        dom0 = self.domains.get(0)
+        if dom0 is not None:
+            send_guest_vcpu_virq(self, dom0.vcpus[0], Virq.VIRQ_DOM_EXC)
+        for listener in list(self.death_listeners):
+            listener(d)
+
+    def domain_destroy(self, d: Domain) -> None:
+        """domain_kill + domain_destroy: free every frame, port and vCPU."""
+        if d.domid == 0:
+            raise ValueError("Domain-0 cannot be destroyed")
+        if d.domid not in self.domains:
+            return
+        d.is_dying = True
+        self._stop_domain(d)
+        evtchn_destroy(self, d)
+        for v in d.vcpus:
+            self.sched.remove_vcpu(v)
+            if v.cpu is not None:
+                v.cpu.close()
+                v.cpu = None
+        self.mem.free(d.extents)
+        self.mem.free([Extent(m, 1) for m in sorted(d.shared_mfns)])
+        d.extents = []
+        d.shared_mfns = set()
+        d.p2m = array("Q")
+        del self.domains[d.domid]
+        self.trace.emit(self.now(), d.domid, 0, Kind.LIFECYCLE, "destroy", {"name": d.name})
+
+    # ============================================================ console, cpuid
+    def console_write(self, d: Domain, text: str) -> None:
+        d.console.extend(text.encode("latin-1", "replace"))
+        self.log.guest_write(d.domid, text)
+        for listener in self.console_listeners:
+            listener(d, text)
+
+    def console_input(self, count: int) -> bytes:
+        return b""
+
+    def cpuid_xen_leaves(self, d: Domain, leaf: int) -> tuple[int, int, int, int] | None:
+        """Xen's CPUID leaves at 0x40000000: signature, version, hypercall-page MSR."""
+        if leaf == 0x40000000:
+            return (0x40000005, 0x566E6558, 0x65584D4D, 0x4D4D566E)  # "XenVMMXenVMM"
+        if leaf == 0x40000001:
+            return ((V.XEN_MAJOR << 16) | V.XEN_MINOR, 0, 0, 0)
+        if leaf == 0x40000002:
+            return (1, 0x40000000, 0, 0)  # 1 hypercall page; MSR 0x40000000
+        if 0x40000003 <= leaf <= 0x40000005:
+            return (0, 0, 0, 0)
+        return None
+
+    # ============================================================ vCPU operations
+    def vcpu_yield(self, v: Vcpu) -> None:
+        self.trace.emit(self.now(), v.domain.domid, v.vcpu_id, Kind.SCHED, "yield")
+        if self.sched.has_runnable() and v.cpu is not None:
+            v.cpu.request_stop()
+
+    def _vcpu_info(self, v: Vcpu) -> int | None:
+        d = v.domain
+        if d.shared_info_mfn is None or v.vcpu_id >= 32:
+            return None
+        return (d.shared_info_mfn << PAGE_SHIFT) + 64 * v.vcpu_id
+
+    def vcpu_block(self, v: Vcpu) -> None:
+        """vcpu_block_enable_events: unmask event delivery, sleep unless something is pending."""
+        vi = self._vcpu_info(v)
+        if vi is not None:
+            self.mem.write(vi + 1, b"\x00")  # evtchn_upcall_mask = 0
+            if self.mem.read(vi, 1)[0]:      # evtchn_upcall_pending
+                return
+        self._sleep(v, "block")
+
+    def vcpu_poll(self, v: Vcpu, ports: tuple[int, ...], timeout: int) -> int:
+        from xenlab.xen.event_channel import evtchn_port_is_pending
+
+        d = v.domain
+        assert d.evtchn is not None
+        for port in ports:
+            if d.evtchn.lookup(port) is None:
+                return -Errno.EINVAL
+            if evtchn_port_is_pending(self, d, port):
+                return 0
+        if timeout and timeout <= self.now():
+            return 0
+        v.poll_ports = tuple(ports)
+        v.poll_deadline = timeout or None
+        self._sleep(v, "poll")
+        return 0
+
+    def _sleep(self, v: Vcpu, why: str) -> None:
+        v.blocked = True
+        self.sched.sleep(v)
+        self.trace.emit(self.now(), v.domain.domid, v.vcpu_id, Kind.SCHED, why,
+                        {"timer": v.timer_deadline})
+        if v.cpu is not None:
+            v.cpu.request_stop()
+
+    def vcpu_wake(self, v: Vcpu, why: str) -> None:
+        if not v.blocked:
+            return
+        v.blocked = False
+        v.poll_ports = ()
+        v.poll_deadline = None
+        if v.runnable:
+            v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
+            self.sched.wake(v)
+        self.trace.emit(self.now(), v.domain.domid, v.vcpu_id, Kind.SCHED, "wake",
+                        {"why": why, "priority": PRI_NAMES.get(v.priority, v.priority)})
+
+    def vcpu_mark_events_pending(self, v: Vcpu, port: int) -> None:
+        if v.blocked and not v.poll_ports:
+            self.vcpu_wake(v, f"event on port {port}")
+
+    def evtchn_check_pollers(self, d: Domain, port: int) -> None:
+        for v in d.vcpus:
+            if v.blocked and port in v.poll_ports:
+                self.vcpu_wake(v, f"poll: port {port}")
+
+    def vcpu_down(self, v: Vcpu) -> int:
+        v.online = False
+        self.sched.sleep(v)
+        v.set_runstate(Runstate.RUNSTATE_offline, self.now())
+        if self._current is not None and self._current[1] is v and v.cpu is not None:
+            v.cpu.request_stop()
+        return 0
+
+    def vcpu_up(self, v: Vcpu) -> int:
+        if v.online:
+            return 0
+        if v.state_entry_time == 0 and v.runstate is Runstate.RUNSTATE_offline:
+            return -Errno.EINVAL  # never initialised (VCPUOP_initialise is not supported)
+        v.online = True
+        if v.runnable:
+            self.sched.runq_insert(v)
+        return 0
+
+    def set_timer(self, v: Vcpu, deadline: int | None) -> None:
+        v.timer_deadline = deadline
+        if (deadline is not None and self._current is not None and self._current[1] is not v
+                and deadline < self._slice_end):
+            cpu = self._current[1].cpu
+            if cpu is not None:
+                cpu.request_stop()
+        elif (deadline is not None and self._current is not None and self._current[1] is v
+              and deadline < self._slice_end and v.cpu is not None):
+            v.cpu.request_stop()
+
+    # ============================================================ the scheduling loop
+    def _all_vcpus(self) -> list[Vcpu]:
+        return [v for d in self.domains.values() for v in d.vcpus if v.cpu is not None]
+
+    def _next_deadline(self) -> int | None:
+        times = [t for v in self._all_vcpus() for t in (v.timer_deadline, v.poll_deadline)
+                 if t is not None]
+        return min(times) if times else None
+
+    def _fire_timers(self, now: int) -> None:
+        for v in self._all_vcpus():
+            if v.timer_deadline is not None and v.timer_deadline <= now:
+                deadline = v.timer_deadline
+                v.timer_deadline = None
+                self.trace.emit(max(now, deadline), v.domain.domid, v.vcpu_id, Kind.EVENT,
+                                "timer", {"deadline": deadline, "virq": "VIRQ_TIMER"})
+                send_guest_vcpu_virq(self, v, Virq.VIRQ_TIMER)
+            if v.poll_deadline is not None and v.poll_deadline <= now:
+                v.poll_deadline = None
+                self.vcpu_wake(v, "poll timeout")
+
+    def runnable_work(self) -> bool:
+        return self.sched.has_runnable() or self._next_deadline() is not None
+
+    def run(self, max_instructions: int | None = None,
+            until: Callable[[], bool] | None = None) -> RunStatus:
+        """Schedule guest vCPUs until nothing can happen, the budget ends or ``until()``."""
+        spent = 0
+        while True:
+            if until is not None and until():
+                return RunStatus.UNTIL
+            if max_instructions is not None and spent >= max_instructions:
+                return RunStatus.BUDGET
+            pc = min(self.pcpus, key=lambda p: (p.time, p.cpu_id))
+            while pc.time >= self.sched.next_acct:
+                self.sched.account()
+                self.sched.next_acct += CSCHED_ACCT_NS
+            self._fire_timers(pc.time)
+            v = self.sched.pick_next()
+            if v is None:
+                nxt = self._next_deadline()
+                ahead = [p.time for p in self.pcpus if p.time > pc.time]
+                candidates = ([nxt] if nxt is not None else []) + ahead
+                if not candidates:
+                    return RunStatus.IDLE
+                pc.time = max(pc.time, min(candidates))
+                continue
+            budget = self.sched.tslice_ns
+            nxt = self._next_deadline()
+            if nxt is not None:
+                budget = min(budget, max(1, nxt - pc.time))
+            if max_instructions is not None:
+                budget = min(budget, max_instructions - spent)
+            spent += self._run_vcpu(pc, v, budget)
+
+    def _run_vcpu(self, pc: Pcpu, v: Vcpu, budget: int) -> int:
+        cpu = v.cpu
+        assert cpu is not None
+        d = v.domain
+        v.processor = pc.cpu_id
+        v.set_runstate(Runstate.RUNSTATE_running, pc.time)
+        pc.current = v
+        self._current = (pc, v)
+        self._slice_end = pc.time + budget
+        result: RunResult = cpu.run(budget)
+        self._current = None
+        pc.current = None
+        executed = max(1, result.executed)
+        pc.time += executed
+        v.cpu_time += executed
+        self.instructions += result.executed
+        self.sched.burn_credits(v, executed)
+        if result.reason is ExitReason.FAULT and not d.is_shutting_down:
+            regs = cpu.registers()
+            insn = self._faulting_instruction(d, cpu, regs.get("rip", 0))
+            why = (f"Unhandled {result.detail} [#{result.vector}] at rip "
+                   f"{regs.get('rip', 0):016x}{f' ({insn})' if insn else ''}")
+            self.domain_crash(d, v, why, regs)
+        elif result.reason is ExitReason.HLT and not d.is_shutting_down:
+            self._sleep(v, "hlt")
+        if v.runnable and not v.blocked:
+            v.set_runstate(Runstate.RUNSTATE_runnable, pc.time)
+            self.sched.runq_insert(v)
+        elif v.blocked:
+            v.set_runstate(Runstate.RUNSTATE_blocked, pc.time)
+        return result.executed
+
+    def _faulting_instruction(self, d: Domain, cpu: X86Vcpu, rip: int) -> str:
+        from xenlab.xen.guest_access import GuestFault, copy_from_guest
+
+        try:
+            code = copy_from_guest(self.mem, d, cpu.reg("cr3") if d.is_pv else None, rip, 15)
+        except GuestFault:
+            try:
+                code = copy_from_guest(self.mem, d, cpu.reg("cr3") if d.is_pv else None, rip, 1)
+            except GuestFault:
+                return ""
+        text = cpu.disassemble(code, rip)
+        privileged = {"hlt", "cli", "sti", "wrmsr", "rdmsr", "lgdt", "lidt", "invlpg", "in",
+                      "out", "wbinvd", "clts", "lmsw", "ltr", "lldt", "mov"}
+        if text and text.split()[0] in privileged and d.is_pv:
+            text += ": a privileged instruction in a PV guest"
+        return text
+
+    # ============================================================ inspection
+    def running_vcpus(self) -> set[tuple[int, int]]:
+        """(domid, vcpu) pairs on a pCPU now; Dom0's vCPU 0 runs the toolstack asking."""
+        out = {(0, 0)}
+        if self._current is not None:
+            out.add((self._current[1].domain.domid, self._current[1].vcpu_id))
+        return out
+
+    def check_invariants(self) -> None:
+        """Every frame free or owned once; page counts add up; Xen frames accounted."""
+        self.mem.check()
+        owned = sum(d.tot_pages for d in self.domains.values())
+        shared = sum(len(d.shared_mfns) for d in self.domains.values())
+        xen = self.mem.pages_owned_by(DOMID_XEN)
+        assert owned + xen + self.mem.free_pages == self.mem.total_pages, (owned, xen)
+        assert shared <= xen
+        for d in self.domains.values():
+            for ext in d.extents:
+                assert all(o == d.domid for o in self.mem.owner[ext.mfn : ext.end])

@@ -1,0 +1,116 @@
+"""The one trace path: every observable step becomes a typed ``TraceRecord``.
+
+Hypercalls (number, name, decoded arguments, return value), domain life-cycle
+events, scheduling decisions, faults, and later VM exits, ioreqs, events,
+grants, xenstore accesses and firmware phases all go through ``Trace.emit``.
+Views, widgets and tests read only these records. ``--trace FILE.jsonl``
+writes them one JSON object per line; the same configs give byte-identical
+files (virtual time, no wall clock, no addresses of Python objects).
+
+Real Xen: xen/common/trace.c and tools/xentrace (xentrace records are binary
+``t_rec``s with event ids; xenlab keeps names instead of ids so a student can
+read them)
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+__all__ = ["Kind", "Trace", "TraceRecord"]
+
+
+class Kind(str, enum.Enum):
+    HYPERCALL = "hypercall"
+    LIFECYCLE = "lifecycle"
+    SCHED = "sched"
+    FAULT = "fault"
+    LOG = "log"
+    EVENT = "event"
+    GRANT = "grant"
+    XENSTORE = "xenstore"
+    VMEXIT = "vmexit"
+    IOREQ = "ioreq"
+    PHASE = "phase"
+    CONSOLE = "console"
+
+
+class TraceRecord:
+    """One step: ``seq``, virtual ``time`` (ns), ``dom``, ``vcpu``, ``kind``, ``name``, details."""
+
+    __slots__ = ("args", "dom", "kind", "name", "ret", "seq", "time", "vcpu")
+
+    def __init__(self, seq: int, time: int, dom: int, vcpu: int, kind: Kind, name: str,
+                 args: dict[str, Any] | None, ret: Any) -> None:
+        self.seq = seq
+        self.time = time
+        self.dom = dom
+        self.vcpu = vcpu
+        self.kind = kind
+        self.name = name
+        self.args = args
+        self.ret = ret
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "seq": self.seq, "time": self.time, "dom": self.dom, "vcpu": self.vcpu,
+            "kind": self.kind.value, "name": self.name,
+        }
+        if self.args:
+            out["args"] = self.args
+        if self.ret is not None:
+            out["ret"] = self.ret
+        return out
+
+    def __repr__(self) -> str:
+        return f"TraceRecord({json.dumps(self.to_dict())})"
+
+
+class Trace:
+    """An append-only list of records plus optional live listeners."""
+
+    def __init__(self, *, enabled: bool = True, limit: int = 5_000_000) -> None:
+        self.enabled = enabled
+        self.limit = limit
+        self.records: list[TraceRecord] = []
+        self.dropped = 0
+        self._seq = 0
+        self.listeners: list[Callable[[TraceRecord], None]] = []
+
+    def emit(self, time: int, dom: int, vcpu: int, kind: Kind, name: str,
+             args: dict[str, Any] | None = None, ret: Any = None) -> TraceRecord | None:
+        if not self.enabled:
+            return None
+        rec = TraceRecord(self._seq, time, dom, vcpu, kind, name, args, ret)
+        self._seq += 1
+        if len(self.records) < self.limit:
+            self.records.append(rec)
+        else:
+            self.dropped += 1
+        for listener in self.listeners:
+            listener(rec)
+        return rec
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[TraceRecord]:
+        return iter(self.records)
+
+    def select(self, *, kind: Kind | str | None = None, dom: int | None = None,
+               name: str | None = None) -> list[TraceRecord]:
+        k = Kind(kind) if kind is not None else None
+        return [r for r in self.records
+                if (k is None or r.kind is k) and (dom is None or r.dom == dom)
+                and (name is None or r.name == name)]
+
+    def write_jsonl(self, fp: IO[str]) -> None:
+        for rec in self.records:
+            fp.write(json.dumps(rec.to_dict(), separators=(",", ":")))
+            fp.write("\n")
+
+    @staticmethod
+    def read_jsonl(lines: Iterable[str]) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in lines if line.strip()]
