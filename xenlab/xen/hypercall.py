@@ -54,6 +54,11 @@ pv_hypercall_table: dict[int, HypercallEntry] = {
 }
 
 
+# Memoised names for the trace (enum lookups by value are slow; results never change).
+_HYPERCALL_NAMES: dict[int, str] = {}
+_ENUM_NAMES: dict[tuple[type[enum.IntEnum], int], str] = {}
+
+
 class HypercallContext:
     """What a handler sees: the calling domain and vCPU, guest access, and the decoder."""
 
@@ -76,10 +81,16 @@ class HypercallContext:
 
     @staticmethod
     def enum_name(enum_cls: type[enum.IntEnum], value: int) -> str | int:
+        key = (enum_cls, value)
+        name = _ENUM_NAMES.get(key)
+        if name is not None:
+            return name
         try:
-            return enum_cls(value).name
+            name = enum_cls(value).name
         except ValueError:
             return value
+        _ENUM_NAMES[key] = name  # only valid members: bounded by the enums' sizes
+        return name
 
     def _cr3(self) -> int | None:
         return self.cpu.reg("cr3") if self.domain.is_pv else None
@@ -101,25 +112,35 @@ class HypercallContext:
 
 
 def hypercall_name(nr: int) -> str:
+    name = _HYPERCALL_NAMES.get(nr)
+    if name is not None:
+        return name
     try:
-        return Hypercall(nr).name
+        name = Hypercall(nr).name
     except ValueError:
         return f"hypercall_{nr}"
+    _HYPERCALL_NAMES[nr] = name
+    return name
 
 
 def do_hypercall(host: XenHost, v: Vcpu, cpu: X86Vcpu, via: str) -> None:
     """Entry from the CPU layer: decode RAX and the argument registers, dispatch, return."""
-    args = cpu.hypercall_args()
-    nr = args[0]
+    # Read only the registers this hypercall takes: unicorn's Python
+    # reg_read_batch costs several times a single reg_read per register, and
+    # reading all six was the largest cost of a cheap hypercall (BENCHMARKS.md).
+    regs = cpu.hypercall_regs
+    reg_read = cpu.uc.reg_read
+    nr = reg_read(regs[0])
     d = v.domain
     d.hypercall_count += 1
     ctx = HypercallContext(host, d, v, cpu, nr)
     entry = pv_hypercall_table.get(nr)
     if entry is None:
         ret = -Errno.ENOSYS
+        args = cpu.hypercall_args()
         ctx.decoded.update({f"arg{i}": hex(a) for i, a in enumerate(args[1:6], 1) if a})
     else:
-        ret = entry.handler(ctx, *args[1 : 1 + entry.nargs])
+        ret = entry.handler(ctx, *[reg_read(r) for r in regs[1 : 1 + entry.nargs]])
     cpu.set_return(ret)
     if host.trace.enabled:
         host.trace.emit(host.now(), d.domid, v.vcpu_id, Kind.HYPERCALL, hypercall_name(nr),

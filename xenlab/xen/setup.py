@@ -114,6 +114,7 @@ class XenHost:
         self.death_listeners: list[Callable[[Domain], None]] = []
         self.console_listeners: list[Callable[[Domain, str], None]] = []
         self.instructions = 0
+        self._pending_deaths: list[Domain] = []
         self._start_xen(dom0_mem_mib)
 
     # ==================================================================== boot
@@ -422,11 +423,20 @@ class XenHost:
             cpu.request_stop()
 
     def _notify_death(self, d: Domain) -> None:
+        """Raise VIRQ_DOM_EXC for Dom0; the toolstack's listeners run once no vCPU is
+        executing (a listener may destroy the domain whose hypercall got us here)."""
         dom0 = self.domains.get(0)
         if dom0 is not None:
             send_guest_vcpu_virq(self, dom0.vcpus[0], Virq.VIRQ_DOM_EXC)
-        for listener in list(self.death_listeners):
-            listener(d)
+        self._pending_deaths.append(d)
+        if self._current is None:
+            self._process_deaths()
+
+    def _process_deaths(self) -> None:
+        while self._pending_deaths:
+            d = self._pending_deaths.pop(0)
+            for listener in list(self.death_listeners):
+                listener(d)
 
     def domain_destroy(self, d: Domain) -> None:
         """domain_kill + domain_destroy: free every frame, port and vCPU."""
@@ -648,6 +658,8 @@ class XenHost:
             self.domain_crash(d, v, why, regs)
         elif result.reason is ExitReason.HLT and not d.is_shutting_down:
             self._sleep(v, "hlt")
+        if self._pending_deaths:
+            self._process_deaths()
         if v.runnable and not v.blocked:
             v.set_runstate(Runstate.RUNSTATE_runnable, pc.time)
             self.sched.runq_insert(v)

@@ -1,0 +1,229 @@
+"""The ``xenlab`` command: boot an emulated Xen host and run guests on it.
+
+``xenlab run CFG [CFG ...]`` creates each domain, runs the host until every
+guest is done (shut down, crashed, or asleep with nothing that could wake it)
+or the instruction budget ends, then prints ``xl dmesg``, each domain's
+console and the final ``xl list``. ``xenlab shell`` is an interactive prompt
+for ``xl`` commands on one live host. Bad input exits 2 with one line
+``xenlab: error: ...`` and creates nothing.
+
+Real Xen: tools/xl/xl.c (the ``xl`` program a Dom0 administrator runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import cmd
+import io
+import os
+import sys
+from collections.abc import Sequence
+from typing import IO
+
+from xenlab import __version__
+from xenlab.errors import UsageError, XenlabError
+from xenlab.tools.libs.light.libxl import Libxl
+from xenlab.tools.xl.xl_cmdimpl import format_list
+from xenlab.tools.xl.xl_cmdtable import CMD_TABLE, xl_main
+from xenlab.tools.xl.xl_parse import parse_config_file
+from xenlab.xen.setup import DEFAULT_DOM0_MIB, DEFAULT_HOST_MIB, RunStatus, XenHost
+
+__all__ = ["main", "run_configs"]
+
+DEFAULT_BUDGET = 2_000_000_000
+SHELL_STEP = 500_000_000
+
+
+class _ArgParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other bad input
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _ArgParser(prog="xenlab", description="An emulated Xen host for teaching.")
+    p.add_argument("--version", action="version", version=f"xenlab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_ArgParser)
+    run = sub.add_parser("run", help="boot a host, run guests from xl.cfg files, report")
+    run.add_argument("configs", nargs="+", metavar="CFG")
+    run.add_argument("--trace", metavar="FILE.jsonl", help="write every trace record")
+    run.add_argument("--max-instructions", type=int, default=DEFAULT_BUDGET, metavar="N",
+                     help=f"virtual instruction budget (default {DEFAULT_BUDGET:,})")
+    run.add_argument("--screen", action="store_true",
+                     help="also print HVM guests' text screens (none for PV guests)")
+    run.add_argument("--host-memory", type=int, default=DEFAULT_HOST_MIB, metavar="MIB")
+    run.add_argument("--cpus", type=int, default=2, metavar="N")
+    shell = sub.add_parser("shell", help="interactive xl prompt on one live host")
+    shell.add_argument("--host-memory", type=int, default=DEFAULT_HOST_MIB, metavar="MIB")
+    shell.add_argument("--cpus", type=int, default=2, metavar="N")
+    return p
+
+
+def _make_host(memory: int, cpus: int, trace: bool = True) -> XenHost:
+    if not 64 <= memory <= 65536:
+        raise UsageError(f"--host-memory must be between 64 and 65536 MiB, not {memory}")
+    if not 1 <= cpus <= 64:
+        raise UsageError(f"--cpus must be between 1 and 64, not {cpus}")
+    dom0_mem = max(16, min(DEFAULT_DOM0_MIB, memory // 4))
+    return XenHost(memory_mib=memory, nr_cpus=cpus, dom0_mem_mib=dom0_mem, trace=trace)
+
+
+def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = None,
+                max_instructions: int = DEFAULT_BUDGET, host_memory: int = DEFAULT_HOST_MIB,
+                cpus: int = 2) -> XenHost:
+    """What ``xenlab run`` does; raises XenlabError for bad input before creating anything."""
+    if max_instructions <= 0:
+        raise UsageError("--max-instructions must be positive")
+    if trace_path is not None:
+        parent = os.path.dirname(os.path.abspath(trace_path))
+        if not os.path.isdir(parent):
+            raise UsageError(f"{trace_path}: directory {parent} does not exist")
+    configs = [parse_config_file(p) for p in paths]
+    names = [c.name for c in configs]
+    for name in names:
+        if names.count(name) > 1:
+            raise UsageError(f"two configs define the domain name '{name}'")
+    host = _make_host(host_memory, cpus)
+    xl = Libxl(host)
+    prepared = [xl.prepare(c) for c in configs]
+    xl.check_host_memory(prepared)
+    created = []
+    for prep in prepared:
+        d = xl.domain_create_new(prep.cfg, prep)
+        created.append((d.domid, d.name, d))
+    status = host.run(max_instructions=max_instructions)
+    out.write("--- xl dmesg ---\n")
+    out.write(host.log.text())
+    for _domid, name, d in created:
+        out.write(f"--- console of {name} ---\n")
+        text = d.console.decode("latin-1")
+        out.write(text if text.endswith("\n") or not text else text + "\n")
+    if xl.xl_log:
+        out.write("--- xl log ---\n")
+        out.write("".join(line + "\n" for line in xl.xl_log))
+    out.write("--- xl list ---\n")
+    out.write(format_list(xl))
+    if status is RunStatus.BUDGET:
+        busy = [d.name for d in host.domains.values() if d.domid and not d.is_shut_down]
+        out.write(f"xenlab: instruction budget of {max_instructions:,} ended; still running: "
+                  f"{', '.join(busy) or 'none'}\n")
+    else:
+        asleep = [d.name for d in host.domains.values()
+                  if d.domid and not d.is_shut_down and not d.paused]
+        if asleep:
+            out.write(f"xenlab: nothing left to run; blocked with no timer or event pending: "
+                      f"{', '.join(asleep)}\n")
+    out.write(f"xenlab: {host.instructions:,} guest instructions, "
+              f"{host.now() / 1e6:.3f} ms of virtual time\n")
+    if trace_path is not None:
+        try:
+            with open(trace_path, "w", encoding="utf-8") as fp:
+                host.trace.write_jsonl(fp)
+        except OSError as err:
+            raise UsageError(f"{trace_path}: cannot write trace: {err.strerror}") from None
+    return host
+
+
+class XlShell(cmd.Cmd):
+    """``xenlab shell``: xl commands on one live host; guests run between commands."""
+
+    intro = ("xenlab shell: an emulated Xen host. Type xl commands (e.g. 'xl create "
+             "images/pv-hello.cfg', 'xl list', 'xl console pv-hello', 'xl dmesg'),\n"
+             "'run [N]' to let guests run for N more instructions, 'help', 'quit'.")
+    prompt = "[root@dom0 ~]# "
+
+    def __init__(self, host: XenHost, stdin: IO[str] | None = None,
+                 stdout: IO[str] | None = None) -> None:
+        super().__init__(stdin=stdin, stdout=stdout)
+        if stdin is not None:
+            self.use_rawinput = False
+        self.host = host
+        self.xl = Libxl(host)
+
+    def _run_guests(self, budget: int = SHELL_STEP) -> None:
+        status = self.host.run(max_instructions=budget)
+        if status is RunStatus.BUDGET:
+            self.stdout.write(f"(guests still running after {budget:,} instructions; "
+                              "'run' continues)\n")
+
+    def default(self, line: str) -> bool:
+        words = line.split()
+        if words and (words[0] == "xl" or words[0] in CMD_TABLE):
+            buf = io.StringIO()
+            try:
+                xl_main(self.xl, line, buf)
+            except XenlabError as err:
+                buf.write(f"xl: error: {err}\n")
+            self.stdout.write(buf.getvalue())
+            spec = CMD_TABLE.get(words[1] if words[0] == "xl" and len(words) > 1 else words[0])
+            if spec is not None and spec.modifies:
+                self._run_guests()
+            return False
+        self.stdout.write(f"unknown command '{words[0] if words else line}' (try 'help')\n")
+        return False
+
+    def do_run(self, arg: str) -> bool:
+        """run [N]: let the guests run for N more virtual instructions."""
+        try:
+            budget = int(arg.replace("_", "")) if arg.strip() else SHELL_STEP
+        except ValueError:
+            self.stdout.write("usage: run [N]\n")
+            return False
+        self._run_guests(budget)
+        self.stdout.write(format_list(self.xl))
+        return False
+
+    def do_quit(self, arg: str) -> bool:
+        """quit: leave the shell (the emulated host goes away)."""
+        return True
+
+    do_exit = do_quit
+    do_EOF = do_quit
+
+    def do_help(self, arg: str) -> bool:
+        xl_main(self.xl, ["help"], self.stdout)
+        self.stdout.write("\nshell commands: run [N], help, quit\n")
+        return False
+
+    def emptyline(self) -> bool:
+        return False
+
+
+def _shell(host: XenHost) -> int:
+    history = os.path.expanduser("~/.xenlab_history")
+    try:
+        import readline
+
+        try:
+            readline.read_history_file(history)
+        except OSError:
+            pass
+    except ImportError:  # pragma: no cover - no readline on this platform
+        readline = None  # type: ignore[assignment]
+    try:
+        XlShell(host).cmdloop()
+    except KeyboardInterrupt:
+        print()
+    if readline is not None:
+        try:
+            readline.write_history_file(history)
+        except OSError:
+            pass
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "run":
+            run_configs(args.configs, sys.stdout, trace_path=args.trace,
+                        max_instructions=args.max_instructions, host_memory=args.host_memory,
+                        cpus=args.cpus)
+            return 0
+        return _shell(_make_host(args.host_memory, args.cpus))
+    except XenlabError as err:
+        print(f"xenlab: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

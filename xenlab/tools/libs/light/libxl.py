@@ -1,0 +1,199 @@
+"""libxl: the toolstack library in Dom0 that turns an xl.cfg into a running domain.
+
+``Libxl.domain_create_new`` follows libxl's order: check the config and the
+kernel image *before* touching the hypervisor, then create the domain (paused),
+give it memory, build it, and unpause it. If any step fails after the domain
+exists, the domain is destroyed again, so nothing is left half-created.
+``domain_death`` carries out ``on_poweroff`` / ``on_reboot`` / ``on_crash``
+the way ``xl``'s per-domain daemon does (destroy, restart, preserve, ...).
+
+Real Xen: tools/libs/light/libxl_create.c (do_domain_create),
+tools/libs/light/libxl_domain.c, tools/xl/xl_vmcontrol.c (handle_domain_death)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from xenlab.errors import ConfigError, DomainError, HostMemoryError, ImageError
+from xenlab.public.sched import ShutdownReason
+from xenlab.tools.libs.guest.xg_dom_elfloader import ElfImage, load_elf_kernel
+from xenlab.tools.libs.guest.xg_dom_x86 import build_pv
+from xenlab.tools.xl.xl_parse import DomainConfig
+from xenlab.xen.domain import Domain, DomainType
+from xenlab.xen.event_channel import evtchn_alloc_unbound
+from xenlab.xen.setup import XenHost
+
+__all__ = ["Libxl", "PreparedDomain"]
+
+PAGES_PER_MIB = 256
+_ACTIONS_BY_REASON = {
+    ShutdownReason.SHUTDOWN_poweroff: "on_poweroff",
+    ShutdownReason.SHUTDOWN_reboot: "on_reboot",
+    ShutdownReason.SHUTDOWN_crash: "on_crash",
+    ShutdownReason.SHUTDOWN_watchdog: "on_watchdog",
+    ShutdownReason.SHUTDOWN_soft_reset: "on_soft_reset",
+}
+
+
+@dataclass
+class PreparedDomain:
+    """A config whose files have been read and checked; nothing created yet."""
+
+    cfg: DomainConfig
+    image: ElfImage | None
+    ramdisk: bytes = b""
+    pages: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Libxl:
+    """One toolstack context on one host (libxl_ctx)."""
+
+    def __init__(self, host: XenHost) -> None:
+        self.host = host
+        self.configs: dict[int, DomainConfig] = {}
+        self.xl_log: list[str] = []          # what xl's per-domain daemons log
+        self.on_create: list[Callable[[Domain], None]] = []
+        host.death_listeners.append(self.domain_death)
+
+    # -- create -----------------------------------------------------------------
+    def prepare(self, cfg: DomainConfig) -> PreparedDomain:
+        """Check everything that can be checked without the hypervisor."""
+        if cfg.type in ("hvm", "pvh"):
+            raise ConfigError(f"{cfg.path}: type \"{cfg.type}\" guests are not supported yet "
+                              "(xenlab runs PV guests; HVM arrives with the device model)")
+        if any(d.name == cfg.name for d in self.host.domains.values()):
+            raise ConfigError(f"{cfg.path}: domain with name '{cfg.name}' already exists")
+        assert cfg.kernel is not None
+        kernel = cfg.resolve(cfg.kernel)
+        image = load_elf_kernel(kernel)
+        ramdisk = b""
+        if cfg.ramdisk:
+            path = cfg.resolve(cfg.ramdisk)
+            try:
+                with open(path, "rb") as fp:
+                    ramdisk = fp.read(1 << 30)
+            except OSError as err:
+                raise ImageError(f"{path}: cannot read ramdisk: {err.strerror}") from None
+        pages = cfg.memory * PAGES_PER_MIB
+        from xenlab.tools.libs.guest.xg_dom_x86 import boot_layout
+
+        lay = boot_layout(image, pages, len(ramdisk))
+        if (lay.v_end - lay.virt_base) >> 12 > pages:
+            raise ImageError(
+                f"{kernel}: kernel and boot structures need "
+                f"{(lay.v_end - lay.virt_base) >> 20} MiB, but memory = {cfg.memory} MiB")
+        return PreparedDomain(cfg, image, ramdisk, pages)
+
+    def check_host_memory(self, prepared: list[PreparedDomain]) -> None:
+        need = sum(p.cfg.maxmem * PAGES_PER_MIB for p in prepared)
+        free = self.host.mem.free_pages - 16 * len(prepared)  # shared_info, grant frames
+        if need > free:
+            names = ", ".join(p.cfg.name for p in prepared)
+            raise HostMemoryError(
+                f"not enough free memory for {names}: need {need // PAGES_PER_MIB} MiB, "
+                f"host has {max(0, free) // PAGES_PER_MIB} MiB free (ENOMEM)")
+
+    def domain_create_new(self, cfg: DomainConfig, prepared: PreparedDomain | None = None,
+                          *, paused: bool = False) -> Domain:
+        """libxl_domain_create_new: prepare, create, build, unpause (or leave paused)."""
+        prep = prepared or self.prepare(cfg)
+        self.check_host_memory([prep])
+        host = self.host
+        try:
+            d = host.domain_create(cfg.name, DomainType(cfg.type), max_pages=cfg.maxmem * 256,
+                                   vcpus=cfg.vcpus, weight=cfg.weight, cap=cfg.cap)
+        except MemoryError as err:
+            raise HostMemoryError(f"cannot create '{cfg.name}': {err} (ENOMEM)") from None
+        try:
+            d.on_poweroff, d.on_reboot, d.on_crash = cfg.on_poweroff, cfg.on_reboot, cfg.on_crash
+            d.config = cfg
+            d.cmdline = cfg.cmdline or ""
+            host.populate_physmap(d, prep.pages)
+            store = evtchn_alloc_unbound(host, host.domains[0], d.domid, 0)
+            cons = evtchn_alloc_unbound(host, host.domains[0], d.domid, 0)
+            assert prep.image is not None
+            build_pv(host, d, prep.image, cmdline=d.cmdline, ramdisk=prep.ramdisk,
+                     store_evtchn=max(0, store), console_evtchn=max(0, cons))
+        except MemoryError as err:
+            host.domain_destroy(d)
+            raise HostMemoryError(f"cannot create '{cfg.name}': {err} (ENOMEM)") from None
+        except BaseException:
+            host.domain_destroy(d)
+            raise
+        self.configs[d.domid] = cfg
+        for hook in self.on_create:
+            hook(d)
+        if not paused:
+            host.domain_unpause(d)
+        return d
+
+    # -- lookups and simple operations ----------------------------------------------
+    def lookup(self, name_or_id: str | int) -> Domain:
+        """A domain by id or name, as xl's find_domain does."""
+        text = str(name_or_id)
+        if text.isdigit():
+            d = self.host.domains.get(int(text))
+            if d is not None:
+                return d
+        for d in self.host.domains.values():
+            if d.name == text:
+                return d
+        raise DomainError(f"'{text}' is an invalid domain identifier (rc=-6)")
+
+    def domain_destroy(self, d: Domain) -> None:
+        if d.domid == 0:
+            raise DomainError("Domain-0 cannot be destroyed")
+        self.host.domain_destroy(d)
+        self.configs.pop(d.domid, None)
+
+    def domain_pause(self, d: Domain) -> None:
+        if d.domid == 0:
+            raise DomainError("pausing Domain-0 would stop the toolstack itself")
+        self.host.domain_pause(d)
+
+    def domain_unpause(self, d: Domain) -> None:
+        if not d.paused:
+            raise DomainError(f"domain {d.domid} is not paused")
+        self.host.domain_unpause(d)
+
+    def domain_shutdown(self, d: Domain, reason: int, *, force: bool) -> None:
+        """Ask a guest to shut down. Without PV control in the guest only ``force`` works."""
+        if d.domid == 0:
+            raise DomainError("shutting down Domain-0 would stop the whole host")
+        if d.is_shut_down:
+            raise DomainError(f"domain {d.domid} has already shut down")
+        if not force:
+            raise DomainError(
+                "PV control interface not available: external graceful shutdown not possible "
+                "(the guest has no control/shutdown watch). Use \"-F\" to force it.")
+        self.host.domain_shutdown(d, reason)
+
+    # -- the per-domain daemon's job ------------------------------------------------
+    def domain_death(self, d: Domain) -> None:
+        """handle_domain_death: apply the config's action for the shutdown reason."""
+        if d.domid not in self.host.domains or d.domid == 0:
+            return
+        reason = d.shutdown_code
+        key = _ACTIONS_BY_REASON.get(ShutdownReason(reason) if reason in range(6) else -1,
+                                     "on_poweroff")
+        action = {"on_poweroff": d.on_poweroff, "on_reboot": d.on_reboot,
+                  "on_crash": d.on_crash}.get(key, "destroy")
+        log = self.xl_log.append
+        log(f"Domain {d.domid} has shut down, reason code {reason} {reason:#x}")
+        log(f"Action for shutdown reason code {reason} is {action}")
+        if action.startswith("coredump-"):
+            log("(xenlab writes no core dump; acting as "
+                f"{action.removeprefix('coredump-')})")
+            action = action.removeprefix("coredump-")
+        if action == "preserve":
+            log(f"Domain {d.domid} is preserved (xl destroy {d.name} to clean it up)")
+            return
+        cfg = self.configs.get(d.domid)
+        log(f"Domain {d.domid} needs to be cleaned up: destroying the domain")
+        self.domain_destroy(d)
+        if action in ("restart", "rename-restart", "soft-reset") and cfg is not None:
+            new = self.domain_create_new(cfg)
+            log(f"Domain {d.domid} restarted as domain {new.domid}")
