@@ -113,7 +113,7 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
             out.write(f"xenlab: nothing left to run; blocked with no timer or event pending: "
                       f"{', '.join(asleep)}\n")
     out.write(f"xenlab: {host.instructions:,} guest instructions, "
-              f"{host.now() / 1e6:.3f} ms of virtual time\n")
+              f"{host.elapsed() / 1e6:.3f} ms of virtual time\n")
     if trace_path is not None:
         try:
             with open(trace_path, "w", encoding="utf-8") as fp:

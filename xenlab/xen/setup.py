@@ -205,6 +205,10 @@ class XenHost:
             return pc.time + v.cpu.elapsed()
         return min(p.time for p in self.pcpus)
 
+    def elapsed(self) -> int:
+        """Virtual time since boot on the pCPU that has run longest (ns)."""
+        return max(p.time for p in self.pcpus)
+
     # ============================================================ domctl-like API
     def alloc_domid(self) -> int:
         domid = self._next_domid
