@@ -10,6 +10,11 @@
  *   3. it sleeps until an event: set_timer_op(deadline) arms VIRQ_TIMER,
  *      sched_op(SCHEDOP_block) sleeps ("blocked") until that event channel
  *      is pending.  This is what a PV kernel does instead of `hlt`.
+ * To know the time and to acknowledge the timer event it maps the
+ * shared_info page, as Mini-OS does: update_va_mapping() points one of its
+ * own pages (the page-aligned `shared_info` buffer) at the machine frame
+ * start_info->shared_info names.  There it reads vcpu_info[0].time.system_time
+ * and clears the event's pending bits after waking up.
  * Every printed number depends only on the computation and on virtual time,
  * so runs are reproducible.
  */
@@ -21,16 +26,28 @@
         .set    ITERATIONS, 2000000     /* per round */
         .set    SLEEP_NS, 1000000       /* 1 ms of Xen system time */
 
-        /* struct vcpu_runstate_info (xen/include/public/vcpu.h) */
-        .set    runstate_state, 0               /* int32_t: RUNSTATE_running, ... */
-        .set    runstate_state_entry_time, 8    /* uint64_t: ns, when it entered state */
-        .set    runstate_time, 16               /* uint64_t[4]: ns spent in each state */
-        .set    runstate_SIZE, 48
+        /* Offsets in shared_info (xen/include/public/xen.h, x86-64) */
+        .set    VCPU0_UPCALL_PENDING, 0                 /* vcpu_info[0].evtchn_upcall_pending */
+        .set    VCPU0_PENDING_SEL, 8                    /* vcpu_info[0].evtchn_pending_sel */
+        .set    VCPU0_SYSTEM_TIME, vcpu_info_time + vcpu_time_info_system_time
+        .set    EVTCHN_PENDING, shared_info_evtchn_pending
+        .set    UVMF_INVLPG, 2                          /* flush this VA from the TLB */
+        .set    PTE_P_RW_US, 7                          /* present, writable, user */
 
         .section .text.head, "ax"
         .globl  _start
 _start:
         lea     boot_stack_top(%rip), %rsp
+
+        /* Map shared_info over our own page `shared_info`:
+         * update_va_mapping(va, machine address | P|RW|US, UVMF_INVLPG) */
+        lea     shared_info(%rip), %rdi
+        mov     start_info_shared_info(%rsi), %rsi
+        or      $PTE_P_RW_US, %rsi
+        mov     $UVMF_INVLPG, %edx
+        HYPERCALL __HYPERVISOR_update_va_mapping
+        test    %rax, %rax
+        js      map_failed
 
         /* event_channel_op(EVTCHNOP_bind_virq, &{virq, vcpu, port OUT}) */
         movl    $VIRQ_TIMER, bind_virq + evtchn_bind_virq_virq(%rip)
@@ -75,14 +92,14 @@ round:
         xor     %esi, %esi
         HYPERCALL __HYPERVISOR_sched_op
 
-        /* --- 3. sleep 1 ms: now = runstate.state_entry_time (we became
-         *        "running" when this very hypercall entered Xen) */
+        /* --- 3. sleep 1 ms: now = shared_info.vcpu_info[0].time.system_time */
         call    get_time
         lea     SLEEP_NS(%rax), %rdi            /* absolute deadline, ns */
         HYPERCALL __HYPERVISOR_set_timer_op
         mov     $SCHEDOP_block, %edi            /* sleep until an event is pending */
         xor     %esi, %esi
         HYPERCALL __HYPERVISOR_sched_op
+        call    ack_timer
         call    get_time
         PRINT   "pv-spin: woke at "
         PRINT_UDEC %rax
@@ -102,22 +119,48 @@ bind_failed:
         PRINTLN
         SHUTDOWN SHUTDOWN_crash
 
-/* get_time: RAX = current Xen system time in ns, via
- * vcpu_op(VCPUOP_get_runstate_info, vcpu 0, &runstate).  Clobbers the
- * hypercall argument registers. */
+        .globl  map_failed
+map_failed:
+        PRINT   "pv-spin: update_va_mapping(shared_info) failed: "
+        PRINT_SDEC %rax
+        PRINTLN
+        SHUTDOWN SHUTDOWN_crash
+
+/* get_time: RAX = Xen system time in ns, as Xen last published it in
+ * shared_info->vcpu_info[0].time (the version field is odd while Xen is
+ * writing: read again until it is even and unchanged). */
         .globl  get_time
 get_time:
-        mov     $VCPUOP_get_runstate_info, %edi
-        xor     %esi, %esi                      /* vcpu 0 */
-        lea     runstate(%rip), %rdx
-        HYPERCALL __HYPERVISOR_vcpu_op
-        mov     runstate + runstate_state_entry_time(%rip), %rax
+        push    %rcx
+1:      mov     shared_info + VCPU0_TIME_VERSION(%rip), %ecx
+        test    $1, %ecx
+        jnz     1b
+        mov     shared_info + VCPU0_SYSTEM_TIME(%rip), %rax
+        cmp     shared_info + VCPU0_TIME_VERSION(%rip), %ecx
+        jne     1b
+        pop     %rcx
         ret
 
+/* ack_timer: acknowledge the timer event, like an event-channel upcall
+ * handler does: clear vcpu_info[0].evtchn_upcall_pending, the selector bit
+ * and the port's bit in shared_info->evtchn_pending[].  Otherwise the next
+ * SCHEDOP_block would return at once (an event is still pending). */
+        .globl  ack_timer
+ack_timer:
+        movb    $0, shared_info + VCPU0_UPCALL_PENDING(%rip)
+        mov     bind_virq + evtchn_bind_virq_port(%rip), %eax
+        mov     %eax, %ecx
+        shr     $6, %ecx                                /* word = port / 64 */
+        lock btr %rcx, shared_info + VCPU0_PENDING_SEL(%rip)
+        lock btr %rax, shared_info + EVTCHN_PENDING(%rip)
+        ret
+
+        .set    VCPU0_TIME_VERSION, vcpu_info_time + vcpu_time_info_version
+
         .bss
+        .balign 4096
+        .globl  shared_info
+shared_info:    .skip 4096                      /* remapped onto Xen's shared_info page */
         .balign 8
         .globl  bind_virq
 bind_virq:      .skip evtchn_bind_virq_SIZE     /* struct evtchn_bind_virq */
-        .balign 8
-        .globl  runstate
-runstate:       .skip runstate_SIZE             /* struct vcpu_runstate_info */

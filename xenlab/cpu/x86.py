@@ -256,6 +256,10 @@ class X86Vcpu:
         self.mapped = [(a, s) for a, s in self.mapped if not (a == addr and s == size)]
         self.invalidate_code(addr, addr + size)
 
+    def flush_tlb(self) -> None:
+        """Forget cached virtual-to-physical translations (after a page-table update)."""
+        self.uc.ctl(uc_const.UC_CTL_TLB_FLUSH, uc_const.UC_CTL_IO_WRITE)
+
     def invalidate_code(self, begin: int, end: int) -> None:
         """Drop translated code after the host wrote to guest code pages."""
         self.uc.ctl_remove_cache(begin, end)

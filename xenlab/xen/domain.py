@@ -59,7 +59,7 @@ class Vcpu:
     priority: int = -1                 # CSCHED_PRI_TS_UNDER
     pending_upcall: bool = False
     cpu_time: int = 0                  # ns spent running
-    upcall_mask_shadow: int = 1
+    ready_at: int = 0                  # virtual time from which it may run (causality)
 
     @property
     def runnable(self) -> bool:
@@ -105,6 +105,7 @@ class Domain:
     grant_table: GrantTable | None = None
     hypercall_count: int = 0
     shared_mfns: set[int] = field(default_factory=set)  # Xen pages shared with this guest
+    pt_mfns: set[int] = field(default_factory=set)      # its page-table pages (PV)
     cmdline: str = ""
 
     @property

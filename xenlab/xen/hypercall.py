@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from xenlab.public.errno import Errno
 from xenlab.public.xen import Hypercall
-from xenlab.xen import console, event_channel, grant_table, memory, schedule, version
+from xenlab.xen import console, event_channel, grant_table, memory, mm, schedule, version
 from xenlab.xen.guest_access import GuestFault, copy_from_guest, copy_to_guest
 from xenlab.xen.trace import Kind
 
@@ -44,6 +44,7 @@ class HypercallEntry:
 #: listed here return -ENOSYS, as Xen does for hypercalls a build leaves out.
 pv_hypercall_table: dict[int, HypercallEntry] = {
     Hypercall.memory_op: HypercallEntry(memory.do_memory_op, 2),
+    Hypercall.update_va_mapping: HypercallEntry(mm.do_update_va_mapping, 3),
     Hypercall.set_timer_op: HypercallEntry(schedule.do_set_timer_op, 1),
     Hypercall.xen_version: HypercallEntry(version.do_xen_version, 2),
     Hypercall.console_io: HypercallEntry(console.do_console_io, 3),
@@ -142,6 +143,7 @@ def do_hypercall(host: XenHost, v: Vcpu, cpu: X86Vcpu, via: str) -> None:
     else:
         ret = entry.handler(ctx, *[reg_read(r) for r in regs[1 : 1 + entry.nargs]])
     cpu.set_return(ret)
+    host.update_vcpu_system_time(v)
     if host.trace.enabled:
         host.trace.emit(host.now(), d.domid, v.vcpu_id, Kind.HYPERCALL, hypercall_name(nr),
                         ctx.decoded, int(ret))

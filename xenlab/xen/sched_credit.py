@@ -86,13 +86,21 @@ class CreditScheduler:
         if v in self.runq:
             self.runq.remove(v)
 
-    def pick_next(self) -> Vcpu | None:
-        """csched_schedule: the head of the run queue (highest priority, oldest first)."""
-        while self.runq:
-            v = self.runq.pop(0)
-            if v.runnable:
-                return v
+    def pick_next(self, now: int) -> Vcpu | None:
+        """csched_schedule: the head of the run queue (highest priority, oldest first).
+
+        Only vCPUs that are runnable *at this pCPU's time* qualify: a vCPU that
+        became runnable later on another pCPU's clock must not run in its past.
+        """
+        self.runq = [v for v in self.runq if v.runnable]
+        for i, v in enumerate(self.runq):
+            if v.ready_at <= now:
+                return self.runq.pop(i)
         return None
+
+    def earliest_ready(self) -> int | None:
+        times = [v.ready_at for v in self.runq if v.runnable]
+        return min(times) if times else None
 
     def has_runnable(self) -> bool:
         return any(v.runnable for v in self.runq)

@@ -21,6 +21,7 @@ Real Xen: xen/arch/x86/setup.c (__start_xen), xen/common/sched/core.c
 from __future__ import annotations
 
 import enum
+import re
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -487,6 +488,23 @@ class XenHost:
         return None
 
     # ============================================================ vCPU operations
+    def update_vcpu_system_time(self, v: Vcpu, now: int | None = None) -> None:
+        """Publish the current system time in the vCPU's vcpu_time_info.
+
+        Xen does this when it schedules the vCPU and periodically; xenlab does
+        it on every entry to Xen (schedule-in and hypercall). tsc_to_system_mul
+        stays 0, so a guest's TSC extrapolation adds nothing and time is
+        deterministic: it moves only when Xen publishes it.
+        """
+        vi = self._vcpu_info(v)
+        if vi is None:
+            return
+        t = vi + 32  # vcpu_info.time
+        version = int.from_bytes(self.mem.read(t, 4), "little")
+        self.mem.write(t, ((version + 1) | 1).to_bytes(4, "little"))  # odd: update running
+        self.mem.write_u64(t + 16, self.now() if now is None else now)  # system_time
+        self.mem.write(t, ((version + 2) & ~1 & 0xFFFFFFFF).to_bytes(4, "little"))
+
     def vcpu_yield(self, v: Vcpu) -> None:
         self.trace.emit(self.now(), v.domain.domid, v.vcpu_id, Kind.SCHED, "yield")
         if self.sched.has_runnable() and v.cpu is not None:
@@ -538,6 +556,7 @@ class XenHost:
         v.blocked = False
         v.poll_ports = ()
         v.poll_deadline = None
+        v.ready_at = max(v.ready_at, self.now())
         if v.runnable:
             v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
             self.sched.wake(v)
@@ -620,11 +639,13 @@ class XenHost:
                 self.sched.account()
                 self.sched.next_acct += CSCHED_ACCT_NS
             self._fire_timers(pc.time)
-            v = self.sched.pick_next()
+            v = self.sched.pick_next(pc.time)
             if v is None:
                 nxt = self._next_deadline()
                 ahead = [p.time for p in self.pcpus if p.time > pc.time]
-                candidates = ([nxt] if nxt is not None else []) + ahead
+                ready = self.sched.earliest_ready()
+                candidates = ([nxt] if nxt is not None else []) + ahead + (
+                    [ready] if ready is not None else [])
                 if not candidates:
                     return RunStatus.IDLE
                 pc.time = max(pc.time, min(candidates))
@@ -646,6 +667,7 @@ class XenHost:
         pc.current = v
         self._current = (pc, v)
         self._slice_end = pc.time + budget
+        self.update_vcpu_system_time(v, pc.time)
         result: RunResult = cpu.run(budget)
         self._current = None
         pc.current = None
@@ -664,6 +686,7 @@ class XenHost:
             self._sleep(v, "hlt")
         if self._pending_deaths:
             self._process_deaths()
+        v.ready_at = pc.time
         if v.runnable and not v.blocked:
             v.set_runstate(Runstate.RUNSTATE_runnable, pc.time)
             self.sched.runq_insert(v)
@@ -684,7 +707,11 @@ class XenHost:
         text = cpu.disassemble(code, rip)
         privileged = {"hlt", "cli", "sti", "wrmsr", "rdmsr", "lgdt", "lidt", "invlpg", "in",
                       "out", "wbinvd", "clts", "lmsw", "ltr", "lldt", "mov"}
-        if text and text.split()[0] in privileged and d.is_pv:
+        mnemonic = text.split()[0] if text else ""
+        # "mov" is privileged only to or from a control or debug register
+        if mnemonic == "mov" and not re.search(r"\b[cd]r\d+\b", text):
+            mnemonic = ""
+        if mnemonic in privileged and d.is_pv:
             text += ": a privileged instruction in a PV guest"
         return text
 

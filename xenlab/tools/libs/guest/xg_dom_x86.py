@@ -141,6 +141,7 @@ def build_pv(host: XenHost, d: Domain, img: ElfImage, *, cmdline: str = "",
     next_pt = iter(pt_pages[1:])
     l4 = pt_pages[0]
     pt_pfns = {lay.pfn(va) for va in pt_pages}
+    d.pt_mfns = {d.pfn_to_mfn(pfn) for pfn in pt_pfns}
     tables: dict[tuple[int, int], int] = {}
 
     def table_for(level: int, index_va: int, parent_va: int, slot: int) -> int:
