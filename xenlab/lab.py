@@ -1,0 +1,68 @@
+"""A notebook-sized handle on one emulated Xen host: ``Lab().xl("list")``.
+
+The labs use this instead of wiring ``XenHost``, ``Libxl`` and the ``xl``
+command table together in every notebook. It lives at the toolstack layer
+(no widgets, no plotting); the views build on top of it.
+
+Real Xen: a shell in Dom0 where an administrator types ``xl`` commands
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from xenlab.errors import XenlabError
+from xenlab.tools.libs.light.libxl import Libxl
+from xenlab.tools.xl.xl_cmdtable import xl_main
+from xenlab.xen.domain import Domain
+from xenlab.xen.setup import RunStatus, XenHost
+from xenlab.xen.trace import Trace
+
+__all__ = ["IMAGES", "Lab"]
+
+#: The guest images shipped with xenlab (a checkout's ``images/`` folder).
+IMAGES = Path(__file__).resolve().parents[1] / "images"
+
+
+class Lab:
+    """One host, its toolstack, and a few conveniences for notebooks."""
+
+    def __init__(self, *, memory_mib: int = 1024, nr_cpus: int = 2, dom0_mem_mib: int = 256
+                 ) -> None:
+        self.host = XenHost(memory_mib=memory_mib, nr_cpus=nr_cpus, dom0_mem_mib=dom0_mem_mib)
+        self.toolstack = Libxl(self.host)
+
+    @property
+    def trace(self) -> Trace:
+        return self.host.trace
+
+    def xl(self, command: str, *, show: bool = True) -> str:
+        """Run one ``xl`` command line; print (and return) what xl prints.
+
+        Errors are printed as ``xl: error: ...`` lines, as in a Dom0 shell.
+        """
+        out = io.StringIO()
+        try:
+            xl_main(self.toolstack, command, out)
+        except XenlabError as err:
+            out.write(f"xl: error: {err}\n")
+        text = out.getvalue()
+        if show:
+            print(text, end="")
+        return text
+
+    def run(self, max_instructions: int = 2_000_000_000) -> RunStatus:
+        """Let the guests run until nothing is left to do (or the budget ends)."""
+        return self.host.run(max_instructions=max_instructions)
+
+    def domain(self, name_or_id: str | int) -> Domain:
+        return self.toolstack.lookup(name_or_id)
+
+    def console(self, name_or_id: str | int) -> str:
+        return bytes(self.domain(name_or_id).console).decode("latin-1")
+
+    @staticmethod
+    def image(name: str) -> str:
+        """Path of a shipped config or kernel, e.g. ``Lab.image("pv-hello.cfg")``."""
+        return str(IMAGES / name)
