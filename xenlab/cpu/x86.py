@@ -170,8 +170,15 @@ def _native_thunk() -> int | None:
     return _thunk_addr
 
 
+_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+
+
 def _uclib() -> ctypes.CDLL:
     return unicorn.unicorn_py3.unicorn.uclib  # type: ignore[attr-defined,no-any-return]
+
+
+_uc_reg_read_batch = _uclib().uc_reg_read_batch
+_uc_reg_write = _uclib().uc_reg_write
 
 
 # ---------------------------------------------------------------------------
@@ -208,8 +215,7 @@ class X86Vcpu:
             self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_BLOCK, self._py_block))
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INTR, self._on_intr))
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN_INVALID, self._on_invalid))
-        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_syscall, None, 1, 0,
-                                            X.UC_X86_INS_SYSCALL))
+        self._add_native_syscall_hook()
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_in, None, 1, 0,
                                             X.UC_X86_INS_IN))
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_out, None, 1, 0,
@@ -217,7 +223,35 @@ class X86Vcpu:
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None, 1, 0,
                                             X.UC_X86_INS_CPUID))
         self.hypercall_regs = _HC_REGS if long_mode else _HC_REGS32
+        # Hypercall registers are read and written straight through unicorn's C API with
+        # buffers made once: the Python binding's generic reg_read_batch costs ~15 us.
+        self._hc_ids = (ctypes.c_int * 6)(*self.hypercall_regs)
+        self._hc_vals = (ctypes.c_uint64 * 6)()
+        base = ctypes.addressof(self._hc_vals)
+        self._hc_ptrs = (ctypes.c_void_p * 6)(*(base + 8 * i for i in range(6)))
+        self._ret = ctypes.c_uint64()
         self.mapped: list[tuple[int, int]] = []
+        self._hook_error: BaseException | None = None
+
+    def _add_native_syscall_hook(self) -> None:
+        """UC_HOOK_INSN for ``syscall`` registered through ctypes directly (no wrapper)."""
+
+        def on_syscall(uc_handle: int, user: int) -> None:
+            try:
+                self.exits.hypercall(self, "syscall")
+            except BaseException as err:  # surfaced by run(): ctypes would swallow it
+                self._hook_error = err
+                self.uc.emu_stop()
+
+        callback = _SYSCALL_CB(on_syscall)
+        handle = ctypes.c_size_t()
+        err = _uclib().uc_hook_add(
+            self.uc._uch, ctypes.byref(handle), uc_const.UC_HOOK_INSN,
+            ctypes.cast(callback, ctypes.c_void_p), None, ctypes.c_uint64(1),
+            ctypes.c_uint64(0), ctypes.c_int(X.UC_X86_INS_SYSCALL))
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        self._keep.extend((callback, handle))
 
     def _add_native_block_hook(self, thunk: int) -> None:
         handle = ctypes.c_size_t()
@@ -285,11 +319,20 @@ class X86Vcpu:
 
     def hypercall_args(self) -> list[int]:
         """[number, arg1..arg5] in the PV calling convention of this vCPU's width."""
-        return list(self.uc.reg_read_batch(self.hypercall_regs))
+        vals = self._hc_vals
+        if not self.long_mode:
+            ctypes.memset(vals, 0, ctypes.sizeof(vals))
+        err = _uc_reg_read_batch(self.uc._uch, self._hc_ids, self._hc_ptrs, 6)
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        return list(vals)
 
     def set_return(self, value: int) -> None:
         mask = 0xFFFF_FFFF_FFFF_FFFF if self.long_mode else 0xFFFF_FFFF
-        self.uc.reg_write(self.hypercall_regs[0], value & mask)
+        self._ret.value = value & mask
+        err = _uc_reg_write(self.uc._uch, self.hypercall_regs[0], ctypes.byref(self._ret))
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
 
     def registers(self) -> dict[str, int]:
         names = GPRS64 + ("rip", "rflags", "cs", "ss", "cr0", "cr3") if self.long_mode else (
@@ -355,6 +398,7 @@ class X86Vcpu:
         except UcError as err:
             if self._fault is None:
                 self._fault = self._classify_error(err)
+        self._reraise_hook_error()
         used = max(0, budget - self._budget.left)
         if self._fault is not None:
             vec, detail = self._fault
@@ -378,12 +422,18 @@ class X86Vcpu:
         except UcError as err:
             if self._fault is None:
                 self._fault = self._classify_error(err)
+        self._reraise_hook_error()
         if self._fault is not None:
             vec, detail = self._fault
             return RunResult(ExitReason.FAULT, 1, vec, detail)
         if self._stop_reason is not None and self._stop_reason is not ExitReason.STEP:
             return RunResult(self._stop_reason, 1)
         return RunResult(ExitReason.STEP, 1)
+
+    def _reraise_hook_error(self) -> None:
+        err, self._hook_error = self._hook_error, None
+        if err is not None:
+            raise err
 
     def _byte_before_pc(self) -> int:
         try:
@@ -413,9 +463,6 @@ class X86Vcpu:
         self._budget.left -= (size + 3) >> 2
         if self._budget.left <= 0:
             uc.emu_stop()
-
-    def _on_syscall(self, uc: Uc, user: object) -> None:
-        self.exits.hypercall(self, "syscall")
 
     def _on_intr(self, uc: Uc, intno: int, user: object) -> None:
         if self._stepping and intno == VEC_DB:

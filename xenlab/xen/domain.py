@@ -60,6 +60,7 @@ class Vcpu:
     pending_upcall: bool = False
     cpu_time: int = 0                  # ns spent running
     ready_at: int = 0                  # virtual time from which it may run (causality)
+    time_info: Any = None              # ctypes view of its vcpu_time_info in shared_info
 
     @property
     def runnable(self) -> bool:

@@ -126,22 +126,17 @@ def hypercall_name(nr: int) -> str:
 
 def do_hypercall(host: XenHost, v: Vcpu, cpu: X86Vcpu, via: str) -> None:
     """Entry from the CPU layer: decode RAX and the argument registers, dispatch, return."""
-    # Read only the registers this hypercall takes: unicorn's Python
-    # reg_read_batch costs several times a single reg_read per register, and
-    # reading all six was the largest cost of a cheap hypercall (BENCHMARKS.md).
-    regs = cpu.hypercall_regs
-    reg_read = cpu.uc.reg_read
-    nr = reg_read(regs[0])
+    args = cpu.hypercall_args()  # one C call for RAX, RDI, RSI, RDX, R10, R8
+    nr = args[0]
     d = v.domain
     d.hypercall_count += 1
     ctx = HypercallContext(host, d, v, cpu, nr)
     entry = pv_hypercall_table.get(nr)
     if entry is None:
         ret = -Errno.ENOSYS
-        args = cpu.hypercall_args()
         ctx.decoded.update({f"arg{i}": hex(a) for i, a in enumerate(args[1:6], 1) if a})
     else:
-        ret = entry.handler(ctx, *[reg_read(r) for r in regs[1 : 1 + entry.nargs]])
+        ret = entry.handler(ctx, *args[1 : 1 + entry.nargs])
     cpu.set_return(ret)
     host.update_vcpu_system_time(v)
     if host.trace.enabled:

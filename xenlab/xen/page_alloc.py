@@ -78,13 +78,18 @@ class HostMemory:
                 need -= n
         for ext in taken:
             self.owner[ext.mfn : ext.end] = array("H", [domid]) * ext.count
-            self.ram[ext.mfn * PAGE_SIZE : ext.end * PAGE_SIZE] = bytes(ext.count * PAGE_SIZE)
         return taken
 
     def free(self, extents: list[Extent]) -> None:
-        """Give frames back (scrubbed, as Xen scrubs freed domain pages)."""
+        """Give frames back, scrubbed as Xen scrubs freed domain pages.
+
+        Free frames always read as zero: fresh anonymous memory is zero, and a
+        freed extent is handed back to the host kernel (MADV_DONTNEED), which
+        makes it zero again without touching it page by page.
+        """
         for ext in extents:
             self.owner[ext.mfn : ext.end] = array("H", [FREE]) * ext.count
+            self._scrub(ext)
             self._free.append(ext)
         self._free.sort(key=lambda e: e.mfn)
         merged: list[Extent] = []
@@ -94,6 +99,13 @@ class HostMemory:
             else:
                 merged.append(ext)
         self._free = merged
+
+    def _scrub(self, ext: Extent) -> None:
+        start, length = ext.mfn * PAGE_SIZE, ext.count * PAGE_SIZE
+        try:
+            self.ram.madvise(mmap.MADV_DONTNEED, start, length)
+        except (AttributeError, OSError, ValueError):  # no madvise here: write zeros
+            ctypes.memset(self.base + start, 0, length)
 
     # -- access -----------------------------------------------------------------
     def read(self, maddr: int, size: int) -> bytes:

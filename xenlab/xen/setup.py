@@ -31,7 +31,7 @@ from xenlab.public import version as V
 from xenlab.public.errno import Errno
 from xenlab.public.sched import ShutdownReason
 from xenlab.public.vcpu import Runstate
-from xenlab.public.xen import DOMID_FIRST_RESERVED, DOMID_XEN, Virq
+from xenlab.public.xen import DOMID_FIRST_RESERVED, DOMID_XEN, VcpuTimeInfo, Virq
 from xenlab.xen import traps
 from xenlab.xen.console import ConsoleLog
 from xenlab.xen.domain import INVALID_MFN, Domain, DomainType, Vcpu
@@ -454,6 +454,7 @@ class XenHost:
         evtchn_destroy(self, d)
         for v in d.vcpus:
             self.sched.remove_vcpu(v)
+            v.time_info = None  # a ctypes view into host RAM; drop it before freeing
             if v.cpu is not None:
                 v.cpu.close()
                 v.cpu = None
@@ -496,14 +497,15 @@ class XenHost:
         stays 0, so a guest's TSC extrapolation adds nothing and time is
         deterministic: it moves only when Xen publishes it.
         """
-        vi = self._vcpu_info(v)
-        if vi is None:
-            return
-        t = vi + 32  # vcpu_info.time
-        version = int.from_bytes(self.mem.read(t, 4), "little")
-        self.mem.write(t, ((version + 1) | 1).to_bytes(4, "little"))  # odd: update running
-        self.mem.write_u64(t + 16, self.now() if now is None else now)  # system_time
-        self.mem.write(t, ((version + 2) & ~1 & 0xFFFFFFFF).to_bytes(4, "little"))
+        ti = v.time_info
+        if ti is None:
+            vi = self._vcpu_info(v)
+            if vi is None:
+                return
+            ti = v.time_info = VcpuTimeInfo.from_buffer(self.mem.ram, vi + 32)
+        ti.version = (ti.version + 1) | 1          # odd: Xen is writing
+        ti.system_time = self.now() if now is None else now
+        ti.version = (ti.version + 1) & 0xFFFFFFFE  # even again: consistent
 
     def vcpu_yield(self, v: Vcpu) -> None:
         self.trace.emit(self.now(), v.domain.domid, v.vcpu_id, Kind.SCHED, "yield")

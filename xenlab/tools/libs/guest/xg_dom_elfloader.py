@@ -170,7 +170,7 @@ def load_elf_kernel(path: str | os.PathLike[str]) -> ElfImage:
         entry = elf["e_entry"]
     except ELFError as err:
         raise ImageError(f"{p}: malformed ELF: {err}") from None
-    except (struct.error, ValueError, IndexError, KeyError) as err:
+    except (struct.error, ValueError, IndexError, KeyError, OverflowError) as err:
         raise ImageError(f"{p}: malformed ELF: {err}") from None
     if not segments:
         raise ImageError(f"{p}: ELF has no loadable segments")

@@ -1,0 +1,53 @@
+"""Smoke test of ``python -m xenlab.bench`` (make bench): it runs and reports sane numbers.
+
+Small workloads, no timing assertions (speed depends on the machine; the
+figures live in BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xenlab import bench
+
+pytestmark = pytest.mark.skipif(not bench.BENCH_ELF.exists(), reason="pv-bench.elf not built")
+
+
+def test_loop_code_is_the_four_instruction_loop() -> None:
+    addr, code = bench.loop_code()
+    assert addr >= 0xFFFF_FFFF_8000_0000
+    # add %rcx,%rax; imul $31,%rax,%rax; dec %rcx; jnz bench_loop_start
+    assert code == bytes.fromhex("4801c8 486bc01f 48ffc9 75f4")
+
+
+def test_run_bench_small() -> None:
+    r = bench.run_bench(loop=200_000, hypercalls=300, repeat=1)
+    raw, guest = r["raw_unicorn"], r["xenlab_loop"]
+    on, off = r["hypercalls_trace_on"], r["hypercalls_trace_off"]
+    assert raw["insns_per_s"] > 0 and guest["insns_per_s"] > 0
+    assert guest["ratio_vs_raw"] > 0
+    # the guest ran the very loop the bare engine ran
+    assert guest["loop_done"] and guest["sum"] == raw["sum"]
+    for run in (guest, on, off):
+        assert run["status"] == "idle"
+        assert run["loop_done"] and run["hypercalls_done"]
+    assert on["per_s"] > 0 and off["per_s"] > 0
+    assert on["sum"] == "0x0"
+    # every round trip is traced when tracing is on, none when it is off
+    assert on["traced_xen_version"] == 300
+    assert off["traced_xen_version"] == 0
+    assert on["hypercalls"] >= 300
+    assert set(r["goals"]) == {"xenlab_ratio_ge_50pct", "hypercalls_ge_100k_per_s"}
+    assert r["machine"]["cores"] and r["machine"]["unicorn"]
+    json.dumps(r)  # JSON-able
+    text = bench.format_report(r)
+    assert "raw unicorn" in text and "goal" in text
+
+
+def test_main_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--json", "--loop", "1000", "--hypercalls", "10", "--repeat", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"] == {"loop": 1000, "hypercalls": 10, "repeat": 1, "insns_per_iter": 4}
+    assert out["xenlab_loop"]["hypercalls_done"]
