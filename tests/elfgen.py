@@ -265,7 +265,8 @@ def new_host():
 
 
 def create(host, code: bytes, *, memory_mib: int = 16, data: bytes = b"", cmdline: str = "",
-           name: str = "elfgen", unpause: bool = True, **elf_kw):
+           name: str = "elfgen", unpause: bool = True, max_pages: int | None = None,
+           **elf_kw):
     """Create, populate and build a PV domain from ``code`` on ``host``; returns the domain."""
     from xenlab.tools.libs.guest.xg_dom_elfloader import load_elf_kernel
     from xenlab.tools.libs.guest.xg_dom_x86 import build_pv
@@ -275,7 +276,8 @@ def create(host, code: bytes, *, memory_mib: int = 16, data: bytes = b"", cmdlin
     with tempfile.TemporaryDirectory(prefix="elfgen-") as tmp:
         img = load_elf_kernel(write_image(blob, tmp))
     pages = memory_mib * 256
-    d = host.domain_create(name, DomainType.PV, max_pages=pages, vcpus=1)
+    d = host.domain_create(name, DomainType.PV, vcpus=1,
+                           max_pages=pages if max_pages is None else max_pages)
     host.populate_physmap(d, pages)
     build_pv(host, d, img, cmdline=cmdline)
     if unpause:
@@ -284,14 +286,16 @@ def create(host, code: bytes, *, memory_mib: int = 16, data: bytes = b"", cmdlin
 
 
 def boot(code: bytes, *, memory_mib: int = 16, data: bytes = b"", cmdline: str = "",
-         host=None, max_instructions: int = 2_000_000, **elf_kw):
+         host=None, max_instructions: int = 2_000_000, max_pages: int | None = None,
+         **elf_kw):
     """Boot ``code`` as a PV kernel on a fresh (or the given) XenHost and run it to completion.
 
     Returns (host, domain). The run ends when nothing is runnable or after
     ``max_instructions``.
     """
     host = new_host() if host is None else host
-    d = create(host, code, memory_mib=memory_mib, data=data, cmdline=cmdline, **elf_kw)
+    d = create(host, code, memory_mib=memory_mib, data=data, cmdline=cmdline,
+               max_pages=max_pages, **elf_kw)
     host.run(max_instructions=max_instructions)
     return host, d
 

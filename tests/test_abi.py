@@ -116,6 +116,9 @@ STRUCTS: tuple[tuple[str, type[ctypes.Structure], bool], ...] = (
     ("struct vcpu_runstate_info", vcpu.VcpuRunstateInfo, False),
 )
 
+#: errno.h defines these only #ifdef __XEN__: never returned to a guest.
+XEN_INTERNAL_ERRNO = {"EINTR", "ERESTART"}
+
 CORE_STRUCTS = {"struct start_info", "struct shared_info", "struct vcpu_info"}
 
 
@@ -136,6 +139,9 @@ def expected_values() -> dict[str, tuple[int, bool]]:
     for prefix, enum_cls, core in ENUMS:
         for m in enum_cls:
             exp[prefix + m.name] = (int(m), core)
+    for m in errno.Errno:  # guest-visible enum xen_errno: all but Xen-internal ones
+        if m.name not in XEN_INTERNAL_ERRNO:
+            exp[f"public XEN_{m.name}"] = (int(m), True)
     for name, value in SCALARS.items():
         exp[name] = (value, False)
     for cname, cls, core in STRUCTS:
@@ -160,13 +166,30 @@ HEADER = """\
 #include <xen/grant_table.h>
 #include <xen/elfnote.h>
 #include <xen/errno.h>
+/* errno.h again, through its XEN_ERRNO() hook and as Xen itself sees it
+ * (__XEN__), so the two internal-only values EINTR and ERESTART exist too. */
+#define __XEN__
+#define XEN_ERRNO(name, value) XENLAB_ERRNO_##name = value,
+enum xenlab_all_errno {
+#include <xen/errno.h>
+};
+#undef __XEN__
 int main(void) {
 """
 
 
+def _c_expr(key: str) -> str:
+    """The C expression for a key: the key itself, except errno values (see HEADER)."""
+    if key.startswith("public "):
+        return key.split(" ", 1)[1]
+    if key.startswith("XEN_E") and key[4:] in errno.Errno.__members__:
+        return f"XENLAB_ERRNO_{key[4:]}"
+    return key
+
+
 def _c_line(key: str) -> str:
     # unsigned long long keeps 0xffff800000000000 exact; the Python side masks to 64 bits
-    return f'    printf("%s %llu\\n", "{key}", (unsigned long long)({key}));'
+    return f'    printf("%s %llu\\n", "{key}", (unsigned long long)({_c_expr(key)}));'
 
 
 def _compile_and_run(tmp: Path, keys: list[str]) -> tuple[dict[str, int], dict[str, str]]:

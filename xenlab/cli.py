@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cmd
+import contextlib
 import io
 import os
 import sys
@@ -193,10 +194,8 @@ def _shell(host: XenHost) -> int:
     try:
         import readline
 
-        try:
+        with contextlib.suppress(OSError):
             readline.read_history_file(history)
-        except OSError:
-            pass
     except ImportError:  # pragma: no cover - no readline on this platform
         readline = None  # type: ignore[assignment]
     try:
@@ -204,10 +203,8 @@ def _shell(host: XenHost) -> int:
     except KeyboardInterrupt:
         print()
     if readline is not None:
-        try:
+        with contextlib.suppress(OSError):
             readline.write_history_file(history)
-        except OSError:
-            pass
     return 0
 
 

@@ -24,6 +24,7 @@ xen/arch/x86/hvm/vmx/vmx.c (vmx_vmexit_handler)
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import enum
 import mmap
@@ -195,11 +196,10 @@ class X86Vcpu:
         self.exits = exits
         self.name = name
         self.long_mode = long_mode
-        self.uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64 if long_mode else uc_const.UC_MODE_32)
-        try:
+        mode = uc_const.UC_MODE_64 if long_mode else uc_const.UC_MODE_32
+        self.uc = Uc(uc_const.UC_ARCH_X86, mode)
+        with contextlib.suppress(UcError, AttributeError):
             self.uc.ctl_set_tcg_buffer_size(8 * 1024 * 1024)
-        except (UcError, AttributeError):
-            pass
         self._budget = _Budget(0, ctypes.cast(_uclib().uc_emu_stop, ctypes.c_void_p).value or 0)
         self._stop_reason: ExitReason | None = None
         self._fault: tuple[int, str] | None = None
@@ -335,7 +335,7 @@ class X86Vcpu:
             raise UcError(err)
 
     def registers(self) -> dict[str, int]:
-        names = GPRS64 + ("rip", "rflags", "cs", "ss", "cr0", "cr3") if self.long_mode else (
+        names = (*GPRS64, "rip", "rflags", "cs", "ss", "cr0", "cr3") if self.long_mode else (
             "eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags",
             "cs", "ds", "es", "ss", "cr0")
         return {n: self.reg(n) for n in names}
@@ -539,10 +539,8 @@ class X86Vcpu:
     def close(self) -> None:
         """Release the engine (a destroyed domain's vCPU)."""
         for handle in self._hooks:
-            try:
+            with contextlib.suppress(UcError):
                 self.uc.hook_del(handle)
-            except UcError:
-                pass
         self._hooks.clear()
 
 

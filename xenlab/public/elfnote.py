@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ElfNote", "XEN_ELFNOTE_OWNER"]
+__all__ = ["XEN_ELFNOTE_OWNER", "ElfNote"]
 
 XEN_ELFNOTE_OWNER = "Xen"
 

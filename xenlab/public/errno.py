@@ -31,6 +31,7 @@ class Errno(enum.IntEnum):
     EEXIST = 17
     EXDEV = 18
     ENODEV = 19
+    ENOTDIR = 20
     EISDIR = 21
     EINVAL = 22
     ENFILE = 23
@@ -61,3 +62,7 @@ class Errno(enum.IntEnum):
     ENOTCONN = 107
     ETIMEDOUT = 110
     ECONNREFUSED = 111
+
+
+EWOULDBLOCK = Errno.EAGAIN
+EDEADLOCK = Errno.EDEADLK

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ctypes
 import enum
 
-__all__ = ["GnttabOp", "GntSt"]
+__all__ = ["GntSt", "GnttabOp"]
 
 
 class GnttabOp(enum.IntEnum):

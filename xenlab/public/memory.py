@@ -27,7 +27,7 @@ class MemoryOp(enum.IntEnum):
     XENMEM_get_sharing_freed_pages = 18
 
 
-#: Low 16 bits of ``cmd`` select the operation; the rest is a continuation start extent.
+#: The low 6 bits of ``cmd`` select the operation; the rest is a continuation start extent.
 MEMOP_CMD_MASK = (1 << 6) - 1
 MEMOP_EXTENT_SHIFT = 6
 

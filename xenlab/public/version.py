@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["XenVer", "XEN_MAJOR", "XEN_MINOR", "XEN_EXTRAVERSION"]
+__all__ = ["XEN_EXTRAVERSION", "XEN_MAJOR", "XEN_MINOR", "XenVer"]
 
 
 class XenVer(enum.IntEnum):

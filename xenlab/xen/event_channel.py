@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from xenlab.xen.setup import XenHost
 
 __all__ = [
-    "Channel",
     "ECS",
+    "Channel",
     "EvtchnTable",
     "do_event_channel_op",
     "evtchn_alloc_unbound",
@@ -181,14 +181,13 @@ def evtchn_alloc_unbound(host: XenHost, caller: Domain, dom: int, remote_dom: in
         return -Errno.ESRCH
     if d is not caller and not caller.privileged:
         return -Errno.EPERM
-    remote = _resolve(host, caller, remote_dom)
-    if remote is None:
-        return -Errno.ESRCH
+    # Like Xen, only the id is kept: the remote domain need not exist yet.
+    remote_domid = caller.domid if remote_dom == DOMID_SELF else remote_dom
     assert d.evtchn is not None
     port = d.evtchn.get_free_port()
     if port < 0:
         return port
-    d.evtchn.ports[port] = Channel(ECS.UNBOUND, remote_domid=remote.domid)
+    d.evtchn.ports[port] = Channel(ECS.UNBOUND, remote_domid=remote_domid)
     return port
 
 

@@ -18,7 +18,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from xenlab.public.errno import Errno
-from xenlab.public.grant_table import GnttabOp, GnttabQuerySize, GntSt
+from xenlab.public.grant_table import GntSt, GnttabOp, GnttabQuerySize
 from xenlab.public.xen import DOMID_SELF
 
 if TYPE_CHECKING:

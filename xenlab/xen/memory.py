@@ -41,6 +41,22 @@ def _target(ctx: HypercallContext, domid: int) -> Domain | int:
     return target if target is not None else -Errno.ESRCH
 
 
+def _gmfn_to_pfn(d: Domain, mfn: int, count: int) -> int | None:
+    """A PV guest names frames by MFN (what increase_reservation wrote back): the M2P lookup.
+
+    The ``count`` frames of an extent must be consecutive in both spaces.
+    """
+    if mfn == INVALID_MFN or not d.owns_mfn(mfn):
+        return None
+    try:
+        pfn = d.p2m.index(mfn)
+    except ValueError:
+        return None
+    if any(d.pfn_to_mfn(pfn + i) != mfn + i for i in range(count)):
+        return None
+    return pfn
+
+
 def _reservation(ctx: HypercallContext, op: int, arg: int) -> int:
     raw = ctx.copy_from_guest(arg, ctypes.sizeof(XenMemoryReservation))
     if raw is None:
@@ -61,8 +77,9 @@ def _reservation(ctx: HypercallContext, op: int, arg: int) -> int:
             raw_pfn = ctx.copy_from_guest(slot, 8)
             if raw_pfn is None:
                 return done if done else -Errno.EFAULT
-            pfn = struct.unpack("<Q", raw_pfn)[0]
-            if not ctx.host.guest_remove_pages(d, pfn, pages_per):
+            frame = struct.unpack("<Q", raw_pfn)[0]
+            pfn = _gmfn_to_pfn(d, frame, pages_per) if d.is_pv else frame
+            if pfn is None or not ctx.host.guest_remove_pages(d, pfn, pages_per):
                 break
         else:
             if d.tot_pages + pages_per > d.max_pages:

@@ -65,6 +65,9 @@ class Pcpu:
     current: Vcpu | None = None
 
 
+_IO_MNEMONICS = frozenset({"in", "out", "insb", "insw", "insd", "outsb", "outsw", "outsd"})
+
+
 class _VcpuTraps:
     """The VM-exit / trap handlers of one PV vCPU (implements cpu.x86.VcpuExits)."""
 
@@ -76,11 +79,25 @@ class _VcpuTraps:
         do_hypercall(self.host, self.v, cpu, via)
 
     def io_in(self, cpu: X86Vcpu, port: int, size: int) -> int:
-        cpu.raise_fault(13, f"in from port {port:#x}: a privileged instruction in a PV guest")
+        self._privileged_io(cpu, f"in from port {port:#x}")
         return 0xFFFFFFFF
 
     def io_out(self, cpu: X86Vcpu, port: int, size: int, value: int) -> None:
-        cpu.raise_fault(13, f"out to port {port:#x}: a privileged instruction in a PV guest")
+        self._privileged_io(cpu, f"out to port {port:#x}")
+
+    def _privileged_io(self, cpu: X86Vcpu, what: str) -> None:
+        """A PV guest has no I/O privilege: #GP at the in/out instruction itself.
+
+        unicorn calls the I/O hook with RIP already past the instruction; step back
+        over it (1-3 bytes: optional 0x66 prefix, opcode, optional port byte).
+        """
+        rip = cpu.reg("rip")
+        for length in (1, 2, 3):
+            code = self.host.read_guest_code(self.v.domain, cpu, rip - length, length)
+            if code and cpu.disassemble(code, rip - length).split(" ")[0] in _IO_MNEMONICS:
+                cpu.set_reg("rip", rip - length)
+                break
+        cpu.raise_fault(13, "#GP general protection")
 
     def cpuid(self, cpu: X86Vcpu, leaf: int, subleaf: int) -> tuple[int, int, int, int] | None:
         return self.host.cpuid_xen_leaves(self.v.domain, leaf)
@@ -123,11 +140,11 @@ class XenHost:
         """__start_xen: the boot story, as ``xl dmesg`` tells it."""
         pk = self.log.printk
         total = self.mem.total_pages * PAGE_SIZE
-        pk(f" __  __            _  _    _ _____  ___\n"
-           f" \\ \\/ /___ _ __   | || |  / |___  |/ _ \\  (emulated by xenlab)\n"
-           f"  \\  // _ \\ '_ \\  | || |_ | |  / /| | | |\n"
-           f"  /  \\  __/ | | | |__   _|| | / / | |_| |\n"
-           f" /_/\\_\\___|_| |_|    |_|(_)_|/_/   \\___/")
+        pk(" __  __            _  _    _ _____  ___\n"
+           " \\ \\/ /___ _ __   | || |  / |___  |/ _ \\  (emulated by xenlab)\n"
+           "  \\  // _ \\ '_ \\  | || |_ | |  / /| | | |\n"
+           "  /  \\  __/ | | | |__   _|| | / / | |_| |\n"
+           " /_/\\_\\___|_| |_|    |_|(_)_|/_/   \\___/")
         pk(f"Xen version {V.XEN_MAJOR}.{V.XEN_MINOR}{V.XEN_EXTRAVERSION.decode()} "
            f"(xenlab@xenlab.example) (unicorn {unicorn_version()} CPU emulator) debug=y")
         pk("Bootloader: xenlab (a boot loader such as GRUB starts Xen on a real machine)")
@@ -380,9 +397,11 @@ class XenHost:
         if d.is_shutting_down or d.is_dying:
             return
         d.is_shutting_down = True
-        d.shutdown_code = reason
-        if reason == ShutdownReason.SHUTDOWN_crash:
+        if d.shutdown_code == -1:  # SCHEDOP_shutdown_code set earlier wins, as in Xen
+            d.shutdown_code = reason
+        if d.shutdown_code == ShutdownReason.SHUTDOWN_crash:
             d.is_crashed = True
+        reason = d.shutdown_code
         self._stop_domain(d)
         d.is_shut_down = True
         self.log.printk(f"d{d.domid}: shutdown: reason {d.shutdown_reason_name} ({reason})")
@@ -409,7 +428,8 @@ class XenHost:
         d.is_shutting_down = True
         d.is_crashed = True
         d.crash_reason = why
-        d.shutdown_code = ShutdownReason.SHUTDOWN_crash
+        if d.shutdown_code == -1:
+            d.shutdown_code = ShutdownReason.SHUTDOWN_crash
         self._stop_domain(d)
         d.is_shut_down = True
         self.trace.emit(self.now(), d.domid, v.vcpu_id, Kind.LIFECYCLE, "crash", {"why": why})
@@ -696,16 +716,20 @@ class XenHost:
             v.set_runstate(Runstate.RUNSTATE_blocked, pc.time)
         return result.executed
 
-    def _faulting_instruction(self, d: Domain, cpu: X86Vcpu, rip: int) -> str:
+    def read_guest_code(self, d: Domain, cpu: X86Vcpu, va: int, size: int) -> bytes:
+        """Instruction bytes at a guest virtual address, or b'' if they cannot be read."""
         from xenlab.xen.guest_access import GuestFault, copy_from_guest
 
         try:
-            code = copy_from_guest(self.mem, d, cpu.reg("cr3") if d.is_pv else None, rip, 15)
+            return copy_from_guest(self.mem, d, cpu.reg("cr3") if d.is_pv else None, va, size)
         except GuestFault:
-            try:
-                code = copy_from_guest(self.mem, d, cpu.reg("cr3") if d.is_pv else None, rip, 1)
-            except GuestFault:
-                return ""
+            return b""
+
+    def _faulting_instruction(self, d: Domain, cpu: X86Vcpu, rip: int) -> str:
+        code = self.read_guest_code(d, cpu, rip, 15) or self.read_guest_code(
+            d, cpu, rip, 16 - (rip & 0xF) if rip & 0xFFF > 0xFF0 else 1)
+        if not code:
+            return ""
         text = cpu.disassemble(code, rip)
         privileged = {"hlt", "cli", "sti", "wrmsr", "rdmsr", "lgdt", "lidt", "invlpg", "in",
                       "out", "wbinvd", "clts", "lmsw", "ltr", "lldt", "mov"}

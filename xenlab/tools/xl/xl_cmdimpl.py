@@ -266,7 +266,7 @@ def main_top(xl: Libxl, args: list[str], out: IO[str]) -> int:
     out.write("      NAME  STATE   CPU(sec) CPU(%)     MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS "
               "NETS NETTX(k) NETRX(k) VBDS   VBD_OO   VBD_RD   VBD_WR  VBD_RSECT  VBD_WSECT SSID\n")
     elapsed = max(1, host.now())
-    for d, f in zip(doms, flags):
+    for d, f in zip(doms, flags, strict=False):
         mem_k = d.tot_pages * 4
         cpu_pct = 100.0 * d.cpu_time / elapsed
         maxmem = f"{d.max_pages * 4:>10}" if d.domid else "no limit"

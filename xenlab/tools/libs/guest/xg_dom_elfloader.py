@@ -15,6 +15,7 @@ elf_xen_addr_calc_check), tools/libs/guest/xg_dom_elfloader.c
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import struct
 from dataclasses import dataclass, field
@@ -193,7 +194,7 @@ def _check(img: ElfImage) -> None:
     if xver is not None and xver != "xen-3.0":
         raise ImageError(f"{p}: built for '{xver}'; Xen loads images built for xen-3.0")
     spans = sorted((img.load_va(s), img.load_va(s) + s.memsz) for s in img.segments)
-    for (_a0, a1), (b0, _b1) in zip(spans, spans[1:]):
+    for (_a0, a1), (b0, _b1) in itertools.pairwise(spans):
         if b0 < a1:
             raise ImageError(f"{p}: ELF segments overlap at {b0:#x}")
     if img.virt_kstart < img.virt_base or img.virt_kend >= (1 << 64):
