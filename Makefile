@@ -22,7 +22,7 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 	@if ls labs/*/*.ipynb >/dev/null 2>&1; then \
-	  $(PY) -m pytest -q --nbval labs/ --nbval-sanitize-with labs/sanitize.cfg -p no:cacheprovider; fi
+	  $(PY) -m pytest -q --nbval --nbval-current-env labs/ --nbval-sanitize-with labs/sanitize.cfg; fi
 
 bench: $(STAMP)
 	$(PY) -m xenlab.bench

@@ -37,20 +37,18 @@ class Lab:
     def trace(self) -> Trace:
         return self.host.trace
 
-    def xl(self, command: str, *, show: bool = True) -> str:
-        """Run one ``xl`` command line; print (and return) what xl prints.
+    def xl(self, command: str) -> None:
+        """Run one ``xl`` command line and print what xl prints (errors as ``xl: error:``)."""
+        print(self.xl_output(command), end="")
 
-        Errors are printed as ``xl: error: ...`` lines, as in a Dom0 shell.
-        """
+    def xl_output(self, command: str) -> str:
+        """Run one ``xl`` command line and return what xl would print."""
         out = io.StringIO()
         try:
             xl_main(self.toolstack, command, out)
         except XenlabError as err:
             out.write(f"xl: error: {err}\n")
-        text = out.getvalue()
-        if show:
-            print(text, end="")
-        return text
+        return out.getvalue()
 
     def run(self, max_instructions: int = 2_000_000_000) -> RunStatus:
         """Let the guests run until nothing is left to do (or the budget ends)."""
