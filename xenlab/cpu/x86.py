@@ -101,6 +101,7 @@ class VcpuExits(Protocol):
     def io_out(self, vcpu: X86Vcpu, port: int, size: int, value: int) -> None: ...
     def cpuid(self, vcpu: X86Vcpu, leaf: int, subleaf: int) -> tuple[int, int, int, int] | None: ...
     def interrupt(self, vcpu: X86Vcpu, vector: int) -> bool: ...
+    def msr_write(self, vcpu: X86Vcpu, msr: int, value: int) -> bool: ...
 
 
 # ---------------------------------------------------------------------------
@@ -128,6 +129,9 @@ _HC_REGS = [X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_R
             X.UC_X86_REG_R10, X.UC_X86_REG_R8]
 _HC_REGS32 = [X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX,
               X.UC_X86_REG_ESI, X.UC_X86_REG_EDI]
+
+_CPUID_REGS64 = (X.UC_X86_REG_RAX, X.UC_X86_REG_RBX, X.UC_X86_REG_RCX, X.UC_X86_REG_RDX)
+_CPUID_REGS32 = (X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX)
 
 EFLAGS_IF = 1 << 9
 EFLAGS_TF = 1 << 8
@@ -232,6 +236,8 @@ class X86Vcpu:
         self._ret = ctypes.c_uint64()
         self.mapped: list[tuple[int, int]] = []
         self._hook_error: BaseException | None = None
+        self.int82_hypercalls = False  # set for 32-bit PV guests
+        self._wrmsr_hooks: dict[int, int] = {}
 
     def _add_native_syscall_hook(self) -> None:
         """UC_HOOK_INSN for ``syscall`` registered through ctypes directly (no wrapper)."""
@@ -467,7 +473,14 @@ class X86Vcpu:
     def _on_intr(self, uc: Uc, intno: int, user: object) -> None:
         if self._stepping and intno == VEC_DB:
             return
+        if intno == 0x82 and self.int82_hypercalls:  # 32-bit PV: int $0x82 is the hypercall
+            self.exits.hypercall(self, "int 0x82")
+            return
         if self.exits.interrupt(self, intno):
+            return
+        if not self.long_mode and not self.reg("cr0") & 1:
+            # real mode: vector through the IVT ourselves (unicorn does not)
+            self.deliver_real_mode_interrupt(intno)
             return
         detail = VECTOR_NAMES.get(intno, f"interrupt {intno:#x}")
         if intno == VEC_PF:
@@ -505,10 +518,40 @@ class X86Vcpu:
         result = self.exits.cpuid(self, leaf, sub)
         if result is None:
             return 0  # unicorn's own CPUID
-        a, b, c, d = result
-        uc.reg_write_batch([(X.UC_X86_REG_RAX, a), (X.UC_X86_REG_RBX, b),
-                            (X.UC_X86_REG_RCX, c), (X.UC_X86_REG_RDX, d)])
+        regs = _CPUID_REGS64 if self.long_mode else _CPUID_REGS32
+        uc.reg_write_batch(list(zip(regs, result, strict=True)))
         return 1
+
+    # -- WRMSR ------------------------------------------------------------------------
+    def trap_wrmsr_at(self, address: int) -> None:
+        """Trap the ``wrmsr`` (0F 30) at ``address``: unicorn has no WRMSR hook, so a code
+        hook on exactly that instruction hands it to the hypervisor (zero cost elsewhere)."""
+        if address in self._wrmsr_hooks:
+            return
+        self._wrmsr_hooks[address] = self.uc.hook_add(
+            uc_const.UC_HOOK_CODE, self._on_wrmsr, None, address, address)
+
+    def _on_wrmsr(self, uc: Uc, address: int, size: int, user: object) -> None:
+        try:
+            code = bytes(uc.mem_read(self._linear(address), 2))
+        except UcError:
+            return
+        if code != b"\x0f\x30":
+            return  # the code changed since the scan: let the CPU execute what is there
+        msr = self.reg("ecx")
+        value = (self.reg("edx") << 32) | self.reg("eax")
+        if self.exits.msr_write(self, msr, value):
+            self.set_reg("rip" if self.long_mode else "eip", self.pc() + 2)
+
+    def scan_wrmsr(self, begin: int, data: bytes) -> int:
+        """Trap every ``wrmsr`` found in ``data`` (code loaded at ``begin``); returns how many."""
+        count = 0
+        pos = data.find(b"\x0f\x30")
+        while pos >= 0:
+            self.trap_wrmsr_at(begin + pos)
+            count += 1
+            pos = data.find(b"\x0f\x30", pos + 1)
+        return count
 
     # -- real mode interrupts -----------------------------------------------------
     def deliver_real_mode_interrupt(self, vector: int) -> None:

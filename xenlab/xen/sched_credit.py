@@ -103,6 +103,15 @@ class CreditScheduler:
         times = [v.ready_at for v in self.runq if v.runnable]
         return min(times) if times else None
 
+    def slice_for(self, v: Vcpu) -> int:
+        """How long ``v`` may run before the next decision.
+
+        At most one time slice (30 ms); and at most one 10 ms tick, because
+        csched_tick burns credits every tick and a vCPU that has just gone OVER
+        is preempted there in favour of one still UNDER.
+        """
+        return min(self.tslice_ns, CSCHED_TICK_NS)
+
     def has_runnable(self) -> bool:
         return any(v.runnable for v in self.runq)
 

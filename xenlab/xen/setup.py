@@ -105,6 +105,9 @@ class _VcpuTraps:
     def interrupt(self, cpu: X86Vcpu, vector: int) -> bool:
         return False  # a 64-bit PV guest has no interrupt that Xen turns into a hypercall
 
+    def msr_write(self, cpu: X86Vcpu, msr: int, value: int) -> bool:
+        return False  # ring 3: the CPU raises #GP and the domain crashes
+
 
 class XenHost:
     """An emulated machine running Xen, with Dom0 built and ready for the toolstack."""
@@ -672,7 +675,7 @@ class XenHost:
                     return RunStatus.IDLE
                 pc.time = max(pc.time, min(candidates))
                 continue
-            budget = self.sched.tslice_ns
+            budget = self.sched.slice_for(v)
             nxt = self._next_deadline()
             if nxt is not None:
                 budget = min(budget, max(1, nxt - pc.time))
