@@ -138,7 +138,8 @@ def do_hypercall(host: XenHost, v: Vcpu, cpu: X86Vcpu, via: str) -> None:
     else:
         ret = entry.handler(ctx, *args[1 : 1 + entry.nargs])
     cpu.set_return(ret)
-    host.update_vcpu_system_time(v)
+    now = host.now()
+    host.update_vcpu_system_time(v, now)
     if host.trace.enabled:
-        host.trace.emit(host.now(), d.domid, v.vcpu_id, Kind.HYPERCALL, hypercall_name(nr),
+        host.trace.emit(now, d.domid, v.vcpu_id, Kind.HYPERCALL, hypercall_name(nr),
                         ctx.decoded, int(ret))
