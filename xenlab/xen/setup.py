@@ -64,6 +64,7 @@ class Pcpu:
     cpu_id: int
     time: int = 0
     current: Vcpu | None = None
+    last: tuple[int, int] | None = None  # (domid, vcpu) it ran last: context switches
 
 
 _IO_MNEMONICS = frozenset({"in", "out", "insb", "insw", "insd", "outsb", "outsw", "outsd"})
@@ -705,6 +706,12 @@ class XenHost:
         assert cpu is not None
         d = v.domain
         v.processor = pc.cpu_id
+        if pc.last != (d.domid, v.vcpu_id):
+            prev = pc.last
+            pc.last = (d.domid, v.vcpu_id)
+            self.trace.emit(pc.time, d.domid, v.vcpu_id, Kind.SCHED, "schedule", {
+                "pcpu": pc.cpu_id, "prev": f"d{prev[0]}v{prev[1]}" if prev else "idle",
+                "priority": PRI_NAMES.get(v.priority, v.priority), "credit": v.credit})
         v.set_runstate(Runstate.RUNSTATE_running, pc.time)
         pc.current = v
         self._current = (pc, v)
