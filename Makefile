@@ -3,12 +3,13 @@
 #   make test   set up .venv and run every test (pytest, then the notebooks with nbval)
 #   make bench  speed figures (see BENCHMARKS.md)
 #   make images rebuild the guest images from their sources (needs gcc, as, ld, libxen-dev)
+#   make notebooks  re-run the labs and store their outputs (after changing what they show)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: lab test bench images lint clean
+.PHONY: lab test bench images lint clean notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,12 @@ bench: $(STAMP)
 
 images:
 	$(MAKE) -C images
+
+# Re-run every notebook and store its outputs (what nbval compares against).
+notebooks: $(STAMP)
+	for nb in labs/*/*.ipynb; do \
+	  (cd $$(dirname $$nb) && $(CURDIR)/$(VENV)/bin/jupyter nbconvert --to notebook --execute \
+	     --inplace $$(basename $$nb)) || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check xenlab tests
