@@ -57,6 +57,56 @@ GNTTAB_RESERVED_CONSOLE = 0
 GNTTAB_RESERVED_XENSTORE = 1
 
 
+GNTMAP_device_map = 1 << 0
+GNTMAP_host_map = 1 << 1
+GNTMAP_readonly = 1 << 2
+GNTMAP_application_map = 1 << 3
+GNTMAP_contains_pte = 1 << 4
+GNTCOPY_source_gref = 1 << 0
+GNTCOPY_dest_gref = 1 << 1
+
+
+class GnttabMapGrantRef(ctypes.Structure):
+    """``struct gnttab_map_grant_ref``"""
+
+    _fields_ = (
+        ("host_addr", ctypes.c_uint64),
+        ("flags", ctypes.c_uint32),
+        ("ref", ctypes.c_uint32),
+        ("dom", ctypes.c_uint16),
+        ("status", ctypes.c_int16),
+        ("handle", ctypes.c_uint32),
+        ("dev_bus_addr", ctypes.c_uint64),
+    )
+
+
+class GnttabUnmapGrantRef(ctypes.Structure):
+    """``struct gnttab_unmap_grant_ref``"""
+
+    _fields_ = (
+        ("host_addr", ctypes.c_uint64),
+        ("dev_bus_addr", ctypes.c_uint64),
+        ("handle", ctypes.c_uint32),
+        ("status", ctypes.c_int16),
+    )
+
+
+class _GnttabCopyPtr(ctypes.Structure):
+    _fields_ = (("u", ctypes.c_uint64), ("domid", ctypes.c_uint16), ("offset", ctypes.c_uint16))
+
+
+class GnttabCopy(ctypes.Structure):
+    """``struct gnttab_copy`` (``u`` is the ref or the gmfn)."""
+
+    _fields_ = (
+        ("source", _GnttabCopyPtr),
+        ("dest", _GnttabCopyPtr),
+        ("len", ctypes.c_uint16),
+        ("flags", ctypes.c_uint16),
+        ("status", ctypes.c_int16),
+    )
+
+
 class GnttabQuerySize(ctypes.Structure):
     """``struct gnttab_query_size``"""
 

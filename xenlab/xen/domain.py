@@ -107,6 +107,7 @@ class Domain:
     hypercall_count: int = 0
     shared_mfns: set[int] = field(default_factory=set)  # Xen pages shared with this guest
     pt_mfns: set[int] = field(default_factory=set)      # its page-table pages (PV)
+    foreign_mfns: dict[int, int] = field(default_factory=dict)  # grant-mapped frames -> count
     cmdline: str = ""
 
     @property
@@ -123,6 +124,10 @@ class Domain:
 
     def owns_mfn(self, mfn: int) -> bool:
         return any(e.mfn <= mfn < e.end for e in self.extents) or mfn in self.shared_mfns
+
+    def can_access_mfn(self, mfn: int) -> bool:
+        """Own frames, Xen pages shared with it, and frames mapped through a live grant."""
+        return self.owns_mfn(mfn) or mfn in self.foreign_mfns
 
     def pfn_to_mfn(self, pfn: int) -> int:
         if 0 <= pfn < len(self.p2m):

@@ -148,6 +148,15 @@ def evtchn_set_pending(host: XenHost, d: Domain, port: int) -> None:
 
 
 
+def evtchn_clear_pending(host: XenHost, d: Domain, port: int) -> None:
+    """What a guest's event handler does after handling ``port`` (used for Dom0)."""
+    si = _si(host, d)
+    if si is None:
+        return
+    addr = si + SI_PENDING + 8 * (port // 64)
+    host.mem.write_u64(addr, host.mem.read_u64(addr) & ~(1 << (port % 64)))
+
+
 def evtchn_unmask(host: XenHost, d: Domain, port: int) -> int:
     if d.evtchn is None or d.evtchn.lookup(port) is None:
         return -Errno.EINVAL

@@ -1,11 +1,19 @@
 """Grant tables (v1): a domain's table of pages it lets other domains use.
 
-This part holds the table itself and the operations a guest needs to find it
-(``GNTTABOP_setup_table``, ``GNTTABOP_query_size``, ``GNTTABOP_get_version``).
-The table frames belong to Xen and are shared with the guest; each 8-byte
-entry is ``{uint16 flags; domid_t domid; uint32 frame}``. Mapping and copying
-grants (map_grant_ref, unmap_grant_ref, copy) arrive with the split drivers;
-until then they return ``-ENOSYS``.
+The *granter* writes entries into its own table (frames that belong to Xen
+and are shared with it; found with ``GNTTABOP_setup_table``): each 8-byte v1
+entry is ``{uint16 flags; domid_t domid; uint32 frame}`` and says "domain
+``domid`` may use my frame ``frame``" (``GTF_permit_access``, optionally
+``GTF_readonly``). The *grantee* asks Xen to map that grant
+(``GNTTABOP_map_grant_ref``): Xen checks the entry, marks it in use
+(``GTF_reading`` / ``GTF_writing``, so the granter can see it is busy), and
+makes the very same machine frame visible to the grantee, returning a handle
+for ``GNTTABOP_unmap_grant_ref``. ``GNTTABOP_copy`` copies through grants
+without mapping. Every refusal is a ``GNTST_*`` status.
+
+Dom0's backends in xenlab are Python: they call ``gnttab_map_grant_ref`` and
+friends directly (what Linux's gntdev does through the same hypercall) and
+receive a memoryview of the frame.
 
 Real Xen: xen/common/grant_table.c (do_grant_table_op, gnttab_setup_table,
 gnttab_query_size)
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from xenlab.public.errno import Errno
@@ -24,11 +33,36 @@ from xenlab.public.xen import DOMID_SELF
 if TYPE_CHECKING:
     from xenlab.xen.domain import Domain
     from xenlab.xen.hypercall import HypercallContext
+    from xenlab.xen.setup import XenHost
 
-__all__ = ["GrantTable", "do_grant_table_op"]
+__all__ = [
+    "GrantMapping",
+    "GrantTable",
+    "do_grant_table_op",
+    "gnttab_copy",
+    "gnttab_map_grant_ref",
+    "gnttab_release_mappings",
+    "gnttab_unmap_grant_ref",
+]
 
 MAX_GRANT_FRAMES = 64  # gnttab_max_frames default
 GRANT_ENTRY_V1_SIZE = 8
+
+
+@dataclass
+class GrantMapping:
+    """One entry of a grantee's maptrack table: a live mapping of a foreign frame."""
+
+    handle: int
+    granter: int
+    ref: int
+    mfn: int
+    readonly: bool
+    host_addr: int = 0          # the grantee's VA (PV host_map), 0 for Dom0's backends
+
+    @property
+    def maddr(self) -> int:
+        return self.mfn << PAGE_SHIFT
 
 
 class GrantTable:
@@ -36,6 +70,9 @@ class GrantTable:
         self.max_frames = max_frames
         self.frames: list[int] = []  # machine frames of the shared table
         self.version = 1
+        self.maptrack: dict[int, GrantMapping] = {}  # as grantee: handle -> mapping
+        self.next_handle = 0
+        self.pins: dict[int, list[int]] = {}         # as granter: ref -> [readers, writers]
 
     @property
     def nr_frames(self) -> int:
@@ -44,6 +81,171 @@ class GrantTable:
     @property
     def nr_entries(self) -> int:
         return self.nr_frames * 4096 // GRANT_ENTRY_V1_SIZE
+
+
+# -- the granter's entries ------------------------------------------------------------
+def _entry_addr(d: Domain, ref: int) -> int | None:
+    gt = d.grant_table
+    if gt is None or not 0 <= ref < gt.nr_entries:
+        return None
+    frame = gt.frames[ref * GRANT_ENTRY_V1_SIZE // PAGE_SIZE]
+    return (frame << PAGE_SHIFT) + (ref * GRANT_ENTRY_V1_SIZE) % PAGE_SIZE
+
+
+def read_entry(host: XenHost, d: Domain, ref: int) -> tuple[int, int, int] | None:
+    """(flags, domid, frame) of grant ``ref`` in ``d``'s table, or None if out of range."""
+    addr = _entry_addr(d, ref)
+    if addr is None:
+        return None
+    flags, domid, frame = struct.unpack("<HHI", host.mem.read(addr, 8))
+    return flags, domid, frame
+
+
+def _set_flags(host: XenHost, d: Domain, ref: int, set_bits: int, clear_bits: int) -> None:
+    addr = _entry_addr(d, ref)
+    if addr is not None:
+        flags = struct.unpack("<H", host.mem.read(addr, 2))[0]
+        host.mem.write(addr, struct.pack("<H", (flags | set_bits) & ~clear_bits & 0xFFFF))
+
+
+def _check_grant(host: XenHost, granter: Domain | None, grantee: Domain, ref: int,
+                 readonly: bool) -> tuple[int, int]:
+    """(status, mfn): may ``grantee`` use ``granter``'s grant ``ref``?"""
+    if granter is None or granter.grant_table is None or granter.is_dying:
+        return GntSt.GNTST_bad_domain, 0
+    entry = read_entry(host, granter, ref)
+    if entry is None:
+        return GntSt.GNTST_bad_gntref, 0
+    flags, domid, frame = entry
+    if flags & G.GTF_type_mask != G.GTF_permit_access or domid != grantee.domid:
+        return GntSt.GNTST_permission_denied, 0
+    if flags & G.GTF_readonly and not readonly:
+        return GntSt.GNTST_permission_denied, 0
+    if not granter.owns_mfn(frame) or frame in granter.shared_mfns:
+        return GntSt.GNTST_bad_page, 0
+    return GntSt.GNTST_okay, frame
+
+
+def _pin(host: XenHost, granter: Domain, ref: int, readonly: bool, delta: int) -> None:
+    gt = granter.grant_table
+    assert gt is not None
+    pins = gt.pins.setdefault(ref, [0, 0])
+    pins[1 if not readonly else 0] += delta
+    set_bits = (G.GTF_reading if pins[0] + pins[1] else 0) | (G.GTF_writing if pins[1] else 0)
+    clear_bits = (0 if pins[0] + pins[1] else G.GTF_reading) | (0 if pins[1] else G.GTF_writing)
+    _set_flags(host, granter, ref, set_bits, clear_bits)
+    if not pins[0] and not pins[1]:
+        del gt.pins[ref]
+
+
+def gnttab_map_grant_ref(host: XenHost, grantee: Domain, dom: int, ref: int, flags: int,
+                         host_addr: int = 0, cr3: int | None = None
+                         ) -> tuple[int, GrantMapping | None]:
+    """Map ``dom``'s grant ``ref`` for ``grantee``; returns (GNTST status, mapping)."""
+    readonly = bool(flags & G.GNTMAP_readonly)
+    granter = grantee if dom in (DOMID_SELF, grantee.domid) else host.domains.get(dom)
+    status, mfn = _check_grant(host, granter, grantee, ref, readonly)
+    if status == GntSt.GNTST_okay and not flags & (G.GNTMAP_host_map | G.GNTMAP_device_map):
+        status = GntSt.GNTST_general_error
+    mapping = None
+    if status == GntSt.GNTST_okay:
+        assert granter is not None and grantee.grant_table is not None
+        gt = grantee.grant_table
+        if len(gt.maptrack) >= 4096:
+            status = GntSt.GNTST_no_device_space
+        else:
+            mapping = GrantMapping(gt.next_handle, granter.domid, ref, mfn, readonly, host_addr)
+            if flags & G.GNTMAP_host_map and grantee.is_pv and cr3 is not None:
+                status = host.pv_map_foreign(grantee, cr3, host_addr, mfn, readonly)
+            if status == GntSt.GNTST_okay:
+                gt.next_handle += 1
+                gt.maptrack[mapping.handle] = mapping
+                _pin(host, granter, ref, readonly, +1)
+            else:
+                mapping = None
+    host.trace.emit(host.now(), grantee.domid, 0, Kind.GRANT, "map_grant_ref",
+                    {"granter": dom, "ref": ref, "readonly": readonly,
+                     "handle": mapping.handle if mapping else None},
+                    _status_name(status))
+    return status, mapping
+
+
+def gnttab_unmap_grant_ref(host: XenHost, grantee: Domain, handle: int,
+                           cr3: int | None = None) -> int:
+    gt = grantee.grant_table
+    mapping = gt.maptrack.pop(handle, None) if gt is not None else None
+    if mapping is None:
+        status: int = GntSt.GNTST_bad_handle
+    else:
+        if mapping.host_addr and grantee.is_pv and cr3 is not None:
+            host.pv_unmap_foreign(grantee, cr3, mapping.host_addr, mapping.mfn)
+        granter = host.domains.get(mapping.granter)
+        if granter is not None and granter.grant_table is not None:
+            _pin(host, granter, mapping.ref, mapping.readonly, -1)
+        status = GntSt.GNTST_okay
+    host.trace.emit(host.now(), grantee.domid, 0, Kind.GRANT, "unmap_grant_ref",
+                    {"handle": handle, "granter": mapping.granter if mapping else None,
+                     "ref": mapping.ref if mapping else None}, _status_name(status))
+    return status
+
+
+def gnttab_release_mappings(host: XenHost, d: Domain) -> None:
+    """A dying domain: drop its mappings of others' frames, and others' mappings of its own."""
+    if d.grant_table is not None:
+        for handle in sorted(d.grant_table.maptrack):
+            gnttab_unmap_grant_ref(host, d, handle)
+    for other in list(host.domains.values()):
+        if other is d or other.grant_table is None:
+            continue
+        for handle, mapping in sorted(other.grant_table.maptrack.items()):
+            if mapping.granter == d.domid:
+                gnttab_unmap_grant_ref(host, other, handle)
+
+
+def _copy_ptr(host: XenHost, caller: Domain, ptr: ctypes.Structure, by_gref: bool,
+              write: bool) -> tuple[int, int]:
+    """(status, machine address of the page) for one side of a GNTTABOP_copy."""
+    dom = caller.domid if ptr.domid == DOMID_SELF else ptr.domid
+    owner = host.domains.get(dom)
+    if owner is None:
+        return GntSt.GNTST_bad_domain, 0
+    if by_gref:
+        status, mfn = _check_grant(host, owner, caller, ptr.u, readonly=not write)
+        return status, mfn << PAGE_SHIFT
+    if owner is not caller:
+        return GntSt.GNTST_permission_denied, 0
+    mfn = ptr.u if caller.is_pv else caller.pfn_to_mfn(ptr.u)
+    if not caller.owns_mfn(mfn) or mfn in caller.shared_mfns:
+        return GntSt.GNTST_bad_page, 0
+    return GntSt.GNTST_okay, mfn << PAGE_SHIFT
+
+
+def gnttab_copy(host: XenHost, caller: Domain, op: G.GnttabCopy) -> int:
+    """One GNTTABOP_copy: ``len`` bytes between two (ref or own frame, offset) places."""
+    src_gref, dst_gref = op.flags & G.GNTCOPY_source_gref, op.flags & G.GNTCOPY_dest_gref
+    if (op.source.offset + op.len > PAGE_SIZE or op.dest.offset + op.len > PAGE_SIZE):
+        status: int = GntSt.GNTST_bad_copy_arg
+    else:
+        status, src = _copy_ptr(host, caller, op.source, bool(src_gref), write=False)
+        if status == GntSt.GNTST_okay:
+            status, dst = _copy_ptr(host, caller, op.dest, bool(dst_gref), write=True)
+            if status == GntSt.GNTST_okay:
+                host.mem.write(dst + op.dest.offset, host.mem.read(src + op.source.offset,
+                                                                   op.len))
+    host.trace.emit(host.now(), caller.domid, 0, Kind.GRANT, "copy",
+                    {"source": {"dom": op.source.domid, ("ref" if src_gref else "gmfn"):
+                                op.source.u, "offset": op.source.offset},
+                     "dest": {"dom": op.dest.domid, ("ref" if dst_gref else "gmfn"): op.dest.u,
+                              "offset": op.dest.offset}, "len": op.len},
+                    _status_name(status))
+    return status
+
+
+def _status_name(status: int) -> str:
+    try:
+        return GntSt(status).name
+    except ValueError:
+        return str(status)
 
 
 def _domain(ctx: HypercallContext, domid: int) -> Domain | None:
@@ -103,6 +305,34 @@ def do_grant_table_op(ctx: HypercallContext, cmd: int, uop: int, count: int) -> 
         ctx.decode(status=ctx.enum_name(GntSt, status), frames=frames)
         if not ctx.copy_to_guest(uop + 8, struct.pack("<h", status)):
             return -Errno.EFAULT
+        return 0
+    if cmd in (GnttabOp.GNTTABOP_map_grant_ref, GnttabOp.GNTTABOP_unmap_grant_ref,
+               GnttabOp.GNTTABOP_copy):
+        cls = {GnttabOp.GNTTABOP_map_grant_ref: G.GnttabMapGrantRef,
+               GnttabOp.GNTTABOP_unmap_grant_ref: G.GnttabUnmapGrantRef,
+               GnttabOp.GNTTABOP_copy: G.GnttabCopy}[GnttabOp(cmd)]
+        size = ctypes.sizeof(cls)
+        if count > 512:
+            return -Errno.EINVAL
+        cr3 = ctx.cpu.reg("cr3") if ctx.domain.is_pv else None
+        for i in range(count):
+            raw = ctx.copy_from_guest(uop + i * size, size)
+            if raw is None:
+                return -Errno.EFAULT
+            op = cls.from_buffer_copy(raw)
+            if cmd == GnttabOp.GNTTABOP_map_grant_ref:
+                st, mapping = gnttab_map_grant_ref(ctx.host, ctx.domain, op.dom, op.ref,
+                                                   op.flags, op.host_addr, cr3)
+                op.status = st
+                if mapping is not None:
+                    op.handle = mapping.handle
+                    op.dev_bus_addr = mapping.maddr
+            elif cmd == GnttabOp.GNTTABOP_unmap_grant_ref:
+                op.status = gnttab_unmap_grant_ref(ctx.host, ctx.domain, op.handle, cr3)
+            else:
+                op.status = gnttab_copy(ctx.host, ctx.domain, op)
+            if not ctx.copy_to_guest(uop + i * size, bytes(op)):
+                return -Errno.EFAULT
         return 0
     if cmd == GnttabOp.GNTTABOP_get_version:
         return 0 if ctx.copy_to_guest(uop + 4, struct.pack("<I", 1)) else -Errno.EFAULT

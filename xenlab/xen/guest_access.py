@@ -64,7 +64,7 @@ def guest_va_to_maddr(mem: HostMemory, d: Domain, cr3: int, va: int, *, write: b
                 raise GuestFault(va, "frame not owned by the domain")
             return frame
         table = entry & _ADDR_MASK
-    if not d.owns_mfn(table >> 12):
+    if not d.can_access_mfn(table >> 12):
         raise GuestFault(va, "frame not owned by the domain")
     return table | (va & 0xFFF)
 

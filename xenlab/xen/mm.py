@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING
 from xenlab.public.errno import Errno
 
 if TYPE_CHECKING:
+    from xenlab.xen.domain import Domain
     from xenlab.xen.hypercall import HypercallContext
+    from xenlab.xen.page_alloc import HostMemory
 
-__all__ = ["UVMF_INVLPG", "UVMF_TLB_FLUSH", "do_update_va_mapping"]
+__all__ = ["UVMF_INVLPG", "UVMF_TLB_FLUSH", "do_update_va_mapping", "l1e_address"]
 
 UVMF_NONE = 0
 UVMF_TLB_FLUSH = 1
@@ -35,6 +37,23 @@ UVMF_FLUSHTYPE_MASK = 3
 _P, _RW, _US, _PS = 1, 2, 4, 0x80
 _ADDR = 0x000F_FFFF_FFFF_F000
 _L1_DISALLOW_MASK = 0x180 | (0x7FF << 52) & ~(1 << 63)  # PAT/global bits and high bits
+
+
+def l1e_address(mem: HostMemory, d: Domain, cr3: int, va: int) -> int | None:
+    """Machine address of the L1 entry that maps ``va`` (guest_map_l1e), or None."""
+    if (va >> 47) not in (0, 0x1FFFF) or (0xFFFF800000000000 <= va < 0xFFFF880000000000):
+        return None
+    table = cr3 & _ADDR
+    for shift in (39, 30, 21):
+        if not d.owns_mfn(table >> 12):
+            return None
+        entry = mem.read_u64(table + ((va >> shift) & 0x1FF) * 8)
+        if not entry & _P or entry & _PS:
+            return None
+        table = entry & _ADDR
+    if not d.owns_mfn(table >> 12):
+        return None
+    return table + ((va >> 12) & 0x1FF) * 8
 
 
 def do_update_va_mapping(ctx: HypercallContext, va: int, val: int, flags: int) -> int:

@@ -114,6 +114,11 @@ class HostMemory:
     def write(self, maddr: int, data: bytes) -> None:
         self.ram[maddr : maddr + len(data)] = data
 
+    def view(self, maddr: int, size: int, *, readonly: bool = False) -> memoryview:
+        """A window onto machine memory (how Dom0's Python backends see a mapped grant)."""
+        mv = memoryview(self.ram)[maddr : maddr + size]
+        return mv.toreadonly() if readonly else mv
+
     def read_u64(self, maddr: int) -> int:
         return int.from_bytes(self.ram[maddr : maddr + 8], "little")
 

@@ -37,7 +37,7 @@ from xenlab.xen import traps
 from xenlab.xen.console import ConsoleLog
 from xenlab.xen.domain import INVALID_MFN, Domain, DomainType, Vcpu
 from xenlab.xen.event_channel import EvtchnTable, evtchn_destroy, send_guest_vcpu_virq
-from xenlab.xen.grant_table import GrantTable
+from xenlab.xen.grant_table import GrantTable, gnttab_release_mappings
 from xenlab.xen.hypercall import do_hypercall
 from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE, Extent, HostMemory
 from xenlab.xen.sched_credit import CSCHED_ACCT_NS, PRI_NAMES, CreditScheduler
@@ -138,6 +138,10 @@ class XenHost:
         self.console_listeners: list[Callable[[Domain, str], None]] = []
         self.instructions = 0
         self._pending_deaths: list[Domain] = []
+        #: Dom0's event channel handlers (what its kernel's evtchn driver dispatches to):
+        #: port -> callback(port). Backends and daemons register here.
+        self.dom0_handlers: dict[int, Callable[[int], None]] = {}
+        self._dom0_pending: list[int] = []
         self._start_xen(dom0_mem_mib)
 
     # ==================================================================== boot
@@ -339,6 +343,48 @@ class XenHost:
             self.mem.free([Extent(mfn, 1)])
         return True
 
+    def pv_map_foreign(self, d: Domain, cr3: int, va: int, mfn: int, readonly: bool) -> int:
+        """Grant map with GNTMAP_host_map for a PV grantee: point the L1 entry for ``va``
+        at the foreign frame and make the frame reachable for this domain's vCPUs."""
+        from xenlab.public.grant_table import GntSt
+        from xenlab.xen.mm import l1e_address
+
+        if va & 0xFFF:
+            return GntSt.GNTST_bad_virt_addr
+        l1e = l1e_address(self.mem, d, cr3, va)
+        if l1e is None:
+            return GntSt.GNTST_bad_virt_addr
+        count = d.foreign_mfns.get(mfn, 0)
+        if count == 0:
+            for v in d.vcpus:
+                if v.cpu is not None:
+                    v.cpu.map_host(mfn << PAGE_SHIFT, PAGE_SIZE,
+                                   self.mem.host_ptr(mfn << PAGE_SHIFT), executable=False)
+        d.foreign_mfns[mfn] = count + 1
+        self.mem.write_u64(l1e, (mfn << PAGE_SHIFT) | 0x5 | (0 if readonly else 0x2))
+        for v in d.vcpus:
+            if v.cpu is not None:
+                v.cpu.flush_tlb()
+        return GntSt.GNTST_okay
+
+    def pv_unmap_foreign(self, d: Domain, cr3: int, va: int, mfn: int) -> None:
+        from xenlab.xen.mm import l1e_address
+
+        l1e = l1e_address(self.mem, d, cr3, va)
+        if l1e is not None and (self.mem.read_u64(l1e) >> PAGE_SHIFT) & 0xFFFFFFFFFF == mfn:
+            self.mem.write_u64(l1e, 0)
+        count = d.foreign_mfns.get(mfn, 0) - 1
+        if count <= 0:
+            d.foreign_mfns.pop(mfn, None)
+            for v in d.vcpus:
+                if v.cpu is not None:
+                    v.cpu.unmap(mfn << PAGE_SHIFT, PAGE_SIZE)
+        else:
+            d.foreign_mfns[mfn] = count
+        for v in d.vcpus:
+            if v.cpu is not None:
+                v.cpu.flush_tlb()
+
     def guest_e820(self, d: Domain) -> list[tuple[int, int, int]]:
         return [(0, d.tot_pages << PAGE_SHIFT, 1)]
 
@@ -476,6 +522,7 @@ class XenHost:
             return
         d.is_dying = True
         self._stop_domain(d)
+        gnttab_release_mappings(self, d)
         evtchn_destroy(self, d)
         for v in d.vcpus:
             self.sched.remove_vcpu(v)
@@ -591,8 +638,39 @@ class XenHost:
                         {"why": why, "priority": PRI_NAMES.get(v.priority, v.priority)})
 
     def vcpu_mark_events_pending(self, v: Vcpu, port: int) -> None:
+        if v.domain.domid == 0:
+            self._dom0_event(port)
+            return
         if v.blocked and not v.poll_ports:
             self.vcpu_wake(v, f"event on port {port}")
+
+    # ============================================================ Dom0's event loop
+    def _dom0_event(self, port: int) -> None:
+        """An event for Dom0: its kernel will run the port's handler as soon as it gets a
+        CPU, which in xenlab is right after the current guest's slice (Dom0 preempts)."""
+        if port not in self._dom0_pending:
+            self._dom0_pending.append(port)
+        if self._current is not None:
+            cpu = self._current[1].cpu
+            if cpu is not None:
+                cpu.request_stop()
+
+    def run_dom0(self) -> bool:
+        """Run Dom0's pending event handlers (in port order of arrival); True if any ran."""
+        from xenlab.xen.event_channel import evtchn_clear_pending
+
+        ran = False
+        dom0 = self.domains[0]
+        rounds = 0
+        while self._dom0_pending and rounds < 10_000:
+            rounds += 1
+            port = self._dom0_pending.pop(0)
+            handler = self.dom0_handlers.get(port)
+            if handler is not None:  # ports nobody in Dom0 listens to stay pending
+                evtchn_clear_pending(self, dom0, port)
+                handler(port)
+                ran = True
+        return ran
 
     def evtchn_check_pollers(self, d: Domain, port: int) -> None:
         for v in d.vcpus:
@@ -678,6 +756,8 @@ class XenHost:
             if max_instructions is not None and spent >= max_instructions:
                 return RunStatus.BUDGET
             pc = min(self.pcpus, key=lambda p: (p.time, p.cpu_id))
+            if self._dom0_pending:
+                self.run_dom0()
             while pc.time >= self.sched.next_acct:
                 self.sched.account()
                 self.sched.next_acct += CSCHED_ACCT_NS
@@ -784,6 +864,14 @@ class XenHost:
         xen = self.mem.pages_owned_by(DOMID_XEN)
         assert owned + xen + self.mem.free_pages == self.mem.total_pages, (owned, xen)
         assert shared <= xen
+        granted: dict[int, set[int]] = {}
         for d in self.domains.values():
             for ext in d.extents:
                 assert all(o == d.domid for o in self.mem.owner[ext.mfn : ext.end])
+            if d.grant_table is not None:
+                for m in d.grant_table.maptrack.values():
+                    granted.setdefault(d.domid, set()).add(m.mfn)
+                    assert m.granter in self.domains, "mapping of a dead domain's frame"
+        for d in self.domains.values():
+            for mfn in d.foreign_mfns:
+                assert mfn in granted.get(d.domid, set()), (d.domid, mfn)
