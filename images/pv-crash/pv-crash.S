@@ -19,6 +19,7 @@
         .globl  _start
 _start:
         lea     boot_stack_top(%rip), %rsp
+        CONSOLE_INIT                            /* print to the PV console ring */
 
         PRINTLN "pv-crash: a PV kernel runs in ring 3, not ring 0."
         PRINTLN "pv-crash: executing hlt, a privileged instruction; a PV guest must ask Xen instead (SCHEDOP_block)"

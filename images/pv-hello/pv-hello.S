@@ -22,6 +22,12 @@ _start:
 
         PRINTLN "Hello from pv-hello, a paravirtualized guest on xenlab!"
 
+        /* That first line went to Xen's own console (console_io, hypercall 18),
+         * as a kernel's "early printk" does.  Now switch to the PV console
+         * ring: xenconsoled in Dom0 drains it (`xl console pv-hello`). */
+        mov     %rbx, %rsi
+        CONSOLE_INIT
+
         /* ---- struct start_info (xen/include/public/xen.h) ---- */
         PRINT   "start_info: "
         PRINT_HEX %rbx

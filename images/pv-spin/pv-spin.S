@@ -38,6 +38,7 @@
         .globl  _start
 _start:
         lea     boot_stack_top(%rip), %rsp
+        CONSOLE_INIT                            /* print to the PV console ring */
 
         /* Map shared_info over our own page `shared_info`:
          * update_va_mapping(va, machine address | P|RW|US, UVMF_INVLPG) */
@@ -96,9 +97,17 @@ round:
         call    get_time
         lea     SLEEP_NS(%rax), %rdi            /* absolute deadline, ns */
         HYPERCALL __HYPERVISOR_set_timer_op
-        mov     $SCHEDOP_block, %edi            /* sleep until an event is pending */
+3:      mov     $SCHEDOP_block, %edi            /* sleep until an event is pending */
         xor     %esi, %esi
         HYPERCALL __HYPERVISOR_sched_op
+        /* Woken by *an* event: the console's (xenconsoled says it drained our
+         * output) or our timer's.  Forget the upcall flag and check our port;
+         * not ours yet: block again (the console's bit stays pending, so it
+         * cannot wake us a second time). */
+        movb    $0, shared_info + VCPU0_UPCALL_PENDING(%rip)
+        mov     bind_virq + evtchn_bind_virq_port(%rip), %eax
+        bt      %rax, shared_info + EVTCHN_PENDING(%rip)
+        jnc     3b
         call    ack_timer
         call    get_time
         PRINT   "pv-spin: woke at "

@@ -83,6 +83,7 @@ class ExitReason(enum.Enum):
     HLT = "hlt"              # the guest halted (ring 0 guests only)
     FAULT = "fault"          # an exception the hypervisor must handle (the domain crashes)
     STEP = "step"            # single-step finished
+    STALLED = "stalled"      # stopped at an instruction without running it or saying why
 
 
 @dataclass(frozen=True)
@@ -390,6 +391,7 @@ class X86Vcpu:
         """Virtual instructions consumed so far in the current slice."""
         return self._slice_budget - self._budget.left
 
+
     _slice_budget = 0
 
     def run(self, budget: int, *, begin: int | None = None) -> RunResult:
@@ -415,7 +417,10 @@ class X86Vcpu:
             return RunResult(ExitReason.BUDGET, used)
         if self.ring0 and self._byte_before_pc() == 0xF4:
             return RunResult(ExitReason.HLT, used)
-        return RunResult(ExitReason.BUDGET, used)
+        # unicorn 2.1.4, after a stop requested from a hook, can drop the next CPU
+        # exception and return at the faulting instruction without a word: report it,
+        # the hypervisor decodes the instruction and raises the fault itself.
+        return RunResult(ExitReason.STALLED, used)
 
     def step(self) -> RunResult:
         """Execute exactly one instruction (single-stepping; the one per-instruction path)."""

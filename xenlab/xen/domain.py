@@ -61,6 +61,7 @@ class Vcpu:
     cpu_time: int = 0                  # ns spent running
     ready_at: int = 0                  # virtual time from which it may run (causality)
     time_info: Any = None              # ctypes view of its vcpu_time_info in shared_info
+    stall_rip: int | None = None       # where the CPU last stopped without a reason
 
     @property
     def runnable(self) -> bool:
@@ -109,6 +110,10 @@ class Domain:
     pt_mfns: set[int] = field(default_factory=set)      # its page-table pages (PV)
     foreign_mfns: dict[int, int] = field(default_factory=dict)  # grant-mapped frames -> count
     cmdline: str = ""
+    store_mfn: int = 0
+    store_port: int = 0
+    console_mfn: int = 0
+    console_port: int = 0
 
     @property
     def tot_pages(self) -> int:

@@ -26,9 +26,12 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from xenlab.public import grant_table as G
 from xenlab.public.errno import Errno
 from xenlab.public.grant_table import GntSt, GnttabOp, GnttabQuerySize
 from xenlab.public.xen import DOMID_SELF
+from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE
+from xenlab.xen.trace import Kind
 
 if TYPE_CHECKING:
     from xenlab.xen.domain import Domain

@@ -142,6 +142,8 @@ class XenHost:
         #: port -> callback(port). Backends and daemons register here.
         self.dom0_handlers: dict[int, Callable[[int], None]] = {}
         self._dom0_pending: list[int] = []
+        self._dom0_time = 0                     # when the latest event for Dom0 was raised
+        self._dom0_now: int | None = None       # Dom0's clock while its handlers run
         self._start_xen(dom0_mem_mib)
 
     # ==================================================================== boot
@@ -230,6 +232,8 @@ class XenHost:
             pc, v = self._current
             assert v.cpu is not None
             return pc.time + v.cpu.elapsed()
+        if self._dom0_now is not None:
+            return self._dom0_now
         return min(p.time for p in self.pcpus)
 
     def elapsed(self) -> int:
@@ -545,6 +549,14 @@ class XenHost:
         for listener in self.console_listeners:
             listener(d, text)
 
+    def console_append(self, d: Domain, text: str) -> None:
+        """Output xenconsoled read from the domain's PV console ring (not the Xen log)."""
+        d.console.extend(text.encode("latin-1", "replace"))
+        if len(d.console) > 1 << 20:
+            del d.console[: len(d.console) - (1 << 20)]
+        for listener in self.console_listeners:
+            listener(d, text)
+
     def console_input(self, count: int) -> bytes:
         return b""
 
@@ -650,6 +662,7 @@ class XenHost:
         CPU, which in xenlab is right after the current guest's slice (Dom0 preempts)."""
         if port not in self._dom0_pending:
             self._dom0_pending.append(port)
+        self._dom0_time = max(self._dom0_time, self.now())
         if self._current is not None:
             cpu = self._current[1].cpu
             if cpu is not None:
@@ -657,10 +670,19 @@ class XenHost:
 
     def run_dom0(self) -> bool:
         """Run Dom0's pending event handlers (in port order of arrival); True if any ran."""
+        dom0 = self.domains[0]
+        outer = self._dom0_now
+        self._dom0_now = max(self._dom0_time, min(p.time for p in self.pcpus))
+        try:
+            ran = self._run_dom0_handlers(dom0)
+        finally:
+            self._dom0_now = outer
+        return ran
+
+    def _run_dom0_handlers(self, dom0: Domain) -> bool:
         from xenlab.xen.event_channel import evtchn_clear_pending
 
         ran = False
-        dom0 = self.domains[0]
         rounds = 0
         while self._dom0_pending and rounds < 10_000:
             rounds += 1
@@ -813,6 +835,8 @@ class XenHost:
             self.domain_crash(d, v, why, regs)
         elif result.reason is ExitReason.HLT and not d.is_shutting_down:
             self._sleep(v, "hlt")
+        elif result.reason is ExitReason.STALLED and not d.is_shutting_down:
+            self._stalled(d, v, cpu)
         if self._pending_deaths:
             self._process_deaths()
         v.ready_at = pc.time
@@ -822,6 +846,27 @@ class XenHost:
         elif v.blocked:
             v.set_runstate(Runstate.RUNSTATE_blocked, pc.time)
         return result.executed
+
+    def _stalled(self, d: Domain, v: Vcpu, cpu: X86Vcpu) -> None:
+        """The CPU stopped at an instruction it did not execute: it must fault there
+        (see ExitReason.STALLED). Decide which fault from the instruction, as the CPU
+        would, and crash the domain; a second stall at the same place is #GP."""
+        rip = cpu.reg("rip")
+        insn = self._faulting_instruction(d, cpu, rip)
+        mnemonic = insn.split()[0] if insn else ""
+        if not insn or mnemonic in ("ud2", "ud0", "ud1"):
+            vector, name = 6, "#UD invalid opcode"
+        elif "privileged" in insn:
+            vector, name = 13, "#GP general protection"
+        elif v.stall_rip != rip:
+            v.stall_rip = rip  # perhaps spurious: let it run once more
+            return
+        else:
+            vector, name = 13, "#GP general protection"
+        v.stall_rip = None
+        regs = cpu.registers()
+        why = f"Unhandled {name} [#{vector}] at rip {rip:016x}{f' ({insn})' if insn else ''}"
+        self.domain_crash(d, v, why, regs)
 
     def read_guest_code(self, d: Domain, cpu: X86Vcpu, va: int, size: int) -> bytes:
         """Instruction bytes at a guest virtual address, or b'' if they cannot be read."""

@@ -35,6 +35,7 @@ class Kind(str, enum.Enum):
     IOREQ = "ioreq"
     PHASE = "phase"
     CONSOLE = "console"
+    IO = "io"
 
 
 class TraceRecord:

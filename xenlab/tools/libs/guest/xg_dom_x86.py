@@ -25,6 +25,11 @@ import struct
 from dataclasses import dataclass
 
 from xenlab.errors import ImageError
+from xenlab.public.grant_table import (
+    GNTTAB_RESERVED_CONSOLE,
+    GNTTAB_RESERVED_XENSTORE,
+    GTF_permit_access,
+)
 from xenlab.public.xen import SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC_X86_64, StartInfo
 from xenlab.tools.libs.guest.xg_dom_elfloader import ElfImage
 from xenlab.xen import traps
@@ -180,12 +185,22 @@ def build_pv(host: XenHost, d: Domain, img: ElfImage, *, cmdline: str = "",
     si.mod_len = len(ramdisk)
     si.cmd_line = cmdline.encode("latin-1", "replace")[:1023]
     write_va(lay.start_info, bytes(si)[: ctypes.sizeof(StartInfo)])
-    # 6. shared_info: events masked on every vCPU until the guest is ready
+    d.store_mfn, d.store_port = si.store_mfn, store_evtchn
+    d.console_mfn, d.console_port = si.console.domU.mfn, console_evtchn
+    # 6. the grant table's reserved entries, as xc_dom_gnttab_init seeds them: Dom0 may
+    #    map the console page (ref 0) and the xenstore page (ref 1)
+    host.gnttab_grow(d, 1)
+    assert d.grant_table is not None
+    table = d.grant_table.frames[0] << PAGE_SHIFT
+    for ref, mfn in ((GNTTAB_RESERVED_CONSOLE, d.console_mfn),
+                     (GNTTAB_RESERVED_XENSTORE, d.store_mfn)):
+        mem.write(table + 8 * ref, struct.pack("<HHI", GTF_permit_access, 0, mfn))
+    # 7. shared_info: events masked on every vCPU until the guest is ready
     si_maddr = d.shared_info_mfn << PAGE_SHIFT
     for v in d.vcpus:
         mem.write(si_maddr + 64 * v.vcpu_id + 1, b"\x01")
     mem.write_u64(si_maddr + 3088, nr_pages)  # arch.max_pfn
-    # 7. vCPU 0 enters at the ELF entry point, RSI -> start_info
+    # 8. vCPU 0 enters at the ELF entry point, RSI -> start_info
     host.vcpu_initialise_pv(d.vcpus[0], rip=img.entry, rsp=lay.stack + PAGE_SIZE,
                             rsi=lay.start_info, cr3=maddr(l4))
     return lay

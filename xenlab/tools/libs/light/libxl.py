@@ -13,9 +13,12 @@ tools/libs/light/libxl_domain.c, tools/xl/xl_vmcontrol.c (handle_domain_death)
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from xenlab.dom0.services import Dom0Services
 from xenlab.errors import ConfigError, DomainError, HostMemoryError, ImageError
 from xenlab.public.sched import ShutdownReason
 from xenlab.tools.libs.guest.xg_dom_elfloader import ElfImage, load_elf_kernel
@@ -37,6 +40,17 @@ _ACTIONS_BY_REASON = {
 }
 
 
+_SERVICES: weakref.WeakKeyDictionary[XenHost, Dom0Services] = weakref.WeakKeyDictionary()
+
+
+def dom0_services(host: XenHost) -> Dom0Services:
+    """The one set of Dom0 services (xenstored, xenconsoled, backends) of a host."""
+    services = _SERVICES.get(host)
+    if services is None:
+        services = _SERVICES[host] = Dom0Services(host)
+    return services
+
+
 @dataclass
 class PreparedDomain:
     """A config whose files have been read and checked; nothing created yet."""
@@ -53,6 +67,7 @@ class Libxl:
 
     def __init__(self, host: XenHost) -> None:
         self.host = host
+        self.services = dom0_services(host)
         self.configs: dict[int, DomainConfig] = {}
         self.xl_log: list[str] = []          # what xl's per-domain daemons log
         self.on_create: list[Callable[[Domain], None]] = []
@@ -77,6 +92,17 @@ class Libxl:
                     ramdisk = fp.read(1 << 30)
             except OSError as err:
                 raise ImageError(f"{path}: cannot read ramdisk: {err.strerror}") from None
+        for disk in cfg.disk:
+            if disk.target is None:
+                continue
+            path = cfg.resolve(disk.target)
+            if not os.path.isfile(path):
+                what = "is not a regular file" if os.path.exists(path) else "does not exist"
+                raise ImageError(f"{path}: disk image for {disk.vdev} {what}")
+            if os.path.getsize(path) < 512:
+                raise ImageError(f"{path}: disk image for {disk.vdev} is smaller than one sector")
+            if not os.access(path, os.R_OK if disk.readonly else os.R_OK | os.W_OK):
+                raise ImageError(f"{path}: disk image for {disk.vdev}: permission denied")
         pages = cfg.memory * PAGES_PER_MIB
         from xenlab.tools.libs.guest.xg_dom_x86 import boot_layout
 
@@ -117,11 +143,18 @@ class Libxl:
             assert prep.image is not None
             build_pv(host, d, prep.image, cmdline=d.cmdline, ramdisk=prep.ramdisk,
                      store_evtchn=max(0, store), console_evtchn=max(0, cons))
+            self.services.domain_created(d)
+            for disk in cfg.disk:
+                if disk.target is not None and disk.devtype == "disk":
+                    self.services.add_disk(d, disk.devid, disk.vdev, cfg.resolve(disk.target),
+                                           disk.readonly)
+            for vif in cfg.vif:
+                self.services.add_vif(d, vif.devid, vif.mac, vif.bridge)
         except MemoryError as err:
-            host.domain_destroy(d)
+            self._destroy(d)
             raise HostMemoryError(f"cannot create '{cfg.name}': {err} (ENOMEM)") from None
         except BaseException:
-            host.domain_destroy(d)
+            self._destroy(d)
             raise
         self.configs[d.domid] = cfg
         for hook in self.on_create:
@@ -146,8 +179,14 @@ class Libxl:
     def domain_destroy(self, d: Domain) -> None:
         if d.domid == 0:
             raise DomainError("Domain-0 cannot be destroyed")
-        self.host.domain_destroy(d)
+        self._destroy(d)
         self.configs.pop(d.domid, None)
+
+    def _destroy(self, d: Domain) -> None:
+        """libxl__destroy_domid: devices and Dom0's services first, then the hypervisor."""
+        if d.domid in self.services.devices or d.domid in self.services.xenstored.conns:
+            self.services.domain_destroying(d)
+        self.host.domain_destroy(d)
 
     def domain_pause(self, d: Domain) -> None:
         if d.domid == 0:

@@ -1,0 +1,78 @@
+"""Dom0's kernel interfaces to Xen: event channels and grant mappings for its backends.
+
+What Linux offers Dom0's drivers and daemons as ``/dev/xen/evtchn`` and
+``/dev/xen/gntdev`` (and in-kernel ``bind_interdomain_evtchn_to_irqhandler``,
+``gnttab_map_refs``): bind to a guest's port and get a callback when it fires;
+notify a port; map a guest's grant and get the page. Every call goes through
+the same hypervisor functions a guest's hypercall reaches, so Xen's checks
+apply to Dom0 too and every step lands in the trace.
+
+Real Xen: Linux drivers/xen/evtchn.c, drivers/xen/gntdev.c, drivers/xen/grant-table.c
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xenlab.public import grant_table as G
+from xenlab.public.grant_table import GntSt
+from xenlab.xen import event_channel as ev
+from xenlab.xen.domain import Domain
+from xenlab.xen.grant_table import GrantMapping, gnttab_map_grant_ref, gnttab_unmap_grant_ref
+from xenlab.xen.page_alloc import PAGE_SIZE
+from xenlab.xen.setup import XenHost
+from xenlab.xen.trace import Kind
+
+__all__ = ["Dom0Kernel", "MappedGrant"]
+
+
+@dataclass
+class MappedGrant:
+    mapping: GrantMapping
+    page: memoryview
+
+
+class Dom0Kernel:
+    """Event channels and grants as Dom0's Python services use them."""
+
+    def __init__(self, host: XenHost) -> None:
+        self.host = host
+        self.dom0: Domain = host.domains[0]
+        self.notifications = 0
+
+    # -- event channels ---------------------------------------------------------------
+    def bind_interdomain(self, domid: int, remote_port: int,
+                         handler: Callable[[int], None]) -> int:
+        """IOCTL_EVTCHN_BIND_INTERDOMAIN: returns Dom0's port or a negative errno."""
+        port = ev.evtchn_bind_interdomain(self.host, self.dom0, domid, remote_port)
+        if port > 0:
+            self.host.dom0_handlers[port] = handler
+            ev.evtchn_clear_pending(self.host, self.dom0, port)  # the bind's own kick
+        return port
+
+    def unbind(self, port: int) -> None:
+        self.host.dom0_handlers.pop(port, None)
+        if self.dom0.evtchn is not None and self.dom0.evtchn.lookup(port) is not None:
+            ev.evtchn_close(self.host, self.dom0, port)
+
+    def notify(self, port: int, why: str = "") -> int:
+        """IOCTL_EVTCHN_NOTIFY (EVTCHNOP_send from Dom0)."""
+        self.notifications += 1
+        self.host.trace.emit(self.host.now(), 0, 0, Kind.EVENT, "evtchn_send",
+                             {"port": port, **({"why": why} if why else {})})
+        return ev.evtchn_send(self.host, self.dom0, port)
+
+    # -- grants -----------------------------------------------------------------------
+    def map_grant(self, domid: int, ref: int, *, readonly: bool) -> tuple[int, MappedGrant | None]:
+        """gnttab_map_refs for one page: (GNTST status, the mapped page)."""
+        flags = G.GNTMAP_host_map | (G.GNTMAP_readonly if readonly else 0)
+        status, mapping = gnttab_map_grant_ref(self.host, self.dom0, domid, ref, flags)
+        if status != GntSt.GNTST_okay or mapping is None:
+            return status, None
+        page = self.host.mem.view(mapping.maddr, PAGE_SIZE, readonly=readonly)
+        return status, MappedGrant(mapping, page)
+
+    def unmap_grant(self, mapped: MappedGrant) -> int:
+        mapped.page.release()
+        return gnttab_unmap_grant_ref(self.host, self.dom0, mapped.mapping.handle)
