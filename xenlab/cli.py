@@ -24,6 +24,7 @@ from typing import IO
 from xenlab import __version__
 from xenlab.errors import UsageError, XenlabError
 from xenlab.tools.libs.light.libxl import Libxl
+from xenlab.tools.xenstore.xenstore_client import XENSTORE_COMMANDS, xenstore_main
 from xenlab.tools.xl.xl_cmdimpl import format_list
 from xenlab.tools.xl.xl_cmdtable import CMD_TABLE, xl_main
 from xenlab.tools.xl.xl_parse import parse_config_file
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="FILE.jsonl", help="write every trace record")
     run.add_argument("--max-instructions", type=int, default=DEFAULT_BUDGET, metavar="N",
                      help=f"virtual instruction budget (default {DEFAULT_BUDGET:,})")
+    run.add_argument("--pcap", metavar="FILE.pcap",
+                     help="write every frame crossing Dom0's bridge xenbr0 (tshark -r FILE)")
     run.add_argument("--screen", action="store_true",
                      help="also print HVM guests' text screens (none for PV guests)")
     run.add_argument("--host-memory", type=int, default=DEFAULT_HOST_MIB, metavar="MIB")
@@ -70,14 +73,15 @@ def _make_host(memory: int, cpus: int, trace: bool = True) -> XenHost:
 
 def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = None,
                 max_instructions: int = DEFAULT_BUDGET, host_memory: int = DEFAULT_HOST_MIB,
-                cpus: int = 2) -> XenHost:
+                cpus: int = 2, pcap_path: str | None = None) -> XenHost:
     """What ``xenlab run`` does; raises XenlabError for bad input before creating anything."""
     if max_instructions <= 0:
         raise UsageError("--max-instructions must be positive")
-    if trace_path is not None:
-        parent = os.path.dirname(os.path.abspath(trace_path))
-        if not os.path.isdir(parent):
-            raise UsageError(f"{trace_path}: directory {parent} does not exist")
+    for path in (trace_path, pcap_path):
+        if path is not None:
+            parent = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(parent):
+                raise UsageError(f"{path}: directory {parent} does not exist")
     configs = [parse_config_file(p) for p in paths]
     names = [c.name for c in configs]
     for name in names:
@@ -87,11 +91,18 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
     xl = Libxl(host)
     prepared = [xl.prepare(c) for c in configs]
     xl.check_host_memory(prepared)
+    bridge = xl.services.bridge("xenbr0")
+    if pcap_path is not None:
+        try:
+            bridge.capture(pcap_path)
+        except OSError as err:
+            raise UsageError(f"{pcap_path}: cannot write: {err.strerror}") from None
     created = []
     for prep in prepared:
         d = xl.domain_create_new(prep.cfg, prep)
         created.append((d.domid, d.name, d))
     status = host.run(max_instructions=max_instructions)
+    bridge.stop_capture()
     out.write("--- xl dmesg ---\n")
     out.write(host.log.text())
     for _domid, name, d in created:
@@ -113,6 +124,8 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
         if asleep:
             out.write(f"xenlab: nothing left to run; blocked with no timer or event pending: "
                       f"{', '.join(asleep)}\n")
+    if pcap_path is not None:
+        out.write(f"xenlab: {bridge.frames} frames crossed xenbr0, written to {pcap_path}\n")
     out.write(f"xenlab: {host.instructions:,} guest instructions, "
               f"{host.elapsed() / 1e6:.3f} ms of virtual time\n")
     if trace_path is not None:
@@ -129,6 +142,7 @@ class XlShell(cmd.Cmd):
 
     intro = ("xenlab shell: an emulated Xen host. Type xl commands (e.g. 'xl create "
              "images/pv-hello.cfg', 'xl list', 'xl console pv-hello', 'xl dmesg'),\n"
+             "xenstore-ls / xenstore-read / xenstore-write, "
              "'run [N]' to let guests run for N more instructions, 'help', 'quit'.")
     prompt = "[root@dom0 ~]# "
 
@@ -148,6 +162,15 @@ class XlShell(cmd.Cmd):
 
     def default(self, line: str) -> bool:
         words = line.split()
+        if words and words[0] in XENSTORE_COMMANDS:
+            buf = io.StringIO()
+            try:
+                xenstore_main(self.xl.services.store, line, buf,
+                              after_write=self.xl.services.xenstored.flush)
+            except XenlabError as err:
+                buf.write(f"{words[0]}: {err}\n")
+            self.stdout.write(buf.getvalue())
+            return False
         if words and (words[0] == "xl" or words[0] in CMD_TABLE):
             buf = io.StringIO()
             try:
@@ -182,7 +205,8 @@ class XlShell(cmd.Cmd):
 
     def do_help(self, arg: str) -> bool:
         xl_main(self.xl, ["help"], self.stdout)
-        self.stdout.write("\nshell commands: run [N], help, quit\n")
+        self.stdout.write("\nxenstore commands: " + ", ".join(XENSTORE_COMMANDS) + "\n")
+        self.stdout.write("shell commands: run [N], help, quit\n")
         return False
 
     def emptyline(self) -> bool:
@@ -214,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             run_configs(args.configs, sys.stdout, trace_path=args.trace,
                         max_instructions=args.max_instructions, host_memory=args.host_memory,
-                        cpus=args.cpus)
+                        cpus=args.cpus, pcap_path=args.pcap)
             return 0
         return _shell(_make_host(args.host_memory, args.cpus))
     except XenlabError as err:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from xenlab.errors import XenlabError
 from xenlab.tools.libs.light.libxl import Libxl
+from xenlab.tools.xenstore.xenstore_client import xenstore_main
 from xenlab.tools.xl.xl_cmdtable import xl_main
 from xenlab.xen.domain import Domain
 from xenlab.xen.setup import RunStatus, XenHost
@@ -49,6 +50,16 @@ class Lab:
         except XenlabError as err:
             out.write(f"xl: error: {err}\n")
         return out.getvalue()
+
+    def xenstore(self, command: str) -> None:
+        """``xenstore-ls /local/domain/1`` and friends, as Dom0's administrator types them."""
+        out = io.StringIO()
+        try:
+            xenstore_main(self.toolstack.services.store, command, out,
+                          after_write=self.toolstack.services.xenstored.flush)
+        except XenlabError as err:
+            out.write(f"{command.split()[0]}: {err}\n")
+        print(out.getvalue(), end="")
 
     def run(self, max_instructions: int = 2_000_000_000) -> RunStatus:
         """Let the guests run until nothing is left to do (or the budget ends)."""
