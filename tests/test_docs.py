@@ -23,7 +23,8 @@ def test_readme_tour_is_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     out = io.StringIO()
     run_configs(["images/pv-hello.cfg"], out, trace_path=str(tmp_path / "t.jsonl"))
     assert out.getvalue() == block.group(1)
-    record = re.search(r'(\{"seq":\d+,"time":\d+,"dom":1,[^\n]*?"name":"sched_op".*?"ret":0\})', README)
+    record = re.search(
+        r'(\{"seq":\d+,"time":\d+,"dom":1,[^\n]*?"name":"sched_op".*?"ret":0\})', README)
     assert record is not None
     assert record.group(1) in (tmp_path / "t.jsonl").read_text()
 

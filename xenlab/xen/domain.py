@@ -62,6 +62,8 @@ class Vcpu:
     ready_at: int = 0                  # virtual time from which it may run (causality)
     time_info: Any = None              # ctypes view of its vcpu_time_info in shared_info
     stall_rip: int | None = None       # where the CPU last stopped without a reason
+    callbacks: dict[str, int] = field(default_factory=dict)  # event/failsafe/syscall entry
+    pending_regs: dict[str, int] | None = None  # loaded on return to the guest (iret)
 
     @property
     def runnable(self) -> bool:

@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from xenlab.public.errno import Errno
 from xenlab.public.xen import Hypercall
-from xenlab.xen import console, event_channel, grant_table, memory, mm, schedule, version
+from xenlab.xen import (
+    console,
+    event_channel,
+    grant_table,
+    memory,
+    mm,
+    pv_callback,
+    schedule,
+    version,
+)
 from xenlab.xen.guest_access import GuestFault, copy_from_guest, copy_to_guest
 from xenlab.xen.trace import Kind
 
@@ -44,7 +53,10 @@ class HypercallEntry:
 #: listed here return -ENOSYS, as Xen does for hypercalls a build leaves out.
 pv_hypercall_table: dict[int, HypercallEntry] = {
     Hypercall.memory_op: HypercallEntry(memory.do_memory_op, 2),
+    Hypercall.set_callbacks: HypercallEntry(pv_callback.do_set_callbacks, 3),
     Hypercall.update_va_mapping: HypercallEntry(mm.do_update_va_mapping, 3),
+    Hypercall.iret: HypercallEntry(pv_callback.do_iret, 0),
+    Hypercall.callback_op: HypercallEntry(pv_callback.do_callback_op, 2),
     Hypercall.set_timer_op: HypercallEntry(schedule.do_set_timer_op, 1),
     Hypercall.xen_version: HypercallEntry(version.do_xen_version, 2),
     Hypercall.console_io: HypercallEntry(console.do_console_io, 3),

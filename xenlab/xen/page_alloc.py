@@ -84,8 +84,7 @@ class HostMemory:
         """Give frames back, scrubbed as Xen scrubs freed domain pages.
 
         Free frames always read as zero: fresh anonymous memory is zero, and a
-        freed extent is handed back to the host kernel (MADV_DONTNEED), which
-        makes it zero again without touching it page by page.
+        freed extent is scrubbed before it can be handed out again.
         """
         for ext in extents:
             self.owner[ext.mfn : ext.end] = array("H", [FREE]) * ext.count
@@ -101,11 +100,24 @@ class HostMemory:
         self._free = merged
 
     def _scrub(self, ext: Extent) -> None:
+        """Zero freed frames. The host RAM is a *shared* anonymous mapping (what Python's
+        mmap gives), for which MADV_DONTNEED does not discard the pages; MADV_REMOVE
+        punches them out of the backing store (they read as zero and free host memory).
+        The first scrub checks that it worked and falls back to writing zeros."""
         start, length = ext.mfn * PAGE_SIZE, ext.count * PAGE_SIZE
-        try:
-            self.ram.madvise(mmap.MADV_DONTNEED, start, length)
-        except (AttributeError, OSError, ValueError):  # no madvise here: write zeros
-            ctypes.memset(self.base + start, 0, length)
+        if self._madv_remove_works is not False:
+            try:
+                self.ram.madvise(mmap.MADV_REMOVE, start, length)
+            except (AttributeError, OSError, ValueError):
+                self._madv_remove_works = False
+            else:
+                if self._madv_remove_works is None:
+                    self._madv_remove_works = not any(self.ram[start : start + length])
+                if self._madv_remove_works:
+                    return
+        ctypes.memset(self.base + start, 0, length)
+
+    _madv_remove_works: bool | None = None
 
     # -- access -----------------------------------------------------------------
     def read(self, maddr: int, size: int) -> bytes:

@@ -40,6 +40,7 @@ from xenlab.xen.event_channel import EvtchnTable, evtchn_destroy, send_guest_vcp
 from xenlab.xen.grant_table import GrantTable, gnttab_release_mappings
 from xenlab.xen.hypercall import do_hypercall
 from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE, Extent, HostMemory
+from xenlab.xen.pv_callback import deliver_upcall
 from xenlab.xen.sched_credit import CSCHED_ACCT_NS, PRI_NAMES, CreditScheduler
 from xenlab.xen.trace import Kind, Trace
 
@@ -596,6 +597,10 @@ class XenHost:
         if self.sched.has_runnable() and v.cpu is not None:
             v.cpu.request_stop()
 
+    def vcpu_info_address(self, v: Vcpu) -> int | None:
+        """Machine address of the vCPU's vcpu_info in its domain's shared_info."""
+        return self._vcpu_info(v)
+
     def _vcpu_info(self, v: Vcpu) -> int | None:
         d = v.domain
         if d.shared_info_mfn is None or v.vcpu_id >= 32:
@@ -655,6 +660,9 @@ class XenHost:
             return
         if v.blocked and not v.poll_ports:
             self.vcpu_wake(v, f"event on port {port}")
+        elif (v.callbacks.get("event") and self._current is not None
+              and self._current[1] is v and v.cpu is not None):
+            v.cpu.request_stop()  # deliver the upcall on the way back into the guest
 
     # ============================================================ Dom0's event loop
     def _dom0_event(self, port: int) -> None:
@@ -819,7 +827,13 @@ class XenHost:
         self._current = (pc, v)
         self._slice_end = pc.time + budget
         self.update_vcpu_system_time(v, pc.time)
+        if d.is_pv and v.callbacks:
+            deliver_upcall(self, v)
         result: RunResult = cpu.run(budget)
+        if v.pending_regs is not None and v.cpu is not None:
+            for name, value in v.pending_regs.items():  # HYPERVISOR_iret's register load
+                v.cpu.set_reg(name, value)
+            v.pending_regs = None
         self._current = None
         pc.current = None
         executed = max(1, result.executed)
