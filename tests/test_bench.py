@@ -23,7 +23,8 @@ def test_loop_code_is_the_four_instruction_loop() -> None:
 
 
 def test_run_bench_small() -> None:
-    r = bench.run_bench(loop=200_000, hypercalls=300, repeat=1)
+    r = bench.run_bench(loop=200_000, hypercalls=300, repeat=1, block_requests=40,
+                        block_depth=8)
     raw, guest = r["raw_unicorn"], r["xenlab_loop"]
     on, off = r["hypercalls_trace_on"], r["hypercalls_trace_off"]
     assert raw["insns_per_s"] > 0 and guest["insns_per_s"] > 0
@@ -44,10 +45,38 @@ def test_run_bench_small() -> None:
     json.dumps(r)  # JSON-able
     text = bench.format_report(r)
     assert "raw unicorn" in text and "goal" in text
+    assert "block requests" in text and "notifications per request" in text
+
+
+@pytest.mark.skipif(not bench.DISK_ELF.exists(), reason="pv-disk.elf not built")
+def test_block_bench_event_suppression() -> None:
+    """pv-disk's bench=N: every request completes; suppression saves notifications."""
+    on = bench.block_bench(requests=40, depth=8, repeat=1, suppress=True)
+    off = bench.block_bench(requests=40, depth=8, repeat=1, suppress=False)
+    for b in (on, off):
+        assert b["status"] == "idle" and b["verified"]
+        assert b["completed"] == b["ok"] == 40
+        assert b["requests_per_s"] > 0 and b["mb_per_s"] > 0
+    # with suppression: one notification per batch of 8 (5 batches), as the guest counted
+    assert on["guest_notified"] == on["frontend_notifications"] == 5
+    # without: the guest notifies at every request, blkback after every response batch
+    assert off["guest_notified"] == off["frontend_notifications"] == 40
+    assert off["frontend_per_request"] == 1.0 and off["backend_per_request"] == 1.0
+    assert on["frontend_per_request"] < off["frontend_per_request"]
+    assert on["backend_per_request"] < off["backend_per_request"]
+    assert (on["frontend_per_request"] + on["backend_per_request"]
+            < off["frontend_per_request"] + off["backend_per_request"])
 
 
 def test_main_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--json", "--loop", "1000", "--hypercalls", "10", "--repeat", "1"]) == 0
+    assert bench.main(["--json", "--loop", "1000", "--hypercalls", "10", "--repeat", "1",
+                       "--block-requests", "16", "--block-depth", "4"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["params"] == {"loop": 1000, "hypercalls": 10, "repeat": 1, "insns_per_iter": 4}
+    assert out["params"] == {"loop": 1000, "hypercalls": 10, "repeat": 1, "insns_per_iter": 4,
+                             "block_requests": 16, "block_depth": 4}
     assert out["xenlab_loop"]["hypercalls_done"]
+    for key in ("block_suppression_on", "block_suppression_off"):
+        blk = out[key]
+        assert blk["completed"] == 16
+        assert {"requests_per_s", "mb_per_s", "frontend_per_request",
+                "backend_per_request"} <= set(blk)

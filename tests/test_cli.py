@@ -212,6 +212,11 @@ def test_shell_session() -> None:
         f"xl create {IMAGES / 'pv-hello.cfg'}",
         "xl list",
         "xl console pv-hello",
+        "xenstore-read /local/domain/1/name",
+        "xenstore-write /local/domain/1/data/greeting hello",
+        "xenstore-ls /local/domain/1/data",
+        "xenstore-read /local/domain/1/nosuch",
+        "type pv-hello hello",
         "xl destroy pv-hello",
         "list",
         "xl console nosuch",
@@ -228,4 +233,8 @@ def test_shell_session() -> None:
     assert "magic: xen-3.0-x86_64" in text
     assert "xl: error: 'nosuch' is an invalid domain identifier" in text
     assert "unknown command 'frobnicate'" in text
+    assert "]# pv-hello\n" in text                       # xenstore-read of name
+    assert 'greeting = "hello"' in text                  # xenstore-ls
+    assert "xenstore-read: xenstore: ENOENT" in text
+    assert "(6 bytes into the console ring of pv-hello)" in text
     assert text.count("Domain-0") >= 2

@@ -60,3 +60,20 @@ def test_every_module_names_its_real_counterpart() -> None:
         doc = re.match(r'\s*"""(.*?)"""', text, re.S)
         assert doc is not None, f"{path} has no module docstring"
         assert "Real Xen:" in doc.group(1) or "Real Xen " in doc.group(1), path
+
+
+def test_readme_disk_console_is_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    block = re.search(r"writes sector 100 of images/pv-disk.img\n\.\.\.\n(.*?)```", README, re.S)
+    assert block is not None
+    shutil.copy(ROOT / "images" / "pv-disk.img", tmp_path / "pv-disk.img")
+    cfg = (ROOT / "images" / "pv-disk.cfg").read_text()
+    cfg = cfg.replace('kernel = "pv-disk/pv-disk.elf"',
+                      f'kernel = "{ROOT / "images" / "pv-disk" / "pv-disk.elf"}"')
+    (tmp_path / "pv-disk.cfg").write_text(cfg)
+    out = io.StringIO()
+    run_configs([str(tmp_path / "pv-disk.cfg")], out)
+    text = out.getvalue()
+    console = text[text.index("--- console of pv-disk ---"):text.index("--- xl log ---")]
+    assert console == block.group(1)

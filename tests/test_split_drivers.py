@@ -309,3 +309,20 @@ def test_xl_destroy_of_a_connected_frontend_releases_everything(tmp_path: Path) 
     # the host goes on
     lab.run(max_instructions=BUDGET)
     host.check_invariants()
+
+
+def test_console_input_reaches_the_ring() -> None:
+    """What `xl console` does with keystrokes: xenconsoled fills in[] and notifies."""
+    from xenlab.lab import Lab
+    from xenlab.public.io import console as C
+    from xenlab.xen.event_channel import evtchn_port_is_pending
+
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create {Lab.image('pv-hello.cfg')}")
+    lab.run()
+    d = lab.domain("pv-hello")
+    assert lab.console_input("pv-hello", "ls\n") == 3
+    page = lab.host.mem.read(d.console_mfn << 12, 4096)
+    cons, prod = struct.unpack_from("<II", page, C.IN_CONS)
+    assert (cons, prod) == (0, 3) and page[C.IN_OFF : C.IN_OFF + 3] == b"ls\n"
+    assert evtchn_port_is_pending(lab.host, d, d.console_port)

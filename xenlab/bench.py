@@ -15,7 +15,23 @@ One run measures, on this machine (see BENCHMARKS.md for the figures):
 3. **hypercalls**: a second domain with ``"loop=0 hypercalls=M"``: M round
    trips of ``xen_version(XENVER_version, NULL)`` through the hypercall page,
    each one trapped (``syscall``), dispatched in Python, traced, returned;
-   once with tracing on, once with tracing off (for information).
+   once with tracing on, once with tracing off (for information);
+4. **block path**: the pv-disk guest (images/pv-disk/pv-disk.c, a C
+   blkfront on xenlab mini-OS) on a copy of pv-disk.img, created through the
+   toolstack (``Libxl``, trace on), with ``cmdline = "bench=N depth=D"``:
+   after its usual checks it issues N one-page (4 KiB) requests, writes and
+   reads alternately, D at a time on the shared ring. The bench portion's
+   wall time is the time of ``host.run()`` with ``bench=N`` minus that of
+   the same guest with ``bench=0`` (boot, xenbus handshake, 4 requests,
+   close: everything but the bench), best of ``--repeat`` each: block
+   requests/s and MB/s through the PV rings. Notifications per request
+   (the same subtraction, counts from one run of each): frontend ->
+   backend = the guest's ``EVTCHNOP_send`` hypercalls on its blkif port
+   (from the trace); backend -> frontend = blkback's
+   ``BlkifStats.notifications_sent``. Once with event suppression (the
+   defaults), once without: ``nosuppress`` in the guest (it notifies after
+   every request) and ``BlkbackDevice.event_suppression = False`` (set on
+   the paused domain's device, before it connects).
 
 Every figure is the best of ``--repeat`` runs (time.perf_counter). Goals:
 xenlab >= 50 % of raw unicorn; >= 100,000 hypercall round trips per second
@@ -34,7 +50,9 @@ import json
 import os
 import platform
 import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -47,12 +65,18 @@ from unicorn import x86_const as X
 from xenlab.cpu.x86 import unicorn_version
 from xenlab.tools.libs.guest.xg_dom_elfloader import load_elf_kernel
 from xenlab.tools.libs.guest.xg_dom_x86 import build_pv
+from xenlab.tools.libs.light.libxl import Libxl, dom0_services
+from xenlab.tools.xl.xl_parse import parse_config_file
 from xenlab.xen.domain import DomainType
 from xenlab.xen.setup import RunStatus, XenHost
 
-__all__ = ["BENCH_ELF", "INSNS_PER_ITER", "loop_code", "machine_info", "main", "run_bench"]
+__all__ = ["BENCH_ELF", "DISK_ELF", "DISK_IMG", "INSNS_PER_ITER", "block_bench", "loop_code",
+           "machine_info", "main", "run_bench"]
 
-BENCH_ELF = Path(__file__).resolve().parent.parent / "images" / "pv-bench" / "pv-bench.elf"
+IMAGES = Path(__file__).resolve().parent.parent / "images"
+BENCH_ELF = IMAGES / "pv-bench" / "pv-bench.elf"
+DISK_ELF = IMAGES / "pv-disk" / "pv-disk.elf"
+DISK_IMG = IMAGES / "pv-disk.img"
 INSNS_PER_ITER = 4            # add, imul, dec, jnz (pv-bench.S, bench_loop_start)
 MEMORY_MIB = 16               # images/pv-bench.cfg: memory = 16
 DEFAULT_LOOP = 200_000_000
@@ -60,8 +84,14 @@ DEFAULT_HYPERCALLS = 300_000
 DEFAULT_REPEAT = 5
 GOAL_RATIO = 0.5
 GOAL_HYPERCALLS = 100_000
+DEFAULT_BLOCK_REQUESTS = 5_000
+DEFAULT_BLOCK_DEPTH = 8
+BLOCK_BYTES = 4096            # pv-disk's bench: one page (8 sectors) per request
 
 _SUM_RE = re.compile(r"pv-bench: loop done sum=(0x[0-9a-f]+)")
+_DISK_RE = re.compile(r"pv-disk: bench (\d+) requests, (\d+) in flight, "
+                      r"notified backend (\d+) times")
+_DISK_OK_RE = re.compile(r"pv-disk: bench (\d+) OKAY, (\d+) failed")
 
 
 # ---------------------------------------------------------------------------
@@ -157,8 +187,84 @@ def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else 0.0
 
 
+# ---------------------------------------------------------------------------
+def _disk_cfg(workdir: Path, cmdline: str) -> Path:
+    """An xl.cfg like images/pv-disk.cfg, on the copy of pv-disk.img in workdir."""
+    cfg = workdir / "pv-disk-bench.cfg"
+    cfg.write_text(
+        'name = "pv-disk"\ntype = "pv"\n'
+        f'kernel = "{DISK_ELF}"\n'
+        "memory = 16\nvcpus = 1\n"
+        "disk = [ 'format=raw, vdev=xvda, access=rw, target=pv-disk.img' ]\n"
+        f'cmdline = "{cmdline}"\n'
+        'on_poweroff = "preserve"\non_crash = "preserve"\n', encoding="utf-8")
+    return cfg
+
+
+def boot_disk(workdir: Path, requests: int, depth: int, *, suppress: bool) -> dict[str, Any]:
+    """Run the pv-disk guest with ``bench=requests``; time host.run() alone, count events."""
+    cmdline = f"bench={requests} depth={depth}" + ("" if suppress else " nosuppress")
+    host = XenHost(trace=True)
+    toolstack = Libxl(host)
+    d = toolstack.domain_create_new(parse_config_file(_disk_cfg(workdir, cmdline)), paused=True)
+    (dev,) = dom0_services(host).devices[d.domid]
+    dev.event_suppression = suppress          # BlkbackDevice: before the frontend connects
+    toolstack.domain_unpause(d)
+    t0 = time.perf_counter()
+    status = host.run()
+    dt = time.perf_counter() - t0
+    text = bytes(d.console).decode("latin-1")
+    port = dev.fe_read_int("event-channel")   # the guest's end of the blkif channel
+    sends = sum(1 for r in host.trace.records
+                if r.dom == d.domid and r.args and r.args.get("cmd") == "EVTCHNOP_send"
+                and r.args.get("port") == port)
+    m, ok = _DISK_RE.search(text), _DISK_OK_RE.search(text)
+    return {
+        "seconds": dt,
+        "status": status.value if isinstance(status, RunStatus) else str(status),
+        "verified": "pv-disk: sector 100 verified" in text,
+        "completed": int(m.group(1)) if m else 0,
+        "ok": int(ok.group(1)) if ok else 0,
+        "guest_notified": int(m.group(3)) if m else 0,
+        "frontend_notifications": sends,
+        "backend_notifications": dev.stats.notifications_sent,
+        "backend_requests": dev.stats.requests,
+    }
+
+
+def block_bench(requests: int = DEFAULT_BLOCK_REQUESTS, depth: int = DEFAULT_BLOCK_DEPTH,
+                repeat: int = DEFAULT_REPEAT, *, suppress: bool = True) -> dict[str, Any]:
+    """The block path: bench=N minus bench=0 (best of repeat each), one mode of suppression."""
+    with tempfile.TemporaryDirectory(prefix="xenlab-bench-") as tmp:
+        workdir = Path(tmp)
+        shutil.copyfile(DISK_IMG, workdir / "pv-disk.img")
+        base_runs, runs = [], []
+        for _ in range(repeat):                  # alternate, like the loop runs
+            base_runs.append(boot_disk(workdir, 0, depth, suppress=suppress))
+            runs.append(boot_disk(workdir, requests, depth, suppress=suppress))
+    base, full = _best(base_runs), _best(runs)
+    dt = max(full["seconds"] - base["seconds"], 0.0)
+    n = max(full["completed"], 1)
+    return {
+        "requests": requests, "depth": depth, "event_suppression": suppress,
+        "seconds": dt, "seconds_bench0": base["seconds"], "seconds_benchN": full["seconds"],
+        "status": full["status"], "verified": full["verified"] and base["verified"],
+        "completed": full["completed"], "ok": full["ok"],
+        "requests_per_s": _rate(full["completed"], dt),
+        "mb_per_s": _rate(full["completed"] * BLOCK_BYTES, dt) / 1e6,
+        "guest_notified": full["guest_notified"],
+        "frontend_notifications": full["frontend_notifications"] - base["frontend_notifications"],
+        "backend_notifications": full["backend_notifications"] - base["backend_notifications"],
+        "frontend_per_request":
+            (full["frontend_notifications"] - base["frontend_notifications"]) / n,
+        "backend_per_request":
+            (full["backend_notifications"] - base["backend_notifications"]) / n,
+    }
+
+
 def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
-              repeat: int = DEFAULT_REPEAT, *, progress: bool = False) -> dict[str, Any]:
+              repeat: int = DEFAULT_REPEAT, *, block_requests: int = DEFAULT_BLOCK_REQUESTS,
+              block_depth: int = DEFAULT_BLOCK_DEPTH, progress: bool = False) -> dict[str, Any]:
     """All measurements; returns the results as a JSON-able dict."""
     def say(msg: str) -> None:
         if progress:
@@ -180,6 +286,12 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     say(f"hypercalls (trace off): {hypercalls} x {repeat}")
     hc_off = _best([boot_bench(f"loop=0 hypercalls={hypercalls}", trace=False)
                     for _ in range(repeat)])
+    say(f"block path (pv-disk), event suppression on: bench={block_requests} "
+        f"depth={block_depth} and bench=0, x {repeat}")
+    blk_on = block_bench(block_requests, block_depth, repeat, suppress=True)
+    say("block path (pv-disk), event suppression off (nosuppress, "
+        f"BlkbackDevice.event_suppression = False), x {repeat}")
+    blk_off = block_bench(block_requests, block_depth, repeat, suppress=False)
 
     insns = loop * INSNS_PER_ITER
     raw_ips = _rate(insns, raw_s)
@@ -190,12 +302,15 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     return {
         "machine": machine_info(),
         "params": {"loop": loop, "hypercalls": hypercalls, "repeat": repeat,
-                   "insns_per_iter": INSNS_PER_ITER},
+                   "insns_per_iter": INSNS_PER_ITER, "block_requests": block_requests,
+                   "block_depth": block_depth},
         "raw_unicorn": {"seconds": raw_s, "runs": [r[0] for r in raw_runs],
                         "insns_per_s": raw_ips, "sum": hex(raw_sum)},
         "xenlab_loop": dict(guest, insns_per_s=guest_ips, ratio_vs_raw=ratio),
         "hypercalls_trace_on": dict(hc_on, per_s=hc_rate_on),
         "hypercalls_trace_off": dict(hc_off, per_s=hc_rate_off),
+        "block_suppression_on": blk_on,
+        "block_suppression_off": blk_off,
         "goals": {
             "xenlab_ratio_ge_50pct": ratio >= GOAL_RATIO,
             "hypercalls_ge_100k_per_s": hc_rate_on >= GOAL_HYPERCALLS,
@@ -215,6 +330,7 @@ def format_report(r: dict[str, Any]) -> str:
     m, p = r["machine"], r["params"]
     raw, g = r["raw_unicorn"], r["xenlab_loop"]
     on, off = r["hypercalls_trace_on"], r["hypercalls_trace_off"]
+    b_on, b_off = r["block_suppression_on"], r["block_suppression_off"]
 
     def goal(ok: bool) -> str:
         return "goal met" if ok else "goal NOT met"
@@ -224,7 +340,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"  machine : {m['cpu']}, {m['cores']} cores, {m['platform']}",
         f"  software: Python {m['python']}, unicorn {m['unicorn']}",
         f"  workload: loop={p['loop']} x {p['insns_per_iter']} instructions, "
-        f"hypercalls={p['hypercalls']}, best of {p['repeat']}",
+        f"hypercalls={p['hypercalls']}, block bench={p['block_requests']} "
+        f"depth={p['block_depth']}, best of {p['repeat']}",
         "",
         f"  {'measurement':<36} {'seconds':>9} {'rate':>16}   goal",
         f"  {'-' * 36} {'-' * 9} {'-' * 16}   {'-' * 28}",
@@ -239,6 +356,22 @@ def format_report(r: dict[str, Any]) -> str:
         f">= 100k/s: {goal(r['goals']['hypercalls_ge_100k_per_s'])}",
         f"  {'xen_version round trips (trace off)':<36} {off['seconds']:>9.3f} "
         f"{_fmt_rate(off['per_s']) + 'call/s':>16}   (information)",
+    ]
+    for b, label in ((b_on, "suppression on"), (b_off, "suppression off")):
+        lines.append(
+            f"  {'block requests, ' + label:<36} {b['seconds']:>9.3f} "
+            f"{_fmt_rate(b['requests_per_s']) + 'req/s':>16}   "
+            f"{b['mb_per_s']:.2f} MB/s through the PV rings ({b['ok']}/{b['requests']} OKAY)")
+    lines += [
+        "",
+        f"  {'notifications per request':<36} {'front->back':>11} {'back->front':>12}",
+        f"  {'-' * 36} {'-' * 11} {'-' * 12}",
+    ]
+    for b, label in ((b_on, "event suppression on (default)"),
+                     (b_off, "event suppression off")):
+        lines.append(f"  {label:<36} {b['frontend_per_request']:>11.3f} "
+                     f"{b['backend_per_request']:>12.3f}")
+    lines += [
         "",
         f"  loop sum: raw {raw['sum']}, guest {g['sum']}"
         f" ({'same' if raw['sum'] == g['sum'] else 'DIFFERENT'});"
@@ -253,11 +386,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop", type=int, default=DEFAULT_LOOP, help="compute loop iterations")
     ap.add_argument("--hypercalls", type=int, default=DEFAULT_HYPERCALLS,
                     help="hypercall round trips")
+    ap.add_argument("--block-requests", type=int, default=DEFAULT_BLOCK_REQUESTS,
+                    help="block requests of the pv-disk guest (bench=N)")
+    ap.add_argument("--block-depth", type=int, default=DEFAULT_BLOCK_DEPTH,
+                    help="block requests in flight (depth=D, 1..32)")
     ap.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, help="runs per figure (best)")
     args = ap.parse_args(argv)
     if args.loop < 0 or args.hypercalls < 0 or args.repeat < 1:
         ap.error("--loop and --hypercalls must be >= 0, --repeat >= 1")
-    results = run_bench(args.loop, args.hypercalls, args.repeat, progress=not args.json)
+    if args.block_requests < 0 or not 1 <= args.block_depth <= 32:
+        ap.error("--block-requests must be >= 0, --block-depth 1..32")
+    results = run_bench(args.loop, args.hypercalls, args.repeat,
+                        block_requests=args.block_requests, block_depth=args.block_depth,
+                        progress=not args.json)
     if args.json:
         print(json.dumps(results, indent=2))
     else:

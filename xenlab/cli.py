@@ -185,6 +185,20 @@ class XlShell(cmd.Cmd):
         self.stdout.write(f"unknown command '{words[0] if words else line}' (try 'help')\n")
         return False
 
+    def do_type(self, arg: str) -> bool:
+        """type NAME TEXT: send TEXT (and a newline) to the domain's console, as if typed
+        into `xl console NAME`."""
+        name, _, text = arg.partition(" ")
+        try:
+            d = self.xl.lookup(name)
+        except XenlabError as err:
+            self.stdout.write(f"type: {err}\n")
+            return False
+        n = self.xl.services.xenconsoled.send_input(d.domid, (text + "\n").encode("latin-1"))
+        self.stdout.write(f"({n} bytes into the console ring of {d.name})\n")
+        self._run_guests()
+        return False
+
     def do_run(self, arg: str) -> bool:
         """run [N]: let the guests run for N more virtual instructions."""
         try:
@@ -206,7 +220,7 @@ class XlShell(cmd.Cmd):
     def do_help(self, arg: str) -> bool:
         xl_main(self.xl, ["help"], self.stdout)
         self.stdout.write("\nxenstore commands: " + ", ".join(XENSTORE_COMMANDS) + "\n")
-        self.stdout.write("shell commands: run [N], help, quit\n")
+        self.stdout.write("shell commands: run [N], type NAME TEXT, help, quit\n")
         return False
 
     def emptyline(self) -> bool:

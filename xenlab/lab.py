@@ -61,6 +61,12 @@ class Lab:
             out.write(f"{command.split()[0]}: {err}\n")
         print(out.getvalue(), end="")
 
+    def console_input(self, name_or_id: str | int, text: str) -> int:
+        """Type ``text`` into the domain's PV console (what you type in ``xl console``):
+        xenconsoled puts it in the ring's ``in[]`` and notifies the guest."""
+        d = self.domain(name_or_id)
+        return self.toolstack.services.xenconsoled.send_input(d.domid, text.encode("latin-1"))
+
     def run(self, max_instructions: int = 2_000_000_000) -> RunStatus:
         """Let the guests run until nothing is left to do (or the budget ends)."""
         return self.host.run(max_instructions=max_instructions)

@@ -18,6 +18,14 @@ moves the sectors between the page and the image file, unmaps, and puts a
 response on the ring. It notifies the frontend only when the ring's
 ``rsp_event`` asks for it (event suppression), and counts what that saves.
 
+``BlkbackDevice.event_suppression`` (default True) switches that off for an
+experiment (``python -m xenlab.bench`` compares the two): when False, blkback
+notifies the frontend after every batch of responses whatever ``rsp_event``
+says, and after each request it takes it sets ``req_event`` to the next
+request, so the frontend is asked to notify for every push it makes. Both
+sides still follow the ring protocol; only the hold-off is gone. Set it
+before the frontend connects (create the domain paused).
+
 Real Xen: Linux drivers/block/xen-blkback/xenbus.c (frontend_changed,
 connect_ring) and blkback.c (dispatch_rw_block_io, make_response)
 """
@@ -25,6 +33,7 @@ connect_ring) and blkback.c (dispatch_rw_block_io, make_response)
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -40,6 +49,12 @@ __all__ = ["BlkbackDevice", "BlkifStats"]
 
 SECTORS_PER_PAGE = 4096 // B.SECTOR_SIZE
 MAX_REQUESTS_PER_EVENT = 1024  # a hostile frontend cannot keep Dom0 busy forever
+_REQ_EVENT_OFFSET = 4          # ring header: req_prod, req_event, rsp_prod, rsp_event
+
+
+def _set_req_event(ring: BackRing, index: int) -> None:
+    """Write the ring's ``req_event``: the request index at which we want a notification."""
+    struct.pack_into("<I", ring.page, _REQ_EVENT_OFFSET, index & 0xFFFFFFFF)
 
 
 @dataclass
@@ -67,6 +82,9 @@ class BlkbackDevice(BackendDevice):
         self.ring_page: MappedGrant | None = None
         self.stats = BlkifStats()
         self.sectors = 0
+        #: False: ignore the rings' hold-off (notify after every response batch,
+        #: ask for a notification at every request); see the module docstring.
+        self.event_suppression = True
 
     # -- xenbus ----------------------------------------------------------------------
     def probe(self) -> None:
@@ -140,11 +158,14 @@ class BlkbackDevice(BackendDevice):
                 return
             while ring.unconsumed_requests() and handled < MAX_REQUESTS_PER_EVENT:
                 raw = ring.get_request()
+                if not self.event_suppression:
+                    _set_req_event(ring, ring.req_cons + 1)  # "notify me at the next one"
                 ring.put_response(self._dispatch(raw))
                 handled += 1
             if handled >= MAX_REQUESTS_PER_EVENT or not ring.final_check_for_requests():
                 break
-        if ring.push_responses_and_check_notify():
+        notify = ring.push_responses_and_check_notify()
+        if notify or (handled and not self.event_suppression):
             self.stats.notifications_sent += 1
             self.kernel.notify(self.port or 0, "blkif responses")
         elif handled:
