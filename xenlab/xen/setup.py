@@ -23,6 +23,8 @@ from __future__ import annotations
 import enum
 import gc
 import re
+import signal
+import threading
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -771,16 +773,43 @@ class XenHost:
         """
         gc_was_enabled = gc.isenabled()
         gc.disable()
+        previous = self._catch_interrupt()
         try:
             return self._run(max_instructions, until)
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             if gc_was_enabled:
                 gc.enable()
+
+    def _catch_interrupt(self) -> object | None:
+        """Ctrl-C (a notebook's "interrupt kernel") must not land in the middle of a
+        hypercall: while guests run, SIGINT only asks the loop to stop after the current
+        slice, where it raises KeyboardInterrupt with the host consistent."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        self._interrupted = False
+
+        def on_sigint(signum: int, frame: object) -> None:
+            self._interrupted = True
+            if self._current is not None and self._current[1].cpu is not None:
+                self._current[1].cpu.request_stop()
+
+        try:
+            return signal.signal(signal.SIGINT, on_sigint)
+        except ValueError:  # not allowed here (embedded interpreter)
+            return None
+
+    _interrupted = False
 
     def _run(self, max_instructions: int | None, until: Callable[[], bool] | None
              ) -> RunStatus:
         spent = 0
         while True:
+            if self._interrupted:
+                self._interrupted = False
+                raise KeyboardInterrupt("xenlab: run interrupted; the host is consistent and "
+                                        "run() continues where it stopped")
             if until is not None and until():
                 return RunStatus.UNTIL
             if max_instructions is not None and spent >= max_instructions:
@@ -829,7 +858,21 @@ class XenHost:
         self.update_vcpu_system_time(v, pc.time)
         if d.is_pv and v.callbacks:
             deliver_upcall(self, v)
-        result: RunResult = cpu.run(budget)
+        try:
+            result: RunResult = cpu.run(budget)
+        except BaseException:
+            # Interrupted (Ctrl-C in a notebook) or a bug: leave the host consistent, the
+            # vCPU runnable where it stopped, and let the exception reach the caller.
+            used = max(1, cpu.elapsed())
+            self._current = None
+            pc.current = None
+            pc.time += used
+            v.cpu_time += used
+            v.ready_at = pc.time
+            if v.runnable:
+                v.set_runstate(Runstate.RUNSTATE_runnable, pc.time)
+                self.sched.runq_insert(v)
+            raise
         if v.pending_regs is not None and v.cpu is not None:
             for name, value in v.pending_regs.items():  # HYPERVISOR_iret's register load
                 v.cpu.set_reg(name, value)
