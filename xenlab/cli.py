@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="FILE.jsonl", help="write every trace record")
     run.add_argument("--max-instructions", type=int, default=DEFAULT_BUDGET, metavar="N",
                      help=f"virtual instruction budget (default {DEFAULT_BUDGET:,})")
+    run.add_argument("--max-time", type=float, default=60.0, metavar="SECONDS",
+                     help="virtual time budget (default 60 s): idle guests burn time, "
+                          "not instructions")
     run.add_argument("--pcap", metavar="FILE.pcap",
                      help="write every frame crossing Dom0's bridge xenbr0 (tshark -r FILE)")
     run.add_argument("--screen", action="store_true",
@@ -73,10 +76,13 @@ def _make_host(memory: int, cpus: int, trace: bool = True) -> XenHost:
 
 def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = None,
                 max_instructions: int = DEFAULT_BUDGET, host_memory: int = DEFAULT_HOST_MIB,
-                cpus: int = 2, pcap_path: str | None = None) -> XenHost:
+                cpus: int = 2, pcap_path: str | None = None, screen: bool = False,
+                max_time: float = 60.0) -> XenHost:
     """What ``xenlab run`` does; raises XenlabError for bad input before creating anything."""
     if max_instructions <= 0:
         raise UsageError("--max-instructions must be positive")
+    if not max_time > 0:
+        raise UsageError("--max-time must be positive")
     for path in (trace_path, pcap_path):
         if path is not None:
             parent = os.path.dirname(os.path.abspath(path))
@@ -101,14 +107,22 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
     for prep in prepared:
         d = xl.domain_create_new(prep.cfg, prep)
         created.append((d.domid, d.name, d))
-    status = host.run(max_instructions=max_instructions)
+    status = host.run(max_instructions=max_instructions, max_time_ns=int(max_time * 1e9))
     bridge.stop_capture()
     out.write("--- xl dmesg ---\n")
     out.write(host.log.text())
-    for _domid, name, d in created:
-        out.write(f"--- console of {name} ---\n")
-        text = d.console.decode("latin-1")
+    for domid, name, d in created:
+        if d.hvm is not None:
+            out.write(f"--- serial of {name} ---\n")
+            text = d.hvm.serial.decode("latin-1").replace("\r\n", "\n")
+        else:
+            out.write(f"--- console of {name} ---\n")
+            text = d.console.decode("latin-1")
         out.write(text if text.endswith("\n") or not text else text + "\n")
+        dm = xl.device_models.get(domid)
+        if screen and dm is not None:
+            out.write(f"--- screen of {name} ---\n")
+            out.write(dm.screen_text())
     if xl.xl_log:
         out.write("--- xl log ---\n")
         out.write("".join(line + "\n" for line in xl.xl_log))
@@ -116,8 +130,10 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
     out.write(format_list(xl))
     if status is RunStatus.BUDGET:
         busy = [d.name for d in host.domains.values() if d.domid and not d.is_shut_down]
-        out.write(f"xenlab: instruction budget of {max_instructions:,} ended; still running: "
-                  f"{', '.join(busy) or 'none'}\n")
+        what = (f"instruction budget of {max_instructions:,}"
+                if host.instructions >= max_instructions else
+                f"virtual time budget of {max_time:g} s")
+        out.write(f"xenlab: {what} ended; still running: {', '.join(busy) or 'none'}\n")
     else:
         asleep = [d.name for d in host.domains.values()
                   if d.domid and not d.is_shut_down and not d.paused]
@@ -252,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             run_configs(args.configs, sys.stdout, trace_path=args.trace,
                         max_instructions=args.max_instructions, host_memory=args.host_memory,
-                        cpus=args.cpus, pcap_path=args.pcap)
+                        cpus=args.cpus, pcap_path=args.pcap, screen=args.screen,
+                        max_time=args.max_time)
             return 0
         return _shell(_make_host(args.host_memory, args.cpus))
     except XenlabError as err:

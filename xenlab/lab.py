@@ -67,9 +67,12 @@ class Lab:
         d = self.domain(name_or_id)
         return self.toolstack.services.xenconsoled.send_input(d.domid, text.encode("latin-1"))
 
-    def run(self, max_instructions: int = 2_000_000_000) -> RunStatus:
-        """Let the guests run until nothing is left to do (or the budget ends)."""
-        return self.host.run(max_instructions=max_instructions)
+    def run(self, max_instructions: int = 2_000_000_000,
+            max_seconds: float = 60.0) -> RunStatus:
+        """Let the guests run until nothing is left to do, or the budget of instructions or
+        of virtual seconds ends (an idle guest waiting for a key burns no instructions)."""
+        return self.host.run(max_instructions=max_instructions,
+                             max_time_ns=int(max_seconds * 1e9))
 
     def domain(self, name_or_id: str | int) -> Domain:
         return self.toolstack.lookup(name_or_id)

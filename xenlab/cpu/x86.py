@@ -483,9 +483,14 @@ class X86Vcpu:
             return
         if self.exits.interrupt(self, intno):
             return
-        if not self.long_mode and not self.reg("cr0") & 1:
-            # real mode: vector through the IVT ourselves (unicorn does not)
-            self.deliver_real_mode_interrupt(intno)
+        if not self.long_mode:
+            # unicorn does not vector interrupts: do it through the IVT (real mode) or the
+            # IDT (protected mode) ourselves
+            if intno in (VEC_UD, VEC_GP, VEC_PF, VEC_DF) and self.reg("cr0") & 1:
+                self._fault = (intno, VECTOR_NAMES.get(intno, f"interrupt {intno:#x}"))
+                uc.emu_stop()
+                return
+            self.deliver_interrupt(intno)
             return
         detail = VECTOR_NAMES.get(intno, f"interrupt {intno:#x}")
         if intno == VEC_PF:
@@ -564,20 +569,91 @@ class X86Vcpu:
 
         Push FLAGS, CS, IP on SS:SP; clear IF and TF; load CS:IP from 0000:vector*4.
         """
+        _sel, ivt_base, ivt_limit, _fl = self.uc.reg_read(X.UC_X86_REG_IDTR)
+        if vector * 4 + 3 > ivt_limit:  # no vector: #GP, no vector for that: triple fault
+            self.raise_fault(VEC_DF, f"triple fault (interrupt {vector:#x} beyond the IVT "
+                                     f"limit {ivt_limit:#x})")
+            return
         flags = self.reg("eflags")
         cs, ip = self.reg("cs"), self.reg("eip") & 0xFFFF
         ss, sp = self.reg("ss"), self.reg("esp") & 0xFFFF
         for value in (flags & 0xFFFF, cs, ip):
             sp = (sp - 2) & 0xFFFF
             self.uc.mem_write((ss << 4) + sp, struct.pack("<H", value))
-        new_ip, new_cs = struct.unpack("<HH", bytes(self.uc.mem_read(vector * 4, 4)))
+        new_ip, new_cs = struct.unpack("<HH", bytes(self.uc.mem_read(ivt_base + vector * 4, 4)))
         self.uc.reg_write(X.UC_X86_REG_ESP, sp)
         self.uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~(EFLAGS_IF | EFLAGS_TF))
         self.uc.reg_write(X.UC_X86_REG_CS, new_cs)
         self.uc.reg_write(X.UC_X86_REG_EIP, new_ip)
 
+    def deliver_interrupt(self, vector: int) -> None:
+        """Vector an interrupt the way the CPU's current mode does (32-bit engines)."""
+        if self.reg("cr0") & 1:
+            self.deliver_protected_mode_interrupt(vector)
+        else:
+            self.deliver_real_mode_interrupt(vector)
+
+    def deliver_protected_mode_interrupt(self, vector: int) -> None:
+        """Through a 32-bit interrupt/trap gate of the IDT, same privilege level, flat stack:
+        push EFLAGS, CS, EIP; interrupt gates clear IF; load CS:EIP from the gate."""
+        _sel, base, limit, _flags = self.uc.reg_read(X.UC_X86_REG_IDTR)
+        if vector * 8 + 7 > limit:  # no handler: an exception stays what it was
+            if vector < 32:
+                self.raise_fault(vector, VECTOR_NAMES.get(vector, f"exception {vector}")
+                                 + " with no IDT entry")
+            else:
+                self.raise_fault(VEC_GP, f"interrupt {vector:#x} beyond the IDT limit")
+            return
+        lo, hi = struct.unpack("<II", bytes(self.uc.mem_read(base + vector * 8, 8)))
+        offset = (lo & 0xFFFF) | (hi & 0xFFFF0000)
+        selector = lo >> 16
+        gate_type = (hi >> 8) & 0x1F
+        flags = self.reg("eflags")
+        esp = self.reg("esp")
+        for value in (flags, self.reg("cs"), self.reg("eip")):
+            esp = (esp - 4) & 0xFFFFFFFF
+            self.uc.mem_write(esp, struct.pack("<I", value))
+        self.uc.reg_write(X.UC_X86_REG_ESP, esp)
+        if gate_type in (0x0E, 0x06):  # interrupt gates clear IF
+            flags &= ~EFLAGS_IF
+        self.uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~EFLAGS_TF)
+        self.uc.reg_write(X.UC_X86_REG_CS, selector)
+        self.uc.reg_write(X.UC_X86_REG_EIP, offset)
+
+    def setup_flat32(self, *, gdt_base: int, eip: int, ebx: int = 0) -> None:
+        """32-bit flat protected mode, paging off (how Xen starts hvmloader): the GDT at
+        ``gdt_base`` must hold a flat code descriptor at 0x08 and data at 0x10."""
+        self.uc.reg_write(X.UC_X86_REG_GDTR, (0, gdt_base, 23, 0))
+        self.uc.reg_write(X.UC_X86_REG_CR0, 0x11)
+        self.uc.reg_write(X.UC_X86_REG_CS, 0x08)
+        for reg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES, X.UC_X86_REG_SS, X.UC_X86_REG_FS,
+                    X.UC_X86_REG_GS):
+            self.uc.reg_write(reg, 0x10)
+        self.uc.reg_write(X.UC_X86_REG_EIP, eip)
+        self.uc.reg_write(X.UC_X86_REG_EBX, ebx)
+        self.uc.reg_write(X.UC_X86_REG_EFLAGS, 0x2)
+
+    def fill_unassigned_with_ones(self) -> None:
+        """Unassigned physical memory reads as all ones, as on a real bus: map a page of
+        0xFF on first touch (firmware probes for memory this way)."""
+        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_MEM_UNMAPPED, self._on_unmapped))
+
+    def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
+                     user: object) -> bool:
+        if access == uc_const.UC_MEM_FETCH_UNMAPPED or address >= 1 << 32:
+            return False
+        page = address & ~0xFFF
+        try:
+            uc.mem_map(page, PAGE_SIZE, uc_const.UC_PROT_READ | uc_const.UC_PROT_WRITE)
+            uc.mem_write(page, b"\xff" * PAGE_SIZE)
+        except UcError:
+            return False
+        self.mapped.append((page, PAGE_SIZE))
+        return True
+
     def setup_real_mode(self, cs: int, ip: int) -> None:
         """Reset state: real mode, CS:IP as given (the reset vector is F000:FFF0)."""
+        self.uc.reg_write(X.UC_X86_REG_IDTR, (0, 0, 0x3FF, 0))  # the IVT at 0, 256 vectors
         self.uc.reg_write(X.UC_X86_REG_CR0, 0x10)
         self.uc.reg_write(X.UC_X86_REG_CS, cs)
         for reg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES, X.UC_X86_REG_SS):

@@ -211,12 +211,17 @@ class BlkbackDevice(BackendDevice):
         if sector + total > self.sectors or self.file is None:
             self.trace("refused", {"why": "beyond the end of the disk", "sector": sector})
             return B.BlkifRsp.BLKIF_RSP_ERROR
-        for seg in req.seg:
-            status, page = self.kernel.map_grant(self.domid, seg.gref, readonly=write)
-            if status != GntSt.GNTST_okay or page is None:
-                self.trace("refused", {"why": f"grant {seg.gref}: {GntSt(status).name}"})
-                return B.BlkifRsp.BLKIF_RSP_ERROR
-            try:
+        # xen_blkbk_map: map every segment first; one bad grant fails the whole request
+        # before any byte moves (no half-done write to the disk or read into the guest)
+        pages: list[MappedGrant] = []
+        try:
+            for seg in req.seg:
+                status, page = self.kernel.map_grant(self.domid, seg.gref, readonly=write)
+                if status != GntSt.GNTST_okay or page is None:
+                    self.trace("refused", {"why": f"grant {seg.gref}: {GntSt(status).name}"})
+                    return B.BlkifRsp.BLKIF_RSP_ERROR
+                pages.append(page)
+            for seg, page in zip(req.seg, pages, strict=True):
                 start = seg.first_sect * B.SECTOR_SIZE
                 length = (seg.last_sect - seg.first_sect + 1) * B.SECTOR_SIZE
                 self.file.seek(sector * B.SECTOR_SIZE)
@@ -230,7 +235,8 @@ class BlkbackDevice(BackendDevice):
                             "bytes": length})
                 self.stats.bytes += length
                 sector += length // B.SECTOR_SIZE
-            finally:
+        finally:
+            for page in pages:
                 self.kernel.unmap_grant(page)
         return B.BlkifRsp.BLKIF_RSP_OKAY
 

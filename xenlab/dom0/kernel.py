@@ -29,7 +29,7 @@ __all__ = ["Dom0Kernel", "MappedGrant"]
 
 @dataclass
 class MappedGrant:
-    mapping: GrantMapping
+    mapping: GrantMapping | None   # None: a privileged foreign mapping, not a grant
     page: memoryview
 
 
@@ -75,4 +75,16 @@ class Dom0Kernel:
 
     def unmap_grant(self, mapped: MappedGrant) -> int:
         mapped.page.release()
+        if mapped.mapping is None:
+            return GntSt.GNTST_okay
         return gnttab_unmap_grant_ref(self.host, self.dom0, mapped.mapping.handle)
+
+    def map_foreign_mfn(self, domid: int, mfn: int) -> MappedGrant | None:
+        """xenforeignmemory_map: the privileged Dom0 maps a frame the guest owns (how the
+        toolstack's daemons reach an HVM guest's special pages, which are not granted)."""
+        d = self.host.domains.get(domid)
+        if d is None or not d.owns_mfn(mfn):
+            return None
+        self.host.trace.emit(self.host.now(), 0, 0, Kind.GRANT, "foreign_map",
+                             {"dom": domid, "mfn": mfn})
+        return MappedGrant(None, self.host.mem.view(mfn << 12, PAGE_SIZE))

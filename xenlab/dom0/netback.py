@@ -149,13 +149,18 @@ class NetbackVif(BackendDevice):
                     else:
                         frame += page.page[offset : offset + size]
                         self.kernel.unmap_grant(page)
+                if (status == N.NETIF_RSP_OKAY and not flags & N.NETTXF_more_data
+                        and not N.ETH_MIN <= len(frame) <= N.ETH_MAX_TX):
+                    # xenvif_tx_build_gops: a packet shorter than an Ethernet header (or
+                    # longer than 64 KiB) is an error, never handed to the bridge
+                    self.trace("tx_bad_size", {"len": len(frame)})
+                    status = N.NETIF_RSP_ERROR
                 ring.put_response(N.TX_RESPONSE.pack(rid, status))
                 if status != N.NETIF_RSP_OKAY:
                     self.stats.errors += 1
                     frame = bytearray()
                 elif not flags & N.NETTXF_more_data:
-                    if len(frame) <= 65535:
-                        frames.append(bytes(frame))
+                    frames.append(bytes(frame))
                     frame = bytearray()
             if handled >= MAX_TX_PER_EVENT or not ring.final_check_for_requests():
                 break

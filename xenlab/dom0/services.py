@@ -47,9 +47,15 @@ class XenstoredService:
 
     # -- guest connections ---------------------------------------------------------
     def introduce(self, d: Domain) -> bool:
-        status, page = self.kernel.map_grant(d.domid, GNTTAB_RESERVED_XENSTORE, readonly=False)
-        if status != GntSt.GNTST_okay or page is None:
-            return False
+        if d.hvm is not None:  # an HVM guest's store page is a special page, not granted
+            page = self.kernel.map_foreign_mfn(d.domid, d.store_mfn)
+            if page is None:
+                return False
+        else:
+            status, page = self.kernel.map_grant(d.domid, GNTTAB_RESERVED_XENSTORE,
+                                                 readonly=False)
+            if status != GntSt.GNTST_okay or page is None:
+                return False
         port = self.kernel.bind_interdomain(d.domid, d.store_port, self._on_event)
         if port < 0:
             self.kernel.unmap_grant(page)

@@ -42,9 +42,15 @@ class Xenconsoled:
 
     def connect(self, d: Domain) -> bool:
         """domain_create_ring: map the ring, bind the port."""
-        status, page = self.kernel.map_grant(d.domid, GNTTAB_RESERVED_CONSOLE, readonly=False)
-        if status != GntSt.GNTST_okay or page is None:
-            return False
+        if d.hvm is not None:
+            page = self.kernel.map_foreign_mfn(d.domid, d.console_mfn)
+            if page is None:
+                return False
+        else:
+            status, page = self.kernel.map_grant(d.domid, GNTTAB_RESERVED_CONSOLE,
+                                                 readonly=False)
+            if status != GntSt.GNTST_okay or page is None:
+                return False
         port = self.kernel.bind_interdomain(d.domid, d.console_port, self._on_event)
         if port < 0:
             self.kernel.unmap_grant(page)

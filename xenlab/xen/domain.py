@@ -64,6 +64,7 @@ class Vcpu:
     stall_rip: int | None = None       # where the CPU last stopped without a reason
     callbacks: dict[str, int] = field(default_factory=dict)  # event/failsafe/syscall entry
     pending_regs: dict[str, int] | None = None  # loaded on return to the guest (iret)
+    pending_maps: list[tuple[int, int]] = field(default_factory=list)  # (gpa, host ptr)
 
     @property
     def runnable(self) -> bool:
@@ -112,6 +113,7 @@ class Domain:
     pt_mfns: set[int] = field(default_factory=set)      # its page-table pages (PV)
     foreign_mfns: dict[int, int] = field(default_factory=dict)  # grant-mapped frames -> count
     cmdline: str = ""
+    hvm: Any = None                    # HvmDomain for HVM guests
     store_mfn: int = 0
     store_port: int = 0
     console_mfn: int = 0

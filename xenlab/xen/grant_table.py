@@ -157,8 +157,12 @@ def gnttab_map_grant_ref(host: XenHost, grantee: Domain, dom: int, ref: int, fla
         if len(gt.maptrack) >= 4096:
             status = GntSt.GNTST_no_device_space
         else:
-            mapping = GrantMapping(gt.next_handle, granter.domid, ref, mfn, readonly, host_addr)
-            if flags & G.GNTMAP_host_map and grantee.is_pv and cr3 is not None:
+            pv_host_map = bool(flags & G.GNTMAP_host_map and grantee.is_pv and cr3 is not None)
+            # host_addr is remembered only when a PTE was written for it: unmap undoes
+            # exactly that (a device_map-only mapping with a host_addr has no PTE).
+            mapping = GrantMapping(gt.next_handle, granter.domid, ref, mfn, readonly,
+                                   host_addr if pv_host_map else 0)
+            if pv_host_map:
                 status = host.pv_map_foreign(grantee, cr3, host_addr, mfn, readonly)
             if status == GntSt.GNTST_okay:
                 gt.next_handle += 1
@@ -192,17 +196,28 @@ def gnttab_unmap_grant_ref(host: XenHost, grantee: Domain, handle: int,
     return status
 
 
+def _pv_cr3(d: Domain) -> int | None:
+    """The page tables a PV grantee's host mappings were written into (vCPU 0's CR3)."""
+    if d.is_pv and d.vcpus and d.vcpus[0].cpu is not None:
+        return d.vcpus[0].cpu.reg("cr3")
+    return None
+
+
 def gnttab_release_mappings(host: XenHost, d: Domain) -> None:
-    """A dying domain: drop its mappings of others' frames, and others' mappings of its own."""
+    """A dying domain: drop its mappings of others' frames, and others' mappings of its own.
+
+    A PV grantee's host mappings are torn down in its page tables too (PTE cleared,
+    frame no longer reachable): the dying granter's frames go back to the heap.
+    """
     if d.grant_table is not None:
         for handle in sorted(d.grant_table.maptrack):
-            gnttab_unmap_grant_ref(host, d, handle)
+            gnttab_unmap_grant_ref(host, d, handle, _pv_cr3(d))
     for other in list(host.domains.values()):
         if other is d or other.grant_table is None:
             continue
         for handle, mapping in sorted(other.grant_table.maptrack.items()):
             if mapping.granter == d.domid:
-                gnttab_unmap_grant_ref(host, other, handle)
+                gnttab_unmap_grant_ref(host, other, handle, _pv_cr3(other))
 
 
 def _copy_ptr(host: XenHost, caller: Domain, ptr: ctypes.Structure, by_gref: bool,

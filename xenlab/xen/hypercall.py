@@ -72,6 +72,26 @@ _HYPERCALL_NAMES: dict[int, str] = {}
 _ENUM_NAMES: dict[tuple[type[enum.IntEnum], int], str] = {}
 
 
+def _hvm_table() -> dict[int, HypercallEntry]:
+    from xenlab.xen.hvm.hvm import do_hvm_op
+
+    return {
+        Hypercall.memory_op: HypercallEntry(memory.do_memory_op, 2),
+        Hypercall.xen_version: HypercallEntry(version.do_xen_version, 2),
+        Hypercall.console_io: HypercallEntry(console.do_console_io, 3),
+        Hypercall.grant_table_op: HypercallEntry(grant_table.do_grant_table_op, 3),
+        Hypercall.vcpu_op: HypercallEntry(schedule.do_vcpu_op, 3),
+        Hypercall.sched_op: HypercallEntry(schedule.do_sched_op, 2),
+        Hypercall.set_timer_op: HypercallEntry(schedule.do_set_timer_op, 1),
+        Hypercall.event_channel_op: HypercallEntry(event_channel.do_event_channel_op, 2),
+        Hypercall.hvm_op: HypercallEntry(do_hvm_op, 2),
+    }
+
+
+#: The HVM hypercall table (hypercall-defs.c, the "hvm64"/"hvm32" columns).
+hvm_hypercall_table: dict[int, HypercallEntry] = _hvm_table()
+
+
 class HypercallContext:
     """What a handler sees: the calling domain and vCPU, guest access, and the decoder."""
 
@@ -88,6 +108,12 @@ class HypercallContext:
     @property
     def now(self) -> int:
         return self.host.now()
+
+    @property
+    def compat(self) -> bool:
+        """A 32-bit caller: guest handles, longs and xen_pfn_t are 4 bytes (Xen's compat
+        layer, xen/common/compat/)."""
+        return not self.cpu.long_mode
 
     def decode(self, **fields: Any) -> None:
         self.decoded.update(fields)
@@ -106,6 +132,8 @@ class HypercallContext:
         return name
 
     def _cr3(self) -> int | None:
+        # HVM guests pass guest-physical addresses while paging is off (hvmloader, BIOS);
+        # xenlab does not walk an HVM guest's own page tables.
         return self.cpu.reg("cr3") if self.domain.is_pv else None
 
     def copy_from_guest(self, va: int, size: int) -> bytes | None:
@@ -143,7 +171,7 @@ def do_hypercall(host: XenHost, v: Vcpu, cpu: X86Vcpu, via: str) -> None:
     d = v.domain
     d.hypercall_count += 1
     ctx = HypercallContext(host, d, v, cpu, nr)
-    entry = pv_hypercall_table.get(nr)
+    entry = (pv_hypercall_table if d.is_pv else hvm_hypercall_table).get(nr)
     if entry is None:
         ret = -Errno.ENOSYS
         ctx.decoded.update({f"arg{i}": hex(a) for i, a in enumerate(args[1:6], 1) if a})

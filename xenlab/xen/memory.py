@@ -57,11 +57,36 @@ def _gmfn_to_pfn(d: Domain, mfn: int, count: int) -> int | None:
     return pfn
 
 
+def _in_use(ctx: HypercallContext, d: Domain, pfn: int, count: int) -> bool:
+    """Frames Xen still holds a reference to cannot be given back (guest_remove_page
+    fails while a page has a type or foreign references): the domain's page-table
+    pages, and frames another domain has mapped through a grant. Freeing them would
+    hand a live page table or a mapped frame to the next domain that allocates it."""
+    mfns = {d.pfn_to_mfn(pfn + i) for i in range(count)}
+    if mfns & d.pt_mfns:
+        ctx.decode(refused="page-table page")
+        return True
+    for other in ctx.host.domains.values():
+        gt = other.grant_table
+        if gt is not None and any(m.granter == d.domid and m.mfn in mfns
+                                  for m in gt.maptrack.values()):
+            ctx.decode(refused="frame mapped by another domain through a grant")
+            return True
+    return False
+
+
 def _reservation(ctx: HypercallContext, op: int, arg: int) -> int:
-    raw = ctx.copy_from_guest(arg, ctypes.sizeof(XenMemoryReservation))
-    if raw is None:
-        return -Errno.EFAULT
-    res = XenMemoryReservation.from_buffer_copy(raw)
+    if ctx.compat:  # struct compat_memory_reservation: 4-byte handle, longs
+        raw = ctx.copy_from_guest(arg, 18)
+        if raw is None:
+            return -Errno.EFAULT
+        res = XenMemoryReservation(*struct.unpack("<IIIIH", raw))
+    else:
+        raw = ctx.copy_from_guest(arg, ctypes.sizeof(XenMemoryReservation))
+        if raw is None:
+            return -Errno.EFAULT
+        res = XenMemoryReservation.from_buffer_copy(raw)
+    psize, pfmt = (4, "<I") if ctx.compat else (8, "<Q")
     ctx.decode(nr_extents=res.nr_extents, extent_order=res.extent_order, domid=res.domid,
                extent_start=hex(res.extent_start))
     if res.extent_order > MAX_ORDER or res.nr_extents > (1 << 20):
@@ -72,24 +97,26 @@ def _reservation(ctx: HypercallContext, op: int, arg: int) -> int:
     pages_per = 1 << res.extent_order
     done = 0
     for i in range(res.nr_extents):
-        slot = res.extent_start + 8 * i
+        slot = res.extent_start + psize * i
         if op == MemoryOp.XENMEM_decrease_reservation:
             raw_pfn = ctx.copy_from_guest(slot, 8)
             if raw_pfn is None:
                 return done if done else -Errno.EFAULT
             frame = struct.unpack("<Q", raw_pfn)[0]
             pfn = _gmfn_to_pfn(d, frame, pages_per) if d.is_pv else frame
-            if pfn is None or not ctx.host.guest_remove_pages(d, pfn, pages_per):
+            if pfn is None or _in_use(ctx, d, pfn, pages_per):
+                break
+            if not ctx.host.guest_remove_pages(d, pfn, pages_per):
                 break
         else:
             if d.tot_pages + pages_per > d.max_pages:
                 break
             gpfn: int | None = None
             if op == MemoryOp.XENMEM_populate_physmap:
-                raw_pfn = ctx.copy_from_guest(slot, 8)
+                raw_pfn = ctx.copy_from_guest(slot, psize)
                 if raw_pfn is None:
                     return done if done else -Errno.EFAULT
-                gpfn = struct.unpack("<Q", raw_pfn)[0]
+                gpfn = struct.unpack(pfmt, raw_pfn)[0]
             mfn = ctx.host.guest_add_pages(d, pages_per, gpfn)
             if mfn is None:
                 break
@@ -102,10 +129,10 @@ def _reservation(ctx: HypercallContext, op: int, arg: int) -> int:
 
 def _memory_map(ctx: HypercallContext, arg: int) -> int:
     # struct xen_memory_map { unsigned int nr_entries; XEN_GUEST_HANDLE(void) buffer; }
-    raw = ctx.copy_from_guest(arg, 16)
+    raw = ctx.copy_from_guest(arg, 8 if ctx.compat else 16)
     if raw is None:
         return -Errno.EFAULT
-    nr, buf = struct.unpack("<I4xQ", raw)
+    nr, buf = struct.unpack("<II" if ctx.compat else "<I4xQ", raw)
     entries = ctx.host.guest_e820(ctx.domain)
     if nr < len(entries):
         return -Errno.EINVAL
@@ -116,6 +143,39 @@ def _memory_map(ctx: HypercallContext, arg: int) -> int:
         return -Errno.EFAULT
     ctx.decode(nr_entries=len(entries))
     return 0
+
+
+XENMAPSPACE_shared_info = 0
+XENMAPSPACE_grant_table = 1
+
+
+def _add_to_physmap(ctx: HypercallContext, arg: int) -> int:
+    """An HVM guest chooses where its shared_info page and grant table frames appear in
+    its physical address space (a PV guest maps them with page tables instead)."""
+    fmt = "<HHIII" if ctx.compat else "<HHIQQ"
+    raw = ctx.copy_from_guest(arg, struct.calcsize(fmt))
+    if raw is None:
+        return -Errno.EFAULT
+    domid, _size, space, idx, gpfn = struct.unpack(fmt, raw)
+    ctx.decode(domid=domid, space={0: "XENMAPSPACE_shared_info",
+                                   1: "XENMAPSPACE_grant_table"}.get(space, space),
+               idx=idx, gpfn=hex(gpfn))
+    d = _target(ctx, domid)
+    if isinstance(d, int):
+        return d
+    if d.is_pv:
+        return -Errno.EINVAL
+    if space == XENMAPSPACE_shared_info and idx == 0:
+        mfn = d.shared_info_mfn
+    elif space == XENMAPSPACE_grant_table:
+        if not ctx.host.gnttab_grow(d, (idx & 0x7FFFFFFF) + 1) or d.grant_table is None:
+            return -Errno.EINVAL
+        mfn = d.grant_table.frames[idx & 0x7FFFFFFF]
+    else:
+        return -Errno.ENOSYS
+    if mfn is None or gpfn >= 1 << 20:
+        return -Errno.EINVAL
+    return ctx.host.hvm_map_xen_page(d, gpfn, mfn)
 
 
 def do_memory_op(ctx: HypercallContext, cmd: int, arg: int) -> int:
@@ -139,6 +199,8 @@ def do_memory_op(ctx: HypercallContext, cmd: int, arg: int) -> int:
         return d.tot_pages if op == MemoryOp.XENMEM_current_reservation else d.max_pages
     if op == MemoryOp.XENMEM_memory_map:
         return _memory_map(ctx, arg)
+    if op == MemoryOp.XENMEM_add_to_physmap:
+        return _add_to_physmap(ctx, arg)
     if op == MemoryOp.XENMEM_maximum_gpfn:
         raw = ctx.copy_from_guest(arg, 2)
         if raw is None:

@@ -264,10 +264,21 @@ class XenHost:
         d.shared_info_mfn = self._alloc_xen_shared(d)
         self.domains[domid] = d
         self._next_domid = domid + 1
+        if dtype is not DomainType.PV:
+            from xenlab.xen.hvm.hvm import HvmDomain
+
+            d.hvm = HvmDomain(self, d)
         for i in range(vcpus):
             v = Vcpu(i, d)
-            v.cpu = X86Vcpu(_VcpuTraps(self, v), long_mode=dtype is DomainType.PV,
-                            name=f"d{domid}v{i}", native_budget=self.native_budget)
+            if d.hvm is not None:
+                from xenlab.xen.hvm.hvm import HvmTraps
+
+                v.cpu = X86Vcpu(HvmTraps(self, v, d.hvm), long_mode=False,
+                                name=f"d{domid}v{i}", native_budget=self.native_budget)
+                v.cpu.fill_unassigned_with_ones()
+            else:
+                v.cpu = X86Vcpu(_VcpuTraps(self, v), long_mode=True,
+                                name=f"d{domid}v{i}", native_budget=self.native_budget)
             d.vcpus.append(v)
             if dtype is DomainType.PV:
                 self._map_xen_area(v.cpu)
@@ -392,7 +403,46 @@ class XenHost:
             if v.cpu is not None:
                 v.cpu.flush_tlb()
 
+    def hvm_map_xen_page(self, d: Domain, gpfn: int, mfn: int) -> int:
+        """Put a Xen page shared with ``d`` at guest-physical ``gpfn`` (add_to_physmap):
+        the RAM frame that was there goes back to Xen, as in real Xen."""
+        if gpfn < len(d.p2m) and d.p2m[gpfn] == mfn:
+            return 0
+        old = d.pfn_to_mfn(gpfn)
+        if old != INVALID_MFN:
+            if old in d.shared_mfns:
+                for v in d.vcpus:
+                    if v.cpu is not None:
+                        v.cpu.unmap(gpfn << PAGE_SHIFT, PAGE_SIZE)
+                d.p2m[gpfn] = INVALID_MFN
+            elif not self.guest_remove_pages(d, gpfn, 1):
+                return -Errno.EINVAL
+        while len(d.p2m) <= gpfn:
+            d.p2m.append(INVALID_MFN)
+        d.p2m[gpfn] = mfn
+        # unicorn must not change its memory map under a running instruction: the vCPU
+        # stops at the end of this block and the page is mapped before it runs again
+        for v in d.vcpus:
+            v.pending_maps.append((gpfn << PAGE_SHIFT, self.mem.host_ptr(mfn << PAGE_SHIFT)))
+            if self._current is not None and self._current[1] is v and v.cpu is not None:
+                v.cpu.request_stop()
+            elif v.cpu is not None:
+                self._apply_pending_maps(v)
+        return 0
+
+    def _apply_pending_maps(self, v: Vcpu) -> None:
+        cpu = v.cpu
+        while v.pending_maps and cpu is not None:
+            addr, ptr = v.pending_maps.pop(0)
+            for a, size in list(cpu.mapped):
+                if a <= addr < a + size:
+                    cpu.unmap(addr, PAGE_SIZE)  # a 0xFF filler page, or RAM given back
+                    break
+            cpu.map_host(addr, PAGE_SIZE, ptr, executable=False)
+
     def guest_e820(self, d: Domain) -> list[tuple[int, int, int]]:
+        if d.hvm is not None and d.hvm.e820:
+            return list(d.hvm.e820)
         return [(0, d.tot_pages << PAGE_SHIFT, 1)]
 
     def gnttab_grow(self, d: Domain, nr_frames: int) -> bool:
@@ -408,6 +458,15 @@ class XenHost:
                     v.cpu.map_host(mfn << PAGE_SHIFT, PAGE_SIZE,
                                    self.mem.host_ptr(mfn << PAGE_SHIFT), executable=False)
         return True
+
+    def vcpu_initialise_hvm(self, v: Vcpu, *, eip: int, ebx: int, gdt_base: int) -> None:
+        """XEN_DOMCTL_setvcpucontext for an HVM vCPU: 32-bit flat mode at ``eip``."""
+        cpu = v.cpu
+        assert cpu is not None
+        cpu.setup_flat32(gdt_base=gdt_base, eip=eip, ebx=ebx)
+        v.online = True
+        v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
+        self.sched.insert_vcpu(v)
 
     def vcpu_initialise_pv(self, v: Vcpu, *, rip: int, rsp: int, rsi: int, cr3: int) -> None:
         """XEN_DOMCTL_setvcpucontext for a 64-bit PV vCPU: enter at ``rip`` in ring 3."""
@@ -592,6 +651,10 @@ class XenHost:
             ti = v.time_info = VcpuTimeInfo.from_buffer(self.mem.ram, vi + 32)
         ti.version = (ti.version + 1) | 1          # odd: Xen is writing
         ti.system_time = self.now() if now is None else now
+        if v.domain.hvm is not None and not ti.tsc_to_system_mul:
+            # HVM firmware divides by it to compute the CPU speed (1 GHz here); PV guests
+            # keep 0 so that their TSC extrapolation adds nothing (determinism)
+            ti.tsc_to_system_mul = 0xFFFFFFFF
         ti.version = (ti.version + 1) & 0xFFFFFFFE  # even again: consistent
 
     def vcpu_yield(self, v: Vcpu) -> None:
@@ -749,6 +812,10 @@ class XenHost:
 
     def _fire_timers(self, now: int) -> None:
         for v in self._all_vcpus():
+            if v.timer_deadline is not None and v.timer_deadline <= now and v.domain.hvm:
+                v.timer_deadline = None  # an HVM vCPU's timer is its PIT: wake it (hlt)
+                self.vcpu_wake(v, "timer interrupt")
+                continue
             if v.timer_deadline is not None and v.timer_deadline <= now:
                 deadline = v.timer_deadline
                 v.timer_deadline = None
@@ -763,7 +830,8 @@ class XenHost:
         return self.sched.has_runnable() or self._next_deadline() is not None
 
     def run(self, max_instructions: int | None = None,
-            until: Callable[[], bool] | None = None) -> RunStatus:
+            until: Callable[[], bool] | None = None,
+            max_time_ns: int | None = None) -> RunStatus:
         """Schedule guest vCPUs until nothing can happen, the budget ends or ``until()``.
 
         Python's cyclic garbage collector is paused meanwhile: the trace
@@ -775,7 +843,7 @@ class XenHost:
         gc.disable()
         previous = self._catch_interrupt()
         try:
-            return self._run(max_instructions, until)
+            return self._run(max_instructions, until, max_time_ns)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -802,9 +870,10 @@ class XenHost:
 
     _interrupted = False
 
-    def _run(self, max_instructions: int | None, until: Callable[[], bool] | None
-             ) -> RunStatus:
+    def _run(self, max_instructions: int | None, until: Callable[[], bool] | None,
+             max_time_ns: int | None = None) -> RunStatus:
         spent = 0
+        deadline = None if max_time_ns is None else self.elapsed() + max_time_ns
         while True:
             if self._interrupted:
                 self._interrupted = False
@@ -815,6 +884,8 @@ class XenHost:
             if max_instructions is not None and spent >= max_instructions:
                 return RunStatus.BUDGET
             pc = min(self.pcpus, key=lambda p: (p.time, p.cpu_id))
+            if deadline is not None and pc.time >= deadline:
+                return RunStatus.BUDGET  # virtual time is up (idle guests make no instructions)
             if self._dom0_pending:
                 self.run_dom0()
             while pc.time >= self.sched.next_acct:
@@ -858,6 +929,11 @@ class XenHost:
         self.update_vcpu_system_time(v, pc.time)
         if d.is_pv and v.callbacks:
             deliver_upcall(self, v)
+        if d.hvm is not None:
+            d.hvm.tick(v)
+            v.timer_deadline = d.hvm.wake_deadline(v)  # bounds the slice at the next IRQ0
+            if v.timer_deadline is not None and v.timer_deadline <= pc.time:
+                v.timer_deadline = None
         try:
             result: RunResult = cpu.run(budget)
         except BaseException:
@@ -873,6 +949,8 @@ class XenHost:
                 v.set_runstate(Runstate.RUNSTATE_runnable, pc.time)
                 self.sched.runq_insert(v)
             raise
+        if v.pending_maps:
+            self._apply_pending_maps(v)
         if v.pending_regs is not None and v.cpu is not None:
             for name, value in v.pending_regs.items():  # HYPERVISOR_iret's register load
                 v.cpu.set_reg(name, value)
@@ -892,6 +970,8 @@ class XenHost:
             self.domain_crash(d, v, why, regs)
         elif result.reason is ExitReason.HLT and not d.is_shutting_down:
             self._sleep(v, "hlt")
+            if d.hvm is not None:  # wakes for the next timer interrupt, if it can take one
+                v.timer_deadline = d.hvm.wake_deadline(v)
         elif result.reason is ExitReason.STALLED and not d.is_shutting_down:
             self._stalled(d, v, cpu)
         if self._pending_deaths:
@@ -959,7 +1039,9 @@ class XenHost:
         return out
 
     def check_invariants(self) -> None:
-        """Every frame free or owned once; page counts add up; Xen frames accounted."""
+        """Every frame free or owned once; page counts add up; Xen frames accounted;
+        event channels consistent at both ends; grant mappings match the granters' pins
+        and GTF_reading/GTF_writing bits; the run queue and timers hold live vCPUs only."""
         self.mem.check()
         owned = sum(d.tot_pages for d in self.domains.values())
         shared = sum(len(d.shared_mfns) for d in self.domains.values())
@@ -977,3 +1059,119 @@ class XenHost:
         for d in self.domains.values():
             for mfn in d.foreign_mfns:
                 assert mfn in granted.get(d.domid, set()), (d.domid, mfn)
+        # Event channels: both ends of every interdomain channel agree; VIRQ map and
+        # ports agree; an unbound port names a plain domid (Xen keeps the id even when
+        # no such domain lives); Dom0's handlers sit on Dom0 ports that exist.
+        import struct
+
+        from xenlab.public import grant_table as G
+        from xenlab.public.xen import DOMID_SELF
+        from xenlab.xen.event_channel import ECS
+
+        for d in self.domains.values():
+            t = d.evtchn
+            assert t is not None, f"d{d.domid}: no event channel table"
+            assert t.ports.get(0) is not None and t.ports[0].state is ECS.RESERVED, d.domid
+            for port, ch in t.ports.items():
+                where = f"d{d.domid} port {port}"
+                assert 0 <= port < t.max_ports, where
+                assert ch.state is not ECS.FREE, f"{where}: a FREE channel in the table"
+                if ch.state is ECS.INTERDOMAIN:
+                    rd = self.domains.get(ch.remote_domid)
+                    assert rd is not None, f"{where}: peer d{ch.remote_domid} does not exist"
+                    assert rd.evtchn is not None
+                    rch = rd.evtchn.ports.get(ch.remote_port)
+                    assert rch is not None and rch.state is ECS.INTERDOMAIN, (
+                        f"{where}: peer port d{rd.domid}:{ch.remote_port} is not interdomain")
+                    assert (rch.remote_domid, rch.remote_port) == (d.domid, port), (
+                        f"{where}: peer d{rd.domid}:{ch.remote_port} points at "
+                        f"d{rch.remote_domid}:{rch.remote_port}")
+                elif ch.state is ECS.UNBOUND:
+                    assert 0 <= ch.remote_domid <= 0xFFFF and ch.remote_domid != DOMID_SELF, (
+                        f"{where}: unbound for {ch.remote_domid:#x}")
+                elif ch.state is ECS.VIRQ:
+                    assert t.virq_to_port.get((ch.virq, ch.notify_vcpu)) == port, (
+                        f"{where}: VIRQ {ch.virq} on vcpu {ch.notify_vcpu} not in the map")
+                if ch.state in (ECS.VIRQ, ECS.IPI, ECS.INTERDOMAIN, ECS.UNBOUND) and d.vcpus:
+                    assert 0 <= ch.notify_vcpu < len(d.vcpus), f"{where}: notify_vcpu"
+            for (virq, vcpu), port in t.virq_to_port.items():
+                ch = t.ports.get(port)
+                assert ch is not None and ch.state is ECS.VIRQ and (ch.virq, ch.notify_vcpu) == (
+                    virq, vcpu), f"d{d.domid}: VIRQ {virq}/vcpu {vcpu} -> stale port {port}"
+        dom0 = self.domains.get(0)
+        if dom0 is not None and dom0.evtchn is not None:
+            for port in self.dom0_handlers:
+                ch = dom0.evtchn.lookup(port)
+                assert ch is not None and ch.state is not ECS.RESERVED, (
+                    f"Dom0 handler on closed port {port}")
+        # Grants: every maptrack entry names a live granter and a valid ref; the
+        # granters' pin counts are exactly the mappings; GTF_reading / GTF_writing are
+        # set in the granter's entry iff it is pinned (reading: any pin, writing: a
+        # writable one), over the whole table.
+        expected: dict[int, dict[int, list[int]]] = {}
+        for d in self.domains.values():
+            gt = d.grant_table
+            assert gt is not None, f"d{d.domid}: no grant table"
+            for handle, m in gt.maptrack.items():
+                assert m.handle == handle and 0 <= handle < gt.next_handle, (d.domid, handle)
+                g = self.domains.get(m.granter)
+                assert g is not None, f"d{d.domid} handle {handle}: granter d{m.granter} dead"
+                assert g.grant_table is not None and 0 <= m.ref < g.grant_table.nr_entries, (
+                    f"d{d.domid} handle {handle}: ref {m.ref} outside d{g.domid}'s table")
+                pins = expected.setdefault(g.domid, {}).setdefault(m.ref, [0, 0])
+                pins[0 if m.readonly else 1] += 1
+        busy = G.GTF_reading | G.GTF_writing
+        for d in self.domains.values():
+            gt = d.grant_table
+            assert gt is not None
+            want = expected.get(d.domid, {})
+            assert gt.pins == want, f"d{d.domid}: pins {gt.pins} but mappings say {want}"
+            for i, frame in enumerate(gt.frames):
+                raw = self.mem.read(frame << PAGE_SHIFT, PAGE_SIZE)
+                for j, (flags,) in enumerate(struct.iter_unpack("<H6x", raw)):
+                    pin = want.get(i * (PAGE_SIZE // 8) + j)
+                    need = 0 if pin is None else (
+                        G.GTF_reading | (G.GTF_writing if pin[1] else 0))
+                    assert flags & busy == need, (
+                        f"d{d.domid} ref {i * (PAGE_SIZE // 8) + j}: flags {flags:#x}, pins {pin}")
+        # Scheduler: the run queue holds runnable vCPUs of live domains, once each;
+        # timers and poll timeouts are armed only on vCPUs of live, running domains.
+        live = {id(v) for d in self.domains.values() for v in d.vcpus}
+        assert len({id(v) for v in self.sched.runq}) == len(self.sched.runq), "runq duplicate"
+        for v in self.sched.runq:
+            assert id(v) in live and v.cpu is not None, f"d{v.domain.domid}v{v.vcpu_id} dead"
+            assert v.runnable and not v.blocked, (
+                f"d{v.domain.domid}v{v.vcpu_id} on the run queue but not runnable")
+            if self._current is not None:
+                assert v is not self._current[1], "the running vCPU is also queued"
+        for v in self.sched.vcpus:
+            assert id(v) in live, f"scheduler knows dead d{v.domain.domid}v{v.vcpu_id}"
+        for d in self.domains.values():
+            for v in d.vcpus:
+                if v.timer_deadline is not None or v.poll_deadline is not None:
+                    assert v.cpu is not None and not d.is_shut_down and not d.is_dying, (
+                        f"timer armed on d{d.domid}v{v.vcpu_id} (shut down or dying)")
+                if v.poll_deadline is not None:
+                    assert v.blocked, f"poll timeout on unblocked d{d.domid}v{v.vcpu_id}"
+
+    def check_destroyed(self, domid: int) -> None:
+        """A destroyed domain left nothing in Xen: no frame, no vCPU, no port of another
+        domain connected to it, no grant mapping of or by it, no Dom0 handler on a port
+        toward it. (Dom0's xenstore side is checked by the toolstack's tests.)"""
+        from xenlab.xen.event_channel import ECS
+
+        assert domid not in self.domains, f"d{domid} still exists"
+        assert self.mem.pages_owned_by(domid) == 0, f"d{domid} still owns frames"
+        for v in self.sched.vcpus + self.sched.runq:
+            assert v.domain.domid != domid, f"scheduler still holds d{domid}v{v.vcpu_id}"
+        assert not any(d.domid == domid for d in self._pending_deaths)
+        for d in self.domains.values():
+            assert d.evtchn is not None and d.grant_table is not None
+            for port, ch in d.evtchn.ports.items():
+                assert not (ch.state is ECS.INTERDOMAIN and ch.remote_domid == domid), (
+                    f"d{d.domid} port {port} still connected to d{domid}")
+                if d.domid == 0 and ch.state is ECS.UNBOUND and ch.remote_domid == domid:
+                    assert port not in self.dom0_handlers, (
+                        f"Dom0 still handles port {port} for d{domid}")
+            for m in d.grant_table.maptrack.values():
+                assert m.granter != domid, f"d{d.domid} still maps a grant of d{domid}"

@@ -25,3 +25,4 @@ RX_REQUEST = struct.Struct("<HxxI")      # id, (pad), gref (8 bytes)
 RX_RESPONSE = struct.Struct("<HHHh")     # id, offset, flags, status (8 bytes)
 ETH_MIN = 14
 ETH_MAX = 1514
+ETH_MAX_TX = 65535  # the largest packet a tx chain may carry (IP's 64 KiB limit)

@@ -13,15 +13,19 @@ tools/libs/light/libxl_domain.c, tools/xl/xl_vmcontrol.c (handle_domain_death)
 
 from __future__ import annotations
 
+import glob
 import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from xenlab.devicemodel.qemu import IDE_SLOTS, DeviceModel
 from xenlab.dom0.services import Dom0Services
 from xenlab.errors import ConfigError, DomainError, HostMemoryError, ImageError
 from xenlab.public.sched import ShutdownReason
 from xenlab.tools.libs.guest.xg_dom_elfloader import ElfImage, load_elf_kernel
+from xenlab.tools.libs.guest.xg_dom_hvm import HvmFirmware, build_hvm, load_hvmloader
 from xenlab.tools.libs.guest.xg_dom_x86 import build_pv
 from xenlab.tools.xl.xl_parse import DomainConfig
 from xenlab.xen.domain import Domain, DomainType
@@ -38,6 +42,35 @@ _ACTIONS_BY_REASON = {
     ShutdownReason.SHUTDOWN_watchdog: "on_watchdog",
     ShutdownReason.SHUTDOWN_soft_reset: "on_soft_reset",
 }
+
+
+IMAGES = Path(__file__).resolve().parents[4] / "images"
+HVMLOADER_PATHS = ("/usr/lib/xen-4.17/boot/hvmloader", "/usr/libexec/xen/boot/hvmloader")
+SEABIOS_PATHS = ("/usr/share/seabios/bios-256k.bin",)
+
+
+def find_firmware(cfg: DomainConfig) -> tuple[str, str]:
+    """(hvmloader, BIOS image) for ``bios =``: xenlab's teaching firmware by default,
+    the distribution's real hvmloader and SeaBIOS for ``bios = "seabios"``."""
+    bios = cfg.bios or "xenlab"
+    if bios == "xenlab":
+        loader = IMAGES / "firmware" / "hvmloader.elf"
+        image = IMAGES / "firmware" / "xenlab-bios.bin"
+        if not loader.is_file() or not image.is_file():
+            raise ImageError(f"{loader}: xenlab's teaching firmware is missing "
+                             "(build it with `make -C images`)")
+        return str(loader), str(image)
+    if bios == "seabios":
+        found = [p for p in HVMLOADER_PATHS + tuple(sorted(glob.glob("/usr/lib/xen-*/boot/"
+                                                                     "hvmloader")))
+                 if os.path.isfile(p)]
+        seabios = [p for p in SEABIOS_PATHS if os.path.isfile(p)]
+        if not found or not seabios:
+            raise ImageError(f"{cfg.path}: bios = \"seabios\" needs Xen's hvmloader and "
+                             "SeaBIOS (Debian: apt install xen-utils-4.17 seabios)")
+        return found[0], seabios[0]
+    raise ConfigError(f"{cfg.path}: bios = \"{bios}\" is not supported (xenlab has "
+                      "\"xenlab\", its teaching firmware, and \"seabios\")")
 
 
 _SERVICES: weakref.WeakKeyDictionary[XenHost, Dom0Services] = weakref.WeakKeyDictionary()
@@ -60,6 +93,7 @@ class PreparedDomain:
     ramdisk: bytes = b""
     pages: int = 0
     notes: list[str] = field(default_factory=list)
+    firmware: HvmFirmware | None = None
 
 
 class Libxl:
@@ -69,6 +103,7 @@ class Libxl:
         self.host = host
         self.services = dom0_services(host)
         self.configs: dict[int, DomainConfig] = {}
+        self.device_models: dict[int, DeviceModel] = {}
         self.xl_log: list[str] = []          # what xl's per-domain daemons log
         self.on_create: list[Callable[[Domain], None]] = []
         host.death_listeners.append(self.domain_death)
@@ -76,11 +111,13 @@ class Libxl:
     # -- create -----------------------------------------------------------------
     def prepare(self, cfg: DomainConfig) -> PreparedDomain:
         """Check everything that can be checked without the hypervisor."""
-        if cfg.type in ("hvm", "pvh"):
-            raise ConfigError(f"{cfg.path}: type \"{cfg.type}\" guests are not supported yet "
-                              "(xenlab runs PV guests; HVM arrives with the device model)")
+        if cfg.type == "pvh":
+            raise ConfigError(f"{cfg.path}: type \"pvh\" guests are not supported yet "
+                              "(xenlab runs PV and HVM guests)")
         if any(d.name == cfg.name for d in self.host.domains.values()):
             raise ConfigError(f"{cfg.path}: domain with name '{cfg.name}' already exists")
+        if cfg.type == "hvm":
+            return self._prepare_hvm(cfg)
         assert cfg.kernel is not None
         kernel = cfg.resolve(cfg.kernel)
         image = load_elf_kernel(kernel)
@@ -113,6 +150,24 @@ class Libxl:
                 f"{(lay.v_end - lay.virt_base) >> 20} MiB, but memory = {cfg.memory} MiB")
         return PreparedDomain(cfg, image, ramdisk, pages)
 
+    def _prepare_hvm(self, cfg: DomainConfig) -> PreparedDomain:
+        """An HVM guest: pick its firmware, check its IDE disks."""
+        loader, bios = find_firmware(cfg)
+        firmware = load_hvmloader(loader, bios)
+        for disk in cfg.disk:
+            if disk.target is None:
+                continue
+            if disk.vdev not in IDE_SLOTS:
+                raise ConfigError(f"{cfg.path}: HVM disk vdev '{disk.vdev}': the device model "
+                                  "emulates IDE disks hda, hdb, hdc and hdd")
+            path = cfg.resolve(disk.target)
+            if not os.path.isfile(path) or os.path.getsize(path) < 512:
+                raise ImageError(f"{path}: disk image for {disk.vdev} is missing, not a file "
+                                 "or smaller than one sector")
+        if cfg.memory < 4:
+            raise ConfigError(f"{cfg.path}: an HVM guest needs memory >= 4 (MiB)")
+        return PreparedDomain(cfg, None, pages=cfg.memory * PAGES_PER_MIB, firmware=firmware)
+
     def check_host_memory(self, prepared: list[PreparedDomain]) -> None:
         need = sum(p.cfg.maxmem * PAGES_PER_MIB for p in prepared)
         free = self.host.mem.free_pages - 16 * len(prepared)  # shared_info, grant frames
@@ -137,6 +192,12 @@ class Libxl:
             d.on_poweroff, d.on_reboot, d.on_crash = cfg.on_poweroff, cfg.on_reboot, cfg.on_crash
             d.config = cfg
             d.cmdline = cfg.cmdline or ""
+            if prep.firmware is not None:
+                self._build_hvm(d, cfg, prep)
+                self.configs[d.domid] = cfg
+                if not paused:
+                    host.domain_unpause(d)
+                return d
             host.populate_physmap(d, prep.pages)
             store = evtchn_alloc_unbound(host, host.domains[0], d.domid, 0)
             cons = evtchn_alloc_unbound(host, host.domains[0], d.domid, 0)
@@ -163,6 +224,25 @@ class Libxl:
             host.domain_unpause(d)
         return d
 
+    def _build_hvm(self, d: Domain, cfg: DomainConfig, prep: PreparedDomain) -> None:
+        """libxl__domain_build (HVM) + libxl__spawn_local_dm: firmware, then QEMU."""
+        assert prep.firmware is not None
+        d.store_port = max(0, evtchn_alloc_unbound(self.host, self.host.domains[0], d.domid, 0))
+        d.console_port = max(0, evtchn_alloc_unbound(self.host, self.host.domains[0], d.domid,
+                                                     0))
+        build_hvm(self.host, d, prep.firmware, memory_pages=prep.pages)
+        dm = DeviceModel(self.host, d)
+        for disk in cfg.disk:
+            if disk.target is not None:
+                dm.add_disk(disk.vdev, cfg.resolve(disk.target), disk.readonly)
+        dm.attach()
+        self.device_models[d.domid] = dm
+        self.services.domain_created(d)
+        self.services.xenstored.write(f"/local/domain/{d.domid}/hvmloader/bios",
+                                      "seabios" if (cfg.bios == "seabios") else "xenlab")
+        self.host.log.printk(f"d{d.domid}: HVM guest, firmware {prep.firmware.path} + "
+                             f"{prep.firmware.bios_path}")
+
     # -- lookups and simple operations ----------------------------------------------
     def lookup(self, name_or_id: str | int) -> Domain:
         """A domain by id or name, as xl's find_domain does."""
@@ -186,6 +266,9 @@ class Libxl:
         """libxl__destroy_domid: devices and Dom0's services first, then the hypervisor."""
         if d.domid in self.services.devices or d.domid in self.services.xenstored.conns:
             self.services.domain_destroying(d)
+        dm = self.device_models.pop(d.domid, None)
+        if dm is not None:
+            dm.close()
         self.host.domain_destroy(d)
 
     def domain_pause(self, d: Domain) -> None:

@@ -1,0 +1,123 @@
+"""HVM guests: the firmware boot from hvmloader to the boot sector, VM exits, ioreqs.
+
+The guest is unmodified machine code: xenlab's teaching hvmloader and BIOS
+(images/firmware/) and a boot sector. The same BIOS and disk boot on real
+QEMU; the serial output must agree.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from xenlab.cli import run_configs
+from xenlab.lab import Lab
+from xenlab.xen.trace import Kind
+
+ROOT = Path(__file__).resolve().parents[1]
+FW = ROOT / "images" / "firmware"
+QEMU = shutil.which("qemu-system-i386")
+BOOT_LINES = ["Hello from the boot sector!", "int 12h: memory 639 KiB",
+              "int 15h: e820 entries 4", "int 13h: extensions present",
+              "LBA 1: second sector says hi"]
+
+
+def _boot(tmp: Path, disk: bytes | None = None, **kw: int) -> tuple[Lab, str]:
+    image = tmp / "disk.img"
+    image.write_bytes(disk if disk is not None else (FW / "bootdisk.img").read_bytes())
+    cfg = tmp / "hvm.cfg"
+    cfg.write_text(f'name = "hvm"\ntype = "hvm"\nmemory = 32\n'
+                   f"disk = [ 'format=raw, vdev=hda, access=rw, target={image}' ]\n"
+                   'on_crash = "preserve"\n')
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create {cfg}")
+    lab.run(max_instructions=kw.get("budget", 20_000_000), max_seconds=2.0)
+    return lab, lab.xl_output("console -t serial hvm")
+
+
+def test_firmware_boots_the_boot_sector(tmp_path: Path) -> None:
+    lab, serial = _boot(tmp_path)
+    lines = serial.splitlines()
+    for expected in BOOT_LINES:
+        assert expected in lines
+    phases = [r.name for r in lab.trace.select(kind=Kind.PHASE)]
+    assert phases[0] == "HVM Loader"
+    assert "xenlab BIOS: POST" in phases and "xenlab BIOS: INT 19h boot from hd0" in phases
+    assert phases.index("xenlab BIOS: POST") < phases.index("xenlab BIOS: INT 19h boot from hd0")
+    # the screen shows what int 10h wrote
+    dm = lab.toolstack.device_models[lab.domain("hvm").domid]
+    assert dm.screen_text().splitlines()[0] == "Hello from the boot sector!"
+    # it ended halted, interrupts off: blocked with nothing that can wake it
+    assert lab.domain("hvm").state_flags() == "-b----"
+
+
+def test_vm_exits_say_who_handled_them(tmp_path: Path) -> None:
+    lab, _serial = _boot(tmp_path)
+    exits = lab.trace.select(kind=Kind.VMEXIT)
+    io_by_handler: dict[str, set[str]] = {}
+    for r in exits:
+        if r.name == "io":
+            io_by_handler.setdefault(r.args["handler"], set()).add(r.args["port"])
+    assert {"0xe9", "0x70", "0x71", "0x20", "0x21", "0x43", "0x40"} <= io_by_handler["xen"]
+    assert {"0x3f8", "0x1f7", "0x1f0"} <= io_by_handler["dm"]
+    names = {r.name for r in exits}
+    assert {"cpuid", "wrmsr", "vmcall", "io"} <= names
+    calls = lab.trace.select(kind=Kind.HYPERCALL, dom=lab.domain("hvm").domid)
+    assert any(r.name == "xen_version" and r.ret == 0x40011 for r in calls)
+    # every device-model access is an ioreq answered with STATE_IORESP_READY
+    reqs = lab.trace.select(kind=Kind.IOREQ, name="ioreq")
+    resps = lab.trace.select(kind=Kind.IOREQ, name="ioresp")
+    assert reqs and len(reqs) == len(resps)
+    assert all(r.args["state"] == "STATE_IORESP_READY" for r in resps)
+    assert any(r.args["type"] == "IOREQ_TYPE_PCI_CONFIG" for r in reqs)
+
+
+def test_no_bootable_device(tmp_path: Path) -> None:
+    _lab, serial = _boot(tmp_path, disk=bytes(1 << 20), budget=5_000_000)
+    assert "xenlab BIOS: No bootable device." in serial
+    assert "Hello from the boot sector!" not in serial
+
+
+def test_hvm_triple_fault_is_contained(tmp_path: Path) -> None:
+    """A boot sector that empties its IVT and traps: triple fault, the HVM guest crashes
+    (Xen's domain_crash), a PV guest beside it runs to the end."""
+    disk = bytearray(1 << 20)
+    disk[0:6] = bytes.fromhex("0f011e107c" "cc")  # lidt [0x7c10] (limit 0) ; int3
+    disk[510:512] = b"\x55\xaa"
+    image = tmp_path / "bad.img"
+    image.write_bytes(bytes(disk))
+    cfg = tmp_path / "bad.cfg"
+    cfg.write_text(f'name = "bad"\ntype = "hvm"\nmemory = 16\n'
+                   f"disk = [ 'format=raw, vdev=hda, access=ro, target={image}' ]\n"
+                   'on_crash = "preserve"\n')
+    out = io.StringIO()
+    host = run_configs([str(cfg), str(ROOT / "images" / "pv-hello.cfg")], out)
+    text = out.getvalue()
+    assert "triple fault" in text
+    assert "Shutting down (SHUTDOWN_poweroff)." in text
+    host.check_invariants()
+
+
+@pytest.mark.skipif(QEMU is None, reason="qemu-system-i386 not installed")
+def test_serial_matches_real_qemu(tmp_path: Path) -> None:
+    """The fidelity check: the same BIOS and disk on qemu-system-i386 print the same."""
+    disk = tmp_path / "q.img"
+    shutil.copy(FW / "bootdisk.img", disk)
+    proc = subprocess.run(
+        [QEMU, "-nodefaults", "-machine", "pc", "-m", "32", "-bios", str(FW / "xenlab-bios.bin"),
+         "-drive", f"file={disk},format=raw,if=ide,index=0", "-serial", "stdio",
+         "-display", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+        capture_output=True, timeout=60)
+    qemu_lines = proc.stdout.decode("latin-1").replace("\r\n", "\n").splitlines()
+    _lab, serial = _boot(tmp_path)
+    ours = serial.splitlines()
+
+    def comparable(lines: list[str]) -> list[str]:
+        return [line for line in lines if line and "memory" not in line and "ticks" not in line]
+
+    assert comparable(ours) == comparable(qemu_lines)
+    assert all(line in ours for line in BOOT_LINES)

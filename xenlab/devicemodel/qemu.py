@@ -1,0 +1,147 @@
+"""One device model per HVM guest: the PC's devices, answering Xen's ioreqs.
+
+Xen forwards every port access it does not emulate itself as an ioreq
+(``IOREQ_TYPE_PIO``, or ``IOREQ_TYPE_PCI_CONFIG`` for the 0xCFC window).
+``handle_ioreq`` reads the request from the shared ioreq page, dispatches it
+through the port table to the device, writes the result back and marks it
+``STATE_IORESP_READY``, as QEMU's ``cpu_handle_ioreq`` does.
+
+Ports: COM1 16550 (0x3F8-0x3FF), IDE primary (0x1F0-0x1F7, 0x3F6) and
+secondary (0x170-0x177, 0x376), the 8042 keyboard controller (0x60, 0x64),
+VGA (0x3B4-0x3DA), QEMU's debug console (0x402). Unclaimed ports read as all
+ones and ignore writes, like an empty ISA bus.
+
+Real Xen: QEMU hw/i386/xen/xen-hvm.c (cpu_handle_ioreq, handle_ioreq), libxl_dm.c
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from xenlab.devicemodel.ide import IdeChannel, IdeDisk
+from xenlab.devicemodel.pci import PciBus
+from xenlab.devicemodel.pckbd import Kbd8042
+from xenlab.devicemodel.serial import Serial16550
+from xenlab.devicemodel.vga import VGA_BASE, VGA_SIZE, Vga
+from xenlab.public.hvm import IoreqState, IoreqType
+from xenlab.xen.hvm.io import IOREQ_FORMAT
+from xenlab.xen.trace import Kind
+
+if TYPE_CHECKING:
+    from xenlab.xen.domain import Domain
+    from xenlab.xen.setup import XenHost
+
+__all__ = ["DeviceModel"]
+
+#: vdev -> (channel, drive)
+IDE_SLOTS = {"hda": (0, 0), "hdb": (0, 1), "hdc": (1, 0), "hdd": (1, 1)}
+
+Port = Callable[[int, bool, int, int], int]
+
+
+class DeviceModel:
+    def __init__(self, host: XenHost, d: Domain) -> None:
+        self.host = host
+        self.d = d
+        self.pci = PciBus()
+        self.serial = Serial16550(0x3F8, self._serial_out)
+        self.kbd = Kbd8042(self._irq1)
+        self.vga = Vga()
+        self.ide = [IdeChannel(0x1F0, 0x3F6, self._trace), IdeChannel(0x170, 0x376, self._trace)]
+        self.debugcon = bytearray()
+        self.ports: dict[int, Port] = {}
+        for p in range(0x3F8, 0x400):
+            self.ports[p] = self._byte(self.serial.io)
+        for p in (0x60, 0x64):
+            self.ports[p] = self._byte(self.kbd.io)
+        for p in range(0x3B4, 0x3DB):
+            self.ports[p] = self._byte(self.vga.io)
+        for ch in self.ide:
+            for p in range(ch.base, ch.base + 8):
+                self.ports[p] = ch.io
+            self.ports[ch.ctrl] = ch.io
+        self.ports[0x402] = self._byte(self._debugcon)
+        self.requests = 0
+
+    # -- wiring ----------------------------------------------------------------------------
+    def attach(self) -> None:
+        """Register as the domain's ioreq server and map video memory into the guest."""
+        assert self.d.hvm is not None
+        self.d.hvm.ioreq_server = self
+        for v in self.d.vcpus:
+            if v.cpu is not None:
+                v.cpu.map_host(VGA_BASE, VGA_SIZE, self.vga.host_ptr, executable=False)
+
+    def add_disk(self, vdev: str, path: str, readonly: bool) -> None:
+        chan, drive = IDE_SLOTS[vdev]
+        self.ide[chan].disks[drive] = IdeDisk(os.fspath(path), readonly)
+
+    def close(self) -> None:
+        for ch in self.ide:
+            for disk in ch.disks:
+                if disk is not None:
+                    disk.close()
+
+    @staticmethod
+    def _byte(fn: Callable[[int, bool, int], int]) -> Port:
+        def port(p: int, write: bool, value: int, size: int) -> int:
+            out = 0
+            for i in range(size):
+                out |= (fn(p + i, write, (value >> (8 * i)) & 0xFF) & 0xFF) << (8 * i)
+            return out
+        return port
+
+    # -- the ioreq loop --------------------------------------------------------------------
+    def handle_ioreq(self, page: memoryview) -> None:
+        addr, data, count, size, port, pad, flags, rtype = IOREQ_FORMAT.unpack(
+            page[0:IOREQ_FORMAT.size])
+        if flags & 0x0F != IoreqState.STATE_IOREQ_READY or size not in (1, 2, 4):
+            return
+        read = bool(flags >> 5 & 1)
+        self.requests += 1
+        if rtype == IoreqType.IOREQ_TYPE_PCI_CONFIG:
+            result = self.pci.config(addr >> 32, addr & 0xFFF, size, not read, data)
+        elif rtype == IoreqType.IOREQ_TYPE_PIO:
+            handler = self.ports.get(addr)
+            if handler is None:
+                result = (1 << (8 * size)) - 1 if read else 0
+            else:
+                result = handler(addr, not read, data, size)
+        else:
+            result = (1 << (8 * size)) - 1
+        new_flags = (flags & 0xF0) | IoreqState.STATE_IORESP_READY
+        page[0:IOREQ_FORMAT.size] = IOREQ_FORMAT.pack(addr, result if read else data, count,
+                                                      size, port, pad, new_flags, rtype)
+
+    # -- devices' side effects ---------------------------------------------------------------
+    def _serial_out(self, data: bytes) -> None:
+        assert self.d.hvm is not None
+        self.d.hvm.serial.extend(data)
+        if len(self.d.hvm.serial) > 1 << 20:
+            del self.d.hvm.serial[: len(self.d.hvm.serial) - (1 << 20)]
+        self.host.console_append(self.d, data.decode("latin-1"))
+
+    def _debugcon(self, port: int, write: bool, value: int) -> int:
+        if write:
+            self.debugcon.append(value & 0xFF)
+            return 0
+        return 0xE9
+
+    def _irq1(self) -> None:
+        if self.d.hvm is not None:
+            self.d.hvm.vpic.raise_irq(1)
+
+    def _trace(self, name: str, args: dict[str, object]) -> None:
+        self.host.trace.emit(self.host.now(), self.d.domid, 0, Kind.IO, f"qemu.{name}", args)
+
+    # -- what the user sees --------------------------------------------------------------------
+    def screen_text(self) -> str:
+        return self.vga.screen_text()
+
+    def send_serial_input(self, data: bytes) -> None:
+        self.serial.send_input(data)
+
+    def type_keys(self, text: str) -> None:
+        self.kbd.type_text(text)

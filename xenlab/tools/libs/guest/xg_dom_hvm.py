@@ -1,0 +1,148 @@
+"""The HVM domain builder: guest-physical memory, hvmloader, its firmware module, the tables.
+
+What libxl/libxenguest do before an HVM guest's first instruction:
+
+1. populate guest-physical RAM (pfn = guest-physical frame), leaving the
+   legacy VGA hole 0xA0000-0xBFFFF to the device model's video memory;
+2. load ``hvmloader`` (an ELF32 executable) at 0x100000 and the BIOS image as
+   a module after it, described by ``struct hvm_start_info`` and its module
+   list (the module's command line is ``firmware``);
+3. write ``struct hvm_info_table`` at 0x9F800 (vCPUs, where low memory ends);
+4. reserve the special pages (ioreq, xenstore, console) at the top of low
+   memory and publish them as HVM params;
+5. start vCPU 0 in 32-bit flat protected mode at hvmloader's entry with EBX
+   pointing at hvm_start_info.
+
+Real Xen: tools/libs/guest/xg_dom_hvmloader.c, tools/libs/guest/xg_dom_x86.c
+(meminit_hvm, alloc_magic_pages_hvm), tools/libs/light/libxl_dom.c (hvm_build_set_params)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from dataclasses import dataclass
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from xenlab.errors import ImageError
+from xenlab.public.hvm import (
+    HVM_INFO_PADDR,
+    HvmParam,
+    hvm_info_table,
+    hvm_modlist_entry,
+    hvm_start_info,
+)
+from xenlab.xen.domain import Domain
+from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE
+from xenlab.xen.setup import XenHost
+
+__all__ = ["HvmFirmware", "build_hvm", "load_hvmloader"]
+
+VGA_HOLE = range(0xA0, 0xC0)
+GDT_PADDR = 0x7000
+START_INFO_PADDR = 0x6000
+SPECIAL_PAGES = ("ioreq", "store", "console")
+E820_RAM, E820_RESERVED = 1, 2
+
+
+@dataclass
+class HvmFirmware:
+    path: str
+    entry: int
+    segments: list[tuple[int, bytes, int]]  # paddr, data, memsz
+    bios: bytes
+    bios_path: str
+
+    @property
+    def end(self) -> int:
+        return max(p + m for p, _d, m in self.segments)
+
+
+def load_hvmloader(path: str, bios_path: str) -> HvmFirmware:
+    """Read hvmloader (ELF32 x86) and the BIOS image; ImageError with one line if unusable."""
+    try:
+        with open(path, "rb") as fp:
+            blob = fp.read(16 << 20)
+    except OSError as err:
+        raise ImageError(f"{path}: cannot read hvmloader: {err.strerror}") from None
+    if blob[:4] != b"\x7fELF" or len(blob) < 52 or blob[4] != 1:
+        raise ImageError(f"{path}: not a 32-bit ELF file (hvmloader is ELF32)")
+    try:
+        elf = ELFFile(io.BytesIO(blob))
+        if elf["e_machine"] != "EM_386":
+            raise ImageError(f"{path}: ELF for {elf['e_machine']}, not x86")
+        segs = []
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]:
+                off, filesz = seg["p_offset"], seg["p_filesz"]
+                if off + filesz > len(blob):
+                    raise ImageError(f"{path}: truncated ELF segment")
+                segs.append((seg["p_paddr"], blob[off : off + filesz], seg["p_memsz"]))
+        entry = elf["e_entry"]
+    except (ELFError, ValueError, OverflowError, KeyError) as err:
+        raise ImageError(f"{path}: malformed ELF: {err}") from None
+    if not segs or any(p < 0x100000 or p + m > 0x1000000 for p, _d, m in segs):
+        raise ImageError(f"{path}: hvmloader must load between 1 MiB and 16 MiB")
+    try:
+        with open(bios_path, "rb") as fp:
+            bios = fp.read(1 << 20)
+    except OSError as err:
+        raise ImageError(f"{bios_path}: cannot read BIOS image: {err.strerror}") from None
+    if not bios or len(bios) % 0x10000:
+        raise ImageError(f"{bios_path}: a BIOS image is a multiple of 64 KiB "
+                         f"({len(bios)} bytes here)")
+    return HvmFirmware(os.fspath(path), entry, segs, bios, os.fspath(bios_path))
+
+
+def build_hvm(host: XenHost, d: Domain, fw: HvmFirmware, *, memory_pages: int) -> None:
+    """Populate RAM, load the firmware, write the tables, set the params, ready vCPU 0."""
+    assert d.hvm is not None
+    special_base = memory_pages - len(SPECIAL_PAGES)
+    for first, count in ((0, VGA_HOLE.start), (VGA_HOLE.stop, memory_pages - VGA_HOLE.stop)):
+        if host.guest_add_pages(d, count, first) is None:  # one contiguous extent each
+            raise MemoryError("cannot populate the guest's memory")
+
+    def write(paddr: int, data: bytes) -> None:
+        pos = 0
+        while pos < len(data):
+            cur = paddr + pos
+            n = min(len(data) - pos, PAGE_SIZE - (cur & 0xFFF))
+            host.mem.write((d.pfn_to_mfn(cur >> PAGE_SHIFT) << PAGE_SHIFT) | (cur & 0xFFF),
+                           data[pos : pos + n])
+            pos += n
+
+    for paddr, data, _memsz in fw.segments:
+        write(paddr, data)
+    bios_paddr = (fw.end + 0xFFFF) & ~0xFFFF
+    if bios_paddr + len(fw.bios) > special_base << PAGE_SHIFT:
+        raise ImageError(f"{fw.bios_path}: the firmware does not fit in the guest's memory")
+    write(bios_paddr, fw.bios)
+    # hvm_start_info, its module list and the module's command line, in one page
+    cmdline = START_INFO_PADDR + 0x200
+    modlist = START_INFO_PADDR + 0x100
+    write(START_INFO_PADDR, hvm_start_info(modlist, 1))
+    write(modlist, hvm_modlist_entry(bios_paddr, len(fw.bios), cmdline))
+    write(cmdline, b"firmware\0")
+    low_end = special_base
+    write(HVM_INFO_PADDR, hvm_info_table(len(d.vcpus), low_end))
+    write(GDT_PADDR, struct.pack("<QQQ", 0, 0x00CF9B000000FFFF, 0x00CF93000000FFFF))
+    d.hvm.e820 = [(0, 0xA0000, E820_RAM), (0x100000, (low_end << PAGE_SHIFT) - 0x100000,
+                                              E820_RAM),
+                  (special_base << PAGE_SHIFT, len(SPECIAL_PAGES) << PAGE_SHIFT, E820_RESERVED)]
+    params = d.hvm.params
+    params[HvmParam.HVM_PARAM_IOREQ_PFN] = special_base
+    params[HvmParam.HVM_PARAM_STORE_PFN] = special_base + 1
+    params[HvmParam.HVM_PARAM_CONSOLE_PFN] = special_base + 2
+    params[HvmParam.HVM_PARAM_STORE_EVTCHN] = d.store_port
+    params[HvmParam.HVM_PARAM_CONSOLE_EVTCHN] = d.console_port
+    d.store_mfn = d.pfn_to_mfn(special_base + 1)
+    d.console_mfn = d.pfn_to_mfn(special_base + 2)
+    for v in d.vcpus:
+        assert v.cpu is not None
+        for paddr, data, _memsz in fw.segments:
+            v.cpu.scan_wrmsr(paddr, data)
+    host.vcpu_initialise_hvm(d.vcpus[0], eip=fw.entry, ebx=START_INFO_PADDR,
+                             gdt_base=GDT_PADDR)

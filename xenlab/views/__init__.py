@@ -1,0 +1,56 @@
+"""Views of an emulated Xen host: topology graph, trace plots, a VM manager, magics.
+
+This is the only xenlab package that imports matplotlib, ipywidgets, IPython
+or networkx's drawing; it reads trace records and live host state and never
+changes the host except through the xl command table.
+
+=====================  ===================================================
+module                 what
+=====================  ===================================================
+``topology``           ``build_topology``/``draw_topology``/``save_topology``
+``traceviews``         hypercall counts, swimlanes, split-driver sequence,
+                       VM exits, PV versus HVM
+``dashboard``          ``Dashboard(lab)``: the "Virtual Machine Manager"
+``magics``             ``%xl``, ``%xenstore``, ``%%xlcfg``
+                       (``%load_ext xenlab.views.magics``)
+``progress``           ``run_with_progress``: long runs with a progress bar
+=====================  ===================================================
+
+The submodules are imported lazily (``xenlab.views.Dashboard`` imports
+ipywidgets only when first used).
+
+Real Xen: virt-manager, xentop, and xentrace's xenalyze
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "Dashboard", "build_topology", "compare_pv_hvm", "draw_topology", "hypercall_counts",
+    "load_ipython_extension", "plot_hypercall_counts", "plot_sequence", "run_with_progress",
+    "save_topology", "split_driver_sequence", "swimlanes", "vmexit_summary",
+]
+
+_WHERE = {
+    "Dashboard": "dashboard",
+    "build_topology": "topology", "draw_topology": "topology", "save_topology": "topology",
+    "compare_pv_hvm": "traceviews", "hypercall_counts": "traceviews",
+    "plot_hypercall_counts": "traceviews", "plot_sequence": "traceviews",
+    "split_driver_sequence": "traceviews", "swimlanes": "traceviews",
+    "vmexit_summary": "traceviews",
+    "load_ipython_extension": "magics",
+    "run_with_progress": "progress",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xenlab.views' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"xenlab.views.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

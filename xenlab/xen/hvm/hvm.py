@@ -1,0 +1,225 @@
+"""An HVM domain's Xen-side state and its VM exits.
+
+An HVM guest is unmodified: it starts in 32-bit flat mode in hvmloader (or in
+real mode in a BIOS) and believes it owns a PC. What it cannot have, Xen
+traps: ``in``/``out`` (``handle_pio``: Xen's own PIT, RTC, PIC and debug
+port, or an ioreq to the device model in Dom0), ``cpuid`` (Xen's leaves at
+0x40000000: "XenVMMXenVMM", the version, the hypercall-page MSR), ``wrmsr``
+to that MSR (Xen writes its ``vmcall`` stubs into the page the guest named),
+``vmcall`` (the HVM hypercall table), ``hlt`` (the vCPU sleeps until an
+interrupt), and interrupts from the emulated PIC, which Xen injects through
+the guest's IVT (real mode) or IDT (protected mode).
+
+Real Xen: xen/arch/x86/hvm/hvm.c (hvm_hypercall, do_hvm_op, hvm_print_line),
+xen/arch/x86/hvm/vmx/vmx.c (vmx_vmexit_handler), xen/arch/x86/cpuid.c,
+xen/arch/x86/hvm/vmx/intr.c (vmx_intr_assist)
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from xenlab.public.errno import Errno
+from xenlab.public.hvm import HVM_NR_PARAMS, HvmOp, HvmParam, XenHvmParam
+from xenlab.public.xen import DOMID_SELF
+from xenlab.xen import traps
+from xenlab.xen.hvm.i8254 import Pit
+from xenlab.xen.hvm.io import IoreqServer, handle_pio
+from xenlab.xen.hvm.rtc import Rtc
+from xenlab.xen.hvm.vpic import Vpic
+from xenlab.xen.trace import Kind
+
+if TYPE_CHECKING:
+    from xenlab.cpu.x86 import X86Vcpu
+    from xenlab.xen.domain import Domain, Vcpu
+    from xenlab.xen.hypercall import HypercallContext
+    from xenlab.xen.setup import XenHost
+
+__all__ = ["HYPERCALL_MSR", "HvmDomain", "HvmTraps", "do_hvm_op"]
+
+HYPERCALL_MSR = 0x40000000  # what CPUID 0x40000002 EBX tells the guest
+EFLAGS_IF = 1 << 9
+
+
+class HvmDomain:
+    """Per-domain HVM state: params, emulated platform devices, the ioreq server."""
+
+    def __init__(self, host: XenHost, d: Domain) -> None:
+        self.host = host
+        self.d = d
+        self.params: dict[int, int] = {}
+        self.vpic = Vpic()
+        self.pit = Pit(host.now)
+        self.rtc = Rtc(host.now)
+        self.pci_cf8 = 0
+        self.debug_line = bytearray()
+        self.ioreq_server: IoreqServer | None = None
+        self.ioreq_port = 0
+        self.hypercall_page_gpa: int | None = None
+        self.serial = bytearray()        # filled by the device model's UART
+        self.e820: list[tuple[int, int, int]] = []
+        self.intercepts: dict[int, object] = {}
+        for port in (0x40, 0x41, 0x42, 0x43, 0x61):
+            self.intercepts[port] = self.pit.io
+        for port in (0x70, 0x71):
+            self.intercepts[port] = self.rtc.io
+        for port in (0x20, 0x21, 0xA0, 0xA1):
+            self.intercepts[port] = self.vpic.io
+        self.intercepts[0xE9] = self.debug_port
+
+    # -- the 0xE9 debug port: firmware's console in the Xen log -------------------------
+    def debug_port(self, port: int, write: bool, value: int) -> int:
+        """hvm_print_line: collect bytes, print whole lines as ``(d1) ...``."""
+        if not write:
+            return 0xE9  # Bochs' "port E9 hack" signature
+        ch = value & 0xFF
+        if ch == 0x0A or len(self.debug_line) >= 1024:
+            text = self.debug_line.decode("latin-1")
+            self.debug_line.clear()
+            self.host.log.guest_write(self.d.domid, text + "\n")
+            self.host.trace.emit(self.host.now(), self.d.domid, 0, Kind.CONSOLE, "debug_port",
+                                 {"line": text})
+            phase = _phase_of(text)
+            if phase:
+                self.host.trace.emit(self.host.now(), self.d.domid, 0, Kind.PHASE, phase,
+                                     {"line": text})
+        elif ch != 0x0D:
+            self.debug_line.append(ch)
+        return 0
+
+    def ioreq_page(self) -> memoryview | None:
+        pfn = self.params.get(HvmParam.HVM_PARAM_IOREQ_PFN)
+        if pfn is None:
+            return None
+        mfn = self.d.pfn_to_mfn(pfn)
+        if mfn >= 1 << 52:
+            return None
+        return self.host.mem.view(mfn << 12, 4096)
+
+    def guest_write(self, gpa: int, data: bytes) -> bool:
+        """Write into guest-physical memory (as Xen does for the hypercall page)."""
+        for off in range(0, len(data), 4096):
+            mfn = self.d.pfn_to_mfn((gpa + off) >> 12)
+            if mfn >= 1 << 52:
+                return False
+            self.host.mem.write((mfn << 12) | ((gpa + off) & 0xFFF), data[off : off + 4096])
+        for v in self.d.vcpus:
+            if v.cpu is not None:
+                v.cpu.invalidate_code(gpa, gpa + len(data))
+        return True
+
+    # -- interrupts ------------------------------------------------------------------------
+    def tick(self, v: Vcpu) -> None:
+        """Before the vCPU runs: timer interrupts due, then inject one if it can take it."""
+        now = self.host.now()
+        if self.pit.irq0_due(now):
+            self.vpic.raise_irq(0)
+        cpu = v.cpu
+        if cpu is None or not cpu.reg("eflags") & EFLAGS_IF or not self.vpic.has_pending():
+            return
+        vector = self.vpic.ack()
+        if vector is None:
+            return
+        cpu.deliver_interrupt(vector)
+        self.host.trace.emit(now, self.d.domid, v.vcpu_id, Kind.EVENT, "inject_irq",
+                             {"vector": hex(vector), "mode": cpu.mode().value})
+
+    def wake_deadline(self, v: Vcpu) -> int | None:
+        """When a halted vCPU must wake for the timer (only if it can take interrupts)."""
+        cpu = v.cpu
+        if cpu is None or not cpu.reg("eflags") & EFLAGS_IF:
+            return None
+        if self.vpic.has_pending():
+            return self.host.now()
+        masked = self.vpic.master.imr & 1
+        return None if masked else self.pit.next_irq0
+
+
+def _phase_of(line: str) -> str | None:
+    """Firmware phase lines ("xenlab BIOS: POST", "HVM Loader ...") become phase records."""
+    for prefix in ("xenlab BIOS: ", "HVM Loader", "hvmloader: ", "SeaBIOS"):
+        if line.startswith(prefix):
+            return line[: 60]
+    return None
+
+
+class HvmTraps:
+    """The VM-exit handlers of one HVM vCPU (cpu.x86.VcpuExits)."""
+
+    def __init__(self, host: XenHost, v: Vcpu, hvm: HvmDomain) -> None:
+        self.host = host
+        self.v = v
+        self.hvm = hvm
+
+    def hypercall(self, cpu: X86Vcpu, via: str) -> None:
+        from xenlab.xen.hypercall import do_hypercall
+
+        self._exit("vmcall" if via == "vmcall" else via, {"eax": cpu.reg("eax")})
+        do_hypercall(self.host, self.v, cpu, via)
+
+    def io_in(self, cpu: X86Vcpu, port: int, size: int) -> int:
+        return handle_pio(self.host, self.v.domain, self.hvm, port, size, True)
+
+    def io_out(self, cpu: X86Vcpu, port: int, size: int, value: int) -> None:
+        handle_pio(self.host, self.v.domain, self.hvm, port, size, False, value)
+
+    def cpuid(self, cpu: X86Vcpu, leaf: int, subleaf: int) -> tuple[int, int, int, int] | None:
+        result = self.host.cpuid_xen_leaves(self.v.domain, leaf)
+        if result is not None:
+            self._exit("cpuid", {"leaf": hex(leaf), "result": [hex(x) for x in result]})
+        return result
+
+    def interrupt(self, cpu: X86Vcpu, vector: int) -> bool:
+        return False  # the CPU layer vectors it through the guest's IVT/IDT
+
+    def msr_write(self, cpu: X86Vcpu, msr: int, value: int) -> bool:
+        self._exit("wrmsr", {"msr": hex(msr), "value": hex(value)})
+        if msr == HYPERCALL_MSR:
+            gpa = value & ~0xFFF
+            if self.hvm.guest_write(gpa, traps.hvm_hypercall_page()):
+                self.hvm.hypercall_page_gpa = gpa
+                self.host.log.printk(f"d{self.v.domain.domid}v{self.v.vcpu_id}: "
+                                     f"hypercall page at {gpa:#x}")
+        return True  # other MSRs: ignored (real Xen injects #GP for unknown ones)
+
+    def _exit(self, cause: str, args: dict[str, object]) -> None:
+        if self.host.trace.enabled:
+            self.host.trace.emit(self.host.now(), self.v.domain.domid, self.v.vcpu_id,
+                                 Kind.VMEXIT, cause, {**args, "handler": "xen"})
+
+
+# -- hvm_op ------------------------------------------------------------------------------------
+_GUEST_SETTABLE = {HvmParam.HVM_PARAM_CALLBACK_IRQ, HvmParam.HVM_PARAM_TIMER_MODE,
+                   HvmParam.HVM_PARAM_ACPI_S_STATE}
+
+
+def do_hvm_op(ctx: HypercallContext, op: int, arg: int) -> int:
+    """``long do_hvm_op(unsigned long op, XEN_GUEST_HANDLE_PARAM(void) arg)``"""
+    op &= 0xFFFFFFFF
+    ctx.decode(op=ctx.enum_name(HvmOp, op))
+    if op not in (HvmOp.HVMOP_set_param, HvmOp.HVMOP_get_param):
+        return -Errno.ENOSYS
+    raw = ctx.copy_from_guest(arg, 16)
+    if raw is None:
+        return -Errno.EFAULT
+    p = XenHvmParam.from_buffer_copy(raw)
+    ctx.decode(domid=p.domid, index=ctx.enum_name(HvmParam, p.index))
+    d = ctx.domain if p.domid in (DOMID_SELF, ctx.domain.domid) else (
+        ctx.host.domains.get(p.domid) if ctx.domain.privileged else None)
+    if d is None:
+        return -Errno.ESRCH
+    hvm = d.hvm
+    if hvm is None:
+        return -Errno.EINVAL
+    if p.index >= HVM_NR_PARAMS:
+        return -Errno.EINVAL
+    if op == HvmOp.HVMOP_get_param:
+        p.value = hvm.params.get(p.index, 0)
+        ctx.decode(value=p.value)
+        return 0 if ctx.copy_to_guest(arg + 8, struct.pack("<Q", p.value)) else -Errno.EFAULT
+    if not ctx.domain.privileged and p.index not in _GUEST_SETTABLE:
+        return -Errno.EPERM
+    hvm.params[p.index] = p.value
+    ctx.decode(value=p.value)
+    return 0
