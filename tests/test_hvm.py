@@ -121,3 +121,26 @@ def test_serial_matches_real_qemu(tmp_path: Path) -> None:
 
     assert comparable(ours) == comparable(qemu_lines)
     assert all(line in ours for line in BOOT_LINES)
+
+
+SEABIOS_OK = (Path("/usr/share/seabios/bios-256k.bin").is_file()
+              and any(Path(p).is_file() for p in ("/usr/lib/xen-4.17/boot/hvmloader",
+                                                  "/usr/libexec/xen/boot/hvmloader")))
+
+
+@pytest.mark.skipif(not SEABIOS_OK, reason="needs Debian's xen-utils-4.17 and seabios")
+def test_real_hvmloader_and_seabios_boot_the_same_disk() -> None:
+    """bios = "seabios": the distribution's real Xen hvmloader and SeaBIOS run under the
+    same VM exits and device model, and boot the teaching boot sector."""
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create {Lab.image('hvm-seabios.cfg')}")
+    lab.run(max_seconds=5.0)
+    log = lab.xl_output("dmesg")
+    for line in ("(d1) HVM Loader", "(d1) Detected Xen v4.17", "(d1) Invoking SeaBIOS ...",
+                 "(d1) Found Xen hypervisor signature at 40000000",
+                 "(d1) Booting from Hard Disk...", "(d1) Booting from 0000:7c00",
+                 "(d1) xenlab bootsect: done"):
+        assert line in log, line
+    # hvmloader read its BIOS choice from xenstore, over the ring, through xenstored
+    reads = [r for r in lab.trace.select(kind=Kind.XENSTORE, dom=1) if r.name == "XS_READ"]
+    assert any("hvmloader/bios" in str(r.args.get("path")) for r in reads)

@@ -553,6 +553,31 @@ class X86Vcpu:
         if self.exits.msr_write(self, msr, value):
             self.set_reg("rip" if self.long_mode else "eip", self.pc() + 2)
 
+    def watch_new_code_for_wrmsr(self) -> None:
+        """Firmware that copies or relocates itself (SeaBIOS) executes code no scan saw:
+        look at every newly translated block for ``wrmsr`` and trap it (the hook runs
+        once per translation, not per execution)."""
+        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_EDGE_GENERATED, self._on_new_tb))
+
+    def _on_new_tb(self, uc: Uc, cur: object, prev: object, user: object) -> None:
+        pc, size = int(cur.pc), int(cur.size)  # type: ignore[attr-defined]
+        if not size:
+            return
+        try:
+            code = bytes(uc.mem_read(pc, size))
+        except UcError:
+            return
+        pos = code.find(b"\x0f\x30")
+        found = False
+        while pos >= 0:
+            if pc + pos not in self._wrmsr_hooks:
+                self.trap_wrmsr_at(pc + pos)
+                found = True
+            pos = code.find(b"\x0f\x30", pos + 1)
+        if found:  # retranslate with the trap in place, before this block runs at all
+            uc.ctl_remove_cache(pc, pc + size)
+            self.request_stop(ExitReason.YIELD)
+
     def scan_wrmsr(self, begin: int, data: bytes) -> int:
         """Trap every ``wrmsr`` found in ``data`` (code loaded at ``begin``); returns how many."""
         count = 0

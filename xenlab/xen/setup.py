@@ -276,6 +276,7 @@ class XenHost:
                 v.cpu = X86Vcpu(HvmTraps(self, v, d.hvm), long_mode=False,
                                 name=f"d{domid}v{i}", native_budget=self.native_budget)
                 v.cpu.fill_unassigned_with_ones()
+                v.cpu.watch_new_code_for_wrmsr()
             else:
                 v.cpu = X86Vcpu(_VcpuTraps(self, v), long_mode=True,
                                 name=f"d{domid}v{i}", native_budget=self.native_budget)

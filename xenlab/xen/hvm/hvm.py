@@ -26,6 +26,7 @@ from xenlab.public.xen import DOMID_SELF
 from xenlab.xen import traps
 from xenlab.xen.hvm.i8254 import Pit
 from xenlab.xen.hvm.io import IoreqServer, handle_pio
+from xenlab.xen.hvm.pmtimer import PM_BASE, PmTimer
 from xenlab.xen.hvm.rtc import Rtc
 from xenlab.xen.hvm.vpic import Vpic
 from xenlab.xen.trace import Kind
@@ -67,6 +68,9 @@ class HvmDomain:
         for port in (0x20, 0x21, 0xA0, 0xA1):
             self.intercepts[port] = self.vpic.io
         self.intercepts[0xE9] = self.debug_port
+        self.pmtimer = PmTimer(host.now)
+        for port in range(PM_BASE, PM_BASE + 12):
+            self.intercepts[port] = self.pmtimer.io
 
     # -- the 0xE9 debug port: firmware's console in the Xen log -------------------------
     def debug_port(self, port: int, write: bool, value: int) -> int:
