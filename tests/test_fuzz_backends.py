@@ -471,7 +471,7 @@ def test_console_buffer_stays_bounded(console: Env) -> None:
     page = con.page.page
     page[C.OUT_OFF : C.OUT_OFF + C.OUT_SIZE] = b"x" * (C.OUT_SIZE - 1) + b"\n"
     for _ in range(600):  # 600 * 2 KiB > 1 MiB
-        cons, prod = struct.unpack_from("<II", page, C.OUT_CONS)
+        _cons, prod = struct.unpack_from("<II", page, C.OUT_CONS)
         struct.pack_into("<I", page, C.OUT_PROD, (prod + C.OUT_SIZE) & U32)
         env.host.dom0_handlers[con.port](con.port)
     assert len(env.d.console) == 1 << 20
