@@ -84,7 +84,7 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
     handler: Internal | None = hvm.intercepts.get(port)
     who = "xen"
     if handler is not None:
-        result = handler(port, not read, value) if size == 1 else _wide(handler, port, size,
+        result = handler(port, not read, value) if size == 1 else _wide(hvm, port, size,
                                                                         read, value)
     elif port == 0xCF8 and size == 4:
         if not read:
@@ -110,9 +110,13 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
     return result if read else 0
 
 
-def _wide(handler: Internal, port: int, size: int, read: bool, value: int) -> int:
+def _wide(hvm: HvmDomain, port: int, size: int, read: bool, value: int) -> int:
+    """A 16/32-bit access to byte-wide devices: one byte per port; ports nobody decodes
+    read as 0xFF."""
     result = 0
     for i in range(size):
-        byte = handler(port + i, not read, (value >> (8 * i)) & 0xFF)
+        handler = hvm.intercepts.get(port + i)
+        byte = 0xFF if handler is None else handler(port + i, not read,
+                                                    (value >> (8 * i)) & 0xFF)
         result |= (byte & 0xFF) << (8 * i)
     return result
