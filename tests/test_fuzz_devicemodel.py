@@ -93,6 +93,7 @@ def test_rep_insw_with_a_huge_count_from_real_code(tmp_path: Path) -> None:
     lab.xl(f"create {cfg}")
     lab.run(max_instructions=50_000_000, max_seconds=2.0)
     assert lab.domain("r").state_flags() == "-b----"   # got to its cli; hlt
-    ioreqs = [r for r in lab.trace.select(kind="ioreq", name="ioreq") if r.args["addr"] == "0x1f0"]
+    ioreqs = [r for r in lab.trace.select(kind="ioreq", name="ioreq")
+              if r.args["addr"] == "0x1f0"]
     assert len(ioreqs) >= 0x3FFF
     lab.host.check_invariants()
