@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from xenlab import __version__
+from xenlab.compare import domain_costs, format_costs
 from xenlab.errors import UsageError, XenlabError
 from xenlab.tools.libs.light.libxl import Libxl
 from xenlab.tools.xenstore.xenstore_client import XENSTORE_COMMANDS, xenstore_main
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="also print HVM guests' text screens (none for PV guests)")
     run.add_argument("--host-memory", type=int, default=DEFAULT_HOST_MIB, metavar="MIB")
     run.add_argument("--cpus", type=int, default=2, metavar="N")
+    cmp_ = sub.add_parser("compare", help="run guests together and compare what each cost "
+                                          "Xen and Dom0 (PV versus HVM)")
+    cmp_.add_argument("configs", nargs="+", metavar="CFG")
+    cmp_.add_argument("--max-instructions", type=int, default=DEFAULT_BUDGET, metavar="N")
+    cmp_.add_argument("--max-time", type=float, default=60.0, metavar="SECONDS")
     shell = sub.add_parser("shell", help="interactive xl prompt on one live host")
     shell.add_argument("--host-memory", type=int, default=DEFAULT_HOST_MIB, metavar="MIB")
     shell.add_argument("--cpus", type=int, default=2, metavar="N")
@@ -270,6 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         max_instructions=args.max_instructions, host_memory=args.host_memory,
                         cpus=args.cpus, pcap_path=args.pcap, screen=args.screen,
                         max_time=args.max_time)
+            return 0
+        if args.command == "compare":
+            devnull = io.StringIO()
+            host = run_configs(args.configs, devnull, max_instructions=args.max_instructions,
+                               max_time=args.max_time)
+            format_costs(domain_costs(host), sys.stdout)
             return 0
         return _shell(_make_host(args.host_memory, args.cpus))
     except XenlabError as err:
