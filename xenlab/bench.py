@@ -51,6 +51,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -262,6 +263,64 @@ def block_bench(requests: int = DEFAULT_BLOCK_REQUESTS, depth: int = DEFAULT_BLO
     }
 
 
+FIRMWARE = Path(__file__).resolve().parents[1] / "images" / "firmware"
+SEABIOS_BIN = Path("/usr/share/seabios/bios-256k.bin")
+
+
+def hvm_boot(bios: str, repeat: int) -> dict[str, Any] | None:
+    """Wall time from ``xl create`` to the boot sector's end marker on port 0xE9
+    ("xenlab bootsect: done"), tracing on; None if that firmware is not installed."""
+    from xenlab.lab import Lab
+    from xenlab.xen.trace import Kind, TraceRecord
+
+    times = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="xenlab-bench-") as tmp:
+            disk = Path(tmp) / "boot.img"
+            shutil.copy(FIRMWARE / "bootdisk.img", disk)
+            cfg = Path(tmp) / "boot.cfg"
+            cfg.write_text(f'name = "boot"\ntype = "hvm"\nmemory = 32\nbios = "{bios}"\n'
+                           f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
+            lab = Lab(memory_mib=256, dom0_mem_mib=64)
+            seen: list[float] = []
+
+            def marker(rec: TraceRecord, seen: list[float] = seen) -> None:
+                if (rec.kind is Kind.CONSOLE and rec.name == "debug_port"
+                        and str((rec.args or {}).get("line", "")).startswith("xenlab bootsect")):
+                    seen.append(time.perf_counter())
+
+            lab.trace.listeners.append(marker)
+            t0 = time.perf_counter()
+            if lab.xl_output(f"create {cfg}").startswith("xl: error"):
+                return None
+            lab.host.run(max_time_ns=5_000_000_000, until=seen.__len__)
+            if not seen:
+                return None
+            times.append(seen[0] - t0)
+    return {"seconds": min(times), "runs": times, "bios": bios}
+
+
+def qemu_boot(repeat: int) -> dict[str, Any] | None:
+    """qemu-system-i386 -nodefaults with the same SeaBIOS booting the same disk (the boot
+    sector exits QEMU through isa-debug-exit when it is done)."""
+    qemu = shutil.which("qemu-system-i386")
+    if qemu is None or not SEABIOS_BIN.is_file():
+        return None
+    times = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="xenlab-bench-") as tmp:
+            disk = Path(tmp) / "boot.img"
+            shutil.copy(FIRMWARE / "bootdisk.img", disk)
+            t0 = time.perf_counter()
+            subprocess.run([qemu, "-nodefaults", "-machine", "pc", "-m", "32", "-bios",
+                            str(SEABIOS_BIN), "-drive", f"file={disk},format=raw,if=ide",
+                            "-display", "none", "-device",
+                            "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+                           capture_output=True, timeout=60, check=False)
+            times.append(time.perf_counter() - t0)
+    return {"seconds": min(times), "runs": times}
+
+
 def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
               repeat: int = DEFAULT_REPEAT, *, block_requests: int = DEFAULT_BLOCK_REQUESTS,
               block_depth: int = DEFAULT_BLOCK_DEPTH, progress: bool = False) -> dict[str, Any]:
@@ -293,6 +352,11 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         f"BlkbackDevice.event_suppression = False), x {repeat}")
     blk_off = block_bench(block_requests, block_depth, repeat, suppress=False)
 
+    say(f"HVM boots: teaching firmware, SeaBIOS under xenlab, SeaBIOS on QEMU, x {repeat}")
+    boot_teaching = hvm_boot("xenlab", repeat)
+    boot_seabios = hvm_boot("seabios", repeat)
+    boot_qemu = qemu_boot(repeat)
+
     insns = loop * INSNS_PER_ITER
     raw_ips = _rate(insns, raw_s)
     guest_ips = _rate(insns, guest["seconds"])
@@ -311,7 +375,13 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         "hypercalls_trace_off": dict(hc_off, per_s=hc_rate_off),
         "block_suppression_on": blk_on,
         "block_suppression_off": blk_off,
+        "hvm_boot_teaching": boot_teaching,
+        "hvm_boot_seabios": boot_seabios,
+        "qemu_boot_seabios": boot_qemu,
         "goals": {
+            "teaching_boot_lt_50ms": bool(boot_teaching and boot_teaching["seconds"] < 0.05),
+            "seabios_within_2x_qemu": bool(boot_seabios and boot_qemu and
+                                           boot_seabios["seconds"] <= 2 * boot_qemu["seconds"]),
             "xenlab_ratio_ge_50pct": ratio >= GOAL_RATIO,
             "hypercalls_ge_100k_per_s": hc_rate_on >= GOAL_HYPERCALLS,
         },
@@ -371,6 +441,20 @@ def format_report(r: dict[str, Any]) -> str:
                      (b_off, "event suppression off")):
         lines.append(f"  {label:<36} {b['frontend_per_request']:>11.3f} "
                      f"{b['backend_per_request']:>12.3f}")
+    lines += ["", f"  {'HVM boot: create -> boot sector done':<36} {'seconds':>9}   goal",
+              f"  {'-' * 36} {'-' * 9}   {'-' * 28}"]
+    bt, bs, bq = r.get("hvm_boot_teaching"), r.get("hvm_boot_seabios"), r.get("qemu_boot_seabios")
+    ok_teaching = goal(r["goals"]["teaching_boot_lt_50ms"])
+    lines.append(f"  {'teaching firmware (xenlab)':<36} "
+                 + (f"{bt['seconds']:>9.3f}   < 0.050 s: {ok_teaching}"
+                    if bt else f"{'-':>9}   (firmware not built)"))
+    lines.append(f"  {'SeaBIOS + hvmloader (xenlab, traced)':<36} "
+                 + (f"{bs['seconds']:>9.3f}   <= 2x QEMU: "
+                    f"{goal(r['goals']['seabios_within_2x_qemu'])}"
+                    if bs else f"{'-':>9}   (xen-utils-4.17 / seabios not installed)"))
+    lines.append(f"  {'SeaBIOS on qemu-system-i386 (process)':<36} "
+                 + (f"{bq['seconds']:>9.3f}   (reference)" if bq else
+                    f"{'-':>9}   (qemu-system-i386 not installed)"))
     lines += [
         "",
         f"  loop sum: raw {raw['sum']}, guest {g['sum']}"

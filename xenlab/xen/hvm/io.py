@@ -58,8 +58,9 @@ def _send_ioreq(host: XenHost, d: Domain, hvm: HvmDomain, ioreq_type: int, addr:
         return (1 << (8 * size)) - 1 if read else 0  # nobody home: reads float high
     page[0:IOREQ_FORMAT.size] = _pack_ioreq(addr, 0 if read else value, size, read,
                                             ioreq_type, hvm.ioreq_port)
-    host.trace.emit(host.now(), d.domid, 0, Kind.IOREQ, "ioreq", {
-        "type": IoreqType(ioreq_type).name, "addr": hex(addr), "size": size,
+    now = host.now()
+    host.trace.emit(now, d.domid, 0, Kind.IOREQ, "ioreq", {
+        "type": _TYPE_NAMES[ioreq_type], "addr": hex(addr), "size": size,
         "dir": "read" if read else "write", **({} if read else {"data": hex(value)}),
         "state": "STATE_IOREQ_READY"})
     server.handle_ioreq(page)
@@ -69,13 +70,15 @@ def _send_ioreq(host: XenHost, d: Domain, hvm: HvmDomain, ioreq_type: int, addr:
     if state != IoreqState.STATE_IORESP_READY:
         data = (1 << (8 * size)) - 1  # the device model did not answer: all ones
     page[0:IOREQ_FORMAT.size] = bytes(IOREQ_FORMAT.size)  # back to STATE_IOREQ_NONE
-    host.trace.emit(host.now(), d.domid, 0, Kind.IOREQ, "ioresp", {
-        "addr": hex(addr), "state": IoreqState(state).name if state < 4 else state,
+    host.trace.emit(now, d.domid, 0, Kind.IOREQ, "ioresp", {
+        "addr": hex(addr), "state": _STATE_NAMES.get(state, state),
         **({"data": hex(data & ((1 << (8 * size)) - 1))} if read else {})})
     return data & ((1 << (8 * size)) - 1)
 
 
 Internal = Callable[[int, bool, int], int]
+_TYPE_NAMES = {int(t): t.name for t in IoreqType}
+_STATE_NAMES = {int(t): t.name for t in IoreqState}
 
 
 def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, read: bool,
