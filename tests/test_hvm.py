@@ -139,8 +139,27 @@ def test_real_hvmloader_and_seabios_boot_the_same_disk() -> None:
     for line in ("(d1) HVM Loader", "(d1) Detected Xen v4.17", "(d1) Invoking SeaBIOS ...",
                  "(d1) Found Xen hypervisor signature at 40000000",
                  "(d1) Booting from Hard Disk...", "(d1) Booting from 0000:7c00",
-                 "(d1) xenlab bootsect: done"):
+                 "(d1) hvm-hello: done"):
         assert line in log, line
     # hvmloader read its BIOS choice from xenstore, over the ring, through xenstored
     reads = [r for r in lab.trace.select(kind=Kind.XENSTORE, dom=1) if r.name == "XS_READ"]
     assert any("hvmloader/bios" in str(r.args.get("path")) for r in reads)
+
+
+GRUB_PVH = Path("/usr/lib/grub-xen/grub-i386-xen_pvh.bin")
+
+
+@pytest.mark.skipif(not GRUB_PVH.is_file(), reason="needs Debian's grub-xen-host (PVH GRUB)")
+def test_pvh_grub_prompt_answers_typed_commands() -> None:
+    """type = "pvh": the distribution's PVH GRUB reaches grub> on the PV console ring,
+    and a command typed into the console (what xl console sends) is answered."""
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create {Lab.image('pvh-grub.cfg')}")
+    lab.run(max_instructions=30_000_000)
+    console = lab.console("pvh-grub")
+    assert "GNU GRUB" in console and console.rstrip().endswith("grub>")
+    assert lab.console_input("pvh-grub", "echo hello from xl console\r") > 0
+    lab.run(max_instructions=30_000_000)
+    assert "hello from xl console\n\rgrub> " in lab.console("pvh-grub")
+    d = lab.domain("pvh-grub")
+    assert d.dtype.value == "pvh" and lab.toolstack.device_models.get(d.domid) is None

@@ -118,7 +118,7 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
     out.write("--- xl dmesg ---\n")
     out.write(host.log.text())
     for domid, name, d in created:
-        if d.hvm is not None:
+        if domid in xl.device_models:
             out.write(f"--- serial of {name} ---\n")
             text = d.hvm.serial.decode("latin-1").replace("\r\n", "\n")
         else:

@@ -186,7 +186,8 @@ class Dom0Services:
             nodes[f"cpu/{i}/availability"] = "online" if v.online or i == 0 else "offline"
         for key, value in nodes.items():
             xs.write(f"{base}/{key}", value)
-        for sub in ("device", "data", "drivers", "feature", "attr", "error"):
+        for sub in ("device", "device/vbd", "device/vif", "data", "drivers", "feature",
+                    "attr", "error"):
             xs.mkdir(f"{base}/{sub}")
         self.xenstored.introduce(d)
         self.xenconsoled.connect(d)

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ConsoleLog", "do_console_io"]
 
-CONRING_SIZE = 1 << 16  # bytes kept, like Xen's default conring (16 KiB on small hosts)
+CONRING_SIZE = 1 << 16
+GUEST_LINE_MAX = 256  # bytes kept, like Xen's default conring (16 KiB on small hosts)
 
 
 class ConsoleLog:
@@ -38,9 +39,13 @@ class ConsoleLog:
             self._append(f"(XEN) {line}")
 
     def guest_write(self, domid: int, text: str) -> list[str]:
-        """Append a guest's bytes; returns the completed lines."""
+        """Append a guest's bytes; returns the completed lines. Like Xen's per-domain
+        line buffer, an overlong line is flushed when the buffer is full."""
         buf = self._partial.get(domid, "") + text
         *complete, rest = buf.split("\n")
+        while len(rest) > GUEST_LINE_MAX:
+            complete.append(rest[:GUEST_LINE_MAX])
+            rest = rest[GUEST_LINE_MAX:]
         self._partial[domid] = rest
         for line in complete:
             self._append(f"(d{domid}) {line}")

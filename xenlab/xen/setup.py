@@ -608,6 +608,8 @@ class XenHost:
     # ============================================================ console, cpuid
     def console_write(self, d: Domain, text: str) -> None:
         d.console.extend(text.encode("latin-1", "replace"))
+        if len(d.console) > 1 << 20:  # keep the last MiB, as for the console ring
+            del d.console[: len(d.console) - (1 << 20)]
         self.log.guest_write(d.domid, text)
         for listener in self.console_listeners:
             listener(d, text)

@@ -168,7 +168,7 @@ def main_console(xl: Libxl, args: list[str], out: IO[str]) -> int:
     if kind not in ("pv", "serial"):
         raise UsageError(f"console type must be 'pv' or 'serial', not '{kind}'")
     if kind == "serial":
-        if d.hvm is None:
+        if d.hvm is None or (not d.hvm.serial and d.dtype.value == "pvh"):
             raise UsageError(f"domain {d.domid} has no serial console (PV guests use -t pv)")
         out.write(d.hvm.serial.decode("latin-1").replace("\r\n", "\n"))
         return 0

@@ -39,7 +39,7 @@ from xenlab.xen.domain import Domain
 from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE
 from xenlab.xen.setup import XenHost
 
-__all__ = ["HvmFirmware", "build_hvm", "load_hvmloader"]
+__all__ = ["HvmFirmware", "build_hvm", "build_pvh", "load_hvmloader", "load_pvh_kernel"]
 
 VGA_HOLE = range(0xA0, 0xC0)
 GDT_PADDR = 0x7000
@@ -95,6 +95,88 @@ def load_hvmloader(path: str, bios_path: str) -> HvmFirmware:
         raise ImageError(f"{bios_path}: a BIOS image is a multiple of 64 KiB "
                          f"({len(bios)} bytes here)")
     return HvmFirmware(os.fspath(path), entry, segs, bios, os.fspath(bios_path))
+
+
+XEN_ELFNOTE_PHYS32_ENTRY = 18
+
+
+def load_pvh_kernel(path: str) -> HvmFirmware:
+    """A PVH kernel: an ELF whose XEN_ELFNOTE_PHYS32_ENTRY note gives the 32-bit entry."""
+    try:
+        with open(path, "rb") as fp:
+            blob = fp.read(64 << 20)
+    except OSError as err:
+        raise ImageError(f"{path}: cannot read kernel: {err.strerror}") from None
+    if blob[:4] != b"\x7fELF":
+        raise ImageError(f"{path}: not an ELF file")
+    try:
+        elf = ELFFile(io.BytesIO(blob))
+        segs, entry = [], None
+        for seg in elf.iter_segments():
+            off, filesz = seg["p_offset"], seg["p_filesz"]
+            if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]:
+                if off + filesz > len(blob):
+                    raise ImageError(f"{path}: truncated ELF segment")
+                segs.append((seg["p_paddr"], blob[off : off + filesz], seg["p_memsz"]))
+            elif seg["p_type"] == "PT_NOTE":
+                data = blob[off : off + filesz]
+                pos = 0
+                while pos + 12 <= len(data):
+                    namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+                    name = data[pos + 12 : pos + 12 + namesz].rstrip(b"\0")
+                    dpos = pos + 12 + ((namesz + 3) & ~3)
+                    if name == b"Xen" and ntype == XEN_ELFNOTE_PHYS32_ENTRY and descsz >= 4:
+                        entry = struct.unpack_from("<I", data, dpos)[0]
+                    pos = dpos + ((descsz + 3) & ~3)
+    except (ELFError, ValueError, OverflowError, KeyError, struct.error) as err:
+        raise ImageError(f"{path}: malformed ELF: {err}") from None
+    if entry is None:
+        raise ImageError(f"{path}: no XEN_ELFNOTE_PHYS32_ENTRY note: not a PVH kernel")
+    if not segs or any(p < 0x100000 or p + m > 0x4000000 for p, _d, m in segs):
+        raise ImageError(f"{path}: a PVH kernel must load between 1 MiB and 64 MiB")
+    return HvmFirmware(os.fspath(path), entry, segs, b"", "")
+
+
+def build_pvh(host: XenHost, d: Domain, kernel: HvmFirmware, *, memory_pages: int,
+              cmdline: str = "") -> None:
+    """A PVH guest: HVM's container without firmware or device model. The kernel's
+    segments are loaded where they ask, vCPU 0 enters at PHYS32_ENTRY in 32-bit flat mode
+    with EBX -> hvm_start_info (the command line, no modules)."""
+    assert d.hvm is not None
+    special_base = memory_pages - len(SPECIAL_PAGES)
+    for first, count in ((0, VGA_HOLE.start), (VGA_HOLE.stop, memory_pages - VGA_HOLE.stop)):
+        if host.guest_add_pages(d, count, first) is None:
+            raise MemoryError("cannot populate the guest's memory")
+    if kernel.end > special_base << PAGE_SHIFT:
+        raise ImageError(f"{kernel.path}: the kernel does not fit in the guest's memory")
+
+    def write(paddr: int, data: bytes) -> None:
+        pos = 0
+        while pos < len(data):
+            cur = paddr + pos
+            n = min(len(data) - pos, PAGE_SIZE - (cur & 0xFFF))
+            host.mem.write((d.pfn_to_mfn(cur >> PAGE_SHIFT) << PAGE_SHIFT) | (cur & 0xFFF),
+                           data[pos : pos + n])
+            pos += n
+
+    for paddr, data, _memsz in kernel.segments:
+        write(paddr, data)
+    cmd = START_INFO_PADDR + 0x200
+    write(START_INFO_PADDR, hvm_start_info(0, 0, cmdline_paddr=cmd if cmdline else 0))
+    write(cmd, cmdline.encode("latin-1", "replace")[:1000] + b"\0")
+    write(GDT_PADDR, struct.pack("<QQQ", 0, 0x00CF9B000000FFFF, 0x00CF93000000FFFF))
+    d.hvm.e820 = [(0, 0xA0000, E820_RAM),
+                  (0x100000, (special_base << PAGE_SHIFT) - 0x100000, E820_RAM),
+                  (special_base << PAGE_SHIFT, len(SPECIAL_PAGES) << PAGE_SHIFT, E820_RESERVED)]
+    params = d.hvm.params
+    params[HvmParam.HVM_PARAM_STORE_PFN] = special_base + 1
+    params[HvmParam.HVM_PARAM_CONSOLE_PFN] = special_base + 2
+    params[HvmParam.HVM_PARAM_STORE_EVTCHN] = d.store_port
+    params[HvmParam.HVM_PARAM_CONSOLE_EVTCHN] = d.console_port
+    d.store_mfn = d.pfn_to_mfn(special_base + 1)
+    d.console_mfn = d.pfn_to_mfn(special_base + 2)
+    host.vcpu_initialise_hvm(d.vcpus[0], eip=kernel.entry, ebx=START_INFO_PADDR,
+                             gdt_base=GDT_PADDR)
 
 
 def build_hvm(host: XenHost, d: Domain, fw: HvmFirmware, *, memory_pages: int) -> None:

@@ -25,7 +25,13 @@ from xenlab.dom0.services import Dom0Services
 from xenlab.errors import ConfigError, DomainError, HostMemoryError, ImageError
 from xenlab.public.sched import ShutdownReason
 from xenlab.tools.libs.guest.xg_dom_elfloader import ElfImage, load_elf_kernel
-from xenlab.tools.libs.guest.xg_dom_hvm import HvmFirmware, build_hvm, load_hvmloader
+from xenlab.tools.libs.guest.xg_dom_hvm import (
+    HvmFirmware,
+    build_hvm,
+    build_pvh,
+    load_hvmloader,
+    load_pvh_kernel,
+)
 from xenlab.tools.libs.guest.xg_dom_x86 import build_pv
 from xenlab.tools.xl.xl_parse import DomainConfig
 from xenlab.xen.domain import Domain, DomainType
@@ -111,11 +117,13 @@ class Libxl:
     # -- create -----------------------------------------------------------------
     def prepare(self, cfg: DomainConfig) -> PreparedDomain:
         """Check everything that can be checked without the hypervisor."""
-        if cfg.type == "pvh":
-            raise ConfigError(f"{cfg.path}: type \"pvh\" guests are not supported yet "
-                              "(xenlab runs PV and HVM guests)")
         if any(d.name == cfg.name for d in self.host.domains.values()):
             raise ConfigError(f"{cfg.path}: domain with name '{cfg.name}' already exists")
+        if cfg.type == "pvh":
+            if not cfg.kernel:
+                raise ConfigError(f"{cfg.path}: type \"pvh\" needs a 'kernel'")
+            kernel = load_pvh_kernel(cfg.resolve(cfg.kernel))
+            return PreparedDomain(cfg, None, pages=cfg.memory * PAGES_PER_MIB, firmware=kernel)
         if cfg.type == "hvm":
             return self._prepare_hvm(cfg)
         assert cfg.kernel is not None
@@ -192,6 +200,12 @@ class Libxl:
             d.on_poweroff, d.on_reboot, d.on_crash = cfg.on_poweroff, cfg.on_reboot, cfg.on_crash
             d.config = cfg
             d.cmdline = cfg.cmdline or ""
+            if prep.firmware is not None and cfg.type == "pvh":
+                self._build_pvh(d, cfg, prep)
+                self.configs[d.domid] = cfg
+                if not paused:
+                    host.domain_unpause(d)
+                return d
             if prep.firmware is not None:
                 self._build_hvm(d, cfg, prep)
                 self.configs[d.domid] = cfg
@@ -223,6 +237,17 @@ class Libxl:
         if not paused:
             host.domain_unpause(d)
         return d
+
+    def _build_pvh(self, d: Domain, cfg: DomainConfig, prep: PreparedDomain) -> None:
+        """A PVH guest: no firmware, no device model; its PV console and xenstore."""
+        assert prep.firmware is not None
+        d.store_port = max(0, evtchn_alloc_unbound(self.host, self.host.domains[0], d.domid, 0))
+        d.console_port = max(0, evtchn_alloc_unbound(self.host, self.host.domains[0], d.domid,
+                                                     0))
+        build_pvh(self.host, d, prep.firmware, memory_pages=prep.pages,
+                  cmdline=cfg.cmdline or "")
+        self.services.domain_created(d)
+        self.host.log.printk(f"d{d.domid}: PVH guest, kernel {prep.firmware.path}")
 
     def _build_hvm(self, d: Domain, cfg: DomainConfig, prep: PreparedDomain) -> None:
         """libxl__domain_build (HVM) + libxl__spawn_local_dm: firmware, then QEMU."""

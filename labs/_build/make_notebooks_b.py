@@ -1,0 +1,919 @@
+"""Generate the chapter notebooks 06-10 of the xenlab course (nbformat), without outputs.
+
+    .venv/bin/python labs/_build/make_notebooks_b.py          # writes the five notebooks
+    cd labs/06-full-virtualization && ../../.venv/bin/jupyter nbconvert --to notebook \
+        --execute --inplace 06-full-virtualization.ipynb      # then execute each in its folder
+
+The notebooks are the source of truth for students; this script is how they
+are made, so a change to a chapter is a change here, then a re-run. Answers in
+the exercise cells are literal (nbval checks the stored outputs), so after a
+change to the emulator re-run and compare.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+LABS = Path(__file__).resolve().parents[1]
+
+METADATA = {
+    "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                   "name": "python3"},
+    "language_info": {"codemirror_mode": {"name": "ipython", "version": 3},
+                      "file_extension": ".py", "mimetype": "text/x-python", "name": "python",
+                      "nbconvert_exporter": "python", "pygments_lexer": "ipython3",
+                      "version": "3.11.7"},
+}
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str, *tags: str):
+    # ``_ = ex.check(...)``: keeps the returned True out of the output (nbval's kernel
+    # does not honour a trailing semicolon the way nbconvert's does)
+    text = re.sub(r"^(\s*)(ex\w*\.check\(.*\))$", r"\1_ = \2", text, flags=re.MULTILINE)
+    cell = new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def write(folder: str, cells: list) -> Path:
+    nb = new_notebook(cells=cells, metadata=METADATA)
+    path = LABS / folder / f"{folder}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.validate(nb)
+    nbformat.write(nb, path)
+    return path
+
+
+# =====================================================================================
+# 06 · Full virtualization
+# =====================================================================================
+def chapter_06() -> list:
+    return [
+        md("""
+# 06 · Full virtualization: unmodified guests on Intel VT and AMD-V
+
+**Learning goals**
+- say why Xen could run *unmodified* operating systems only from Xen 3 on, and what
+  Intel VT-x and AMD-V added to the processor;
+- tell a **DomU-PV** from a **DomU-HVM** by what each costs: hypercalls against **VM exits**;
+- follow one VM exit to its handler: Xen itself, or the **device model** in Dom0 (an **ioreq**);
+- explain what lets a system such as Windows boot as a guest: the firmware and the emulated PC.
+
+Until Xen 3 every guest had to be *paravirtualized*: its kernel was changed to call the
+hypervisor instead of touching the hardware (chapter 04). The x86 processors of the time
+could not trap every sensitive instruction, so an unchanged kernel could not be run safely.
+Intel VT-x (2005) and AMD-V (2006) added a new processor mode for guests: the guest runs
+its own kernel in ring 0 of that mode, and whenever it does something only the hypervisor
+may do (port I/O, `cpuid`, some MSRs, `hlt`), the processor leaves the guest — a
+**VM exit** — and hands control to Xen. Xen 3.0 (December 2005) used this to run
+**HVM** (hardware virtual machine) guests.
+"""),
+        code("""
+%matplotlib inline
+from collections import Counter
+
+from xenlab.lab import Lab
+from xenlab.views import compare_pv_hvm, vmexit_summary
+from xenlab.xen.trace import Kind
+
+pv = Lab()                                   # one host for the PV guest ...
+pv.xl("create ../../images/pv-hello.cfg")
+pv.run()
+hvm = Lab()                                  # ... and one for the HVM guest
+hvm.xl("create ../../images/hvm-hello.cfg")
+hvm.run()
+hvm.xl("list")
+"""),
+        md("""
+Two guests that do the same kind of work — start, find out they run on Xen, print a
+few lines, stop — one written for Xen (`pv-hello`, chapter 00), one that uses none of
+Xen's interfaces: `hvm-hello` is an ordinary PC boot disk. A BIOS loads its boot sector,
+which reads the rest of the guest with `int 13h`, prints through `int 10h` and the serial
+port, and at most *looks* (with `cpuid`) whether it runs on Xen — as Windows and Linux
+do. Its config has `type = "hvm"` and no `kernel =`: an HVM guest boots from a disk like
+a real PC.
+"""),
+        code("""
+print(open("../../images/hvm-hello.cfg").read())
+print(hvm.console("hvm-hello"))
+"""),
+        md("""
+## Hypercalls against VM exits
+
+The PV guest *asks* Xen for everything: each request is a hypercall. The HVM guest
+asks for almost nothing — it executes ordinary PC instructions, and the processor
+stops it each time one of them needs the hypervisor. Count both:
+"""),
+        code("""
+pv_calls = Counter(r.name for r in pv.trace.select(kind="hypercall"))
+hvm_calls = Counter(r.name for r in hvm.trace.select(kind="hypercall"))
+hvm_exits = Counter(r.name for r in hvm.trace.select(kind="vmexit"))
+print("pv-hello  hypercalls:", sum(pv_calls.values()), dict(pv_calls))
+print("pv-hello  VM exits:  ", len(pv.trace.select(kind="vmexit")))
+print("hvm-hello hypercalls:", sum(hvm_calls.values()), dict(hvm_calls))
+print("hvm-hello VM exits:  ", sum(hvm_exits.values()), dict(hvm_exits))
+"""),
+        md("""
+`vmexit_summary` groups the exits by **cause** and by **handler**. The handler is
+`xen` when the hypervisor itself emulates the device (the timer, the interrupt
+controllers, the CMOS clock, the 0xE9 debug port) and `dm` when Xen has to pass the
+access on to the **device model**, a QEMU-like process in Dom0 that emulates the rest
+of the PC (disk controller, serial port, VGA, PCI).
+"""),
+        code("""
+vmexit_summary(hvm.trace)
+"""),
+        code("""
+ports = Counter((r.args["port"], r.args["handler"])
+                for r in hvm.trace.select(kind="vmexit", name="io"))
+for (port, handler), n in ports.most_common(10):
+    print(f"port {port:>6}  handled by {handler:3}  {n:5} exits")
+"""),
+        md("""
+The first exits of all are the firmware asking the processor who it is (`cpuid` leaf
+0x40000000 answers with Xen's signature), telling Xen where to put the **hypercall
+page** (`wrmsr`) and making its only hypercall through it (`vmcall`):
+"""),
+        code("""
+for r in hvm.trace.select(kind="vmexit"):
+    if r.name != "io":
+        print(r.time, "ns", r.name, r.args)
+"""),
+        md("""
+## The work done in Dom0: ioreqs
+
+Every exit handled by `dm` becomes an **ioreq**: Xen writes the request (port, size,
+direction, data) into a page shared with the device model, notifies it, and the device
+model writes the answer back (`ioresp`). Each such round trip costs a switch to Dom0 and
+back on a real host, which is why HVM guests with emulated devices are slow at I/O.
+"""),
+        code("""
+ioreqs = hvm.trace.select(kind="ioreq", name="ioreq")
+print(len(ioreqs), "ioreqs for", sum(vmexit_summary(hvm.trace)["io"].values()), "port I/O exits")
+for r in ioreqs[:3]:
+    print(r.args)
+"""),
+        code("""
+compare_pv_hvm(pv.trace, hvm.trace)
+"""),
+        md("""
+## Unmodified systems such as Windows
+
+Nothing in `hvm-hello` calls Xen: it uses only BIOS services and PC hardware (the
+teaching BIOS and boot sector are also checked on real QEMU in
+`tests/test_firmware_qemu.py`). That is the whole point of HVM: an operating system whose source cannot be changed — Windows is the usual example —
+boots because the guest finds what a PC has:
+
+- a **BIOS** (or UEFI firmware) at the reset vector, which sets up the machine and
+  loads the boot sector (chapter 07);
+- the **emulated PC** behind it: PCI bus, IDE disk controller, VGA, serial port,
+  keyboard controller, timer and interrupt controllers — split between Xen (the
+  timing-critical ones) and the device model in Dom0 (the rest).
+
+The price is the exit count above. Chapter 08 shows how HVM guests win most of it back
+with PV drivers.
+
+> **Real Xen.** The exits are handled in `xen/arch/x86/hvm/vmx/vmx.c`
+> (`vmx_vmexit_handler`) on Intel and `xen/arch/x86/hvm/svm/svm.c` on AMD; port I/O goes
+> through `xen/arch/x86/hvm/io.c` (`handle_pio`) and the ioreq server
+> (`xen/common/ioreq.c`) to QEMU (`hw/i386/xen/xen-hvm.c`, `cpu_handle_ioreq`).
+> `xl info` lists `hvm-3.0-x86_64` among the capabilities only when the processor has
+> VT-x or AMD-V enabled in the firmware setup; `xentrace` plus `xenalyze` gives the
+> same exit counts on a real host.
+
+## Check yourself
+"""),
+        md("""
+**Exercise 6.1.** Which handler served the port the seed picks: `"xen"` (emulated
+inside the hypervisor) or `"dm"` (an ioreq to the device model)? The answer in the
+cell is right; change it to see the check complain.
+"""),
+        code("""
+from xenlab.exercises import Exercise, seeded
+
+SEED = 6
+port = seeded(SEED).choice(["0x1f0", "0xe9", "0x70", "0x3f8", "0x20", "0x3d4", "0x40"])
+handler = next(r.args["handler"] for r in hvm.trace.select(kind="vmexit", name="io")
+               if r.args["port"] == port)
+ex61 = Exercise(f"Who handled the guest's accesses to port {port}?", answer=handler,
+                hint="look the port up in the table of ports above",
+                explanation="Xen emulates the PIT, PIC, RTC and 0xE9 itself; "
+                            "everything else goes to the device model.")
+print(ex61.question)
+ex61.check("xen")
+"""),
+        md("""
+**Exercise 6.2.** How many hypercalls did the *HVM* guest make, in total?
+"""),
+        code("""
+ex62 = Exercise("How many hypercalls did hvm-hello make?", answer=len(hvm.trace.select(kind="hypercall")),
+                hint="count the hypercall records of the hvm lab, or the vmcall exits",
+                explanation="hvmloader asks for Xen's version once through the hypercall page; "
+                            "the BIOS and the boot sector never call Xen.")
+ex62.check(1)
+"""),
+        md("""
+**Exercise 6.3.** What made HVM guests possible in Xen 3?
+"""),
+        code("""
+from xenlab.exercises import choice
+
+ex63 = choice("What let Xen 3 run unmodified guest kernels?",
+              ["a faster binary translator in Dom0",
+               "processor extensions (Intel VT-x, AMD-V) that trap sensitive instructions",
+               "a new hypercall ABI",
+               "running the guest kernel in ring 3"],
+              answer="processor extensions (Intel VT-x, AMD-V) that trap sensitive instructions",
+              hint="the exits you counted are done by the processor")
+ex63.check("b")
+"""),
+        md("""
+## Summary
+
+- HVM guests are unmodified: the processor (VT-x, AMD-V) exits to Xen whenever the guest
+  touches something only the hypervisor may touch.
+- A PV guest pays in **hypercalls** it chose to make; an HVM guest pays in **VM exits**
+  it did not know it caused — thousands of them for a boot sector.
+- Xen emulates the timer, interrupt controllers and clock itself; disk, serial, VGA and
+  PCI are emulated by the **device model** in Dom0, one **ioreq** per access.
+- Firmware plus an emulated PC is what lets Windows and other closed systems run as guests.
+
+Next: chapter 07 follows the HVM guest from its first instruction to the boot sector.
+"""),
+    ]
+
+
+# =====================================================================================
+# 07 · The HVM boot
+# =====================================================================================
+def chapter_07() -> list:
+    return [
+        md("""
+# 07 · The HVM boot: firmware, BIOS, boot sector
+
+**Learning goals**
+- list the steps an HVM guest goes through before its operating system runs, in order;
+- see Xen's virtual firmware (**hvmloader**) prepare the machine and start a **BIOS**;
+- see the **device model** in Dom0 emulate the disk while the BIOS reads the boot sector;
+- read the guest's VGA screen and serial port, and (if installed) boot the same disk with
+  the real hvmloader and **SeaBIOS**.
+
+A PC does not start with its operating system: the processor starts at the reset vector
+in the BIOS, the BIOS tests and sets up the machine (POST), fills the interrupt vector
+table, and finally loads the first sector of the boot disk at address 0x7C00 and jumps
+to it (`int 19h`). An HVM guest must see the same sequence. Xen starts it in
+**hvmloader**, Xen's own small firmware, which prepares what a BIOS expects (the memory
+map, the CMOS memory size, the hypercall page) and then hands over to the BIOS.
+"""),
+        code("""
+%matplotlib inline
+from collections import Counter
+
+from xenlab.lab import Lab
+from xenlab.xen.trace import Kind
+
+lab = Lab()
+lab.xl("create ../../images/hvm-hello.cfg")
+lab.run()
+dm = lab.toolstack.device_models[lab.domain("hvm-hello").domid]   # its device model in Dom0
+"""),
+        md("""
+## The firmware phases, from the trace
+
+The firmware writes one line per step to the debug port 0xE9, which Xen copies into its
+log as `(d1) ...` lines (each is also a `console` record in the trace). Here they are in
+the order they happened, with the virtual time:
+"""),
+        code("""
+lines = lab.trace.select(kind="console", name="debug_port")
+for r in lines:
+    if not r.args["line"].startswith(" ["):          # skip the E820 rows
+        print(f"{r.time:>7} ns  {r.args['line']}")
+"""),
+        md("""
+Read it as a story:
+
+1. **HVM Loader** — Xen starts the guest's vCPU in 32-bit flat mode at hvmloader.
+2. **Xen detected** — `cpuid` leaf 0x40000000 answers `XenVMMXenVMM`.
+3. **hypercall page** — hvmloader writes the page's address to Xen's MSR; Xen fills it
+   with `vmcall` stubs; the first hypercall (`xen_version`) goes through it.
+4. **E820** — hvmloader builds the memory map the BIOS will report through `int 15h`.
+5. **POST** — the BIOS starts at F000:FFF0 in real mode and tests/sets up the machine.
+6. **IVT** — it fills the interrupt vector table and the BIOS data area.
+7. PIC, PIT, PCI, disks, memory, video.
+8. **int 19h** — it reads sector 0 of the disk to 0x7C00 and jumps there: the **boot
+   sector** runs (and loads the rest of the guest with `int 13h`).
+
+The `cpuid` answer really is Xen's signature, in three registers:
+"""),
+        code("""
+import struct
+
+leaf = lab.trace.select(kind="vmexit", name="cpuid")[0]
+eax, ebx, ecx, edx = (int(x, 16) for x in leaf.args["result"])
+print(leaf.args["leaf"], "->", struct.pack("<III", ebx, ecx, edx).decode())
+"""),
+        md("""
+## The device model reads the boot sector
+
+`int 19h` asks the BIOS's own disk service (`int 13h`) for sector 0. The BIOS programs
+the IDE controller at ports 0x1F2-0x1F7 (sector count, LBA, command `0x20` READ SECTORS)
+and then reads 256 16-bit words from the data port 0x1F0. The IDE controller is not in
+Xen: every one of those accesses is a VM exit that Xen turns into an ioreq for the device
+model in Dom0, which reads the disk image file.
+"""),
+        code("""
+read0 = next(r for r in lab.trace.select(kind="io") if r.name == "qemu.ide.read"
+             and r.args["lba"] == 0)
+boot = lab.trace.select(kind="phase")[-1]            # "INT 19h boot from hd0"
+window = [r for r in lab.trace.records if boot.seq < r.seq and r.kind is Kind.IOREQ
+          and r.name == "ioreq" and r.time <= read0.time + 2000]
+print(boot.name, "| the device model's disk read:", read0.name, read0.args)
+print(Counter((r.args["addr"], r.args["dir"]) for r in window).most_common(8))
+"""),
+        md("""
+The screen the boot sector wrote on (VGA text memory at 0xB8000, which the device model
+owns), and the serial port, which the BIOS mirrors its output to:
+"""),
+        code("""
+print(dm.screen_text())
+"""),
+        code("""
+print(lab.console("hvm-hello"))
+"""),
+        md("""
+## The same disk with the real firmware
+
+`images/hvm-seabios.cfg` boots the same disk with `bios = "seabios"`: the real Xen
+hvmloader from the distribution (Debian's `xen-utils-4.17`) and SeaBIOS, the BIOS Xen
+and QEMU really use. They run on the same VM exits and the same device model. This
+needs those packages; without them the cell says so.
+"""),
+        code("""
+from pathlib import Path
+
+HVMLOADER = Path("/usr/lib/xen-4.17/boot/hvmloader")
+if HVMLOADER.is_file() and Path("/usr/share/seabios/bios-256k.bin").is_file():
+    real = Lab(memory_mib=256, dom0_mem_mib=64)
+    real.xl("create ../../images/hvm-seabios.cfg")
+    real.run(max_seconds=5.0)
+    wanted = ("HVM Loader", "Detected Xen", "Invoking SeaBIOS", "SeaBIOS (version",
+              "Found Xen hypervisor", "Booting from", "bootsect", "done")
+    for line in real.xl_output("dmesg").splitlines():
+        if line.startswith("(d1)") and any(w in line for w in wanted):
+            print(line)
+else:
+    print("The real hvmloader or SeaBIOS is not installed here (apt install xen-utils-4.17 "
+          "seabios); the teaching firmware above shows the same steps.")
+""", "nbval-ignore-output"),
+        md("""
+> **Real Xen.** hvmloader is `tools/firmware/hvmloader/hvmloader.c` (`main()`: the
+> banner, `init_hypercalls()`, the E820 map in `e820.c`, the BIOS load, "Invoking
+> SeaBIOS ..."). The BIOS is SeaBIOS (or OVMF for UEFI guests). The device model is QEMU,
+> started by libxl (`tools/libs/light/libxl_dm.c`) in Dom0 — or in a small stub domain —
+> one per HVM guest; its IDE emulation is `hw/ide/`. `xl dmesg` on a real host shows
+> the same `(d1)` lines when the guest writes to port 0xE9.
+
+## Check yourself
+"""),
+        md("""
+**Exercise 7.1.** Put the firmware steps in the order the guest runs them. The seed
+shuffles them; answer with the letters in order.
+"""),
+        code("""
+from xenlab.exercises import Exercise, seeded
+
+steps = ["HVM Loader", "hypercall page", "E820 table", "POST", "IVT and BDA",
+         "INT 19h boot", "boot sector prints"]
+shuffled = steps[:]
+seeded(7).shuffle(shuffled)
+letters = "abcdefg"
+for letter, step in zip(letters, shuffled):
+    print(f"({letter}) {step}")
+right = "".join(letters[shuffled.index(s)] for s in steps)
+ex71 = Exercise("The steps in boot order, as letters", answer=right,
+                hint="the trace above is in order: hvmloader first, the BIOS next")
+ex71.check("dfgecab")
+"""),
+        md("""
+**Exercise 7.2.** Who serves the guest's reads of the IDE data port 0x1F0: `"xen"` or
+`"dm"`? And how many reads of that port does one 512-byte sector take?
+"""),
+        code("""
+handlers = {r.args["handler"] for r in lab.trace.select(kind="vmexit", name="io")
+            if r.args["port"] == "0x1f0"}
+ex72 = Exercise("Who handles port 0x1F0?", answer=handlers.pop(),
+                hint="is the IDE controller emulated in the hypervisor?")
+ex72.check("dm")
+ex72b = Exercise("16-bit reads per 512-byte sector", answer=512 // 2,
+                 hint="the data port is 16 bits wide")
+ex72b.check(256)
+"""),
+        md("""
+## Summary
+
+- An HVM guest starts like a PC: Xen runs **hvmloader**, which finds Xen (`cpuid`),
+  sets up the **hypercall page**, writes the **E820** map and loads the **BIOS**.
+- The BIOS does **POST**, fills the **IVT**, and `int 19h` loads the **boot sector** at
+  0x7C00.
+- Disk, VGA, serial and PCI are emulated by the **device model** in Dom0: the boot
+  sector's read alone is hundreds of **ioreqs**.
+- The real firmware (hvmloader + SeaBIOS) takes the same path on the same exits.
+"""),
+    ]
+
+
+# =====================================================================================
+# 08 · What changed
+# =====================================================================================
+PVH_CFG = ""
+
+
+def chapter_08() -> list:
+    return [
+        md("""
+# 08 · What changed since the classic Xen material
+
+**Learning goals**
+- see that Dom0 and the DomUs need not run the same operating system or distribution;
+- find the **Xen platform PCI device** that lets an HVM guest load **PV drivers**;
+- know what **PVH** is, and that xenlab does not run it yet;
+- name the tools and defaults of today's Xen (`xl`, credit2) next to the older ones
+  (`xm`, credit).
+
+Much Xen teaching material was written around Xen 3 (2005-2010). The ideas still hold —
+a small hypervisor, Dom0, split drivers, PV and HVM — but the details moved on. This
+chapter says plainly what is different now.
+"""),
+        md("""
+## Dom0 and DomU need not run the same system
+
+Early on, Dom0 and PV guests often ran the same patched "XenLinux" kernel from the same
+distribution. Nothing requires that: each guest brings its own kernel, and all they
+share with Dom0 is the interface — hypercalls, start_info, event channels, grant tables
+and xenstore. Two different guest kernels side by side: `pv-hello` in assembly and
+`pv-pubhdr` in C, written only against Xen's public headers (`<xen/xen.h>`):
+"""),
+        code("""
+from xenlab.lab import Lab
+
+lab = Lab()
+lab.xl("create ../../images/pv-hello.cfg")
+lab.xl("create ../../images/pv-pubhdr.cfg")
+lab.run()
+lab.xl("list")
+"""),
+        code("""
+for name in ("pv-hello", "pv-pubhdr"):
+    first = lab.console(name).splitlines()[0]
+    print(f"{name:10} says: {first}")
+print()
+print(lab.console("pv-pubhdr"))
+"""),
+        md("""
+`pv-pubhdr` also calls `tmem_op`, a hypercall that Xen removed in 4.13: a modern Xen
+answers `-ENOSYS` (-38), and a well-written guest carries on. Today Dom0 is usually a
+stock distribution kernel (Linux has had Dom0 support in mainline since 3.0, 2011),
+and guests can be any Linux distribution, a BSD, Windows, or a unikernel such as
+Mini-OS or Unikraft.
+
+## PV drivers inside HVM guests
+
+Chapter 06 counted thousands of exits for emulated devices. Modern HVM guests avoid most
+of them: they load **PV drivers** (netfront, blkfront — the split drivers of chapter 05)
+and use the emulated disk only to boot. To tell the guest "you are on Xen, PV drivers
+will work", the device model adds a PCI device that real hardware never has: the **Xen
+platform device**, vendor 0x5853 ("XenSource"), device 0x0001. Linux's
+`xen-platform-pci` driver and the Windows PV drivers bind to it. Read the PCI
+configuration space of our HVM guest's device model, as the guest's PCI scan would:
+"""),
+        code("""
+hvm = Lab()
+hvm.xl("create ../../images/hvm-hello.cfg")
+hvm.run()
+pci = hvm.toolstack.device_models[hvm.domain("hvm-hello").domid].pci
+
+for slot in range(32):
+    devfn = slot << 3
+    ids = pci.config(devfn, 0x00, 4, False, 0)        # vendor (low 16) and device (high 16)
+    if ids != 0xFFFFFFFF:
+        cls = pci.config(devfn, 0x0A, 2, False, 0)
+        print(f"00:{slot:02x}.0  {ids & 0xFFFF:04x}:{ids >> 16:04x}  class {cls:04x}")
+"""),
+        md("""
+Slot 2 is the platform device. In a real guest, `lspci -nn` shows it as
+`Xen Platform Device [5853:0001]`. An HVM guest that uses PV drivers for its disks and
+network (and PV timers and interrupts: event channels) is often called **PVHVM**.
+
+## PVH: the modern guest type
+
+**PVH** combines both: the guest runs in the hardware virtualization container (like HVM,
+so page tables and privileged instructions need no hypercalls), but boots straight into
+its kernel like a PV guest — no BIOS, no emulated PC, no device model, PV drivers for all
+I/O. It is supported for DomUs since Xen 4.10 and is the recommended type for Linux and
+FreeBSD guests.
+
+xenlab runs a real PVH kernel: the distribution's PVH GRUB (Debian's `grub-xen-host`).
+Xen enters it at its `XEN_ELFNOTE_PHYS32_ENTRY` in 32-bit flat mode; it finds its
+console and xenstore through HVM parameters and talks over the PV console ring. Here
+it boots to its prompt, and we type a command into its console, as `xl console` would:
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT: the cell prints a notice instead where grub-xen-host is missing
+import os
+if os.path.exists("/usr/lib/grub-xen/grub-i386-xen_pvh.bin"):
+    lab.xl("create ../../images/pvh-grub.cfg")
+    lab.run(max_instructions=30_000_000)
+    lab.console_input("pvh-grub", "echo hello from xl console\\r")
+    lab.run(max_instructions=30_000_000)
+    print(lab.console("pvh-grub").splitlines()[-2:])
+    lab.xl("list")
+else:
+    print("PVH GRUB is not installed here (Debian: apt install grub-xen-host)")
+"""),
+        md("""
+## Tools and defaults
+
+| then (Xen 3.x material) | now |
+|---|---|
+| `xm` commands talking to the `xend` daemon | `xl` (default since Xen 4.1; xend removed in 4.5) |
+| patched XenLinux kernels for Dom0 | mainline Linux (Dom0 since Linux 3.0) |
+| credit scheduler | credit2 is the default since Xen 4.12 (credit still available: `sched=credit`) |
+| qemu-dm ("qemu-traditional") | upstream QEMU (`device_model_version = "qemu-xen"`) |
+| tmem, 32-bit hypervisor | removed (tmem in 4.13; 32-bit x86 hypervisor long ago) |
+| PV for speed, HVM for Windows | PVH or HVM with PV drivers; PV mostly for old setups |
+
+xenlab boots with `sched=credit`, like the material; `xl dmesg` shows it:
+"""),
+        code("""
+for line in lab.xl_output("dmesg").splitlines():
+    if "sched" in line.lower():
+        print(line)
+"""),
+        md("""
+> **Real Xen.** The platform device is `hw/xen/xen_platform.c` in QEMU; Linux's driver is
+> `drivers/xen/platform-pci.c`. PVH guests are created with `type = "pvh"` in `xl.cfg`
+> (see `man xl.cfg`); the scheduler is chosen with `sched=` on Xen's command line
+> and shown by `xl info` (`xen_scheduler`). The release notes on `xenproject.org` list
+> what each version added or removed.
+
+## Check yourself
+"""),
+        md("""
+**Exercise 8.1.** What is the PCI vendor id of the Xen platform device (as a number)?
+"""),
+        code("""
+from xenlab.exercises import Exercise, choice
+
+ex81 = Exercise("Vendor id of the Xen platform PCI device (hex)",
+                answer=f"{pci.config(2 << 3, 0, 2, False, 0):#06x}",
+                hint="read offset 0 of slot 2, or look at the table above",
+                explanation="0x5853 is XenSource's PCI vendor id.")
+ex81.check("0x5853")
+"""),
+        md("""
+**Exercise 8.2.** What did the removed hypercall return to `pv-pubhdr`?
+"""),
+        code("""
+line = next(l for l in lab.console("pv-pubhdr").splitlines() if "tmem_op" in l)
+ex82 = Exercise("tmem_op's return value", answer=int(line.split("returned ")[1].split()[0]),
+                hint="ENOSYS is 38; errors come back negative")
+ex82.check(-38)
+"""),
+        md("""
+**Exercise 8.3.** Which guest type boots its kernel directly, inside the hardware
+virtualization container, with no device model?
+"""),
+        code("""
+ex83 = choice("Which guest type has no BIOS, no device model, and uses VT-x/AMD-V?",
+              ["PV", "HVM", "PVH", "PVHVM"], answer="PVH",
+              hint="PV boots directly but without the hardware container; HVM has a BIOS")
+ex83.check("c")
+"""),
+        md("""
+## Summary
+
+- Dom0 and the DomUs only share Xen's interface: each guest can run its own kernel and
+  distribution (two different kernels ran side by side above).
+- HVM guests find the **Xen platform device** (5853:0001) and load **PV drivers**:
+  PVHVM.
+- **PVH** is the modern guest type (xenlab does not run it yet).
+- Today: `xl`, not `xm`; mainline Linux Dom0; credit2 by default (xenlab: credit).
+"""),
+    ]
+
+
+# =====================================================================================
+# 09 · The manager
+# =====================================================================================
+def chapter_09() -> list:
+    return [
+        md("""
+# 09 · The virtual machine manager in Dom0
+
+**Learning goals**
+- use a graphical "Virtual Machine Manager" window to create, pause, unpause and destroy
+  guests;
+- see that every button is one `xl` command run in Dom0;
+- use the `%xl` magics: Dom0's shell inside a notebook cell.
+
+An administrator does not manage guests from Xen: Xen has no user interface at all.
+All management happens in **Dom0**, through the toolstack (`xl`, libxl) or a graphical
+front end on top of it such as **virt-manager**. xenlab's `Dashboard` is such a window.
+"""),
+        code("""
+from xenlab.lab import Lab
+from xenlab.views import Dashboard
+from xenlab.views.dashboard import COLUMNS
+
+lab = Lab()
+dash = Dashboard(lab, budget=2_000_000)
+
+
+def show(d):
+    \"\"\"The dashboard's domain table, as text.\"\"\"
+    print("  ".join(f"{c:>10}" for c in COLUMNS))
+    for row in d.rows():
+        print("  ".join(f"{v!s:>10}" for v in row))
+
+
+dash
+""", "nbval-ignore-output"),
+        md("""
+In JupyterLab the cell above shows the window: the table of domains, a config path and
+**Create**, a domain selector with **Pause**, **Unpause**, **Shutdown** and **Destroy**,
+a **Run** button, the selected guest's console and the log of `xl` commands. Try it.
+Below, the same buttons are pressed from code (`button.click()`), so the steps can be
+repeated exactly.
+"""),
+        code("""
+show(dash)
+"""),
+        md("""
+## Create
+
+`pv-spin` computes, yields, and sleeps on its timer five times, so it stays alive long
+enough to be paused.
+"""),
+        code("""
+dash.config_path.value = "../../images/pv-spin.cfg"
+dash.create_button.click()
+dash.run_button.click()
+show(dash)
+print(dash.status.value)
+"""),
+        md("""
+## Pause and unpause
+
+A paused domain keeps its memory and state but Xen does not schedule its vCPUs: the `p`
+in the State column.
+"""),
+        code("""
+dash.pause_button.click()
+show(dash)
+"""),
+        code("""
+dash.run_button.click()          # time passes; the paused guest does not run
+show(dash)
+dash.unpause_button.click()
+show(dash)
+"""),
+        md("""
+## Destroy
+
+`destroy` ends the domain at once (no shutdown request to the guest) and frees its
+memory.
+"""),
+        code("""
+dash.destroy_button.click()
+show(dash)
+print(dash.xl_log.value)
+"""),
+        md("""
+Every button was one `xl` command, and the log shows which. The guest's console
+(what `xl console` shows) was in the window while the guest existed.
+
+## Dom0's shell in a cell: `%xl`
+
+The magics run the same command table. `set_lab` makes them use this notebook's host.
+"""),
+        code("""
+%load_ext xenlab.views.magics
+from xenlab.views.magics import set_lab
+
+set_lab(lab)
+"""),
+        code("""
+%xl create ../../images/pv-hello.cfg
+"""),
+        code("""
+%xl list
+"""),
+        code("""
+%xl console pv-hello
+"""),
+        md("""
+> **Real Xen.** virt-manager (through libvirt's libxl driver) and XenCenter / Xen
+> Orchestra are the windows; underneath, each action is a libxl call —
+> `libxl_domain_pause`, `libxl_domain_unpause`, `libxl_domain_destroy` — the same ones
+> `xl pause`, `xl unpause` and `xl destroy` make. `xl top` (xentop) is the live table.
+
+## Check yourself
+"""),
+        md("""
+**Exercise 9.1.** Which `xl` command does the **Pause** button run?
+"""),
+        code("""
+from xenlab.exercises import Exercise, choice
+
+ex91 = choice("What does the Pause button run?",
+              ["xl shutdown <domid>", "xl pause <domid>", "xl destroy <domid>", "xl save <domid>"],
+              answer="xl pause <domid>", hint="look at the xl log above")
+ex91.check("b")
+"""),
+        md("""
+**Exercise 9.2.** Create `pv-spin` again and pause it. Which letter does the State
+column show?
+"""),
+        code("""
+dash.config_path.value = "../../images/pv-spin.cfg"
+dash.create_button.click()
+dash.pause_button.click()
+state = next(row[2] for row in dash.rows() if row[0] == "pv-spin")
+ex92 = Exercise("The State letter of a paused domain", answer=state.strip("-"),
+                hint="r running, b blocked, p paused, s shut down")
+ex92.check("p")
+"""),
+        md("""
+## Summary
+
+- Xen has no user interface; guests are managed from **Dom0**.
+- A manager window is a front end: each button is one toolstack call (`xl pause`,
+  `xl unpause`, `xl destroy`, `xl create`).
+- Paused domains keep their state; destroyed domains are gone.
+- `%xl` gives Dom0's shell inside a notebook.
+"""),
+    ]
+
+
+# =====================================================================================
+# 10 · Glossary
+# =====================================================================================
+GLOSSARY = [
+    ("Dom0", "the first, privileged domain Xen starts at boot; it runs the toolstack and "
+             "the backend drivers and manages the others", "00, 03"),
+    ("DomU", "an unprivileged guest domain, created from Dom0 with `xl create`", "00, 03"),
+    ("hypercall", "a guest's call into the hypervisor, as a system call is a program's call "
+                  "into the kernel", "00, 04"),
+    ("hypercall page", "a page Xen fills with one small stub per hypercall; guests call "
+                       "through it instead of hard-coding `syscall` or `vmcall`", "04, 07"),
+    ("event channel", "Xen's virtual interrupt: a port a domain can signal and another "
+                      "receives as an upcall", "05"),
+    ("grant table", "the table in which a domain grants another access to one of its "
+                    "pages, by reference, so backends can read and write guest buffers",
+     "05"),
+    ("xenstore", "a small tree-shaped database in Dom0 through which domains publish and "
+                 "find configuration (device paths, ring references, ports)", "03, 05"),
+    ("XenbusState", "the state of one end of a split device in xenstore (Initialising, "
+                    "InitWait, Initialised, Connected, Closing, Closed)", "05"),
+    ("frontend", "the half of a split driver in the guest (blkfront, netfront)", "05"),
+    ("backend", "the half of a split driver in Dom0 (or a driver domain) that talks to "
+                "the real device (blkback, netback)", "05"),
+    ("split driver", "a device driver cut in two, frontend in the guest, backend in Dom0, "
+                     "joined by a shared ring, an event channel and grants", "05"),
+    ("ring", "a circular buffer of requests and responses in a shared page, the "
+             "transport between frontend and backend", "05"),
+    ("PV", "paravirtualized: a guest whose kernel was changed to call Xen instead of "
+           "touching the hardware", "04, 06"),
+    ("HVM", "hardware virtual machine: an unmodified guest run with Intel VT-x or AMD-V, "
+            "booted by firmware on an emulated PC", "06, 07"),
+    ("PVH", "a PV-style kernel run inside the hardware container, with no BIOS and no "
+            "device model (xenlab does not run it yet)", "08"),
+    ("VM exit", "the processor leaving an HVM guest and entering Xen because the guest did "
+                "something Xen must handle", "06"),
+    ("ioreq", "a request from Xen to the device model to emulate one guest I/O access, "
+              "with the answer written back in a shared page", "06, 07"),
+    ("device model", "the process in Dom0 (QEMU on real Xen) that emulates an HVM guest's "
+                     "PC devices: disk, VGA, serial, PCI", "06, 07"),
+    ("hvmloader", "Xen's firmware that runs first in an HVM guest: finds Xen, sets up the "
+                  "hypercall page and memory map, loads the BIOS", "07"),
+    ("BIOS", "the PC firmware that tests and sets up the machine (POST), provides `int` "
+             "services and loads the boot sector (`int 19h`)", "07"),
+    ("SeaBIOS", "the open-source BIOS that Xen and QEMU use for HVM guests", "07"),
+    ("E820", "the PC memory map (`int 15h`, AX=E820h) that tells the guest which "
+             "physical addresses are RAM", "07"),
+    ("start_info", "the page the domain builder hands a PV kernel at boot: its memory, "
+                   "page tables, console and xenstore rings", "00, 04"),
+    ("shared_info", "the page Xen and a domain share: event-channel pending bits, vCPU "
+                    "info and the wall-clock time", "04, 05"),
+    ("credit scheduler", "Xen's proportional-share vCPU scheduler (weights and caps); "
+                         "credit2 has been the default since Xen 4.12", "02, 08"),
+    ("virtual time", "the simulated clock xenlab runs on, so the same run gives the same "
+                     "trace every time", "00, 06"),
+]
+
+
+def glossary_markdown() -> str:
+    rows = "\n".join(f"| **{t}** | {d[0].upper() + d[1:]}. | {c} |" for t, d, c in GLOSSARY)
+    return "| term | meaning | chapters |\n|---|---|---|\n" + rows
+
+
+def chapter_10() -> list:
+    return [
+        md("""
+# 10 · Glossary
+
+**Learning goals**
+- have one place to look up every term of the course;
+- check that you can match a term to its meaning.
+
+Each term has one sentence and the chapters that show it at work.
+"""),
+        md(glossary_markdown()),
+        md("""
+> **Real Xen.** The Xen Project wiki's glossary and `man xl`, `man xl.cfg` use the same
+> words; the public headers under `xen/include/public/` define `start_info`,
+> `shared_info`, event channels, grant tables and the ioreq page.
+
+## Check yourself
+
+The glossary is also in this notebook as data, so the quiz below can draw from it.
+"""),
+        code("""
+from xenlab.exercises import Exercise, choice, seeded
+
+GLOSSARY = """ + repr([(t, d) for t, d, _ in GLOSSARY]).replace("), (", "),\n    (") + """
+print(len(GLOSSARY), "terms")
+"""),
+        md("""
+**Exercise 10.1.** Which term does the seed's definition describe?
+"""),
+        code("""
+rng = seeded(10)
+term, meaning = rng.choice(GLOSSARY)
+options = sorted(rng.sample([t for t, _ in GLOSSARY if t != term], 3) + [term])
+ex101 = choice(meaning, options, answer=term, hint="look it up in the table above")
+print(ex101.question)
+ex101.check(\"""" + "{ANSWER_101}" + """\")
+"""),
+        md("""
+**Exercise 10.2.** Which of these runs in Dom0 rather than in Xen or in the guest?
+"""),
+        code("""
+ex102 = choice("Which one runs in Dom0?",
+               ["the credit scheduler", "the device model", "hvmloader", "blkfront"],
+               answer="the device model",
+               hint="Xen has no device drivers; hvmloader and blkfront run in the guest")
+ex102.check("b")
+"""),
+        md("""
+## Summary
+
+Twenty-six words carry the course: the domains (**Dom0**, **DomU**), the ways a guest
+reaches Xen (**hypercall**, **VM exit**), the ways domains share (**event channel**,
+**grant table**, **ring**, **xenstore**), the guest types (**PV**, **HVM**, **PVH**), and
+the pieces that start an HVM guest (**hvmloader**, **BIOS**, **device model**).
+"""),
+    ]
+
+
+def answer_101() -> str:
+    """The literal answer stored in exercise 10.1 (same draw as in the notebook)."""
+    import random
+
+    rng = random.Random(10)
+    pairs = [(t, d) for t, d, _ in GLOSSARY]
+    term, _ = rng.choice(pairs)
+    options = sorted(rng.sample([t for t, _ in pairs if t != term], 3) + [term])
+    return "abcd"[options.index(term)]
+
+
+def main() -> int:
+    paths = [write("06-full-virtualization", chapter_06()),
+             write("07-hvm-boot", chapter_07())]
+    (LABS / "08-what-changed").mkdir(parents=True, exist_ok=True)
+    (LABS / "08-what-changed" / "pvh-hello.cfg").unlink(missing_ok=True)
+    paths.append(write("08-what-changed", chapter_08()))
+    paths.append(write("09-the-manager", chapter_09()))
+    cells = chapter_10()
+    for c in cells:
+        if c.cell_type == "code":
+            c.source = c.source.replace("{ANSWER_101}", answer_101())
+    paths.append(write("10-glossary", cells))
+    for p in paths:
+        print(p.relative_to(LABS.parent))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
