@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.stamp-*; touch $(STAMP)
 
 lab: $(STAMP)
-	cd labs && ../$(VENV)/bin/jupyter lab 00-start-here/00-start-here.ipynb
+	cd labs && ../$(VENV)/bin/jupyter lab --ServerApp.root_dir=. 00-start-here/00-start-here.ipynb
 
 test: $(STAMP)
 	$(PY) -m pytest -q
