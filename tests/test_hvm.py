@@ -163,3 +163,49 @@ def test_pvh_grub_prompt_answers_typed_commands() -> None:
     assert "hello from xl console\n\rgrub> " in lab.console("pvh-grub")
     d = lab.domain("pvh-grub")
     assert d.dtype.value == "pvh" and lab.toolstack.device_models.get(d.domid) is None
+
+
+SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
+
+
+def _qemu_screen(disk: Path) -> list[str]:
+    """Boot ``disk`` on qemu-system-i386 with its SeaBIOS and read the VGA text memory
+    back through the QEMU monitor (pmemsave)."""
+    import time
+
+    dump = disk.with_suffix(".vga")
+    proc = subprocess.Popen(
+        [QEMU or "qemu-system-i386", "-nodefaults", "-machine", "pc", "-m", "32", "-vga",
+         "std", "-drive", f"file={disk},format=raw,if=ide,snapshot=on", "-display", "none",
+         "-monitor", "stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    time.sleep(3)  # SeaBIOS's boot is well under a second; its retry waits far longer
+    proc.stdin.write(f'pmemsave 0xb8000 4000 "{dump}"\n'.encode())
+    proc.stdin.flush()
+    time.sleep(1)
+    proc.stdin.write(b"quit\n")
+    proc.stdin.flush()
+    proc.communicate(timeout=30)
+    raw = dump.read_bytes()
+    return ["".join(chr(c) if 32 <= c < 127 else " " for c in raw[r * 160:(r + 1) * 160:2])
+            .rstrip() for r in range(25)]
+
+
+@pytest.mark.skipif(not SYSLINUX_MBR.is_file() or QEMU is None,
+                    reason="needs Debian's syslinux-common (mbr.bin) and qemu-system-i386")
+def test_third_party_boot_sector_behaves_as_on_qemu(tmp_path: Path) -> None:
+    """An unmodified boot sector from outside the repository (syslinux's MBR, from
+    Debian) on a disk with no partitions: on the teaching BIOS under xenlab and on
+    QEMU + SeaBIOS it prints the same message on the screen."""
+    disk = bytearray(1 << 20)
+    mbr = SYSLINUX_MBR.read_bytes()
+    disk[: len(mbr)] = mbr
+    disk[510:512] = b"\x55\xaa"
+    image = tmp_path / "mbr.img"
+    image.write_bytes(bytes(disk))
+    lab, _serial = _boot(tmp_path, disk=bytes(disk))
+    ours = lab.toolstack.device_models[lab.domain("hvm").domid].screen_text().splitlines()
+    qemu = _qemu_screen(image)
+    assert "Missing operating system." in ours
+    assert "Missing operating system." in qemu
