@@ -209,3 +209,14 @@ def test_third_party_boot_sector_behaves_as_on_qemu(tmp_path: Path) -> None:
     qemu = _qemu_screen(image)
     assert "Missing operating system." in ours
     assert "Missing operating system." in qemu
+
+
+def test_typing_reaches_the_keyboard_and_serial(tmp_path: Path) -> None:
+    lab, _ = _boot(tmp_path)
+    d = lab.domain("hvm")
+    dm = lab.toolstack.device_models[d.domid]
+    assert lab.console_input("hvm", "Ab") == 2
+    # scan codes, set 1: shift make, 'a' make/break, shift break, 'b' make/break
+    assert list(dm.kbd.queue) == [0x2A, 0x1E, 0x9E, 0xAA, 0x30, 0xB0]
+    assert d.hvm.vpic.master.irr & 0b10            # IRQ 1 raised
+    assert bytes(dm.serial.rx) == b"Ab"

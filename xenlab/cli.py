@@ -216,8 +216,16 @@ class XlShell(cmd.Cmd):
         except XenlabError as err:
             self.stdout.write(f"type: {err}\n")
             return False
-        n = self.xl.services.xenconsoled.send_input(d.domid, (text + "\n").encode("latin-1"))
-        self.stdout.write(f"({n} bytes into the console ring of {d.name})\n")
+        dm = self.xl.device_models.get(d.domid)
+        if dm is not None:  # HVM: the keyboard and the serial port
+            dm.type_keys(text + "\n")
+            dm.send_serial_input((text + "\n").encode("latin-1"))
+            self.stdout.write(f"({len(text) + 1} keys typed on the keyboard and COM1 of "
+                              f"{d.name})\n")
+        else:
+            n = self.xl.services.xenconsoled.send_input(d.domid,
+                                                        (text + "\n").encode("latin-1"))
+            self.stdout.write(f"({n} bytes into the console ring of {d.name})\n")
         self._run_guests()
         return False
 

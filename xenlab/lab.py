@@ -65,6 +65,11 @@ class Lab:
         """Type ``text`` into the domain's PV console (what you type in ``xl console``):
         xenconsoled puts it in the ring's ``in[]`` and notifies the guest."""
         d = self.domain(name_or_id)
+        dm = self.toolstack.device_models.get(d.domid)
+        if dm is not None:  # an HVM guest: keystrokes on the PS/2 keyboard, and on COM1
+            dm.type_keys(text)
+            dm.send_serial_input(text.encode("latin-1"))
+            return len(text)
         return self.toolstack.services.xenconsoled.send_input(d.domid, text.encode("latin-1"))
 
     def run(self, max_instructions: int = 2_000_000_000,
