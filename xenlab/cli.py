@@ -113,7 +113,7 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
     for prep in prepared:
         d = xl.domain_create_new(prep.cfg, prep)
         created.append((d.domid, d.name, d))
-    status = host.run(max_instructions=max_instructions, max_time_ns=int(max_time * 1e9))
+    status = _run_with_progress(host, max_instructions, int(max_time * 1e9))
     bridge.stop_capture()
     out.write("--- xl dmesg ---\n")
     out.write(host.log.text())
@@ -157,6 +157,27 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
         except OSError as err:
             raise UsageError(f"{trace_path}: cannot write trace: {err.strerror}") from None
     return host
+
+
+def _run_with_progress(host: XenHost, max_instructions: int, max_time_ns: int) -> RunStatus:
+    """Run; on a terminal, show a one-line progress report on stderr as it goes (the
+    output on stdout stays the same, so runs remain comparable byte for byte)."""
+    if not sys.stderr.isatty():
+        return host.run(max_instructions=max_instructions, max_time_ns=max_time_ns)
+    chunk = 50_000_000
+    start_time = host.elapsed()
+    while True:
+        left = max_instructions - host.instructions
+        time_left = max_time_ns - (host.elapsed() - start_time)
+        status = host.run(max_instructions=min(chunk, max(1, left)),
+                          max_time_ns=max(1, time_left))
+        sys.stderr.write(f"\rxenlab: {host.instructions:,} instructions, "
+                         f"{host.elapsed() / 1e6:,.1f} ms virtual ")
+        sys.stderr.flush()
+        if status is not RunStatus.BUDGET or host.instructions >= max_instructions or \
+                host.elapsed() - start_time >= max_time_ns:
+            sys.stderr.write("\n")
+            return status
 
 
 class XlShell(cmd.Cmd):
