@@ -141,6 +141,11 @@ def test_real_hvmloader_and_seabios_boot_the_same_disk() -> None:
                  "(d1) Booting from Hard Disk...", "(d1) Booting from 0000:7c00",
                  "(d1) hvm-hello: done"):
         assert line in log, line
+    # the distribution's VGA BIOS, from the VGA adapter's PCI ROM, put SeaBIOS on the screen
+    screen = lab.toolstack.device_models[lab.domain("hvm-seabios").domid].screen_text()
+    assert screen.splitlines()[0].startswith("SeaBIOS (version")
+    assert "Booting from Hard Disk..." in screen and "hvm-hello: done" not in screen
+    assert "protected mode: wrote VGA memory directly" in screen
     # hvmloader read its BIOS choice from xenstore, over the ring, through xenstored
     reads = [r for r in lab.trace.select(kind=Kind.XENSTORE, dom=1) if r.name == "XS_READ"]
     assert any("hvmloader/bios" in str(r.args.get("path")) for r in reads)

@@ -24,8 +24,13 @@ def _config(vendor: int, device: int, cls: int, subcls: int, progif: int = 0,
     return cfg
 
 
+ROM_BAR = 0x30
+
+
 class PciBus:
     def __init__(self) -> None:
+        self.rom_size: dict[int, int] = {}       # devfn -> expansion ROM size
+        self.on_rom_map: object = None            # callback(devfn, base) when enabled
         self.functions: dict[int, bytearray] = {
             (0 << 3) | 0: _config(0x8086, 0x1237, 0x06, 0x00, command=0x0006),
             (1 << 3) | 0: _config(0x8086, 0x7000, 0x06, 0x01, header=0x80, command=0x0007),
@@ -44,6 +49,13 @@ class PciBus:
             return (1 << (8 * size)) - 1
         reg &= 0xFF
         if write:
+            if reg == ROM_BAR and size == 4 and devfn in self.rom_size:
+                mask = ~(self.rom_size[devfn] - 1) & 0xFFFFF800
+                value = (value & mask) | (value & 1)
+                cfg[reg : reg + 4] = value.to_bytes(4, "little")
+                if value & 1 and value & mask and callable(self.on_rom_map):
+                    self.on_rom_map(devfn, value & mask)
+                return 0
             if reg >= 0x04 and not (0x08 <= reg < 0x10):  # IDs and class are read-only
                 cfg[reg : reg + size] = value.to_bytes(size, "little")[: 256 - reg]
             return 0

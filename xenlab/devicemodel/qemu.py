@@ -16,6 +16,7 @@ Real Xen: QEMU hw/i386/xen/xen-hvm.c (cpu_handle_ioreq, handle_ioreq), libxl_dm.
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DeviceModel"]
 
+VGA_ROM_SIZE = 0x10000
 #: vdev -> (channel, drive)
 IDE_SLOTS = {"hda": (0, 0), "hdb": (0, 1), "hdc": (1, 0), "hdd": (1, 1)}
 
@@ -64,6 +66,21 @@ class DeviceModel:
             self.ports[ch.ctrl] = ch.io
         self.ports[0x402] = self._byte(self._debugcon)
         self.requests = 0
+        self.vga_rom: ctypes.Array[ctypes.c_char] | None = None
+        self.pci.on_rom_map = self._map_rom
+
+    def load_vga_rom(self, path: str) -> None:
+        """The VGA adapter's expansion ROM (SeaBIOS copies it to 0xC0000 and runs it, as
+        with QEMU's vgabios); exposed through the PCI ROM BAR of 00:03.0."""
+        data = open(path, "rb").read(VGA_ROM_SIZE)  # noqa: SIM115
+        self.vga_rom = (ctypes.c_char * VGA_ROM_SIZE)(*data.ljust(VGA_ROM_SIZE, b"\xff"))
+        self.pci.rom_size[(3 << 3) | 0] = VGA_ROM_SIZE
+
+    def _map_rom(self, devfn: int, base: int) -> None:
+        if devfn == (3 << 3) and self.vga_rom is not None:
+            self.host.map_device_memory(self.d, base, VGA_ROM_SIZE,
+                                        ctypes.addressof(self.vga_rom))
+            self._trace("pci.rom_map", {"dev": "03:0", "base": hex(base)})
 
     # -- wiring ----------------------------------------------------------------------------
     def attach(self) -> None:

@@ -431,6 +431,17 @@ class XenHost:
                 self._apply_pending_maps(v)
         return 0
 
+    def map_device_memory(self, d: Domain, gpa: int, size: int, host_ptr: int) -> None:
+        """A device model maps memory it owns (a ROM, video RAM) into an HVM guest's
+        physical address space; applied when the vCPU is next outside the emulator."""
+        for v in d.vcpus:
+            for off in range(0, size, PAGE_SIZE):
+                v.pending_maps.append((gpa + off, host_ptr + off))
+            if self._current is not None and self._current[1] is v and v.cpu is not None:
+                v.cpu.request_stop()
+            elif v.cpu is not None:
+                self._apply_pending_maps(v)
+
     def _apply_pending_maps(self, v: Vcpu) -> None:
         cpu = v.cpu
         while v.pending_maps and cpu is not None:

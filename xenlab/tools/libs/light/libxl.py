@@ -53,6 +53,7 @@ _ACTIONS_BY_REASON = {
 IMAGES = Path(__file__).resolve().parents[4] / "images"
 HVMLOADER_PATHS = ("/usr/lib/xen-4.17/boot/hvmloader", "/usr/libexec/xen/boot/hvmloader")
 SEABIOS_PATHS = ("/usr/share/seabios/bios-256k.bin",)
+VGABIOS = "/usr/share/seabios/vgabios-stdvga.bin"
 
 
 def find_firmware(cfg: DomainConfig) -> tuple[str, str]:
@@ -257,6 +258,8 @@ class Libxl:
                                                      0))
         build_hvm(self.host, d, prep.firmware, memory_pages=prep.pages)
         dm = DeviceModel(self.host, d)
+        if cfg.bios == "seabios" and os.path.isfile(VGABIOS):
+            dm.load_vga_rom(VGABIOS)
         for disk in cfg.disk:
             if disk.target is not None:
                 dm.add_disk(disk.vdev, cfg.resolve(disk.target), disk.readonly)
