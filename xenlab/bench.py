@@ -321,6 +321,52 @@ def qemu_boot(repeat: int) -> dict[str, Any] | None:
     return {"seconds": min(times), "runs": times}
 
 
+GOAL_STEP_S = 0.050   # one Stepper step, panels refreshed
+GOAL_BACK_S = 0.200   # Back to a random point of the whole hvm-hello boot
+
+
+def stepper_bench(steps: int = 200, backs: int = 10, seed: int = 1) -> dict[str, Any] | None:
+    """xenlab.views.stepper on hvm-hello (created paused): the mean wall time of a Step
+    click (one instruction plus every panel refreshed), then the whole boot stepped to
+    its end and ``backs`` jumps Back to random earlier instructions (restore the nearest
+    checkpoint, replay to the exact instruction)."""
+    import random
+
+    from xenlab.lab import IMAGES, Lab
+    from xenlab.views.stepper import Stepper, StepperView
+
+    cfg = IMAGES / "hvm-hello.cfg"
+    if not cfg.exists() or not (IMAGES / "firmware" / "xenlab-bios.bin").exists():
+        return None
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl_output(f"create -p {cfg}")
+    stepper = Stepper(lab, "hvm-hello")
+    view = StepperView(stepper)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        view.step_button.click()
+    step_s = (time.perf_counter() - t0) / steps
+    t0 = time.perf_counter()
+    total = stepper.run_to_end()
+    boot_s = time.perf_counter() - t0
+    rng = random.Random(seed)
+    times = []
+    for _ in range(backs):
+        target = rng.randrange(0, total)
+        t0 = time.perf_counter()
+        stepper.back_to(target)
+        times.append(time.perf_counter() - t0)
+        assert stepper.position == target
+        stepper.back_to(total)
+    back_mean = sum(times) / len(times)
+    return {"steps": steps, "step_seconds": step_s, "boot_instructions": total,
+            "boot_stepped_seconds": boot_s, "checkpoint_every": stepper.checkpoint_every,
+            "checkpoints": len(stepper.checkpoints), "backs": backs,
+            "back_seconds_mean": back_mean, "back_seconds_max": max(times),
+            "goals": {"step_lt_50ms": step_s < GOAL_STEP_S,
+                      "back_lt_200ms": back_mean < GOAL_BACK_S}}
+
+
 def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
               repeat: int = DEFAULT_REPEAT, *, block_requests: int = DEFAULT_BLOCK_REQUESTS,
               block_depth: int = DEFAULT_BLOCK_DEPTH, progress: bool = False) -> dict[str, Any]:
@@ -356,6 +402,8 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     boot_teaching = hvm_boot("xenlab", repeat)
     boot_seabios = hvm_boot("seabios", repeat)
     boot_qemu = qemu_boot(repeat)
+    say("stepper: Step clicks on hvm-hello, the whole boot stepped, Back to random points")
+    stepper = stepper_bench()
 
     insns = loop * INSNS_PER_ITER
     raw_ips = _rate(insns, raw_s)
@@ -378,6 +426,7 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         "hvm_boot_teaching": boot_teaching,
         "hvm_boot_seabios": boot_seabios,
         "qemu_boot_seabios": boot_qemu,
+        "stepper": stepper,
         "goals": {
             "teaching_boot_lt_50ms": bool(boot_teaching and boot_teaching["seconds"] < 0.05),
             "seabios_within_2x_qemu": bool(boot_seabios and boot_qemu and
@@ -455,6 +504,21 @@ def format_report(r: dict[str, Any]) -> str:
     lines.append(f"  {'SeaBIOS on qemu-system-i386 (process)':<36} "
                  + (f"{bq['seconds']:>9.3f}   (reference)" if bq else
                     f"{'-':>9}   (qemu-system-i386 not installed)"))
+    st = r.get("stepper")
+    lines += ["", f"  {'stepper (hvm-hello)':<36} {'seconds':>9}   goal",
+              f"  {'-' * 36} {'-' * 9}   {'-' * 28}"]
+    if st:
+        lines.append(f"  {'Step (1 instruction + panels)':<36} {st['step_seconds']:>9.4f}   "
+                     f"< 0.050 s: {goal(st['goals']['step_lt_50ms'])}")
+        lines.append(f"  {'Back to a random point (mean)':<36} "
+                     f"{st['back_seconds_mean']:>9.4f}   "
+                     f"< 0.200 s: {goal(st['goals']['back_lt_200ms'])}")
+        lines.append(f"  {'Back to a random point (max)':<36} {st['back_seconds_max']:>9.4f}"
+                     f"   of a {st['boot_instructions']:,}-instruction boot "
+                     f"(stepped in {st['boot_stepped_seconds']:.1f} s, "
+                     f"{st['checkpoints']} checkpoints)")
+    else:
+        lines.append(f"  {'Step / Back':<36} {'-':>9}   (firmware not built)")
     lines += [
         "",
         f"  loop sum: raw {raw['sum']}, guest {g['sum']}"

@@ -72,7 +72,8 @@ class DeviceModel:
     def load_vga_rom(self, path: str) -> None:
         """The VGA adapter's expansion ROM (SeaBIOS copies it to 0xC0000 and runs it, as
         with QEMU's vgabios); exposed through the PCI ROM BAR of 00:03.0."""
-        data = open(path, "rb").read(VGA_ROM_SIZE)  # noqa: SIM115
+        with open(path, "rb") as fp:
+            data = fp.read(VGA_ROM_SIZE)
         self.vga_rom = (ctypes.c_char * VGA_ROM_SIZE)(*data.ljust(VGA_ROM_SIZE, b"\xff"))
         self.pci.rom_size[(3 << 3) | 0] = VGA_ROM_SIZE
 

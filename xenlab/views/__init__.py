@@ -14,6 +14,8 @@ module                 what
 ``magics``             ``%xl``, ``%xenstore``, ``%%xlcfg``
                        (``%load_ext xenlab.views.magics``)
 ``progress``           ``run_with_progress``: long runs with a progress bar
+``stepper``            ``Stepper(lab, name)``/``StepperView``: single-step a
+                       guest, panels, Back to any earlier instruction
 =====================  ===================================================
 
 The submodules are imported lazily (``xenlab.views.Dashboard`` imports
@@ -28,13 +30,14 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "Dashboard", "build_topology", "compare_pv_hvm", "draw_topology", "hypercall_counts",
+    "Dashboard", "Stepper", "StepperView", "build_topology", "compare_pv_hvm", "draw_topology",
+    "hypercall_counts",
     "load_ipython_extension", "plot_hypercall_counts", "plot_sequence", "run_with_progress",
     "save_topology", "split_driver_sequence", "swimlanes", "vmexit_summary",
 ]
 
 _WHERE = {
-    "Dashboard": "dashboard",
+    "Dashboard": "dashboard", "Stepper": "stepper", "StepperView": "stepper",
     "build_topology": "topology", "draw_topology": "topology", "save_topology": "topology",
     "compare_pv_hvm": "traceviews", "hypercall_counts": "traceviews",
     "plot_hypercall_counts": "traceviews", "plot_sequence": "traceviews",

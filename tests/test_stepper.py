@@ -1,0 +1,121 @@
+"""The Stepper (xenlab/views/stepper.py): single steps, runs to events and phases, and Back.
+
+hvm-hello is created paused; the Stepper moves it one instruction at a time
+from hvmloader's entry (32-bit flat, EIP 0x100000) into the BIOS's real-mode
+POST and on to the end of the boot. Tests click the view's buttons and read
+the model's panel strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from xenlab.lab import IMAGES, Lab
+from xenlab.views.stepper import Stepper, StepperView
+from xenlab.xen.trace import Kind
+
+CFG = IMAGES / "hvm-hello.cfg"
+
+
+@pytest.fixture
+def stepper(tmp_path: Path) -> Stepper:
+    # the cfg's disk is access=ro, so the shipped image is safe to use in place
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    out = lab.xl_output(f"create -p {CFG}")
+    assert "Created domain" in out, out
+    assert lab.domain("hvm-hello").paused
+    return Stepper(lab, "hvm-hello")
+
+
+def _state(s: Stepper) -> tuple[dict[str, int], str, int, list[int], str]:
+    h = hashlib.sha256()
+    for ext in s.d.extents:
+        h.update(s.host.mem.read(ext.mfn << 12, ext.count << 12))
+    return (s.cpu.registers(), h.hexdigest(), len(s.host.trace.records),
+            [p.time for p in s.host.pcpus], s.serial_text())
+
+
+def test_first_step_at_hvmloader_entry(stepper: Stepper) -> None:
+    assert not stepper.d.paused  # the Stepper unpaused it (xl unpause) and drives it
+    before = stepper.registers_text()
+    assert "mode: protected" in before and "0008:00100000" in before
+    assert stepper.cpu.reg("eip") == 0x100000
+    assert stepper.disassembly_text().startswith("=> 00100000")
+    view = StepperView(stepper)
+    view.step_button.click()
+    assert stepper.position == 1 and stepper.host.instructions == 1
+    after = stepper.registers_text()
+    assert after != before and "mode: protected" in after
+    assert stepper.cpu.reg("eip") != 0x100000
+    assert "=>" in stepper.disassembly_text() and stepper.disassembly_text().strip()
+    assert view.slider.max == 1 and view.slider.value == 1
+
+
+def test_run_to_phase_post_is_real_mode(stepper: Stepper) -> None:
+    view = stepper.widget()
+    view.phase_choice.value = "xenlab BIOS: POST"
+    view.phase_button.click()
+    assert "xenlab BIOS: POST" in view.status.value
+    regs = stepper.registers_text()
+    assert "mode: real" in regs
+    assert stepper.cs_ip().startswith("F000:")
+    assert "POST" in stepper.phase_text() and "src/post.c" in stepper.phase_text()
+    # 16-bit disassembly, addressed as CS:IP
+    assert "=> F000:" in stepper.disassembly_text()
+    assert "RAM" in stepper.e820_text()
+    assert "0xe9" in stepper.port_io_text()  # the phase line went out through port E9
+
+
+def test_run_to_next_event_and_step_over(stepper: Stepper) -> None:
+    n = len(stepper.host.trace.records)
+    rec = stepper.run_to_next_event()
+    assert rec is not None and rec.dom == stepper.d.domid
+    assert rec.kind in (Kind.VMEXIT, Kind.IOREQ, Kind.HYPERCALL, Kind.PHASE, Kind.EVENT)
+    assert rec.seq >= n
+    view = stepper.widget()
+    view.event_button.click()
+    assert view.status.value.startswith("stopped at ")
+    # step over hvmloader's first call: lands on the instruction after it
+    for _ in range(200):
+        insn = stepper._decode(stepper.linear_pc())
+        if insn is not None and insn[1].startswith("call"):
+            break
+        stepper.step()
+    assert insn is not None and insn[1].startswith("call")
+    after = stepper.linear_pc() + insn[0]
+    view.step_over_button.click()
+    assert stepper.linear_pc() == after
+
+
+def test_back_is_exact_and_forward_reproduces(stepper: Stepper) -> None:
+    stepper.run_to_phase("xenlab BIOS: IVT")
+    start, p0 = _state(stepper), stepper.position
+    for _ in range(2500):  # crosses a checkpoint (every 2,000)
+        stepper.step()
+    end = _state(stepper)
+    assert end != start
+    stepper.back(2500)
+    assert stepper.position == p0 and _state(stepper) == start
+    stepper.forward(2500)
+    assert _state(stepper) == end
+    view = stepper.widget()
+    view.back_count.value = 7
+    view.back_button.click()
+    assert stepper.position == p0 + 2500 - 7
+    view.slider.value = p0 + 10  # the slider goes to any recorded position
+    assert stepper.position == p0 + 10
+    view.slider.value = p0 + 2500
+    assert _state(stepper) == end
+
+
+def test_screen_after_the_whole_boot(stepper: Stepper) -> None:
+    total = stepper.run_to_end()
+    assert total > 50_000
+    screen = stepper.screen_text()
+    assert "hvm-hello: boot sector at 0000:7C00" in screen
+    assert "protected mode: wrote VGA memory directly" in screen
+    assert "hvm-hello: done" in stepper.serial_text()
+    assert "INT 19h" in stepper.phase_text() and "src/boot.c" in stepper.phase_text()

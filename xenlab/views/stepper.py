@@ -1,0 +1,633 @@
+"""A single-step debugger for one guest: Step, Step over, Run to event/phase, and Back.
+
+``Stepper(lab, "hvm-hello")`` takes a guest created paused (``xl create -p``),
+unpauses it and from then on moves it only itself, one instruction at a time:
+
+* **One instruction, accounted as the run loop does.** ``step()`` calls
+  ``host.run(max_instructions=1)`` with the vCPU's ``run`` swapped (on that
+  one ``X86Vcpu`` instance, for the duration of the call) for its exact
+  ``step()``. So the scheduler, ``hvm.tick`` (timer interrupts injected
+  before the instruction), the pCPU clocks (+1 ns), ``host.instructions``,
+  HLT (the vCPU sleeps until its PIT interrupt; the host clock jumps there)
+  and the trace all stay what ``XenHost.run`` keeps them. The difference
+  from a free run: interrupts are injected at instruction granularity rather
+  than at slice boundaries, and both pCPUs take turns (one ``sched`` record
+  per step), so a stepped boot is a valid but not byte-identical timeline.
+* **Position** = instructions of this vCPU executed since the Stepper
+  attached. ``run_to_next_event``/``run_to_phase`` are loops of ``step()``
+  (exact, ~10-20 us an instruction; the hvm-hello boot is ~100 k).
+* **Back.** Every ``checkpoint_every`` instructions (and at 0) a snapshot
+  holds: the unicorn CPU context, the guest's RAM (per page, pages equal to
+  the previous checkpoint's are shared), VGA memory, the Xen-side devices
+  (vPIC, PIT, RTC, PM timer: deep copies that keep the host's clock), the
+  device model's UART, keyboard and IDE registers and buffers (not the disk
+  files), the serial/console/log lengths, the trace length, the pCPU clocks,
+  the scheduler and the vCPUs' scheduling fields. ``back_to(n)`` restores the
+  nearest checkpoint at or before ``n`` and replays ``step()`` to exactly
+  ``n``: the guest is deterministic, so this is the state it had there.
+  Input typed into the guest after a checkpoint is not replayed.
+
+``StepperView(stepper)`` (or ``stepper.widget()``) is the ipywidgets front
+end; tests click its buttons and read the model's panel strings.
+
+Real Xen: ``gdbsx`` (tools/debugger/gdbsx: a gdb stub over
+XEN_DOMCTL_gdbsx_guestmemio / XEN_DOMCTL_gdbsx_pausevcpu) and ``xl debug-keys``;
+the Back button is xenlab's own (real Xen has no reverse execution)
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import copy
+import ctypes
+import gc
+import html
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import capstone
+import ipywidgets as W
+
+from xenlab.cpu.x86 import CpuMode, ExitReason, RunResult
+from xenlab.xen.trace import Kind, TraceRecord
+
+if TYPE_CHECKING:
+    from xenlab.devicemodel.qemu import DeviceModel
+    from xenlab.lab import Lab
+    from xenlab.xen.domain import Domain, Vcpu
+
+__all__ = ["EVENT_KINDS", "PHASES", "Snapshot", "Stepper", "StepperView"]
+
+PAGE = 4096
+
+#: Trace kinds that end ``run_to_next_event``.
+EVENT_KINDS = frozenset({Kind.VMEXIT, Kind.IOREQ, Kind.HYPERCALL, Kind.PHASE, Kind.EVENT})
+
+#: Firmware phase (prefix of the PHASE record's name) -> (what happens, the real source).
+PHASES: dict[str, tuple[str, str]] = {
+    "HVM Loader": (
+        "Xen started the vCPU in 32-bit flat mode in hvmloader, which sets up the platform "
+        "(hypercall page, E820, tables) and copies the BIOS below 1 MiB.",
+        "tools/firmware/hvmloader/hvmloader.c main()"),
+    "hvmloader: ": (
+        "hvmloader reports a step of the platform set-up.",
+        "tools/firmware/hvmloader/hvmloader.c main()"),
+    "xenlab BIOS: POST": (
+        "The BIOS's power-on self test starts in real mode at F000:xxxx.",
+        "SeaBIOS src/post.c handle_post()"),
+    "xenlab BIOS: IVT and BDA": (
+        "The BIOS fills the real-mode interrupt vector table and the BIOS data area.",
+        "SeaBIOS src/post.c ivt_init(), bda_init()"),
+    "xenlab BIOS: PIC and PIT": (
+        "The BIOS programs the 8259 interrupt controllers and the 8254 timer (IRQ 0).",
+        "SeaBIOS src/hw/pic.c pic_setup(), src/hw/timer.c timer_setup()"),
+    "xenlab BIOS: PCI": (
+        "The BIOS enables the IDE controller's I/O ports through PCI configuration space.",
+        "SeaBIOS src/fw/pciinit.c pci_setup()"),
+    "xenlab BIOS: disks": (
+        "The BIOS probes the IDE disks (IDENTIFY DEVICE) through the device model.",
+        "SeaBIOS src/hw/ata.c ata_setup()"),
+    "xenlab BIOS: memory": (
+        "The BIOS takes the memory size and E820 map hvmloader prepared (for int 15h).",
+        "SeaBIOS src/fw/xen.c xen_biostable_setup(), src/e820map.c"),
+    "xenlab BIOS: video": (
+        "The BIOS sets up text mode and its int 10h services.",
+        "SeaBIOS vgasrc/vgabios.c, src/optionroms.c vgarom_setup()"),
+    "xenlab BIOS: INT 19h": (
+        "int 19h: the BIOS reads the boot sector to 0000:7C00 and jumps to it.",
+        "SeaBIOS src/boot.c handle_19(), do_boot()"),
+    "SeaBIOS": (
+        "SeaBIOS (loaded by hvmloader) reports a step of its POST.",
+        "SeaBIOS src/post.c"),
+}
+
+
+def explain_phase(name: str) -> tuple[str, str]:
+    """(explanation, source to read) for a PHASE record's name (longest matching prefix)."""
+    best = ""
+    for prefix in PHASES:
+        if name.startswith(prefix) and len(prefix) > len(best):
+            best = prefix
+    if best:
+        return PHASES[best]
+    return ("The firmware reported a phase xenlab has no note for.", "xenlab's own")
+
+
+@dataclass
+class Snapshot:
+    """Everything ``back_to`` restores (see the module docstring)."""
+
+    position: int
+    cpu_context: Any
+    ram: list[list[bytes]]                      # per extent, per page
+    vram: bytes
+    objects: list[tuple[Any, dict[str, Any]]]   # (live object, deep copy of its __dict__)
+    lengths: dict[str, int]
+    scalars: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Any:
+    """Pause the cyclic collector for a loop of steps, as XenHost.run does for a run."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _shallow_state(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Scalars as they are, containers copied one level (their elements are shared)."""
+    out: dict[str, Any] = {}
+    for key, value in vars(obj).items():
+        if key in skip:
+            continue
+        if isinstance(value, (int, float, str, bool, type(None))) or hasattr(value, "value"):
+            out[key] = value
+        elif isinstance(value, (list, dict, set, bytearray, deque)):
+            out[key] = copy.copy(value)
+    return out
+
+
+def _restore_shallow(obj: Any, state: dict[str, Any]) -> None:
+    for key, value in state.items():
+        setattr(obj, key, copy.copy(value) if isinstance(
+            value, (list, dict, set, bytearray, deque)) else value)
+
+
+class Stepper:
+    """Single-step one guest vCPU, with checkpoints for going Back, and text panels."""
+
+    def __init__(self, lab: Lab, domain_name: str | int, *, vcpu: int = 0,
+                 checkpoint_every: int = 2_000, history: int = 4) -> None:
+        self.lab = lab
+        self.host = lab.host
+        self.d: Domain = lab.domain(domain_name)
+        self.v: Vcpu = self.d.vcpus[vcpu]
+        assert self.v.cpu is not None
+        self.cpu = self.v.cpu
+        self.dm: DeviceModel | None = lab.toolstack.device_models.get(self.d.domid)
+        self.checkpoint_every = checkpoint_every
+        self.position = 0
+        self.furthest = 0
+        self.checkpoints: dict[int, Snapshot] = {}
+        self._positions: list[int] = []
+        self._executed = 0
+        self._history: deque[int] = deque(maxlen=history)   # linear PCs of the last steps
+        self._scan = 0                                        # trace records scanned
+        self._io: list[tuple[int, TraceRecord]] = []
+        self._phases: list[tuple[int, TraceRecord]] = []
+        self.last_event: TraceRecord | None = None
+        if self.d.paused:
+            lab.xl_output(f"unpause {self.d.domid}")
+        self._memo_base = {id(self.host): self.host, id(self.d): self.d, id(lab): lab}
+        if self.dm is not None:
+            self._memo_base[id(self.dm)] = self.dm
+            for ch in self.dm.ide:
+                for disk in ch.disks:
+                    if disk is not None:
+                        self._memo_base[id(disk)] = disk
+        self.checkpoint()
+
+    # ================================================================ moving forward
+    def _run_one(self, budget: int, *, begin: int | None = None) -> RunResult:
+        """Stands in for ``X86Vcpu.run`` during ``step()``: exactly one instruction."""
+        linear = self.linear_pc()
+        try:
+            opcode = self.cpu.uc.mem_read(linear, 1)[0]
+        except Exception:  # unmapped (UcError): the step itself reports the fault
+            opcode = -1
+        result = self.cpu.step()
+        self._executed += 1
+        self._history.append(linear)
+        if result.reason is ExitReason.STEP and opcode == 0xF4 and self.cpu.ring0:
+            return RunResult(ExitReason.HLT, 1)
+        return result
+
+    def step(self) -> bool:
+        """Execute one instruction of this vCPU; False if the guest can no longer run."""
+        before = self._executed
+        host = self.host
+        self.cpu.run = self._run_one  # type: ignore[method-assign]
+        try:
+            for _ in range(64):  # other guests' vCPUs may take the pCPU first
+                # XenHost._run is run() without its per-call SIGINT and gc set-up, which
+                # would cost a third of a step; the loops below pause gc once instead
+                status = host._run(1, None, 10_000_000_000)
+                if self._executed != before or status.value == "idle":
+                    break
+        finally:
+            del self.cpu.run
+        if self._executed == before:
+            return False
+        self.position += 1
+        self.furthest = max(self.furthest, self.position)
+        if self.position % self.checkpoint_every == 0 and self.position not in self.checkpoints:
+            self.checkpoint()
+        return True
+
+    def step_over(self) -> bool:
+        """Step; over a ``call``/``int`` run until the instruction after it."""
+        insn = self._decode(self.linear_pc())
+        if insn is None or insn[1].split()[0] not in ("call", "int", "lcall", "into"):
+            return self.step()
+        target = self.linear_pc() + insn[0]
+        if not self.step():
+            return False
+        with _no_gc():
+            for _ in range(2_000_000):
+                if self.linear_pc() == target:
+                    return True
+                if not self.step():
+                    return False
+        return True
+
+    def run_until(self, done: Callable[[TraceRecord], bool], *,
+                  max_instructions: int = 2_000_000) -> TraceRecord | None:
+        """Step until a new trace record of this domain satisfies ``done`` (returns it)."""
+        records = self.host.trace.records
+        with _no_gc():
+            return self._run_until(done, records, max_instructions)
+
+    def _run_until(self, done: Callable[[TraceRecord], bool], records: list[TraceRecord],
+                   max_instructions: int) -> TraceRecord | None:
+        for _ in range(max_instructions):
+            start = len(records)
+            if not self.step():
+                return None
+            for rec in records[start:]:
+                if rec.dom == self.d.domid and done(rec):
+                    self.last_event = rec
+                    return rec
+        return None
+
+    def run_to_next_event(self, **kw: int) -> TraceRecord | None:
+        """Until a VM exit, ioreq, hypercall, event or firmware phase of this domain."""
+        return self.run_until(lambda r: r.kind in EVENT_KINDS, **kw)
+
+    def run_to_phase(self, name_prefix: str, **kw: int) -> TraceRecord | None:
+        """Until a firmware PHASE record whose name starts with ``name_prefix``."""
+        return self.run_until(lambda r: r.kind is Kind.PHASE and r.name.startswith(name_prefix),
+                              **kw)
+
+    def run_to_end(self, *, max_instructions: int = 2_000_000) -> int:
+        """Step until the guest cannot run any more (halted for good, shut down)."""
+        with _no_gc():
+            for _ in range(max_instructions):
+                if not self.step():
+                    break
+        return self.position
+
+    # ================================================================ checkpoints, Back
+    def checkpoint(self) -> Snapshot:
+        host, d = self.host, self.d
+        prev = self._nearest(self.position - 1)
+        ram: list[list[bytes]] = []
+        for i, ext in enumerate(d.extents):
+            data = host.mem.read(ext.mfn << 12, ext.count << 12)
+            pages = [data[o:o + PAGE] for o in range(0, len(data), PAGE)]
+            if prev is not None and i < len(prev.ram) and len(prev.ram[i]) == len(pages):
+                old = prev.ram[i]
+                pages = [o if o == p else p for o, p in zip(old, pages, strict=True)]
+            ram.append(pages)
+        memo = dict(self._memo_base)
+        objects: list[tuple[Any, dict[str, Any]]] = []
+        for obj in self._device_objects():
+            objects.append((obj, copy.deepcopy(vars(obj), dict(memo))))
+        scalars: list[tuple[Any, dict[str, Any]]] = []
+        for v in host._all_vcpus():
+            scalars.append((v, _shallow_state(v, ("cpu", "domain", "time_info"))))
+        for p in host.pcpus:
+            scalars.append((p, _shallow_state(p)))
+        scalars.append((host.sched, _shallow_state(host.sched)))
+        scalars.append((host, {k: getattr(host, k) for k in (
+            "instructions", "_slice_end", "_dom0_time")}
+            | {"_dom0_pending": list(host._dom0_pending)}))
+        dstate = {k: v for k, v in vars(d).items()
+                  if isinstance(v, (int, bool, str, type(None)))}
+        scalars.append((d, dstate))
+        if d.hvm is not None:
+            scalars.append((d.hvm, {"pci_cf8": d.hvm.pci_cf8, "params": dict(d.hvm.params),
+                                    "hypercall_page_gpa": d.hvm.hypercall_page_gpa,
+                                    "debug_line": bytearray(d.hvm.debug_line)}))
+        if self.dm is not None:
+            scalars.append((self.dm, {"requests": self.dm.requests}))
+        lengths = {
+            "trace": len(host.trace.records), "trace_seq": host.trace._seq,
+            "console": len(d.console), "log": len(host.log.lines), "log_size": host.log._size,
+            "serial": len(d.hvm.serial) if d.hvm is not None else 0,
+            "debugcon": len(self.dm.debugcon) if self.dm is not None else 0,
+            "executed": self._executed,
+        }
+        snap = Snapshot(self.position, self.cpu.uc.context_save(), ram,
+                        bytes(self.dm.vga.vram) if self.dm is not None else b"",
+                        objects, lengths, scalars)
+        snap.lengths["log_partial"] = 0
+        snap.objects.append((host.log, {"_partial": dict(host.log._partial)}))
+        self.checkpoints[self.position] = snap
+        bisect.insort(self._positions, self.position)
+        return snap
+
+    def _device_objects(self) -> list[Any]:
+        objs: list[Any] = []
+        if self.d.hvm is not None:
+            hvm = self.d.hvm
+            objs += [hvm.vpic, hvm.pit, hvm.rtc, hvm.pmtimer]
+        if self.dm is not None:
+            objs += [self.dm.serial, self.dm.kbd, *self.dm.ide]
+        return objs
+
+    def _nearest(self, position: int) -> Snapshot | None:
+        i = bisect.bisect_right(self._positions, position)
+        return self.checkpoints[self._positions[i - 1]] if i else None
+
+    def restore(self, snap: Snapshot) -> None:
+        """Put the host back exactly as it was at ``snap`` (see the module docstring)."""
+        host, d = self.host, self.d
+        self.cpu.uc.context_restore(snap.cpu_context)
+        for ext, pages in zip(d.extents, snap.ram, strict=False):
+            host.mem.view(ext.mfn << 12, ext.count << 12)[:] = b"".join(pages)
+        top = max((a + s for a, s in self.cpu.mapped), default=0)
+        self.cpu.invalidate_code(0, min(top, 1 << 32))
+        if self.dm is not None:
+            ctypes.memmove(self.dm.vga.vram, snap.vram, len(snap.vram))
+        for obj, state in snap.objects:
+            if obj is host.log:
+                obj._partial = dict(state["_partial"])
+                continue
+            fresh = copy.deepcopy(state, dict(self._memo_base))
+            vars(obj).clear()
+            vars(obj).update(fresh)
+        for obj, state in snap.scalars:
+            _restore_shallow(obj, state)
+        n = snap.lengths
+        del host.trace.records[n["trace"]:]
+        host.trace._seq = n["trace_seq"]
+        del d.console[n["console"]:]
+        del host.log.lines[n["log"]:]
+        host.log._size = n["log_size"]
+        if d.hvm is not None:
+            del d.hvm.serial[n["serial"]:]
+        if self.dm is not None:
+            del self.dm.debugcon[n["debugcon"]:]
+        self._executed = n["executed"]
+        self.position = snap.position
+        self._history.clear()
+        self._scan = min(self._scan, n["trace"])
+        self._io = [(i, r) for i, r in self._io if i < n["trace"]]
+        self._phases = [(i, r) for i, r in self._phases if i < n["trace"]]
+        self.last_event = None
+
+    def back_to(self, position: int) -> int:
+        """Go to instruction ``position`` (backwards: restore + replay; forwards: step)."""
+        position = max(0, position)
+        if position < self.position:
+            snap = self._nearest(position)
+            assert snap is not None
+            self.restore(snap)
+        with _no_gc():
+            while self.position < position:
+                if not self.step():
+                    break
+        return self.position
+
+    def back(self, n_instructions: int = 1) -> int:
+        return self.back_to(self.position - n_instructions)
+
+    def forward(self, n_instructions: int = 1) -> int:
+        return self.back_to(self.position + n_instructions)
+
+    # ================================================================ panels
+    def linear_pc(self) -> int:
+        cpu = self.cpu
+        if not cpu.long_mode and not cpu.reg("cr0") & 1:
+            return (cpu.reg("cs") << 4) + (cpu.reg("eip") & 0xFFFF)
+        return cpu.pc()
+
+    def _read(self, linear: int, size: int) -> bytes:
+        if self.d.is_pv:
+            return self.host.read_guest_code(self.d, self.cpu, linear, size)
+        try:
+            return bytes(self.cpu.uc.mem_read(linear, size))
+        except Exception:  # unmapped (UcError)
+            return b""
+
+    def _capstone(self) -> capstone.Cs:
+        mode = self.cpu.mode()
+        cs_mode = {CpuMode.REAL: capstone.CS_MODE_16, CpuMode.PROTECTED: capstone.CS_MODE_32,
+                   CpuMode.LONG: capstone.CS_MODE_64}[mode]
+        if mode is CpuMode.LONG and not self.cpu.long_mode:
+            cs_mode = capstone.CS_MODE_32
+        return capstone.Cs(capstone.CS_ARCH_X86, cs_mode)
+
+    def _decode(self, linear: int) -> tuple[int, str] | None:
+        code = self._read(linear, 15)
+        for insn in self._capstone().disasm(code, self._address(linear), 1):
+            return insn.size, f"{insn.mnemonic} {insn.op_str}".strip()
+        return None
+
+    def _address(self, linear: int) -> int:
+        """What capstone prints as the address: the offset in CS in real mode."""
+        if self.cpu.mode() is CpuMode.REAL:
+            return (linear - (self.cpu.reg("cs") << 4)) & 0xFFFF
+        return linear
+
+    def _label(self, linear: int) -> str:
+        if self.cpu.mode() is CpuMode.REAL:
+            cs = self.cpu.reg("cs")
+            off = linear - (cs << 4)
+            if 0 <= off <= 0xFFFF:
+                return f"{cs:04X}:{off:04X}"
+            return f"{linear:05X}"
+        return f"{linear:08X}" if not self.cpu.long_mode else f"{linear:016X}"
+
+    def cs_ip(self) -> str:
+        cpu = self.cpu
+        if cpu.mode() is CpuMode.REAL:
+            return f"{cpu.reg('cs'):04X}:{cpu.reg('eip') & 0xFFFF:04X}"
+        if cpu.long_mode:
+            return f"{cpu.reg('cs'):04X}:{cpu.reg('rip'):016X}"
+        return f"{cpu.reg('cs'):04X}:{cpu.reg('eip'):08X}"
+
+    def registers_text(self) -> str:
+        regs = self.cpu.registers()
+        lines = [f"mode: {self.cpu.mode().value}   CS:IP {self.cs_ip()}   "
+                 f"instruction #{self.position}"]
+        items = list(regs.items())
+        width = 4 if len(items) > 16 else 5
+        for i in range(0, len(items), width):
+            lines.append("  ".join(f"{k:>6} {v:#010x}" if not self.cpu.long_mode
+                                   else f"{k:>6} {v:#018x}" for k, v in items[i:i + width]))
+        return "\n".join(lines)
+
+    def disassembly_text(self, after: int = 8) -> str:
+        """The last executed instructions, ``=>`` the current one, then the next ones."""
+        md = self._capstone()
+        lines: list[str] = []
+        for linear in list(self._history):
+            for insn in md.disasm(self._read(linear, 15), self._address(linear), 1):
+                lines.append(f"   {self._label(linear)}  {insn.mnemonic} {insn.op_str}".rstrip())
+        linear = self.linear_pc()
+        code = self._read(linear, 15 * after)
+        first = True
+        for insn in md.disasm(code, self._address(linear), after):
+            mark = "=>" if first else "  "
+            first = False
+            lines.append(f"{mark} {self._label(linear)}  {insn.bytes.hex():<16} "
+                         f"{insn.mnemonic} {insn.op_str}".rstrip())
+            linear += insn.size
+        if first:
+            lines.append(f"=> {self._label(linear)}  (no code readable here)")
+        return "\n".join(lines)
+
+    def screen_text(self) -> str:
+        return self.dm.screen_text() if self.dm is not None else ""
+
+    def serial_text(self) -> str:
+        data = self.d.hvm.serial if self.d.hvm is not None else self.d.console
+        return bytes(data).decode("latin-1")
+
+    def _scan_trace(self) -> None:
+        records = self.host.trace.records
+        dom = self.d.domid
+        for i in range(self._scan, len(records)):
+            r = records[i]
+            if r.dom != dom:
+                continue
+            if r.kind is Kind.VMEXIT and r.name == "io":
+                self._io.append((i, r))
+            elif r.kind is Kind.PHASE:
+                self._phases.append((i, r))
+        self._scan = len(records)
+
+    def port_io_text(self, last: int = 12) -> str:
+        self._scan_trace()
+        rows = [f"{'time':>10}  dir  port   value       handler"]
+        for _i, r in self._io[-last:]:
+            a = r.args or {}
+            rows.append(f"{r.time:>10}  {a.get('dir', ''):<4} {a.get('port', ''):<6} "
+                        f"{a.get('value', ''):<11} {a.get('handler', '')}")
+        return "\n".join(rows) if self._io else "no port I/O exits yet"
+
+    def e820_text(self) -> str:
+        names = {1: "RAM", 2: "reserved", 3: "ACPI", 4: "NVS"}
+        e820 = self.host.guest_e820(self.d)
+        rows = ["E820 (Xen's map for the guest, what int 15h AX=E820h hands out)"]
+        for base, length, kind in e820:
+            rows.append(f"  {base:#012x}-{base + length - 1:#012x}  {length:#x} bytes  "
+                        f"{names.get(kind, kind)}")
+        return "\n".join(rows)
+
+    def phase(self) -> str | None:
+        self._scan_trace()
+        return self._phases[-1][1].name if self._phases else None
+
+    def phase_text(self) -> str:
+        name = self.phase()
+        if name is None:
+            return "phase: (none yet: Xen's domain builder has not started the firmware)"
+        why, source = explain_phase(name)
+        return f"phase: {name}\n{why}\nread: {source}"
+
+    def panels(self) -> dict[str, str]:
+        return {"registers": self.registers_text(), "disassembly": self.disassembly_text(),
+                "screen": self.screen_text(), "serial": self.serial_text(),
+                "port_io": self.port_io_text(), "e820": self.e820_text(),
+                "phase": self.phase_text()}
+
+    def widget(self) -> StepperView:
+        return StepperView(self)
+
+
+def _pre(text: str) -> str:
+    return f"<pre style='margin:0;font-size:11px'>{html.escape(text)}</pre>"
+
+
+class StepperView(W.VBox):
+    """Buttons (Step, Step over, Run to next event, Run to phase, Back), a slider over the
+    recorded positions, and the panels as HTML."""
+
+    def __init__(self, stepper: Stepper) -> None:
+        self.stepper = stepper
+        self.step_button = W.Button(description="Step", icon="step-forward")
+        self.step_over_button = W.Button(description="Step over", icon="share")
+        self.event_button = W.Button(description="Run to next event", icon="forward",
+                                     layout=W.Layout(width="160px"))
+        self.phase_choice = W.Dropdown(options=list(PHASES), value="xenlab BIOS: POST",
+                                       description="Phase")
+        self.phase_button = W.Button(description="Run to phase", icon="fast-forward")
+        self.back_button = W.Button(description="Back", icon="step-backward")
+        self.back_count = W.IntText(value=1, description="by", layout=W.Layout(width="140px"))
+        self.slider = W.IntSlider(value=0, min=0, max=0, description="Instruction",
+                                  continuous_update=False, layout=W.Layout(width="100%"))
+        self.status = W.Label()
+        self.registers = W.HTML()
+        self.disassembly = W.HTML()
+        self.phase_panel = W.HTML()
+        self.screen = W.HTML()
+        self.serial = W.HTML()
+        self.port_io = W.HTML()
+        self.e820 = W.HTML()
+        self._syncing = False
+
+        self.step_button.on_click(lambda _b: self._do(stepper.step))
+        self.step_over_button.on_click(lambda _b: self._do(stepper.step_over))
+        self.event_button.on_click(lambda _b: self._do(stepper.run_to_next_event))
+        self.phase_button.on_click(
+            lambda _b: self._do(lambda: stepper.run_to_phase(str(self.phase_choice.value))))
+        self.back_button.on_click(
+            lambda _b: self._do(lambda: stepper.back(int(self.back_count.value))))
+        self.slider.observe(self._on_slider, names="value")
+        super().__init__([
+            W.HTML("<b>Stepper</b> (xenlab): "
+                   f"{html.escape(stepper.d.name)} (domain {stepper.d.domid})"),
+            W.HBox([self.step_button, self.step_over_button, self.event_button,
+                    self.back_button, self.back_count]),
+            W.HBox([self.phase_choice, self.phase_button, self.status]),
+            self.slider,
+            self.phase_panel,
+            W.HBox([W.VBox([W.Label("Registers"), self.registers]),
+                    W.VBox([W.Label("Disassembly"), self.disassembly])]),
+            W.HBox([W.VBox([W.Label("Screen (VGA text)"), self.screen]),
+                    W.VBox([W.Label("Port I/O exits"), self.port_io, W.Label("E820"),
+                            self.e820])]),
+            W.Label("Serial"), self.serial,
+        ])
+        self.refresh()
+
+    def _do(self, action: Callable[[], object]) -> None:
+        result = action()
+        if isinstance(result, TraceRecord):
+            self.status.value = f"stopped at {result.kind.value} {result.name}"
+        elif result is False or result is None:
+            self.status.value = "the guest did not run (halted for good or shut down?)"
+        else:
+            self.status.value = ""
+        self.refresh()
+
+    def _on_slider(self, change: dict[str, Any]) -> None:
+        if self._syncing:
+            return
+        self.stepper.back_to(int(change["new"]))
+        self.refresh()
+
+    def refresh(self) -> None:
+        s = self.stepper
+        self._syncing = True
+        try:
+            self.slider.max = max(s.furthest, s.position)
+            self.slider.value = s.position
+        finally:
+            self._syncing = False
+        self.registers.value = _pre(s.registers_text())
+        self.disassembly.value = _pre(s.disassembly_text())
+        self.phase_panel.value = _pre(s.phase_text())
+        self.screen.value = _pre(s.screen_text())
+        self.serial.value = _pre(s.serial_text()[-4000:])
+        self.port_io.value = _pre(s.port_io_text())
+        self.e820.value = _pre(s.e820_text())
