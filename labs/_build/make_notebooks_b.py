@@ -352,6 +352,42 @@ print(dm.screen_text())
 print(lab.console("hvm-hello"))
 """),
         md("""
+## Step through the boot
+
+The **boot stepper** runs the same guest one instruction at a time. It stops at
+whatever you ask (the next VM exit or hypercall, a firmware phase), shows the
+registers with the CPU mode and CS:IP, the disassembly around the current instruction
+(16-bit in real mode), the last port accesses with their handler, and the current
+phase with the source to read; **Back** returns to any earlier instruction through
+checkpoints. Here we run to the BIOS's POST, the moment hvmloader has dropped to real
+mode and jumped to F000:FFF0:
+"""),
+        code("""
+from xenlab.views.stepper import Stepper
+
+stepped = Lab(memory_mib=256, dom0_mem_mib=64)
+stepped.xl("create -p ../../images/hvm-hello.cfg")
+st = Stepper(stepped, "hvm-hello")
+st.run_to_phase("xenlab BIOS: POST")
+print(st.registers_text())
+print(st.phase_text())
+"""),
+        code("""
+for _ in range(3):
+    st.step()
+print(st.disassembly_text(after=3))
+st.back(3)
+print("back to", st.cs_ip())
+"""),
+        md("""
+In JupyterLab, `st.widget()` shows the same panels with buttons: Step, Step over, Run
+to next event, Run to phase, Back, and a slider over the recorded run.
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT: a widget's model id differs from run to run
+st.widget()
+"""),
+        md("""
 ## The same disk with the real firmware
 
 `images/hvm-seabios.cfg` boots the same disk with `bios = "seabios"`: the real Xen
