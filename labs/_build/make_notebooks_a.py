@@ -770,10 +770,15 @@ the native way, with `hlt`; `pv-spin` does it the PV way: it arms a timer with
 someone else until an event arrives".
 """),
         code("""
+# NBVAL_IGNORE_OUTPUT: a progress bar widget (its model id differs from run to run)
+from xenlab.views.progress import run_with_progress
+
 lab = Lab()
 lab.xl("create ../../images/pv-crash.cfg")
 lab.xl("create ../../images/pv-spin.cfg")
-lab.run()
+run_with_progress(lab, 200_000_000, chunk=10_000_000)   # a progress bar while it runs
+"""),
+        code("""
 lab.xl("list")
 print(next(line for line in lab.xl_output("dmesg").splitlines() if "Unhandled" in line))
 """),
