@@ -225,3 +225,26 @@ def test_typing_reaches_the_keyboard_and_serial(tmp_path: Path) -> None:
     assert list(dm.kbd.queue) == [0x2A, 0x1E, 0x9E, 0xAA, 0x30, 0xB0]
     assert d.hvm.vpic.master.irr & 0b10            # IRQ 1 raised
     assert bytes(dm.serial.rx) == b"Ab"
+
+
+def test_hvm_bad_inputs_and_a_spinning_guest(tmp_path: Path, capsys) -> None:
+    """A missing disk image is exit 2 with one line; a boot sector that spins forever is
+    stopped by the budget and reported."""
+    from xenlab.cli import main
+
+    missing = tmp_path / "missing.cfg"
+    missing.write_text('name = "m"\ntype = "hvm"\nmemory = 16\n'
+                       f"disk = [ 'format=raw, vdev=hda, access=ro, target={tmp_path}/no.img' ]\n")
+    assert main(["run", str(missing)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("xenlab: error:") and "no.img" in err[0]
+    disk = bytearray(1 << 20)
+    disk[0:2] = bytes.fromhex("ebfe")  # jmp $
+    disk[510:512] = b"\x55\xaa"
+    (tmp_path / "spin.img").write_bytes(bytes(disk))
+    spin = tmp_path / "spin.cfg"
+    spin.write_text('name = "spin"\ntype = "hvm"\nmemory = 16\n'
+                    f"disk = [ 'format=raw, vdev=hda, access=ro, target={tmp_path}/spin.img' ]\n")
+    assert main(["run", str(spin), "--max-instructions", "3000000"]) == 0
+    out = capsys.readouterr().out
+    assert "xenlab: instruction budget of 3,000,000 ended; still running: spin" in out

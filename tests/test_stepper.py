@@ -119,3 +119,19 @@ def test_screen_after_the_whole_boot(stepper: Stepper) -> None:
     assert "protected mode: wrote VGA memory directly" in screen
     assert "hvm-hello: done" in stepper.serial_text()
     assert "INT 19h" in stepper.phase_text() and "src/boot.c" in stepper.phase_text()
+
+
+def test_stepper_on_a_pv_guest() -> None:
+    """The stepper works on PV guests too: long mode, 64-bit disassembly, hypercalls."""
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl_output(f"create -p {Lab.image('pv-hello.cfg')}")
+    st = Stepper(lab, "pv-hello")
+    for _ in range(5):
+        st.step()
+    assert st.registers_text().startswith("mode: long")
+    assert "=> FFFFFFFF80000012" in st.disassembly_text(after=1)
+    event = st.run_to_next_event()
+    assert event is not None and event.name == "console_io"
+    where = st.position
+    st.back(3)
+    assert st.position == where - 3
