@@ -93,13 +93,21 @@ class HvmDomain:
         return 0
 
     def ioreq_page(self) -> memoryview | None:
+        """The shared ioreq page (HVM_PARAM_IOREQ_PFN), as a view kept while it is valid."""
         pfn = self.params.get(HvmParam.HVM_PARAM_IOREQ_PFN)
         if pfn is None:
             return None
         mfn = self.d.pfn_to_mfn(pfn)
         if mfn >= 1 << 52:
             return None
-        return self.host.mem.view(mfn << 12, 4096)
+        cached = self._ioreq_view
+        if cached is not None and cached[0] == mfn:
+            return cached[1]
+        view = self.host.mem.view(mfn << 12, 4096)
+        self._ioreq_view = (mfn, view)
+        return view
+
+    _ioreq_view: tuple[int, memoryview] | None = None
 
     def guest_write(self, gpa: int, data: bytes) -> bool:
         """Write into guest-physical memory (as Xen does for the hypercall page)."""
