@@ -307,17 +307,15 @@ class XenHost:
     def _assign(self, d: Domain, extents: list[Extent], gpfn: int | None) -> None:
         d.extents.extend(extents)
         for ext in extents:
-            for i, mfn in enumerate(range(ext.mfn, ext.end)):
-                pfn = len(d.p2m) if gpfn is None else gpfn + i
-                while len(d.p2m) <= pfn:
-                    d.p2m.append(INVALID_MFN)
-                d.p2m[pfn] = mfn
+            first = len(d.p2m) if gpfn is None else gpfn
+            if len(d.p2m) < first + ext.count:
+                d.p2m.extend(array("Q", [INVALID_MFN]) * (first + ext.count - len(d.p2m)))
+            d.p2m[first : first + ext.count] = array("Q", range(ext.mfn, ext.end))
             if gpfn is not None:
                 gpfn += ext.count
             for v in d.vcpus:
                 assert v.cpu is not None
-                addr = (ext.mfn << PAGE_SHIFT) if d.is_pv else (
-                    d.p2m.index(ext.mfn) << PAGE_SHIFT)
+                addr = (ext.mfn << PAGE_SHIFT) if d.is_pv else (first << PAGE_SHIFT)
                 v.cpu.map_host(addr, ext.count << PAGE_SHIFT,
                                self.mem.host_ptr(ext.mfn << PAGE_SHIFT))
 
@@ -418,8 +416,8 @@ class XenHost:
                 d.p2m[gpfn] = INVALID_MFN
             elif not self.guest_remove_pages(d, gpfn, 1):
                 return -Errno.EINVAL
-        while len(d.p2m) <= gpfn:
-            d.p2m.append(INVALID_MFN)
+        if len(d.p2m) <= gpfn:
+            d.p2m.extend(array("Q", [INVALID_MFN]) * (gpfn + 1 - len(d.p2m)))
         d.p2m[gpfn] = mfn
         # unicorn must not change its memory map under a running instruction: the vCPU
         # stops at the end of this block and the page is mapped before it runs again
