@@ -86,7 +86,9 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
     """One port access: Xen's own device, a PCI config access, or an ioreq to the DM."""
     handler: Internal | None = hvm.intercepts.get(port)
     who = "xen"
-    if handler is not None:
+    if port == 0xB008 and size == 4 and read:  # the PM timer, read whole (SeaBIOS's delays)
+        result = hvm.pmtimer.read32()
+    elif handler is not None:
         result = handler(port, not read, value) if size == 1 else _wide(hvm, port, size,
                                                                         read, value)
     elif port == 0xCF8 and size == 4:

@@ -22,6 +22,9 @@ class PmTimer:
         self.regs = bytearray(8)  # PM1a_STS (2), PM1a_EN (2), PM1a_CNT (2), pad
         self.regs[4] = 0x01       # PM1a_CNT.SCI_EN: no legacy SMM, ACPI mode from the start
 
+    def read32(self) -> int:
+        return (self.clock() * PM_TIMER_FREQ // 1_000_000_000) & 0xFFFFFF
+
     def io(self, port: int, write: bool, value: int) -> int:
         off = port - PM_BASE
         if off >= 8:  # PM_TMR at 0xB008, read-only
