@@ -248,3 +248,73 @@ def test_hvm_bad_inputs_and_a_spinning_guest(tmp_path: Path, capsys) -> None:
     assert main(["run", str(spin), "--max-instructions", "3000000"]) == 0
     out = capsys.readouterr().out
     assert "xenlab: instruction budget of 3,000,000 ended; still running: spin" in out
+
+
+def test_ioreqs_travel_over_the_ioreq_servers_event_channel(tmp_path: Path) -> None:
+    """Xen notifies the device model on vp_eport (a port of the guest's whose consumer is
+    Xen, bound by Dom0); the device model answers and notifies back. The guest itself may
+    not use that port."""
+    from xenlab.public.errno import Errno
+    from xenlab.xen.event_channel import ECS
+
+    lab, _serial = _boot(tmp_path)
+    d = lab.domain("hvm")
+    hvm = d.hvm
+    dm = lab.toolstack.device_models[d.domid]
+    vp_eport = hvm.ioreq_port
+    ch = d.evtchn.lookup(vp_eport)
+    assert ch.state is ECS.INTERDOMAIN and ch.remote_domid == 0 and ch.xen_consumer
+    assert ch.remote_port == dm.local_port and lab.host.dom0_handlers[dm.local_port]
+    # one round trip, record by record: exit -> ioreq -> Dom0's port pending -> Dom0
+    # notifies back -> response; then the exit record that says "dm"
+    recs = lab.trace.records
+    i = next(k for k, r in enumerate(recs) if r.kind is Kind.IOREQ and r.name == "ioreq"
+             and r.args.get("addr") == "0x3f8")
+    trip = [(r.kind, r.name, r.dom) for r in recs[i : i + 5]]
+    assert trip == [(Kind.IOREQ, "ioreq", d.domid), (Kind.EVENT, "evtchn_set_pending", 0),
+                    (Kind.EVENT, "evtchn_send", 0), (Kind.IOREQ, "ioresp", d.domid),
+                    (Kind.VMEXIT, "io", d.domid)]
+    assert recs[i].args["port"] == vp_eport and recs[i + 1].args["port"] == dm.local_port
+    assert recs[i + 4].args["handler"] == "dm"
+    # the guest cannot send on Xen's port, close it or ask for its status
+    from xenlab.public.event_channel import EvtchnOp
+    from xenlab.public.xen import DOMID_SELF
+    from xenlab.xen.event_channel import do_event_channel_op
+
+    class Ctx:  # the smallest HypercallContext do_event_channel_op needs
+        host, domain = lab.host, d
+
+        def decode(self, **kw: object) -> None: ...
+        def enum_name(self, enum: object, value: int) -> str: return str(value)
+        def copy_from_guest(self, addr: int, size: int) -> bytes:
+            return int(addr).to_bytes(4, "little").ljust(size, b"\0")
+        def copy_to_guest(self, addr: int, data: bytes) -> bool: return True
+
+    for op in (EvtchnOp.EVTCHNOP_send, EvtchnOp.EVTCHNOP_close):
+        assert do_event_channel_op(Ctx(), op, vp_eport) == -Errno.EINVAL
+    status = DOMID_SELF.to_bytes(2, "little") + b"\0\0" + vp_eport.to_bytes(4, "little")
+
+    class StatusCtx(Ctx):
+        def copy_from_guest(self, addr: int, size: int) -> bytes:
+            return status.ljust(size, b"\0")
+
+    assert do_event_channel_op(StatusCtx(), EvtchnOp.EVTCHNOP_status, 0) == -Errno.EACCES
+    assert d.evtchn.lookup(vp_eport).state is ECS.INTERDOMAIN
+    # destroying the guest unbinds the device model's port in Dom0
+    lab.xl("destroy hvm")
+    assert dm.local_port == 0 and lab.host.domains[0].evtchn.lookup(ch.remote_port) is None
+    lab.host.check_invariants()
+
+
+def test_exits_cost_the_guest_virtual_time(tmp_path: Path) -> None:
+    """Each VM exit is charged VMEXIT_COST_NS of the guest's clock, each ioreq
+    IOREQ_COST_NS more: the vCPU's exit time is exactly that sum."""
+    from xenlab.xen.hvm.io import IOREQ_COST_NS, VMEXIT_COST_NS
+
+    lab, _serial = _boot(tmp_path)
+    d = lab.domain("hvm")
+    exits = lab.trace.select(kind=Kind.VMEXIT, dom=d.domid)
+    to_dm = sum(1 for r in exits if r.args.get("handler") == "dm")
+    assert to_dm and len(exits) > to_dm
+    assert d.exit_time == len(exits) * VMEXIT_COST_NS + to_dm * IOREQ_COST_NS
+    assert d.cpu_time > d.exit_time > 0

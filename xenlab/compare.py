@@ -29,6 +29,7 @@ class DomainCost:
     name: str
     dtype: str
     instructions: int = 0
+    exit_time: int = 0                                            # virtual ns in exits
     hypercalls: Counter[str] = field(default_factory=Counter)
     vmexits: Counter[str] = field(default_factory=Counter)       # "io/dm", "cpuid/xen", ...
     ioreqs: int = 0
@@ -75,7 +76,8 @@ def domain_costs(host: XenHost, names: dict[int, tuple[str, str]] | None = None
     for d in host.domains.values():
         c = cost(d.domid)
         if c is not None:
-            c.instructions = d.cpu_time
+            c.exit_time = d.exit_time
+            c.instructions = d.cpu_time - c.exit_time
     return costs
 
 
@@ -99,6 +101,7 @@ def format_costs(costs: dict[int, DomainCost], out: IO[str]) -> None:
     row("Dom0 backend / grant operations", [sum(c.dom0_work.values()) for c in cols])
     row("instructions per entry into Xen",
         [f"{c.instructions // max(1, c.traps):,}" for c in cols])
+    row("virtual time in exits (us)", [f"{c.exit_time // 1000:,}" for c in cols])
     out.write("\nby cause:\n")
     causes = sorted({k for c in cols for k in (*c.vmexits, *(f"hypercall {h}"
                                                              for h in c.hypercalls))})

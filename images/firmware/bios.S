@@ -133,6 +133,7 @@ HD0_CYLINDERS   = 0x14          /* word: fake CHS cylinders (heads 16, sectors 6
 HD0_PRESENT     = 0x16          /* byte: 1 if IDENTIFY found a drive */
 HD0_STATUS      = 0x17          /* byte: status of the last INT 13h call (AH=01h) */
 RAM_TOP         = 0x18          /* dword: end of RAM below 4 GiB, in bytes */
+COM1_FIFO_FREE  = 0x1C          /* byte: COM1 transmit FIFO slots known to be free */
 
 CHS_HEADS       = 16            /* the classic LBA-assisted translation */
 CHS_SECTORS     = 63
@@ -465,22 +466,36 @@ com1_init:
         outb    %al, %dx
         ret
 
-/* com1_putc: AL -> COM1, after waiting (bounded) for an empty transmitter.
+/* com1_putc: AL -> COM1.  com1_init turned the 16550's 16-byte transmit FIFO
+   on, so the line status register is read only once per 16 bytes: when it
+   says "THR empty" (bit 5) the whole FIFO is free.  EBDA byte COM1_FIFO_FREE
+   counts the slots left (0 at reset: look at LSR first).  Each LSR read is a
+   VM exit to the device model on Xen; this is why drivers batch.
    Preserves all registers. */
 com1_putc:
         pushw   %ax
         pushw   %cx
         pushw   %dx
+        pushw   %ds
         movb    %al, %ah
+        movw    $EBDA_SEG, %dx
+        movw    %dx, %ds
+        movb    COM1_FIFO_FREE, %al
+        decb    %al
+        cmpb    $15, %al                /* 1..15 slots were left: no need to look */
+        jb      2f
         movw    $COM1_LSR, %dx
         movw    $0xFFFF, %cx
 1:      inb     %dx, %al
-        testb   $0x20, %al              /* LSR bit 5: THR empty */
-        jnz     2f
+        testb   $0x20, %al              /* LSR bit 5: THR (and FIFO) empty */
+        jnz     3f
         loop    1b                      /* no UART? give up waiting, send anyway */
-2:      movb    %ah, %al
+3:      movb    $15, %al                /* 16 free, this byte takes one */
+2:      movb    %al, COM1_FIFO_FREE
+        movb    %ah, %al
         movw    $COM1_THR, %dx
         outb    %al, %dx
+        popw    %ds
         popw    %dx
         popw    %cx
         popw    %ax
@@ -821,18 +836,13 @@ vga_update_cursor:
         addb    BDA_CURSOR_COL, %al
         adcb    $0, %ah
         movw    %ax, %bx                /* BX = row * 80 + col */
-        movw    $CRTC_INDEX, %dx
-        movb    $0x0E, %al
-        outb    %al, %dx
-        incw    %dx                     /* 0x3D5 */
-        movb    %bh, %al
-        outb    %al, %dx
-        decw    %dx
+        movw    $CRTC_INDEX, %dx        /* a 16-bit out writes index (AL) to 0x3D4 */
+        movb    $0x0E, %al              /* and data (AH) to 0x3D5: one exit, not two */
+        movb    %bh, %ah
+        outw    %ax, %dx
         movb    $0x0F, %al
-        outb    %al, %dx
-        incw    %dx
-        movb    %bl, %al
-        outb    %al, %dx
+        movb    %bl, %ah
+        outw    %ax, %dx
         popw    %dx
         popw    %bx
         popw    %ax

@@ -319,7 +319,7 @@ The `cpuid` answer really is Xen's signature, in three registers:
         code("""
 import struct
 
-leaf = lab.trace.select(kind="vmexit", name="cpuid")[0]
+leaf = next(r for r in lab.trace.select(kind="vmexit", name="cpuid") if "result" in r.args)
 eax, ebx, ecx, edx = (int(x, 16) for x in leaf.args["result"])
 print(leaf.args["leaf"], "->", struct.pack("<III", ebx, ecx, edx).decode())
 """),

@@ -29,6 +29,7 @@ import ctypes
 import enum
 import mmap
 import platform
+import re
 import struct
 import sys
 from collections.abc import Callable
@@ -89,9 +90,10 @@ class ExitReason(enum.Enum):
 @dataclass(frozen=True)
 class RunResult:
     reason: ExitReason
-    executed: int            # virtual instructions (= ns) consumed
+    executed: int            # virtual ns consumed: instructions plus ``charged``
     vector: int | None = None
     detail: str = ""
+    charged: int = 0         # of which spent in the hypervisor (``X86Vcpu.charge``)
 
 
 class VcpuExits(Protocol):
@@ -103,6 +105,8 @@ class VcpuExits(Protocol):
     def cpuid(self, vcpu: X86Vcpu, leaf: int, subleaf: int) -> tuple[int, int, int, int] | None: ...
     def interrupt(self, vcpu: X86Vcpu, vector: int) -> bool: ...
     def msr_write(self, vcpu: X86Vcpu, msr: int, value: int) -> bool: ...
+    def io_rep(self, vcpu: X86Vcpu, port: int, size: int, count: int, addr: int,
+               write: bool) -> int: ...
 
 
 # ---------------------------------------------------------------------------
@@ -136,6 +140,12 @@ _CPUID_REGS32 = (X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_
 
 EFLAGS_IF = 1 << 9
 EFLAGS_TF = 1 << 8
+
+# rep ins/outs with up to two operand-size / address-size / segment prefixes around F3
+_REP_STRING_IO = re.compile(rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}\xf3"
+                            rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}[\x6c-\x6f]")
+_PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF3))
+_SEG_OVERRIDE = {0x26: "es", 0x2E: "cs", 0x36: "ss", 0x3E: "ds", 0x64: "fs", 0x65: "gs"}
 
 
 # ---------------------------------------------------------------------------
@@ -177,6 +187,12 @@ def _native_thunk() -> int | None:
 
 
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+# uint32_t uc_cb_insn_in_t(uc_engine *uc, uint32_t port, int size, void *user_data)
+_IN_CB = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                          ctypes.c_void_p)
+# void uc_cb_insn_out_t(uc_engine *uc, uint32_t port, int size, uint32_t value, void *user)
+_OUT_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                           ctypes.c_uint32, ctypes.c_void_p)
 
 
 def _uclib() -> ctypes.CDLL:
@@ -221,10 +237,7 @@ class X86Vcpu:
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INTR, self._on_intr))
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN_INVALID, self._on_invalid))
         self._add_native_syscall_hook()
-        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_in, None, 1, 0,
-                                            X.UC_X86_INS_IN))
-        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_out, None, 1, 0,
-                                            X.UC_X86_INS_OUT))
+        self._add_native_io_hooks()
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None, 1, 0,
                                             X.UC_X86_INS_CPUID))
         self.hypercall_regs = _HC_REGS if long_mode else _HC_REGS32
@@ -239,6 +252,7 @@ class X86Vcpu:
         self._hook_error: BaseException | None = None
         self.int82_hypercalls = False  # set for 32-bit PV guests
         self._wrmsr_hooks: dict[int, int] = {}
+        self._string_io_hooks: dict[int, int] = {}
 
     def _add_native_syscall_hook(self) -> None:
         """UC_HOOK_INSN for ``syscall`` registered through ctypes directly (no wrapper)."""
@@ -378,6 +392,36 @@ class X86Vcpu:
             self._fault = (vector, detail)
         self.uc.emu_stop()
 
+    def _add_native_io_hooks(self) -> None:
+        """UC_HOOK_INSN for ``in`` and ``out`` through ctypes directly: port I/O is the
+        commonest exit of firmware, and the binding's generic wrapper doubles its cost."""
+
+        def on_in(uc_handle: int, port: int, size: int, user: int) -> int:
+            try:
+                return self.exits.io_in(self, port, size) & ((1 << (8 * size)) - 1)
+            except BaseException as err:  # surfaced by run(): ctypes would swallow it
+                self._hook_error = err
+                self.uc.emu_stop()
+                return 0
+
+        def on_out(uc_handle: int, port: int, size: int, value: int, user: int) -> None:
+            try:
+                self.exits.io_out(self, port, size, value)
+            except BaseException as err:
+                self._hook_error = err
+                self.uc.emu_stop()
+
+        for insn, callback in ((X.UC_X86_INS_IN, _IN_CB(on_in)),
+                               (X.UC_X86_INS_OUT, _OUT_CB(on_out))):
+            handle = ctypes.c_size_t()
+            err = _uclib().uc_hook_add(
+                self.uc._uch, ctypes.byref(handle), uc_const.UC_HOOK_INSN,
+                ctypes.cast(callback, ctypes.c_void_p), None, ctypes.c_uint64(1),
+                ctypes.c_uint64(0), ctypes.c_int(insn))
+            if err != uc_const.UC_ERR_OK:
+                raise UcError(err)
+            self._keep.extend((callback, handle))
+
     def disassemble(self, code: bytes, address: int) -> str:
         """One instruction of ``code`` (fetched by the caller) as text, for crash reports."""
         mode = capstone.CS_MODE_64 if self.long_mode else (
@@ -393,12 +437,21 @@ class X86Vcpu:
 
 
     _slice_budget = 0
+    _charged = 0
+
+    def charge(self, ns: int) -> None:
+        """Spend ``ns`` of the slice's virtual time outside guest code: what a VM exit or a
+        hypercall costs in the hypervisor. The guest's clock moves on by that much, and
+        the slice ends at the next block boundary if the charge used it up."""
+        self._budget.left -= ns
+        self._charged += ns
 
     def run(self, budget: int, *, begin: int | None = None) -> RunResult:
         """Run for at most ``budget`` virtual instructions (stops at block boundaries)."""
         self._stop_reason = None
         self._fault = None
         self._slice_budget = budget
+        self._charged = 0
         self._budget.left = budget
         start = self.pc() if begin is None else begin
         try:
@@ -408,19 +461,20 @@ class X86Vcpu:
                 self._fault = self._classify_error(err)
         self._reraise_hook_error()
         used = max(0, budget - self._budget.left)
+        charged = min(used, self._charged)
         if self._fault is not None:
             vec, detail = self._fault
-            return RunResult(ExitReason.FAULT, used, vec, detail)
+            return RunResult(ExitReason.FAULT, used, vec, detail, charged)
         if self._stop_reason is not None:
-            return RunResult(self._stop_reason, used)
+            return RunResult(self._stop_reason, used, charged=charged)
         if self._budget.left <= 0:
-            return RunResult(ExitReason.BUDGET, used)
+            return RunResult(ExitReason.BUDGET, used, charged=charged)
         if self.ring0 and self._byte_before_pc() == 0xF4:
-            return RunResult(ExitReason.HLT, used)
+            return RunResult(ExitReason.HLT, used, charged=charged)
         # unicorn 2.1.4, after a stop requested from a hook, can drop the next CPU
         # exception and return at the faulting instruction without a word: report it,
         # the hypervisor decodes the instruction and raises the fault itself.
-        return RunResult(ExitReason.STALLED, used)
+        return RunResult(ExitReason.STALLED, used, charged=charged)
 
     def step(self) -> RunResult:
         """Execute exactly one instruction (single-stepping; the one per-instruction path)."""
@@ -516,12 +570,6 @@ class X86Vcpu:
             return (self.reg("cs") << 4) + (pc & 0xFFFF)
         return pc
 
-    def _on_in(self, uc: Uc, port: int, size: int, user: object) -> int:
-        return self.exits.io_in(self, port, size) & ((1 << (8 * size)) - 1)
-
-    def _on_out(self, uc: Uc, port: int, size: int, value: int, user: object) -> None:
-        self.exits.io_out(self, port, size, value)
-
     def _on_cpuid(self, uc: Uc, user: object) -> int:
         leaf = self.reg("eax")
         sub = self.reg("ecx")
@@ -574,9 +622,86 @@ class X86Vcpu:
                 self.trap_wrmsr_at(pc + pos)
                 found = True
             pos = code.find(b"\x0f\x30", pos + 1)
+        for m in _REP_STRING_IO.finditer(code):
+            # the instruction starts at the F3 or at one of the prefixes before it: a
+            # code hook fires only where an instruction really starts, so hook them all
+            for start in range(pc + m.start(), pc + m.start() + m.group().index(b"\xf3") + 1):
+                if start not in self._string_io_hooks:
+                    self._string_io_hooks[start] = self.uc.hook_add(
+                        uc_const.UC_HOOK_CODE, self._on_string_io, None, start, start)
+                    found = True
         if found:  # retranslate with the trap in place, before this block runs at all
             uc.ctl_remove_cache(pc, pc + size)
             self.request_stop(ExitReason.YIELD)
+
+    # -- rep ins / rep outs -------------------------------------------------------------
+    def _on_string_io(self, uc: Uc, address: int, size: int, user: object) -> None:
+        """``rep ins``/``rep outs``: one exit for the whole string, as VT-x reports it and
+        Xen's hvmemul_rep_ins/outs handle it, instead of one per element. The hypervisor
+        moves as many elements as it can (``io_rep``); the rest, if any, run one by one."""
+        try:
+            self._string_io(address)
+        except UcError:
+            return  # let the CPU execute (and fault on) what is there
+
+    def _string_io(self, address: int) -> None:
+        cr0 = self.reg("cr0")
+        if cr0 & 0x8000_0000:  # paging: linear is not physical; leave it to the CPU
+            return
+        eflags = self.reg("eflags")
+        if eflags & (1 << 10):  # DF: descending strings, rare; element by element
+            return
+        code16 = not cr0 & 1 or not self._segment("cs")[1]
+        eip = self.reg("eip")
+        linear = self._segment("cs")[0] + eip
+        code = bytes(self.uc.mem_read(linear, 6))
+        opsize = addrsize = rep = False
+        seg = ""
+        i = 0
+        while i < 4 and code[i] in _PREFIXES:
+            b = code[i]
+            opsize |= b == 0x66
+            addrsize |= b == 0x67
+            rep |= b == 0xF3
+            seg = _SEG_OVERRIDE.get(b, seg)
+            i += 1
+        op = code[i]
+        if not rep or op not in (0x6C, 0x6D, 0x6E, 0x6F):
+            return
+        width = 1 if op in (0x6C, 0x6E) else (2 if code16 != opsize else 4)
+        addr16 = code16 != addrsize
+        write = op >= 0x6E  # outs: memory to port
+        count_reg, index_reg = ("ecx", "esi" if write else "edi")
+        mask = 0xFFFF if addr16 else 0xFFFF_FFFF
+        count = self.reg(count_reg) & mask
+        if count == 0:
+            return
+        index = self.reg(index_reg)
+        base = self._segment((seg or "ds") if write else "es")[0]
+        port = self.reg("edx") & 0xFFFF
+        done = self.exits.io_rep(self, port, width, count,
+                                 (base + (index & mask)) & 0xFFFF_FFFF, write)
+        if done <= 0:
+            return
+        done = min(done, count)
+        self.set_reg(count_reg, (self.reg(count_reg) & ~mask) | ((count - done) & mask))
+        self.set_reg(index_reg, (index & ~mask) | ((index + done * width) & mask))
+        if done == count:  # finished: continue after the instruction
+            self.set_reg("eip", (eip + i + 1) & (0xFFFF if code16 else 0xFFFF_FFFF))
+
+    def _segment(self, name: str) -> tuple[int, bool]:
+        """(base, default-32-bit) of a segment register: selector << 4 in real mode, the
+        GDT descriptor in protected mode (no LDT)."""
+        sel = self.reg(name)
+        if not self.reg("cr0") & 1:
+            return sel << 4, False
+        _s, gdt_base, limit, _f = self.uc.reg_read(X.UC_X86_REG_GDTR)
+        off = sel & ~7
+        if sel & 4 or off + 7 > limit:
+            raise UcError(uc_const.UC_ERR_EXCEPTION)
+        lo, hi = struct.unpack("<II", bytes(self.uc.mem_read(gdt_base + off, 8)))
+        base = (lo >> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF00_0000)
+        return base, bool(hi & (1 << 22))
 
     def scan_wrmsr(self, begin: int, data: bytes) -> int:
         """Trap every ``wrmsr`` found in ``data`` (code loaded at ``begin``); returns how many."""

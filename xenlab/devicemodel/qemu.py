@@ -2,9 +2,14 @@
 
 Xen forwards every port access it does not emulate itself as an ioreq
 (``IOREQ_TYPE_PIO``, or ``IOREQ_TYPE_PCI_CONFIG`` for the 0xCFC window).
-``handle_ioreq`` reads the request from the shared ioreq page, dispatches it
-through the port table to the device, writes the result back and marks it
-``STATE_IORESP_READY``, as QEMU's ``cpu_handle_ioreq`` does.
+At start the device model registers as the guest's ioreq server
+(``xendevicemodel_create_ioreq_server``: Xen allocates ``vp_eport``), maps the
+shared ioreq page (``xenforeignmemory_map``) and binds an event channel to
+``vp_eport`` (``xenevtchn_bind_interdomain``). Each notification on that port
+runs ``handle_ioreq``: it reads the request from the page, dispatches it
+through the port table to the device, writes the result back, marks it
+``STATE_IORESP_READY`` and notifies the port, as QEMU's ``cpu_handle_ioreq``
+does.
 
 Ports: COM1 16550 (0x3F8-0x3FF), IDE primary (0x1F0-0x1F7, 0x3F6) and
 secondary (0x170-0x177, 0x376), the 8042 keyboard controller (0x60, 0x64),
@@ -26,11 +31,18 @@ from xenlab.devicemodel.pci import PciBus
 from xenlab.devicemodel.pckbd import Kbd8042
 from xenlab.devicemodel.serial import Serial16550
 from xenlab.devicemodel.vga import VGA_BASE, VGA_SIZE, Vga
-from xenlab.public.hvm import IoreqState, IoreqType
-from xenlab.xen.hvm.io import IOREQ_FORMAT
+from xenlab.public.hvm import (
+    IOREQ_DATA_IS_PTR,
+    IOREQ_DIR_SHIFT,
+    HvmParam,
+    IoreqState,
+    IoreqType,
+)
+from xenlab.xen.hvm.io import IOREQ_FORMAT, hvm_create_ioreq_server
 from xenlab.xen.trace import Kind
 
 if TYPE_CHECKING:
+    from xenlab.dom0.kernel import Dom0Kernel, MappedGrant
     from xenlab.xen.domain import Domain
     from xenlab.xen.setup import XenHost
 
@@ -66,6 +78,9 @@ class DeviceModel:
             self.ports[ch.ctrl] = ch.io
         self.ports[0x402] = self._byte(self._debugcon)
         self.requests = 0
+        self.kernel: Dom0Kernel | None = None
+        self.local_port = 0   # Dom0's end of the ioreq server's event channel
+        self._page: tuple[int, MappedGrant] | None = None
         self.vga_rom: ctypes.Array[ctypes.c_char] | None = None
         self.pci.on_rom_map = self._map_rom
 
@@ -74,7 +89,8 @@ class DeviceModel:
         with QEMU's vgabios); exposed through the PCI ROM BAR of 00:03.0."""
         with open(path, "rb") as fp:
             data = fp.read(VGA_ROM_SIZE)
-        self.vga_rom = (ctypes.c_char * VGA_ROM_SIZE)(*data.ljust(VGA_ROM_SIZE, b"\xff"))
+        self.vga_rom = (ctypes.c_char * VGA_ROM_SIZE).from_buffer_copy(
+            data.ljust(VGA_ROM_SIZE, b"\xff"))
         self.pci.rom_size[(3 << 3) | 0] = VGA_ROM_SIZE
 
     def _map_rom(self, devfn: int, base: int) -> None:
@@ -84,19 +100,56 @@ class DeviceModel:
             self._trace("pci.rom_map", {"dev": "03:0", "base": hex(base)})
 
     # -- wiring ----------------------------------------------------------------------------
-    def attach(self) -> None:
-        """Register as the domain's ioreq server and map video memory into the guest."""
-        assert self.d.hvm is not None
-        self.d.hvm.ioreq_server = self
+    def attach(self, kernel: Dom0Kernel) -> None:
+        """Become the domain's ioreq server, bind its event channel, map video memory."""
+        hvm = self.d.hvm
+        assert hvm is not None
+        self.kernel = kernel
+        vp_eport = hvm_create_ioreq_server(self.host, self.d, hvm, kernel.dom0.domid)
+        if vp_eport > 0:
+            port = kernel.bind_interdomain(self.d.domid, vp_eport, self._on_ioreq_event)
+            self.local_port = max(0, port)
         for v in self.d.vcpus:
             if v.cpu is not None:
                 v.cpu.map_host(VGA_BASE, VGA_SIZE, self.vga.host_ptr, executable=False)
+
+    def _ioreq_page(self) -> memoryview | None:
+        """The shared ioreq page, mapped from the guest once and again only if it moved."""
+        hvm = self.d.hvm
+        pfn = hvm.params.get(HvmParam.HVM_PARAM_IOREQ_PFN) if hvm is not None else None
+        if pfn is None or self.kernel is None:
+            return None
+        mfn = self.d.pfn_to_mfn(pfn)
+        if self._page is not None and self._page[0] == mfn:
+            return self._page[1].page
+        if self._page is not None:
+            self.kernel.unmap_grant(self._page[1])
+            self._page = None
+        mapped = self.kernel.map_foreign_mfn(self.d.domid, mfn)
+        if mapped is None:
+            return None
+        self._page = (mfn, mapped)
+        return mapped.page
+
+    def _on_ioreq_event(self, port: int) -> None:
+        """cpu_handle_ioreq: a notification on the ioreq server's port."""
+        page = self._ioreq_page()
+        if page is not None and self.handle_ioreq(page):
+            assert self.kernel is not None
+            self.kernel.notify(port, "ioresp")
 
     def add_disk(self, vdev: str, path: str, readonly: bool) -> None:
         chan, drive = IDE_SLOTS[vdev]
         self.ide[chan].disks[drive] = IdeDisk(os.fspath(path), readonly)
 
     def close(self) -> None:
+        if self.kernel is not None:
+            if self.local_port:
+                self.kernel.unbind(self.local_port)
+                self.local_port = 0
+            if self._page is not None:
+                self.kernel.unmap_grant(self._page[1])
+                self._page = None
         for ch in self.ide:
             for disk in ch.disks:
                 if disk is not None:
@@ -112,13 +165,20 @@ class DeviceModel:
         return port
 
     # -- the ioreq loop --------------------------------------------------------------------
-    def handle_ioreq(self, page: memoryview) -> None:
-        addr, data, count, size, port, pad, flags, rtype = IOREQ_FORMAT.unpack(
-            page[0:IOREQ_FORMAT.size])
+    def handle_ioreq(self, page: memoryview) -> bool:
+        """Serve the request in the slot; False if there was none to serve."""
+        addr, data, count, size, port, pad, flags, rtype = IOREQ_FORMAT.unpack_from(page, 0)
         if flags & 0x0F != IoreqState.STATE_IOREQ_READY or size not in (1, 2, 4):
-            return
-        read = bool(flags >> 5 & 1)
+            return False
+        read = bool(flags >> IOREQ_DIR_SHIFT & 1)
         self.requests += 1
+        if flags & IOREQ_DATA_IS_PTR:
+            ok = rtype == IoreqType.IOREQ_TYPE_PIO and self._rep_pio(addr, data, count, size,
+                                                                      read)
+            state = IoreqState.STATE_IORESP_READY if ok else IoreqState.STATE_IOREQ_NONE
+            IOREQ_FORMAT.pack_into(page, 0, addr, data, count, size, port, pad,
+                                   (flags & 0xF0) | state, rtype)
+            return ok
         if rtype == IoreqType.IOREQ_TYPE_PCI_CONFIG:
             result = self.pci.config(addr >> 32, addr & 0xFFF, size, not read, data)
         elif rtype == IoreqType.IOREQ_TYPE_PIO:
@@ -130,8 +190,37 @@ class DeviceModel:
         else:
             result = (1 << (8 * size)) - 1
         new_flags = (flags & 0xF0) | IoreqState.STATE_IORESP_READY
-        page[0:IOREQ_FORMAT.size] = IOREQ_FORMAT.pack(addr, result if read else data, count,
-                                                      size, port, pad, new_flags, rtype)
+        IOREQ_FORMAT.pack_into(page, 0, addr, result if read else data, count, size, port, pad,
+                               new_flags, rtype)
+        return True
+
+    def _rep_pio(self, port: int, gpa: int, count: int, size: int, read: bool) -> bool:
+        """``rep ins`` (read: port to guest memory) or ``rep outs`` of ``count`` elements at
+        ``gpa``, all in one guest page, through a foreign mapping of that page (QEMU's
+        cpu_physical_memory_rw on the mapped guest)."""
+        handler = self.ports.get(port)
+        off = gpa & 0xFFF
+        if (self.kernel is None or count <= 0 or off + count * size > 4096
+                or size not in (1, 2, 4)):
+            return False
+        mapped = self.kernel.map_foreign_mfn(self.d.domid, self.d.pfn_to_mfn(gpa >> 12))
+        if mapped is None:
+            return False
+        try:
+            page = mapped.page
+            if read:
+                fill = (1 << (8 * size)) - 1
+                words = [fill] * count if handler is None else [
+                    handler(port, False, 0, size) for _ in range(count)]
+                page[off : off + count * size] = b"".join(
+                    (w & fill).to_bytes(size, "little") for w in words)
+            elif handler is not None:
+                for i in range(count):
+                    at = off + i * size
+                    handler(port, True, int.from_bytes(page[at : at + size], "little"), size)
+        finally:
+            self.kernel.unmap_grant(mapped)
+        return True
 
     # -- devices' side effects ---------------------------------------------------------------
     def _serial_out(self, data: bytes) -> None:

@@ -83,6 +83,9 @@ class IoreqType(enum.IntEnum):
 
 IOREQ_READ = 1
 IOREQ_WRITE = 0
+# struct ioreq's flag byte: uint8_t state:4, data_is_ptr:1, dir:1, df:1, _pad1:1
+IOREQ_DATA_IS_PTR = 1 << 4   # ``data`` is a guest-physical address of ``count`` elements
+IOREQ_DIR_SHIFT = 5
 
 HVM_INFO_PADDR = 0x9F800
 HVM_MAX_VCPUS = 128

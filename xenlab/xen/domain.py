@@ -58,7 +58,8 @@ class Vcpu:
     credit: int = 0
     priority: int = -1                 # CSCHED_PRI_TS_UNDER
     pending_upcall: bool = False
-    cpu_time: int = 0                  # ns spent running
+    cpu_time: int = 0                  # ns spent running (guest code and its exits)
+    exit_time: int = 0                 # of which charged for exits and hypercalls
     ready_at: int = 0                  # virtual time from which it may run (causality)
     time_info: Any = None              # ctypes view of its vcpu_time_info in shared_info
     stall_rip: int | None = None       # where the CPU last stopped without a reason
@@ -103,6 +104,7 @@ class Domain:
     crash_reason: str = ""
     is_dying: bool = False
     shared_info_mfn: int | None = None
+    shared_info_words: tuple[int, memoryview] | None = field(default=None, repr=False)
     start_info_mfn: int | None = None
     console: bytearray = field(default_factory=bytearray)
     config: Any = None                 # the toolstack's DomainConfig
@@ -149,6 +151,11 @@ class Domain:
     @property
     def cpu_time(self) -> int:
         return sum(v.cpu_time for v in self.vcpus)
+
+    @property
+    def exit_time(self) -> int:
+        """Virtual ns the domain's vCPUs spent in Xen and the device model (exits)."""
+        return sum(v.exit_time for v in self.vcpus)
 
     def state_flags(self, running_vcpus: set[tuple[int, int]] | None = None) -> str:
         """The six ``xl list`` state letters: r b p s c d."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ __all__ = [
     "ECS",
     "Channel",
     "EvtchnTable",
+    "alloc_unbound_xen_event_channel",
     "do_event_channel_op",
     "evtchn_alloc_unbound",
     "evtchn_bind_interdomain",
@@ -42,6 +44,7 @@ __all__ = [
     "evtchn_close",
     "evtchn_destroy",
     "evtchn_send",
+    "notify_via_xen_event_channel",
     "send_guest_vcpu_virq",
 ]
 
@@ -79,6 +82,10 @@ class Channel:
     remote_domid: int = 0        # UNBOUND: who may bind; INTERDOMAIN: the peer
     remote_port: int = 0
     virq: int = 0
+    # A port whose consumer is Xen itself (alloc_unbound_xen_event_channel): a
+    # notification calls this instead of raising an event in the guest, and the
+    # guest may neither send on it nor close it.
+    xen_consumer: Callable[[int], None] | None = None
 
 
 class EvtchnTable:
@@ -104,74 +111,87 @@ class EvtchnTable:
 
 
 # -- pending / mask bits in shared_info ------------------------------------------
+_PENDING_W = SI_PENDING // 8   # word index of evtchn_pending[0] in shared_info
+_MASK_W = SI_MASK // 8         # word index of evtchn_mask[0]
+
+
 def _si(host: XenHost, d: Domain) -> int | None:
     return None if d.shared_info_mfn is None else d.shared_info_mfn << PAGE_SHIFT
 
 
-def _test_and_set(host: XenHost, addr: int, bit: int) -> bool:
-    word = host.mem.read_u64(addr)
-    host.mem.write_u64(addr, word | (1 << bit))
-    return bool(word >> bit & 1)
-
-
-def _test(host: XenHost, addr: int, bit: int) -> bool:
-    return bool(host.mem.read_u64(addr) >> bit & 1)
+def _words(host: XenHost, d: Domain) -> memoryview | None:
+    """The domain's shared_info page as 64-bit words (kept while the frame stays the same):
+    vcpu_info[v] starts at word 8*v (upcall_pending is its first byte, evtchn_pending_sel
+    word 8*v+1), evtchn_pending at ``_PENDING_W``, evtchn_mask at ``_MASK_W``."""
+    mfn = d.shared_info_mfn
+    if mfn is None:
+        return None
+    cached = d.shared_info_words
+    if cached is not None and cached[0] == mfn:
+        return cached[1]
+    words = host.mem.view(mfn << PAGE_SHIFT, 1 << PAGE_SHIFT).cast("Q")
+    d.shared_info_words = (mfn, words)
+    return words
 
 
 def evtchn_port_is_pending(host: XenHost, d: Domain, port: int) -> bool:
-    si = _si(host, d)
-    return si is not None and _test(host, si + SI_PENDING + 8 * (port // 64), port % 64)
+    w = _words(host, d)
+    return w is not None and bool(w[_PENDING_W + (port >> 6)] >> (port & 63) & 1)
 
 
 def evtchn_set_pending(host: XenHost, d: Domain, port: int) -> None:
     """evtchn_2l_set_pending: pending bit, then selector and upcall flag if unmasked."""
-    si = _si(host, d)
-    if si is None:
-        return
     ch = d.evtchn.lookup(port) if d.evtchn else None
+    if ch is not None and ch.xen_consumer is not None:
+        ch.xen_consumer(port)  # Xen's own end (an ioreq server's): no guest-visible event
+        return
+    w = _words(host, d)
+    if w is None:
+        return
     vcpu_id = ch.notify_vcpu if ch else 0
-    word = port // 64
-    already = _test_and_set(host, si + SI_PENDING + 8 * word, port % 64)
-    masked = _test(host, si + SI_MASK + 8 * word, port % 64)
-    host.trace.emit(host.now(), d.domid, vcpu_id, Kind.EVENT, "evtchn_set_pending",
-                    {"port": port, "masked": masked, "already_pending": already})
+    word, bit = port >> 6, 1 << (port & 63)
+    pending = w[_PENDING_W + word]
+    already = bool(pending & bit)
+    w[_PENDING_W + word] = pending | bit
+    masked = bool(w[_MASK_W + word] & bit)
+    if host.trace.enabled:
+        host.trace.emit(host.now(), d.domid, vcpu_id, Kind.EVENT, "evtchn_set_pending",
+                        {"port": port, "masked": masked, "already_pending": already})
     if already:
         return
     if not masked:
-        vi = si + 64 * vcpu_id
-        _test_and_set(host, vi + 8, word)  # evtchn_pending_sel
-        if not host.mem.read(vi, 1)[0]:
-            host.mem.write(vi, b"\x01")  # evtchn_upcall_pending
+        vi = 8 * vcpu_id
+        w[vi + 1] |= 1 << word  # evtchn_pending_sel
+        if not w[vi] & 0xFF:
+            w[vi] |= 1  # evtchn_upcall_pending (the first byte of vcpu_info)
         if vcpu_id < len(d.vcpus):
             host.vcpu_mark_events_pending(d.vcpus[vcpu_id], port)
     host.evtchn_check_pollers(d, port)
 
 
-
 def evtchn_clear_pending(host: XenHost, d: Domain, port: int) -> None:
     """What a guest's event handler does after handling ``port`` (used for Dom0)."""
-    si = _si(host, d)
-    if si is None:
-        return
-    addr = si + SI_PENDING + 8 * (port // 64)
-    host.mem.write_u64(addr, host.mem.read_u64(addr) & ~(1 << (port % 64)))
+    w = _words(host, d)
+    if w is not None:
+        w[_PENDING_W + (port >> 6)] &= ~(1 << (port & 63)) & 0xFFFF_FFFF_FFFF_FFFF
 
 
 def evtchn_unmask(host: XenHost, d: Domain, port: int) -> int:
     if d.evtchn is None or d.evtchn.lookup(port) is None:
         return -Errno.EINVAL
-    si = _si(host, d)
-    if si is None:
+    w = _words(host, d)
+    if w is None:
         return 0
-    word = port // 64
-    mask_addr = si + SI_MASK + 8 * word
-    host.mem.write_u64(mask_addr, host.mem.read_u64(mask_addr) & ~(1 << (port % 64)))
-    if _test(host, si + SI_PENDING + 8 * word, port % 64):
+    word, bit = port >> 6, 1 << (port & 63)
+    w[_MASK_W + word] &= ~bit & 0xFFFF_FFFF_FFFF_FFFF
+    if w[_PENDING_W + word] & bit:
         ch = d.evtchn.lookup(port)
         vcpu_id = ch.notify_vcpu if ch else 0
-        vi = si + 64 * vcpu_id
-        if not _test_and_set(host, vi + 8, word):
-            host.mem.write(vi, b"\x01")
+        vi = 8 * vcpu_id
+        sel = w[vi + 1]
+        w[vi + 1] = sel | (1 << word)
+        if not sel >> word & 1:
+            w[vi] = (w[vi] & ~0xFF) | 1  # evtchn_upcall_pending = 1
             if vcpu_id < len(d.vcpus):
                 host.vcpu_mark_events_pending(d.vcpus[vcpu_id], port)
     return 0
@@ -284,6 +304,29 @@ def evtchn_send(host: XenHost, d: Domain, port: int) -> int:
     return 0
 
 
+def notify_via_xen_event_channel(host: XenHost, d: Domain, port: int) -> None:
+    """Xen, not the guest, notifies through a port it consumes itself (an ioreq server's):
+    the peer's port becomes pending."""
+    assert d.evtchn is not None
+    ch = d.evtchn.lookup(port)
+    if ch is not None and ch.state is ECS.INTERDOMAIN:
+        rd = host.domains.get(ch.remote_domid)
+        if rd is not None:
+            evtchn_set_pending(host, rd, ch.remote_port)
+
+
+def alloc_unbound_xen_event_channel(host: XenHost, d: Domain, vcpu: int, remote_domid: int,
+                                    notification_fn: Callable[[int], None]) -> int:
+    """An unbound port of ``d`` for ``remote_domid`` to bind, consumed by Xen itself."""
+    assert d.evtchn is not None
+    port = d.evtchn.get_free_port()
+    if port < 0:
+        return port
+    d.evtchn.ports[port] = Channel(ECS.UNBOUND, notify_vcpu=vcpu, remote_domid=remote_domid,
+                                   xen_consumer=notification_fn)
+    return port
+
+
 def send_guest_vcpu_virq(host: XenHost, v: Vcpu, virq: int) -> None:
     d = v.domain
     if d.evtchn is None:
@@ -353,6 +396,10 @@ def do_event_channel_op(ctx: HypercallContext, cmd: int, arg: int) -> int:
         if a is None:
             return -Errno.EFAULT
         ctx.decode(port=a.port)
+        ch = d.evtchn.lookup(a.port) if d.evtchn is not None else None
+        if (ch is not None and ch.xen_consumer is not None
+                and cmd in (EvtchnOp.EVTCHNOP_close, EvtchnOp.EVTCHNOP_send)):
+            return -Errno.EINVAL  # consumer_is_xen(): the guest cannot use Xen's own ports
         ops = {EvtchnOp.EVTCHNOP_close: evtchn_close, EvtchnOp.EVTCHNOP_send: evtchn_send,
                EvtchnOp.EVTCHNOP_unmask: evtchn_unmask}
         return ops[EvtchnOp(cmd)](host, d, a.port)
@@ -370,6 +417,8 @@ def do_event_channel_op(ctx: HypercallContext, cmd: int, arg: int) -> int:
         ch = target.evtchn.lookup(a.port)
         if ch is None:
             return -Errno.EINVAL
+        if ch.xen_consumer is not None:
+            return -Errno.EACCES
         a.status = _STATUS[ch.state]
         a.vcpu = ch.notify_vcpu
         if ch.state is ECS.UNBOUND:

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from xenlab.xen.domain import Domain, Vcpu
     from xenlab.xen.setup import XenHost
 
-__all__ = ["HypercallContext", "HypercallEntry", "do_hypercall", "pv_hypercall_table"]
+__all__ = ["PV_HYPERCALL_COST_NS", "HypercallContext", "HypercallEntry", "do_hypercall",
+           "pv_hypercall_table"]
 
 Handler = Callable[..., int]
 
@@ -162,6 +163,12 @@ def hypercall_name(nr: int) -> str:
         return f"hypercall_{nr}"
     _HYPERCALL_NAMES[nr] = name
     return name
+
+
+#: Virtual time a PV hypercall costs its guest: ``syscall`` into Xen, the handler's
+#: entry and exit, ``sysret`` back (xenlab's model, a round figure like the VM exit
+#: costs in xen/hvm/io.py; the handler's own work is not timed).
+PV_HYPERCALL_COST_NS = 200
 
 
 def do_hypercall(host: XenHost, v: Vcpu, cpu: X86Vcpu, via: str) -> None:

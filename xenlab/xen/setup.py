@@ -38,9 +38,14 @@ from xenlab.public.xen import DOMID_FIRST_RESERVED, DOMID_XEN, VcpuTimeInfo, Vir
 from xenlab.xen import traps
 from xenlab.xen.console import ConsoleLog
 from xenlab.xen.domain import INVALID_MFN, Domain, DomainType, Vcpu
-from xenlab.xen.event_channel import EvtchnTable, evtchn_destroy, send_guest_vcpu_virq
+from xenlab.xen.event_channel import (
+    EvtchnTable,
+    evtchn_clear_pending,
+    evtchn_destroy,
+    send_guest_vcpu_virq,
+)
 from xenlab.xen.grant_table import GrantTable, gnttab_release_mappings
-from xenlab.xen.hypercall import do_hypercall
+from xenlab.xen.hypercall import PV_HYPERCALL_COST_NS, do_hypercall
 from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE, Extent, HostMemory
 from xenlab.xen.pv_callback import deliver_upcall
 from xenlab.xen.sched_credit import CSCHED_ACCT_NS, PRI_NAMES, CreditScheduler
@@ -81,6 +86,7 @@ class _VcpuTraps:
         self.v = v
 
     def hypercall(self, cpu: X86Vcpu, via: str) -> None:
+        cpu.charge(PV_HYPERCALL_COST_NS)
         do_hypercall(self.host, self.v, cpu, via)
 
     def io_in(self, cpu: X86Vcpu, port: int, size: int) -> int:
@@ -112,6 +118,10 @@ class _VcpuTraps:
 
     def msr_write(self, cpu: X86Vcpu, msr: int, value: int) -> bool:
         return False  # ring 3: the CPU raises #GP and the domain crashes
+
+    def io_rep(self, cpu: X86Vcpu, port: int, size: int, count: int, addr: int,
+               write: bool) -> int:
+        return 0  # never asked: string I/O is watched for in HVM guests only
 
 
 class XenHost:
@@ -147,6 +157,7 @@ class XenHost:
         self._dom0_pending: list[int] = []
         self._dom0_time = 0                     # when the latest event for Dom0 was raised
         self._dom0_now: int | None = None       # Dom0's clock while its handlers run
+        self.dom0_inline = 0   # > 0 while a vCPU waits for Dom0 (an ioreq): events run now
         self._start_xen(dom0_mem_mib)
 
     # ==================================================================== boot
@@ -744,7 +755,15 @@ class XenHost:
     # ============================================================ Dom0's event loop
     def _dom0_event(self, port: int) -> None:
         """An event for Dom0: its kernel will run the port's handler as soon as it gets a
-        CPU, which in xenlab is right after the current guest's slice (Dom0 preempts)."""
+        CPU, which in xenlab is right after the current guest's slice (Dom0 preempts).
+        While a vCPU waits for Dom0's answer (``dom0_inline``: an ioreq round trip),
+        the handler runs at once instead."""
+        if self.dom0_inline:
+            handler = self.dom0_handlers.get(port)
+            if handler is not None:
+                evtchn_clear_pending(self, self.domains[0], port)
+                handler(port)
+                return
         if port not in self._dom0_pending:
             self._dom0_pending.append(port)
         self._dom0_time = max(self._dom0_time, self.now())
@@ -765,8 +784,6 @@ class XenHost:
         return ran
 
     def _run_dom0_handlers(self, dom0: Domain) -> bool:
-        from xenlab.xen.event_channel import evtchn_clear_pending
-
         ran = False
         rounds = 0
         while self._dom0_pending and rounds < 10_000:
@@ -972,7 +989,8 @@ class XenHost:
         executed = max(1, result.executed)
         pc.time += executed
         v.cpu_time += executed
-        self.instructions += result.executed
+        v.exit_time += result.charged
+        self.instructions += result.executed - result.charged
         self.sched.burn_credits(v, executed)
         if result.reason is ExitReason.FAULT and not d.is_shutting_down:
             regs = cpu.registers()
@@ -994,7 +1012,7 @@ class XenHost:
             self.sched.runq_insert(v)
         elif v.blocked:
             v.set_runstate(Runstate.RUNSTATE_blocked, pc.time)
-        return result.executed
+        return result.executed - result.charged  # guest instructions, not exit time
 
     def _stalled(self, d: Domain, v: Vcpu, cpu: X86Vcpu) -> None:
         """The CPU stopped at an instruction it did not execute: it must fault there

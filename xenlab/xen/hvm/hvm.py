@@ -25,7 +25,7 @@ from xenlab.public.hvm import HVM_NR_PARAMS, HvmOp, HvmParam, XenHvmParam
 from xenlab.public.xen import DOMID_SELF
 from xenlab.xen import traps
 from xenlab.xen.hvm.i8254 import Pit
-from xenlab.xen.hvm.io import IoreqServer, handle_pio
+from xenlab.xen.hvm.io import VMEXIT_COST_NS, handle_pio, handle_pio_rep
 from xenlab.xen.hvm.pmtimer import PM_BASE, PmTimer
 from xenlab.xen.hvm.rtc import Rtc
 from xenlab.xen.hvm.vpic import Vpic
@@ -55,8 +55,9 @@ class HvmDomain:
         self.rtc = Rtc(host.now)
         self.pci_cf8 = 0
         self.debug_line = bytearray()
-        self.ioreq_server: IoreqServer | None = None
-        self.ioreq_port = 0
+        self.ioreq_port = 0              # vp_eport: Xen notifies the device model here
+        self.ioreq_emulator: int | None = None   # the device model's domain
+        self.io_answered = False
         self.hypercall_page_gpa: int | None = None
         self.serial = bytearray()        # filled by the device model's UART
         self.e820: list[tuple[int, int, int]] = []
@@ -92,6 +93,10 @@ class HvmDomain:
             self.debug_line.append(ch)
         return 0
 
+    def io_assist(self, port: int) -> None:
+        """hvm_io_assist: the device model notified ``vp_eport``, its answer is in the slot."""
+        self.io_answered = True
+
     def ioreq_page(self) -> memoryview | None:
         """The shared ioreq page (HVM_PARAM_IOREQ_PFN), as a view kept while it is valid."""
         pfn = self.params.get(HvmParam.HVM_PARAM_IOREQ_PFN)
@@ -108,6 +113,13 @@ class HvmDomain:
         return view
 
     _ioreq_view: tuple[int, memoryview] | None = None
+
+    def invalidate_code(self, begin: int, end: int) -> None:
+        """Guest memory changed behind the vCPUs' backs (a device model's DMA-like write):
+        drop code translated from it."""
+        for v in self.d.vcpus:
+            if v.cpu is not None:
+                v.cpu.invalidate_code(begin, end)
 
     def guest_write(self, gpa: int, data: bytes) -> bool:
         """Write into guest-physical memory (as Xen does for the hypercall page)."""
@@ -167,25 +179,34 @@ class HvmTraps:
     def hypercall(self, cpu: X86Vcpu, via: str) -> None:
         from xenlab.xen.hypercall import do_hypercall
 
+        cpu.charge(VMEXIT_COST_NS)
         self._exit("vmcall" if via == "vmcall" else via, {"eax": cpu.reg("eax")})
         do_hypercall(self.host, self.v, cpu, via)
 
     def io_in(self, cpu: X86Vcpu, port: int, size: int) -> int:
-        return handle_pio(self.host, self.v.domain, self.hvm, port, size, True)
+        return handle_pio(self.host, self.v.domain, self.hvm, port, size, True, 0, cpu)
 
     def io_out(self, cpu: X86Vcpu, port: int, size: int, value: int) -> None:
-        handle_pio(self.host, self.v.domain, self.hvm, port, size, False, value)
+        handle_pio(self.host, self.v.domain, self.hvm, port, size, False, value, cpu)
+
+    def io_rep(self, cpu: X86Vcpu, port: int, size: int, count: int, addr: int,
+               write: bool) -> int:
+        return handle_pio_rep(self.host, self.v.domain, self.hvm, port, size, count, addr,
+                              write, cpu)
 
     def cpuid(self, cpu: X86Vcpu, leaf: int, subleaf: int) -> tuple[int, int, int, int] | None:
         result = self.host.cpuid_xen_leaves(self.v.domain, leaf)
-        if result is not None:
-            self._exit("cpuid", {"leaf": hex(leaf), "result": [hex(x) for x in result]})
+        cpu.charge(VMEXIT_COST_NS)  # CPUID always exits under VMX
+        # Xen's own leaves are answered here; the others from the host CPU's (unicorn's)
+        self._exit("cpuid", {"leaf": hex(leaf)} if result is None else
+                   {"leaf": hex(leaf), "result": [hex(x) for x in result]})
         return result
 
     def interrupt(self, cpu: X86Vcpu, vector: int) -> bool:
         return False  # the CPU layer vectors it through the guest's IVT/IDT
 
     def msr_write(self, cpu: X86Vcpu, msr: int, value: int) -> bool:
+        cpu.charge(VMEXIT_COST_NS)
         self._exit("wrmsr", {"msr": hex(msr), "value": hex(value)})
         if msr == HYPERCALL_MSR:
             gpa = value & ~0xFFF

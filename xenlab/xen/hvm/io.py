@@ -7,12 +7,24 @@ PIT (0x40-0x43, 0x61), the RTC/CMOS (0x70-0x71), the two PICs (0x20-0x21,
 the address latch, 0xCFC-0xCFF the data window) become ``IOREQ_TYPE_PCI_CONFIG``
 requests. Everything else becomes an ``IOREQ_TYPE_PIO`` request for the
 device model (QEMU) in Dom0: Xen fills the ``ioreq`` in the shared ioreq
-page, moves it to ``STATE_IOREQ_READY`` and notifies the device model's event
-channel; the device model handles it, writes the data back and sets
-``STATE_IORESP_READY``; Xen completes the instruction.
+page, moves it to ``STATE_IOREQ_READY`` and notifies the device model through
+the ioreq server's event channel (``vp_eport``: a port of the guest's whose
+consumer is Xen, bound by the device model in Dom0); the device model handles
+it, writes the data back, sets ``STATE_IORESP_READY`` and notifies back;
+Xen's consumer of the port (``hvm_io_assist``) completes the instruction.
 
-xenlab runs that round trip synchronously inside the VM exit (a real vCPU
-would sleep until QEMU answers on Dom0's CPU); every step is in the trace.
+xenlab runs that round trip synchronously inside the VM exit: a real vCPU
+would sleep until QEMU answers on Dom0's CPU; here Dom0's handler for the
+notification runs at once. Every step is in the trace: the exit, the ioreq,
+the event raised on Dom0's port, Dom0's notification back, the response.
+
+Exits are not free. On real hardware a VM exit, Xen's handler and the VM entry
+take about a microsecond, and a round trip to QEMU in Dom0 (event channel,
+Dom0's scheduler, QEMU's handler, the answer) takes ten or more. xenlab
+charges the guest's virtual clock ``VMEXIT_COST_NS`` for each exit and
+``IOREQ_COST_NS`` more for each ioreq: the model's round figures, not
+measurements. A firmware delay loop that polls a timer port therefore takes as
+many polls as it would on a real host, not one per few nanoseconds.
 
 Real Xen: xen/arch/x86/hvm/io.c (handle_pio), xen/arch/x86/hvm/intercept.c,
 xen/arch/x86/hvm/ioreq.c, xen/common/ioreq.c
@@ -24,7 +36,8 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from xenlab.public.hvm import IOREQ_READ, IOREQ_WRITE, IoreqState, IoreqType
+from xenlab.public.hvm import IOREQ_DATA_IS_PTR, IOREQ_READ, IOREQ_WRITE, IoreqState, IoreqType
+from xenlab.xen.event_channel import alloc_unbound_xen_event_channel, notify_via_xen_event_channel
 from xenlab.xen.trace import Kind
 
 if TYPE_CHECKING:
@@ -32,48 +45,80 @@ if TYPE_CHECKING:
     from xenlab.xen.hvm.hvm import HvmDomain
     from xenlab.xen.setup import XenHost
 
-__all__ = ["IoreqServer", "handle_pio"]
+__all__ = ["IOREQ_COST_NS", "VMEXIT_COST_NS", "handle_pio", "handle_pio_rep",
+           "hvm_create_ioreq_server"]
+
+VMEXIT_COST_NS = 1_000   # VM exit + Xen's handler + VM entry (xenlab's model)
+IOREQ_COST_NS = 9_000    # the ioreq round trip to the device model in Dom0, on top
 
 IOREQ_FORMAT = struct.Struct("<QQIIIHBB")  # addr data count size vp_eport pad state|flags type
 
 
-class IoreqServer(Protocol):
-    """The device model's side: handle one ioreq written into the ioreq page."""
-
-    def handle_ioreq(self, page: memoryview) -> None: ...
-
-
-def _pack_ioreq(addr: int, data: int, size: int, read: bool, ioreq_type: int, port: int
-                ) -> bytes:
-    flags = IoreqState.STATE_IOREQ_READY | ((IOREQ_READ if read else IOREQ_WRITE) << 5)
-    return IOREQ_FORMAT.pack(addr, data, 1, size, port, 0, flags, ioreq_type)
+def hvm_create_ioreq_server(host: XenHost, d: Domain, hvm: HvmDomain,
+                            emulator_domid: int) -> int:
+    """ioreq_server_create + ioreq_server_add_vcpu: the device model in ``emulator_domid``
+    becomes the domain's ioreq server. Xen allocates the port it will notify it on
+    (``vp_eport``, a port of the guest's whose consumer is Xen) and writes it into the
+    ioreq slot; the device model binds to it. Returns the port or a negative errno."""
+    port = alloc_unbound_xen_event_channel(host, d, 0, emulator_domid, hvm.io_assist)
+    if port < 0:
+        return port
+    hvm.ioreq_port = port
+    hvm.ioreq_emulator = emulator_domid
+    page = hvm.ioreq_page()
+    if page is not None:
+        IOREQ_FORMAT.pack_into(page, 0, 0, 0, 0, 0, port, 0, 0, 0)
+    host.trace.emit(host.now(), d.domid, 0, Kind.IOREQ, "ioreq_server_create",
+                    {"emulator": emulator_domid, "vp_eport": port})
+    return port
 
 
 def _send_ioreq(host: XenHost, d: Domain, hvm: HvmDomain, ioreq_type: int, addr: int,
-                size: int, read: bool, value: int) -> int:
-    """hvm_send_ioreq: fill the slot, notify, let the device model answer, take the result."""
-    server = hvm.ioreq_server
+                size: int, read: bool, value: int, *, count: int = 1,
+                data_is_ptr: bool = False) -> int:
+    """hvm_send_ioreq: fill the slot, notify the device model's port, wait for its answer,
+    take the result (hvm_io_assist). Returns the data read (all ones when nobody
+    answered), or with ``data_is_ptr`` (``value`` is then a guest address) the state."""
+    port = hvm.ioreq_port
     page = hvm.ioreq_page()
-    if server is None or page is None:
-        return (1 << (8 * size)) - 1 if read else 0  # nobody home: reads float high
-    page[0:IOREQ_FORMAT.size] = _pack_ioreq(addr, 0 if read else value, size, read,
-                                            ioreq_type, hvm.ioreq_port)
-    now = host.now()
-    host.trace.emit(now, d.domid, 0, Kind.IOREQ, "ioreq", {
-        "type": _TYPE_NAMES[ioreq_type], "addr": hex(addr), "size": size,
-        "dir": "read" if read else "write", **({} if read else {"data": hex(value)}),
-        "state": "STATE_IOREQ_READY"})
-    server.handle_ioreq(page)
-    _addr, data, _count, _size, _port, _pad, flags, _type = IOREQ_FORMAT.unpack(
-        page[0:IOREQ_FORMAT.size])
+    mask = (1 << (8 * size)) - 1
+    if not port or page is None:
+        if data_is_ptr:
+            return IoreqState.STATE_IOREQ_NONE
+        return mask if read else 0  # nobody home: reads float high
+    flags = (IoreqState.STATE_IOREQ_READY | (IOREQ_DATA_IS_PTR if data_is_ptr else 0)
+             | ((IOREQ_READ if read else IOREQ_WRITE) << 5))
+    IOREQ_FORMAT.pack_into(page, 0, addr, value if data_is_ptr or not read else 0, count,
+                           size, port, 0, flags, ioreq_type)
+    tracing = host.trace.enabled
+    if tracing:
+        host.trace.emit(host.now(), d.domid, 0, Kind.IOREQ, "ioreq", {
+            "type": _TYPE_NAMES[ioreq_type], "addr": hex(addr), "size": size,
+            "dir": "read" if read else "write",
+            **({"count": count, "data_is_ptr": True, "data": hex(value)} if data_is_ptr
+               else {} if read else {"data": hex(value)}),
+            "state": "STATE_IOREQ_READY", "port": port})
+    hvm.io_answered = False
+    # The vCPU now waits for the device model; xenlab runs Dom0's handler for the
+    # notification at once (host.dom0_inline) instead of switching CPUs.
+    host.dom0_inline += 1
+    try:
+        notify_via_xen_event_channel(host, d, port)
+    finally:
+        host.dom0_inline -= 1
+    _addr, data, _count, _size, _port, _pad, flags, _type = IOREQ_FORMAT.unpack_from(page, 0)
     state = flags & 0x0F
-    if state != IoreqState.STATE_IORESP_READY:
-        data = (1 << (8 * size)) - 1  # the device model did not answer: all ones
-    page[0:IOREQ_FORMAT.size] = bytes(IOREQ_FORMAT.size)  # back to STATE_IOREQ_NONE
-    host.trace.emit(now, d.domid, 0, Kind.IOREQ, "ioresp", {
-        "addr": hex(addr), "state": _STATE_NAMES.get(state, state),
-        **({"data": hex(data & ((1 << (8 * size)) - 1))} if read else {})})
-    return data & ((1 << (8 * size)) - 1)
+    if not hvm.io_answered or state != IoreqState.STATE_IORESP_READY:
+        state = IoreqState.STATE_IOREQ_NONE if not hvm.io_answered else state
+        data = mask  # the device model did not answer: all ones
+    IOREQ_FORMAT.pack_into(page, 0, 0, 0, 0, 0, port, 0, 0, 0)  # back to STATE_IOREQ_NONE
+    if tracing:
+        host.trace.emit(host.now(), d.domid, 0, Kind.IOREQ, "ioresp", {
+            "addr": hex(addr), "state": _STATE_NAMES.get(state, state),
+            **({"data": hex(data & mask)} if read and not data_is_ptr else {})})
+    if data_is_ptr:
+        return state
+    return data & mask
 
 
 Internal = Callable[[int, bool, int], int]
@@ -81,9 +126,14 @@ _TYPE_NAMES = {int(t): t.name for t in IoreqType}
 _STATE_NAMES = {int(t): t.name for t in IoreqState}
 
 
+class _Clock(Protocol):
+    def charge(self, ns: int) -> None: ...
+
+
 def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, read: bool,
-               value: int = 0) -> int:
-    """One port access: Xen's own device, a PCI config access, or an ioreq to the DM."""
+               value: int = 0, cpu: _Clock | None = None) -> int:
+    """One port access: Xen's own device, a PCI config access, or an ioreq to the DM.
+    ``cpu`` (the exiting vCPU) is charged the exit's cost in virtual time."""
     handler: Internal | None = hvm.intercepts.get(port)
     who = "xen"
     if port == 0xB008 and size == 4 and read:  # the PM timer, read whole (SeaBIOS's delays)
@@ -108,11 +158,50 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
     else:
         who = "dm"
         result = _send_ioreq(host, d, hvm, IoreqType.IOREQ_TYPE_PIO, port, size, read, value)
+    if cpu is not None:
+        cpu.charge(VMEXIT_COST_NS if who == "xen" else VMEXIT_COST_NS + IOREQ_COST_NS)
     if host.trace.enabled:
         host.trace.emit(host.now(), d.domid, 0, Kind.VMEXIT, "io", {
             "port": hex(port), "size": size, "dir": "in" if read else "out",
             "value": hex(result if read else value), "handler": who})
     return result if read else 0
+
+
+MAX_REP_CHUNKS = 16   # pages of one ``rep ins/outs`` handled per exit; the rest restarts
+
+
+def handle_pio_rep(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int,
+                   count: int, gpa: int, write: bool, cpu: _Clock | None = None) -> int:
+    """``rep ins``/``rep outs`` to a device-model port (hvmemul_rep_ins/outs): one ioreq
+    per guest page with ``count`` elements and ``data_is_ptr`` (the device model reads or
+    writes guest memory at ``data`` itself). Returns how many elements moved; 0 leaves
+    the instruction to run element by element (Xen's own ports, an element that
+    straddles pages, memory that is not the guest's RAM)."""
+    if (port in hvm.intercepts or port == 0xCF8 or 0xCFC <= port <= 0xCFF
+            or not hvm.ioreq_port or size not in (1, 2, 4)):
+        return 0
+    done = 0
+    for _chunk in range(MAX_REP_CHUNKS):
+        addr = gpa + done * size
+        reps = min(count - done, (4096 - (addr & 0xFFF)) // size)
+        if reps <= 0 or d.pfn_to_mfn(addr >> 12) >= 1 << 52:
+            break
+        if cpu is not None:
+            cpu.charge(VMEXIT_COST_NS + IOREQ_COST_NS)
+        state = _send_ioreq(host, d, hvm, IoreqType.IOREQ_TYPE_PIO, port, size, not write,
+                            addr, count=reps, data_is_ptr=True)
+        if host.trace.enabled:
+            host.trace.emit(host.now(), d.domid, 0, Kind.VMEXIT, "io", {
+                "port": hex(port), "size": size, "dir": "out" if write else "in",
+                "rep": reps, "data": hex(addr), "handler": "dm"})
+        if state != IoreqState.STATE_IORESP_READY:
+            break
+        if not write:  # the device model wrote guest memory: drop code translated there
+            hvm.invalidate_code(addr, addr + reps * size)
+        done += reps
+        if done >= count:
+            break
+    return done
 
 
 def _wide(hvm: HvmDomain, port: int, size: int, read: bool, value: int) -> int:

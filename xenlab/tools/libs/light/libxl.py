@@ -263,7 +263,7 @@ class Libxl:
         for disk in cfg.disk:
             if disk.target is not None:
                 dm.add_disk(disk.vdev, cfg.resolve(disk.target), disk.readonly)
-        dm.attach()
+        dm.attach(self.services.kernel)
         self.device_models[d.domid] = dm
         self.services.domain_created(d)
         self.services.xenstored.write(f"/local/domain/{d.domid}/hvmloader/bios",
