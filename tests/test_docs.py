@@ -77,3 +77,13 @@ def test_readme_disk_console_is_real(tmp_path: Path, monkeypatch: pytest.MonkeyP
     text = out.getvalue()
     console = text[text.index("--- console of pv-disk ---"):text.index("--- xl log ---")]
     assert console == block.group(1)
+
+
+def test_readme_compare_is_real_output(capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    block = re.search(r"\$ xenlab compare (images/pv-work.cfg images/hvm-work.cfg)\n(.*?)"
+                      r"\.\.\.\n```", README, re.S)
+    assert block is not None
+    monkeypatch.chdir(ROOT)
+    assert main(["compare", *block.group(1).split()]) == 0
+    assert capsys.readouterr().out.startswith(block.group(2))

@@ -8,6 +8,18 @@ through shared rings; an HVM guest touches emulated hardware, and every port
 access is a VM exit, many of them a round trip to the device model: that is
 the measured reason PV runs close to native.
 
+The same job. ``images/pv-work.cfg`` and ``images/hvm-work.cfg`` do the same
+small job on the same disk (read sectors 1-8, print the first line of each)
+and write ``xenlab workload: start`` / ``xenlab workload: end`` to Xen's
+console around it (the PV guest with the console_io hypercall, the HVM guest
+on port 0xE9). When a domain's trace has both markers, only what lies between
+them counts, and the markers' own console output does not: the job, not the
+boot. Guests without markers are counted over the whole run.
+
+Virtual time is charged for exits (xen/hvm/io.py: ``VMEXIT_COST_NS``,
+``IOREQ_COST_NS``) and PV hypercalls (``PV_HYPERCALL_COST_NS``); the report
+shows how much of each guest's time went there.
+
 Real Xen: tools/xentrace/xenalyze.c (VM exit and hypercall summaries)
 """
 
@@ -17,10 +29,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import IO
 
+from xenlab.xen.hvm.io import IOREQ_COST_NS, VMEXIT_COST_NS
+from xenlab.xen.hypercall import PV_HYPERCALL_COST_NS
 from xenlab.xen.setup import XenHost
-from xenlab.xen.trace import Kind
+from xenlab.xen.trace import Kind, TraceRecord
 
-__all__ = ["DomainCost", "domain_costs", "format_costs"]
+__all__ = ["END_MARKER", "START_MARKER", "DomainCost", "domain_costs", "format_costs"]
+
+
+START_MARKER = "xenlab workload: start"
+END_MARKER = "xenlab workload: end"
 
 
 @dataclass
@@ -28,8 +46,9 @@ class DomainCost:
     domid: int
     name: str
     dtype: str
-    instructions: int = 0
-    exit_time: int = 0                                            # virtual ns in exits
+    instructions: int = 0          # guest instructions (whole run only; 0 for a job)
+    exit_time: int = 0             # virtual ns charged for exits and hypercalls
+    job_time: int | None = None    # virtual ns from start to end marker (a job only)
     hypercalls: Counter[str] = field(default_factory=Counter)
     vmexits: Counter[str] = field(default_factory=Counter)       # "io/dm", "cpuid/xen", ...
     ioreqs: int = 0
@@ -46,12 +65,47 @@ class DomainCost:
             n for k, n in self.vmexits.items() if not k.startswith("vmcall"))
 
 
-def domain_costs(host: XenHost, names: dict[int, tuple[str, str]] | None = None
-                 ) -> dict[int, DomainCost]:
+def _marker(r: TraceRecord) -> str | None:
+    """A workload marker line written to Xen's console, if ``r`` is one."""
+    if r.kind is Kind.CONSOLE and r.name == "debug_port":
+        text = str((r.args or {}).get("line", ""))
+    elif r.kind is Kind.HYPERCALL and r.name == "console_io":
+        text = str((r.args or {}).get("text", "")).rstrip("\n")
+    else:
+        return None
+    return text if text in (START_MARKER, END_MARKER) else None
+
+
+def _job_windows(records: list[TraceRecord]) -> dict[int, tuple[TraceRecord, TraceRecord]]:
+    """Per domain, its first start marker and the first end marker after it."""
+    starts: dict[int, TraceRecord] = {}
+    windows: dict[int, tuple[TraceRecord, TraceRecord]] = {}
+    for r in records:
+        m = _marker(r)
+        if m == START_MARKER and r.dom not in starts:
+            starts[r.dom] = r
+        elif m == END_MARKER and r.dom in starts and r.dom not in windows:
+            windows[r.dom] = (starts[r.dom], r)
+    return windows
+
+
+def _exit_cost(r: TraceRecord) -> int:
+    """The virtual time a guest was charged for this record's exit or hypercall."""
+    if r.kind is Kind.VMEXIT:
+        handler = (r.args or {}).get("handler")
+        return VMEXIT_COST_NS + (IOREQ_COST_NS if handler == "dm" else 0)
+    return PV_HYPERCALL_COST_NS
+
+
+def domain_costs(host: XenHost, names: dict[int, tuple[str, str]] | None = None, *,
+                 job: bool = True) -> dict[int, DomainCost]:
     """Summarise the host's trace per guest domain (Dom0's own records are attributed to
-    the guest they serve)."""
+    the guest they serve). With ``job`` (the default), a domain whose trace has the
+    workload markers is counted between them only."""
     costs: dict[int, DomainCost] = {}
     info = names or {d.domid: (d.name, d.dtype.value) for d in host.domains.values()}
+    records = host.trace.records
+    windows = _job_windows(records) if job else {}
 
     def cost(domid: int) -> DomainCost | None:
         if domid == 0 or domid not in info:
@@ -60,8 +114,25 @@ def domain_costs(host: XenHost, names: dict[int, tuple[str, str]] | None = None
             costs[domid] = DomainCost(domid, *info[domid])
         return costs[domid]
 
-    for r in host.trace:
+    def served(r: TraceRecord) -> int:
+        if r.kind is Kind.GRANT:
+            return int((r.args or {}).get("granter", r.dom) or r.dom)
+        return r.dom
+
+    pv_doms = {d.domid for d in host.domains.values() if d.is_pv}
+    for r in records:
+        domid = served(r) if r.kind in (Kind.IO, Kind.GRANT) else r.dom
+        w = windows.get(domid)
+        if w is not None:
+            if not w[0].seq < r.seq < w[1].seq:
+                continue
+            if (r.kind is Kind.VMEXIT and (r.args or {}).get("port") == "0xe9") or (
+                    r.kind is Kind.CONSOLE):
+                continue  # the markers' own bytes on the debug port
         c = cost(r.dom)
+        if w is not None and c is not None and (
+                r.kind is Kind.VMEXIT or (r.kind is Kind.HYPERCALL and r.dom in pv_doms)):
+            c.exit_time += _exit_cost(r)
         if r.kind is Kind.HYPERCALL and r.dom and c is not None:
             c.hypercalls[r.name] += 1
         elif r.kind is Kind.VMEXIT and c is not None:
@@ -69,13 +140,17 @@ def domain_costs(host: XenHost, names: dict[int, tuple[str, str]] | None = None
         elif r.kind is Kind.IOREQ and r.name == "ioreq" and c is not None:
             c.ioreqs += 1
         elif r.kind in (Kind.IO, Kind.GRANT) and r.dom:
-            served = cost(r.dom) if r.kind is Kind.IO else cost(
-                int((r.args or {}).get("granter", r.dom) or r.dom))
-            if served is not None:
-                served.dom0_work[r.name] += 1
+            target = cost(domid)
+            if target is not None:
+                target.dom0_work[r.name] += 1
     for d in host.domains.values():
         c = cost(d.domid)
-        if c is not None:
+        if c is None:
+            continue
+        if d.domid in windows:
+            start, end = windows[d.domid]
+            c.job_time = end.time - start.time
+        else:
             c.exit_time = d.exit_time
             c.instructions = d.cpu_time - c.exit_time
     return costs
@@ -91,7 +166,14 @@ def format_costs(costs: dict[int, DomainCost], out: IO[str]) -> None:
     def row(label: str, values: list[object]) -> None:
         out.write(f"{label:<34}" + "".join(f"{v!s:>{width}}" for v in values) + "\n")
 
-    row("guest instructions (virtual)", [f"{c.instructions:,}" for c in cols])
+    jobs = any(c.job_time is not None for c in cols)
+    if jobs:
+        out.write("counted: the job between the workload markers, where a guest has them\n")
+        row("job's virtual time (us)", [
+            f"{c.job_time / 1000:,.1f}" if c.job_time is not None else "-" for c in cols])
+    if not all(c.job_time is not None for c in cols):
+        row("guest instructions (virtual)", [
+            f"{c.instructions:,}" if c.job_time is None else "-" for c in cols])
     row("entries into Xen", [c.traps for c in cols])
     row("  hypercalls", [sum(c.hypercalls.values()) for c in cols])
     row("  VM exits handled by Xen", [sum(n for k, n in c.vmexits.items()
@@ -99,9 +181,12 @@ def format_costs(costs: dict[int, DomainCost], out: IO[str]) -> None:
     row("  VM exits sent to the device model", [c.exits_to_dm for c in cols])
     row("ioreqs answered in Dom0", [c.ioreqs for c in cols])
     row("Dom0 backend / grant operations", [sum(c.dom0_work.values()) for c in cols])
-    row("instructions per entry into Xen",
-        [f"{c.instructions // max(1, c.traps):,}" for c in cols])
-    row("virtual time in exits (us)", [f"{c.exit_time // 1000:,}" for c in cols])
+    if not all(c.job_time is not None for c in cols):
+        row("instructions per entry into Xen", [
+            f"{c.instructions // max(1, c.traps):,}" if c.job_time is None else "-"
+            for c in cols])
+    row("virtual time in exits/hypercalls (us)",
+        [f"{c.exit_time / 1000:,.1f}" for c in cols])
     out.write("\nby cause:\n")
     causes = sorted({k for c in cols for k in (*c.vmexits, *(f"hypercall {h}"
                                                              for h in c.hypercalls))})
