@@ -104,3 +104,29 @@ def test_rep_insw_with_a_huge_count_from_real_code(tmp_path: Path) -> None:
     assert lab.host.mem.read(d.maddr(0x8), 4096) == b"\xff" * 4096
     assert lab.host.mem.read(d.maddr(0xF), 4094) == b"\xff" * 4094
     lab.host.check_invariants()
+
+
+def test_rep_insw_into_video_memory_goes_element_by_element(tmp_path: Path) -> None:
+    """A string read aimed at the VGA window (0xB8000, device memory, not RAM) is not
+    handed to the device model as one ioreq with a guest address: each word is its own
+    exit, and the words land on the screen."""
+    code = bytes.fromhex("b800b88ec031ffbaf001b91000fcf36dfaf4")
+    # mov ax,0xb800; mov es,ax; xor di,di; mov dx,0x1f0; mov cx,16; cld; rep insw; cli; hlt
+    image = bytearray((FW / "bootdisk.img").read_bytes())
+    image[0 : len(code)] = code
+    image[510:512] = b"\x55\xaa"
+    disk = tmp_path / "v.img"
+    disk.write_bytes(bytes(image))
+    cfg = tmp_path / "v.cfg"
+    cfg.write_text(f'name = "v"\ntype = "hvm"\nmemory = 16\n'
+                   f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create {cfg}")
+    lab.run(max_instructions=20_000_000, max_seconds=2.0)
+    assert lab.domain("v").state_flags() == "-b----"
+    reqs = [r.args for r in lab.trace.select(kind="ioreq", name="ioreq")
+            if r.args["addr"] == "0x1f0"]
+    assert not any(a.get("data_is_ptr") and int(a["data"], 16) >= 0xA0000 for a in reqs)
+    dm = lab.toolstack.device_models[lab.domain("v").domid]
+    assert bytes(dm.vga.vram)[0x18000 : 0x18000 + 32] == b"\xff" * 32  # 0xB8000
+    lab.host.check_invariants()

@@ -318,3 +318,48 @@ def test_exits_cost_the_guest_virtual_time(tmp_path: Path) -> None:
     assert to_dm and len(exits) > to_dm
     assert d.exit_time == len(exits) * VMEXIT_COST_NS + to_dm * IOREQ_COST_NS
     assert d.cpu_time > d.exit_time > 0
+
+
+# A boot sector that writes a 512-byte pattern to LBA 5 with int 13h AH=43h (the BIOS
+# sends it with `rep outsw`), reads LBA 5 back to another buffer with AH=42h
+# (`rep insw`), compares, and writes "S" (same) or "F" (failed) to port 0xE9:
+#   xor ax,ax; mov ds/es/ss,ax; mov sp,0x7c00; cld
+#   mov di,0x8000; mov cx,512; 1: mov al,cl; xor al,0x5a; stosb; loop 1b
+#   mov si,dap_w; mov ax,0x4300; int 13h; jc fail
+#   mov si,dap_r; mov ah,0x42; int 13h; jc fail
+#   mov si,0x8000; mov di,0x9000; mov cx,512; repe cmpsb; jne fail
+#   mov al,'S'; jmp out; fail: mov al,'F'; out: out 0xe9,al; mov al,10; out 0xe9,al; cli; hlt
+#   dap_w: 16,0, dw 1, 0x8000, 0, dq 5     dap_r: 16,0, dw 1, 0x9000, 0, dq 5
+WRITE_READ_SECTOR = bytes.fromhex(
+    "31c08ed88ec08ed0bc007cfcbf0080b9000288c8345aaae2f9be487cb80043cd13721abe587cb442"
+    "cd137211be0080bf0090b90002f3a67504b053eb02b046e6e9b00ae6e9faf49010000100008000"
+    "00050000000000000010000100009000000500000000000000")
+
+
+@pytest.mark.parametrize("access", ["rw", "ro"])
+def test_int13_write_lands_in_the_image_by_rep_outsw(tmp_path: Path, access: str) -> None:
+    """The BIOS's disk write is one `rep outsw` of 256 words: one exit, one ioreq with
+    data_is_ptr (the device model reads the guest's buffer itself). The sector lands in
+    the image file; a read-only disk refuses the write and the file stays as it was."""
+    disk = bytearray(1 << 20)
+    disk[: len(WRITE_READ_SECTOR)] = WRITE_READ_SECTOR
+    disk[510:512] = b"\x55\xaa"
+    image = tmp_path / "w.img"
+    image.write_bytes(bytes(disk))
+    cfg = tmp_path / "w.cfg"
+    cfg.write_text(f'name = "w"\ntype = "hvm"\nmemory = 16\n'
+                   f"disk = [ 'format=raw, vdev=hda, access={access}, target={image}' ]\n")
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create {cfg}")
+    lab.run(max_instructions=20_000_000, max_seconds=2.0)
+    pattern = bytes((n & 0xFF) ^ 0x5A for n in range(512, 0, -1))
+    verdict = [r.args["line"] for r in lab.trace.select(kind=Kind.CONSOLE, name="debug_port")]
+    written = image.read_bytes()[5 * 512 : 6 * 512]
+    outs = [r.args for r in lab.trace.select(kind=Kind.IOREQ, name="ioreq")
+            if r.args.get("data_is_ptr") and r.args["dir"] == "write"]
+    if access == "rw":
+        assert verdict[-1] == "S" and written == pattern
+        assert [(a["addr"], a["count"], a["data"]) for a in outs] == [("0x1f0", 256, "0x8000")]
+    else:
+        assert verdict[-1] == "F" and written == bytes(512)
+    lab.host.check_invariants()

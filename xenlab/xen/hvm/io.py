@@ -168,6 +168,7 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
 
 
 MAX_REP_CHUNKS = 16   # pages of one ``rep ins/outs`` handled per exit; the rest restarts
+LEGACY_VGA_BEGIN, LEGACY_VGA_END = 0xA0000, 0xC0000   # the VGA window: device memory
 
 
 def handle_pio_rep(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int,
@@ -184,7 +185,8 @@ def handle_pio_rep(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: in
     for _chunk in range(MAX_REP_CHUNKS):
         addr = gpa + done * size
         reps = min(count - done, (4096 - (addr & 0xFFF)) // size)
-        if reps <= 0 or d.pfn_to_mfn(addr >> 12) >= 1 << 52:
+        if reps <= 0 or d.pfn_to_mfn(addr >> 12) >= 1 << 52 or (
+                LEGACY_VGA_BEGIN <= addr < LEGACY_VGA_END):  # video memory, not RAM
             break
         if cpu is not None:
             cpu.charge(VMEXIT_COST_NS + IOREQ_COST_NS)
