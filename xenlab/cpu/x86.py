@@ -146,6 +146,10 @@ _REP_STRING_IO = re.compile(rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}\xf3"
                             rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}[\x6c-\x6f]")
 _PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF3))
 _SEG_OVERRIDE = {0x26: "es", 0x2E: "cs", 0x36: "ss", 0x3E: "ds", 0x64: "fs", 0x65: "gs"}
+# Code that keeps generating new wrmsr or string I/O instructions (a hostile guest)
+# gets no more code traps of each kind than this (each one slows every translation):
+# beyond it, its strings run element by element and its wrmsr reach no handler.
+MAX_CODE_TRAPS = 1024
 
 
 # ---------------------------------------------------------------------------
@@ -618,7 +622,7 @@ class X86Vcpu:
         pos = code.find(b"\x0f\x30")
         found = False
         while pos >= 0:
-            if pc + pos not in self._wrmsr_hooks:
+            if pc + pos not in self._wrmsr_hooks and len(self._wrmsr_hooks) < MAX_CODE_TRAPS:
                 self.trap_wrmsr_at(pc + pos)
                 found = True
             pos = code.find(b"\x0f\x30", pos + 1)
@@ -626,7 +630,8 @@ class X86Vcpu:
             # the instruction starts at the F3 or at one of the prefixes before it: a
             # code hook fires only where an instruction really starts, so hook them all
             for start in range(pc + m.start(), pc + m.start() + m.group().index(b"\xf3") + 1):
-                if start not in self._string_io_hooks:
+                if (start not in self._string_io_hooks
+                        and len(self._string_io_hooks) < MAX_CODE_TRAPS):
                     self._string_io_hooks[start] = self.uc.hook_add(
                         uc_const.UC_HOOK_CODE, self._on_string_io, None, start, start)
                     found = True

@@ -115,10 +115,6 @@ _PENDING_W = SI_PENDING // 8   # word index of evtchn_pending[0] in shared_info
 _MASK_W = SI_MASK // 8         # word index of evtchn_mask[0]
 
 
-def _si(host: XenHost, d: Domain) -> int | None:
-    return None if d.shared_info_mfn is None else d.shared_info_mfn << PAGE_SHIFT
-
-
 def _words(host: XenHost, d: Domain) -> memoryview | None:
     """The domain's shared_info page as 64-bit words (kept while the frame stays the same):
     vcpu_info[v] starts at word 8*v (upcall_pending is its first byte, evtchn_pending_sel
