@@ -135,3 +135,18 @@ def test_stepper_on_a_pv_guest() -> None:
     where = st.position
     st.back(3)
     assert st.position == where - 3
+
+
+def test_a_step_over_an_exit_costs_what_a_run_charges(stepper: Stepper) -> None:
+    """Single-stepping keeps the same clock as running: a step that makes a VM exit moves
+    the vCPU's time on by the exit's cost, a plain instruction by one nanosecond."""
+    from xenlab.xen.hvm.io import VMEXIT_COST_NS
+
+    v = stepper.d.vcpus[0]
+    rec = stepper.run_to_next_event()
+    assert rec is not None and rec.kind is Kind.VMEXIT and rec.args["handler"] == "xen"
+    assert v.exit_time == VMEXIT_COST_NS   # the first exit of hvmloader: cpuid
+    before = v.cpu_time
+    stepper.step()
+    plain = v.cpu_time - before
+    assert plain == 1 and v.exit_time == VMEXIT_COST_NS

@@ -486,18 +486,20 @@ class X86Vcpu:
         self._fault = None
         self._slice_budget = 1 << 40
         self._budget.left = 1 << 40
+        self._charged = 0
         try:
             self.uc.emu_start(self.pc(), _UNTIL, 0, 1)
         except UcError as err:
             if self._fault is None:
                 self._fault = self._classify_error(err)
         self._reraise_hook_error()
+        used, charged = 1 + self._charged, self._charged  # an exit costs what it costs
         if self._fault is not None:
             vec, detail = self._fault
-            return RunResult(ExitReason.FAULT, 1, vec, detail)
+            return RunResult(ExitReason.FAULT, used, vec, detail, charged)
         if self._stop_reason is not None and self._stop_reason is not ExitReason.STEP:
-            return RunResult(self._stop_reason, 1)
-        return RunResult(ExitReason.STEP, 1)
+            return RunResult(self._stop_reason, used, charged=charged)
+        return RunResult(ExitReason.STEP, used, charged=charged)
 
     def _reraise_hook_error(self) -> None:
         err, self._hook_error = self._hook_error, None

@@ -206,7 +206,7 @@ class Stepper:
         self._executed += 1
         self._history.append(linear)
         if result.reason is ExitReason.STEP and opcode == 0xF4 and self.cpu.ring0:
-            return RunResult(ExitReason.HLT, 1)
+            return RunResult(ExitReason.HLT, result.executed, charged=result.charged)
         return result
 
     def step(self) -> bool:
