@@ -41,6 +41,8 @@ BIOS_PHASES = [
     "xenlab BIOS: memory 32768 KiB",
     "xenlab BIOS: video",
     "xenlab BIOS: INT 19h boot from hd0",
+    "xenlab BIOS: boot sector loaded at 0000:7C00, signature 55AA",
+    "xenlab BIOS: jump to 0000:7C00 with DL=80h",
 ]
 BOOTSECT_MARKER = "xenlab bootsect: done"
 

@@ -363,3 +363,23 @@ def test_int13_write_lands_in_the_image_by_rep_outsw(tmp_path: Path, access: str
     else:
         assert verdict[-1] == "F" and written == bytes(512)
     lab.host.check_invariants()
+
+
+def test_the_trace_lists_every_firmware_phase_in_order(tmp_path: Path) -> None:
+    """From hvmloader's first line to the jump into the boot sector, each step is a phase
+    record, in the order the firmware runs them."""
+    lab, _serial = _boot(tmp_path)
+    phases = [r.name for r in lab.trace.select(kind=Kind.PHASE)]
+    expected = ["HVM Loader", "hypercall page at 0x80000", "Detected Xen v4.17",
+                "memory map:", "hvm_info_table at 0x9F800", "Loading xenlab BIOS",
+                "CMOS memory size", "E820 table:", "Invoking xenlab BIOS",
+                "xenlab BIOS: POST", "xenlab BIOS: IVT and BDA", "xenlab BIOS: PIC and PIT",
+                "xenlab BIOS: PCI", "xenlab BIOS: disks", "xenlab BIOS: memory",
+                "xenlab BIOS: video", "xenlab BIOS: INT 19h boot from hd0",
+                "xenlab BIOS: boot sector loaded at 0000:7C00, signature 55AA",
+                "xenlab BIOS: jump to 0000:7C00 with DL=80h"]
+    assert len(phases) == len(expected)
+    assert all(p.startswith(e) for p, e in zip(phases, expected, strict=True)), phases
+    # every phase has a note and a source to read in the stepper
+    from xenlab.views.stepper import explain_phase
+    assert all(explain_phase(p)[1] != "xenlab's own" for p in phases)

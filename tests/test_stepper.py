@@ -118,7 +118,7 @@ def test_screen_after_the_whole_boot(stepper: Stepper) -> None:
     assert "hvm-hello: boot sector at 0000:7C00" in screen
     assert "protected mode: wrote VGA memory directly" in screen
     assert "hvm-hello: done" in stepper.serial_text()
-    assert "INT 19h" in stepper.phase_text() and "src/boot.c" in stepper.phase_text()
+    assert "jump to 0000:7C00" in stepper.phase_text() and "src/boot.c" in stepper.phase_text()
 
 
 def test_stepper_on_a_pv_guest() -> None:

@@ -29,6 +29,8 @@
  *   xenlab BIOS: memory <N> KiB
  *   xenlab BIOS: video
  *   xenlab BIOS: INT 19h boot from hd0
+ *   xenlab BIOS: boot sector loaded at 0000:7C00, signature 55AA
+ *   xenlab BIOS: jump to 0000:7C00 with DL=80h
  *   xenlab BIOS: No bootable device.            (only when boot fails; the
  *                                                screen shows it too)
  *
@@ -1666,6 +1668,10 @@ int19_handler:
         jc      no_boot
         cmpw    $0xAA55, 0x7DFE         /* bytes 55h AAh, little endian */
         jne     no_boot
+        movw    $msg_loaded, %si
+        call    log
+        movw    $msg_jump, %si
+        call    log
         movw    $0x0080, %dx            /* DL = boot drive */
         ljmp    $0x0000, $0x7C00
 
@@ -1710,6 +1716,8 @@ msg_memory:     .asciz  "xenlab BIOS: memory "
 msg_kib:        .asciz  " KiB\n"
 msg_video:      .asciz  "xenlab BIOS: video\n"
 msg_boot:       .asciz  "xenlab BIOS: INT 19h boot from hd0\n"
+msg_loaded:     .asciz  "xenlab BIOS: boot sector loaded at 0000:7C00, signature 55AA\n"
+msg_jump:       .asciz  "xenlab BIOS: jump to 0000:7C00 with DL=80h\n"
 msg_noboot:     .asciz  "xenlab BIOS: No bootable device.\n"
 msg_noboot_screen: .asciz "No bootable device.\r\n"
 

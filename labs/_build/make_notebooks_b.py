@@ -372,7 +372,7 @@ device model writes the words straight into the guest's memory, as with Xen's
         code("""
 read0 = next(r for r in lab.trace.select(kind="io") if r.name == "qemu.ide.read"
              and r.args["lba"] == 0)
-boot = lab.trace.select(kind="phase")[-1]            # "INT 19h boot from hd0"
+boot = next(r for r in lab.trace.select(kind="phase") if "INT 19h" in r.name)
 window = [r for r in lab.trace.records if boot.seq < r.seq and r.kind is Kind.IOREQ
           and r.name == "ioreq" and r.time <= read0.time + 2000]
 print(boot.name, "| the device model's disk read:", read0.name, read0.args)

@@ -72,6 +72,44 @@ PHASES: dict[str, tuple[str, str]] = {
         "Xen started the vCPU in 32-bit flat mode in hvmloader, which sets up the platform "
         "(hypercall page, E820, tables) and copies the BIOS below 1 MiB.",
         "tools/firmware/hvmloader/hvmloader.c main()"),
+    "hypercall page at": (
+        "hvmloader asked CPUID leaf 0x40000002 for Xen's hypercall MSR and wrote the page's "
+        "address to it (wrmsr, a VM exit); Xen filled the page with vmcall stubs.",
+        "tools/firmware/hvmloader/hvmloader.c init_hypercalls()"),
+    "Detected Xen": (
+        "CPUID leaf 0x40000000 answered \"XenVMMXenVMM\"; the first hypercall, xen_version, "
+        "gave the version.",
+        "tools/firmware/hvmloader/hvmloader.c init_hypercalls()"),
+    "memory map:": (
+        "hvmloader found the start-of-day information Xen left for it (hvm_start_info in "
+        "EBX) and the BIOS image passed as a module.",
+        "xen/include/public/arch-x86/hvm/start_info.h"),
+    "hvm_info_table at": (
+        "hvmloader checked the hvm_info_table the domain builder wrote at 0x9F800: vCPUs "
+        "and where memory ends.",
+        "xen/include/public/hvm/hvm_info_table.h, tools/firmware/hvmloader/util.c"),
+    "Writing SMBIOS": (
+        "hvmloader writes the SMBIOS tables (what dmidecode shows inside the guest).",
+        "tools/firmware/hvmloader/smbios.c"),
+    "Creating MP tables": (
+        "hvmloader writes the MultiProcessor tables that list the vCPUs and interrupt routing.",
+        "tools/firmware/hvmloader/mp_tables.c"),
+    "Loading ": (
+        "hvmloader copies the BIOS image to the top of the first megabyte (0xF0000 up).",
+        "tools/firmware/hvmloader/hvmloader.c main()"),
+    "Loading ACPI": (
+        "hvmloader writes the ACPI tables (FADT with the PM timer's port, DSDT, MADT ...).",
+        "tools/libacpi/build.c acpi_build_tables()"),
+    "CMOS memory size": (
+        "hvmloader writes the memory size into the CMOS registers a BIOS reads at POST.",
+        "tools/firmware/hvmloader/hvmloader.c cmos_write_memory_size()"),
+    "E820 table": (
+        "hvmloader builds the E820 memory map the BIOS hands out through int 15h E820h.",
+        "tools/firmware/hvmloader/e820.c build_e820_table()"),
+    "Invoking ": (
+        "hvmloader leaves 32-bit protected mode for real mode and jumps to the BIOS's reset "
+        "vector, F000:FFF0.",
+        "tools/firmware/hvmloader/hvmloader.c main()"),
     "hvmloader: ": (
         "hvmloader reports a step of the platform set-up.",
         "tools/firmware/hvmloader/hvmloader.c main()"),
@@ -99,6 +137,16 @@ PHASES: dict[str, tuple[str, str]] = {
     "xenlab BIOS: INT 19h": (
         "int 19h: the BIOS reads the boot sector to 0000:7C00 and jumps to it.",
         "SeaBIOS src/boot.c handle_19(), do_boot()"),
+    "xenlab BIOS: boot sector loaded": (
+        "Sector 0 of the disk is at 0000:7C00 and ends in the 55h AAh signature.",
+        "SeaBIOS src/boot.c boot_disk()"),
+    "xenlab BIOS: jump": (
+        "The BIOS jumps to 0000:7C00 with DL = 80h, the boot drive: the guest's own code "
+        "runs from here on.",
+        "SeaBIOS src/boot.c call_boot_entry()"),
+    "Booting from ": (
+        "SeaBIOS's int 19h loaded a boot sector and jumps to it.",
+        "SeaBIOS src/boot.c boot_disk(), call_boot_entry()"),
     "SeaBIOS": (
         "SeaBIOS (loaded by hvmloader) reports a step of its POST.",
         "SeaBIOS src/post.c"),

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from xenlab.xen.hypercall import HypercallContext
     from xenlab.xen.setup import XenHost
 
-__all__ = ["HYPERCALL_MSR", "HvmDomain", "HvmTraps", "do_hvm_op"]
+__all__ = ["HYPERCALL_MSR", "PHASE_PREFIXES", "HvmDomain", "HvmTraps", "do_hvm_op"]
 
 HYPERCALL_MSR = 0x40000000  # what CPUID 0x40000002 EBX tells the guest
 EFLAGS_IF = 1 << 9
@@ -160,11 +160,18 @@ class HvmDomain:
         return None if masked else self.pit.next_irq0
 
 
+#: Debug-port lines that mark a firmware phase: xenlab's hvmloader and BIOS, Xen's own
+#: hvmloader (which prints the same kinds of lines) and SeaBIOS.
+PHASE_PREFIXES = (
+    "HVM Loader", "hypercall page at", "Detected Xen", "memory map:", "hvm_info_table at",
+    "Writing SMBIOS", "Creating MP tables", "Loading ", "CMOS memory size", "E820 table",
+    "Invoking ", "hvmloader: ", "xenlab BIOS: ", "SeaBIOS", "Booting from ")
+
+
 def _phase_of(line: str) -> str | None:
     """Firmware phase lines ("xenlab BIOS: POST", "HVM Loader ...") become phase records."""
-    for prefix in ("xenlab BIOS: ", "HVM Loader", "hvmloader: ", "SeaBIOS"):
-        if line.startswith(prefix):
-            return line[: 60]
+    if line.startswith(PHASE_PREFIXES):
+        return line[: 60]
     return None
 
 
