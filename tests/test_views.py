@@ -118,6 +118,31 @@ def test_topology_disk(disk_lab: Lab) -> None:
     assert g.has_edge("dom1", "dom1:vbd-51712")
 
 
+def test_topology_hvm_guest_has_its_device_model() -> None:
+    """One device model per HVM guest, in Dom0, with the guest's ioreq edge (vp_eport and
+    the device model's port) and its disk image; the ioreq port is not drawn twice."""
+    lab = Lab()
+    lab.xl(f"create {Lab.image('hvm-hello.cfg')}")
+    lab.xl(f"create {Lab.image('hvm-work.cfg')}")
+    lab.run(max_instructions=3_000_000)
+    g = build_topology(lab.host)
+    for domid, image in ((1, "image:hvm-hello.img"), (2, "image:work.img")):
+        dm = f"dom0:qemu-dm-{domid}"
+        assert g.nodes[dm]["kind"] == "service" and g.has_edge(dm, "dom0")
+        hvm = lab.host.domains[domid].hvm
+        ioreq = [a for _u, v, a in g.out_edges(f"dom{domid}", data=True)
+                 if a["kind"] == "ioreq"]
+        assert ioreq == [{"kind": "ioreq", "port": hvm.ioreq_port,
+                          "remote_port": lab.toolstack.device_models[domid].local_port}]
+        assert g.has_edge(dm, image)
+        evtchn_ports = [a["port"] for _u, _v, a in g.out_edges(f"dom{domid}", data=True)
+                        if a["kind"] == "evtchn"]
+        assert hvm.ioreq_port not in evtchn_ports
+    draw_topology(g)
+    lab.xl("destroy hvm-hello")
+    assert "dom0:qemu-dm-1" not in build_topology(lab.host)
+
+
 # ---------------------------------------------------------------------------- traceviews
 def test_hypercall_counts_match_the_trace(net_lab: Lab) -> None:
     recs = net_lab.trace.records

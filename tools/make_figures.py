@@ -1,8 +1,9 @@
 """Regenerate the figures in docs/img/ from a real run.
 
-``python tools/make_figures.py`` boots a host, runs pv-net-a, pv-net-b and
+``python tools/make_figures.py`` boots a host, runs pv-net-a, pv-net-b,
 pv-disk (on a temporary copy of images/pv-disk.img, so the committed image is
-untouched) until they are done, and writes docs/img/topology.png; then it
+untouched) and the HVM guest hvm-hello with its device model until they are
+done, and writes docs/img/topology.png; then it
 steps the hvm-hello boot with the Stepper to the BIOS's POST and writes
 docs/img/stepper.png, the stepper's panels as the widget shows them. The runs
 are deterministic, so the figures only change when xenlab does.
@@ -41,7 +42,7 @@ def make_topology(path: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="xenlab-fig-") as tmp:
         lab = Lab()
         for cfg in (str(IMAGES / "pv-net-a.cfg"), str(IMAGES / "pv-net-b.cfg"),
-                    _disk_cfg(Path(tmp))):
+                    _disk_cfg(Path(tmp)), str(IMAGES / "hvm-hello.cfg")):
             out = lab.xl_output(f"create {cfg}")
             if "Created domain" not in out:
                 sys.stderr.write(out)

@@ -142,6 +142,10 @@ class DeviceModel:
         chan, drive = IDE_SLOTS[vdev]
         self.ide[chan].disks[drive] = IdeDisk(os.fspath(path), readonly)
 
+    def disks(self) -> list[IdeDisk]:
+        """The IDE disks attached (hda-hdd), in channel order."""
+        return [disk for ch in self.ide for disk in ch.disks if disk is not None]
+
     def close(self) -> None:
         if self.kernel is not None:
             if self.local_port:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from xenlab.dom0.blkback import BlkbackDevice
 from xenlab.dom0.bridge import Bridge
@@ -27,6 +28,9 @@ from xenlab.public.io.xenbus import XenbusState as S
 from xenlab.tools.xenstore.xenstored import XenStore
 from xenlab.xen.domain import Domain
 from xenlab.xen.setup import XenHost
+
+if TYPE_CHECKING:
+    from xenlab.devicemodel.qemu import DeviceModel
 
 __all__ = ["Dom0Services", "XenstoredService"]
 
@@ -153,6 +157,7 @@ class Dom0Services:
         self.xenconsoled = Xenconsoled(self.kernel, host.console_append)
         self.bridges: dict[str, Bridge] = {}
         self.devices: dict[int, list[BackendDevice]] = {}
+        self.device_models: dict[int, DeviceModel] = {}   # one per HVM guest (QEMU's role)
         self.xenstored.write("/local/domain/0/name", "Domain-0")
         self.xenstored.write("/local/domain/0/domid", "0")
 

@@ -14,7 +14,8 @@ kind            nodes
 ``xen``         ``xen``
 ``dom0``        ``dom0``
 ``service``     ``dom0:xenstored``, ``dom0:xenconsoled``, ``dom0:blkback``,
-                ``dom0:netback``, ``dom0:bridge:<name>``
+                ``dom0:netback``, ``dom0:bridge:<name>``, ``dom0:qemu-dm-<N>``
+                (the device model of HVM guest N)
 ``domu``        ``dom<N>`` (name, domid, type, state, memory_mib, vcpus)
 ``frontend``    ``dom<N>:vbd-<devid>``, ``dom<N>:vif-<devid>``,
                 ``dom<N>:console``
@@ -31,7 +32,9 @@ kind          meaning
 ``grant``     one live grant mapping: granter → grantee (ref, handle)
 ``xenstore``  a domain's connection to xenstored (its store ring)
 ``ring``      a shared ring a backend (or xenconsoled) has connected
-``ioreq``     an HVM guest's device model (none exist yet: HVM is to come)
+``ioreq``     an HVM guest to its device model: the shared ioreq page and the
+              event channel Xen notifies it on (``port`` = vp_eport in the guest,
+              ``remote_port`` = the device model's in Dom0)
 ============  ================================================================
 
 Real Xen: virt-manager's host details, ``xl list``/``xl network-list``/
@@ -107,9 +110,11 @@ def _dom0_grant_owners(host: XenHost) -> dict[int, str]:
     svc = dom0_services(host)
     owners: dict[int, str] = {}
     for page, _port in svc.xenstored.conns.values():
-        owners[page.mapping.handle] = "dom0:xenstored"
+        if page.mapping is not None:  # an HVM guest's store page is mapped, not granted
+            owners[page.mapping.handle] = "dom0:xenstored"
     for con in svc.xenconsoled.consoles.values():
-        owners[con.page.mapping.handle] = "dom0:xenconsoled"
+        if con.page.mapping is not None:
+            owners[con.page.mapping.handle] = "dom0:xenconsoled"
     for devs in svc.devices.values():
         for dev in devs:
             node = "dom0:blkback" if dev.kind == "vbd" else "dom0:netback"
@@ -118,7 +123,8 @@ def _dom0_grant_owners(host: XenHost) -> dict[int, str]:
             if ring_page is not None:
                 pages.append(ring_page)
             for page in pages:
-                owners[page.mapping.handle] = node
+                if page.mapping is not None:
+                    owners[page.mapping.handle] = node
     return owners
 
 
@@ -128,7 +134,9 @@ def build_topology(host: XenHost) -> nx.MultiDiGraph:
     svc = dom0_services(host)
     running = host.running_vcpus()
     images = sorted({dev.image for devs in svc.devices.values() for dev in devs
-                     if dev.kind == "vbd" and hasattr(dev, "image")})
+                     if dev.kind == "vbd" and hasattr(dev, "image")}
+                    | {disk.path for domid, dm in svc.device_models.items()
+                       if domid in host.domains for disk in dm.disks()})
     g.add_node("hardware", kind="hardware", label="hardware",
                cpus=len(host.pcpus), memory_mib=host.mem.total_pages * 4 // 1024,
                disks=images, nics=sorted(svc.bridges))
@@ -154,6 +162,19 @@ def build_topology(host: XenHost) -> nx.MultiDiGraph:
         for part in parts:
             g.add_node(f"dom0:{part}", kind="service", label=part, domid=0)
             g.add_edge(f"dom0:{part}", "dom0", kind="runs_on")
+        for domid, dm in sorted(svc.device_models.items()):
+            hvm = host.domains[domid].hvm if domid in host.domains else None
+            if hvm is None:
+                continue
+            node = f"dom0:qemu-dm-{domid}"
+            g.add_node(node, kind="service", label=f"qemu-dm d{domid}", domid=0,
+                       serves=domid, ioreqs=dm.requests)
+            g.add_edge(node, "dom0", kind="runs_on")
+            g.add_edge(_dom(domid), node, kind="ioreq", port=hvm.ioreq_port,
+                       remote_port=dm.local_port)
+            for disk in dm.disks():
+                g.add_edge(node, f"image:{os.path.basename(disk.path)}", kind="device",
+                           dev=f"ide-{domid}")
         for name, bridge in sorted(svc.bridges.items()):
             bnode = f"dom0:bridge:{name}"
             g.add_node(bnode, kind="service", label=name, domid=0, ports=len(bridge.ports))
@@ -200,6 +221,10 @@ def build_topology(host: XenHost) -> nx.MultiDiGraph:
         for port, ch in sorted(d.evtchn.ports.items()):
             if ch.state is not ECS.INTERDOMAIN or ch.remote_domid not in host.domains:
                 continue
+            peer = host.domains[ch.remote_domid].evtchn
+            rch = peer.lookup(ch.remote_port) if peer is not None else None
+            if ch.xen_consumer is not None or (rch is not None and rch.xen_consumer):
+                continue  # an ioreq server's port: drawn as the guest's ioreq edge
             a, b = (d.domid, port), (ch.remote_domid, ch.remote_port)
             key = (min(a, b), max(a, b))
             if key in seen:

@@ -110,7 +110,7 @@ class Libxl:
         self.host = host
         self.services = dom0_services(host)
         self.configs: dict[int, DomainConfig] = {}
-        self.device_models: dict[int, DeviceModel] = {}
+        self.device_models: dict[int, DeviceModel] = self.services.device_models  # Dom0's
         self.xl_log: list[str] = []          # what xl's per-domain daemons log
         self.on_create: list[Callable[[Domain], None]] = []
         host.death_listeners.append(self.domain_death)
