@@ -9,7 +9,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from xenlab.lab import Lab
@@ -59,6 +59,7 @@ _rep = st.tuples(st.sampled_from(PORTS), st.sampled_from([1, 2, 4, 3, 8]), st.bo
 
 @settings(derandomize=True, deadline=None, max_examples=40)
 @given(ops=st.lists(_rep, min_size=1, max_size=40))
+@example(ops=[(0x1F0, 1, False, 0, 0), (0x3FD, 4, False, 1, 0)])  # once found: lane 0x400
 def test_random_string_io_stays_inside_the_guest(tmp_path_factory, ops) -> None:
     """``rep ins/outs`` as the device model sees them (one ioreq per page, data_is_ptr):
     random ports, element sizes (also invalid ones), counts and guest addresses. Only
@@ -82,6 +83,21 @@ def test_random_string_io_stays_inside_the_guest(tmp_path_factory, ops) -> None:
                if mem.owner[m] != d.domid)
     lab.host.check_invariants()
     lab.xl("destroy h")
+    lab.host.check_invariants()
+
+
+def test_a_wide_access_past_a_byte_device_splits_into_lanes(tmp_path: Path) -> None:
+    """Found by the string-I/O fuzzer: a 4-byte read at 0x3FD (the UART's LSR) covers
+    0x3FD-0x400, and port 0x400 belongs to no device. Each byte lane goes to its own
+    port's owner and the unassigned lane reads as all ones, as in QEMU."""
+    lab, _ = _hvm(tmp_path, "ro")
+    d = lab.domain("h")
+    handle_pio(lab.host, d, d.hvm, 0x3FF, 1, False, 0x5A)       # scratch register
+    value = handle_pio(lab.host, d, d.hvm, 0x3FD, 4, True)
+    assert value == 0xFF_5A_B0_60                               # 0x400, SCR, MSR, LSR
+    assert handle_pio(lab.host, d, d.hvm, 0x3FF, 2, True) == 0xFF5A
+    handle_pio(lab.host, d, d.hvm, 0x3FF, 4, False, 0xFFFF_FF00)  # lanes past 0x3FF: no one
+    assert handle_pio(lab.host, d, d.hvm, 0x3FF, 1, True) == 0x00
     lab.host.check_invariants()
 
 

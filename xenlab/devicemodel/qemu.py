@@ -65,18 +65,22 @@ class DeviceModel:
         self.vga = Vga()
         self.ide = [IdeChannel(0x1F0, 0x3F6, self._trace), IdeChannel(0x170, 0x376, self._trace)]
         self.debugcon = bytearray()
-        self.ports: dict[int, Port] = {}
+        # Byte-wide devices register per port; a wider access is split into byte lanes and
+        # each lane goes to whoever owns that port (QEMU splits accesses across regions the
+        # same way), so a 4-byte read at 0x3FD reaches 0x400 as an unassigned port.
+        self.byte_ports: dict[int, Callable[[int, bool, int], int]] = {}
         for p in range(0x3F8, 0x400):
-            self.ports[p] = self._byte(self.serial.io)
+            self.byte_ports[p] = self.serial.io
         for p in (0x60, 0x64):
-            self.ports[p] = self._byte(self.kbd.io)
+            self.byte_ports[p] = self.kbd.io
         for p in range(0x3B4, 0x3DB):
-            self.ports[p] = self._byte(self.vga.io)
+            self.byte_ports[p] = self.vga.io
+        self.byte_ports[0x402] = self._debugcon
+        self.ports: dict[int, Port] = dict.fromkeys(self.byte_ports, self._byte_lanes)
         for ch in self.ide:
             for p in range(ch.base, ch.base + 8):
                 self.ports[p] = ch.io
             self.ports[ch.ctrl] = ch.io
-        self.ports[0x402] = self._byte(self._debugcon)
         self.requests = 0
         self.kernel: Dom0Kernel | None = None
         self.local_port = 0   # Dom0's end of the ioreq server's event channel
@@ -159,14 +163,13 @@ class DeviceModel:
                 if disk is not None:
                     disk.close()
 
-    @staticmethod
-    def _byte(fn: Callable[[int, bool, int], int]) -> Port:
-        def port(p: int, write: bool, value: int, size: int) -> int:
-            out = 0
-            for i in range(size):
-                out |= (fn(p + i, write, (value >> (8 * i)) & 0xFF) & 0xFF) << (8 * i)
-            return out
-        return port
+    def _byte_lanes(self, p: int, write: bool, value: int, size: int) -> int:
+        out = 0
+        for i in range(size):
+            fn = self.byte_ports.get(p + i)
+            lane = 0xFF if fn is None else fn(p + i, write, (value >> (8 * i)) & 0xFF) & 0xFF
+            out |= lane << (8 * i)
+        return out
 
     # -- the ioreq loop --------------------------------------------------------------------
     def handle_ioreq(self, page: memoryview) -> bool:
