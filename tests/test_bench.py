@@ -44,10 +44,13 @@ def test_run_bench_small() -> None:
                                "teaching_boot_lt_50ms", "seabios_within_2x_qemu"}
     assert r["hvm_boot_teaching"] is not None  # the teaching firmware is in the repository
     assert r["machine"]["cores"] and r["machine"]["unicorn"]
+    sp = r["unicorn_store_path"]   # both loops ran to their hlt; the time is information
+    assert sp["stores"] > 0 and sp["store_loop_seconds"] > 0 and sp["nop_loop_seconds"] > 0
     json.dumps(r)  # JSON-able
     text = bench.format_report(r)
     assert "raw unicorn" in text and "goal" in text
     assert "block requests" in text and "notifications per request" in text
+    assert "one guest byte store" in text
 
 
 @pytest.mark.skipif(not bench.DISK_ELF.exists(), reason="pv-disk.elf not built")

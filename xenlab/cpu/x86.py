@@ -203,8 +203,31 @@ def _uclib() -> ctypes.CDLL:
     return unicorn.unicorn_py3.unicorn.uclib  # type: ignore[attr-defined,no-any-return]
 
 
+# void uc_cb_hookintr_t(uc_engine *uc, uint32_t intno, void *user_data)
+_INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+# bool uc_cb_hookinsn_invalid_t(uc_engine *uc, void *user_data)
+_INVALID_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class _UcTb(ctypes.Structure):
+    _fields_ = [("pc", ctypes.c_uint64), ("icount", ctypes.c_uint16),
+                ("size", ctypes.c_uint16)]
+
+
+class _UcMmr(ctypes.Structure):  # uc_x86_mmr: IDTR, GDTR
+    _fields_ = [("selector", ctypes.c_uint16), ("base", ctypes.c_uint64),
+                ("limit", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+
+
+# void uc_hook_edge_gen_t(uc_engine *uc, uc_tb *cur_tb, uc_tb *prev_tb, void *user_data)
+_EDGE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(_UcTb),
+                            ctypes.POINTER(_UcTb), ctypes.c_void_p)
+
 _uc_reg_read_batch = _uclib().uc_reg_read_batch
+_uc_reg_read = _uclib().uc_reg_read
 _uc_reg_write = _uclib().uc_reg_write
+_uc_mem_read = _uclib().uc_mem_read
+_uc_mem_write = _uclib().uc_mem_write
 
 
 # ---------------------------------------------------------------------------
@@ -238,8 +261,16 @@ class X86Vcpu:
             self._add_native_block_hook(thunk)
         else:
             self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_BLOCK, self._py_block))
-        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INTR, self._on_intr))
-        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN_INVALID, self._on_invalid))
+        # Registers and small memory accesses on the exit paths go straight through
+        # unicorn's C API with buffers made once: the binding's generic reg_read and
+        # mem_read cost several microseconds each, and firmware makes thousands of exits.
+        self._uch = self.uc._uch
+        self._regbuf = ctypes.c_uint64()
+        self._regref = ctypes.byref(self._regbuf)
+        self._mmr = _UcMmr()
+        self._membuf = ctypes.create_string_buffer(4096)
+        self._add_native_hook(uc_const.UC_HOOK_INTR, _INTR_CB(self._raw_intr))
+        self._add_native_hook(uc_const.UC_HOOK_INSN_INVALID, _INVALID_CB(self._raw_invalid))
         self._add_native_syscall_hook()
         self._add_native_io_hooks()
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None, 1, 0,
@@ -257,6 +288,45 @@ class X86Vcpu:
         self.int82_hypercalls = False  # set for 32-bit PV guests
         self._wrmsr_hooks: dict[int, int] = {}
         self._string_io_hooks: dict[int, int] = {}
+
+    def _add_native_hook(self, kind: int, callback: object, *, extra: int | None = None,
+                         begin: int = 1, end: int = 0) -> int:
+        """uc_hook_add through ctypes with a CFUNCTYPE ``callback`` (no binding wrapper)."""
+        handle = ctypes.c_size_t()
+        args: list[object] = [self._uch, ctypes.byref(handle), kind,
+                              ctypes.cast(callback, ctypes.c_void_p), None,
+                              ctypes.c_uint64(begin), ctypes.c_uint64(end)]
+        if extra is not None:
+            args.append(ctypes.c_int(extra))
+        err = _uclib().uc_hook_add(*args)
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        self._keep.extend((callback, handle))
+        return handle.value
+
+    def _raw_intr(self, uc_handle: int, intno: int, user: int) -> None:
+        try:
+            self._on_intr(self.uc, intno, None)
+        except BaseException as err:  # surfaced by run(): ctypes would swallow it
+            self._hook_error = err
+            self.uc.emu_stop()
+
+    def _raw_invalid(self, uc_handle: int, user: int) -> bool:
+        try:
+            return self._on_invalid(self.uc, None)
+        except BaseException as err:
+            self._hook_error = err
+            self.uc.emu_stop()
+            return True
+
+    def _raw_new_tb(self, uc_handle: int, cur: ctypes._Pointer[_UcTb], prev: object,
+                    user: int) -> None:
+        try:
+            tb = cur.contents
+            self._on_new_tb(self.uc, tb, None, None)
+        except BaseException as err:
+            self._hook_error = err
+            self.uc.emu_stop()
 
     def _add_native_syscall_hook(self) -> None:
         """UC_HOOK_INSN for ``syscall`` registered through ctypes directly (no wrapper)."""
@@ -331,10 +401,38 @@ class X86Vcpu:
 
     # -- registers ------------------------------------------------------------
     def reg(self, name: str) -> int:
-        return int(self.uc.reg_read(REGS[name]))
+        self._regbuf.value = 0
+        err = _uc_reg_read(self._uch, REGS[name], self._regref)
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        return self._regbuf.value
 
     def set_reg(self, name: str, value: int) -> None:
-        self.uc.reg_write(REGS[name], value)
+        self._regbuf.value = value & 0xFFFF_FFFF_FFFF_FFFF
+        err = _uc_reg_write(self._uch, REGS[name], self._regref)
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+
+    def _table_register(self, reg: int) -> tuple[int, int]:
+        """(base, limit) of IDTR or GDTR."""
+        err = _uc_reg_read(self._uch, reg, ctypes.byref(self._mmr))
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        return self._mmr.base, self._mmr.limit
+
+    def mem(self, addr: int, size: int) -> bytes:
+        """``size`` bytes of guest-physical (or, paging on, linear) memory; UcError if
+        unmapped."""
+        buf = self._membuf if size <= 4096 else ctypes.create_string_buffer(size)
+        err = _uc_mem_read(self._uch, ctypes.c_uint64(addr), buf, ctypes.c_size_t(size))
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        return buf.raw[:size]
+
+    def _mem_write(self, addr: int, data: bytes) -> None:
+        err = _uc_mem_write(self._uch, ctypes.c_uint64(addr), data, ctypes.c_size_t(len(data)))
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
 
     def msr_read(self, msr: int) -> int:
         return int(self.uc.reg_read(X.UC_X86_REG_MSR, msr))
@@ -561,7 +659,7 @@ class X86Vcpu:
     def _on_invalid(self, uc: Uc, user: object) -> bool:
         pc = self.pc()
         try:
-            code = bytes(uc.mem_read(self._linear(pc), 3))
+            code = self.mem(self._linear(pc), 3)
         except UcError:
             return False
         if code in (b"\x0f\x01\xc1", b"\x0f\x01\xd9"):  # vmcall (VMX) / vmmcall (SVM)
@@ -611,14 +709,14 @@ class X86Vcpu:
         """Firmware that copies or relocates itself (SeaBIOS) executes code no scan saw:
         look at every newly translated block for ``wrmsr`` and trap it (the hook runs
         once per translation, not per execution)."""
-        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_EDGE_GENERATED, self._on_new_tb))
+        self._add_native_hook(uc_const.UC_HOOK_EDGE_GENERATED, _EDGE_CB(self._raw_new_tb))
 
     def _on_new_tb(self, uc: Uc, cur: object, prev: object, user: object) -> None:
         pc, size = int(cur.pc), int(cur.size)  # type: ignore[attr-defined]
         if not size:
             return
         try:
-            code = bytes(uc.mem_read(pc, size))
+            code = self.mem(pc, size)
         except UcError:
             return
         pos = code.find(b"\x0f\x30")
@@ -726,7 +824,7 @@ class X86Vcpu:
 
         Push FLAGS, CS, IP on SS:SP; clear IF and TF; load CS:IP from 0000:vector*4.
         """
-        _sel, ivt_base, ivt_limit, _fl = self.uc.reg_read(X.UC_X86_REG_IDTR)
+        ivt_base, ivt_limit = self._table_register(X.UC_X86_REG_IDTR)
         if vector * 4 + 3 > ivt_limit:  # no vector: #GP, no vector for that: triple fault
             self.raise_fault(VEC_DF, f"triple fault (interrupt {vector:#x} beyond the IVT "
                                      f"limit {ivt_limit:#x})")
@@ -736,12 +834,12 @@ class X86Vcpu:
         ss, sp = self.reg("ss"), self.reg("esp") & 0xFFFF
         for value in (flags & 0xFFFF, cs, ip):
             sp = (sp - 2) & 0xFFFF
-            self.uc.mem_write((ss << 4) + sp, struct.pack("<H", value))
-        new_ip, new_cs = struct.unpack("<HH", bytes(self.uc.mem_read(ivt_base + vector * 4, 4)))
-        self.uc.reg_write(X.UC_X86_REG_ESP, sp)
-        self.uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~(EFLAGS_IF | EFLAGS_TF))
-        self.uc.reg_write(X.UC_X86_REG_CS, new_cs)
-        self.uc.reg_write(X.UC_X86_REG_EIP, new_ip)
+            self._mem_write((ss << 4) + sp, struct.pack("<H", value))
+        new_ip, new_cs = struct.unpack("<HH", self.mem(ivt_base + vector * 4, 4))
+        self.set_reg("esp", sp)
+        self.set_reg("eflags", flags & ~(EFLAGS_IF | EFLAGS_TF))
+        self.set_reg("cs", new_cs)
+        self.set_reg("eip", new_ip)
 
     def deliver_interrupt(self, vector: int) -> None:
         """Vector an interrupt the way the CPU's current mode does (32-bit engines)."""
