@@ -98,6 +98,12 @@ def test_a_wide_access_past_a_byte_device_splits_into_lanes(tmp_path: Path) -> N
     assert handle_pio(lab.host, d, d.hvm, 0x3FF, 2, True) == 0xFF5A
     handle_pio(lab.host, d, d.hvm, 0x3FF, 4, False, 0xFFFF_FF00)  # lanes past 0x3FF: no one
     assert handle_pio(lab.host, d, d.hvm, 0x3FF, 1, True) == 0x00
+    # A 32-bit write at the IDE device control register (0x3F6) also covers 0x3F7 (no
+    # one's) and the UART's 0x3F8-0x3F9: its third byte is transmitted on COM1.
+    sent = len(d.hvm.serial)
+    handle_pio(lab.host, d, d.hvm, 0x3F6, 4, False, 0x00_41_00_00)
+    assert bytes(d.hvm.serial[sent:]) == b"A"
+    assert handle_pio(lab.host, d, d.hvm, 0x3F6, 4, True) & 0xFF00 == 0xFF00   # 0x3F7
     lab.host.check_invariants()
 
 

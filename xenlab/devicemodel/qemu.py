@@ -76,11 +76,12 @@ class DeviceModel:
         for p in range(0x3B4, 0x3DB):
             self.byte_ports[p] = self.vga.io
         self.byte_ports[0x402] = self._debugcon
+        for ch in self.ide:  # the task-file registers and device control are byte-wide
+            for p in (*range(ch.base + 1, ch.base + 8), ch.ctrl):
+                self.byte_ports[p] = ch.io
         self.ports: dict[int, Port] = dict.fromkeys(self.byte_ports, self._byte_lanes)
-        for ch in self.ide:
-            for p in range(ch.base, ch.base + 8):
-                self.ports[p] = ch.io
-            self.ports[ch.ctrl] = ch.io
+        for ch in self.ide:  # the data register moves 16 or 32 bits at once
+            self.ports[ch.base] = ch.io
         self.requests = 0
         self.kernel: Dom0Kernel | None = None
         self.local_port = 0   # Dom0's end of the ioreq server's event channel
