@@ -34,7 +34,7 @@ import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import capstone
 import unicorn
@@ -289,13 +289,14 @@ class X86Vcpu:
         self._wrmsr_hooks: dict[int, int] = {}
         self._string_io_hooks: dict[int, int] = {}
 
-    def _add_native_hook(self, kind: int, callback: object, *, extra: int | None = None,
-                         begin: int = 1, end: int = 0) -> int:
-        """uc_hook_add through ctypes with a CFUNCTYPE ``callback`` (no binding wrapper)."""
+    def _add_native_hook(self, kind: int, callback: Any, *,
+                         extra: int | None = None) -> int:
+        """uc_hook_add for all addresses through ctypes with a CFUNCTYPE ``callback`` (no
+        binding wrapper); ``extra`` is the instruction of a UC_HOOK_INSN."""
         handle = ctypes.c_size_t()
         args: list[object] = [self._uch, ctypes.byref(handle), kind,
                               ctypes.cast(callback, ctypes.c_void_p), None,
-                              ctypes.c_uint64(begin), ctypes.c_uint64(end)]
+                              ctypes.c_uint64(1), ctypes.c_uint64(0)]
         if extra is not None:
             args.append(ctypes.c_int(extra))
         err = _uclib().uc_hook_add(*args)
@@ -338,15 +339,8 @@ class X86Vcpu:
                 self._hook_error = err
                 self.uc.emu_stop()
 
-        callback = _SYSCALL_CB(on_syscall)
-        handle = ctypes.c_size_t()
-        err = _uclib().uc_hook_add(
-            self.uc._uch, ctypes.byref(handle), uc_const.UC_HOOK_INSN,
-            ctypes.cast(callback, ctypes.c_void_p), None, ctypes.c_uint64(1),
-            ctypes.c_uint64(0), ctypes.c_int(X.UC_X86_INS_SYSCALL))
-        if err != uc_const.UC_ERR_OK:
-            raise UcError(err)
-        self._keep.extend((callback, handle))
+        self._add_native_hook(uc_const.UC_HOOK_INSN, _SYSCALL_CB(on_syscall),
+                              extra=X.UC_X86_INS_SYSCALL)
 
     def _add_native_block_hook(self, thunk: int) -> None:
         handle = ctypes.c_size_t()
@@ -421,7 +415,7 @@ class X86Vcpu:
         return self._mmr.base, self._mmr.limit
 
     def mem(self, addr: int, size: int) -> bytes:
-        """``size`` bytes of guest-physical (or, paging on, linear) memory; UcError if
+        """``size`` bytes at ``addr`` as unicorn's ``uc_mem_read`` sees them; UcError if
         unmapped."""
         buf = self._membuf if size <= 4096 else ctypes.create_string_buffer(size)
         err = _uc_mem_read(self._uch, ctypes.c_uint64(addr), buf, ctypes.c_size_t(size))
@@ -513,16 +507,8 @@ class X86Vcpu:
                 self._hook_error = err
                 self.uc.emu_stop()
 
-        for insn, callback in ((X.UC_X86_INS_IN, _IN_CB(on_in)),
-                               (X.UC_X86_INS_OUT, _OUT_CB(on_out))):
-            handle = ctypes.c_size_t()
-            err = _uclib().uc_hook_add(
-                self.uc._uch, ctypes.byref(handle), uc_const.UC_HOOK_INSN,
-                ctypes.cast(callback, ctypes.c_void_p), None, ctypes.c_uint64(1),
-                ctypes.c_uint64(0), ctypes.c_int(insn))
-            if err != uc_const.UC_ERR_OK:
-                raise UcError(err)
-            self._keep.extend((callback, handle))
+        self._add_native_hook(uc_const.UC_HOOK_INSN, _IN_CB(on_in), extra=X.UC_X86_INS_IN)
+        self._add_native_hook(uc_const.UC_HOOK_INSN, _OUT_CB(on_out), extra=X.UC_X86_INS_OUT)
 
     def disassemble(self, code: bytes, address: int) -> str:
         """One instruction of ``code`` (fetched by the caller) as text, for crash reports."""
