@@ -130,24 +130,31 @@ def test_every_ata_command_byte(tmp_path: Path) -> None:
     lab.host.check_invariants()
 
 
+def _boot_sector(tmp: Path, name: str, code_hex: str, max_instructions: int) -> Lab:
+    """An HVM guest ``name`` whose boot sector is ``code_hex`` (then 55AA), run until it
+    stops or ``max_instructions`` have run."""
+    code = bytes.fromhex(code_hex.replace(" ", ""))
+    image = bytearray((FW / "bootdisk.img").read_bytes())
+    image[0 : len(code)] = code
+    image[510:512] = b"\x55\xaa"
+    disk = tmp / f"{name}.img"
+    disk.write_bytes(bytes(image))
+    cfg = tmp / f"{name}.cfg"
+    cfg.write_text(f'name = "{name}"\ntype = "hvm"\nmemory = 16\n'
+                   f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create {cfg}")
+    lab.run(max_instructions=max_instructions, max_seconds=2.0)
+    return lab
+
+
 def test_rep_insw_with_a_huge_count_from_real_code(tmp_path: Path) -> None:
     """A boot sector that reads 0x3FFF words (32 KiB, to the top of its segment) from the
     data port with nothing pending. Like Xen's hvmemul_rep_ins, the string goes to the
     device model as one ioreq per guest page (``data_is_ptr``: the device model writes
     guest memory itself), and every word reads as all ones."""
-    code = bytes.fromhex("ba f0 01 b9 ff 3f bf 00 80 fc f3 6d fa f4".replace(" ", ""))
     # mov dx,0x1f0; mov cx,0x3fff; mov di,0x8000; cld; rep insw; cli; hlt
-    image = bytearray((FW / "bootdisk.img").read_bytes())
-    image[0 : len(code)] = code
-    image[510:512] = b"\x55\xaa"
-    disk = tmp_path / "r.img"
-    disk.write_bytes(bytes(image))
-    cfg = tmp_path / "r.cfg"
-    cfg.write_text(f'name = "r"\ntype = "hvm"\nmemory = 16\n'
-                   f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
-    lab = Lab(memory_mib=256, dom0_mem_mib=64)
-    lab.xl(f"create {cfg}")
-    lab.run(max_instructions=50_000_000, max_seconds=2.0)
+    lab = _boot_sector(tmp_path, "r", "ba f0 01 b9 ff 3f bf 00 80 fc f3 6d fa f4", 50_000_000)
     assert lab.domain("r").state_flags() == "-b----"   # got to its cli; hlt
     ioreqs = [r.args for r in lab.trace.select(kind="ioreq", name="ioreq")
               if r.args["addr"] == "0x1f0" and r.args.get("data_is_ptr")
@@ -164,19 +171,8 @@ def test_rep_insw_into_video_memory_goes_element_by_element(tmp_path: Path) -> N
     """A string read aimed at the VGA window (0xB8000, device memory, not RAM) is not
     handed to the device model as one ioreq with a guest address: each word is its own
     exit, and the words land on the screen."""
-    code = bytes.fromhex("b800b88ec031ffbaf001b91000fcf36dfaf4")
     # mov ax,0xb800; mov es,ax; xor di,di; mov dx,0x1f0; mov cx,16; cld; rep insw; cli; hlt
-    image = bytearray((FW / "bootdisk.img").read_bytes())
-    image[0 : len(code)] = code
-    image[510:512] = b"\x55\xaa"
-    disk = tmp_path / "v.img"
-    disk.write_bytes(bytes(image))
-    cfg = tmp_path / "v.cfg"
-    cfg.write_text(f'name = "v"\ntype = "hvm"\nmemory = 16\n'
-                   f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
-    lab = Lab(memory_mib=256, dom0_mem_mib=64)
-    lab.xl(f"create {cfg}")
-    lab.run(max_instructions=20_000_000, max_seconds=2.0)
+    lab = _boot_sector(tmp_path, "v", "b800b88ec031ffbaf001b91000fcf36dfaf4", 20_000_000)
     assert lab.domain("v").state_flags() == "-b----"
     reqs = [r.args for r in lab.trace.select(kind="ioreq", name="ioreq")
             if r.args["addr"] == "0x1f0"]

@@ -88,3 +88,23 @@ class Dom0Kernel:
         self.host.trace.emit(self.host.now(), 0, 0, Kind.GRANT, "foreign_map",
                              {"dom": domid, "mfn": mfn})
         return MappedGrant(None, self.host.mem.view(mfn << 12, PAGE_SIZE))
+
+    def connect_interface(self, d: Domain, gref: int, mfn: int, remote_port: int,
+                          handler: Callable[[int], None]) -> tuple[MappedGrant, int] | None:
+        """How xenstored and xenconsoled reach a guest's ring (``map_interface`` in
+        tools/xenstored/domain.c): a PV guest's page through its reserved grant entry
+        ``gref``, an HVM guest's special page (not granted) by a foreign mapping of
+        ``mfn``; then the guest's ``remote_port`` is bound. None if either step fails."""
+        if d.hvm is not None:
+            page = self.map_foreign_mfn(d.domid, mfn)
+        else:
+            status, page = self.map_grant(d.domid, gref, readonly=False)
+            if status != GntSt.GNTST_okay:
+                page = None
+        if page is None:
+            return None
+        port = self.bind_interdomain(d.domid, remote_port, handler)
+        if port < 0:
+            self.unmap_grant(page)
+            return None
+        return page, port

@@ -23,7 +23,7 @@ from xenlab.dom0.kernel import Dom0Kernel, MappedGrant
 from xenlab.dom0.netback import NetbackVif
 from xenlab.dom0.xenbus import BackendDevice
 from xenlab.dom0.xenconsoled import Xenconsoled
-from xenlab.public.grant_table import GNTTAB_RESERVED_XENSTORE, GntSt
+from xenlab.public.grant_table import GNTTAB_RESERVED_XENSTORE
 from xenlab.public.io.xenbus import XenbusState as S
 from xenlab.tools.xenstore.xenstored import XenStore
 from xenlab.xen.domain import Domain
@@ -51,20 +51,11 @@ class XenstoredService:
 
     # -- guest connections ---------------------------------------------------------
     def introduce(self, d: Domain) -> bool:
-        if d.hvm is not None:  # an HVM guest's store page is a special page, not granted
-            page = self.kernel.map_foreign_mfn(d.domid, d.store_mfn)
-            if page is None:
-                return False
-        else:
-            status, page = self.kernel.map_grant(d.domid, GNTTAB_RESERVED_XENSTORE,
-                                                 readonly=False)
-            if status != GntSt.GNTST_okay or page is None:
-                return False
-        port = self.kernel.bind_interdomain(d.domid, d.store_port, self._on_event)
-        if port < 0:
-            self.kernel.unmap_grant(page)
+        conn = self.kernel.connect_interface(d, GNTTAB_RESERVED_XENSTORE, d.store_mfn,
+                                             d.store_port, self._on_event)
+        if conn is None:
             return False
-        self.conns[d.domid] = (page, port)
+        self.conns[d.domid] = conn
         self.store.introduce_domain(d.domid)
         self.flush()
         return True

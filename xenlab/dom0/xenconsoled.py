@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from xenlab.dom0.kernel import Dom0Kernel, MappedGrant
-from xenlab.public.grant_table import GNTTAB_RESERVED_CONSOLE, GntSt
+from xenlab.public.grant_table import GNTTAB_RESERVED_CONSOLE
 from xenlab.public.io import console as C
 from xenlab.xen.domain import Domain
 from xenlab.xen.trace import Kind
@@ -42,20 +42,11 @@ class Xenconsoled:
 
     def connect(self, d: Domain) -> bool:
         """domain_create_ring: map the ring, bind the port."""
-        if d.hvm is not None:
-            page = self.kernel.map_foreign_mfn(d.domid, d.console_mfn)
-            if page is None:
-                return False
-        else:
-            status, page = self.kernel.map_grant(d.domid, GNTTAB_RESERVED_CONSOLE,
-                                                 readonly=False)
-            if status != GntSt.GNTST_okay or page is None:
-                return False
-        port = self.kernel.bind_interdomain(d.domid, d.console_port, self._on_event)
-        if port < 0:
-            self.kernel.unmap_grant(page)
+        conn = self.kernel.connect_interface(d, GNTTAB_RESERVED_CONSOLE, d.console_mfn,
+                                             d.console_port, self._on_event)
+        if conn is None:
             return False
-        self.consoles[d.domid] = _Console(d.domid, page, port)
+        self.consoles[d.domid] = _Console(d.domid, *conn)
         return True
 
     def disconnect(self, domid: int) -> None:
