@@ -46,11 +46,14 @@ def test_run_bench_small() -> None:
     assert r["machine"]["cores"] and r["machine"]["unicorn"]
     sp = r["unicorn_store_path"]   # both loops ran to their hlt; the time is information
     assert sp["stores"] > 0 and sp["store_loop_seconds"] > 0 and sp["nop_loop_seconds"] > 0
+    vs = r["vcpu_store_path"]      # the same loops on an HVM vCPU, both TLBs, to their hlt
+    assert vs["stores"] == sp["stores"]
+    assert vs["cpu_tlb"]["store_loop_seconds"] > 0 and vs["identity_tlb"]["nop_loop_seconds"] > 0
     json.dumps(r)  # JSON-able
     text = bench.format_report(r)
     assert "raw unicorn" in text and "goal" in text
     assert "block requests" in text and "notifications per request" in text
-    assert "one guest byte store" in text
+    assert "one guest byte store" in text and "HVM vCPU" in text
 
 
 @pytest.mark.skipif(not bench.DISK_ELF.exists(), reason="pv-disk.elf not built")

@@ -1,11 +1,14 @@
 """The CPU layer alone: real mode with IVT dispatch, the switch to protected mode,
-vmcall and int 0x82 hypercalls, port I/O, CPUID, WRMSR, HLT, single-stepping."""
+vmcall and int 0x82 hypercalls, port I/O, CPUID, WRMSR, HLT, single-stepping, and
+the identity TLB HVM vCPUs use while paging is off."""
 
 from __future__ import annotations
 
 import struct
 
-from xenlab.cpu.x86 import CpuMode, ExitReason, X86Vcpu
+import pytest
+
+from xenlab.cpu.x86 import CpuMode, ExitReason, X86Vcpu, _native_fill
 
 
 class Exits:
@@ -128,3 +131,176 @@ def test_invalid_opcode_is_a_fault() -> None:
     cpu.setup_real_mode(0, 0)
     result = cpu.run(1000)
     assert result.reason is ExitReason.FAULT and result.vector == 6
+
+
+# -- the identity TLB for HVM vCPUs with paging off (fast guest stores) ----------------
+# unicorn 2.1.4 sends every store through an executable TLB entry down its slow path,
+# and with paging off x86 makes every entry executable. ``identity_tlb_until_paging``
+# enters data pages read-write only, pages that ever held code read-write-executable,
+# and hands translation back to unicorn's page walk when the guest turns paging on.
+# These tests pin what must not change: self-modifying code is still seen, paging still
+# translates, and unassigned memory still reads as all ones.
+
+needs_native_fill = pytest.mark.skipif(_native_fill() is None,
+                                       reason="the native TLB fill needs x86-64 Linux")
+
+
+def _page_bit(cpu: X86Vcpu, page: int) -> bool:
+    assert cpu._code_pages is not None
+    return bool(cpu._code_pages[page >> 6] >> (page & 63) & 1)
+
+
+# Real mode, code at 0000:2000; a subroutine at 0x1800 with data beside it at 0x1900; a
+# page at 0x3000 that holds only data until the program writes code into it.
+def _call(at: int, target: int) -> str:
+    return "e8" + struct.pack("<H", (target - (at + 3)) & 0xFFFF).hex()
+
+
+SMC_PROGRAM = bytes.fromhex(
+    _call(0x2000, 0x1800) +  # 2000 call 0x1800         ; mov al, 0x11 ; ret
+    "e6e9"                   # 2003 out 0xe9, al
+    "0f20c0"                 # 2005 mov eax, cr0
+    "0c01" "0f22c0"          # 2008 or al, 1 ; mov cr0, eax   ; PE on and off again:
+    "24fe" "0f22c0"          # 200D and al, 0xfe ; mov cr0, eax ; the TLB is flushed,
+    "c606001977"             # 2012 mov byte [0x1900], 0x77   ; so the subroutine's page
+    "c606011822" +           # 2017 mov byte [0x1801], 0x22   ; is entered for data
+    _call(0x201C, 0x1800) +  # 201C call 0x1800
+    "e6e9"                   # 201F out 0xe9, al       ; 0x22, not the stale 0x11
+    "c6060030b0"             # 2021 mov byte [0x3000], 0xb0   ; write code into a data page
+    "c606013033"             # 2026 mov byte [0x3001], 0x33
+    "c6060230c3" +           # 202B mov byte [0x3002], 0xc3   ; mov al, 0x33 ; ret
+    _call(0x2030, 0x3000) +  # 2030 call 0x3000
+    "e6e9"                   # 2033 out 0xe9, al
+    "c606013044" +           # 2035 mov byte [0x3001], 0x44   ; patch it after it ran
+    _call(0x203A, 0x3000) +  # 203A call 0x3000
+    "e6e9"                   # 203D out 0xe9, al
+    "c606005055"             # 203F mov byte [0x5000], 0x55   ; a page only ever of data
+    "f4"                     # 2044 hlt
+)
+
+
+@needs_native_fill
+def test_self_modifying_code_is_seen_with_the_identity_tlb() -> None:
+    exits = Exits()
+    cpu = X86Vcpu(exits, long_mode=False)
+    memory = bytearray(0x10000)
+    memory[0x2000:0x2000 + len(SMC_PROGRAM)] = SMC_PROGRAM
+    memory[0x1800:0x1803] = bytes.fromhex("b011c3")  # mov al, 0x11 ; ret
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    cpu.setup_real_mode(0, 0x2000)
+    cpu.set_reg("esp", 0x7000)
+    assert cpu.identity_tlb_until_paging()
+    assert cpu.run(100_000).reason is ExitReason.HLT
+    assert exits.outs == [(0xE9, 0x11), (0xE9, 0x22), (0xE9, 0x33), (0xE9, 0x44)]
+    # pages that held code are entered executable (their stores stay checked); the
+    # pure data pages are not
+    assert _page_bit(cpu, 1) and _page_bit(cpu, 2) and _page_bit(cpu, 3)
+    assert not _page_bit(cpu, 5) and not _page_bit(cpu, 7)
+    assert cpu._identity_tlb
+
+
+# 32-bit flat protected mode at 0x1000: turn paging on with linear 0x400000 mapped to
+# physical 0x9000, and read through that mapping.
+PAGING_PROGRAM = bytes.fromhex(
+    "b800200000"    # mov eax, 0x2000       ; page directory
+    "0f22d8"        # mov cr3, eax
+    "0f20c1"        # mov ecx, cr0
+    "81c900000080"  # or ecx, 0x80000000    ; PG
+    "0f22c1"        # mov cr0, ecx          ; paging on, from ECX
+    "a000004000"    # mov al, [0x400000]    ; linear 0x400000 = physical 0x9000
+    "e6e9"          # out 0xe9, al
+    "f4"            # hlt
+)
+
+
+def _paging_machine() -> tuple[X86Vcpu, Exits]:
+    exits = Exits()
+    cpu = X86Vcpu(exits, long_mode=False)
+    memory = bytearray(0x10000)
+    memory[0x800:0x800 + len(GDT)] = GDT
+    memory[0x1000:0x1000 + len(PAGING_PROGRAM)] = PAGING_PROGRAM
+    memory[0x2000:0x2008] = struct.pack("<II", 0x3003, 0x4003)  # PDE 0 and PDE 1
+    for i in range(16):                                          # 0-64 KiB: identity
+        memory[0x3000 + 4 * i:0x3004 + 4 * i] = struct.pack("<I", (i << 12) | 3)
+    memory[0x4000:0x4004] = struct.pack("<I", 0x9003)            # 4 MiB -> 0x9000
+    memory[0x9000] = 0x5A
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    cpu.setup_flat32(gdt_base=0x800, eip=0x1000)
+    cpu.set_reg("esp", 0x7000)
+    return cpu, exits
+
+
+@needs_native_fill
+def test_turning_paging_on_hands_translation_back_to_the_page_walk() -> None:
+    cpu, exits = _paging_machine()
+    assert cpu.identity_tlb_until_paging()
+    result = cpu.run(100_000)
+    assert result.reason is ExitReason.HLT, result
+    assert exits.outs == [(0xE9, 0x5A)]  # read through the page tables, not 1:1
+    assert not cpu._identity_tlb
+
+
+def test_the_same_program_without_the_identity_tlb() -> None:
+    cpu, exits = _paging_machine()
+    assert cpu.run(100_000).reason is ExitReason.HLT
+    assert exits.outs == [(0xE9, 0x5A)]
+
+
+@needs_native_fill
+def test_a_cr0_with_paging_set_from_outside_leaves_the_identity_tlb() -> None:
+    """A context restored (the stepper's Back) or a register written by the hypervisor."""
+    cpu, exits = _paging_machine()
+    assert cpu.identity_tlb_until_paging()
+    cpu.set_reg("cr3", 0x2000)
+    cpu.set_reg("cr0", 0x80000011)
+    cpu.set_reg("eip", 0x1000 + 20)  # at ``mov al, [0x400000]``
+    assert cpu.run(1000).reason is ExitReason.HLT
+    assert exits.outs == [(0xE9, 0x5A)]
+    assert not cpu._identity_tlb
+
+
+# Real mode: read a byte beyond RAM and one RAM page the host took away.
+READ_PROGRAM = bytes.fromhex(
+    "a10000"        # mov ax, [0x0000] with DS set by the test
+    "e6e9"          # out 0xe9, al
+    "f4"            # hlt
+)
+
+
+@needs_native_fill
+def test_unassigned_memory_reads_all_ones_but_ram_is_not_hooked() -> None:
+    exits = Exits()
+    cpu = X86Vcpu(exits, long_mode=False)
+    cpu.fill_unassigned_with_ones()
+    assert cpu.identity_tlb_until_paging()
+    cpu.map_bytes(0, bytes(READ_PROGRAM).ljust(0x10000, b"\x11"), writable=True)
+    cpu.setup_real_mode(0, 0)
+    cpu.set_reg("ds", 0x2000)                 # 0x20000: past the end of RAM
+    assert cpu.run(1000).reason is ExitReason.HLT
+    assert exits.outs == [(0xE9, 0xFF)]
+    # the all-ones hook covers what was unassigned, not the RAM below 64 KiB
+    assert all(first >= 0x10000 for first, _last, _h in cpu._ones_hooks)
+    cpu.unmap(0, 0x10000)                     # the host takes the RAM away ...
+    cpu.map_bytes(0, bytes(READ_PROGRAM).ljust(0x1000, b"\x22"), writable=True)
+    cpu.setup_real_mode(0, 0)
+    cpu.set_reg("ds", 0x900)                  # ... and 0x9000 is now unassigned
+    assert cpu.run(1000).reason is ExitReason.HLT
+    assert exits.outs == [(0xE9, 0xFF), (0xE9, 0xFF)]
+    cpu.set_reg("ds", 0)
+    cpu.setup_real_mode(0, 0)
+    cpu.set_reg("ds", 0)
+    assert cpu.run(1000).reason is ExitReason.HLT
+    assert exits.outs[-1] == (0xE9, READ_PROGRAM[0])  # RAM still reads as RAM
+
+
+@needs_native_fill
+def test_single_steps_through_the_switch_to_paging() -> None:
+    """Each step is one instruction, also where a new block first gets its traps."""
+    cpu, exits = _paging_machine()
+    assert cpu.identity_tlb_until_paging()
+    eips = []
+    for _ in range(7):
+        assert cpu.step().reason is ExitReason.STEP
+        eips.append(cpu.reg("eip") - 0x1000)
+    assert eips == [5, 8, 11, 17, 20, 25, 27]
+    assert not cpu._identity_tlb and exits.outs == [(0xE9, 0x5A)]

@@ -183,6 +183,48 @@ def raw_store_path(n: int = 1 << 19, repeat: int = 3) -> dict[str, Any]:
             "ns_per_store": max(0.0, store - nops) / n * 1e9}
 
 
+class _NoExits:
+    """The store loop makes no exits but its final ``hlt``."""
+
+
+_FLAT_GDT = bytes(8) + bytes.fromhex("ffff0000009acf00") + bytes.fromhex("ffff00000092cf00")
+
+
+def vcpu_store_path(n: int = 1 << 19, repeat: int = 3) -> dict[str, Any]:
+    """The same store loop on a xenlab HVM vCPU (32-bit flat, paging off, native budget
+    callback), with unicorn's CPU TLB and with the identity TLB xenlab gives HVM vCPUs
+    while paging is off (``X86Vcpu.identity_tlb_until_paging``): there data pages are
+    entered read-write only, so their stores leave unicorn's slow path."""
+    from xenlab.cpu.x86 import ExitReason, X86Vcpu
+
+    def once(body: str, identity: bool) -> float:
+        cpu = X86Vcpu(_NoExits(), long_mode=False)  # type: ignore[arg-type]
+        memory = bytearray(2 << 20)
+        memory[0x800:0x800 + len(_FLAT_GDT)] = _FLAT_GDT
+        code = bytes.fromhex(_STORE_LOOP.format(n=n.to_bytes(4, "little").hex(),
+                                                body=body).replace(" ", ""))
+        memory[0x1000:0x1000 + len(code)] = code
+        cpu.map_bytes(0, bytes(memory), writable=True)
+        cpu.setup_flat32(gdt_base=0x800, eip=0x1000)
+        if identity and not cpu.identity_tlb_until_paging():
+            return float("nan")
+        t0 = time.perf_counter()
+        result = cpu.run(1 << 40)
+        dt = time.perf_counter() - t0
+        if result.reason is not ExitReason.HLT or cpu.reg("edi") != 0x10000 + n:
+            raise RuntimeError("the store loop stopped early")
+        cpu.close()
+        return dt
+
+    out: dict[str, Any] = {"stores": n}
+    for name, identity in (("cpu_tlb", False), ("identity_tlb", True)):
+        store = min(once("8807", identity) for _ in range(repeat))
+        nops = min(once("9090", identity) for _ in range(repeat))
+        out[name] = {"store_loop_seconds": store, "nop_loop_seconds": nops,
+                     "ns_per_store": max(0.0, store - nops) / n * 1e9}
+    return out
+
+
 def boot_bench(cmdline: str, *, trace: bool) -> dict[str, Any]:
     """Boot a host, create the pv-bench domain, time host.run() alone."""
     host = XenHost(trace=trace)
@@ -432,6 +474,7 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     boot_seabios = hvm_boot("seabios", repeat)
     boot_qemu = qemu_boot(repeat)
     store_path = raw_store_path()
+    vcpu_stores = vcpu_store_path()
     say("stepper: Step clicks on hvm-hello, the whole boot stepped, Back to random points")
     stepper = stepper_bench()
 
@@ -457,6 +500,7 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         "hvm_boot_seabios": boot_seabios,
         "qemu_boot_seabios": boot_qemu,
         "unicorn_store_path": store_path,
+        "vcpu_store_path": vcpu_stores,
         "stepper": stepper,
         "goals": {
             "teaching_boot_lt_50ms": bool(boot_teaching and boot_teaching["seconds"] < 0.05),
@@ -539,6 +583,12 @@ def format_report(r: dict[str, Any]) -> str:
     if sp:
         lines.append(f"  {'one guest byte store, bare unicorn':<36} "
                      f"{sp['ns_per_store'] * 1e-9:>9.1e}   (information: SeaBIOS makes ~1 M)")
+    vs = r.get("vcpu_store_path")
+    if vs:
+        lines.append(f"  {'one guest byte store, HVM vCPU':<36} "
+                     f"{vs['identity_tlb']['ns_per_store'] * 1e-9:>9.1e}   (information: "
+                     f"identity TLB; {vs['cpu_tlb']['ns_per_store'] * 1e-9:.1e} with "
+                     "unicorn's)")
     st = r.get("stepper")
     lines += ["", f"  {'stepper (hvm-hello)':<36} {'seconds':>9}   goal",
               f"  {'-' * 36} {'-' * 9}   {'-' * 28}"]

@@ -145,11 +145,18 @@ EFLAGS_TF = 1 << 8
 _REP_STRING_IO = re.compile(rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}\xf3"
                             rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}[\x6c-\x6f]")
 _PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF3))
+_PREFIXES_ALL = _PREFIXES | {0xF0, 0xF2}
 _SEG_OVERRIDE = {0x26: "es", 0x2E: "cs", 0x36: "ss", 0x3E: "ds", 0x64: "fs", 0x65: "gs"}
 # Code that keeps generating new wrmsr or string I/O instructions (a hostile guest)
 # gets no more code traps of each kind than this (each one slows every translation):
 # beyond it, its strings run element by element and its wrmsr reach no handler.
 MAX_CODE_TRAPS = 1024
+# Ranges the all-ones hook for unassigned memory may cover before one hook covers all.
+MAX_UNASSIGNED_HOOKS = 16
+CR0_PG = 1 << 31
+_GPR32 = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
+# mov to a control register (0F 22 /r) with up to four prefixes before it
+_MOV_TO_CR = re.compile(rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67\xf0\xf2\xf3]{0,4}\x0f\x22")
 
 
 # ---------------------------------------------------------------------------
@@ -169,25 +176,62 @@ _THUNK = bytes.fromhex(
     "488b4108"      # stop: mov rax, [rcx+8] ; budget->stop = &uc_emu_stop
     "ffe0"          # jmp  rax               ; tail call uc_emu_stop(uc)
 )
-_thunk_page: mmap.mmap | None = None
-_thunk_addr: int | None = None
+
+# The native TLB-fill callback (UC_HOOK_TLB_FILL, for unicorn's virtual TLB while an HVM
+# guest runs with paging off, where linear = physical). Data pages are entered read-write
+# but not executable, pages that ever held code read-write-executable; ``user`` is a
+# bitmap with one bit per 4 KiB page below 4 GiB, set here when code is fetched from it.
+# bool cb(uc_engine *uc /*rdi*/, uint64_t addr /*rsi*/, uc_mem_type type /*edx*/,
+#         uc_tlb_entry *e /*rcx*/, uint64_t *code_pages /*r8*/)
+_FILL_THUNK = bytes.fromhex(
+    "488931"        # mov  [rcx], rsi        ; e->paddr = addr (identity)
+    "4889f0"        # mov  rax, rsi
+    "48c1e80c"      # shr  rax, 12           ; page number
+    "41b907000000"  # mov  r9d, 7            ; UC_PROT_ALL
+    "483d00001000"  # cmp  rax, 0x100000     ; at or above 4 GiB: no bitmap
+    "7317"          # jae  done
+    "83fa12"        # cmp  edx, 18           ; UC_MEM_FETCH?
+    "7506"          # jne  data
+    "490fab00"      # bts  [r8], rax         ; code is fetched from this page
+    "eb0c"          # jmp  done
+    "490fa300"      # data: bt [r8], rax     ; a page that ever held code?
+    "7206"          # jc   done              ; yes: executable too (stores stay checked)
+    "41b903000000"  # mov  r9d, 3            ; UC_PROT_READ | UC_PROT_WRITE
+    "44894908"      # done: mov [rcx+8], r9d ; e->perms
+    "b801000000"    # mov  eax, 1            ; handled
+    "c3"            # ret
+)
+_FILL_OFFSET = 64
+_native_page: mmap.mmap | None = None
+_native_base: int | None = None
 
 
-def _native_thunk() -> int | None:
-    """Address of the native block callback, or None where it cannot run."""
-    global _thunk_page, _thunk_addr
-    if _thunk_addr is not None:
-        return _thunk_addr
+def _native_code() -> int | None:
+    """Address of the page holding the native callbacks, or None where they cannot run."""
+    global _native_page, _native_base
+    if _native_base is not None:
+        return _native_base
     if platform.machine() not in ("x86_64", "AMD64") or not sys.platform.startswith("linux"):
         return None
     try:
         page = mmap.mmap(-1, PAGE_SIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     except (OSError, ValueError):  # W^X policies
         return None
-    page.write(_THUNK)
-    _thunk_page = page
-    _thunk_addr = ctypes.addressof(ctypes.c_char.from_buffer(page))
-    return _thunk_addr
+    page.write(_THUNK.ljust(_FILL_OFFSET, b"\xcc") + _FILL_THUNK)
+    _native_page = page
+    _native_base = ctypes.addressof(ctypes.c_char.from_buffer(page))
+    return _native_base
+
+
+def _native_thunk() -> int | None:
+    """Address of the native block callback, or None where it cannot run."""
+    return _native_code()
+
+
+def _native_fill() -> int | None:
+    """Address of the native TLB-fill callback, or None where it cannot run."""
+    base = _native_code()
+    return None if base is None else base + _FILL_OFFSET
 
 
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -288,6 +332,15 @@ class X86Vcpu:
         self.int82_hypercalls = False  # set for 32-bit PV guests
         self._wrmsr_hooks: dict[int, int] = {}
         self._string_io_hooks: dict[int, int] = {}
+        self._mov_cr_hooks: dict[int, int] = {}
+        self._watching_new_code = False
+        self._entry_scanned = False
+        self._retranslate = False
+        self._identity_tlb = False      # unicorn's virtual TLB, linear = physical
+        self._code_pages: ctypes.Array[ctypes.c_uint64] | None = None
+        self._seen_code_pages: set[int] = set()
+        self._fill_ones = False         # unassigned memory reads as all ones
+        self._ones_hooks: list[tuple[int, int, int]] = []  # (first, last, hook) covered
 
     def _add_native_hook(self, kind: int, callback: Any, *,
                          extra: int | None = None) -> int:
@@ -378,6 +431,8 @@ class X86Vcpu:
         self.uc.mem_unmap(addr, size)
         self.mapped = [(a, s) for a, s in self.mapped if not (a == addr and s == size)]
         self.invalidate_code(addr, addr + size)
+        if self._ones_hooks and addr < 1 << 32:  # the hole now reads as all ones too
+            self._cover_unassigned(addr, min(addr + size, 1 << 32) - 1)
 
     def flush_tlb(self) -> None:
         """Forget cached virtual-to-physical translations (after a page-table update)."""
@@ -541,12 +596,20 @@ class X86Vcpu:
         self._slice_budget = budget
         self._charged = 0
         self._budget.left = budget
+        if self._fill_ones or self._identity_tlb:
+            self._before_run()
         start = self.pc() if begin is None else begin
-        try:
-            self.uc.emu_start(start, _UNTIL)
-        except UcError as err:
-            if self._fault is None:
-                self._fault = self._classify_error(err)
+        while True:
+            self._retranslate = False
+            try:
+                self.uc.emu_start(start, _UNTIL)
+            except UcError as err:
+                if self._fault is None:
+                    self._fault = self._classify_error(err)
+            if not (self._retranslate and self._fault is None and self._stop_reason is None
+                    and self._hook_error is None and self._budget.left > 0):
+                break
+            start = self.pc()  # the same block again, translated with its new traps
         self._reraise_hook_error()
         used = max(0, budget - self._budget.left)
         charged = min(used, self._charged)
@@ -571,11 +634,21 @@ class X86Vcpu:
         self._slice_budget = 1 << 40
         self._budget.left = 1 << 40
         self._charged = 0
-        try:
-            self.uc.emu_start(self.pc(), _UNTIL, 0, 1)
-        except UcError as err:
-            if self._fault is None:
-                self._fault = self._classify_error(err)
+        if self._fill_ones or self._identity_tlb:
+            self._before_run()
+        pc = self.pc()
+        while True:
+            self._retranslate = False
+            try:
+                self.uc.emu_start(pc, _UNTIL, 0, 1)
+            except UcError as err:
+                if self._fault is None:
+                    self._fault = self._classify_error(err)
+            # new traps stopped the step before its instruction ran: step again; if the
+            # instruction ran (the next block was translated), the step is done
+            if not (self._retranslate and self._fault is None and self._stop_reason is None
+                    and self._hook_error is None and self.pc() == pc):
+                break
         self._reraise_hook_error()
         used, charged = 1 + self._charged, self._charged  # an exit costs what it costs
         if self._fault is not None:
@@ -695,7 +768,112 @@ class X86Vcpu:
         """Firmware that copies or relocates itself (SeaBIOS) executes code no scan saw:
         look at every newly translated block for ``wrmsr`` and trap it (the hook runs
         once per translation, not per execution)."""
+        if self._watching_new_code:
+            return
+        self._watching_new_code = True
         self._add_native_hook(uc_const.UC_HOOK_EDGE_GENERATED, _EDGE_CB(self._raw_new_tb))
+
+    # -- fast guest stores: unicorn's virtual TLB while paging is off ---------------------
+    def identity_tlb_until_paging(self) -> bool:
+        """Translate linear to physical addresses 1:1 with unicorn's virtual TLB and a
+        native fill callback, until the guest turns paging on; True if enabled.
+
+        Why: unicorn 2.1.4 keeps its dirty-memory bitmaps stubbed, so a store through a
+        TLB entry that is also executable always takes the slow path (~47 ns, see
+        BENCHMARKS.md), and with paging off x86 makes every entry executable. Here
+        data pages are entered read-write only, so after the first store to a page its
+        stores run at full speed. A page that ever held code is entered executable,
+        so stores to it stay checked for self-modifying code exactly as before.
+
+        Sound only while CR0.PG is clear: every ``mov cr, r`` in new code gets a trap,
+        and one that sets PG (or a CR0 with PG found before a run) switches this vCPU
+        back to unicorn's own page walk for good. Not a Xen mechanism: an emulator's."""
+        fill = _native_fill()
+        if (fill is None or self.long_mode or self._identity_tlb
+                or not hasattr(self.uc, "ctl_set_tlb_mode")):  # unicorn before 2.1
+            return self._identity_tlb
+        self._code_pages = (ctypes.c_uint64 * (1 << 14))()  # a bit per page below 4 GiB
+        handle = ctypes.c_size_t()
+        err = _uclib().uc_hook_add(
+            self._uch, ctypes.byref(handle), uc_const.UC_HOOK_TLB_FILL, ctypes.c_void_p(fill),
+            ctypes.cast(self._code_pages, ctypes.c_void_p), ctypes.c_uint64(1),
+            ctypes.c_uint64(0))
+        if err != uc_const.UC_ERR_OK:
+            return False
+        self._keep.append(handle)
+        self.watch_new_code_for_wrmsr()  # the scan that finds ``mov cr0`` and code pages
+        self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
+        self._identity_tlb = True
+        self._seen_code_pages.clear()
+        return True
+
+    def _leave_identity_tlb(self) -> None:
+        """Paging is (about to be) on: unicorn's own page walk from now on."""
+        self._identity_tlb = False
+        self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_CPU)
+        self.flush_tlb()
+
+    def _before_run(self) -> None:
+        if self._fill_ones:
+            self._cover_unassigned_at_start()
+        if self._identity_tlb and self.reg("cr0") & CR0_PG:  # a context restored, a reset
+            self._leave_identity_tlb()
+        if self._identity_tlb and not self._entry_scanned:
+            # unicorn reports every new block but an engine's very first: scan from the
+            # entry point to the end of the next page for ``mov cr`` (a block is shorter)
+            self._entry_scanned = True
+            code = b""
+            with contextlib.suppress(UcError):
+                start = self._segment("cs")[0] + self.reg("eip")
+                for size in (2 * PAGE_SIZE - (start & 0xFFF), PAGE_SIZE - (start & 0xFFF)):
+                    with contextlib.suppress(UcError):
+                        code = self.mem(start, size)
+                        break
+            if not code:  # cannot read what will run first: be safe
+                self._leave_identity_tlb()
+                return
+            self._watch_code_page(start, len(code), code)
+
+    def _watch_code_page(self, pc: int, size: int, code: bytes) -> bool:
+        """A new block: trap its moves to control registers; if it is the first code in a
+        page, drop the TLB so no read-write entry for that page outlives it (the native
+        fill enters the page executable from now on). True if traps were added."""
+        first, last = pc >> 12, (pc + size - 1) >> 12
+        if first not in self._seen_code_pages or last not in self._seen_code_pages:
+            self._seen_code_pages.update((first, last))
+            self.flush_tlb()
+        found = False
+        for m in _MOV_TO_CR.finditer(code):
+            for start in range(pc + m.start(), pc + m.end() - 1):
+                if start in self._mov_cr_hooks:
+                    continue
+                if len(self._mov_cr_hooks) >= MAX_CODE_TRAPS:  # cannot watch: stop now
+                    self.request_stop(ExitReason.YIELD)
+                    self._leave_identity_tlb()
+                    return found
+                self._mov_cr_hooks[start] = self.uc.hook_add(
+                    uc_const.UC_HOOK_CODE, self._on_mov_cr, None, start, start)
+                found = True
+        return found
+
+    def _on_mov_cr(self, uc: Uc, address: int, size: int, user: object) -> None:
+        """Before a ``mov crN, r32``: if it is CR0 and sets PG, leave the identity TLB
+        (the instruction itself then flushes unicorn's TLB, as on a real CPU)."""
+        if not self._identity_tlb:
+            return
+        try:
+            code = self.mem(address, 8)  # a code hook's address is linear (CS base + EIP)
+        except UcError:
+            self._leave_identity_tlb()  # cannot tell: be safe
+            return
+        i = 0
+        while i < 4 and code[i] in _PREFIXES_ALL:
+            i += 1
+        if code[i:i + 2] != b"\x0f\x22":
+            return  # not an instruction start the scan guessed right
+        modrm = code[i + 2]
+        if (modrm >> 3) & 7 == 0 and self.reg(_GPR32[modrm & 7]) & CR0_PG:
+            self._leave_identity_tlb()
 
     def _on_new_tb(self, uc: Uc, cur: object, prev: object, user: object) -> None:
         pc, size = int(cur.pc), int(cur.size)  # type: ignore[attr-defined]
@@ -712,6 +890,11 @@ class X86Vcpu:
                 self.trap_wrmsr_at(pc + pos)
                 found = True
             pos = code.find(b"\x0f\x30", pos + 1)
+        if self._identity_tlb and self._watch_code_page(pc, size, code) and not found:
+            # only the trap changed, not what the guest sees: continue the same slice
+            uc.ctl_remove_cache(pc, pc + size)
+            self._retranslate = True
+            uc.emu_stop()
         for m in _REP_STRING_IO.finditer(code):
             # the instruction starts at the F3 or at one of the prefixes before it: a
             # code hook fires only where an instruction really starts, so hook them all
@@ -876,8 +1059,38 @@ class X86Vcpu:
 
     def fill_unassigned_with_ones(self) -> None:
         """Unassigned physical memory reads as all ones, as on a real bus: map a page of
-        0xFF on first touch (firmware probes for memory this way)."""
-        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_MEM_UNMAPPED, self._on_unmapped))
+        0xFF on first touch (firmware probes for memory this way).
+
+        The hook covers only what is unassigned when the vCPU first runs (below 4 GiB)
+        and whatever is unmapped later, not the guest's RAM: unicorn 2.1.4 keeps every
+        store to a page that any memory hook covers on its slow path."""
+        self._fill_ones = True
+
+    def _cover_unassigned(self, first: int, last: int) -> None:
+        """Make the all-ones hook cover guest-physical ``first``..``last`` (inclusive)."""
+        if any(f <= first and last <= la for f, la, _h in self._ones_hooks):
+            return
+        if len(self._ones_hooks) >= MAX_UNASSIGNED_HOOKS:  # fragmented: one hook for all
+            for _f, _la, handle in self._ones_hooks:
+                self.uc.hook_del(handle)
+            self._ones_hooks.clear()
+            first, last = 0, (1 << 32) - 1
+        handle = self.uc.hook_add(uc_const.UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None,
+                                  first, last)
+        self._ones_hooks.append((first, last, handle))
+
+    def _cover_unassigned_at_start(self) -> None:
+        """Before the first run: every gap in the guest-physical map below 4 GiB."""
+        self._fill_ones = False
+        at = 0
+        for begin, end, _perms in sorted(self.uc.mem_regions()):
+            if begin >= 1 << 32:
+                break
+            if begin > at:
+                self._cover_unassigned(at, begin - 1)
+            at = max(at, end + 1)
+        if at < 1 << 32:
+            self._cover_unassigned(at, (1 << 32) - 1)
 
     def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
                      user: object) -> bool:

@@ -288,6 +288,7 @@ class XenHost:
                                 name=f"d{domid}v{i}", native_budget=self.native_budget)
                 v.cpu.fill_unassigned_with_ones()
                 v.cpu.watch_new_code_for_wrmsr()
+                v.cpu.identity_tlb_until_paging()
             else:
                 v.cpu = X86Vcpu(_VcpuTraps(self, v), long_mode=True,
                                 name=f"d{domid}v{i}", native_budget=self.native_budget)
