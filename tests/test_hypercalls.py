@@ -525,3 +525,30 @@ def test_domain_destroy_frees_every_page(how: str) -> None:
     assert host.mem.pages_owned_by(0x7FF2) == xen_before
     host.check_invariants()
     assert host.trace.select(kind=Kind.LIFECYCLE, dom=d.domid, name="destroy")
+
+
+def test_the_p2m_keeps_far_entries_aside_and_reads_the_same() -> None:
+    """hvmloader maps shared_info just below 4 GiB: that entry must not grow the P2M array
+    by a million INVALID_MFNs, and every lookup must read as if it had."""
+    from xenlab.xen.domain import INVALID_MFN, P2M_DENSE_SLACK, Domain, DomainType
+
+    d = Domain(1, "p2m", DomainType.HVM, max_pages=1024)
+    d.set_p2m(0, 100, 8)                               # RAM: pfns 0-7
+    d.set_p2m(0xFDFFF, 555)                            # shared_info near 4 GiB
+    assert len(d.p2m) == 8 and d.p2m_high == {0xFDFFF: 555}
+    assert [d.pfn_to_mfn(p) for p in (0, 7, 8, 0xFDFFF, 0xFE000)] == [
+        100, 107, INVALID_MFN, 555, INVALID_MFN]
+    assert d.mfn_to_pfn(555) == 0xFDFFF and d.mfn_to_pfn(103) == 3
+    assert d.mfn_to_pfn(999) is None
+    assert d.max_gpfn() == 0xFDFFF
+    d.set_p2m(8 + P2M_DENSE_SLACK, 200, 2)             # a near hole: the array grows over it
+    assert len(d.p2m) == 10 + P2M_DENSE_SLACK and d.pfn_to_mfn(9) == INVALID_MFN
+    d.set_p2m(0xFDFFF, INVALID_MFN)                    # removed again
+    assert d.p2m_high == {} and d.pfn_to_mfn(0xFDFFF) == INVALID_MFN
+    assert d.max_gpfn() == 9 + P2M_DENSE_SLACK
+    far = len(d.p2m) + P2M_DENSE_SLACK + 1
+    d.set_p2m(far, 300)                                # far: aside
+    assert d.p2m_high == {far: 300}
+    d.set_p2m(len(d.p2m) + 100, 1)                     # the array grows closer ...
+    d.set_p2m(far + 1, 400)                            # ... and over it: moved in
+    assert d.p2m_high == {} and d.pfn_to_mfn(far) == 300 and d.pfn_to_mfn(far + 1) == 400

@@ -146,6 +146,9 @@ _REP_STRING_IO = re.compile(rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}\xf3"
                             rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}[\x6c-\x6f]")
 _PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF3))
 _PREFIXES_ALL = _PREFIXES | {0xF0, 0xF2}
+# what every code trap's pattern contains: wrmsr, mov to CR, or F3 before ins/outs
+_ANY_CODE_TRAP = re.compile(rb"\x0f[\x22\x30]|\xf3[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}"
+                            rb"[\x6c-\x6f]")
 _SEG_OVERRIDE = {0x26: "es", 0x2E: "cs", 0x36: "ss", 0x3E: "ds", 0x64: "fs", 0x65: "gs"}
 # Code that keeps generating new wrmsr or string I/O instructions (a hostile guest)
 # gets no more code traps of each kind than this (each one slows every translation):
@@ -312,6 +315,7 @@ class X86Vcpu:
         self._regbuf = ctypes.c_uint64()
         self._regref = ctypes.byref(self._regbuf)
         self._mmr = _UcMmr()
+        self._host_maps: list[tuple[int, int, ctypes.Array[ctypes.c_char]]] = []
         self._membuf = ctypes.create_string_buffer(4096)
         self._add_native_hook(uc_const.UC_HOOK_INTR, _INTR_CB(self._raw_intr))
         self._add_native_hook(uc_const.UC_HOOK_INSN_INVALID, _INVALID_CB(self._raw_invalid))
@@ -417,6 +421,7 @@ class X86Vcpu:
             perms |= uc_const.UC_PROT_EXEC
         self.uc.mem_map_ptr(addr, size, perms, host_ptr)
         self.mapped.append((addr, size))
+        self._host_maps.append((addr, addr + size, (ctypes.c_char * size).from_address(host_ptr)))
 
     def map_bytes(self, addr: int, data: bytes, *, writable: bool = False) -> None:
         """Map fresh memory at ``addr`` filled with ``data`` (ROMs, all-ones holes)."""
@@ -430,6 +435,7 @@ class X86Vcpu:
     def unmap(self, addr: int, size: int) -> None:
         self.uc.mem_unmap(addr, size)
         self.mapped = [(a, s) for a, s in self.mapped if not (a == addr and s == size)]
+        self._host_maps = [m for m in self._host_maps if m[1] <= addr or addr + size <= m[0]]
         self.invalidate_code(addr, addr + size)
         if self._ones_hooks and addr < 1 << 32:  # the hole now reads as all ones too
             self._cover_unassigned(addr, min(addr + size, 1 << 32) - 1)
@@ -471,12 +477,17 @@ class X86Vcpu:
 
     def mem(self, addr: int, size: int) -> bytes:
         """``size`` bytes at ``addr`` as unicorn's ``uc_mem_read`` sees them; UcError if
-        unmapped."""
+        unmapped. Host memory mapped with ``map_host`` is read directly (a ctypes slice
+        costs a fraction of a ``uc_mem_read`` call; firmware reads code and the IVT
+        thousands of times a boot)."""
+        for begin, end, host in self._host_maps:
+            if begin <= addr and addr + size <= end:
+                return host[addr - begin:addr - begin + size]
         buf = self._membuf if size <= 4096 else ctypes.create_string_buffer(size)
         err = _uc_mem_read(self._uch, ctypes.c_uint64(addr), buf, ctypes.c_size_t(size))
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
-        return buf.raw[:size]
+        return ctypes.string_at(buf, size)
 
     def _mem_write(self, addr: int, data: bytes) -> None:
         err = _uc_mem_write(self._uch, ctypes.c_uint64(addr), data, ctypes.c_size_t(len(data)))
@@ -832,16 +843,21 @@ class X86Vcpu:
             if not code:  # cannot read what will run first: be safe
                 self._leave_identity_tlb()
                 return
-            self._watch_code_page(start, len(code), code)
+            self._note_code_page(start, len(code))
+            self._trap_mov_cr(start, code)
 
-    def _watch_code_page(self, pc: int, size: int, code: bytes) -> bool:
-        """A new block: trap its moves to control registers; if it is the first code in a
-        page, drop the TLB so no read-write entry for that page outlives it (the native
-        fill enters the page executable from now on). True if traps were added."""
+    def _note_code_page(self, pc: int, size: int) -> None:
+        """A new block: if it is the first code in its page, drop the TLB so that no
+        read-write entry for the page outlives it (the native fill enters the page
+        executable from now on, in every MMU mode)."""
         first, last = pc >> 12, (pc + size - 1) >> 12
         if first not in self._seen_code_pages or last not in self._seen_code_pages:
             self._seen_code_pages.update((first, last))
             self.flush_tlb()
+
+    def _trap_mov_cr(self, pc: int, code: bytes) -> bool:
+        """Trap every move to a control register in ``code`` (at linear ``pc``); True if
+        traps were added."""
         found = False
         for m in _MOV_TO_CR.finditer(code):
             for start in range(pc + m.start(), pc + m.end() - 1):
@@ -883,6 +899,10 @@ class X86Vcpu:
             code = self.mem(pc, size)
         except UcError:
             return
+        if self._identity_tlb:
+            self._note_code_page(pc, size)
+        if _ANY_CODE_TRAP.search(code) is None:  # most blocks: nothing to trap
+            return
         pos = code.find(b"\x0f\x30")
         found = False
         while pos >= 0:
@@ -890,7 +910,7 @@ class X86Vcpu:
                 self.trap_wrmsr_at(pc + pos)
                 found = True
             pos = code.find(b"\x0f\x30", pos + 1)
-        if self._identity_tlb and self._watch_code_page(pc, size, code) and not found:
+        if self._identity_tlb and self._trap_mov_cr(pc, code) and not found:
             # only the trap changed, not what the guest sees: continue the same slice
             uc.ctl_remove_cache(pc, pc + size)
             self._retranslate = True

@@ -41,6 +41,14 @@ from xenlab.public.hvm import (
 from xenlab.xen.hvm.io import IOREQ_FORMAT, hvm_create_ioreq_server
 from xenlab.xen.trace import Kind
 
+# enum members as plain values in the ioreq loop (an enum class attribute costs a lookup
+# through EnumType's __getattr__ hook)
+_IOREQ_NONE = int(IoreqState.STATE_IOREQ_NONE)
+_IOREQ_READY = int(IoreqState.STATE_IOREQ_READY)
+_IORESP_READY = int(IoreqState.STATE_IORESP_READY)
+_TYPE_PIO = int(IoreqType.IOREQ_TYPE_PIO)
+_TYPE_PCI_CONFIG = int(IoreqType.IOREQ_TYPE_PCI_CONFIG)
+
 if TYPE_CHECKING:
     from xenlab.dom0.kernel import Dom0Kernel, MappedGrant
     from xenlab.xen.domain import Domain
@@ -176,28 +184,29 @@ class DeviceModel:
     def handle_ioreq(self, page: memoryview) -> bool:
         """Serve the request in the slot; False if there was none to serve."""
         addr, data, count, size, port, pad, flags, rtype = IOREQ_FORMAT.unpack_from(page, 0)
-        if flags & 0x0F != IoreqState.STATE_IOREQ_READY or size not in (1, 2, 4):
+        if flags & 0x0F != _IOREQ_READY or size not in (1, 2, 4):
             return False
         read = bool(flags >> IOREQ_DIR_SHIFT & 1)
         self.requests += 1
         if flags & IOREQ_DATA_IS_PTR:
-            ok = rtype == IoreqType.IOREQ_TYPE_PIO and self._rep_pio(addr, data, count, size,
-                                                                      read)
-            state = IoreqState.STATE_IORESP_READY if ok else IoreqState.STATE_IOREQ_NONE
+            ok = rtype == _TYPE_PIO and self._rep_pio(addr, data, count, size, read)
+            state = _IORESP_READY if ok else _IOREQ_NONE
             IOREQ_FORMAT.pack_into(page, 0, addr, data, count, size, port, pad,
                                    (flags & 0xF0) | state, rtype)
             return ok
-        if rtype == IoreqType.IOREQ_TYPE_PCI_CONFIG:
+        if rtype == _TYPE_PCI_CONFIG:
             result = self.pci.config(addr >> 32, addr & 0xFFF, size, not read, data)
-        elif rtype == IoreqType.IOREQ_TYPE_PIO:
-            handler = self.ports.get(addr)
-            if handler is None:
+        elif rtype == _TYPE_PIO:
+            byte = self.byte_ports.get(addr) if size == 1 else None
+            if byte is not None:  # a byte to a byte-wide register: no lanes to split
+                result = byte(addr, not read, data & 0xFF) & 0xFF
+            elif (handler := self.ports.get(addr)) is None:
                 result = (1 << (8 * size)) - 1 if read else 0
             else:
                 result = handler(addr, not read, data, size)
         else:
             result = (1 << (8 * size)) - 1
-        new_flags = (flags & 0xF0) | IoreqState.STATE_IORESP_READY
+        new_flags = (flags & 0xF0) | _IORESP_READY
         IOREQ_FORMAT.pack_into(page, 0, addr, result if read else data, count, size, port, pad,
                                new_flags, rtype)
         return True

@@ -33,6 +33,13 @@ class MappedGrant:
     page: memoryview
 
 
+_KIND_EVENT = Kind.EVENT
+
+
+def _send_args(port: int, why: str) -> dict[str, object]:
+    return {"port": port, "why": why} if why else {"port": port}
+
+
 class Dom0Kernel:
     """Event channels and grants as Dom0's Python services use them."""
 
@@ -59,8 +66,8 @@ class Dom0Kernel:
     def notify(self, port: int, why: str = "") -> int:
         """IOCTL_EVTCHN_NOTIFY (EVTCHNOP_send from Dom0)."""
         self.notifications += 1
-        self.host.trace.emit(self.host.now(), 0, 0, Kind.EVENT, "evtchn_send",
-                             {"port": port, **({"why": why} if why else {})})
+        self.host.trace.emit_deferred(self.host.now(), 0, 0, _KIND_EVENT, "evtchn_send",
+                                      _send_args, port, why)
         return ev.evtchn_send(self.host, self.dom0, port)
 
     # -- grants -----------------------------------------------------------------------

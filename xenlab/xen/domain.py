@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Domain", "DomainType", "Vcpu"]
 
 INVALID_MFN = (1 << 64) - 1
+P2M_DENSE_SLACK = 1 << 12   # grow the P2M array across holes up to this many pfns
 
 
 class DomainType(str, enum.Enum):
@@ -95,6 +96,9 @@ class Domain:
     on_crash: str = "destroy"
     extents: list[Extent] = field(default_factory=list)
     p2m: array = field(default_factory=lambda: array("Q"))
+    # P2M entries far above the populated RAM (a page hvmloader puts just below 4 GiB):
+    # kept here instead of growing ``p2m`` by megabytes of INVALID_MFN
+    p2m_high: dict[int, int] = field(default_factory=dict)
     vcpus: list[Vcpu] = field(default_factory=list)
     pause_count: int = 1               # created paused; the toolstack unpauses
     is_shutting_down: bool = False
@@ -143,7 +147,44 @@ class Domain:
     def pfn_to_mfn(self, pfn: int) -> int:
         if 0 <= pfn < len(self.p2m):
             return int(self.p2m[pfn])
-        return INVALID_MFN
+        return self.p2m_high.get(pfn, INVALID_MFN)
+
+    def set_p2m(self, pfn: int, mfn: int, count: int = 1) -> None:
+        """pfns ``pfn``..``pfn+count-1`` map to ``mfn``.. (or all to INVALID_MFN)."""
+        def frame(i: int) -> int:
+            return INVALID_MFN if mfn == INVALID_MFN else mfn + i
+        n = len(self.p2m)
+        if pfn + count > n and pfn <= n + P2M_DENSE_SLACK:  # grow the array to cover it
+            self.p2m.extend(array("Q", [INVALID_MFN]) * (pfn + count - n))
+            for p in [p for p in self.p2m_high if p < pfn + count]:
+                self.p2m[p] = self.p2m_high.pop(p)
+        if pfn + count <= len(self.p2m):
+            if mfn == INVALID_MFN:
+                self.p2m[pfn:pfn + count] = array("Q", [INVALID_MFN]) * count
+            else:
+                self.p2m[pfn:pfn + count] = array("Q", range(mfn, mfn + count))
+            return
+        for i in range(count):
+            if pfn + i < len(self.p2m):
+                self.p2m[pfn + i] = frame(i)
+            elif mfn == INVALID_MFN:
+                self.p2m_high.pop(pfn + i, None)
+            else:
+                self.p2m_high[pfn + i] = frame(i)
+
+    def mfn_to_pfn(self, mfn: int) -> int | None:
+        """The pfn ``mfn`` is mapped at (an M2P lookup), or None."""
+        try:
+            return self.p2m.index(mfn)
+        except ValueError:
+            return next((p for p, m in self.p2m_high.items() if m == mfn), None)
+
+    def max_gpfn(self) -> int:
+        """The highest pfn with a frame (XENMEM_maximum_gpfn), 0 for none."""
+        high = max((p for p, m in self.p2m_high.items() if m != INVALID_MFN), default=-1)
+        if high >= 0:
+            return high
+        return max((i for i, m in enumerate(self.p2m) if m != INVALID_MFN), default=0)
 
     def maddr(self, pfn: int) -> int:
         return self.pfn_to_mfn(pfn) << PAGE_SHIFT

@@ -151,8 +151,8 @@ def evtchn_set_pending(host: XenHost, d: Domain, port: int) -> None:
     w[_PENDING_W + word] = pending | bit
     masked = bool(w[_MASK_W + word] & bit)
     if host.trace.enabled:
-        host.trace.emit(host.now(), d.domid, vcpu_id, Kind.EVENT, "evtchn_set_pending",
-                        {"port": port, "masked": masked, "already_pending": already})
+        host.trace.emit_deferred(host.now(), d.domid, vcpu_id, _KIND_EVENT,
+                                 "evtchn_set_pending", _set_pending_args, port, masked, already)
     if already:
         return
     if not masked:
@@ -163,6 +163,13 @@ def evtchn_set_pending(host: XenHost, d: Domain, port: int) -> None:
         if vcpu_id < len(d.vcpus):
             host.vcpu_mark_events_pending(d.vcpus[vcpu_id], port)
     host.evtchn_check_pollers(d, port)
+
+
+_KIND_EVENT = Kind.EVENT
+
+
+def _set_pending_args(port: int, masked: bool, already: bool) -> dict[str, object]:
+    return {"port": port, "masked": masked, "already_pending": already}
 
 
 def evtchn_clear_pending(host: XenHost, d: Domain, port: int) -> None:

@@ -48,9 +48,8 @@ def _gmfn_to_pfn(d: Domain, mfn: int, count: int) -> int | None:
     """
     if mfn == INVALID_MFN or not d.owns_mfn(mfn):
         return None
-    try:
-        pfn = d.p2m.index(mfn)
-    except ValueError:
+    pfn = d.mfn_to_pfn(mfn)
+    if pfn is None:
         return None
     if any(d.pfn_to_mfn(pfn + i) != mfn + i for i in range(count)):
         return None
@@ -208,5 +207,5 @@ def do_memory_op(ctx: HypercallContext, cmd: int, arg: int) -> int:
         d = _target(ctx, struct.unpack("<H", raw)[0])
         if isinstance(d, int):
             return d
-        return max((i for i, m in enumerate(d.p2m) if m != INVALID_MFN), default=0)
+        return d.max_gpfn()
     return -Errno.ENOSYS

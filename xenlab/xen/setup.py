@@ -320,9 +320,7 @@ class XenHost:
         d.extents.extend(extents)
         for ext in extents:
             first = len(d.p2m) if gpfn is None else gpfn
-            if len(d.p2m) < first + ext.count:
-                d.p2m.extend(array("Q", [INVALID_MFN]) * (first + ext.count - len(d.p2m)))
-            d.p2m[first : first + ext.count] = array("Q", range(ext.mfn, ext.end))
+            d.set_p2m(first, ext.mfn, ext.count)
             if gpfn is not None:
                 gpfn += ext.count
             for v in d.vcpus:
@@ -337,7 +335,7 @@ class XenHost:
             extents = self.mem.alloc(d.domid, count, contiguous=True)
         except MemoryError:
             return None
-        if gpfn is not None and gpfn < len(d.p2m) and d.p2m[gpfn] != INVALID_MFN:
+        if gpfn is not None and d.pfn_to_mfn(gpfn) != INVALID_MFN:
             self.mem.free(extents)
             return None
         self._assign(d, extents, gpfn)
@@ -354,7 +352,7 @@ class XenHost:
                 return False
             mfns.append(mfn)
         for i, mfn in enumerate(mfns):
-            d.p2m[pfn + i] = INVALID_MFN
+            d.set_p2m(pfn + i, INVALID_MFN)
             addr = (mfn << PAGE_SHIFT) if d.is_pv else ((pfn + i) << PAGE_SHIFT)
             for v in d.vcpus:
                 assert v.cpu is not None
@@ -417,7 +415,7 @@ class XenHost:
     def hvm_map_xen_page(self, d: Domain, gpfn: int, mfn: int) -> int:
         """Put a Xen page shared with ``d`` at guest-physical ``gpfn`` (add_to_physmap):
         the RAM frame that was there goes back to Xen, as in real Xen."""
-        if gpfn < len(d.p2m) and d.p2m[gpfn] == mfn:
+        if d.pfn_to_mfn(gpfn) == mfn:
             return 0
         old = d.pfn_to_mfn(gpfn)
         if old != INVALID_MFN:
@@ -425,12 +423,10 @@ class XenHost:
                 for v in d.vcpus:
                     if v.cpu is not None:
                         v.cpu.unmap(gpfn << PAGE_SHIFT, PAGE_SIZE)
-                d.p2m[gpfn] = INVALID_MFN
+                d.set_p2m(gpfn, INVALID_MFN)
             elif not self.guest_remove_pages(d, gpfn, 1):
                 return -Errno.EINVAL
-        if len(d.p2m) <= gpfn:
-            d.p2m.extend(array("Q", [INVALID_MFN]) * (gpfn + 1 - len(d.p2m)))
-        d.p2m[gpfn] = mfn
+        d.set_p2m(gpfn, mfn)
         # unicorn must not change its memory map under a running instruction: the vCPU
         # stops at the end of this block and the page is mapped before it runs again
         for v in d.vcpus:
@@ -623,6 +619,7 @@ class XenHost:
         d.extents = []
         d.shared_mfns = set()
         d.p2m = array("Q")
+        d.p2m_high = {}
         del self.domains[d.domid]
         self.trace.emit(self.now(), d.domid, 0, Kind.LIFECYCLE, "destroy", {"name": d.name})
 

@@ -38,10 +38,18 @@ class Kind(str, enum.Enum):
     IO = "io"
 
 
-class TraceRecord:
-    """One step: ``seq``, virtual ``time`` (ns), ``dom``, ``vcpu``, ``kind``, ``name``, details."""
+Render = Callable[..., dict[str, Any]]
 
-    __slots__ = ("args", "dom", "kind", "name", "ret", "seq", "time", "vcpu")
+
+class TraceRecord:
+    """One step: ``seq``, virtual ``time`` (ns), ``dom``, ``vcpu``, ``kind``, ``name``, details.
+
+    Details may be kept as the plain values they were made of and a function that turns
+    them into the ``args`` dict the first time anything reads them (``_render``): the hot
+    exit paths emit thousands of records nobody may look at, and formatting them on
+    demand keeps that cheap. The record reads the same either way."""
+
+    __slots__ = ("_args", "_render", "dom", "kind", "name", "ret", "seq", "time", "vcpu")
 
     def __init__(self, seq: int, time: int, dom: int, vcpu: int, kind: Kind, name: str,
                  args: dict[str, Any] | None, ret: Any) -> None:
@@ -51,8 +59,17 @@ class TraceRecord:
         self.vcpu = vcpu
         self.kind = kind
         self.name = name
-        self.args = args
+        self._args = args
+        self._render: Render | None = None
         self.ret = ret
+
+    @property
+    def args(self) -> dict[str, Any] | None:
+        render = self._render
+        if render is not None:
+            self._render = None
+            self._args = render(*self._args)  # type: ignore[misc]
+        return self._args
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -67,6 +84,9 @@ class TraceRecord:
 
     def __repr__(self) -> str:
         return f"TraceRecord({json.dumps(self.to_dict())})"
+
+
+_new_record = object.__new__
 
 
 class Trace:
@@ -85,6 +105,33 @@ class Trace:
         if not self.enabled:
             return None
         rec = TraceRecord(self._seq, time, dom, vcpu, kind, name, args, ret)
+        self._seq += 1
+        if len(self.records) < self.limit:
+            self.records.append(rec)
+        else:
+            self.dropped += 1
+        for listener in self.listeners:
+            listener(rec)
+        return rec
+
+    def emit_deferred(self, time: int, dom: int, vcpu: int, kind: Kind, name: str,
+                      render: Render, *values: Any) -> TraceRecord | None:
+        """``emit`` whose details are ``render(*values)``, made when first read. ``values``
+        must be plain values (ints, strings) so the record says what they were now.
+        (The record is filled in here rather than by ``__init__``: this runs for
+        every VM exit, ioreq and event of a firmware boot.)"""
+        if not self.enabled:
+            return None
+        rec = _new_record(TraceRecord)
+        rec.seq = self._seq
+        rec.time = time
+        rec.dom = dom
+        rec.vcpu = vcpu
+        rec.kind = kind
+        rec.name = name
+        rec._args = values  # type: ignore[assignment]
+        rec._render = render
+        rec.ret = None
         self._seq += 1
         if len(self.records) < self.limit:
             self.records.append(rec)

@@ -84,20 +84,18 @@ def _send_ioreq(host: XenHost, d: Domain, hvm: HvmDomain, ioreq_type: int, addr:
     mask = (1 << (8 * size)) - 1
     if not port or page is None:
         if data_is_ptr:
-            return IoreqState.STATE_IOREQ_NONE
+            return _IOREQ_NONE
         return mask if read else 0  # nobody home: reads float high
-    flags = (IoreqState.STATE_IOREQ_READY | (IOREQ_DATA_IS_PTR if data_is_ptr else 0)
+    flags = (_IOREQ_READY | (IOREQ_DATA_IS_PTR if data_is_ptr else 0)
              | ((IOREQ_READ if read else IOREQ_WRITE) << 5))
     IOREQ_FORMAT.pack_into(page, 0, addr, value if data_is_ptr or not read else 0, count,
                            size, port, 0, flags, ioreq_type)
     tracing = host.trace.enabled
     if tracing:
-        host.trace.emit(host.now(), d.domid, 0, Kind.IOREQ, "ioreq", {
-            "type": _TYPE_NAMES[ioreq_type], "addr": hex(addr), "size": size,
-            "dir": "read" if read else "write",
-            **({"count": count, "data_is_ptr": True, "data": hex(value)} if data_is_ptr
-               else {} if read else {"data": hex(value)}),
-            "state": "STATE_IOREQ_READY", "port": port})
+        # the round trip takes no virtual time of its own: one clock for both records
+        now = host.now()
+        host.trace.emit_deferred(now, d.domid, 0, _KIND_IOREQ, "ioreq", _ioreq_args,
+                                 ioreq_type, addr, size, read, value, count, data_is_ptr, port)
     hvm.io_answered = False
     # The vCPU now waits for the device model; xenlab runs Dom0's handler for the
     # notification at once (host.dom0_inline) instead of switching CPUs.
@@ -108,20 +106,52 @@ def _send_ioreq(host: XenHost, d: Domain, hvm: HvmDomain, ioreq_type: int, addr:
         host.dom0_inline -= 1
     _addr, data, _count, _size, _port, _pad, flags, _type = IOREQ_FORMAT.unpack_from(page, 0)
     state = flags & 0x0F
-    if not hvm.io_answered or state != IoreqState.STATE_IORESP_READY:
-        state = IoreqState.STATE_IOREQ_NONE if not hvm.io_answered else state
+    if not hvm.io_answered or state != _IORESP_READY:
+        state = _IOREQ_NONE if not hvm.io_answered else state
         data = mask  # the device model did not answer: all ones
     IOREQ_FORMAT.pack_into(page, 0, 0, 0, 0, 0, port, 0, 0, 0)  # back to STATE_IOREQ_NONE
     if tracing:
-        host.trace.emit(host.now(), d.domid, 0, Kind.IOREQ, "ioresp", {
-            "addr": hex(addr), "state": _STATE_NAMES.get(state, state),
-            **({"data": hex(data & mask)} if read and not data_is_ptr else {})})
+        host.trace.emit_deferred(now, d.domid, 0, _KIND_IOREQ, "ioresp", _ioresp_args,
+                                 addr, state, data & mask if read and not data_is_ptr else None)
     if data_is_ptr:
         return state
     return data & mask
 
 
+def _ioreq_args(ioreq_type: int, addr: int, size: int, read: bool, value: int, count: int,
+                data_is_ptr: bool, port: int) -> dict[str, object]:
+    args: dict[str, object] = {"type": _TYPE_NAMES[ioreq_type], "addr": hex(addr),
+                               "size": size, "dir": "read" if read else "write"}
+    if data_is_ptr:
+        args.update(count=count, data_is_ptr=True, data=hex(value))
+    elif not read:
+        args["data"] = hex(value)
+    args["state"] = "STATE_IOREQ_READY"
+    args["port"] = port
+    return args
+
+
+def _ioresp_args(addr: int, state: int, data: int | None) -> dict[str, object]:
+    args: dict[str, object] = {"addr": hex(addr), "state": _STATE_NAMES.get(state, state)}
+    if data is not None:
+        args["data"] = hex(data)
+    return args
+
+
+def _exit_args(port: int, size: int, read: bool, value: int, who: str) -> dict[str, object]:
+    return {"port": hex(port), "size": size, "dir": "in" if read else "out",
+            "value": hex(value), "handler": who}
+
+
 Internal = Callable[[int, bool, int], int]
+# enum members as plain values on the exit paths (an enum class attribute costs a lookup
+# through EnumType's __getattr__ hook)
+_IOREQ_NONE = int(IoreqState.STATE_IOREQ_NONE)
+_IOREQ_READY = int(IoreqState.STATE_IOREQ_READY)
+_IORESP_READY = int(IoreqState.STATE_IORESP_READY)
+_KIND_IOREQ, _KIND_VMEXIT = Kind.IOREQ, Kind.VMEXIT
+_TYPE_PIO = int(IoreqType.IOREQ_TYPE_PIO)
+_TYPE_PCI_CONFIG = int(IoreqType.IOREQ_TYPE_PCI_CONFIG)
 _TYPE_NAMES = {int(t): t.name for t in IoreqType}
 _STATE_NAMES = {int(t): t.name for t in IoreqState}
 
@@ -153,17 +183,16 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
             # IOREQ_TYPE_PCI_CONFIG: addr = SBDF << 32 | register
             sbdf = (hvm.pci_cf8 >> 8) & 0xFFFF
             reg = (hvm.pci_cf8 & 0xFC) | (port & 3)
-            result = _send_ioreq(host, d, hvm, IoreqType.IOREQ_TYPE_PCI_CONFIG,
+            result = _send_ioreq(host, d, hvm, _TYPE_PCI_CONFIG,
                                  (sbdf << 32) | reg, size, read, value)
     else:
         who = "dm"
-        result = _send_ioreq(host, d, hvm, IoreqType.IOREQ_TYPE_PIO, port, size, read, value)
+        result = _send_ioreq(host, d, hvm, _TYPE_PIO, port, size, read, value)
     if cpu is not None:
         cpu.charge(VMEXIT_COST_NS if who == "xen" else VMEXIT_COST_NS + IOREQ_COST_NS)
     if host.trace.enabled:
-        host.trace.emit(host.now(), d.domid, 0, Kind.VMEXIT, "io", {
-            "port": hex(port), "size": size, "dir": "in" if read else "out",
-            "value": hex(result if read else value), "handler": who})
+        host.trace.emit_deferred(host.now(), d.domid, 0, _KIND_VMEXIT, "io", _exit_args,
+                                 port, size, read, result if read else value, who)
     return result if read else 0
 
 
