@@ -304,3 +304,20 @@ def test_single_steps_through_the_switch_to_paging() -> None:
         eips.append(cpu.reg("eip") - 0x1000)
     assert eips == [5, 8, 11, 17, 20, 25, 27]
     assert not cpu._identity_tlb and exits.outs == [(0xE9, 0x5A)]
+
+
+def test_a_real_mode_interrupt_frame_wraps_around_the_stack_segment() -> None:
+    """FLAGS, CS and IP are pushed at SS:SP-2, -4, -6 modulo 64 KiB, and iret pops them."""
+    exits = Exits()
+    cpu = X86Vcpu(exits, long_mode=False)
+    memory = bytearray(0x10000)
+    memory[0x10 * 4:0x10 * 4 + 4] = struct.pack("<HH", 0x8000, 0)   # IVT[0x10]
+    memory[0x7C00:0x7C08] = bytes.fromhex("bc0200" "cd10" "e6e9" "f4")  # mov sp,2; int; out
+    # the handler: mov ax, [0xFFFC] (the pushed IP) ; out 0xe9, al ; mov al, 0x42 ; iret
+    memory[0x8000:0x8009] = bytes.fromhex("a1fcff" "e6e9" "b042" "cf" "90")
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    cpu.setup_real_mode(0, 0x7C00)
+    assert cpu.run(1000).reason is ExitReason.HLT
+    assert exits.outs == [(0xE9, 0x05), (0xE9, 0x42)]  # return IP 0x7C05, then the handler's AL
+    assert cpu.reg("esp") & 0xFFFF == 2 and cpu.reg("eip") == 0x7C08
+    assert struct.unpack("<H", cpu.mem(0xFFFE, 2))[0] == 0  # CS at SS:0xFFFE

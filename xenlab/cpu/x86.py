@@ -271,6 +271,7 @@ _EDGE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(_UcTb),
                             ctypes.POINTER(_UcTb), ctypes.c_void_p)
 
 _uc_reg_read_batch = _uclib().uc_reg_read_batch
+_uc_reg_write_batch = _uclib().uc_reg_write_batch
 _uc_reg_read = _uclib().uc_reg_read
 _uc_reg_write = _uclib().uc_reg_write
 _uc_mem_read = _uclib().uc_mem_read
@@ -316,6 +317,12 @@ class X86Vcpu:
         self._regref = ctypes.byref(self._regbuf)
         self._mmr = _UcMmr()
         self._host_maps: list[tuple[int, int, ctypes.Array[ctypes.c_char]]] = []
+        # real-mode interrupt delivery reads and writes its registers in one call each
+        self._intr_ids = (ctypes.c_int * 5)(X.UC_X86_REG_EFLAGS, X.UC_X86_REG_CS,
+                                            X.UC_X86_REG_EIP, X.UC_X86_REG_SS, X.UC_X86_REG_ESP)
+        self._intr_regs = (ctypes.c_uint64 * 5)()
+        self._intr_ptrs = (ctypes.c_void_p * 5)(
+            *(ctypes.addressof(self._intr_regs) + 8 * i for i in range(5)))
         self._membuf = ctypes.create_string_buffer(4096)
         self._add_native_hook(uc_const.UC_HOOK_INTR, _INTR_CB(self._raw_intr))
         self._add_native_hook(uc_const.UC_HOOK_INSN_INVALID, _INVALID_CB(self._raw_invalid))
@@ -1018,17 +1025,23 @@ class X86Vcpu:
             self.raise_fault(VEC_DF, f"triple fault (interrupt {vector:#x} beyond the IVT "
                                      f"limit {ivt_limit:#x})")
             return
-        flags = self.reg("eflags")
-        cs, ip = self.reg("cs"), self.reg("eip") & 0xFFFF
-        ss, sp = self.reg("ss"), self.reg("esp") & 0xFFFF
-        for value in (flags & 0xFFFF, cs, ip):
-            sp = (sp - 2) & 0xFFFF
-            self._mem_write((ss << 4) + sp, struct.pack("<H", value))
+        regs = self._intr_regs  # EFLAGS, CS, EIP, SS, ESP in one call
+        err = _uc_reg_read_batch(self._uch, self._intr_ids, self._intr_ptrs, 5)
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        flags, cs, ip, ss, sp = regs[0], regs[1], regs[2] & 0xFFFF, regs[3], regs[4] & 0xFFFF
+        frame = struct.pack("<HHH", ip, cs, flags & 0xFFFF)  # FLAGS, CS, IP pushed in turn
+        if sp >= 6:
+            self._mem_write((ss << 4) + sp - 6, frame)
+        else:  # the stack wraps inside its 64 KiB segment
+            for i in range(3):
+                self._mem_write((ss << 4) + ((sp - 2 * (3 - i)) & 0xFFFF), frame[2 * i:2 * i + 2])
         new_ip, new_cs = struct.unpack("<HH", self.mem(ivt_base + vector * 4, 4))
-        self.set_reg("esp", sp)
-        self.set_reg("eflags", flags & ~(EFLAGS_IF | EFLAGS_TF))
-        self.set_reg("cs", new_cs)
-        self.set_reg("eip", new_ip)
+        regs[0], regs[1], regs[2], regs[4] = (flags & ~(EFLAGS_IF | EFLAGS_TF), new_cs,
+                                              new_ip, (sp - 6) & 0xFFFF)
+        err = _uc_reg_write_batch(self._uch, self._intr_ids, self._intr_ptrs, 5)
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
 
     def deliver_interrupt(self, vector: int) -> None:
         """Vector an interrupt the way the CPU's current mode does (32-bit engines)."""
