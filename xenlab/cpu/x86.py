@@ -18,6 +18,14 @@ exact but costs ~20x (unicorn adds a per-instruction hook); wall-clock
 (see ../shared/UNICORN_NOTES.md). On hosts that are not x86-64 Linux the same
 accounting runs in a Python block hook (slower, same results).
 
+Guest stores. unicorn 2.1.4 sends every store through an executable TLB entry
+down its slow path, and with paging off x86 makes every entry executable. An
+HVM vCPU therefore uses unicorn's virtual TLB 1:1 while CR0.PG is clear, with a
+second native callback that enters data pages read-write only and pages that
+ever held code read-write-executable (``identity_tlb_until_paging``): stores to
+data run at full speed, stores to code stay checked for self-modifying code,
+and a ``mov cr0`` that sets PG hands translation back to unicorn's page walk.
+
 Real Xen: xen/arch/x86/x86_64/entry.S (syscall entry), xen/arch/x86/traps.c,
 xen/arch/x86/hvm/vmx/vmx.c (vmx_vmexit_handler)
 """
