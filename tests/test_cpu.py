@@ -42,6 +42,13 @@ class Exits:
         self.msrs.append((msr, value))
         return True
 
+    def io_rep(self, vcpu: X86Vcpu, port: int, size: int, count: int, addr: int,
+               write: bool) -> int:
+        return 0
+
+    def tsc(self, vcpu: X86Vcpu) -> int:
+        return 0x1234_5678_9ABC
+
 
 # Real mode at 0000:7C00, then protected mode; assembly beside every byte string.
 REAL_MODE_PROGRAM = b"".join([
@@ -321,3 +328,25 @@ def test_a_real_mode_interrupt_frame_wraps_around_the_stack_segment() -> None:
     assert exits.outs == [(0xE9, 0x05), (0xE9, 0x42)]  # return IP 0x7C05, then the handler's AL
     assert cpu.reg("esp") & 0xFFFF == 2 and cpu.reg("eip") == 0x7C08
     assert struct.unpack("<H", cpu.mem(0xFFFE, 2))[0] == 0  # CS at SS:0xFFFE
+
+
+def test_rdtsc_and_rdtscp_read_the_hypervisors_tsc() -> None:
+    """unicorn's TSC is the host's cycle counter; a vCPU that watches new code traps
+    ``rdtsc``/``rdtscp`` (also in the engine's very first block) and returns ``tsc()``."""
+    exits = Exits()  # tsc() = 0x1234_5678_9ABC
+    cpu = X86Vcpu(exits, long_mode=False)
+    program = bytes.fromhex(
+        "0f31"      # 7C00 rdtsc            ; in the first block
+        "e6e9"      # 7C02 out 0xe9, al     ; 0xBC
+        "eb00"      # 7C04 jmp 7C06         ; a new block
+        "0f01f9"    # 7C06 rdtscp           ; ECX = TSC_AUX = 0
+        "88e0e6e9"  # 7C09 mov al, ah ; out ; 0x9A
+        "88d0e6e9"  # 7C0D mov al, dl ; out ; 0x34
+        "88c8e6e9"  # 7C11 mov al, cl ; out ; 0x00
+        "f4")       # 7C15 hlt
+    cpu.map_bytes(0, bytes(0x7C00) + program.ljust(0x400, b"\0"), writable=True)
+    cpu.setup_real_mode(0, 0x7C00)
+    cpu.set_reg("ecx", 0x55)
+    cpu.watch_new_code_for_wrmsr()
+    assert cpu.run(10_000).reason is ExitReason.HLT
+    assert exits.outs == [(0xE9, 0xBC), (0xE9, 0x9A), (0xE9, 0x34), (0xE9, 0x00)]

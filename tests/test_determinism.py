@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from xenlab.cli import run_configs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +52,22 @@ def test_split_drivers_are_deterministic(tmp_path: Path) -> None:
     assert proc.stdout.replace(str(work), "WORK") == a[0]
     assert (work / "t.jsonl").read_bytes().replace(str(work).encode(), b"WORK") == a[1]
     assert (work / "n.pcap").read_bytes() == a[2]
+
+
+GRUB_PVH = Path("/usr/lib/grub-xen/grub-i386-xen_pvh.bin")
+
+
+@pytest.mark.skipif(not GRUB_PVH.is_file(), reason="needs Debian's grub-xen-host (PVH GRUB)")
+def test_a_guest_reading_the_tsc_is_deterministic(tmp_path: Path) -> None:
+    """PVH GRUB times its file reads with rdtsc and the pvclock in vcpu_time_info: its TSC
+    is virtual time (a trapped rdtsc), not the host's cycle counter, so two runs print
+    and trace the same bytes."""
+    runs = []
+    for tag in "ab":
+        out = io.StringIO()
+        trace = tmp_path / f"{tag}.jsonl"
+        run_configs([str(IMAGES / "pvh-grub.cfg")], out, trace_path=str(trace),
+                    max_instructions=60_000_000)
+        runs.append((out.getvalue(), trace.read_bytes()))
+    assert runs[0] == runs[1]
+    assert "grub>" in runs[0][0] and b'"name":"rdtsc"' not in runs[0][1]

@@ -770,7 +770,8 @@ the native way, with `hlt`; `pv-spin` does it the PV way: it arms a timer with
 someone else until an event arrives".
 """),
         code("""
-# NBVAL_IGNORE_OUTPUT: a progress bar widget (its model id differs from run to run)
+# NBVAL_IGNORE_OUTPUT
+# (a progress bar widget: its model id differs from run to run)
 from xenlab.views.progress import run_with_progress
 
 lab = Lab()

@@ -421,7 +421,8 @@ In JupyterLab, `st.widget()` shows the same panels with buttons: Step, Step over
 to next event, Run to phase, Back, and a slider over the recorded run.
 """),
         code("""
-# NBVAL_IGNORE_OUTPUT: a widget's model id differs from run to run
+# NBVAL_IGNORE_OUTPUT
+# (a widget: its model id differs from run to run)
 st.widget()
 """),
         md("""
@@ -603,7 +604,8 @@ console and xenstore through HVM parameters and talks over the PV console ring. 
 it boots to its prompt, and we type a command into its console, as `xl console` would:
 """),
         code("""
-# NBVAL_IGNORE_OUTPUT: the cell prints a notice instead where grub-xen-host is missing
+# NBVAL_IGNORE_OUTPUT
+# (where grub-xen-host is missing the cell prints a notice instead)
 import os
 if os.path.exists("/usr/lib/grub-xen/grub-i386-xen_pvh.bin"):
     lab.xl("create ../../images/pvh-grub.cfg")

@@ -115,6 +115,7 @@ class VcpuExits(Protocol):
     def msr_write(self, vcpu: X86Vcpu, msr: int, value: int) -> bool: ...
     def io_rep(self, vcpu: X86Vcpu, port: int, size: int, count: int, addr: int,
                write: bool) -> int: ...
+    def tsc(self, vcpu: X86Vcpu) -> int: ...
 
 
 # ---------------------------------------------------------------------------
@@ -154,9 +155,12 @@ _REP_STRING_IO = re.compile(rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}\xf3"
                             rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}[\x6c-\x6f]")
 _PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF3))
 _PREFIXES_ALL = _PREFIXES | {0xF0, 0xF2}
-# what every code trap's pattern contains: wrmsr, mov to CR, or F3 before ins/outs
-_ANY_CODE_TRAP = re.compile(rb"\x0f[\x22\x30]|\xf3[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}"
-                            rb"[\x6c-\x6f]")
+# what every code trap's pattern contains: wrmsr, mov to CR, rdtsc(p), F3 before ins/outs
+_ANY_CODE_TRAP = re.compile(rb"\x0f[\x22\x30\x31]|\x0f\x01\xf9|"
+                            rb"\xf3[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}[\x6c-\x6f]")
+# rdtsc (0F 31) and rdtscp (0F 01 F9) with up to four prefixes before them
+_RDTSC = re.compile(rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67\xf0\xf2\xf3]{0,4}"
+                    rb"\x0f(?:\x31|\x01\xf9)")
 _SEG_OVERRIDE = {0x26: "es", 0x2E: "cs", 0x36: "ss", 0x3E: "ds", 0x64: "fs", 0x65: "gs"}
 # Code that keeps generating new wrmsr or string I/O instructions (a hostile guest)
 # gets no more code traps of each kind than this (each one slows every translation):
@@ -352,8 +356,9 @@ class X86Vcpu:
         self._wrmsr_hooks: dict[int, int] = {}
         self._string_io_hooks: dict[int, int] = {}
         self._mov_cr_hooks: dict[int, int] = {}
+        self._rdtsc_hooks: dict[int, int] = {}
         self._watching_new_code = False
-        self._entry_scanned = False
+        self._entry_scanned = True       # set False when new code is watched
         self._retranslate = False
         self._identity_tlb = False      # unicorn's virtual TLB, linear = physical
         self._code_pages: ctypes.Array[ctypes.c_uint64] | None = None
@@ -622,7 +627,7 @@ class X86Vcpu:
         self._slice_budget = budget
         self._charged = 0
         self._budget.left = budget
-        if self._fill_ones or self._identity_tlb:
+        if self._fill_ones or self._identity_tlb or not self._entry_scanned:
             self._before_run()
         start = self.pc() if begin is None else begin
         while True:
@@ -660,7 +665,7 @@ class X86Vcpu:
         self._slice_budget = 1 << 40
         self._budget.left = 1 << 40
         self._charged = 0
-        if self._fill_ones or self._identity_tlb:
+        if self._fill_ones or self._identity_tlb or not self._entry_scanned:
             self._before_run()
         pc = self.pc()
         while True:
@@ -797,6 +802,7 @@ class X86Vcpu:
         if self._watching_new_code:
             return
         self._watching_new_code = True
+        self._entry_scanned = False
         self._add_native_hook(uc_const.UC_HOOK_EDGE_GENERATED, _EDGE_CB(self._raw_new_tb))
 
     # -- fast guest stores: unicorn's virtual TLB while paging is off ---------------------
@@ -844,9 +850,10 @@ class X86Vcpu:
             self._cover_unassigned_at_start()
         if self._identity_tlb and self.reg("cr0") & CR0_PG:  # a context restored, a reset
             self._leave_identity_tlb()
-        if self._identity_tlb and not self._entry_scanned:
+        if not self._entry_scanned:
             # unicorn reports every new block but an engine's very first: scan from the
-            # entry point to the end of the next page for ``mov cr`` (a block is shorter)
+            # entry point to the end of the next page for ``mov cr`` and ``rdtsc`` (a
+            # block is shorter)
             self._entry_scanned = True
             code = b""
             with contextlib.suppress(UcError):
@@ -856,10 +863,13 @@ class X86Vcpu:
                         code = self.mem(start, size)
                         break
             if not code:  # cannot read what will run first: be safe
-                self._leave_identity_tlb()
+                if self._identity_tlb:
+                    self._leave_identity_tlb()
                 return
-            self._note_code_page(start, len(code))
-            self._trap_mov_cr(start, code)
+            if self._identity_tlb:
+                self._note_code_page(start, len(code))
+                self._trap_mov_cr(start, code)
+            self._trap_rdtsc(start, code)
 
     def _note_code_page(self, pc: int, size: int) -> None:
         """A new block: if it is the first code in its page, drop the TLB so that no
@@ -886,6 +896,44 @@ class X86Vcpu:
                     uc_const.UC_HOOK_CODE, self._on_mov_cr, None, start, start)
                 found = True
         return found
+
+    # -- RDTSC ----------------------------------------------------------------------------
+    def _trap_rdtsc(self, pc: int, code: bytes) -> bool:
+        """Trap every ``rdtsc``/``rdtscp`` in ``code``: unicorn's TSC is the host's cycle
+        counter, which would make a guest that reads it (GRUB's clock) differ from run to
+        run. True if traps were added."""
+        found = False
+        for m in _RDTSC.finditer(code):
+            opcode = 3 if m.group()[-1] == 0xF9 else 2  # hook the prefixes and the 0F
+            for start in range(pc + m.start(), pc + m.end() - opcode + 1):
+                if start in self._rdtsc_hooks or len(self._rdtsc_hooks) >= MAX_CODE_TRAPS:
+                    continue
+                self._rdtsc_hooks[start] = self.uc.hook_add(
+                    uc_const.UC_HOOK_CODE, self._on_rdtsc, None, start, start)
+                found = True
+        return found
+
+    def _on_rdtsc(self, uc: Uc, address: int, size: int, user: object) -> None:
+        """Before ``rdtsc``/``rdtscp``: EDX:EAX from the hypervisor's TSC (ECX = TSC_AUX,
+        0, for rdtscp) and on to the next instruction."""
+        try:
+            code = self.mem(address, 8)
+        except UcError:
+            return  # let the CPU execute what is there
+        i = 0
+        while i < 4 and code[i] in _PREFIXES_ALL:
+            i += 1
+        if code[i:i + 2] == b"\x0f\x31":
+            length = i + 2
+        elif code[i:i + 3] == b"\x0f\x01\xf9":
+            length = i + 3
+            self.set_reg("ecx", 0)
+        else:
+            return  # the code changed since the scan, or not an instruction start
+        tsc = self.exits.tsc(self) & 0xFFFF_FFFF_FFFF_FFFF
+        self.set_reg("eax", tsc & 0xFFFF_FFFF)
+        self.set_reg("edx", tsc >> 32)
+        self.set_reg("rip" if self.long_mode else "eip", self.pc() + length)
 
     def _on_mov_cr(self, uc: Uc, address: int, size: int, user: object) -> None:
         """Before a ``mov crN, r32``: if it is CR0 and sets PG, leave the identity TLB
@@ -925,6 +973,7 @@ class X86Vcpu:
                 self.trap_wrmsr_at(pc + pos)
                 found = True
             pos = code.find(b"\x0f\x30", pos + 1)
+        found |= self._trap_rdtsc(pc, code)
         if self._identity_tlb and self._trap_mov_cr(pc, code) and not found:
             # only the trap changed, not what the guest sees: continue the same slice
             uc.ctl_remove_cache(pc, pc + size)

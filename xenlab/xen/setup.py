@@ -119,6 +119,9 @@ class _VcpuTraps:
     def msr_write(self, cpu: X86Vcpu, msr: int, value: int) -> bool:
         return False  # ring 3: the CPU raises #GP and the domain crashes
 
+    def tsc(self, cpu: X86Vcpu) -> int:
+        return self.host.now()  # never asked: rdtsc is watched for in HVM guests only
+
     def io_rep(self, cpu: X86Vcpu, port: int, size: int, count: int, addr: int,
                write: bool) -> int:
         return 0  # never asked: string I/O is watched for in HVM guests only
@@ -672,10 +675,12 @@ class XenHost:
             ti = v.time_info = VcpuTimeInfo.from_buffer(self.mem.ram, vi + 32)
         ti.version = (ti.version + 1) | 1          # odd: Xen is writing
         ti.system_time = self.now() if now is None else now
-        if v.domain.hvm is not None and not ti.tsc_to_system_mul:
+        if v.domain.hvm is not None:
             # HVM firmware divides by it to compute the CPU speed (1 GHz here); PV guests
-            # keep 0 so that their TSC extrapolation adds nothing (determinism)
+            # keep 0 so that their TSC extrapolation adds nothing (determinism). An HVM
+            # guest's TSC is system time (HvmTraps.tsc), so pvclock extrapolates from here.
             ti.tsc_to_system_mul = 0xFFFFFFFF
+            ti.tsc_timestamp = ti.system_time
         ti.version = (ti.version + 1) & 0xFFFFFFFE  # even again: consistent
 
     def vcpu_yield(self, v: Vcpu) -> None:

@@ -212,6 +212,12 @@ class HvmTraps:
     def interrupt(self, cpu: X86Vcpu, vector: int) -> bool:
         return False  # the CPU layer vectors it through the guest's IVT/IDT
 
+    def tsc(self, cpu: X86Vcpu) -> int:
+        """The guest's TSC: system time in ns, a 1 GHz TSC (what tsc_to_system_mul in
+        vcpu_time_info says). Reading it is no exit, as with Xen's native TSC mode; the
+        CPU layer traps it only so that the value is virtual time, not the host's."""
+        return self.host.now()
+
     def msr_write(self, cpu: X86Vcpu, msr: int, value: int) -> bool:
         cpu.charge(VMEXIT_COST_NS)
         self._exit("wrmsr", {"msr": hex(msr), "value": hex(value)})
