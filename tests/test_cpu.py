@@ -7,6 +7,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from xenlab.cpu.x86 import CpuMode, ExitReason, X86Vcpu, _native_fill
 
@@ -350,3 +352,62 @@ def test_rdtsc_and_rdtscp_read_the_hypervisors_tsc() -> None:
     cpu.watch_new_code_for_wrmsr()
     assert cpu.run(10_000).reason is ExitReason.HLT
     assert exits.outs == [(0xE9, 0xBC), (0xE9, 0x9A), (0xE9, 0x34), (0xE9, 0x00)]
+
+
+# -- differential: the identity TLB against unicorn's own, on self-modifying programs ------
+_SUBS = (0x2000, 0x2100, 0x3000, 0x3100)            # mov al, imm ; ret  (two code pages)
+_DATA = (0x2080, 0x3080, 0x5000, 0x5001, 0x6000)    # beside code, and in pure data pages
+_op = st.one_of(
+    st.tuples(st.just("store"), st.sampled_from([s + 1 for s in _SUBS] + list(_DATA)),
+              st.integers(0, 255)),
+    st.tuples(st.just("call"), st.sampled_from(_SUBS)),
+    st.tuples(st.just("load"), st.sampled_from([s + 1 for s in _SUBS] + list(_DATA))),
+    st.tuples(st.just("inc"), st.sampled_from([s + 1 for s in _SUBS] + list(_DATA))),
+    st.tuples(st.just("flush")),
+)
+
+
+def _smc_program(ops: list[tuple]) -> bytes:
+    code = bytearray()
+    for op in ops:
+        at = 0x1000 + len(code)
+        if op[0] == "store":    # mov byte [addr], imm
+            code += b"\xc6\x06" + struct.pack("<HB", op[1], op[2])
+        elif op[0] == "call":   # call sub ; out 0xe9, al
+            code += b"\xe8" + struct.pack("<H", (op[1] - (at + 3)) & 0xFFFF) + b"\xe6\xe9"
+        elif op[0] == "load":   # mov al, [addr] ; out 0xe9, al
+            code += b"\xa0" + struct.pack("<H", op[1]) + b"\xe6\xe9"
+        elif op[0] == "inc":    # inc byte [addr]
+            code += b"\xfe\x06" + struct.pack("<H", op[1])
+        else:                   # PE on and off: unicorn flushes its TLB
+            code += bytes.fromhex("0f20c0" "0c01" "0f22c0" "24fe" "0f22c0")
+    return bytes(code) + b"\xf4"
+
+
+def _run_smc(ops: list[tuple], identity: bool) -> tuple[list[tuple[int, int]], bytes]:
+    exits = Exits()
+    cpu = X86Vcpu(exits, long_mode=False)
+    memory = bytearray(0x10000)
+    program = _smc_program(ops)
+    memory[0x1000:0x1000 + len(program)] = program
+    for i, sub in enumerate(_SUBS):
+        memory[sub:sub + 3] = bytes([0xB0, 0x10 + i, 0xC3])
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    cpu.setup_real_mode(0, 0x1000)
+    cpu.set_reg("esp", 0x7000)
+    cpu.watch_new_code_for_wrmsr()
+    if identity:
+        assert cpu.identity_tlb_until_paging()
+    assert cpu.run(1_000_000).reason is ExitReason.HLT
+    return exits.outs, cpu.mem(0x2000, 0x5000)
+
+
+@needs_native_fill
+@settings(derandomize=True, deadline=None, max_examples=100)
+@given(ops=st.lists(_op, min_size=1, max_size=40))
+@example(ops=[("call", 0x2000), ("flush",), ("store", 0x2080, 5), ("store", 0x2001, 0x77),
+              ("call", 0x2000)])  # a code page entered for data after a flush
+def test_the_identity_tlb_runs_self_modifying_programs_as_unicorn_does(ops) -> None:
+    """Random stores into code and data, calls of the patched code, loads, read-modify-
+    writes and TLB flushes: the same outputs and memory with either TLB."""
+    assert _run_smc(ops, identity=True) == _run_smc(ops, identity=False)

@@ -916,12 +916,12 @@ class X86Vcpu:
     def _on_rdtsc(self, uc: Uc, address: int, size: int, user: object) -> None:
         """Before ``rdtsc``/``rdtscp``: EDX:EAX from the hypervisor's TSC (ECX = TSC_AUX,
         0, for rdtscp) and on to the next instruction."""
-        try:
-            code = self.mem(address, 8)
+        try:  # at most four prefixes and three opcode bytes, not past the page
+            code = self.mem(address, min(7, PAGE_SIZE - (address & 0xFFF)))
         except UcError:
             return  # let the CPU execute what is there
         i = 0
-        while i < 4 and code[i] in _PREFIXES_ALL:
+        while i < min(4, len(code)) and code[i] in _PREFIXES_ALL:
             i += 1
         if code[i:i + 2] == b"\x0f\x31":
             length = i + 2
