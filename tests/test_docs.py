@@ -87,3 +87,20 @@ def test_readme_compare_is_real_output(capsys: pytest.CaptureFixture[str],
     monkeypatch.chdir(ROOT)
     assert main(["compare", *block.group(1).split()]) == 0
     assert capsys.readouterr().out.startswith(block.group(2))
+
+
+def test_every_nbval_marker_in_the_labs_is_one_nbval_recognises() -> None:
+    """nbval compares a comment's whole text with its marker names: ``# NBVAL_IGNORE_OUTPUT:
+    why`` is silently no marker, and the cell's output is compared after all."""
+    import json
+
+    from nbval.plugin import comment_markers
+
+    notebooks = sorted(ROOT.glob("labs/*/*.ipynb"))
+    assert notebooks
+    for nb in notebooks:
+        for cell in json.loads(nb.read_text())["cells"]:
+            for line in "".join(cell["source"]).splitlines():
+                comment = line.strip().lstrip("#").strip()
+                if line.strip().startswith("#") and comment.startswith("NBVAL"):
+                    assert comment in comment_markers, f"{nb.name}: {line.strip()!r}"
