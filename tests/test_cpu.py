@@ -411,3 +411,25 @@ def test_the_identity_tlb_runs_self_modifying_programs_as_unicorn_does(ops) -> N
     """Random stores into code and data, calls of the patched code, loads, read-modify-
     writes and TLB flushes: the same outputs and memory with either TLB."""
     assert _run_smc(ops, identity=True) == _run_smc(ops, identity=False)
+
+
+def test_many_holes_fall_back_to_one_all_ones_hook() -> None:
+    """Past MAX_UNASSIGNED_HOOKS separate holes, one hook covers all of the space below
+    4 GiB (correct, only slower), and a hole still reads as all ones."""
+    from xenlab.cpu.x86 import MAX_UNASSIGNED_HOOKS
+
+    exits = Exits()
+    cpu = X86Vcpu(exits, long_mode=False)
+    cpu.fill_unassigned_with_ones()
+    cpu.map_bytes(0, READ_PROGRAM.ljust(0x40000, b"\x11"), writable=True)
+    cpu.setup_real_mode(0, 0)
+    cpu.set_reg("ds", 0x3000)
+    assert cpu.run(1000).reason is ExitReason.HLT
+    for i in range(MAX_UNASSIGNED_HOOKS + 3):  # every other page from 64 KiB on
+        cpu.unmap(0x10000 + 0x2000 * i, 0x1000)
+    assert [(f, la) for f, la, _h in cpu._ones_hooks] == [(0, (1 << 32) - 1)]
+    cpu.setup_real_mode(0, 0)
+    cpu.set_reg("ds", 0x1200)  # 0x12000, a hole
+    assert cpu.run(1000).reason is ExitReason.HLT
+    assert exits.outs == [(0xE9, 0x11), (0xE9, 0xFF)]
+    cpu.close()

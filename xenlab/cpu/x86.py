@@ -1163,11 +1163,13 @@ class X86Vcpu:
         if len(self._ones_hooks) >= MAX_UNASSIGNED_HOOKS:  # fragmented: one hook for all
             for _f, _la, handle in self._ones_hooks:
                 self.uc.hook_del(handle)
+                self._hooks.remove(handle)
             self._ones_hooks.clear()
             first, last = 0, (1 << 32) - 1
         handle = self.uc.hook_add(uc_const.UC_HOOK_MEM_UNMAPPED, self._on_unmapped, None,
                                   first, last)
         self._ones_hooks.append((first, last, handle))
+        self._hooks.append(handle)
 
     def _cover_unassigned_at_start(self) -> None:
         """Before the first run: every gap in the guest-physical map below 4 GiB."""
