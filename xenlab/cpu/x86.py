@@ -150,17 +150,19 @@ _CPUID_REGS32 = (X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_
 EFLAGS_IF = 1 << 9
 EFLAGS_TF = 1 << 8
 
+# Instruction prefixes, as regex classes: segment overrides, operand and address size;
+# and those plus LOCK, REPNE and REP.
+_SEG_SIZE = rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]"
+_ANY_PREFIX = rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67\xf0\xf2\xf3]"
 # rep ins/outs with up to two operand-size / address-size / segment prefixes around F3
-_REP_STRING_IO = re.compile(rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}\xf3"
-                            rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}[\x6c-\x6f]")
+_REP_STRING_IO = re.compile(_SEG_SIZE + rb"{0,2}\xf3" + _SEG_SIZE + rb"{0,2}[\x6c-\x6f]")
 _PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF3))
 _PREFIXES_ALL = _PREFIXES | {0xF0, 0xF2}
 # what every code trap's pattern contains: wrmsr, mov to CR, rdtsc(p), F3 before ins/outs
-_ANY_CODE_TRAP = re.compile(rb"\x0f[\x22\x30\x31]|\x0f\x01\xf9|"
-                            rb"\xf3[\x26\x2e\x36\x3e\x64\x65\x66\x67]{0,2}[\x6c-\x6f]")
+_ANY_CODE_TRAP = re.compile(rb"\x0f[\x22\x30\x31]|\x0f\x01\xf9|\xf3" + _SEG_SIZE
+                            + rb"{0,2}[\x6c-\x6f]")
 # rdtsc (0F 31) and rdtscp (0F 01 F9) with up to four prefixes before them
-_RDTSC = re.compile(rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67\xf0\xf2\xf3]{0,4}"
-                    rb"\x0f(?:\x31|\x01\xf9)")
+_RDTSC = re.compile(_ANY_PREFIX + rb"{0,4}\x0f(?:\x31|\x01\xf9)")
 _SEG_OVERRIDE = {0x26: "es", 0x2E: "cs", 0x36: "ss", 0x3E: "ds", 0x64: "fs", 0x65: "gs"}
 # Code that keeps generating new wrmsr or string I/O instructions (a hostile guest)
 # gets no more code traps of each kind than this (each one slows every translation):
@@ -171,7 +173,15 @@ MAX_UNASSIGNED_HOOKS = 16
 CR0_PG = 1 << 31
 _GPR32 = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 # mov to a control register (0F 22 /r) with up to four prefixes before it
-_MOV_TO_CR = re.compile(rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67\xf0\xf2\xf3]{0,4}\x0f\x22")
+_MOV_TO_CR = re.compile(_ANY_PREFIX + rb"{0,4}\x0f\x22")
+
+
+def _skip_prefixes(code: bytes) -> int:
+    """Index of the opcode after at most four prefixes."""
+    i = 0
+    while i < min(4, len(code)) and code[i] in _PREFIXES_ALL:
+        i += 1
+    return i
 
 
 # ---------------------------------------------------------------------------
@@ -363,7 +373,7 @@ class X86Vcpu:
         self._identity_tlb = False      # unicorn's virtual TLB, linear = physical
         self._code_pages: ctypes.Array[ctypes.c_uint64] | None = None
         self._seen_code_pages: set[int] = set()
-        self._fill_ones = False         # unassigned memory reads as all ones
+        self._ones_at_first_run = False  # lay the all-ones hooks before the first run
         self._ones_hooks: list[tuple[int, int, int]] = []  # (first, last, hook) covered
 
     def _add_native_hook(self, kind: int, callback: Any, *,
@@ -627,20 +637,12 @@ class X86Vcpu:
         self._slice_budget = budget
         self._charged = 0
         self._budget.left = budget
-        if self._fill_ones or self._identity_tlb or not self._entry_scanned:
+        if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
         start = self.pc() if begin is None else begin
-        while True:
-            self._retranslate = False
-            try:
-                self.uc.emu_start(start, _UNTIL)
-            except UcError as err:
-                if self._fault is None:
-                    self._fault = self._classify_error(err)
-            if not (self._retranslate and self._fault is None and self._stop_reason is None
-                    and self._hook_error is None and self._budget.left > 0):
-                break
-            start = self.pc()  # the same block again, translated with its new traps
+        self._emu_start(start)
+        while self._retranslated() and self._budget.left > 0:
+            self._emu_start(self.pc())  # the same block again, translated with its new traps
         self._reraise_hook_error()
         used = max(0, budget - self._budget.left)
         charged = min(used, self._charged)
@@ -665,21 +667,14 @@ class X86Vcpu:
         self._slice_budget = 1 << 40
         self._budget.left = 1 << 40
         self._charged = 0
-        if self._fill_ones or self._identity_tlb or not self._entry_scanned:
+        if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
         pc = self.pc()
-        while True:
-            self._retranslate = False
-            try:
-                self.uc.emu_start(pc, _UNTIL, 0, 1)
-            except UcError as err:
-                if self._fault is None:
-                    self._fault = self._classify_error(err)
-            # new traps stopped the step before its instruction ran: step again; if the
-            # instruction ran (the next block was translated), the step is done
-            if not (self._retranslate and self._fault is None and self._stop_reason is None
-                    and self._hook_error is None and self.pc() == pc):
-                break
+        self._emu_start(pc, count=1)
+        # new traps stopped the step before its instruction ran: step again; if the
+        # instruction ran (the next block was translated), the step is done
+        while self._retranslated() and self.pc() == pc:
+            self._emu_start(pc, count=1)
         self._reraise_hook_error()
         used, charged = 1 + self._charged, self._charged  # an exit costs what it costs
         if self._fault is not None:
@@ -688,6 +683,20 @@ class X86Vcpu:
         if self._stop_reason is not None and self._stop_reason is not ExitReason.STEP:
             return RunResult(self._stop_reason, used, charged=charged)
         return RunResult(ExitReason.STEP, used, charged=charged)
+
+    def _emu_start(self, begin: int, count: int = 0) -> None:
+        """uc_emu_start from ``begin``; an error becomes the slice's fault."""
+        self._retranslate = False
+        try:
+            self.uc.emu_start(begin, _UNTIL, 0, count)
+        except UcError as err:
+            if self._fault is None:
+                self._fault = self._classify_error(err)
+
+    def _retranslated(self) -> bool:
+        """Emulation stopped only so that a block is translated again with new traps."""
+        return (self._retranslate and self._fault is None and self._stop_reason is None
+                and self._hook_error is None)
 
     def _reraise_hook_error(self) -> None:
         err, self._hook_error = self._hook_error, None
@@ -846,7 +855,7 @@ class X86Vcpu:
         self.flush_tlb()
 
     def _before_run(self) -> None:
-        if self._fill_ones:
+        if self._ones_at_first_run:
             self._cover_unassigned_at_start()
         if self._identity_tlb and self.reg("cr0") & CR0_PG:  # a context restored, a reset
             self._leave_identity_tlb()
@@ -880,38 +889,42 @@ class X86Vcpu:
             self._seen_code_pages.update((first, last))
             self.flush_tlb()
 
+    def _trap_matches(self, pc: int, code: bytes, pattern: re.Pattern[bytes], anchor: bytes,
+                      hooks: dict[int, int], callback: Callback) -> tuple[int, bool]:
+        """A code trap at every place each ``pattern`` match in ``code`` (at linear ``pc``)
+        may start: the prefixes before its last ``anchor`` byte and that byte (a code hook
+        fires only where an instruction really starts). Returns how many were added and
+        whether all were (False: ``hooks`` reached MAX_CODE_TRAPS first)."""
+        added = 0
+        for m in pattern.finditer(code):
+            first = pc + m.start()
+            for start in range(first, first + m.group().rindex(anchor) + 1):
+                if start in hooks:
+                    continue
+                if len(hooks) >= MAX_CODE_TRAPS:
+                    return added, False
+                hooks[start] = self.uc.hook_add(uc_const.UC_HOOK_CODE, callback, None,
+                                                start, start)
+                added += 1
+        return added, True
+
     def _trap_mov_cr(self, pc: int, code: bytes) -> bool:
         """Trap every move to a control register in ``code`` (at linear ``pc``); True if
         traps were added."""
-        found = False
-        for m in _MOV_TO_CR.finditer(code):
-            for start in range(pc + m.start(), pc + m.end() - 1):
-                if start in self._mov_cr_hooks:
-                    continue
-                if len(self._mov_cr_hooks) >= MAX_CODE_TRAPS:  # cannot watch: stop now
-                    self.request_stop(ExitReason.YIELD)
-                    self._leave_identity_tlb()
-                    return found
-                self._mov_cr_hooks[start] = self.uc.hook_add(
-                    uc_const.UC_HOOK_CODE, self._on_mov_cr, None, start, start)
-                found = True
-        return found
+        added, complete = self._trap_matches(pc, code, _MOV_TO_CR, b"\x0f",
+                                             self._mov_cr_hooks, self._on_mov_cr)
+        if not complete:  # cannot watch for paging any more: stop now
+            self.request_stop(ExitReason.YIELD)
+            self._leave_identity_tlb()
+        return added > 0
 
     # -- RDTSC ----------------------------------------------------------------------------
     def _trap_rdtsc(self, pc: int, code: bytes) -> bool:
         """Trap every ``rdtsc``/``rdtscp`` in ``code``: unicorn's TSC is the host's cycle
         counter, which would make a guest that reads it (GRUB's clock) differ from run to
         run. True if traps were added."""
-        found = False
-        for m in _RDTSC.finditer(code):
-            opcode = 3 if m.group()[-1] == 0xF9 else 2  # hook the prefixes and the 0F
-            for start in range(pc + m.start(), pc + m.end() - opcode + 1):
-                if start in self._rdtsc_hooks or len(self._rdtsc_hooks) >= MAX_CODE_TRAPS:
-                    continue
-                self._rdtsc_hooks[start] = self.uc.hook_add(
-                    uc_const.UC_HOOK_CODE, self._on_rdtsc, None, start, start)
-                found = True
-        return found
+        return self._trap_matches(pc, code, _RDTSC, b"\x0f", self._rdtsc_hooks,
+                                  self._on_rdtsc)[0] > 0
 
     def _on_rdtsc(self, uc: Uc, address: int, size: int, user: object) -> None:
         """Before ``rdtsc``/``rdtscp``: EDX:EAX from the hypervisor's TSC (ECX = TSC_AUX,
@@ -920,9 +933,7 @@ class X86Vcpu:
             code = self.mem(address, min(7, PAGE_SIZE - (address & 0xFFF)))
         except UcError:
             return  # let the CPU execute what is there
-        i = 0
-        while i < min(4, len(code)) and code[i] in _PREFIXES_ALL:
-            i += 1
+        i = _skip_prefixes(code)
         if code[i:i + 2] == b"\x0f\x31":
             length = i + 2
         elif code[i:i + 3] == b"\x0f\x01\xf9":
@@ -945,9 +956,7 @@ class X86Vcpu:
         except UcError:
             self._leave_identity_tlb()  # cannot tell: be safe
             return
-        i = 0
-        while i < 4 and code[i] in _PREFIXES_ALL:
-            i += 1
+        i = _skip_prefixes(code)
         if code[i:i + 2] != b"\x0f\x22":
             return  # not an instruction start the scan guessed right
         modrm = code[i + 2]
@@ -979,15 +988,9 @@ class X86Vcpu:
             uc.ctl_remove_cache(pc, pc + size)
             self._retranslate = True
             uc.emu_stop()
-        for m in _REP_STRING_IO.finditer(code):
-            # the instruction starts at the F3 or at one of the prefixes before it: a
-            # code hook fires only where an instruction really starts, so hook them all
-            for start in range(pc + m.start(), pc + m.start() + m.group().index(b"\xf3") + 1):
-                if (start not in self._string_io_hooks
-                        and len(self._string_io_hooks) < MAX_CODE_TRAPS):
-                    self._string_io_hooks[start] = self.uc.hook_add(
-                        uc_const.UC_HOOK_CODE, self._on_string_io, None, start, start)
-                    found = True
+        # the instruction starts at the F3 or at one of the prefixes before it
+        found |= self._trap_matches(pc, code, _REP_STRING_IO, b"\xf3", self._string_io_hooks,
+                                    self._on_string_io)[0] > 0
         if found:  # retranslate with the trap in place, before this block runs at all
             uc.ctl_remove_cache(pc, pc + size)
             self.request_stop(ExitReason.YIELD)
@@ -1154,7 +1157,7 @@ class X86Vcpu:
         The hook covers only what is unassigned when the vCPU first runs (below 4 GiB)
         and whatever is unmapped later, not the guest's RAM: unicorn 2.1.4 keeps every
         store to a page that any memory hook covers on its slow path."""
-        self._fill_ones = True
+        self._ones_at_first_run = True
 
     def _cover_unassigned(self, first: int, last: int) -> None:
         """Make the all-ones hook cover guest-physical ``first``..``last`` (inclusive)."""
@@ -1173,7 +1176,7 @@ class X86Vcpu:
 
     def _cover_unassigned_at_start(self) -> None:
         """Before the first run: every gap in the guest-physical map below 4 GiB."""
-        self._fill_ones = False
+        self._ones_at_first_run = False
         at = 0
         for begin, end, _perms in sorted(self.uc.mem_regions()):
             if begin >= 1 << 32:
