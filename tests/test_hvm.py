@@ -16,6 +16,7 @@ import pytest
 
 from xenlab.cli import run_configs
 from xenlab.lab import Lab
+from xenlab.xen.hvm.io import handle_pio
 from xenlab.xen.trace import Kind
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -383,3 +384,41 @@ def test_the_trace_lists_every_firmware_phase_in_order(tmp_path: Path) -> None:
     # every phase has a note and a source to read in the stepper
     from xenlab.views.stepper import explain_phase
     assert all(explain_phase(p)[1] != "xenlab's own" for p in phases)
+
+
+def test_ioreq_page_follows_the_p2m(tmp_path: Path) -> None:
+    """Xen and the device model keep their view of the shared ioreq page while the P2M
+    stays as it was; when the guest's P2M changes under it they look again: a page
+    taken away means nobody answers (all ones), one put back is used again."""
+    from xenlab.public.hvm import HvmParam
+    from xenlab.xen.domain import INVALID_MFN
+
+    image = tmp_path / "disk.img"
+    image.write_bytes((FW / "bootdisk.img").read_bytes())
+    cfg = tmp_path / "p.cfg"
+    cfg.write_text(f'name = "p"\ntype = "hvm"\nmemory = 16\n'
+                   f"disk = [ 'format=raw, vdev=hda, access=ro, target={image}' ]\n")
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create -p {cfg}")
+    d = lab.domain("p")
+    hvm = d.hvm
+    assert hvm is not None
+    dm = lab.toolstack.device_models[d.domid]
+    pfn = hvm.params[HvmParam.HVM_PARAM_IOREQ_PFN]
+    mfn = d.pfn_to_mfn(pfn)
+
+    def crtc_index() -> int:   # 0x3D4 reads back the CRTC index the device model holds
+        return handle_pio(lab.host, d, hvm, 0x3D4, 1, True)
+
+    handle_pio(lab.host, d, hvm, 0x3D4, 1, False, 0x0E)
+    assert crtc_index() == 0x0E
+    served, sent = dm.requests, len(lab.trace.select(kind=Kind.IOREQ, name="ioreq"))
+    d.set_p2m(pfn, INVALID_MFN)          # the ioreq page is gone from the guest's P2M
+    assert crtc_index() == 0xFF and dm.requests == served
+    assert len(lab.trace.select(kind=Kind.IOREQ, name="ioreq")) == sent  # Xen sent none
+    d.set_p2m(pfn, mfn)                  # and back
+    assert crtc_index() == 0x0E and dm.requests == served + 1
+    maps = len(lab.trace.select(kind=Kind.GRANT, name="foreign_map"))
+    d.set_p2m(pfn, d.pfn_to_mfn(0x10))   # moved to another of the guest's frames
+    assert crtc_index() == 0x0E and dm.requests == served + 2
+    assert len(lab.trace.select(kind=Kind.GRANT, name="foreign_map")) == maps + 1

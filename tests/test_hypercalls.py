@@ -369,6 +369,34 @@ def test_interdomain_channel_guest_binds_to_dom0_and_sends() -> None:
     host.check_invariants()
 
 
+def test_sched_poll_sleeps_until_its_port_is_pending() -> None:
+    """SCHEDOP_poll on one port: the vCPU blocks (its bit in the domain's poll_mask, as in
+    Xen's d->poll_mask) until that port becomes pending, then the poll returns 0."""
+    host = new_host()
+    dom0 = host.domains[0]
+    a = Asm().call(H.sched_op, SchedOp.SCHEDOP_poll, DATA_VA + 0x30).store_rax(0).shutdown(0)
+    d = create(host, a.bytes(), unpause=False)
+    p0 = evtchn.evtchn_alloc_unbound(host, dom0, DOMID_SELF, d.domid)
+    local = evtchn.evtchn_bind_interdomain(host, d, 0, p0)
+    assert local > 0
+    si = d.shared_info_mfn << PAGE_SHIFT
+    host.mem.write_u64(si + SI_PENDING + 8 * (local // 64), 0)   # the bind's own kick, seen
+    # DATA+0x20: the ports array; DATA+0x30: struct sched_poll {ports, nr_ports, timeout}
+    host.mem.write(d.maddr(2) + 0x20, struct.pack("<I", local))
+    host.mem.write(d.maddr(2) + 0x30, struct.pack("<QI4xQ", DATA_VA + 0x20, 1, 0))
+    host.domain_unpause(d)
+    host.run(max_instructions=1_000_000)
+    v = d.vcpus[0]
+    assert v.blocked and d.poll_mask == 1 and not d.is_shut_down
+    assert evtchn.evtchn_send(host, dom0, p0) == 0       # Dom0 notifies: the poller wakes
+    assert not v.blocked and d.poll_mask == 0
+    host.run(max_instructions=1_000_000)
+    assert results(host, d, 1) == [0] and d.is_shut_down
+    wakes = [r.args["why"] for r in host.trace.records
+             if r.dom == d.domid and r.kind is Kind.SCHED and r.name == "wake"]
+    assert wakes == [f"poll: port {local}"]
+
+
 def test_interdomain_channel_between_two_guests() -> None:
     """Guest A allocates an unbound port for B (port written to A's data); B binds and sends."""
     host = new_host()

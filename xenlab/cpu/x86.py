@@ -318,7 +318,11 @@ class X86Vcpu:
         self.uc = Uc(uc_const.UC_ARCH_X86, mode)
         with contextlib.suppress(UcError, AttributeError):
             self.uc.ctl_set_tcg_buffer_size(8 * 1024 * 1024)
-        self._budget = _Budget(0, ctypes.cast(_uclib().uc_emu_stop, ctypes.c_void_p).value or 0)
+        # The slice's virtual time: run() sets ``slice_budget`` and ``budget.left`` to the
+        # slice's budget; the native block callback and charge() count ``budget.left`` down.
+        # Public because the hypervisor's clock (XenHost.now) reads them for every record.
+        self.budget = _Budget(0, ctypes.cast(_uclib().uc_emu_stop, ctypes.c_void_p).value or 0)
+        self.slice_budget = 0
         self._stop_reason: ExitReason | None = None
         self._fault: tuple[int, str] | None = None
         self._stepping = False
@@ -433,7 +437,7 @@ class X86Vcpu:
         handle = ctypes.c_size_t()
         err = _uclib().uc_hook_add(
             self.uc._uch, ctypes.byref(handle), uc_const.UC_HOOK_BLOCK, ctypes.c_void_p(thunk),
-            ctypes.cast(ctypes.byref(self._budget), ctypes.c_void_p),
+            ctypes.cast(ctypes.byref(self.budget), ctypes.c_void_p),
             ctypes.c_uint64(1), ctypes.c_uint64(0),
         )
         if err != uc_const.UC_ERR_OK:
@@ -617,41 +621,39 @@ class X86Vcpu:
 
     def elapsed(self) -> int:
         """Virtual instructions consumed so far in the current slice."""
-        return self._slice_budget - self._budget.left
+        return self.slice_budget - self.budget.left
 
-
-    _slice_budget = 0
     _charged = 0
 
     def charge(self, ns: int) -> None:
         """Spend ``ns`` of the slice's virtual time outside guest code: what a VM exit or a
         hypercall costs in the hypervisor. The guest's clock moves on by that much, and
         the slice ends at the next block boundary if the charge used it up."""
-        self._budget.left -= ns
+        self.budget.left -= ns
         self._charged += ns
 
     def run(self, budget: int, *, begin: int | None = None) -> RunResult:
         """Run for at most ``budget`` virtual instructions (stops at block boundaries)."""
         self._stop_reason = None
         self._fault = None
-        self._slice_budget = budget
+        self.slice_budget = budget
         self._charged = 0
-        self._budget.left = budget
+        self.budget.left = budget
         if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
         start = self.pc() if begin is None else begin
         self._emu_start(start)
-        while self._retranslated() and self._budget.left > 0:
+        while self._retranslated() and self.budget.left > 0:
             self._emu_start(self.pc())  # the same block again, translated with its new traps
         self._reraise_hook_error()
-        used = max(0, budget - self._budget.left)
+        used = max(0, budget - self.budget.left)
         charged = min(used, self._charged)
         if self._fault is not None:
             vec, detail = self._fault
             return RunResult(ExitReason.FAULT, used, vec, detail, charged)
         if self._stop_reason is not None:
             return RunResult(self._stop_reason, used, charged=charged)
-        if self._budget.left <= 0:
+        if self.budget.left <= 0:
             return RunResult(ExitReason.BUDGET, used, charged=charged)
         if self.ring0 and self._byte_before_pc() == 0xF4:
             return RunResult(ExitReason.HLT, used, charged=charged)
@@ -664,8 +666,8 @@ class X86Vcpu:
         """Execute exactly one instruction (single-stepping; the one per-instruction path)."""
         self._stop_reason = None
         self._fault = None
-        self._slice_budget = 1 << 40
-        self._budget.left = 1 << 40
+        self.slice_budget = 1 << 40
+        self.budget.left = 1 << 40
         self._charged = 0
         if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
@@ -728,8 +730,8 @@ class X86Vcpu:
 
     # -- hooks ------------------------------------------------------------------
     def _py_block(self, uc: Uc, address: int, size: int, user: object) -> None:
-        self._budget.left -= (size + 3) >> 2
-        if self._budget.left <= 0:
+        self.budget.left -= (size + 3) >> 2
+        if self.budget.left <= 0:
             uc.emu_stop()
 
     def _on_intr(self, uc: Uc, intno: int, user: object) -> None:

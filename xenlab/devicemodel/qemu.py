@@ -48,6 +48,7 @@ _IOREQ_READY = int(IoreqState.STATE_IOREQ_READY)
 _IORESP_READY = int(IoreqState.STATE_IORESP_READY)
 _TYPE_PIO = int(IoreqType.IOREQ_TYPE_PIO)
 _TYPE_PCI_CONFIG = int(IoreqType.IOREQ_TYPE_PCI_CONFIG)
+_IOREQ_PFN = int(HvmParam.HVM_PARAM_IOREQ_PFN)
 
 if TYPE_CHECKING:
     from xenlab.dom0.kernel import Dom0Kernel, MappedGrant
@@ -93,7 +94,8 @@ class DeviceModel:
         self.requests = 0
         self.kernel: Dom0Kernel | None = None
         self.local_port = 0   # Dom0's end of the ioreq server's event channel
-        self._page: tuple[int, MappedGrant] | None = None
+        # (pfn, the P2M generation it was checked at, mfn, the mapping)
+        self._page: tuple[int, int, int, MappedGrant] | None = None
         self.vga_rom: ctypes.Array[ctypes.c_char] | None = None
         self.pci.on_rom_map = self._map_rom
 
@@ -127,21 +129,26 @@ class DeviceModel:
                 v.cpu.map_host(VGA_BASE, VGA_SIZE, self.vga.host_ptr, executable=False)
 
     def _ioreq_page(self) -> memoryview | None:
-        """The shared ioreq page, mapped from the guest once and again only if it moved."""
+        """The shared ioreq page, mapped from the guest once and again only if it moved
+        (checked again only when the param or the guest's P2M has changed)."""
         hvm = self.d.hvm
-        pfn = hvm.params.get(HvmParam.HVM_PARAM_IOREQ_PFN) if hvm is not None else None
+        pfn = hvm.params.get(_IOREQ_PFN) if hvm is not None else None
+        page = self._page
+        if page is not None and page[0] == pfn and page[1] == self.d.p2m_gen:
+            return page[3].page
         if pfn is None or self.kernel is None:
             return None
         mfn = self.d.pfn_to_mfn(pfn)
-        if self._page is not None and self._page[0] == mfn:
-            return self._page[1].page
-        if self._page is not None:
-            self.kernel.unmap_grant(self._page[1])
+        if page is not None and page[2] == mfn:
+            self._page = (pfn, self.d.p2m_gen, mfn, page[3])
+            return page[3].page
+        if page is not None:
+            self.kernel.unmap_grant(page[3])
             self._page = None
         mapped = self.kernel.map_foreign_mfn(self.d.domid, mfn)
         if mapped is None:
             return None
-        self._page = (mfn, mapped)
+        self._page = (pfn, self.d.p2m_gen, mfn, mapped)
         return mapped.page
 
     def _on_ioreq_event(self, port: int) -> None:
@@ -165,7 +172,7 @@ class DeviceModel:
                 self.kernel.unbind(self.local_port)
                 self.local_port = 0
             if self._page is not None:
-                self.kernel.unmap_grant(self._page[1])
+                self.kernel.unmap_grant(self._page[3])
                 self._page = None
         for ch in self.ide:
             for disk in ch.disks:

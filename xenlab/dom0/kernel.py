@@ -66,9 +66,11 @@ class Dom0Kernel:
     def notify(self, port: int, why: str = "") -> int:
         """IOCTL_EVTCHN_NOTIFY (EVTCHNOP_send from Dom0)."""
         self.notifications += 1
-        self.host.trace.emit_deferred(self.host.now(), 0, 0, _KIND_EVENT, "evtchn_send",
-                                      _send_args, port, why)
-        return ev.evtchn_send(self.host, self.dom0, port)
+        host = self.host
+        if host.trace.enabled:
+            host.trace.emit_deferred(host.now(), 0, 0, _KIND_EVENT, "evtchn_send", _send_args,
+                                     (port, why))
+        return ev.evtchn_send(host, self.dom0, port)
 
     # -- grants -----------------------------------------------------------------------
     def map_grant(self, domid: int, ref: int, *, readonly: bool) -> tuple[int, MappedGrant | None]:

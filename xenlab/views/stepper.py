@@ -298,17 +298,17 @@ class Stepper:
     def run_until(self, done: Callable[[TraceRecord], bool], *,
                   max_instructions: int = 2_000_000) -> TraceRecord | None:
         """Step until a new trace record of this domain satisfies ``done`` (returns it)."""
-        records = self.host.trace.records
         with _no_gc():
-            return self._run_until(done, records, max_instructions)
+            return self._run_until(done, max_instructions)
 
-    def _run_until(self, done: Callable[[TraceRecord], bool], records: list[TraceRecord],
+    def _run_until(self, done: Callable[[TraceRecord], bool],
                    max_instructions: int) -> TraceRecord | None:
+        trace = self.host.trace
         for _ in range(max_instructions):
-            start = len(records)
+            start = len(trace)
             if not self.step():
                 return None
-            for rec in records[start:]:
+            for rec in trace.records[start:] if len(trace) > start else ():
                 if rec.dom == self.d.domid and done(rec):
                     self.last_event = rec
                     return rec
@@ -356,8 +356,9 @@ class Stepper:
         scalars.append((host, {k: getattr(host, k) for k in (
             "instructions", "_slice_end", "_dom0_time")}
             | {"_dom0_pending": list(host._dom0_pending)}))
+        # (not p2m_gen: it counts changes to the P2M, which Back leaves as it is)
         dstate = {k: v for k, v in vars(d).items()
-                  if isinstance(v, (int, bool, str, type(None)))}
+                  if isinstance(v, (int, bool, str, type(None))) and k != "p2m_gen"}
         scalars.append((d, dstate))
         if d.hvm is not None:
             scalars.append((d.hvm, {"pci_cf8": d.hvm.pci_cf8, "params": dict(d.hvm.params),
@@ -366,14 +367,15 @@ class Stepper:
         if self.dm is not None:
             scalars.append((self.dm, {"requests": self.dm.requests}))
         lengths = {
-            "trace": len(host.trace.records), "trace_seq": host.trace._seq,
+            "trace": len(host.trace.records), "trace_dropped": host.trace.dropped,
             "console": len(d.console), "log": len(host.log.lines), "log_size": host.log._size,
             "serial": len(d.hvm.serial) if d.hvm is not None else 0,
             "debugcon": len(self.dm.debugcon) if self.dm is not None else 0,
             "executed": self._executed,
         }
         snap = Snapshot(self.position, self.cpu.uc.context_save(), ram,
-                        bytes(self.dm.vga.vram) if self.dm is not None else b"",
+                        bytes(self.dm.vga.vram) if self.dm is not None and self.dm.vga is not None
+                        else b"",
                         objects, lengths, scalars)
         snap.lengths["log_partial"] = 0
         snap.objects.append((host.log, {"_partial": dict(host.log._partial)}))
@@ -402,7 +404,7 @@ class Stepper:
             host.mem.view(ext.mfn << 12, ext.count << 12)[:] = b"".join(pages)
         top = max((a + s for a, s in self.cpu.mapped), default=0)
         self.cpu.invalidate_code(0, min(top, 1 << 32))
-        if self.dm is not None:
+        if self.dm is not None and self.dm.vga is not None:
             ctypes.memmove(self.dm.vga.vram, snap.vram, len(snap.vram))
         for obj, state in snap.objects:
             if obj is host.log:
@@ -415,7 +417,7 @@ class Stepper:
             _restore_shallow(obj, state)
         n = snap.lengths
         del host.trace.records[n["trace"]:]
-        host.trace._seq = n["trace_seq"]
+        host.trace.dropped = n["trace_dropped"]
         del d.console[n["console"]:]
         del host.log.lines[n["log"]:]
         host.log._size = n["log_size"]

@@ -99,6 +99,9 @@ class Domain:
     # P2M entries far above the populated RAM (a page hvmloader puts just below 4 GiB):
     # kept here instead of growing ``p2m`` by megabytes of INVALID_MFN
     p2m_high: dict[int, int] = field(default_factory=dict)
+    # bumped by every P2M change: what caches of a guest frame's mapping check
+    p2m_gen: int = 0
+    poll_mask: int = 0                 # vCPUs blocked in SCHEDOP_poll, one bit each
     vcpus: list[Vcpu] = field(default_factory=list)
     pause_count: int = 1               # created paused; the toolstack unpauses
     is_shutting_down: bool = False
@@ -108,7 +111,8 @@ class Domain:
     crash_reason: str = ""
     is_dying: bool = False
     shared_info_mfn: int | None = None
-    shared_info_words: tuple[int, memoryview] | None = field(default=None, repr=False)
+    # shared_info as 64-bit words, made on first use (the frame is the domain's for life)
+    shared_info_words: memoryview | None = field(default=None, repr=False)
     start_info_mfn: int | None = None
     console: bytearray = field(default_factory=bytearray)
     config: Any = None                 # the toolstack's DomainConfig
@@ -145,12 +149,14 @@ class Domain:
         return self.owns_mfn(mfn) or mfn in self.foreign_mfns
 
     def pfn_to_mfn(self, pfn: int) -> int:
-        if 0 <= pfn < len(self.p2m):
-            return int(self.p2m[pfn])
+        p2m = self.p2m
+        if 0 <= pfn < len(p2m):
+            return p2m[pfn]
         return self.p2m_high.get(pfn, INVALID_MFN)
 
     def set_p2m(self, pfn: int, mfn: int, count: int = 1) -> None:
         """pfns ``pfn``..``pfn+count-1`` map to ``mfn``.. (or all to INVALID_MFN)."""
+        self.p2m_gen += 1
         def frame(i: int) -> int:
             return INVALID_MFN if mfn == INVALID_MFN else mfn + i
         n = len(self.p2m)

@@ -116,17 +116,15 @@ _MASK_W = SI_MASK // 8         # word index of evtchn_mask[0]
 
 
 def _words(host: XenHost, d: Domain) -> memoryview | None:
-    """The domain's shared_info page as 64-bit words (kept while the frame stays the same):
-    vcpu_info[v] starts at word 8*v (upcall_pending is its first byte, evtchn_pending_sel
-    word 8*v+1), evtchn_pending at ``_PENDING_W``, evtchn_mask at ``_MASK_W``."""
-    mfn = d.shared_info_mfn
-    if mfn is None:
-        return None
-    cached = d.shared_info_words
-    if cached is not None and cached[0] == mfn:
-        return cached[1]
-    words = host.mem.view(mfn << PAGE_SHIFT, 1 << PAGE_SHIFT).cast("Q")
-    d.shared_info_words = (mfn, words)
+    """The domain's shared_info page as 64-bit words (made once: the frame is allocated
+    with the domain and kept for its life): vcpu_info[v] starts at word 8*v
+    (upcall_pending is its first byte, evtchn_pending_sel word 8*v+1), evtchn_pending at
+    ``_PENDING_W``, evtchn_mask at ``_MASK_W``. The hot paths read
+    ``d.shared_info_words`` first and call this only when it is not made yet."""
+    words = d.shared_info_words
+    if words is None and d.shared_info_mfn is not None:
+        words = host.mem.view(d.shared_info_mfn << PAGE_SHIFT, 1 << PAGE_SHIFT).cast("Q")
+        d.shared_info_words = words
     return words
 
 
@@ -137,11 +135,11 @@ def evtchn_port_is_pending(host: XenHost, d: Domain, port: int) -> bool:
 
 def evtchn_set_pending(host: XenHost, d: Domain, port: int) -> None:
     """evtchn_2l_set_pending: pending bit, then selector and upcall flag if unmasked."""
-    ch = d.evtchn.lookup(port) if d.evtchn else None
+    ch = d.evtchn.ports.get(port) if d.evtchn else None  # (lookup, inlined: hot path)
     if ch is not None and ch.xen_consumer is not None:
         ch.xen_consumer(port)  # Xen's own end (an ioreq server's): no guest-visible event
         return
-    w = _words(host, d)
+    w = d.shared_info_words or _words(host, d)
     if w is None:
         return
     vcpu_id = ch.notify_vcpu if ch else 0
@@ -152,7 +150,7 @@ def evtchn_set_pending(host: XenHost, d: Domain, port: int) -> None:
     masked = bool(w[_MASK_W + word] & bit)
     if host.trace.enabled:
         host.trace.emit_deferred(host.now(), d.domid, vcpu_id, _KIND_EVENT,
-                                 "evtchn_set_pending", _set_pending_args, port, masked, already)
+                                 "evtchn_set_pending", _set_pending_args, (port, masked, already))
     if already:
         return
     if not masked:
@@ -162,7 +160,8 @@ def evtchn_set_pending(host: XenHost, d: Domain, port: int) -> None:
             w[vi] |= 1  # evtchn_upcall_pending (the first byte of vcpu_info)
         if vcpu_id < len(d.vcpus):
             host.vcpu_mark_events_pending(d.vcpus[vcpu_id], port)
-    host.evtchn_check_pollers(d, port)
+    if d.poll_mask:  # some vCPU of d waits in SCHEDOP_poll
+        host.evtchn_check_pollers(d, port)
 
 
 _KIND_EVENT = Kind.EVENT
@@ -174,7 +173,7 @@ def _set_pending_args(port: int, masked: bool, already: bool) -> dict[str, objec
 
 def evtchn_clear_pending(host: XenHost, d: Domain, port: int) -> None:
     """What a guest's event handler does after handling ``port`` (used for Dom0)."""
-    w = _words(host, d)
+    w = d.shared_info_words or _words(host, d)
     if w is not None:
         w[_PENDING_W + (port >> 6)] &= ~(1 << (port & 63)) & 0xFFFF_FFFF_FFFF_FFFF
 
@@ -293,7 +292,7 @@ def evtchn_close(host: XenHost, d: Domain, port: int) -> int:
 
 def evtchn_send(host: XenHost, d: Domain, port: int) -> int:
     assert d.evtchn is not None
-    ch = d.evtchn.lookup(port)
+    ch = d.evtchn.ports.get(port)  # (lookup, inlined: port 0 is the RESERVED entry)
     if ch is None or ch.state is ECS.RESERVED:
         return -Errno.EINVAL
     if ch.state is ECS.INTERDOMAIN:
@@ -311,7 +310,7 @@ def notify_via_xen_event_channel(host: XenHost, d: Domain, port: int) -> None:
     """Xen, not the guest, notifies through a port it consumes itself (an ioreq server's):
     the peer's port becomes pending."""
     assert d.evtchn is not None
-    ch = d.evtchn.lookup(port)
+    ch = d.evtchn.ports.get(port)
     if ch is not None and ch.state is ECS.INTERDOMAIN:
         rd = host.domains.get(ch.remote_domid)
         if rd is not None:

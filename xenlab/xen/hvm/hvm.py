@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HYPERCALL_MSR", "PHASE_PREFIXES", "HvmDomain", "HvmTraps", "do_hvm_op"]
 
+_IOREQ_PFN = int(HvmParam.HVM_PARAM_IOREQ_PFN)
 HYPERCALL_MSR = 0x40000000  # what CPUID 0x40000002 EBX tells the guest
 EFLAGS_IF = 1 << 9
 
@@ -98,21 +99,22 @@ class HvmDomain:
         self.io_answered = True
 
     def ioreq_page(self) -> memoryview | None:
-        """The shared ioreq page (HVM_PARAM_IOREQ_PFN), as a view kept while it is valid."""
-        pfn = self.params.get(HvmParam.HVM_PARAM_IOREQ_PFN)
+        """The shared ioreq page (HVM_PARAM_IOREQ_PFN), as a view kept while neither the
+        param nor the domain's P2M has changed."""
+        pfn = self.params.get(_IOREQ_PFN)
+        cached = self._ioreq_view
+        if cached is not None and cached[0] == pfn and cached[1] == self.d.p2m_gen:
+            return cached[2]
         if pfn is None:
             return None
         mfn = self.d.pfn_to_mfn(pfn)
         if mfn >= 1 << 52:
             return None
-        cached = self._ioreq_view
-        if cached is not None and cached[0] == mfn:
-            return cached[1]
         view = self.host.mem.view(mfn << 12, 4096)
-        self._ioreq_view = (mfn, view)
+        self._ioreq_view = (pfn, self.d.p2m_gen, view)
         return view
 
-    _ioreq_view: tuple[int, memoryview] | None = None
+    _ioreq_view: tuple[int, int, memoryview] | None = None
 
     def invalidate_code(self, begin: int, end: int) -> None:
         """Guest memory changed behind the vCPUs' backs (a device model's DMA-like write):

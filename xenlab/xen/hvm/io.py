@@ -95,7 +95,7 @@ def _send_ioreq(host: XenHost, d: Domain, hvm: HvmDomain, ioreq_type: int, addr:
         # the round trip takes no virtual time of its own: one clock for both records
         now = host.now()
         host.trace.emit_deferred(now, d.domid, 0, _KIND_IOREQ, "ioreq", _ioreq_args,
-                                 ioreq_type, addr, size, read, value, count, data_is_ptr, port)
+                                 (ioreq_type, addr, size, read, value, count, data_is_ptr, port))
     hvm.io_answered = False
     # The vCPU now waits for the device model; xenlab runs Dom0's handler for the
     # notification at once (host.dom0_inline) instead of switching CPUs.
@@ -112,7 +112,7 @@ def _send_ioreq(host: XenHost, d: Domain, hvm: HvmDomain, ioreq_type: int, addr:
     IOREQ_FORMAT.pack_into(page, 0, 0, 0, 0, 0, port, 0, 0, 0)  # back to STATE_IOREQ_NONE
     if tracing:
         host.trace.emit_deferred(now, d.domid, 0, _KIND_IOREQ, "ioresp", _ioresp_args,
-                                 addr, state, data & mask if read and not data_is_ptr else None)
+                                 (addr, state, data & mask if read and not data_is_ptr else None))
     if data_is_ptr:
         return state
     return data & mask
@@ -192,7 +192,7 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
         cpu.charge(VMEXIT_COST_NS if who == "xen" else VMEXIT_COST_NS + IOREQ_COST_NS)
     if host.trace.enabled:
         host.trace.emit_deferred(host.now(), d.domid, 0, _KIND_VMEXIT, "io", _exit_args,
-                                 port, size, read, result if read else value, who)
+                                 (port, size, read, result if read else value, who))
     return result if read else 0
 
 
