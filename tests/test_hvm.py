@@ -27,13 +27,14 @@ BOOT_LINES = ["Hello from the boot sector!", "int 12h: memory 639 KiB",
               "LBA 1: second sector says hi"]
 
 
-def _boot(tmp: Path, disk: bytes | None = None, **kw: int) -> tuple[Lab, str]:
+def _boot(tmp: Path, disk: bytes | None = None, extra: str = "",
+          **kw: int) -> tuple[Lab, str]:
     image = tmp / "disk.img"
     image.write_bytes(disk if disk is not None else (FW / "bootdisk.img").read_bytes())
     cfg = tmp / "hvm.cfg"
     cfg.write_text(f'name = "hvm"\ntype = "hvm"\nmemory = 32\n'
                    f"disk = [ 'format=raw, vdev=hda, access=rw, target={image}' ]\n"
-                   'on_crash = "preserve"\n')
+                   'on_crash = "preserve"\n' + extra)
     lab = Lab(memory_mib=256, dom0_mem_mib=64)
     lab.xl(f"create {cfg}")
     lab.run(max_instructions=kw.get("budget", 20_000_000), max_seconds=2.0)
@@ -54,6 +55,30 @@ def test_firmware_boots_the_boot_sector(tmp_path: Path) -> None:
     assert dm.screen_text().splitlines()[0] == "Hello from the boot sector!"
     # it ended halted, interrupts off: blocked with nothing that can wake it
     assert lab.domain("hvm").state_flags() == "-b----"
+
+
+def test_vga_none_is_a_machine_without_a_vga_adapter(tmp_path: Path) -> None:
+    """vga = "none" (QEMU's -nodefaults machine): no VGA function on the PCI bus, its
+    ports read as an empty ISA bus, its window is unassigned memory; the guest still
+    boots and talks through the serial port."""
+    lab, serial = _boot(tmp_path, extra='vga = "none"\n')
+    for expected in BOOT_LINES:
+        assert expected in serial.splitlines()
+    d = lab.domain("hvm")
+    dm = lab.toolstack.device_models[d.domid]
+    assert dm.vga is None and dm.screen_text() == ""
+    assert dm.pci.config(3 << 3, 0, 4, False, 0) == 0xFFFFFFFF       # no 00:03.0
+    assert dm.pci.config(2 << 3, 0, 4, False, 0) == 0x00015853       # the platform device
+    assert d.pfn_to_mfn(0xB8) >= 1 << 52                             # no video memory
+    # the BIOS's cursor updates still go to the device model, which has nothing there
+    cursor = [r.args for r in lab.trace.select(kind=Kind.VMEXIT) if r.args.get("port") == "0x3d4"]
+    assert cursor and all(a["handler"] == "dm" for a in cursor)
+    assert d.hvm is not None
+    assert handle_pio(lab.host, d, d.hvm, 0x3D5, 1, True) == 0xFF   # CRTC data: nobody
+    out = io.StringIO()
+    cfg = tmp_path / "hvm.cfg"
+    run_configs([str(cfg)], out=out, screen=True, max_instructions=20_000_000)
+    assert '(no VGA adapter: vga = "none")' in out.getvalue()
 
 
 def test_vm_exits_say_who_handled_them(tmp_path: Path) -> None:

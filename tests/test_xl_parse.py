@@ -238,6 +238,18 @@ def test_serial_forms() -> None:
     assert "first 'serial'" in cfg.warnings[0]
 
 
+def test_vga_kinds() -> None:
+    hvm = 'name = "h"\ntype = "hvm"\n'
+    assert parse(hvm).vga is None                      # the default adapter
+    for kind in ("stdvga", "cirrus", "none"):
+        assert parse(hvm + f'vga = "{kind}"\n').vga == kind
+    assert error_of(hvm + 'vga = "qxl"\n') == (
+        "bad.cfg:3: 'vga' must be one of stdvga, cirrus, none, got \"qxl\" "
+        "(xenlab emulates no qxl)")
+    cfg = parse(PV + 'vga = "none"\n')
+    assert cfg.warnings == ["bad.cfg:3: 'vga' only applies to hvm guests (this is pv)"]
+
+
 def test_hvm_only_keys_on_pv_warn() -> None:
     cfg = parse(PV + 'boot = "c"\n')
     assert cfg.boot == "c"
@@ -658,6 +670,9 @@ def _configs(draw: st.DrawFn) -> DomainConfig:
         else None,
         boot=draw(st.text("abcdn", min_size=1, max_size=4)) if dtype == "hvm" else None,
         serial=draw(st.none() | st.sampled_from(["pty", "file:/tmp/s", "null"])),
+        vga=draw(st.none() | st.sampled_from(["stdvga", "cirrus", "none"]))
+        if dtype == "hvm"
+        else None,
         weight=draw(st.integers(1, 65535)),
         cap=draw(st.integers(0, 65535)),
         seed=draw(st.none() | st.integers(0, 1 << 64)),

@@ -128,7 +128,8 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
         dm = xl.device_models.get(domid)
         if screen and dm is not None:
             out.write(f"--- screen of {name} ---\n")
-            out.write(dm.screen_text())
+            out.write(dm.screen_text() if dm.vga is not None
+                      else '(no VGA adapter: vga = "none")\n')
     if xl.xl_log:
         out.write("--- xl log ---\n")
         out.write("".join(line + "\n" for line in xl.xl_log))

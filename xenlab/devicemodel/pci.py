@@ -2,7 +2,8 @@
 
 00:00.0 i440FX host bridge (8086:1237), 00:01.0 PIIX3 ISA bridge (8086:7000),
 00:01.1 PIIX3 IDE (8086:7010), 00:02.0 Xen platform device (5853:0001, what PV
-drivers in an HVM guest look for), 00:03.0 standard VGA (1234:1111).
+drivers in an HVM guest look for), 00:03.0 standard VGA (1234:1111), absent
+with ``vga = "none"``.
 
 Real Xen: QEMU hw/pci-host/i440fx.c, hw/isa/piix3.c, hw/ide/piix.c, hw/xen/xen_platform.c
 """
@@ -28,7 +29,7 @@ ROM_BAR = 0x30
 
 
 class PciBus:
-    def __init__(self) -> None:
+    def __init__(self, *, vga: bool = True) -> None:
         self.rom_size: dict[int, int] = {}       # devfn -> expansion ROM size
         self.on_rom_map: object = None            # callback(devfn, base) when enabled
         self.functions: dict[int, bytearray] = {
@@ -38,6 +39,8 @@ class PciBus:
             (2 << 3) | 0: _config(0x5853, 0x0001, 0xFF, 0x80, command=0x0001),
             (3 << 3) | 0: _config(0x1234, 0x1111, 0x03, 0x00, command=0x0003),
         }
+        if not vga:
+            del self.functions[(3 << 3) | 0]
         struct.pack_into("<HH", self.functions[(2 << 3) | 0], 0x2C, 0x5853, 0x0001)
         struct.pack_into("<I", self.functions[(1 << 3) | 1], 0x20, 0xC001)  # BMIBA (BAR4)
         self.functions[(2 << 3) | 0][0x3D] = 1     # interrupt pin A

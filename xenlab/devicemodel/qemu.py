@@ -13,8 +13,8 @@ does.
 
 Ports: COM1 16550 (0x3F8-0x3FF), IDE primary (0x1F0-0x1F7, 0x3F6) and
 secondary (0x170-0x177, 0x376), the 8042 keyboard controller (0x60, 0x64),
-VGA (0x3B4-0x3DA), QEMU's debug console (0x402). Unclaimed ports read as all
-ones and ignore writes, like an empty ISA bus.
+VGA (0x3B4-0x3DA; none with ``vga = "none"``), QEMU's debug console (0x402).
+Unclaimed ports read as all ones and ignore writes, like an empty ISA bus.
 
 Real Xen: QEMU hw/i386/xen/xen-hvm.c (cpu_handle_ioreq, handle_ioreq), libxl_dm.c
 """
@@ -65,13 +65,14 @@ Port = Callable[[int, bool, int, int], int]
 
 
 class DeviceModel:
-    def __init__(self, host: XenHost, d: Domain) -> None:
+    def __init__(self, host: XenHost, d: Domain, *, vga: bool = True) -> None:
+        """``vga``: a standard VGA adapter (xl.cfg ``vga = "stdvga"``), or none."""
         self.host = host
         self.d = d
-        self.pci = PciBus()
+        self.pci = PciBus(vga=vga)
         self.serial = Serial16550(0x3F8, self._serial_out)
         self.kbd = Kbd8042(self._irq1)
-        self.vga = Vga()
+        self.vga = Vga() if vga else None
         self.ide = [IdeChannel(0x1F0, 0x3F6, self._trace), IdeChannel(0x170, 0x376, self._trace)]
         self.debugcon = bytearray()
         # Byte-wide devices register per port; a wider access is split into byte lanes and
@@ -82,8 +83,9 @@ class DeviceModel:
             self.byte_ports[p] = self.serial.io
         for p in (0x60, 0x64):
             self.byte_ports[p] = self.kbd.io
-        for p in range(0x3B4, 0x3DB):
-            self.byte_ports[p] = self.vga.io
+        if self.vga is not None:
+            for p in range(0x3B4, 0x3DB):
+                self.byte_ports[p] = self.vga.io
         self.byte_ports[0x402] = self._debugcon
         for ch in self.ide:  # the task-file registers and device control are byte-wide
             for p in (*range(ch.base + 1, ch.base + 8), ch.ctrl):
@@ -124,6 +126,8 @@ class DeviceModel:
         if vp_eport > 0:
             port = kernel.bind_interdomain(self.d.domid, vp_eport, self._on_ioreq_event)
             self.local_port = max(0, port)
+        if self.vga is None:
+            return  # no video memory: the legacy VGA window stays unassigned (all ones)
         for v in self.d.vcpus:
             if v.cpu is not None:
                 v.cpu.map_host(VGA_BASE, VGA_SIZE, self.vga.host_ptr, executable=False)
@@ -269,7 +273,7 @@ class DeviceModel:
 
     # -- what the user sees --------------------------------------------------------------------
     def screen_text(self) -> str:
-        return self.vga.screen_text()
+        return self.vga.screen_text() if self.vga is not None else ""
 
     def send_serial_input(self, data: bytes) -> None:
         self.serial.send_input(data)

@@ -210,6 +210,7 @@ class DomainConfig:
     bios: str | None = None
     boot: str | None = None
     serial: str | None = None
+    vga: str | None = None             # None: the default adapter (see _VGA_KINDS)
     weight: int = 256
     cap: int = 0
     seed: int | None = None
@@ -459,7 +460,7 @@ _HANDLED_KEYS = frozenset(
         "name", "type", "builder", "memory", "maxmem", "vcpus", "maxvcpus",
         "kernel", "ramdisk", "cmdline", "extra", "root",
         "on_poweroff", "on_reboot", "on_crash",
-        "disk", "vif", "bios", "boot", "serial",
+        "disk", "vif", "bios", "boot", "serial", "vga",
         "weight", "cpu_weight", "cap", "seed",
     }
 )  # fmt: skip
@@ -469,7 +470,7 @@ _IGNORED_KEYS = frozenset(
         "uuid", "device_model_version", "device_model_override", "acpi", "apic", "pae",
         "hap", "nx", "viridian", "sdl", "vnc", "vnclisten", "vncdisplay", "vncunused",
         "vncpasswd", "keymap", "usb", "usbdevice", "localtime", "cpus", "cpus_soft",
-        "vga", "stdvga", "videoram", "on_watchdog", "on_soft_reset", "xen_platform_pci",
+        "stdvga", "videoram", "on_watchdog", "on_soft_reset", "xen_platform_pci",
         "hpet", "timer_mode", "rtc_timeoffset", "soundhw", "vfb", "vkb", "pool",
         "vcpu_hard_affinity", "vcpu_soft_affinity", "shadow_memory", "nographic",
         "console", "description",
@@ -483,6 +484,11 @@ _UNSUPPORTED_KEYS = frozenset(
     }
 )  # fmt: skip
 _KNOWN_KEYS = _HANDLED_KEYS | _IGNORED_KEYS | _UNSUPPORTED_KEYS
+
+#: xl.cfg ``vga``: the device model's one VGA adapter is the standard VGA (QEMU's
+#: ``-vga std`` with vgabios-stdvga); "cirrus", Xen's default, gets the same adapter;
+#: "none" is a machine without one (what QEMU's ``-nodefaults`` gives).
+_VGA_KINDS = ("stdvga", "cirrus", "none")
 
 _DISK_FLAGS = frozenset({"cdrom", "discard", "no-discard", "direct-io-safe"})
 _DISK_KEYS = ("target", "format", "vdev", "access", "devtype", "backend", "backendtype", "script")
@@ -619,6 +625,7 @@ class _Interp:
             bios=self._hvm_only("bios", dtype),
             boot=self._boot(dtype),
             serial=self._serial(),
+            vga=self._vga(dtype),
             weight=self._weight(),
             cap=self._cap(),
             seed=self.integer("seed"),
@@ -688,6 +695,13 @@ class _Interp:
         if len(items) > 1:
             self.warn(self.line("serial"), "only the first 'serial' device is used")
         return items[0].text if items else None
+
+    def _vga(self, dtype: str) -> str | None:
+        vga = self._hvm_only("vga", dtype)
+        if vga is not None and vga not in _VGA_KINDS:
+            self.error(self.line("vga"), f"'vga' must be one of {', '.join(_VGA_KINDS)}, "
+                                         f"got {_show(vga)} (xenlab emulates no qxl)")
+        return vga
 
     def _weight(self) -> int:
         if "weight" in self.settings and "cpu_weight" in self.settings:
@@ -967,7 +981,8 @@ def format_config(cfg: DomainConfig) -> str:
         lines.append("vif = [")
         lines += [f"    {_quote(_format_vif(v))}," for v in cfg.vif]
         lines.append("]")
-    for key, text in (("bios", cfg.bios), ("boot", cfg.boot), ("serial", cfg.serial)):
+    for key, text in (("bios", cfg.bios), ("boot", cfg.boot), ("serial", cfg.serial),
+                      ("vga", cfg.vga)):
         if text is not None:
             lines.append(f"{key} = {_quote(text)}")
     lines += [f"cpu_weight = {cfg.weight}", f"cap = {cfg.cap}"]

@@ -257,8 +257,8 @@ class Libxl:
         d.console_port = max(0, evtchn_alloc_unbound(self.host, self.host.domains[0], d.domid,
                                                      0))
         build_hvm(self.host, d, prep.firmware, memory_pages=prep.pages)
-        dm = DeviceModel(self.host, d)
-        if cfg.bios == "seabios" and os.path.isfile(VGABIOS):
+        dm = DeviceModel(self.host, d, vga=cfg.vga != "none")
+        if dm.vga is not None and cfg.bios == "seabios" and os.path.isfile(VGABIOS):
             dm.load_vga_rom(VGABIOS)
         for disk in cfg.disk:
             if disk.target is not None:
