@@ -43,6 +43,11 @@ def test_run_bench_small() -> None:
     assert set(r["goals"]) == {"xenlab_ratio_ge_50pct", "hypercalls_ge_100k_per_s",
                                "teaching_boot_lt_50ms", "seabios_within_2x_qemu"}
     assert r["hvm_boot_teaching"] is not None  # the teaching firmware is in the repository
+    if r["qemu_boot_seabios"] is not None:     # QEMU and Debian's SeaBIOS/hvmloader here
+        # the goal's pair has no VGA on either side; the pair with the standard VGA too
+        assert r["hvm_boot_seabios"]["runs"] and r["qemu_boot_seabios"]["runs"]
+        assert r["hvm_boot_seabios_vga"]["runs"] and r["qemu_boot_seabios_vga"]["runs"]
+        assert "the same with the standard VGA" in bench.format_report(r)
     assert r["machine"]["cores"] and r["machine"]["unicorn"]
     sp = r["unicorn_store_path"]   # both loops ran to their hlt; the time is information
     assert sp["stores"] > 0 and sp["store_loop_seconds"] > 0 and sp["nop_loop_seconds"] > 0

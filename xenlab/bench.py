@@ -338,9 +338,10 @@ FIRMWARE = Path(__file__).resolve().parents[1] / "images" / "firmware"
 SEABIOS_BIN = Path("/usr/share/seabios/bios-256k.bin")
 
 
-def hvm_boot(bios: str, repeat: int) -> dict[str, Any] | None:
+def hvm_boot(bios: str, repeat: int, *, vga: str = "stdvga") -> dict[str, Any] | None:
     """Wall time from ``xl create`` to the boot sector's end marker on port 0xE9
     ("xenlab bootsect: done"), tracing on; None if that firmware is not installed.
+    ``vga``: the config's ``vga`` ("none" is the machine QEMU's ``-nodefaults`` gives).
 
     The run loop's ``until`` check finds the marker in Xen's console log when the slice
     ends, which is at once: the boot sector halts right after it (two exits later). A
@@ -356,6 +357,7 @@ def hvm_boot(bios: str, repeat: int) -> dict[str, Any] | None:
             shutil.copy(FIRMWARE / "bootdisk.img", disk)
             cfg = Path(tmp) / "boot.cfg"
             cfg.write_text(f'name = "boot"\ntype = "hvm"\nmemory = 32\nbios = "{bios}"\n'
+                           f'vga = "{vga}"\n'
                            f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
             lab = Lab(memory_mib=256, dom0_mem_mib=64)
             seen: list[float] = []
@@ -373,12 +375,13 @@ def hvm_boot(bios: str, repeat: int) -> dict[str, Any] | None:
             if not seen:
                 return None
             times.append(seen[0] - t0)
-    return {"seconds": min(times), "runs": times, "bios": bios}
+    return {"seconds": min(times), "runs": times, "bios": bios, "vga": vga}
 
 
-def qemu_boot(repeat: int) -> dict[str, Any] | None:
+def qemu_boot(repeat: int, *, vga: bool = False) -> dict[str, Any] | None:
     """qemu-system-i386 -nodefaults with the same SeaBIOS booting the same disk (the boot
-    sector exits QEMU through isa-debug-exit when it is done)."""
+    sector exits QEMU through isa-debug-exit when it is done); ``vga`` adds QEMU's
+    standard VGA (``-device VGA``, SeaBIOS's vgabios-stdvga), as xenlab's default has."""
     qemu = shutil.which("qemu-system-i386")
     if qemu is None or not SEABIOS_BIN.is_file():
         return None
@@ -391,10 +394,35 @@ def qemu_boot(repeat: int) -> dict[str, Any] | None:
             subprocess.run([qemu, "-nodefaults", "-machine", "pc", "-m", "32", "-bios",
                             str(SEABIOS_BIN), "-drive", f"file={disk},format=raw,if=ide",
                             "-display", "none", "-device",
-                            "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+                            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                            *(["-device", "VGA"] if vga else [])],
                            capture_output=True, timeout=60, check=False)
             times.append(time.perf_counter() - t0)
-    return {"seconds": min(times), "runs": times}
+    return {"seconds": min(times), "runs": times, "vga": vga}
+
+
+def seabios_pairs(repeat: int) -> dict[str, dict[str, Any] | None]:
+    """SeaBIOS under xenlab next to SeaBIOS on QEMU, run by run in turn (a slow minute of
+    a shared machine then hits both sides alike), on the same machine twice: without a
+    VGA adapter (xenlab ``vga = "none"``, QEMU ``-nodefaults``: the goal's comparison)
+    and with the standard VGA and its BIOS (xenlab's default, QEMU ``-device VGA``)."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for label, vga in (("novga", False), ("vga", True)):
+        xen_runs: list[float] = []
+        qemu_runs: list[float] = []
+        for _ in range(repeat):
+            x = hvm_boot("seabios", 1, vga="stdvga" if vga else "none")
+            q = qemu_boot(1, vga=vga)
+            if x is None or q is None:
+                xen_runs = qemu_runs = []
+                break
+            xen_runs.append(x["seconds"])
+            qemu_runs.append(q["seconds"])
+        out[f"xenlab_{label}"] = ({"seconds": min(xen_runs), "runs": xen_runs}
+                                  if xen_runs else None)
+        out[f"qemu_{label}"] = ({"seconds": min(qemu_runs), "runs": qemu_runs}
+                                if qemu_runs else None)
+    return out
 
 
 GOAL_STEP_S = 0.050   # one Stepper step, panels refreshed
@@ -474,10 +502,11 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         f"BlkbackDevice.event_suppression = False), x {repeat}")
     blk_off = block_bench(block_requests, block_depth, repeat, suppress=False)
 
-    say(f"HVM boots: teaching firmware, SeaBIOS under xenlab, SeaBIOS on QEMU, x {repeat}")
+    say(f"HVM boots: teaching firmware; SeaBIOS under xenlab and on QEMU in turn, without "
+        f"and with VGA, x {repeat}")
     boot_teaching = hvm_boot("xenlab", repeat)
-    boot_seabios = hvm_boot("seabios", repeat)
-    boot_qemu = qemu_boot(repeat)
+    pairs = seabios_pairs(repeat)
+    boot_seabios, boot_qemu = pairs["xenlab_novga"], pairs["qemu_novga"]
     store_path = raw_store_path()
     vcpu_stores = vcpu_store_path()
     say("stepper: Step clicks on hvm-hello, the whole boot stepped, Back to random points")
@@ -504,6 +533,8 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         "hvm_boot_teaching": boot_teaching,
         "hvm_boot_seabios": boot_seabios,
         "qemu_boot_seabios": boot_qemu,
+        "hvm_boot_seabios_vga": pairs["xenlab_vga"],
+        "qemu_boot_seabios_vga": pairs["qemu_vga"],
         "unicorn_store_path": store_path,
         "vcpu_store_path": vcpu_stores,
         "stepper": stepper,
@@ -582,8 +613,14 @@ def format_report(r: dict[str, Any]) -> str:
                     f"{goal(r['goals']['seabios_within_2x_qemu'])}"
                     if bs else f"{'-':>9}   (xen-utils-4.17 / seabios not installed)"))
     lines.append(f"  {'SeaBIOS on qemu-system-i386 (process)':<36} "
-                 + (f"{bq['seconds']:>9.3f}   (reference)" if bq else
+                 + (f"{bq['seconds']:>9.3f}   (reference; both without VGA: vga = "
+                    '"none", -nodefaults)' if bq else
                     f"{'-':>9}   (qemu-system-i386 not installed)"))
+    bsv, bqv = r.get("hvm_boot_seabios_vga"), r.get("qemu_boot_seabios_vga")
+    if bsv and bqv:
+        lines.append(f"  {'  the same with the standard VGA':<36} {bsv['seconds']:>9.3f}   "
+                     f"{bsv['seconds'] / bqv['seconds']:.2f}x QEMU's {bqv['seconds']:.3f} s "
+                     "(information: -device VGA)")
     sp = r.get("unicorn_store_path")
     if sp:
         lines.append(f"  {'one guest byte store, bare unicorn':<36} "
