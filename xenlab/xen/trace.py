@@ -52,7 +52,8 @@ class TraceRecord:
     __slots__ = ("_args", "_render", "dom", "kind", "name", "ret", "seq", "time", "vcpu")
 
     def __init__(self, seq: int, time: int, dom: int, vcpu: int, kind: Kind, name: str,
-                 args: dict[str, Any] | None, ret: Any) -> None:
+                 args: Any, ret: Any, render: Render | None = None) -> None:
+        """``args`` is the details dict, or with ``render`` the values to make it from."""
         self.seq = seq
         self.time = time
         self.dom = dom
@@ -60,7 +61,7 @@ class TraceRecord:
         self.kind = kind
         self.name = name
         self._args = args
-        self._render: Render | None = None
+        self._render = render
         self.ret = ret
 
     @property
@@ -84,9 +85,6 @@ class TraceRecord:
 
     def __repr__(self) -> str:
         return f"TraceRecord({json.dumps(self.to_dict())})"
-
-
-_new_record = object.__new__
 
 
 class Trace:
@@ -165,17 +163,7 @@ class Trace:
         self.dropped += max(0, len(pending) - keep)
         for seq, (time, dom, vcpu, kind, name, render, args, ret) in enumerate(
                 pending[:keep], first):
-            rec = _new_record(TraceRecord)
-            rec.seq = seq
-            rec.time = time
-            rec.dom = dom
-            rec.vcpu = vcpu
-            rec.kind = kind
-            rec.name = name
-            rec._args = args
-            rec._render = render
-            rec.ret = ret
-            records.append(rec)
+            records.append(TraceRecord(seq, time, dom, vcpu, kind, name, args, ret, render))
         self._room = max(1, self._limit - len(records))
         for rec in records[first:] if self._listeners else ():
             for listener in self._listeners:
