@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from xenlab.cpu import x86
 from xenlab.cpu.x86 import CpuMode, ExitReason, X86Vcpu, _native_fill
 
 
@@ -274,6 +275,38 @@ READ_PROGRAM = bytes.fromhex(
     "e6e9"          # out 0xe9, al
     "f4"            # hlt
 )
+
+
+# Real mode: store a byte past the end of RAM, read it back.
+WRITE_READ_PROGRAM = bytes.fromhex(
+    "c606000042"    # mov byte [0x0000], 0x42 with DS set by the test
+    "a00000"        # mov al, [0x0000]
+    "e6e9"          # out 0xe9, al
+    "f4"            # hlt
+)
+
+
+@pytest.mark.parametrize("identity_tlb", [True, False])
+@pytest.mark.parametrize("native", [True, False])
+def test_a_write_to_unassigned_memory_is_dropped(identity_tlb: bool, native: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty bus: the store goes nowhere, the read after it is still all ones (with
+    the native MMIO callbacks, and with the Python ones used where those cannot run)."""
+    if not native:
+        monkeypatch.setattr(x86, "_native_unassigned", lambda: None)
+    elif x86._native_unassigned() is None:
+        pytest.skip("native callbacks cannot run here")
+    exits = Exits()
+    cpu = X86Vcpu(exits, long_mode=False)
+    cpu.fill_unassigned_with_ones()
+    if identity_tlb and not cpu.identity_tlb_until_paging():
+        pytest.skip("the identity TLB needs the native fill callback")
+    cpu.map_bytes(0, bytes(WRITE_READ_PROGRAM).ljust(0x10000, b"\x11"), writable=True)
+    cpu.setup_real_mode(0, 0)
+    cpu.set_reg("ds", 0x2000)                 # 0x20000: past the end of RAM
+    assert cpu.run(1000).reason is ExitReason.HLT
+    assert exits.outs == [(0xE9, 0xFF)]
+    assert cpu.mem(0x20000, 2) == b"\xff\xff"
 
 
 @needs_native_fill

@@ -227,6 +227,18 @@ _FILL_THUNK = bytes.fromhex(
     "c3"            # ret
 )
 _FILL_OFFSET = 64
+
+# The native MMIO callbacks of unassigned memory. Every read is all ones (unicorn keeps
+# the low ``size`` bytes): uint64_t cb(uc_engine *uc, uint64_t offset, unsigned size,
+# void *user). Every write is dropped: void cb(uc_engine *uc, uint64_t offset,
+# unsigned size, uint64_t value, void *user).
+_ONES_THUNK = bytes.fromhex(
+    "48c7c0ffffffff"  # mov  rax, -1
+    "c3"              # ret
+)
+_ONES_OFFSET = 128
+_DROP_THUNK = bytes.fromhex("c3")  # ret
+_DROP_OFFSET = 144
 _native_page: mmap.mmap | None = None
 _native_base: int | None = None
 
@@ -242,7 +254,11 @@ def _native_code() -> int | None:
         page = mmap.mmap(-1, PAGE_SIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     except (OSError, ValueError):  # W^X policies
         return None
-    page.write(_THUNK.ljust(_FILL_OFFSET, b"\xcc") + _FILL_THUNK)
+    code = b""
+    for offset, thunk in ((0, _THUNK), (_FILL_OFFSET, _FILL_THUNK),
+                          (_ONES_OFFSET, _ONES_THUNK), (_DROP_OFFSET, _DROP_THUNK)):
+        code = code.ljust(offset, b"\xcc") + thunk
+    page.write(code)
     _native_page = page
     _native_base = ctypes.addressof(ctypes.c_char.from_buffer(page))
     return _native_base
@@ -257,6 +273,22 @@ def _native_fill() -> int | None:
     """Address of the native TLB-fill callback, or None where it cannot run."""
     base = _native_code()
     return None if base is None else base + _FILL_OFFSET
+
+
+def _native_unassigned() -> tuple[int, int] | None:
+    """Addresses of the native MMIO callbacks of unassigned memory (all-ones read,
+    dropped write), or None where they cannot run."""
+    base = _native_code()
+    return None if base is None else (base + _ONES_OFFSET, base + _DROP_OFFSET)
+
+
+def _read_ones(uc: Uc, offset: int, size: int, user: object) -> int:
+    """The all-ones read in Python, where native code cannot run."""
+    return (1 << (8 * size)) - 1
+
+
+def _drop_write(uc: Uc, offset: int, size: int, value: int, user: object) -> None:
+    """The dropped write in Python, where native code cannot run."""
 
 
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -1153,8 +1185,10 @@ class X86Vcpu:
         self.uc.reg_write(X.UC_X86_REG_EFLAGS, 0x2)
 
     def fill_unassigned_with_ones(self) -> None:
-        """Unassigned physical memory reads as all ones, as on a real bus: map a page of
-        0xFF on first touch (firmware probes for memory this way).
+        """Unassigned physical memory reads as all ones and drops writes, as on a real
+        bus: on first touch a page becomes an MMIO page that answers every read with
+        ones (a native callback) and has no write callback (firmware probes for memory
+        this way).
 
         The hook covers only what is unassigned when the vCPU first runs (below 4 GiB)
         and whatever is unmapped later, not the guest's RAM: unicorn 2.1.4 keeps every
@@ -1194,9 +1228,17 @@ class X86Vcpu:
         if access == uc_const.UC_MEM_FETCH_UNMAPPED or address >= 1 << 32:
             return False
         page = address & ~0xFFF
+        native = _native_unassigned()
         try:
-            uc.mem_map(page, PAGE_SIZE, uc_const.UC_PROT_READ | uc_const.UC_PROT_WRITE)
-            uc.mem_write(page, b"\xff" * PAGE_SIZE)
+            if native is None:
+                uc.mmio_map(page, PAGE_SIZE, _read_ones, None, _drop_write, None)
+            else:
+                read, write = native
+                err = _uclib().uc_mmio_map(self._uch, ctypes.c_uint64(page),
+                                           ctypes.c_size_t(PAGE_SIZE), ctypes.c_void_p(read),
+                                           None, ctypes.c_void_p(write), None)
+                if err != uc_const.UC_ERR_OK:
+                    raise UcError(err)
         except UcError:
             return False
         self.mapped.append((page, PAGE_SIZE))
