@@ -71,3 +71,22 @@ def test_a_guest_reading_the_tsc_is_deterministic(tmp_path: Path) -> None:
         runs.append((out.getvalue(), trace.read_bytes()))
     assert runs[0] == runs[1]
     assert "grub>" in runs[0][0] and b'"name":"rdtsc"' not in runs[0][1]
+
+
+def test_a_domains_records_never_go_back_in_time(tmp_path: Path) -> None:
+    """Every record of a guest's vCPU is stamped with the clock of the pCPU Xen is working
+    on for it: an interrupt injected before a slice is not stamped with the last slice
+    counted a second time, a hlt after it not with the other pCPU's clock. (hvm-hello's
+    final hlt went 10 ms back, the SeaBIOS boot had 97 steps back, before this was so.)
+    Dom0's records are
+    left out: they come from guests on both pCPUs, each pCPU with its own clock."""
+    out = io.StringIO()
+    host = run_configs([str(IMAGES / "hvm-hello.cfg"), str(IMAGES / "pv-hello.cfg")], out)
+    last: dict[int, int] = {}
+    for r in host.trace.records:
+        if r.dom == 0:
+            continue
+        assert r.time >= last.get(r.dom, 0), r
+        last[r.dom] = r.time
+    assert any(r.dom == 1 and r.name == "hlt" for r in host.trace.records)
+    assert set(last) == {1, 2}

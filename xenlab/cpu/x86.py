@@ -657,6 +657,11 @@ class X86Vcpu:
 
     _charged = 0
 
+    def end_slice(self) -> None:
+        """The hypervisor has accounted the slice: elapsed() is 0 until the next run()
+        or step(), so the clock does not count the last slice twice."""
+        self.slice_budget = self.budget.left = 0
+
     def charge(self, ns: int) -> None:
         """Spend ``ns`` of the slice's virtual time outside guest code: what a VM exit or a
         hypercall costs in the hypervisor. The guest's clock moves on by that much, and

@@ -160,6 +160,7 @@ class XenHost:
         self._dom0_pending: list[int] = []
         self._dom0_time = 0                     # when the latest event for Dom0 was raised
         self._dom0_now: int | None = None       # Dom0's clock while its handlers run
+        self._tail_pcpu: Pcpu | None = None     # a slice's pCPU while Xen finishes it
         self.dom0_inline = 0   # > 0 while a vCPU waits for Dom0 (an ioreq): events run now
         self._start_xen(dom0_mem_mib)
 
@@ -244,7 +245,9 @@ class XenHost:
 
     # ==================================================================== time
     def now(self) -> int:
-        """System time in ns: the running pCPU's clock, or the earliest pCPU clock."""
+        """System time in ns: the clock of the pCPU Xen is working on (a vCPU's slice:
+        before, during and after its guest code), Dom0's while its handlers run, or else
+        the earliest pCPU clock."""
         current = self._current
         if current is not None:
             pc, v = current
@@ -252,6 +255,8 @@ class XenHost:
             return pc.time + cpu.slice_budget - cpu.budget.left  # type: ignore[union-attr]
         if self._dom0_now is not None:
             return self._dom0_now
+        if self._tail_pcpu is not None:
+            return self._tail_pcpu.time
         return min(p.time for p in self.pcpus)
 
     def elapsed(self) -> int:
@@ -995,6 +1000,17 @@ class XenHost:
         pc.current = None
         executed = max(1, result.executed)
         pc.time += executed
+        cpu.end_slice()
+        self._tail_pcpu = pc  # what Xen does next happens at the end of the slice
+        try:
+            return self._finish_slice(pc, v, cpu, result, executed)
+        finally:
+            self._tail_pcpu = None
+
+    def _finish_slice(self, pc: Pcpu, v: Vcpu, cpu: X86Vcpu, result: RunResult,
+                      executed: int) -> int:
+        """After a slice: account it, then what made it end (a fault, hlt, a stall)."""
+        d = v.domain
         v.cpu_time += executed
         v.exit_time += result.charged
         self.instructions += result.executed - result.charged
