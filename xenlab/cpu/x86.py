@@ -1191,9 +1191,9 @@ class X86Vcpu:
 
     def fill_unassigned_with_ones(self) -> None:
         """Unassigned physical memory reads as all ones and drops writes, as on a real
-        bus: on first touch a page becomes an MMIO page that answers every read with
-        ones (a native callback) and has no write callback (firmware probes for memory
-        this way).
+        bus: on first touch a page becomes an MMIO page whose callbacks (native where
+        they can run) answer every read with ones and drop every write (firmware probes
+        for memory this way).
 
         The hook covers only what is unassigned when the vCPU first runs (below 4 GiB)
         and whatever is unmapped later, not the guest's RAM: unicorn 2.1.4 keeps every
