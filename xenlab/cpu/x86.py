@@ -490,7 +490,7 @@ class X86Vcpu:
         self._host_maps.append((addr, addr + size, (ctypes.c_char * size).from_address(host_ptr)))
 
     def map_bytes(self, addr: int, data: bytes, *, writable: bool = False) -> None:
-        """Map fresh memory at ``addr`` filled with ``data`` (ROMs, all-ones holes)."""
+        """Map fresh memory at ``addr`` filled with ``data`` (a ROM, a test's RAM)."""
         perms = uc_const.UC_PROT_READ | uc_const.UC_PROT_EXEC
         if writable:
             perms |= uc_const.UC_PROT_WRITE

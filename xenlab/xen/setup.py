@@ -463,8 +463,8 @@ class XenHost:
             addr, ptr = v.pending_maps.pop(0)
             for a, size in list(cpu.mapped):
                 if a <= addr < a + size:
-                    cpu.unmap(addr, PAGE_SIZE)  # a 0xFF filler page, or RAM given back
-                    break
+                    cpu.unmap(addr, PAGE_SIZE)  # an all-ones page of unassigned memory,
+                    break                       # or RAM given back
             cpu.map_host(addr, PAGE_SIZE, ptr, executable=False)
 
     def guest_e820(self, d: Domain) -> list[tuple[int, int, int]]:
