@@ -3,9 +3,22 @@ them; what anyone reads must be exactly what was emitted, in order, within the l
 
 from __future__ import annotations
 
+import io
+import os
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from xenlab.cli import main, run_configs
+from xenlab.errors import UsageError
+from xenlab.tools.libs.light.libxl import Libxl
+from xenlab.tools.xl.xl_parse import parse_config_file
+from xenlab.xen import trace as trace_mod
+from xenlab.xen.setup import XenHost
 from xenlab.xen.trace import Kind, Trace, TraceRecord
+
+IMAGES = Path(__file__).resolve().parents[1] / "images"
 
 
 def _args(port: int, value: int) -> dict[str, Any]:
@@ -35,25 +48,60 @@ def test_records_read_as_emitted_in_order() -> None:
     assert [r.name for r in t.select(kind="vmexit")] == ["io"] * 4
 
 
-def test_limit_keeps_the_first_records_and_counts_the_rest() -> None:
+def test_ring_keeps_the_most_recent_records_and_counts_the_dropped() -> None:
     t = Trace(limit=5)
     _emit_some(t, 4)
     assert t.dropped == 0
     _emit_some(t, 7, first=4)        # crosses the limit with records still pending
-    assert len(t) == 5
+    assert len(t) == 5 and t.dropped == 6
     assert len(t.records) == 5 and t.dropped == 6
-    assert [r.seq for r in t.records] == [0, 1, 2, 3, 4]
-    t.limit = 7                      # room again: two more are kept, later ones dropped
+    assert [r.seq for r in t.records] == [6, 7, 8, 9, 10]   # seq numbers the whole run
+    assert [r.time for r in t.records] == [60, 70, 80, 90, 100]
+    t.limit = 7                      # a bigger ring: two more are kept before any drop
     _emit_some(t, 3, first=11)
-    assert [r.time for r in t.records] == [0, 10, 20, 30, 40, 110, 120]
+    assert [r.seq for r in t.records] == [7, 8, 9, 10, 11, 12, 13]
     assert t.dropped == 7
+    counts = t.counts()              # every record of the run, the dropped ones too
+    assert counts[(0, Kind.HYPERCALL, "xen_version")] == 7
+    assert counts[(1, Kind.VMEXIT, "io")] == 7
+    assert t.count(kind="vmexit") == 7 and len(t.select(kind="vmexit")) == 4
 
 
-def test_pending_never_outgrows_the_limit() -> None:
+def test_memory_stays_bounded_and_counts_exact() -> None:
     t = Trace(limit=100)
     _emit_some(t, 10_000)
-    assert len(t._pending) <= 100   # made into records (and dropped) as they come
-    assert len(t.records) == 100 and t.dropped == 9_900
+    assert len(t._pending) + len(t._records) <= 125   # a quarter over the limit at most
+    assert len(t) == 100 and len(t.records) == 100 and t.dropped == 9_900
+    assert [r.seq for r in t.records] == list(range(9_900, 10_000))
+    assert t.count(name="xen_version") == 5_000 and t.count(dom=1) == 5_000
+    seen: list[TraceRecord] = []     # with a listener: records made as emitted, still bounded
+    t.listeners.append(seen.append)
+    _emit_some(t, 1_000, first=10_000)
+    assert [r.seq for r in seen] == list(range(10_000, 11_000))
+    assert len(t._records) <= 125 and t.dropped == 10_900 and t.count() == 11_000
+
+
+def test_spill_gets_every_record_in_order_and_the_same_bytes() -> None:
+    """What ``--trace`` relies on: the spilled lines, then ``write_jsonl``, are the file a
+    trace that dropped nothing writes."""
+    whole, ring = Trace(), Trace(limit=7)
+    whole_out, ring_out = io.StringIO(), io.StringIO()
+    ring.spill_to(ring_out)
+    for t in (whole, ring):
+        _emit_some(t, 50)
+        assert t.records[3].args    # one record read (rendered) before it leaves memory
+        _emit_some(t, 50, first=50)
+    whole.write_jsonl(whole_out)
+    ring.write_jsonl(ring_out)
+    assert ring.dropped == 93 and whole.dropped == 0
+    assert ring_out.getvalue() == whole_out.getvalue()
+    assert [d["seq"] for d in Trace.read_jsonl(ring_out.getvalue().splitlines())] == \
+        list(range(100))
+
+
+def test_bad_limit_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="trace limit"):
+        Trace(limit=-1)
 
 
 def test_listener_sees_each_record_once_from_when_it_was_added() -> None:
@@ -82,3 +130,76 @@ def test_truncating_a_tail_then_emitting_continues_the_sequence() -> None:
     _emit_some(t, 2, first=100)
     assert [r.seq for r in t.records] == list(range(7))
     assert [r.time for r in t.records][-2:] == [1000, 1010]
+
+
+# ------------------------------------------------------ a guest that loops on hypercalls
+def _hcloop_cfg(tmp_path: Path, hypercalls: int) -> Path:
+    """pv-bench with no compute loop: ``hypercalls`` round trips of xen_version, then
+    power off (images/pv-bench/pv-bench.S, bench_hypercall_loop)."""
+    cfg = tmp_path / "hcloop.cfg"
+    kernel = IMAGES / "pv-bench" / "pv-bench.elf"
+    cfg.write_text(f'name = "hcloop"\ntype = "pv"\nkernel = "{kernel}"\nmemory = 16\n'
+                   f'vcpus = 1\ncmdline = "loop=0 hypercalls={hypercalls}"\n'
+                   'on_poweroff = "preserve"\n')
+    return cfg
+
+
+@pytest.mark.skipif(not (IMAGES / "pv-bench" / "pv-bench.elf").exists(),
+                    reason="pv-bench.elf not built")
+def test_hypercall_loop_guest_keeps_the_trace_at_its_bound(tmp_path: Path) -> None:
+    """Issue 12, item 5: host memory must not grow with a guest's hypercall rate. A guest
+    that makes 3,000 hypercalls against a ring of 500 records: the trace holds the last
+    500, counts the rest as dropped, and the hypercall counts stay exact."""
+    host = XenHost(memory_mib=256, dom0_mem_mib=64)
+    host.trace.limit = 500
+    xl = Libxl(host)
+    cfg = parse_config_file(str(_hcloop_cfg(tmp_path, 3_000)))
+    d = xl.domain_create_new(cfg, xl.prepare(cfg))
+    host.run(max_instructions=5_000_000)
+    assert d.is_shut_down and d.hypercall_count > 3_000
+    total = host.trace.dropped + len(host.trace)
+    assert len(host.trace) == 500 and len(host.trace.records) == 500
+    assert host.trace.dropped == total - 500 > 2_500
+    recs = host.trace.records
+    assert [r.seq for r in recs] == list(range(total - 500, total))   # the most recent
+    assert recs[-1].name == "sched_op" and recs[-1].args["cmd"] == "SCHEDOP_shutdown"
+    assert host.trace.count(kind=Kind.HYPERCALL, dom=d.domid, name="xen_version") == 3_000
+    assert host.trace.count(kind=Kind.HYPERCALL, dom=d.domid) == d.hypercall_count
+
+
+@pytest.mark.skipif(not (IMAGES / "pv-bench" / "pv-bench.elf").exists(),
+                    reason="pv-bench.elf not built")
+def test_trace_file_gets_every_record_when_the_ring_drops(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``xenlab run --trace``: the file of a run whose ring dropped records is byte for byte
+    the file of the same run with room for all of them, and stdout says what was dropped."""
+    cfg = str(_hcloop_cfg(tmp_path, 2_000))
+    whole, ring = tmp_path / "whole.jsonl", tmp_path / "ring.jsonl"
+    out_whole, out_ring = io.StringIO(), io.StringIO()
+    run_configs([cfg], out_whole, trace_path=str(whole))
+    monkeypatch.setattr(trace_mod, "DEFAULT_LIMIT", 300)
+    host = run_configs([cfg], out_ring, trace_path=str(ring))
+    assert host.trace.limit == 300 and host.trace.dropped > 1_700
+    assert ring.read_bytes() == whole.read_bytes()
+    lines = Trace.read_jsonl(ring.read_text().splitlines())
+    assert [r["seq"] for r in lines] == list(range(len(lines)))
+    assert sum(r["name"] == "xen_version" for r in lines) == 2_000
+    assert "trace:" not in out_whole.getvalue()
+    last = out_ring.getvalue().splitlines()[-1]
+    assert last == (f"xenlab: trace: {host.trace.dropped:,} oldest records dropped (the last "
+                    f"300 kept in memory; the --trace file has all {len(lines):,})")
+    assert out_ring.getvalue().replace(last + "\n", "") == out_whole.getvalue()
+    run_configs([cfg], out_ring)     # without --trace, the line says how to keep them all
+    assert out_ring.getvalue().endswith(" kept in memory; --trace FILE keeps every record)\n")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_trace_file_that_fills_up_mid_run_is_one_error_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Spilled records hit a full disk while the guest runs: the run finishes, and the
+    command exits 2 with one line, no traceback."""
+    monkeypatch.setattr(trace_mod, "DEFAULT_LIMIT", 50)
+    assert main(["run", str(_hcloop_cfg(tmp_path, 500)), "--trace", "/dev/full"]) == 2
+    err = capsys.readouterr().err
+    assert err == "xenlab: error: /dev/full: cannot write trace: No space left on device\n"

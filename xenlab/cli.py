@@ -18,7 +18,7 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import IO
 
 from xenlab import __version__
@@ -113,7 +113,16 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
     for prep in prepared:
         d = xl.domain_create_new(prep.cfg, prep)
         created.append((d.domid, d.name, d))
-    status = _run_with_progress(host, max_instructions, int(max_time * 1e9))
+    trace_file = _TraceFile.create(trace_path) if trace_path is not None else None
+    try:
+        if trace_file is not None:  # records the ring lets go are written as they go
+            host.trace.spill_to(trace_file)
+        status = _run_with_progress(host, max_instructions, int(max_time * 1e9))
+    except BaseException:
+        if trace_file is not None:
+            host.trace.spill_to(None)
+            trace_file.close()
+        raise
     bridge.stop_capture()
     out.write("--- xl dmesg ---\n")
     out.write(host.log.text())
@@ -151,13 +160,61 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
         out.write(f"xenlab: {bridge.frames} frames crossed xenbr0, written to {pcap_path}\n")
     out.write(f"xenlab: {host.instructions:,} guest instructions, "
               f"{host.elapsed() / 1e6:.3f} ms of virtual time\n")
-    if trace_path is not None:
-        try:
-            with open(trace_path, "w", encoding="utf-8") as fp:
-                host.trace.write_jsonl(fp)
-        except OSError as err:
-            raise UsageError(f"{trace_path}: cannot write trace: {err.strerror}") from None
+    if host.trace.dropped:
+        kept = len(host.trace)
+        where = (f"the --trace file has all {host.trace.dropped + kept:,}" if trace_path
+                 else "--trace FILE keeps every record")
+        out.write(f"xenlab: trace: {host.trace.dropped:,} oldest records dropped (the last "
+                  f"{kept:,} kept in memory; {where})\n")
+    if trace_file is not None:
+        trace_file.finish(host)
     return host
+
+
+class _TraceFile:
+    """The ``--trace`` file, written while the guests run: the trace's ring spills the
+    records it lets go into it, and ``finish`` adds the ones still kept, so the file has
+    every record. A write that fails mid-run (a full disk) is remembered, not raised in
+    the middle of a hypercall, and becomes one error line at the end; the partial file
+    is removed."""
+
+    def __init__(self, path: str, fp: IO[str]) -> None:
+        self.path = path
+        self.fp = fp
+        self.error: OSError | None = None
+
+    @classmethod
+    def create(cls, path: str) -> _TraceFile:
+        try:
+            fp = open(path, "w", encoding="utf-8")  # noqa: SIM115 (run_configs closes it)
+        except OSError as err:
+            raise UsageError(f"{path}: cannot write trace: {err.strerror}") from None
+        return cls(path, fp)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        if self.error is None:
+            try:
+                self.fp.writelines(lines)
+            except OSError as err:
+                self.error = err
+
+    def close(self) -> None:
+        try:
+            self.fp.close()
+        except OSError as err:
+            self.error = self.error or err
+
+    def finish(self, host: XenHost) -> None:
+        """Write the records still kept, after the spilled ones; raise UsageError if any
+        write failed."""
+        host.trace.write_jsonl(self)  # reading the records may spill a last few first
+        host.trace.spill_to(None)
+        self.close()
+        if self.error is not None:
+            with contextlib.suppress(OSError):
+                if os.path.isfile(self.path):
+                    os.unlink(self.path)
+            raise UsageError(f"{self.path}: cannot write trace: {self.error.strerror}")
 
 
 def _run_with_progress(host: XenHost, max_instructions: int, max_time_ns: int) -> RunStatus:
