@@ -24,7 +24,7 @@ def test_loop_code_is_the_four_instruction_loop() -> None:
 
 def test_run_bench_small() -> None:
     r = bench.run_bench(loop=200_000, hypercalls=300, repeat=1, block_requests=40,
-                        block_depth=8)
+                        block_depth=8, trace_memory_points=(300_000,))
     raw, guest = r["raw_unicorn"], r["xenlab_loop"]
     on, off = r["hypercalls_trace_on"], r["hypercalls_trace_off"]
     assert raw["insns_per_s"] > 0 and guest["insns_per_s"] > 0
@@ -41,7 +41,13 @@ def test_run_bench_small() -> None:
     assert off["traced_xen_version"] == 0
     assert on["hypercalls"] >= 300
     assert set(r["goals"]) == {"xenlab_ratio_ge_50pct", "hypercalls_ge_100k_per_s",
-                               "teaching_boot_lt_50ms", "seabios_within_2x_qemu"}
+                               "teaching_boot_lt_50ms", "seabios_within_2x_qemu",
+                               "trace_rss_lt_300mb"}
+    # the hypercall-loop guest ran in a child process, every hypercall traced and counted
+    (tm,) = r["trace_memory"]
+    assert tm["instructions"] >= 300_000 and tm["hypercalls"] > 30_000
+    assert tm["traced_hypercalls"] == tm["hypercalls"] <= tm["kept"] + tm["dropped"]
+    assert tm["maxrss_mb"] >= tm["maxrss_mb_before_run"] > 0
     assert r["hvm_boot_teaching"] is not None  # the teaching firmware is in the repository
     if r["qemu_boot_seabios"] is not None:     # QEMU and Debian's SeaBIOS/hvmloader here
         # the goal's pair has no VGA on either side; the pair with the standard VGA too
@@ -59,6 +65,7 @@ def test_run_bench_small() -> None:
     assert "raw unicorn" in text and "goal" in text
     assert "block requests" in text and "notifications per request" in text
     assert "one guest byte store" in text and "HVM vCPU" in text
+    assert "trace memory: hypercall-loop guest" in text and "peak RSS" in text
 
 
 @pytest.mark.skipif(not bench.DISK_ELF.exists(), reason="pv-disk.elf not built")
@@ -83,8 +90,10 @@ def test_block_bench_event_suppression() -> None:
 
 def test_main_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["--json", "--loop", "1000", "--hypercalls", "10", "--repeat", "1",
-                       "--block-requests", "16", "--block-depth", "4"]) == 0
+                       "--block-requests", "16", "--block-depth", "4",
+                       "--trace-memory", "100_000"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert [t["instructions"] for t in out["trace_memory"]] == [100_000]
     assert out["params"] == {"loop": 1000, "hypercalls": 10, "repeat": 1, "insns_per_iter": 4,
                              "block_requests": 16, "block_depth": 4}
     assert out["xenlab_loop"]["hypercalls_done"]

@@ -72,7 +72,7 @@ from xenlab.xen.domain import DomainType
 from xenlab.xen.setup import RunStatus, XenHost
 
 __all__ = ["BENCH_ELF", "DISK_ELF", "DISK_IMG", "INSNS_PER_ITER", "block_bench", "loop_code",
-           "machine_info", "main", "run_bench"]
+           "machine_info", "main", "run_bench", "trace_memory"]
 
 IMAGES = Path(__file__).resolve().parent.parent / "images"
 BENCH_ELF = IMAGES / "pv-bench" / "pv-bench.elf"
@@ -85,6 +85,11 @@ DEFAULT_HYPERCALLS = 300_000
 DEFAULT_REPEAT = 5
 GOAL_RATIO = 0.5
 GOAL_HYPERCALLS = 100_000
+#: Instruction counts of the trace-memory runs: before the trace's ring fills (2**18
+#: records, ~2.4 M instructions of this guest), then 5x and 25x past it. A 2 G run (the
+#: default budget of ``xenlab run``) takes ~40 minutes here: ``--trace-memory 2000000000``.
+DEFAULT_TRACE_MEMORY = (2_000_000, 10_000_000, 50_000_000)
+GOAL_RSS_MB = 300
 DEFAULT_BLOCK_REQUESTS = 5_000
 DEFAULT_BLOCK_DEPTH = 8
 BLOCK_BYTES = 4096            # pv-disk's bench: one page (8 sectors) per request
@@ -245,7 +250,7 @@ def boot_bench(cmdline: str, *, trace: bool) -> dict[str, Any]:
         "loop_done": m is not None,
         "hypercalls_done": "pv-bench: hypercalls done" in text,
         "hypercalls": d.hypercall_count,
-        "traced_xen_version": sum(1 for r in host.trace.records if r.name == "xen_version"),
+        "traced_xen_version": host.trace.count(kind="hypercall", name="xen_version"),
         "virtual_ns": host.instructions,
     }
 
@@ -425,6 +430,49 @@ def seabios_pairs(repeat: int) -> dict[str, dict[str, Any] | None]:
     return out
 
 
+def _hcloop_child(instructions: int) -> dict[str, Any]:
+    """In a fresh process: the hypercall-loop guest (pv-bench, ``loop=0`` and more
+    hypercalls than the budget allows) run to ``instructions`` with the trace at its
+    default; this process's own peak RSS (getrusage maxrss) before and after."""
+    import resource
+
+    def maxrss_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+    host = XenHost(trace=True)
+    img = load_elf_kernel(BENCH_ELF)
+    d = host.domain_create("pv-bench", DomainType.PV, max_pages=MEMORY_MIB * 256, vcpus=1)
+    host.populate_physmap(d, MEMORY_MIB * 256)
+    build_pv(host, d, img, cmdline="loop=0 hypercalls=4000000000")
+    host.domain_unpause(d)
+    before = maxrss_mb()
+    t0 = time.perf_counter()
+    host.run(max_instructions=instructions)
+    seconds = time.perf_counter() - t0
+    return {
+        "instructions": host.instructions, "seconds": seconds,
+        "hypercalls": d.hypercall_count,
+        "traced_hypercalls": host.trace.count(kind="hypercall", dom=d.domid),
+        "kept": len(host.trace), "dropped": host.trace.dropped, "limit": host.trace.limit,
+        "maxrss_mb_before_run": before, "maxrss_mb": maxrss_mb(),
+    }
+
+
+def trace_memory(points: tuple[int, ...] = DEFAULT_TRACE_MEMORY) -> list[dict[str, Any]]:
+    """Peak RSS of a guest that loops on hypercalls, tracing at its default, each run of
+    ``points`` (instructions) in a child process that runs only that guest. With the
+    trace's ring the figure stops growing once the ring is full."""
+    out = []
+    for n in points:
+        proc = subprocess.run([sys.executable, "-m", "xenlab.bench", "--hcloop-child", str(n)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"hypercall-loop child for {n} instructions failed:\n"
+                               f"{proc.stderr.strip()}")
+        out.append(json.loads(proc.stdout))
+    return out
+
+
 GOAL_STEP_S = 0.050   # one Stepper step, panels refreshed
 GOAL_BACK_S = 0.200   # Back to a random point of the whole hvm-hello boot
 
@@ -473,7 +521,8 @@ def stepper_bench(steps: int = 200, backs: int = 10, seed: int = 1) -> dict[str,
 
 def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
               repeat: int = DEFAULT_REPEAT, *, block_requests: int = DEFAULT_BLOCK_REQUESTS,
-              block_depth: int = DEFAULT_BLOCK_DEPTH, progress: bool = False) -> dict[str, Any]:
+              block_depth: int = DEFAULT_BLOCK_DEPTH, progress: bool = False,
+              trace_memory_points: tuple[int, ...] = DEFAULT_TRACE_MEMORY) -> dict[str, Any]:
     """All measurements; returns the results as a JSON-able dict."""
     def say(msg: str) -> None:
         if progress:
@@ -511,6 +560,9 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     vcpu_stores = vcpu_store_path()
     say("stepper: Step clicks on hvm-hello, the whole boot stepped, Back to random points")
     stepper = stepper_bench()
+    counts = ", ".join(f"{n:,}" for n in trace_memory_points)
+    say(f"trace memory: a hypercall-loop guest to {counts} instructions, one child each")
+    rss = trace_memory(trace_memory_points)
 
     insns = loop * INSNS_PER_ITER
     raw_ips = _rate(insns, raw_s)
@@ -538,7 +590,9 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         "unicorn_store_path": store_path,
         "vcpu_store_path": vcpu_stores,
         "stepper": stepper,
+        "trace_memory": rss,
         "goals": {
+            "trace_rss_lt_300mb": bool(rss) and max(r["maxrss_mb"] for r in rss) < GOAL_RSS_MB,
             "teaching_boot_lt_50ms": bool(boot_teaching and boot_teaching["seconds"] < 0.05),
             "seabios_within_2x_qemu": bool(boot_seabios and boot_qemu and
                                            boot_seabios["seconds"] <= 2 * boot_qemu["seconds"]),
@@ -646,6 +700,17 @@ def format_report(r: dict[str, Any]) -> str:
                      f"{st['checkpoints']} checkpoints)")
     else:
         lines.append(f"  {'Step / Back':<36} {'-':>9}   (firmware not built)")
+    rss = r.get("trace_memory") or []
+    lines += ["", f"  {'trace memory: hypercall-loop guest':<36} {'peak RSS':>9}   goal",
+              f"  {'-' * 36} {'-' * 9}   {'-' * 28}"]
+    for i, t in enumerate(rss):
+        what = (f"< {GOAL_RSS_MB} MB: {goal(r['goals']['trace_rss_lt_300mb'])}"
+                if i == len(rss) - 1 else "")
+        lines.append(f"  {t['instructions']:>14,} instructions {'':<7} "
+                     f"{t['maxrss_mb']:>6.0f} MB   {what}")
+        lines.append(f"  {'':<4}{t['hypercalls']:,} hypercalls, {t['kept']:,} records kept, "
+                     f"{t['dropped']:,} dropped; {t['seconds']:.0f} s "
+                     f"(child's RSS before the run: {t['maxrss_mb_before_run']:.0f} MB)")
     lines += [
         "",
         f"  loop sum: raw {raw['sum']}, guest {g['sum']}"
@@ -666,14 +731,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-depth", type=int, default=DEFAULT_BLOCK_DEPTH,
                     help="block requests in flight (depth=D, 1..32)")
     ap.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, help="runs per figure (best)")
+    ap.add_argument("--trace-memory", default=",".join(map(str, DEFAULT_TRACE_MEMORY)),
+                    metavar="N,N,...", help="instruction counts of the trace-memory runs "
+                    "(a hypercall-loop guest, one child process each)")
+    ap.add_argument("--hcloop-child", type=int, metavar="N", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.hcloop_child is not None:  # the child process of trace_memory
+        print(json.dumps(_hcloop_child(args.hcloop_child)))
+        return 0
+    try:
+        points = tuple(int(x.replace("_", "")) for x in args.trace_memory.split(",") if x)
+    except ValueError:
+        ap.error("--trace-memory takes instruction counts separated by commas")
+    if any(n <= 0 for n in points):
+        ap.error("--trace-memory counts must be positive")
     if args.loop < 0 or args.hypercalls < 0 or args.repeat < 1:
         ap.error("--loop and --hypercalls must be >= 0, --repeat >= 1")
     if args.block_requests < 0 or not 1 <= args.block_depth <= 32:
         ap.error("--block-requests must be >= 0, --block-depth 1..32")
     results = run_bench(args.loop, args.hypercalls, args.repeat,
                         block_requests=args.block_requests, block_depth=args.block_depth,
-                        progress=not args.json)
+                        progress=not args.json, trace_memory_points=points)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
