@@ -2,6 +2,8 @@
 #   make lab    set up .venv and open JupyterLab on labs/
 #   make test   set up .venv and run every test (pytest, then the notebooks with nbval)
 #   make bench  speed figures (see BENCHMARKS.md)
+#   make fuzz   guest-level fuzzers and the hypothesis fuzz suites with fresh seeds for
+#               FUZZ_TIME seconds (default 300); prints every seed and how to rerun it
 #   make images rebuild the guest images from their sources (needs gcc, as, ld, libxen-dev)
 #   make notebooks  re-run the labs and store their outputs (after changing what they show)
 PYTHON ?= python3
@@ -9,7 +11,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: lab test bench images lint clean notebooks
+.PHONY: lab test bench fuzz images lint clean notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +29,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m xenlab.bench
+
+FUZZ_TIME ?= 300
+fuzz: $(STAMP)
+	$(PY) -m xenlab.fuzz --time $(FUZZ_TIME)
 
 images:
 	$(MAKE) -C images

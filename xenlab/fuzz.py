@@ -39,6 +39,7 @@ emulator), and XTF (xenbits.xen.org/xtf), whose guests attack Xen from guest cod
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import os
 import random
@@ -81,6 +82,9 @@ SEED_MAX = 1 << 32
 #: an instruction budget that ends a fuzzer that loops (its own code overwritten, say).
 DEFAULT_OPS = {"pv": 1500, "hvm": 1000}
 DEFAULT_BUDGET = 60_000_000
+#: Virtual time a round may last, like ``xenlab run --max-time``: a fuzzer that sleeps on a
+#: timer far in the future (set_timer_op(-1), then SCHEDOP_block) ends the round here.
+DEFAULT_MAX_TIME_NS = 10_000_000_000
 
 
 @dataclass
@@ -160,7 +164,8 @@ def _compare_victim(host: XenHost, d: Domain, before: dict[int, str],
     if now != state:
         names = ("is_shut_down", "shutdown_code", "is_crashed", "is_dying", "tot_pages",
                  "console")
-        diff = [f"{n} {a!r:.60} -> {b!r:.60}" for n, a, b in zip(names, state, now) if a != b]
+        diff = [f"{n} {a!r:.60} -> {b!r:.60}"
+                for n, a, b in zip(names, state, now, strict=True) if a != b]
         out.append(f"victim d{d.domid}'s state changed: {'; '.join(diff)}")
     return out
 
@@ -187,7 +192,8 @@ def _fuzzer_config(kind: str, seed: int, ops: int, victim: int, tmp: Path) -> st
 
 
 def fuzz_round(kind: str, seed: int, *, ops: int | None = None,
-               budget: int = DEFAULT_BUDGET, check_every: int = 50) -> FuzzResult:
+               budget: int = DEFAULT_BUDGET, check_every: int = 50,
+               max_time_ns: int | None = DEFAULT_MAX_TIME_NS) -> FuzzResult:
     """One round: victim, hash, fuzzer with ``seed``, checks. Never raises for a finding:
     every exception of the host, broken invariant or change to the victim is a failure
     in the result."""
@@ -243,8 +249,9 @@ def fuzz_round(kind: str, seed: int, *, ops: int | None = None,
 
         host.trace.listeners.append(listen)
         try:
-            res.status = host.run(max_instructions=budget, until=between_slices).value
-        except Exception:  # noqa: BLE001 - any host exception is the finding
+            res.status = host.run(max_instructions=budget, until=between_slices,
+                                  max_time_ns=max_time_ns).value
+        except Exception:  # any host exception is the finding
             res.failures.append("host exception escaped XenHost.run:\n    " +
                                 traceback.format_exc().rstrip().replace("\n", "\n    "))
         finally:
@@ -267,7 +274,7 @@ def _check(host: XenHost, res: FuzzResult, when: str) -> None:
     res.invariant_checks += 1
     try:
         host.check_invariants()
-    except Exception as err:  # noqa: BLE001 - AssertionError, or a crash of the check
+    except Exception as err:  # AssertionError, or a crash of the check
         tb = traceback.format_exc().rstrip().splitlines()
         res.failures.append(f"invariant broken {when}: {type(err).__name__}: {err}\n    "
                             + "\n    ".join(tb[-4:]))
@@ -290,7 +297,7 @@ def _run_suites(seed: int, seconds: float, out) -> int | None:
            f"--hypothesis-seed={seed}", *suites]
     env = dict(os.environ, XENLAB_FUZZ_FRESH="1")
     out.write(f"xenlab fuzz: hypothesis suites, --hypothesis-seed={seed} "
-              f"(rerun: XENLAB_FUZZ_FRESH=1 {' '.join(cmd[2:])})\n")
+              f"(rerun: XENLAB_FUZZ_FRESH=1 python -m {' '.join(cmd[2:])})\n")
     out.flush()
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, timeout=max(1.0, seconds),
@@ -363,6 +370,7 @@ def _main(args: argparse.Namespace, out) -> int:
         out.write(f"xenlab fuzz: {kind} seed {seed} ...\n")
         out.flush()
         res = fuzz_round(kind, seed, ops=args.ops)
+        gc.collect()  # a host (its RAM is an mmap) sits in reference cycles: free it now
         out.write(f"xenlab fuzz:   {res.summary()}\n")
         used.append(f"{kind}:{seed}")
         if not res.ok:

@@ -494,7 +494,7 @@ static void op_vcpu(void)
     unsigned long vcpu = rndn(4) ? 0 : wild_val();
     unsigned long arg;
 
-    if (cmd == VCPUOP_down && vcpu == 0)
+    if (cmd == VCPUOP_down && (unsigned)vcpu == 0)     /* Xen reads an int */
         cmd = VCPUOP_is_up;
     if (cmd == VCPUOP_register_runstate_memory_area || cmd == VCPUOP_register_vcpu_info
         || cmd == 13 /* VCPUOP_register_vcpu_time_memory_area */) {
