@@ -466,19 +466,28 @@ def _op(w: World, regs: list[int]) -> int:
     return _hypercall(w.host, w.fuzzer.vcpus[0], regs)
 
 
-def test_found_decrease_reservation_of_a_page_table_page_is_refused() -> None:
-    """Was: the fuzzer's live L4 (its CR3) went back to the heap, for the next domain."""
+def test_found_decrease_reservation_of_a_page_table_page_keeps_it_while_referenced() -> None:
+    """Was: the fuzzer's live L4 (its CR3) went back to the heap, for the next domain.
+    As in Xen's guest_remove_page, the pfn goes (the call succeeds, the pin is dropped)
+    but the frame stays the guest's, typed, while its CR3 and tables reference it."""
     w = World([])
     f = w.fuzzer
     pt = sorted(f.pt_mfns)[0]
+    free_before = w.host.mem.free_pages
     w.host.mem.write(f.maddr(DATA_PFN) + T_EXTENTS, struct.pack("<Q", pt))
     assert _op(w, [H.memory_op, MemoryOp.XENMEM_decrease_reservation, DATA_VA + T_DECREASE,
-                   0, 0, 0]) == 0
-    assert pt in f.pt_mfns and f.owns_mfn(pt)
+                   0, 0, 0]) == 1
+    assert f.owns_mfn(pt) and w.host.mem.free_pages == free_before
+    assert f.mfn_to_pfn(pt) is None            # gone from the P2M all the same
+    w.host.check_invariants()
+    # the next domain gets other frames; destroying the fuzzer frees this one
+    fid = f.domid
+    w.host.domain_destroy(f)
+    assert w.host.mem.owner[pt] != fid and fid not in w.host.zombies
     w.host.check_invariants()
 
 
-def test_found_decrease_reservation_of_a_frame_another_domain_maps_is_refused() -> None:
+def test_found_decrease_reservation_of_a_frame_another_domain_maps_keeps_it() -> None:
     w = World([])
     f, p = w.fuzzer, w.partner
     assert _op(w, [H.grant_table_op, G.GnttabOp.GNTTABOP_map_grant_ref, DATA_VA + T_MAP_RW, 1,
@@ -492,7 +501,13 @@ def test_found_decrease_reservation_of_a_frame_another_domain_maps_is_refused() 
     w.host.mem.write(p.maddr(2), struct.pack("<QQIIHxx", DATA_VA + 0x100, 1, 0, 0, DOMID_SELF))
     w.host.mem.write(p.maddr(2) + 0x100, struct.pack("<Q", mfn))
     ctx = HypercallContext(w.host, p, p.vcpus[0], p.vcpus[0].cpu, H.memory_op)
-    assert _reservation(ctx, MemoryOp.XENMEM_decrease_reservation, DATA_VA) == 0
+    assert _reservation(ctx, MemoryOp.XENMEM_decrease_reservation, DATA_VA) == 1
+    assert p.owns_mfn(mfn) and w.host.mem.owner[mfn] == p.domid
+    w.host.check_invariants()
+    # the partner's own mapping and the fuzzer's grant still hold it: unmapping the grant
+    # leaves the partner's L1 entry, unmapping that returns the frame to the heap
+    assert _op(w, [H.grant_table_op, G.GnttabOp.GNTTABOP_unmap_grant_ref, DATA_VA + T_UNMAP,
+                   1, 0, 0]) == 0
     assert p.owns_mfn(mfn)
     w.host.check_invariants()
 

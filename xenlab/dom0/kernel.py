@@ -20,7 +20,8 @@ from xenlab.public.grant_table import GntSt
 from xenlab.xen import event_channel as ev
 from xenlab.xen.domain import Domain
 from xenlab.xen.grant_table import GrantMapping, gnttab_map_grant_ref, gnttab_unmap_grant_ref
-from xenlab.xen.page_alloc import PAGE_SIZE
+from xenlab.xen.mm import get_page, get_page_type, put_page, put_page_and_type
+from xenlab.xen.page_alloc import PAGE_SIZE, PGT_writable_page
 from xenlab.xen.setup import XenHost
 from xenlab.xen.trace import Kind
 
@@ -31,6 +32,8 @@ __all__ = ["Dom0Kernel", "MappedGrant"]
 class MappedGrant:
     mapping: GrantMapping | None   # None: a privileged foreign mapping, not a grant
     page: memoryview
+    mfn: int = 0                   # a foreign mapping's frame (it holds a reference)
+    writable: bool = False
 
 
 _KIND_EVENT = Kind.EVENT
@@ -85,18 +88,48 @@ class Dom0Kernel:
     def unmap_grant(self, mapped: MappedGrant) -> int:
         mapped.page.release()
         if mapped.mapping is None:
+            self._unmap_foreign(mapped)
             return GntSt.GNTST_okay
         return gnttab_unmap_grant_ref(self.host, self.dom0, mapped.mapping.handle)
 
-    def map_foreign_mfn(self, domid: int, mfn: int) -> MappedGrant | None:
+    def map_foreign_mfn(self, domid: int, mfn: int, *, writable: bool = True
+                        ) -> MappedGrant | None:
         """xenforeignmemory_map: the privileged Dom0 maps a frame the guest owns (how the
-        toolstack's daemons reach an HVM guest's special pages, which are not granted)."""
-        d = self.host.domains.get(domid)
-        if d is None or not d.owns_mfn(mfn):
+        toolstack's daemons reach an HVM guest's special pages, which are not granted).
+
+        As in Xen (p2m_add_foreign), the mapping holds a reference to the frame, and the
+        writable type if it writes: while Dom0 maps it, the frame stays the guest's even
+        if the guest gives it back (decrease_reservation), and a page table is never
+        mapped writable."""
+        host = self.host
+        d = host.domains.get(domid)
+        if d is None or d.is_dying or mfn in d.shared_mfns or not d.owns_mfn(mfn):
             return None
-        self.host.trace.emit(self.host.now(), 0, 0, Kind.GRANT, "foreign_map",
-                             {"dom": domid, "mfn": mfn})
-        return MappedGrant(None, self.host.mem.view(mfn << 12, PAGE_SIZE))
+        if not get_page(host, mfn, d):
+            return None
+        if writable and not get_page_type(host, mfn, d, PGT_writable_page):
+            put_page(host, mfn)
+            return None
+        held = self.dom0.foreign_maps.setdefault(mfn, [0, 0])
+        held[0] += 1
+        held[1] += 1 if writable else 0
+        host.trace.emit(host.now(), 0, 0, Kind.GRANT, "foreign_map",
+                        {"dom": domid, "mfn": mfn})
+        return MappedGrant(None, host.mem.view(mfn << 12, PAGE_SIZE, readonly=not writable),
+                           mfn, writable)
+
+    def _unmap_foreign(self, mapped: MappedGrant) -> None:
+        held = self.dom0.foreign_maps.get(mapped.mfn)
+        if held is None or held[0] <= 0:
+            return
+        held[0] -= 1
+        held[1] -= 1 if mapped.writable else 0
+        if not held[0]:
+            del self.dom0.foreign_maps[mapped.mfn]
+        if mapped.writable:
+            put_page_and_type(self.host, mapped.mfn)
+        else:
+            put_page(self.host, mapped.mfn)
 
     def connect_interface(self, d: Domain, gref: int, mfn: int, remote_port: int,
                           handler: Callable[[int], None]) -> tuple[MappedGrant, int] | None:

@@ -120,8 +120,13 @@ class Domain:
     grant_table: GrantTable | None = None
     hypercall_count: int = 0
     shared_mfns: set[int] = field(default_factory=set)  # Xen pages shared with this guest
-    pt_mfns: set[int] = field(default_factory=set)      # its page-table pages (PV)
+    pt_mfns: set[int] = field(default_factory=set)      # the builder's page tables (PV)
     foreign_mfns: dict[int, int] = field(default_factory=dict)  # grant-mapped frames -> count
+    # frames its vCPUs' CR3s hold a page-table reference to (v->arch.guest_table)
+    guest_tables: list[int] = field(default_factory=list)
+    # Dom0's privileged foreign mappings of other domains' frames (xenforeignmemory_map):
+    # mfn -> [mappings, of which writable]; each holds a reference to the frame
+    foreign_maps: dict[int, list[int]] = field(default_factory=dict)
     cmdline: str = ""
     hvm: Any = None                    # HvmDomain for HVM guests
     store_mfn: int = 0

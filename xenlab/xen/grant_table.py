@@ -30,7 +30,8 @@ from xenlab.public import grant_table as G
 from xenlab.public.errno import Errno
 from xenlab.public.grant_table import GntSt, GnttabOp, GnttabQuerySize
 from xenlab.public.xen import DOMID_SELF
-from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE
+from xenlab.xen.mm import get_page, get_page_type, put_page, put_page_and_type
+from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE, PGT_writable_page
 from xenlab.xen.trace import Kind
 
 if TYPE_CHECKING:
@@ -141,6 +142,23 @@ def _pin(host: XenHost, granter: Domain, ref: int, readonly: bool, delta: int) -
         del gt.pins[ref]
 
 
+def _get_frame(host: XenHost, granter: Domain, mfn: int, readonly: bool) -> bool:
+    """The references a grant mapping holds: the frame's, and its writable type."""
+    if not get_page(host, mfn, granter):
+        return False
+    if not readonly and not get_page_type(host, mfn, granter, PGT_writable_page):
+        put_page(host, mfn)
+        return False
+    return True
+
+
+def _put_frame(host: XenHost, mfn: int, readonly: bool) -> None:
+    if readonly:
+        put_page(host, mfn)
+    else:
+        put_page_and_type(host, mfn)
+
+
 def gnttab_map_grant_ref(host: XenHost, grantee: Domain, dom: int, ref: int, flags: int,
                          host_addr: int = 0, cr3: int | None = None
                          ) -> tuple[int, GrantMapping | None]:
@@ -156,6 +174,9 @@ def gnttab_map_grant_ref(host: XenHost, grantee: Domain, dom: int, ref: int, fla
         gt = grantee.grant_table
         if len(gt.maptrack) >= 4096:
             status = GntSt.GNTST_no_device_space
+        elif not _get_frame(host, granter, mfn, readonly):
+            # a page table (or a descriptor table) is never mapped writable, by anyone
+            status = GntSt.GNTST_general_error
         else:
             pv_host_map = bool(flags & G.GNTMAP_host_map and grantee.is_pv and cr3 is not None)
             # host_addr is remembered only when a PTE was written for it: unmap undoes
@@ -169,6 +190,7 @@ def gnttab_map_grant_ref(host: XenHost, grantee: Domain, dom: int, ref: int, fla
                 gt.maptrack[mapping.handle] = mapping
                 _pin(host, granter, ref, readonly, +1)
             else:
+                _put_frame(host, mfn, readonly)
                 mapping = None
     host.trace.emit(host.now(), grantee.domid, 0, Kind.GRANT, "map_grant_ref",
                     {"granter": dom, "ref": ref, "readonly": readonly,
@@ -189,6 +211,7 @@ def gnttab_unmap_grant_ref(host: XenHost, grantee: Domain, handle: int,
         granter = host.domains.get(mapping.granter)
         if granter is not None and granter.grant_table is not None:
             _pin(host, granter, mapping.ref, mapping.readonly, -1)
+        _put_frame(host, mapping.mfn, mapping.readonly)
         status = GntSt.GNTST_okay
     host.trace.emit(host.now(), grantee.domid, 0, Kind.GRANT, "unmap_grant_ref",
                     {"handle": handle, "granter": mapping.granter if mapping else None,
@@ -238,6 +261,10 @@ def _copy_ptr(host: XenHost, caller: Domain, ptr: ctypes.Structure, by_gref: boo
     return GntSt.GNTST_okay, mfn << PAGE_SHIFT
 
 
+def _frame_owner(host: XenHost, mfn: int) -> Domain | None:
+    return host.domains.get(host.mem.owner[mfn])
+
+
 def gnttab_copy(host: XenHost, caller: Domain, op: G.GnttabCopy) -> int:
     """One GNTTABOP_copy: ``len`` bytes between two (ref or own frame, offset) places."""
     src_gref, dst_gref = op.flags & G.GNTCOPY_source_gref, op.flags & G.GNTCOPY_dest_gref
@@ -247,9 +274,22 @@ def gnttab_copy(host: XenHost, caller: Domain, op: G.GnttabCopy) -> int:
         status, src = _copy_ptr(host, caller, op.source, bool(src_gref), write=False)
         if status == GntSt.GNTST_okay:
             status, dst = _copy_ptr(host, caller, op.dest, bool(dst_gref), write=True)
-            if status == GntSt.GNTST_okay:
-                host.mem.write(dst + op.dest.offset, host.mem.read(src + op.source.offset,
-                                                                   op.len))
+        if status == GntSt.GNTST_okay:
+            # both frames are held for the copy; the destination must take the writable
+            # type (a page table is never a copy's destination)
+            src_owner = _frame_owner(host, src >> PAGE_SHIFT)
+            dst_owner = _frame_owner(host, dst >> PAGE_SHIFT)
+            if src_owner is None or not get_page(host, src >> PAGE_SHIFT, src_owner):
+                status = GntSt.GNTST_general_error
+            else:
+                if dst_owner is None or not _get_frame(host, dst_owner, dst >> PAGE_SHIFT,
+                                                       False):
+                    status = GntSt.GNTST_general_error
+                else:
+                    host.mem.write(dst + op.dest.offset,
+                                   host.mem.read(src + op.source.offset, op.len))
+                    _put_frame(host, dst >> PAGE_SHIFT, False)
+                put_page(host, src >> PAGE_SHIFT)
     host.trace.emit(host.now(), caller.domid, 0, Kind.GRANT, "copy",
                     {"source": {"dom": op.source.domid, ("ref" if src_gref else "gmfn"):
                                 op.source.u, "offset": op.source.offset},

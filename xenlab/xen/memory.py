@@ -56,24 +56,6 @@ def _gmfn_to_pfn(d: Domain, mfn: int, count: int) -> int | None:
     return pfn
 
 
-def _in_use(ctx: HypercallContext, d: Domain, pfn: int, count: int) -> bool:
-    """Frames Xen still holds a reference to cannot be given back (guest_remove_page
-    fails while a page has a type or foreign references): the domain's page-table
-    pages, and frames another domain has mapped through a grant. Freeing them would
-    hand a live page table or a mapped frame to the next domain that allocates it."""
-    mfns = {d.pfn_to_mfn(pfn + i) for i in range(count)}
-    if mfns & d.pt_mfns:
-        ctx.decode(refused="page-table page")
-        return True
-    for other in ctx.host.domains.values():
-        gt = other.grant_table
-        if gt is not None and any(m.granter == d.domid and m.mfn in mfns
-                                  for m in gt.maptrack.values()):
-            ctx.decode(refused="frame mapped by another domain through a grant")
-            return True
-    return False
-
-
 def _reservation(ctx: HypercallContext, op: int, arg: int) -> int:
     if ctx.compat:  # struct compat_memory_reservation: 4-byte handle, longs
         raw = ctx.copy_from_guest(arg, 18)
@@ -103,7 +85,7 @@ def _reservation(ctx: HypercallContext, op: int, arg: int) -> int:
                 return done if done else -Errno.EFAULT
             frame = struct.unpack("<Q", raw_pfn)[0]
             pfn = _gmfn_to_pfn(d, frame, pages_per) if d.is_pv else frame
-            if pfn is None or _in_use(ctx, d, pfn, pages_per):
+            if pfn is None:
                 break
             if not ctx.host.guest_remove_pages(d, pfn, pages_per):
                 break

@@ -2,8 +2,20 @@
 
 The host's RAM is one anonymous ``mmap`` (pages are only touched when a guest
 uses them). Frames are handed out as contiguous extents, first fit, lowest
-address first, so allocation is deterministic. ``owner`` is the frame table
-(Xen's ``frame_table`` of ``struct page_info``): one entry per machine frame.
+address first, so allocation is deterministic. The frame table (Xen's
+``frame_table`` of ``struct page_info``) has three words per machine frame:
+
+- ``owner``: the domain the frame belongs to (``FREE``, ``DOMID_XEN``, a domid);
+- ``count_info``: the general reference count, with ``PGC_allocated`` set while
+  the owner holds its allocation reference. A frame goes back to the heap only
+  when its count drops to zero, so a frame that anything still maps (a page
+  table entry, a grant, Dom0's foreign mapping, Xen's own view) is never handed
+  to the next domain;
+- ``type_info``: what the frame is used as (``PGT_l1_page_table`` ..
+  ``PGT_l4_page_table``, ``PGT_seg_desc_page``, ``PGT_writable_page``) and how
+  many references hold that use. The types are mutually exclusive: a frame is a
+  page table or writable, never both at once. The functions that take and drop
+  these counts are in ``xenlab/xen/mm.py`` (``get_page``, ``get_page_type``).
 
 Real Xen: xen/common/page_alloc.c (alloc_domheap_pages, free_domheap_pages)
 """
@@ -17,11 +29,32 @@ from dataclasses import dataclass
 
 from xenlab.public.xen import DOMID_XEN
 
-__all__ = ["FREE", "PAGE_SHIFT", "PAGE_SIZE", "Extent", "HostMemory"]
+__all__ = [
+    "FREE", "PAGE_SHIFT", "PAGE_SIZE", "PGC_allocated", "PGC_count_mask", "PGT_count_mask",
+    "PGT_l1_page_table", "PGT_l2_page_table", "PGT_l3_page_table", "PGT_l4_page_table",
+    "PGT_none", "PGT_pinned", "PGT_seg_desc_page", "PGT_type_mask", "PGT_writable_page",
+    "Extent", "HostMemory",
+]
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 FREE = 0xFFFF  # owner of a free frame (DOMID_INVALID would do too; distinct for clarity)
+
+# struct page_info's count_info and type_info, as Xen lays them out in a 64-bit word
+# (xen/arch/x86/include/asm/mm.h: PG_shift(idx) = 64 - idx)
+PGC_allocated = 1 << 63                 # the owner's allocation reference is held
+PGC_count_mask = (1 << 54) - 1
+PGT_none = 0 << 61
+PGT_l1_page_table = 1 << 61
+PGT_l2_page_table = 2 << 61
+PGT_l3_page_table = 3 << 61
+PGT_l4_page_table = 4 << 61
+PGT_seg_desc_page = 5 << 61
+PGT_writable_page = 7 << 61
+PGT_type_mask = 7 << 61
+PGT_pinned = 1 << 59                    # the owner pinned the type (MMUEXT_PIN_L*_TABLE)
+PGT_count_mask = (1 << 55) - 1
+_ALLOCATED = PGC_allocated | 1          # a frame just allocated: one reference, its owner's
 
 
 @dataclass(frozen=True)
@@ -42,6 +75,10 @@ class HostMemory:
         self.ram = mmap.mmap(-1, self.total_pages * PAGE_SIZE)
         self.base = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
         self.owner = array("H", [FREE]) * self.total_pages
+        self.count_info = array("Q", [0]) * self.total_pages
+        self.type_info = array("Q", [0]) * self.total_pages
+        #: frames whose type is a page table (L1..L4) with a non-zero type count
+        self.pt_frames: set[int] = set()
         self._free: list[Extent] = [Extent(0, self.total_pages)]
 
     # -- allocation -----------------------------------------------------------
@@ -78,6 +115,7 @@ class HostMemory:
                 need -= n
         for ext in taken:
             self.owner[ext.mfn : ext.end] = array("H", [domid]) * ext.count
+            self.count_info[ext.mfn : ext.end] = array("Q", [_ALLOCATED]) * ext.count
         return taken
 
     def free(self, extents: list[Extent]) -> None:
@@ -88,6 +126,9 @@ class HostMemory:
         """
         for ext in extents:
             self.owner[ext.mfn : ext.end] = array("H", [FREE]) * ext.count
+            self.count_info[ext.mfn : ext.end] = array("Q", [0]) * ext.count
+            self.type_info[ext.mfn : ext.end] = array("Q", [0]) * ext.count
+            self.pt_frames.difference_update(range(ext.mfn, ext.end))
             self._scrub(ext)
             self._free.append(ext)
         self._free.sort(key=lambda e: e.mfn)
@@ -149,6 +190,10 @@ class HostMemory:
         assert free_from_table == self.free_pages, (free_from_table, self.free_pages)
         for ext in self._free:
             assert all(o == FREE for o in self.owner[ext.mfn : ext.end])
+            assert not any(self.count_info[ext.mfn : ext.end]), "a free frame has references"
+            assert not any(self.type_info[ext.mfn : ext.end]), "a free frame has a type"
+        # an allocated frame holds at least one reference (its owner's, or a mapper's)
+        assert self.count_info.count(0) == free_from_table, "an allocated frame has no reference"
 
 
 XEN_OWNER = DOMID_XEN

@@ -46,7 +46,27 @@ from xenlab.xen.event_channel import (
 )
 from xenlab.xen.grant_table import GrantTable, gnttab_release_mappings
 from xenlab.xen.hypercall import PV_HYPERCALL_COST_NS, do_hypercall
-from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE, Extent, HostMemory
+from xenlab.xen.mm import (
+    _PAGE_GNTTAB,
+    check_references,
+    get_page,
+    get_page_and_type,
+    l1e_address,
+    put_page,
+    put_page_and_type,
+    put_page_from_l1e,
+    unpin_page_table,
+)
+from xenlab.xen.page_alloc import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PGC_allocated,
+    PGC_count_mask,
+    PGT_l4_page_table,
+    PGT_writable_page,
+    Extent,
+    HostMemory,
+)
 from xenlab.xen.pv_callback import deliver_upcall
 from xenlab.xen.sched_credit import CSCHED_ACCT_NS, PRI_NAMES, CreditScheduler
 from xenlab.xen.trace import Kind, Trace
@@ -57,6 +77,7 @@ DEFAULT_HOST_MIB = 2048
 DEFAULT_DOM0_MIB = 512
 XEN_RESERVED_MIB = 8  # the hypervisor image, its heap and frame table
 _PTE_P, _PTE_RW = 1, 2
+_MAX_ACCT_CATCH_UP = 64   # credit accounting periods counted out after an idle stretch
 
 
 class RunStatus(str, enum.Enum):
@@ -143,6 +164,12 @@ class XenHost:
         self.trace = Trace(enabled=trace)
         self.log = ConsoleLog()
         self.domains: dict[int, Domain] = {}
+        #: destroyed domains some of whose frames are still referenced (by a mapping
+        #: Dom0 has not dropped yet): what ``xl list`` shows as "(null)" on real Xen
+        self.zombies: dict[int, Domain] = {}
+        #: Xen's own long-lived views of guest frames (the ioreq page):
+        #: mfn -> [views, of which writable]; each holds a reference to the frame
+        self.xen_maps: dict[int, list[int]] = {}
         self.pcpus = [Pcpu(i) for i in range(nr_cpus)]
         self.sched = CreditScheduler(nr_cpus)
         self.cmdline = (f"dom0_mem={dom0_mem_mib}M,max:{dom0_mem_mib}M loglvl=all "
@@ -266,7 +293,7 @@ class XenHost:
     # ============================================================ domctl-like API
     def alloc_domid(self) -> int:
         domid = self._next_domid
-        while domid in self.domains:
+        while domid in self.domains or domid in self.zombies:
             domid += 1
         if domid >= DOMID_FIRST_RESERVED:
             raise ValueError("no free domain id")
@@ -351,7 +378,12 @@ class XenHost:
         return extents[0].mfn
 
     def guest_remove_pages(self, d: Domain, pfn: int, count: int) -> bool:
-        """decrease_reservation: the guest hands frames (by pfn) back to Xen."""
+        """decrease_reservation (guest_remove_page): the guest hands frames (by pfn) back.
+
+        The pfns leave the P2M and the frames lose their allocation reference (and a
+        pin). A frame still referenced (mapped by the guest's own page tables, a grant,
+        Dom0's foreign mapping, Xen's view) stays allocated to the guest until the last
+        reference is dropped; only then is it scrubbed and returned to the heap."""
         if d.privileged:
             return False
         mfns = []
@@ -361,65 +393,91 @@ class XenHost:
                 return False
             mfns.append(mfn)
         for i, mfn in enumerate(mfns):
+            if not get_page(self, mfn, d):
+                return False
+            unpin_page_table(self, mfn)
             d.set_p2m(pfn + i, INVALID_MFN)
-            addr = (mfn << PAGE_SHIFT) if d.is_pv else ((pfn + i) << PAGE_SHIFT)
-            for v in d.vcpus:
-                assert v.cpu is not None
-                v.cpu.unmap(addr, PAGE_SIZE)
-            new: list[Extent] = []
-            for ext in d.extents:
-                if ext.mfn <= mfn < ext.end:
-                    if ext.mfn < mfn:
-                        new.append(Extent(ext.mfn, mfn - ext.mfn))
-                    if mfn + 1 < ext.end:
-                        new.append(Extent(mfn + 1, ext.end - mfn - 1))
-                else:
-                    new.append(ext)
-            d.extents = new
-            self.mem.free([Extent(mfn, 1)])
+            if not d.is_pv:  # a PV guest reaches the frame by its page tables until freed
+                for v in d.vcpus:
+                    assert v.cpu is not None
+                    v.cpu.unmap((pfn + i) << PAGE_SHIFT, PAGE_SIZE)
+            if self.mem.count_info[mfn] & PGC_allocated:
+                self.mem.count_info[mfn] &= ~PGC_allocated
+                put_page(self, mfn)
+            put_page(self, mfn)
         return True
 
     def pv_map_foreign(self, d: Domain, cr3: int, va: int, mfn: int, readonly: bool) -> int:
-        """Grant map with GNTMAP_host_map for a PV grantee: point the L1 entry for ``va``
-        at the foreign frame and make the frame reachable for this domain's vCPUs."""
+        """Grant map with GNTMAP_host_map for a PV grantee (create_grant_va_mapping): point
+        the L1 entry for ``va`` at the granted frame, marked as a grant mapping (the grant
+        holds the frame's references), and make the frame reachable for this domain's
+        vCPUs if it is not already (a domain may map its own grant)."""
         from xenlab.public.grant_table import GntSt
-        from xenlab.xen.mm import l1e_address
 
         if va & 0xFFF:
             return GntSt.GNTST_bad_virt_addr
         l1e = l1e_address(self.mem, d, cr3, va)
         if l1e is None:
             return GntSt.GNTST_bad_virt_addr
-        count = d.foreign_mfns.get(mfn, 0)
-        if count == 0:
-            for v in d.vcpus:
-                if v.cpu is not None:
-                    v.cpu.map_host(mfn << PAGE_SHIFT, PAGE_SIZE,
-                                   self.mem.host_ptr(mfn << PAGE_SHIFT), executable=False)
-        d.foreign_mfns[mfn] = count + 1
-        self.mem.write_u64(l1e, (mfn << PAGE_SHIFT) | 0x5 | (0 if readonly else 0x2))
+        old = self.mem.read_u64(l1e)
+        if old & _PTE_P and old & _PAGE_GNTTAB:
+            return GntSt.GNTST_general_error  # already a grant mapping: unmap it first
+        if not d.owns_mfn(mfn):
+            count = d.foreign_mfns.get(mfn, 0)
+            if count == 0:
+                for v in d.vcpus:
+                    if v.cpu is not None:
+                        v.cpu.map_host(mfn << PAGE_SHIFT, PAGE_SIZE,
+                                       self.mem.host_ptr(mfn << PAGE_SHIFT), executable=False)
+            d.foreign_mfns[mfn] = count + 1
+        self.mem.write_u64(l1e, (mfn << PAGE_SHIFT) | 0x5 | (0 if readonly else 0x2)
+                           | _PAGE_GNTTAB)
+        put_page_from_l1e(self, old)
         for v in d.vcpus:
             if v.cpu is not None:
                 v.cpu.flush_tlb()
         return GntSt.GNTST_okay
 
     def pv_unmap_foreign(self, d: Domain, cr3: int, va: int, mfn: int) -> None:
-        from xenlab.xen.mm import l1e_address
-
         l1e = l1e_address(self.mem, d, cr3, va)
-        if l1e is not None and (self.mem.read_u64(l1e) >> PAGE_SHIFT) & 0xFFFFFFFFFF == mfn:
-            self.mem.write_u64(l1e, 0)
-        count = d.foreign_mfns.get(mfn, 0) - 1
-        if count <= 0:
-            d.foreign_mfns.pop(mfn, None)
-            for v in d.vcpus:
-                if v.cpu is not None:
-                    v.cpu.unmap(mfn << PAGE_SHIFT, PAGE_SIZE)
-        else:
-            d.foreign_mfns[mfn] = count
+        if l1e is not None:
+            entry = self.mem.read_u64(l1e)
+            if entry & _PAGE_GNTTAB and (entry >> PAGE_SHIFT) & 0xFFFFFFFFFF == mfn:
+                self.mem.write_u64(l1e, 0)
+        if mfn in d.foreign_mfns:
+            count = d.foreign_mfns[mfn] - 1
+            if count <= 0:
+                del d.foreign_mfns[mfn]
+                for v in d.vcpus:
+                    if v.cpu is not None:
+                        v.cpu.unmap(mfn << PAGE_SHIFT, PAGE_SIZE)
+            else:
+                d.foreign_mfns[mfn] = count
         for v in d.vcpus:
             if v.cpu is not None:
                 v.cpu.flush_tlb()
+
+    def xen_map_page(self, d: Domain, mfn: int, *, writable: bool) -> bool:
+        """Xen keeps a view of one of ``d``'s frames (prepare_ring_for_helper: the ioreq
+        page): a reference, and the writable type if it writes."""
+        ok = (get_page_and_type(self, mfn, d, PGT_writable_page) if writable
+              else get_page(self, mfn, d))
+        if ok:
+            held = self.xen_maps.setdefault(mfn, [0, 0])
+            held[0] += 1
+            held[1] += 1 if writable else 0
+        return ok
+
+    def xen_unmap_page(self, mfn: int, *, writable: bool) -> None:
+        held = self.xen_maps[mfn]
+        held[0] -= 1
+        held[1] -= 1 if writable else 0
+        if not held[0]:
+            del self.xen_maps[mfn]
+        if writable:
+            put_page_and_type(self, mfn)
+        else:
+            put_page(self, mfn)
 
     def hvm_map_xen_page(self, d: Domain, gpfn: int, mfn: int) -> int:
         """Put a Xen page shared with ``d`` at guest-physical ``gpfn`` (add_to_physmap):
@@ -499,6 +557,11 @@ class XenHost:
         """XEN_DOMCTL_setvcpucontext for a 64-bit PV vCPU: enter at ``rip`` in ring 3."""
         cpu = v.cpu
         assert cpu is not None
+        # arch_set_info_guest: the vCPU's CR3 holds a reference to its L4 (the builder
+        # pinned and so validated it)
+        if not get_page_and_type(self, cr3 >> PAGE_SHIFT, v.domain, PGT_l4_page_table):
+            raise ValueError(f"d{v.domain.domid}: cr3 {cr3:#x} is not a valid L4 table")
+        v.domain.guest_tables.append(cr3 >> PAGE_SHIFT)
         cpu.setup_long_mode(cr3=cr3, gdt_base=traps.GDT_VA, gdt_limit=traps.GDT_LIMIT)
         frame_va = traps.XEN_STACK_VA + PAGE_SIZE - 64
         stack_maddr = self.xen_frames["stack"] << PAGE_SHIFT
@@ -623,15 +686,39 @@ class XenHost:
             if v.cpu is not None:
                 v.cpu.close()
                 v.cpu = None
-        self.mem.free(d.extents)
-        self.mem.free([Extent(m, 1) for m in sorted(d.shared_mfns)])
-        d.extents = []
-        d.shared_mfns = set()
+        if d.hvm is not None:
+            d.hvm.release()
+        self._relinquish_memory(d)
         d.p2m = array("Q")
         d.p2m_high = {}
         d.p2m_gen += 1
         del self.domains[d.domid]
         self.trace.emit(self.now(), d.domid, 0, Kind.LIFECYCLE, "destroy", {"name": d.name})
+
+    def _relinquish_memory(self, d: Domain) -> None:
+        """domain_relinquish_resources: drop every reference the domain itself holds (its
+        vCPUs' CR3s, pins, its page tables' entries, the allocation references). A frame
+        nobody else references goes back to the heap; one still mapped by another
+        domain (Dom0 not having unmapped it yet) stays the dying domain's until then,
+        and the domain lingers as a zombie."""
+        for mfn in d.guest_tables:
+            put_page_and_type(self, mfn)
+        d.guest_tables = []
+        for mfn in sorted(m for m in self.mem.pt_frames if self.mem.owner[m] == d.domid):
+            unpin_page_table(self, mfn)
+        frames = [m for e in d.extents for m in range(e.mfn, e.end)] + sorted(d.shared_mfns)
+        for mfn in frames:
+            if self.mem.count_info[mfn] & PGC_allocated:
+                self.mem.count_info[mfn] &= ~PGC_allocated
+                put_page(self, mfn)
+        if any(self.mem.owner[m] == d.domid for e in d.extents for m in range(e.mfn, e.end)):
+            self.zombies[d.domid] = d
+            self.log.printk(f"d{d.domid}: {d.tot_pages} pages still referenced; the domain "
+                            "lingers until they are unmapped")
+        shared_left = {m for m in d.shared_mfns if self.mem.owner[m] == DOMID_XEN
+                       and self.mem.count_info[m] & PGC_count_mask}
+        assert not shared_left, f"d{d.domid}: Xen pages still referenced: {shared_left}"
+        d.shared_mfns = set()
 
     # ============================================================ console, cpuid
     def console_write(self, d: Domain, text: str) -> None:
@@ -929,9 +1016,8 @@ class XenHost:
                 return RunStatus.BUDGET  # virtual time is up (idle guests make no instructions)
             if self._dom0_pending:
                 self.run_dom0()
-            while pc.time >= self.sched.next_acct:
-                self.sched.account()
-                self.sched.next_acct += CSCHED_ACCT_NS
+            if pc.time >= self.sched.next_acct:
+                self._account_until(pc.time)
             self._fire_timers(pc.time)
             v = self.sched.pick_next(pc.time)
             if v is None:
@@ -951,6 +1037,20 @@ class XenHost:
             if max_instructions is not None:
                 budget = min(budget, max_instructions - spent)
             spent += self._run_vcpu(pc, v, budget)
+
+    def _account_until(self, now: int) -> None:
+        """csched_acct for every 30 ms period up to ``now``. After a long idle stretch (a
+        guest that set a timer far in the future and blocked) the periods beyond the
+        first few change nothing (credits are clipped), so they are skipped in one step
+        instead of being counted out one by one (2**62 ns would be 1.5e11 periods)."""
+        for _ in range(_MAX_ACCT_CATCH_UP):
+            if now < self.sched.next_acct:
+                return
+            self.sched.account()
+            self.sched.next_acct += CSCHED_ACCT_NS
+        if now >= self.sched.next_acct:
+            periods = (now - self.sched.next_acct) // CSCHED_ACCT_NS + 1
+            self.sched.next_acct += periods * CSCHED_ACCT_NS
 
     def _run_vcpu(self, pc: Pcpu, v: Vcpu, budget: int) -> int:
         cpu = v.cpu
@@ -1096,7 +1196,8 @@ class XenHost:
         event channels consistent at both ends; grant mappings match the granters' pins
         and GTF_reading/GTF_writing bits; the run queue and timers hold live vCPUs only."""
         self.mem.check()
-        owned = sum(d.tot_pages for d in self.domains.values())
+        check_references(self)
+        owned = sum(d.tot_pages for d in list(self.domains.values()) + list(self.zombies.values()))
         shared = sum(len(d.shared_mfns) for d in self.domains.values())
         xen = self.mem.pages_owned_by(DOMID_XEN)
         assert owned + xen + self.mem.free_pages == self.mem.total_pages, (owned, xen)

@@ -108,13 +108,26 @@ class HvmDomain:
         if pfn is None:
             return None
         mfn = self.d.pfn_to_mfn(pfn)
-        if mfn >= 1 << 52:
+        if cached is not None and cached[3] == mfn:
+            self._ioreq_view = (pfn, self.d.p2m_gen, cached[2], mfn)
+            return cached[2]
+        self.release()
+        # hvm_map_ioreq_gfn / prepare_ring_for_helper: Xen holds a reference to the
+        # page, writable, while it uses it (the frame cannot be freed under it)
+        if mfn >= 1 << 52 or not self.host.xen_map_page(self.d, mfn, writable=True):
             return None
         view = self.host.mem.view(mfn << 12, 4096)
-        self._ioreq_view = (pfn, self.d.p2m_gen, view)
+        self._ioreq_view = (pfn, self.d.p2m_gen, view, mfn)
         return view
 
-    _ioreq_view: tuple[int, int, memoryview] | None = None
+    def release(self) -> None:
+        """Drop Xen's view of the ioreq page (a new page, or the domain's destruction)."""
+        cached = self._ioreq_view
+        if cached is not None:
+            self._ioreq_view = None
+            self.host.xen_unmap_page(cached[3], writable=True)
+
+    _ioreq_view: tuple[int, int, memoryview, int] | None = None
 
     def invalidate_code(self, begin: int, end: int) -> None:
         """Guest memory changed behind the vCPUs' backs (a device model's DMA-like write):

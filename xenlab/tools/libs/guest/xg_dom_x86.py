@@ -34,6 +34,7 @@ from xenlab.public.xen import SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC_X
 from xenlab.tools.libs.guest.xg_dom_elfloader import ElfImage
 from xenlab.xen import traps
 from xenlab.xen.domain import Domain
+from xenlab.xen.mm import pin_page_table
 from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE
 from xenlab.xen.setup import XenHost
 
@@ -167,6 +168,10 @@ def build_pv(host: XenHost, d: Domain, img: ElfImage, *, cmdline: str = "",
     # Xen's own slot: supervisor-only, the guest cannot touch it
     mem.write_u64(maddr(l4) + 8 * L4_XEN_SLOT,
                   (host.xen_frames["l3"] << PAGE_SHIFT) | _P | _RW)
+    # xc_dom_boot pins the L4 (MMUEXT_PIN_L4_TABLE): Xen validates every table and
+    # entry below it and types the tables, so none can ever be mapped writable
+    if not pin_page_table(host, d, maddr(l4) >> PAGE_SHIFT, 4):
+        raise ImageError(f"{img.path}: Xen refused the boot page tables")
     # 5. start_info
     si = StartInfo()
     si.magic = START_INFO_MAGIC_X86_64
