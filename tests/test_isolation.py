@@ -298,3 +298,185 @@ def test_freed_frames_are_scrubbed_before_reuse() -> None:
     [again] = mem.alloc(2, 4)
     assert again.mfn == ext.mfn
     assert mem.read(again.mfn << PAGE_SHIFT, 18) == bytes(18)
+
+
+# ------------------------------------------------------------------ escapes (issue 12)
+# Each of these was a way out of a domain on the code before page reference counts.
+def _decrease_hvm(host, d, pfns: list[int]) -> int:
+    """XENMEM_decrease_reservation from HVM guest ``d`` (what its vmcall reaches), with the
+    struct and the pfn array in its low memory."""
+    from xenlab.xen.hypercall import HypercallContext
+    from xenlab.xen.memory import do_memory_op
+
+    arg, arr = 0x7000, 0x7100
+    host._current = None
+    ctx = HypercallContext(host, d, d.vcpus[0], d.vcpus[0].cpu, H.memory_op)
+    # a 32-bit guest passes struct compat_memory_reservation and 32-bit pfns
+    res, pfn = ("<IIIIHxx", "I") if ctx.compat else ("<QQIIHxx", "Q")
+    host.mem.write(d.maddr(arg >> PAGE_SHIFT) | (arg & 0xFFF),
+                   struct.pack(res, arr, len(pfns), 0, 0, DOMID_SELF))
+    host.mem.write(d.maddr(arr >> PAGE_SHIFT) | (arr & 0xFFF),
+                   struct.pack(f"<{len(pfns)}{pfn}", *pfns).ljust(16, b"\0"))
+    return do_memory_op(ctx, MemoryOp.XENMEM_decrease_reservation, arg)
+
+
+def test_freed_special_pages_stay_the_guests_while_dom0_maps_them() -> None:
+    """Was: an HVM guest gave back its xenstore and console pages; the frames went to the
+    heap, the next domain got them, and xenstored/xenconsoled wrote into its memory."""
+    from xenlab.lab import Lab
+
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create {Lab.image('hvm-hello.cfg')}")
+    lab.run(max_instructions=3_000_000)
+    host = lab.host
+    hvm = lab.domain("hvm-hello")
+    special = [hvm.store_mfn, hvm.console_mfn]
+    pfns = [hvm.mfn_to_pfn(m) for m in special]
+    assert None not in pfns
+    assert [_decrease_hvm(host, hvm, [pfn]) for pfn in pfns] == [1, 1]  # Xen's answer: done
+    assert _decrease_hvm(host, hvm, []) == 0
+    for mfn in special:                                    # ... but the frames stay
+        assert host.mem.owner[mfn] == hvm.domid and hvm.mfn_to_pfn(mfn) is None
+    host.check_invariants()
+    lab.xl(f"create {Lab.image('pv-hello.cfg')}")
+    lab.run(max_instructions=5_000_000)
+    hello = lab.domain("pv-hello")
+    assert not any(hello.owns_mfn(m) for m in special)
+    assert b"Hello" in bytes(hello.console) and not hello.is_crashed
+    assert b"Hello from a PV" not in bytes(hvm.console)
+    host.check_invariants()
+    # destroying the HVM guest: Dom0 unmaps, then the frames go back to the heap
+    hid = hvm.domid
+    lab.xl("destroy hvm-hello")
+    assert all(host.mem.owner[m] == FREE for m in special)
+    assert hid not in host.zombies
+    host.check_destroyed(hid)
+    host.check_invariants()
+
+
+def test_a_frame_mapped_by_dom0_outlives_its_owner_as_a_zombie() -> None:
+    """Dom0 still maps a frame when the domain is destroyed: the frame is not handed out
+    until Dom0 unmaps it (the domain lingers, as "(null)" does on real Xen)."""
+    host = new_host()
+    victim = _spinner(host, "victim")
+    frame = victim.pfn_to_mfn(DATA_PFN)
+    kernel = Dom0Kernel(host)
+    mapped = kernel.map_foreign_mfn(victim.domid, frame)
+    assert mapped is not None
+    vid = victim.domid
+    host.domain_destroy(victim)
+    assert vid in host.zombies and host.mem.owner[frame] == vid
+    host.check_invariants()
+    other = _spinner(host, "next")
+    assert not other.owns_mfn(frame)
+    assert other.domid != vid                              # a zombie's domid is still taken
+    kernel.unmap_grant(mapped)
+    assert vid not in host.zombies and host.mem.owner[frame] == FREE
+    host.check_destroyed(vid)
+    host.check_invariants()
+
+
+def test_a_guest_may_map_its_own_grant_without_taking_the_host_down() -> None:
+    """Was: a PV guest that mapped (GNTMAP_host_map) a grant it made to itself ended the
+    run in a Python traceback (UC_ERR_MAP), every domain with it."""
+    host = new_host()
+    size = ctypes.sizeof(G.GnttabMapGrantRef)
+    data = bytearray(0x400)
+    data[0:size] = bytes(G.GnttabMapGrantRef(host_addr=EXTRA_VA, flags=G.GNTMAP_host_map,
+                                             ref=3, dom=DOMID_SELF))
+    code = Asm()
+    code.call(H.grant_table_op, GnttabOp.GNTTABOP_map_grant_ref, DATA_VA, 1).store_rax(0)
+    code.mov("rbx", EXTRA_VA + 0x800).raw("488b03").store_rax(1)  # mov rax, [rbx]
+    code.shutdown(0)
+    bystander = _spinner(host, "bystander")
+    d = create(host, code.bytes(), data=bytes(data), bss=PAGE_SIZE, unpause=False)
+    own = d.pfn_to_mfn(DATA_PFN)                          # its data page, seen twice
+    host.mem.write((own << PAGE_SHIFT) + 0x800, struct.pack("<Q", 0x5EC12E7))
+    _grant(host, d, 3, d.domid, own)
+    host.domain_unpause(d)
+    host.run(max_instructions=1_000_000)
+    op = G.GnttabMapGrantRef.from_buffer_copy(host.mem.read(d.maddr(DATA_PFN), size))
+    assert results(host, d, 2) == [0, 0x5EC12E7] and op.status == GntSt.GNTST_okay
+    assert d.shutdown_code == 0 and not d.is_crashed
+    assert bystander.domid in host.domains and not bystander.is_crashed
+    host.check_invariants()
+    host.domain_destroy(d)
+    host.check_invariants()
+
+
+def _l1_frame(host, d, va: int) -> int:
+    l1e = l1e_address(host.mem, d, d.vcpus[0].cpu.reg("cr3"), va)
+    assert l1e is not None
+    return l1e >> PAGE_SHIFT
+
+
+def test_page_table_frames_are_never_mapped_writable_through_a_grant() -> None:
+    """Was: guest A granted its own L1 to B writable; B mapped it (status 0), rewrote A's
+    PTEs, and A then read and wrote Xen's per-vCPU stack frame and its own L4."""
+    host = new_host()
+    a = _spinner(host, "A")
+    b = _spinner(host, "B")
+    cr3 = a.vcpus[0].cpu.reg("cr3")
+    tables = {"L4": cr3 >> PAGE_SHIFT, "L1": _l1_frame(host, a, DATA_VA)}
+    kernel = Dom0Kernel(host)
+    for ref, (level, frame) in enumerate(sorted(tables.items()), start=4):
+        _grant(host, a, ref, b.domid, frame)
+        _grant(host, a, ref + 10, 0, frame)
+        st, m = gnttab_map_grant_ref(host, b, a.domid, ref, G.GNTMAP_host_map)
+        assert (st, m) == (GntSt.GNTST_general_error, None), level
+        st, _ = kernel.map_grant(a.domid, ref + 10, readonly=False)
+        assert st == GntSt.GNTST_general_error, level
+        assert kernel.map_foreign_mfn(a.domid, frame) is None, level
+        # read-only is fine: a page table may be read by anyone it is granted to
+        st, m = gnttab_map_grant_ref(host, b, a.domid, ref,
+                                     G.GNTMAP_host_map | G.GNTMAP_readonly)
+        assert st == GntSt.GNTST_okay and m is not None, level
+        host.check_invariants()
+    # nor is a page table the destination of a grant copy, even the domain's own
+    copy = G.GnttabCopy(len=8)
+    copy.source.u, copy.source.domid = a.pfn_to_mfn(DATA_PFN), DOMID_SELF
+    copy.dest.u, copy.dest.domid = tables["L1"], DOMID_SELF
+    from xenlab.xen.grant_table import gnttab_copy
+    assert gnttab_copy(host, a, copy) == GntSt.GNTST_general_error
+    host.check_invariants()
+
+
+def test_a_guest_cannot_map_its_page_tables_or_xens_frames_writable() -> None:
+    """update_va_mapping with a writable PTE to each of its own tables, and any PTE to
+    Xen's frames (the per-vCPU stack, its page tables): all refused, before and after the
+    frames changed hands."""
+    host = new_host()
+    code = Asm()
+    d = create(host, b"", unpause=False, bss=PAGE_SIZE)
+    cr3 = d.vcpus[0].cpu.reg("cr3")
+    frames = [cr3 >> PAGE_SHIFT, _l1_frame(host, d, DATA_VA)] + sorted(host.xen_frames.values())
+    for i, frame in enumerate(frames):
+        code.call(H.update_va_mapping, EXTRA_VA, (frame << PAGE_SHIFT) | 7, 2).store_rax(2 * i)
+        code.call(H.update_va_mapping, EXTRA_VA, (frame << PAGE_SHIFT) | 5, 2)
+        code.store_rax(2 * i + 1)
+    code.shutdown(0)
+    host.domain_destroy(d)
+    d = create(host, code.bytes(), bss=PAGE_SIZE)
+    frames[:2] = [d.vcpus[0].cpu.reg("cr3") >> PAGE_SHIFT, _l1_frame(host, d, DATA_VA)]
+    host.run(max_instructions=1_000_000)
+    got = results(host, d, 2 * len(frames))
+    assert got[0] == -Errno.EINVAL and got[1] == 0        # own L4: read-only is allowed
+    assert got[2] == -Errno.EINVAL and got[3] == 0        # own L1: likewise
+    assert got[4:] == [-Errno.EINVAL] * (2 * len(frames) - 4)   # Xen's: never
+    host.check_invariants()
+
+
+def test_each_pv_vcpu_enters_with_its_own_first_frame() -> None:
+    """Was: Xen's stack page is one page here, and building a second PV domain wrote its
+    entry frame (rip, rsp) over the first's before that one ran: the first started on
+    the second's stack and crashed with a page fault."""
+    host = new_host()
+    first = create(host, Asm().call(H.xen_version, XenVer.XENVER_version, 0).store_rax(0)
+                   .shutdown(0).bytes(), bss=3 * PAGE_SIZE, unpause=False)
+    second = create(host, Asm().shutdown(0).bytes(), unpause=False)
+    host.domain_unpause(first)
+    host.domain_unpause(second)
+    host.run(max_instructions=1_000_000)
+    assert not first.is_crashed and not second.is_crashed
+    assert first.shutdown_code == second.shutdown_code == 0
+    assert results(host, first, 1)[0] > 0

@@ -67,6 +67,7 @@ class Vcpu:
     callbacks: dict[str, int] = field(default_factory=dict)  # event/failsafe/syscall entry
     pending_regs: dict[str, int] | None = None  # loaded on return to the guest (iret)
     pending_maps: list[tuple[int, int]] = field(default_factory=list)  # (gpa, host ptr)
+    entry_frame: bytes | None = None   # PV: the iret frame of its first entry, until it runs
 
     @property
     def runnable(self) -> bool:

@@ -80,10 +80,10 @@ def _reservation(ctx: HypercallContext, op: int, arg: int) -> int:
     for i in range(res.nr_extents):
         slot = res.extent_start + psize * i
         if op == MemoryOp.XENMEM_decrease_reservation:
-            raw_pfn = ctx.copy_from_guest(slot, 8)
+            raw_pfn = ctx.copy_from_guest(slot, psize)
             if raw_pfn is None:
                 return done if done else -Errno.EFAULT
-            frame = struct.unpack("<Q", raw_pfn)[0]
+            frame = struct.unpack(pfmt, raw_pfn)[0]
             pfn = _gmfn_to_pfn(d, frame, pages_per) if d.is_pv else frame
             if pfn is None:
                 break

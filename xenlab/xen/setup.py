@@ -564,8 +564,10 @@ class XenHost:
         v.domain.guest_tables.append(cr3 >> PAGE_SHIFT)
         cpu.setup_long_mode(cr3=cr3, gdt_base=traps.GDT_VA, gdt_limit=traps.GDT_LIMIT)
         frame_va = traps.XEN_STACK_VA + PAGE_SIZE - 64
-        stack_maddr = self.xen_frames["stack"] << PAGE_SHIFT
-        self.mem.write(stack_maddr + PAGE_SIZE - 64, traps.iret_frame(rip, rsp))
+        # the iret frame Xen enters the guest with; Xen's stack page is shared by every
+        # vCPU here, so the frame is written again just before the vCPU first runs
+        v.entry_frame = traps.iret_frame(rip, rsp)
+        self.mem.write(self._entry_frame_maddr(), v.entry_frame)
         cpu.set_reg("cs", 0xE008)
         cpu.set_reg("ss", 0)
         cpu.set_reg("rsp", frame_va)
@@ -574,6 +576,9 @@ class XenHost:
         v.online = True
         v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
         self.sched.insert_vcpu(v)
+
+    def _entry_frame_maddr(self) -> int:
+        return (self.xen_frames["stack"] << PAGE_SHIFT) + PAGE_SIZE - 64
 
     def domain_unpause(self, d: Domain) -> None:
         if d.pause_count > 0:
@@ -1068,6 +1073,9 @@ class XenHost:
         self._current = (pc, v)
         self._slice_end = pc.time + budget
         self.update_vcpu_system_time(v, pc.time)
+        if v.entry_frame is not None:
+            self.mem.write(self._entry_frame_maddr(), v.entry_frame)
+            v.entry_frame = None
         if d.is_pv and v.callbacks:
             deliver_upcall(self, v)
         if d.hvm is not None:
