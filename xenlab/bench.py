@@ -706,8 +706,8 @@ def format_report(r: dict[str, Any]) -> str:
     for i, t in enumerate(rss):
         what = (f"< {GOAL_RSS_MB} MB: {goal(r['goals']['trace_rss_lt_300mb'])}"
                 if i == len(rss) - 1 else "")
-        lines.append(f"  {t['instructions']:>14,} instructions {'':<7} "
-                     f"{t['maxrss_mb']:>6.0f} MB   {what}")
+        label = f"{t['instructions']:>14,} instructions"
+        lines.append(f"  {label:<36} {t['maxrss_mb']:>6.0f} MB   {what}".rstrip())
         lines.append(f"  {'':<4}{t['hypercalls']:,} hypercalls, {t['kept']:,} records kept, "
                      f"{t['dropped']:,} dropped; {t['seconds']:.0f} s "
                      f"(child's RSS before the run: {t['maxrss_mb_before_run']:.0f} MB)")
