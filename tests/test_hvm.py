@@ -292,15 +292,18 @@ def test_ioreqs_travel_over_the_ioreq_servers_event_channel(tmp_path: Path) -> N
     assert ch.state is ECS.INTERDOMAIN and ch.remote_domid == 0 and ch.xen_consumer
     assert ch.remote_port == dm.local_port and lab.host.dom0_handlers[dm.local_port]
     # one round trip, record by record: exit -> ioreq -> Dom0's port pending -> Dom0
-    # notifies back -> response; then the exit record that says "dm"
+    # notifies back (Dom0's EVTCHNOP_send hypercall) -> response; then the exit record
+    # that says "dm"
     recs = lab.trace.records
     i = next(k for k, r in enumerate(recs) if r.kind is Kind.IOREQ and r.name == "ioreq"
              and r.args.get("addr") == "0x3f8")
     trip = [(r.kind, r.name, r.dom) for r in recs[i : i + 5]]
     assert trip == [(Kind.IOREQ, "ioreq", d.domid), (Kind.EVENT, "evtchn_set_pending", 0),
-                    (Kind.EVENT, "evtchn_send", 0), (Kind.IOREQ, "ioresp", d.domid),
+                    (Kind.HYPERCALL, "event_channel_op", 0), (Kind.IOREQ, "ioresp", d.domid),
                     (Kind.VMEXIT, "io", d.domid)]
     assert recs[i].args["port"] == vp_eport and recs[i + 1].args["port"] == dm.local_port
+    assert recs[i + 2].args == {"nr": 32, "cmd": "EVTCHNOP_send", "port": dm.local_port,
+                                "why": "ioresp"} and recs[i + 2].ret == 0
     assert recs[i + 4].args["handler"] == "dm"
     # the guest cannot send on Xen's port, close it or ask for its status
     from xenlab.public.event_channel import EvtchnOp

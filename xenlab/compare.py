@@ -2,7 +2,9 @@
 
 For each domain: guest instructions, hypercalls (by name), VM exits (by cause
 and by handler: Xen itself or the device model), ioreqs answered by the device
-model, and Dom0's work for it (backend requests, grant maps, events). A PV
+model, and Dom0's work for it (backend requests, grant maps, events, and
+Dom0's own hypercalls on its behalf, counted separately: a domctl, a grant map, an
+event channel bind or notification). A PV
 guest asks Xen for what it needs with a few hypercalls and batches its I/O
 through shared rings; an HVM guest touches emulated hardware, and every port
 access is a VM exit, many of them a round trip to the device model: that is
@@ -53,6 +55,7 @@ class DomainCost:
     vmexits: Counter[str] = field(default_factory=Counter)       # "io/dm", "cpuid/xen", ...
     ioreqs: int = 0
     dom0_work: Counter[str] = field(default_factory=Counter)     # backend steps, grant maps
+    dom0_hypercalls: Counter[str] = field(default_factory=Counter)  # Dom0's, for this guest
 
     @property
     def exits_to_dm(self) -> int:
@@ -89,6 +92,42 @@ def _job_windows(records: list[TraceRecord]) -> dict[int, tuple[TraceRecord, Tra
     return windows
 
 
+class _Dom0Targets:
+    """Which guest each of Dom0's hypercall records served: the domain its arguments name,
+    or for a port or a grant handle, the guest it was bound to or mapped from (followed
+    through the trace, as xenalyze follows state)."""
+
+    def __init__(self) -> None:
+        self.ports: dict[int, int] = {}     # Dom0's port -> the guest at its other end
+        self.handles: dict[int, int] = {}   # Dom0's grant handle -> the granter
+
+    def target(self, r: TraceRecord) -> int | None:
+        a = r.args or {}
+        if r.kind is Kind.GRANT:
+            if r.name == "map_grant_ref" and a.get("handle") is not None:
+                self.handles[int(a["handle"])] = int(a.get("granter") or 0)
+            return None
+        for key in ("remote_dom", "domain", "domid", "foreigndom"):
+            if key in a:
+                break
+        else:
+            key = ""
+        if a.get("cmd") == "EVTCHNOP_bind_interdomain" and a.get("result"):
+            self.ports[int(a["result"]["local_port"])] = int(a["remote_dom"])
+        if key:
+            return int(a[key])
+        if r.name == "grant_table_op":
+            if "dom" in a:
+                return int(a["dom"])
+            handles = a.get("handles") or []
+            return self.handles.get(int(handles[0])) if handles else None
+        if a.get("cmd") == "EVTCHNOP_alloc_unbound":
+            return int(a.get("dom", 0))
+        if "port" in a:
+            return self.ports.get(int(a["port"]))
+        return None
+
+
 def _exit_cost(r: TraceRecord) -> int:
     """The virtual time a guest was charged for this record's exit or hypercall."""
     if r.kind is Kind.VMEXIT:
@@ -120,8 +159,15 @@ def domain_costs(host: XenHost, names: dict[int, tuple[str, str]] | None = None,
         return r.dom
 
     pv_doms = {d.domid for d in host.domains.values() if d.is_pv}
+    targets = _Dom0Targets()
     for r in records:
         domid = served(r) if r.kind in (Kind.IO, Kind.GRANT) else r.dom
+        if r.dom == 0 and r.kind in (Kind.HYPERCALL, Kind.GRANT):
+            target = targets.target(r)
+            if r.kind is Kind.HYPERCALL:
+                if target is None or target == 0:
+                    continue
+                domid = target
         w = windows.get(domid)
         if w is not None:
             if not w[0].seq < r.seq < w[1].seq:
@@ -129,6 +175,11 @@ def domain_costs(host: XenHost, names: dict[int, tuple[str, str]] | None = None,
             if (r.kind is Kind.VMEXIT and (r.args or {}).get("port") == "0xe9") or (
                     r.kind is Kind.CONSOLE):
                 continue  # the markers' own bytes on the debug port
+        if r.kind is Kind.HYPERCALL and r.dom == 0:
+            t = cost(domid)
+            if t is not None:
+                t.dom0_hypercalls[r.name] += 1
+            continue
         c = cost(r.dom)
         if w is not None and c is not None and (
                 r.kind is Kind.VMEXIT or (r.kind is Kind.HYPERCALL and r.dom in pv_doms)):
@@ -181,6 +232,7 @@ def format_costs(costs: dict[int, DomainCost], out: IO[str]) -> None:
     row("  VM exits sent to the device model", [c.exits_to_dm for c in cols])
     row("ioreqs answered in Dom0", [c.ioreqs for c in cols])
     row("Dom0 backend / grant operations", [sum(c.dom0_work.values()) for c in cols])
+    row("Dom0's hypercalls for it", [sum(c.dom0_hypercalls.values()) for c in cols])
     if not all(c.job_time is not None for c in cols):
         row("instructions per entry into Xen", [
             f"{c.instructions // max(1, c.traps):,}" if c.job_time is None else "-"
@@ -198,3 +250,8 @@ def format_costs(costs: dict[int, DomainCost], out: IO[str]) -> None:
             else:
                 vals.append(c.vmexits.get(cause, 0))
         row(f"  {cause}", vals)
+    dom0 = sorted({h for c in cols for h in c.dom0_hypercalls})
+    if dom0:
+        out.write("\nDom0's hypercalls, by the guest they served:\n")
+        for h in dom0:
+            row(f"  hypercall {h}", [c.dom0_hypercalls.get(h, 0) for c in cols])

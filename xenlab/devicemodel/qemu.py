@@ -31,6 +31,7 @@ from xenlab.devicemodel.pci import PciBus
 from xenlab.devicemodel.pckbd import Kbd8042
 from xenlab.devicemodel.serial import Serial16550
 from xenlab.devicemodel.vga import VGA_BASE, VGA_SIZE, Vga
+from xenlab.public.domctl import DmOp
 from xenlab.public.hvm import (
     IOREQ_DATA_IS_PTR,
     IOREQ_DIR_SHIFT,
@@ -38,7 +39,9 @@ from xenlab.public.hvm import (
     IoreqState,
     IoreqType,
 )
+from xenlab.public.xen import Hypercall
 from xenlab.xen.hvm.io import IOREQ_FORMAT, hvm_create_ioreq_server
+from xenlab.xen.privcmd import dom0_hypercall
 from xenlab.xen.trace import Kind
 
 # enum members as plain values in the ioreq loop (an enum class attribute costs a lookup
@@ -123,6 +126,15 @@ class DeviceModel:
         assert hvm is not None
         self.kernel = kernel
         vp_eport = hvm_create_ioreq_server(self.host, self.d, hvm, kernel.dom0.domid)
+        # QEMU's xen_create_ioreq_server + xen_set_ioreq_server_state: two dm_ops
+        ret = min(vp_eport, 0)
+        for op, fields in ((DmOp.XEN_DMOP_create_ioreq_server, {"result": {"id": 0}}),
+                           (DmOp.XEN_DMOP_set_ioreq_server_state, {"id": 0, "enabled": 1})):
+            dom0_hypercall(self.host, Hypercall.dm_op,
+                           {"domid": self.d.domid, "op": op.name, "nr_bufs": 1,
+                            **(fields if not ret else {})}, ret)
+            if ret:
+                break
         if vp_eport > 0:
             port = kernel.bind_interdomain(self.d.domid, vp_eport, self._on_ioreq_event)
             self.local_port = max(0, port)

@@ -211,16 +211,17 @@ class BlkbackDevice(BackendDevice):
         if sector + total > self.sectors or self.file is None:
             self.trace("refused", {"why": "beyond the end of the disk", "sector": sector})
             return B.BlkifRsp.BLKIF_RSP_ERROR
-        # xen_blkbk_map: map every segment first; one bad grant fails the whole request
-        # before any byte moves (no half-done write to the disk or read into the guest)
-        pages: list[MappedGrant] = []
+        # xen_blkbk_map: map every segment first, in one GNTTABOP_map_grant_ref (count =
+        # the segments); one bad grant fails the whole request before any byte moves (no
+        # half-done write to the disk or read into the guest)
+        mapped = self.kernel.map_grants(self.domid, [seg.gref for seg in req.seg],
+                                        readonly=write)
+        pages: list[MappedGrant] = [page for _st, page in mapped if page is not None]
         try:
-            for seg in req.seg:
-                status, page = self.kernel.map_grant(self.domid, seg.gref, readonly=write)
+            for seg, (status, page) in zip(req.seg, mapped, strict=True):
                 if status != GntSt.GNTST_okay or page is None:
                     self.trace("refused", {"why": f"grant {seg.gref}: {GntSt(status).name}"})
                     return B.BlkifRsp.BLKIF_RSP_ERROR
-                pages.append(page)
             for seg, page in zip(req.seg, pages, strict=True):
                 start = seg.first_sect * B.SECTOR_SIZE
                 length = (seg.last_sect - seg.first_sect + 1) * B.SECTOR_SIZE
@@ -236,8 +237,8 @@ class BlkbackDevice(BackendDevice):
                 self.stats.bytes += length
                 sector += length // B.SECTOR_SIZE
         finally:
-            for page in pages:
-                self.kernel.unmap_grant(page)
+            if pages:  # xen_blkbk_unmap: one GNTTABOP_unmap_grant_ref for them all
+                self.kernel.unmap_grants(pages)
         return B.BlkifRsp.BLKIF_RSP_OKAY
 
     def trace(self, name: str, args: dict[str, object], ret: object = None) -> None:

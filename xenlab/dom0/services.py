@@ -26,13 +26,21 @@ from xenlab.dom0.xenconsoled import Xenconsoled
 from xenlab.public.grant_table import GNTTAB_RESERVED_XENSTORE
 from xenlab.public.io.xenbus import XenbusState as S
 from xenlab.tools.xenstore.xenstored import XenStore
+from xenlab.tools.xenstore.xs_wire import REQ_CONS_OFFSET, RSP_PROD_OFFSET
 from xenlab.xen.domain import Domain
 from xenlab.xen.setup import XenHost
+from xenlab.xen.trace import Kind
 
 if TYPE_CHECKING:
     from xenlab.devicemodel.qemu import DeviceModel
 
 __all__ = ["Dom0Services", "XenstoredService"]
+
+
+def _ring_indices(page: memoryview) -> tuple[int, int]:
+    """(req_cons, rsp_prod) of a ``xenstore_domain_interface`` (io/xs_wire.h)."""
+    return (int.from_bytes(page[REQ_CONS_OFFSET:REQ_CONS_OFFSET + 4], "little"),
+            int.from_bytes(page[RSP_PROD_OFFSET:RSP_PROD_OFFSET + 4], "little"))
 
 
 class XenstoredService:
@@ -80,8 +88,16 @@ class XenstoredService:
         if conn is None:
             return
         page, port = conn
+        req_cons, rsp_prod = _ring_indices(page.page)
         consumed, produced = self.store.process_ring(domid, page.page)
         if consumed or produced:
+            # xenstored's reads and writes of the mapped ring (memory accesses, not
+            # hypercalls): one Dom0 record; the notify after it is its EVTCHNOP_send
+            req_cons2, rsp_prod2 = _ring_indices(page.page)
+            host = self.kernel.host
+            host.trace.emit(host.now(), 0, 0, Kind.XENSTORE, "xenstored_ring",
+                            {"domid": domid, "read": (req_cons2 - req_cons) & 0xFFFFFFFF,
+                             "written": (rsp_prod2 - rsp_prod) & 0xFFFFFFFF})
             self.kernel.notify(port, "xenstore ring")
 
     def flush(self) -> None:

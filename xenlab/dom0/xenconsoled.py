@@ -4,7 +4,10 @@ For every domain it maps the console page (the guest granted it to Dom0 in
 the reserved grant entry ``GNTTAB_RESERVED_CONSOLE``, 0) and binds the
 console event channel. When the guest notifies, it copies ``out[out_cons ..
 out_prod)`` to the domain's console log and advances ``out_cons``; input for
-the guest (``xl console``) goes into ``in[]`` the other way round.
+the guest (``xl console``) goes into ``in[]`` the other way round. Both are
+``console`` records of Dom0 (``dom`` 0, the guest in ``args.domid``): memory
+accesses on the mapped ring, not hypercalls; the notification that follows is
+Dom0's ``event_channel_op`` EVTCHNOP_send.
 
 Real Xen: tools/console/daemon/io.c (handle_ring_read, buffer_append)
 """
@@ -78,8 +81,10 @@ class Xenconsoled:
         con.bytes_read += len(data)
         d = self.kernel.host.domains.get(con.domid)
         text = data.decode("latin-1")
-        self.kernel.host.trace.emit(self.kernel.host.now(), con.domid, 0, Kind.CONSOLE,
-                                    "xenconsoled_read", {"bytes": len(data),
+        # Dom0 reads the mapped ring (memory accesses, not a hypercall); the notify after
+        # it is Dom0's EVTCHNOP_send
+        self.kernel.host.trace.emit(self.kernel.host.now(), 0, 0, Kind.CONSOLE,
+                                    "xenconsoled_read", {"domid": con.domid, "bytes": len(data),
                                                          "text": text[:120]})
         if d is not None:
             self.output(d, text)
@@ -98,5 +103,8 @@ class Xenconsoled:
             page[C.IN_OFF + ((prod + i) & (C.IN_SIZE - 1))] = data[i]
         struct.pack_into("<I", page, C.IN_PROD, (prod + n) & 0xFFFFFFFF)
         if n:
+            host = self.kernel.host
+            host.trace.emit(host.now(), 0, 0, Kind.CONSOLE, "xenconsoled_write",
+                            {"domid": domid, "bytes": n})
             self.kernel.notify(con.port, "console input")
         return n

@@ -31,7 +31,7 @@ from typing import Any
 
 __all__ = [
     "Dashboard", "Stepper", "StepperView", "build_topology", "compare_pv_hvm", "draw_topology",
-    "hypercall_counts",
+    "format_conversation", "handshake_conversation", "hypercall_counts",
     "load_ipython_extension", "plot_hypercall_counts", "plot_sequence", "run_with_progress",
     "save_topology", "split_driver_sequence", "swimlanes", "vmexit_summary",
 ]
@@ -42,7 +42,8 @@ _WHERE = {
     "compare_pv_hvm": "traceviews", "hypercall_counts": "traceviews",
     "plot_hypercall_counts": "traceviews", "plot_sequence": "traceviews",
     "split_driver_sequence": "traceviews", "swimlanes": "traceviews",
-    "vmexit_summary": "traceviews",
+    "vmexit_summary": "traceviews", "handshake_conversation": "traceviews",
+    "format_conversation": "traceviews",
     "load_ipython_extension": "magics",
     "run_with_progress": "progress",
 }

@@ -15,6 +15,8 @@ function                   returns                                         real-
 ``swimlanes``              one lane per (dom, vcpu), events by kind         xentrace + xenalyze
 ``vmexit_summary``         ``{cause: Counter(handler)}``                    xenalyze (HVM exits)
 ``split_driver_sequence``  the steps of one blkif request                   blktrace + xentrace
+``handshake_conversation`` a device's xenbus handshake, frontend | backend  xenstore-watch + xentrace
+``format_conversation``    the two sides of it as text, side by side
 ``compare_pv_hvm``         bar chart of the cost categories of each run     xenalyze summaries
 =========================  ==============================================  ===================
 
@@ -37,8 +39,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = [
-    "ACTORS", "AGGREGATE_ABOVE", "KIND_COLOURS", "SeqStep", "compare_pv_hvm", "cost_categories",
-    "hypercall_counts", "load_jsonl", "plot_hypercall_counts", "plot_sequence",
+    "ACTORS", "AGGREGATE_ABOVE", "KIND_COLOURS", "ConvStep", "SeqStep", "compare_pv_hvm",
+    "cost_categories", "format_conversation", "handshake_conversation", "hypercall_counts", "load_jsonl", "plot_hypercall_counts", "plot_sequence",
     "split_driver_sequence", "swimlane_bins", "swimlanes", "vmexit_summary",
 ]
 
@@ -79,7 +81,8 @@ def load_jsonl(path: str) -> list[TraceRecord]:
 
 # ------------------------------------------------------------------------- hypercalls
 def hypercall_counts(records: Records, *, by_cmd: bool = False) -> dict[int, Counter[str]]:
-    """Hypercalls per domain and name (``by_cmd``: ``event_channel_op:EVTCHNOP_send``)."""
+    """Hypercalls per domain and name (``by_cmd``: ``event_channel_op:EVTCHNOP_send``).
+    Dom0's (its backends', daemons', toolstack's and device model's) are under 0."""
     out: dict[int, Counter[str]] = {}
     for r in _records(records):
         if r.kind is Kind.HYPERCALL:
@@ -302,18 +305,102 @@ def split_driver_sequence(records: Records, request_id: int | None = None,
         if r.kind is Kind.IO and r.name == "blkback.notify_suppressed" and r.dom == dom:
             after.append(SeqStep(r.time, "blkback", "notify suppressed (rsp_event)"))
             break
-        if r.kind is Kind.EVENT and r.name == "evtchn_send" and r.dom == 0 and (
-                dom0_port is None or a.get("port") == dom0_port or "blkif" in str(a.get("why"))):
+        if _is_send(r, 0) and (dom0_port is None or a.get("port") == dom0_port
+                               or "blkif" in str(a.get("why"))):
             after.append(SeqStep(r.time, "blkback", f"EVTCHNOP_send port {a.get('port')}"))
-            pend = next((s for s in recs[j + 1:j + 10] if s.kind is Kind.EVENT
-                         and s.name == "evtchn_set_pending" and s.dom == dom), None)
+            # Dom0's hypercall record follows what Xen did for it (as a guest's does)
+            pend = next((s for s in reversed(recs[max(end + 1, j - 10):j])
+                         if s.kind is Kind.EVENT and s.name == "evtchn_set_pending"
+                         and s.dom == dom), None)
             if pend is not None:
-                after.append(SeqStep(pend.time, "Xen",
+                after.append(SeqStep(r.time, "Xen",
                                      f"set pending: d{dom} port {(pend.args or {}).get('port')}"))
             break
         if r.kind is Kind.IO and r.name == "blkback.blkif_request" and r.dom == dom:
             break
     return before + body + after
+
+
+class ConvStep(NamedTuple):
+    """One step of a handshake: virtual time (ns), ``frontend`` or ``backend``, what."""
+
+    time: int
+    side: str
+    step: str
+
+
+def handshake_conversation(records: Records, dom: int, *, device: str = "vbd",
+                           devid: int | None = None) -> list[ConvStep]:
+    """A split device's xenbus handshake as a conversation between the two domains.
+
+    The frontend (domain ``dom``) and the backend (Dom0), each from its own records:
+    its xenstore writes of the device's nodes, its event-channel and grant hypercalls for
+    the device (the frontend's ``EVTCHNOP_alloc_unbound``, Dom0's grant map of the ring
+    and ``EVTCHNOP_bind_interdomain`` of the frontend's port), and the notifications on
+    that channel, up to both sides writing ``state`` = 4 (Connected). ``device`` is
+    ``vbd`` or ``vif``; ``devid`` picks one device (default: the first one written)."""
+    fe_part, be_part = f"device/{device}/", f"backend/{device}/{dom}/"
+    steps: list[ConvStep] = []
+    fe_port: int | None = None
+    be_port: int | None = None
+    connected: set[str] = set()
+    ring_published = False   # the frontend wrote its ring's grant ref: Dom0 maps it next
+    for r in _records(records):
+        a = r.args or {}
+        if r.kind is Kind.XENSTORE and r.name == "XS_WRITE" and r.ret == "OK":
+            path = str(a.get("path", ""))
+            if r.dom == dom and fe_part in path:
+                side, rest = "frontend", path.split(fe_part, 1)[1]
+            elif r.dom == 0 and be_part in path:
+                side, rest = "backend", path.split(be_part, 1)[1]
+            else:
+                continue
+            dev, _, key = rest.partition("/")
+            if devid is None:
+                devid = int(dev) if dev.isdigit() else None
+            if not key or (devid is not None and dev != str(devid)):
+                continue
+            steps.append(ConvStep(r.time, side, f"xenstore write {key} = {a.get('value')}"))
+            ring_published |= side == "frontend" and key.endswith("ring-ref")
+            if key == "state" and a.get("value") == "4":
+                connected.add(side)
+                if len(connected) == 2:
+                    break
+        elif r.kind is Kind.HYPERCALL and r.name == "event_channel_op":
+            cmd, result = a.get("cmd"), a.get("result") or {}
+            if r.dom == dom and cmd == "EVTCHNOP_alloc_unbound" and a.get("remote_dom") == 0:
+                fe_port = result.get("port")
+                steps.append(ConvStep(r.time, "frontend",
+                                      f"EVTCHNOP_alloc_unbound for d0 -> port {fe_port}"))
+            elif (r.dom == 0 and cmd == "EVTCHNOP_bind_interdomain"
+                  and a.get("remote_dom") == dom and fe_port is not None
+                  and a.get("remote_port") == fe_port):
+                be_port = result.get("local_port")
+                steps.append(ConvStep(r.time, "backend", f"EVTCHNOP_bind_interdomain "
+                                      f"d{dom} port {fe_port} -> port {be_port}"))
+            elif cmd == "EVTCHNOP_send" and (
+                    (r.dom == dom and fe_port is not None and a.get("port") == fe_port)
+                    or (r.dom == 0 and be_port is not None and a.get("port") == be_port)):
+                side = "frontend" if r.dom == dom else "backend"
+                steps.append(ConvStep(r.time, side, f"EVTCHNOP_send port {a.get('port')}"))
+        elif (r.kind is Kind.HYPERCALL and r.dom == 0 and r.name == "grant_table_op"
+              and a.get("cmd") == "GNTTABOP_map_grant_ref" and a.get("dom") == dom
+              and ring_published):
+            steps.append(ConvStep(r.time, "backend", f"GNTTABOP_map_grant_ref "
+                                  f"d{dom} ref {', '.join(map(str, a.get('refs', [])))}"))
+    return steps
+
+
+def format_conversation(steps: list[ConvStep], width: int = 46) -> str:
+    """The handshake as two columns, frontend on the left and backend (Dom0) on the right,
+    one step a line in the order they happened."""
+    lines = [f"{'time (us)':>9}  {'frontend (DomU)':<{width}} | backend (Dom0)",
+             f"{'-' * 9}  {'-' * width}-+-{'-' * width}"]
+    for s in steps:
+        left = s.step if s.side == "frontend" else ""
+        right = s.step if s.side == "backend" else ""
+        lines.append(f"{s.time / 1000:9.1f}  {left:<{width}} | {right}")
+    return "\n".join(lines)
 
 
 def plot_sequence(steps: list[SeqStep], ax: Axes | None = None,
@@ -354,15 +441,17 @@ def plot_sequence(steps: list[SeqStep], ax: Axes | None = None,
 
 
 # ------------------------------------------------------------------------ PV versus HVM
-#: The cost categories ``compare_pv_hvm`` compares: label -> the record test.
-COST_CATEGORIES: dict[str, tuple[Kind, str | None]] = {
-    "hypercalls": (Kind.HYPERCALL, None),
-    "VM exits": (Kind.VMEXIT, None),
-    "ioreqs": (Kind.IOREQ, None),
-    "event sends": (Kind.EVENT, "evtchn_send"),
-    "grant ops": (Kind.GRANT, None),
-    "xenstore": (Kind.XENSTORE, None),
-    "faults": (Kind.FAULT, None),
+#: The cost categories ``compare_pv_hvm`` compares: label -> the record test (kind, name,
+#: ``args['cmd']``; None matches any). Dom0's hypercalls count as anyone's: "hypercalls"
+#: and "event sends" (EVTCHNOP_send, a guest's and Dom0's notifications) include them.
+COST_CATEGORIES: dict[str, tuple[Kind, str | None, str | None]] = {
+    "hypercalls": (Kind.HYPERCALL, None, None),
+    "VM exits": (Kind.VMEXIT, None, None),
+    "ioreqs": (Kind.IOREQ, None, None),
+    "event sends": (Kind.HYPERCALL, "event_channel_op", "EVTCHNOP_send"),
+    "grant ops": (Kind.GRANT, None, None),
+    "xenstore": (Kind.XENSTORE, None, None),
+    "faults": (Kind.FAULT, None, None),
 }
 
 
@@ -370,8 +459,9 @@ def cost_categories(records: Records) -> Counter[str]:
     """How many records of each ``COST_CATEGORIES`` entry a trace has."""
     out: Counter[str] = Counter({label: 0 for label in COST_CATEGORIES})
     for r in _records(records):
-        for label, (kind, name) in COST_CATEGORIES.items():
-            if r.kind is kind and (name is None or r.name == name):
+        for label, (kind, name, cmd) in COST_CATEGORIES.items():
+            if r.kind is kind and (name is None or r.name == name) and (
+                    cmd is None or (r.args or {}).get("cmd") == cmd):
                 out[label] += 1
     return out
 

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 from xenlab.public import event_channel as E
 from xenlab.public.errno import Errno
 from xenlab.public.event_channel import EVTCHN_2L_NR_CHANNELS, EvtchnOp
-from xenlab.public.xen import DOMID_SELF, NR_VIRQS, Virq
+from xenlab.public.xen import DOMID_SELF, NR_VIRQS, Hypercall, Virq
 from xenlab.xen.page_alloc import PAGE_SHIFT
+from xenlab.xen.privcmd import dom0_hypercall
 from xenlab.xen.trace import Kind
 
 if TYPE_CHECKING:
@@ -207,6 +208,19 @@ def _resolve(host: XenHost, d: Domain, domid: int) -> Domain | None:
 
 
 def evtchn_alloc_unbound(host: XenHost, caller: Domain, dom: int, remote_dom: int) -> int:
+    """A port of ``dom`` that ``remote_dom`` may bind; Dom0's toolstack (Python) calls this
+    directly for a new guest's store and console ports: that is Dom0's hypercall."""
+    port = _alloc_unbound(host, caller, dom, remote_dom)
+    if caller.domid == 0:
+        args: dict[str, object] = {"cmd": EvtchnOp.EVTCHNOP_alloc_unbound.name, "dom": dom,
+                                   "remote_dom": remote_dom}
+        if port > 0:
+            args["result"] = {"port": port}
+        dom0_hypercall(host, Hypercall.event_channel_op, args, min(port, 0))
+    return port
+
+
+def _alloc_unbound(host: XenHost, caller: Domain, dom: int, remote_dom: int) -> int:
     d = _resolve(host, caller, dom)
     if d is None:
         return -Errno.ESRCH

@@ -31,10 +31,12 @@ from dataclasses import dataclass
 
 from xenlab.cpu.x86 import ExitReason, RunResult, X86Vcpu, unicorn_version
 from xenlab.public import version as V
+from xenlab.public.domctl import DomctlCmd
 from xenlab.public.errno import Errno
+from xenlab.public.memory import MemoryOp
 from xenlab.public.sched import ShutdownReason
 from xenlab.public.vcpu import Runstate
-from xenlab.public.xen import DOMID_FIRST_RESERVED, DOMID_XEN, VcpuTimeInfo, Virq
+from xenlab.public.xen import DOMID_FIRST_RESERVED, DOMID_XEN, Hypercall, VcpuTimeInfo, Virq
 from xenlab.xen import traps
 from xenlab.xen.console import ConsoleLog
 from xenlab.xen.domain import INVALID_MFN, Domain, DomainType, Vcpu
@@ -67,6 +69,7 @@ from xenlab.xen.page_alloc import (
     Extent,
     HostMemory,
 )
+from xenlab.xen.privcmd import dom0_hypercall
 from xenlab.xen.pv_callback import deliver_upcall
 from xenlab.xen.sched_credit import CSCHED_ACCT_NS, PRI_NAMES, CreditScheduler
 from xenlab.xen.trace import Kind, Trace
@@ -303,6 +306,7 @@ class XenHost:
                       weight: int = 256, cap: int = 0) -> Domain:
         """XEN_DOMCTL_createdomain (+ max_vcpus, max_mem): a paused, empty domain."""
         if max_pages > self.mem.free_pages:
+            self._domctl(DomctlCmd.XEN_DOMCTL_createdomain, -1, -Errno.ENOMEM)
             raise MemoryError(f"domain needs {max_pages} pages, host has {self.mem.free_pages}")
         domid = self.alloc_domid()
         d = Domain(domid, name, dtype, max_pages=max_pages, weight=weight, cap=cap)
@@ -337,7 +341,15 @@ class XenHost:
         self.trace.emit(self.now(), domid, 0, Kind.LIFECYCLE, "create",
                         {"name": name, "type": dtype.value, "max_pages": max_pages,
                          "vcpus": vcpus})
+        self._domctl(DomctlCmd.XEN_DOMCTL_createdomain, domid, 0,
+                     hvm=dtype is not DomainType.PV, max_vcpus=vcpus)
+        self._domctl(DomctlCmd.XEN_DOMCTL_max_mem, domid, 0, max_memkb=max_pages * 4)
         return d
+
+    def _domctl(self, cmd: DomctlCmd, domid: int, ret: int, **fields: object) -> None:
+        """Dom0's toolstack calls these methods directly: record its domctl hypercall."""
+        dom0_hypercall(self, Hypercall.domctl, {"cmd": cmd.name, "domain": domid, **fields},
+                       ret)
 
     def _map_xen_area(self, cpu: X86Vcpu) -> None:
         for frame in self.xen_frames.values():
@@ -351,6 +363,9 @@ class XenHost:
             raise MemoryError("over the domain's max_pages")
         extents = self.mem.alloc(d.domid, nr_pages)
         self._assign(d, extents, gpfn=len(d.p2m))
+        dom0_hypercall(self, Hypercall.memory_op,  # xc_domain_populate_physmap_exact
+                       {"cmd": MemoryOp.XENMEM_populate_physmap.name, "domid": d.domid,
+                        "nr_extents": nr_pages, "extent_order": 0}, nr_pages)
 
     def _assign(self, d: Domain, extents: list[Extent], gpfn: int | None) -> None:
         d.extents.extend(extents)
@@ -552,6 +567,7 @@ class XenHost:
         v.online = True
         v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
         self.sched.insert_vcpu(v)
+        self._domctl(DomctlCmd.XEN_DOMCTL_sethvmcontext, v.domain.domid, 0, vcpu=v.vcpu_id)
 
     def vcpu_initialise_pv(self, v: Vcpu, *, rip: int, rsp: int, rsi: int, cr3: int) -> None:
         """XEN_DOMCTL_setvcpucontext for a 64-bit PV vCPU: enter at ``rip`` in ring 3."""
@@ -576,6 +592,7 @@ class XenHost:
         v.online = True
         v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
         self.sched.insert_vcpu(v)
+        self._domctl(DomctlCmd.XEN_DOMCTL_setvcpucontext, v.domain.domid, 0, vcpu=v.vcpu_id)
 
     def _entry_frame_maddr(self) -> int:
         return (self.xen_frames["stack"] << PAGE_SHIFT) + PAGE_SIZE - 64
@@ -589,6 +606,7 @@ class XenHost:
                     self.sched.runq_insert(v)
         self.trace.emit(self.now(), d.domid, 0, Kind.LIFECYCLE, "unpause",
                         {"pause_count": d.pause_count})
+        self._domctl(DomctlCmd.XEN_DOMCTL_unpausedomain, d.domid, 0)
 
     def domain_pause(self, d: Domain) -> None:
         d.pause_count += 1
@@ -603,6 +621,7 @@ class XenHost:
             cpu.request_stop()
         self.trace.emit(self.now(), d.domid, 0, Kind.LIFECYCLE, "pause",
                         {"pause_count": d.pause_count})
+        self._domctl(DomctlCmd.XEN_DOMCTL_pausedomain, d.domid, 0)
 
     def domain_shutdown(self, d: Domain, reason: int) -> None:
         """domain_shutdown: stop every vCPU, record the reason, tell Dom0 (VIRQ_DOM_EXC)."""
@@ -699,6 +718,7 @@ class XenHost:
         d.p2m_gen += 1
         del self.domains[d.domid]
         self.trace.emit(self.now(), d.domid, 0, Kind.LIFECYCLE, "destroy", {"name": d.name})
+        self._domctl(DomctlCmd.XEN_DOMCTL_destroydomain, d.domid, 0)
 
     def _relinquish_memory(self, d: Domain) -> None:
         """domain_relinquish_resources: drop every reference the domain itself holds (its

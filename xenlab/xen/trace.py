@@ -203,7 +203,7 @@ class Trace:
             self._flush()
 
     def emit_deferred(self, time: int, dom: int, vcpu: int, kind: Kind, name: str,
-                      render: Render, values: tuple[Any, ...]) -> None:
+                      render: Render, values: tuple[Any, ...], ret: Any = None) -> None:
         """``emit`` whose details are ``render(*values)``, made when first read. ``values``
         must be plain values (ints, strings) so the record says what they were now.
         (One tuple, not ``*values``: a call that packs varargs costs twice as much, and
@@ -211,7 +211,7 @@ class Trace:
         if not self.enabled:
             return
         pending = self._pending
-        pending.append((time, dom, vcpu, kind, name, render, values, None))
+        pending.append((time, dom, vcpu, kind, name, render, values, ret))
         if len(pending) >= self._room or self._listeners:
             self._flush()
 
