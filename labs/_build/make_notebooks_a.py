@@ -987,6 +987,23 @@ print("\\n".join(line for line in lab.console("pv-disk").splitlines()
                 if "state" in line or "sector" in line))
 """),
         md("""
+## Both sides of the conversation
+
+The states are only half of it. Each side also asks Xen for something: the frontend
+allocates an unbound event channel for Dom0 (`EVTCHNOP_alloc_unbound`) and grants its
+ring page; blkback in Dom0 maps that grant (`GNTTABOP_map_grant_ref`) and binds the
+frontend's port (`EVTCHNOP_bind_interdomain`). Dom0's calls are hypercalls like the
+guest's (on a real host its kernel makes them), so the trace has both halves.
+`handshake_conversation` lines them up, the frontend on the left and Dom0 on the right:
+"""),
+        code("""
+from xenlab.views import format_conversation, handshake_conversation
+
+steps = handshake_conversation(lab.trace, DISK)
+# (leave out the toolstack's params node: the disk image's temporary path)
+print(format_conversation([s for s in steps if " params = " not in s.step]))
+"""),
+        md("""
 ## One write, step by step
 
 `split_driver_sequence` picks the first request with data (the write of sector 100)
