@@ -240,6 +240,47 @@ _ONES_OFFSET = 128
 _DROP_THUNK = bytes.fromhex("c3")  # ret
 _DROP_OFFSET = 144
 _native_page: mmap.mmap | None = None
+# Where CPUX86State.old_exception sits in a uc_context (found by experiment, -1: not found)
+_OLD_EXCEPTION_OFFSET: int | None = None
+
+
+def _old_exception_offset() -> int:
+    """Offset of QEMU's ``env->old_exception`` in this unicorn's saved CPU context.
+
+    QEMU resets it to -1 when it delivers an exception; unicorn never delivers one (the
+    hook stands in for the IDT), so the vector of the last contributory fault or page
+    fault stays there, even one the CPU raised and dropped when a hook stopped it, and
+    turns the next fault into a #DF (and the one after into a silent triple fault).
+    Found as the one int that is -1 in a fresh engine, 0 after a #DE, 13 after a #GP
+    (a selector beyond the GDT limit)."""
+    global _OLD_EXCEPTION_OFFSET
+    if _OLD_EXCEPTION_OFFSET is not None:
+        return _OLD_EXCEPTION_OFFSET
+
+    def context_after(code: bytes) -> bytes:
+        uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64)
+        uc.mem_map(0x1000, PAGE_SIZE)
+        uc.mem_write(0x1000, code)
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, 0x1000, 7, 0))  # one (null) descriptor
+        uc.hook_add(uc_const.UC_HOOK_INTR, lambda u, n, d: u.emu_stop())
+        if code:
+            with contextlib.suppress(UcError):
+                uc.emu_start(0x1000, 0x1000 + len(code))
+        ctx = uc.context_save()
+        return ctypes.string_at(ctx.context.value, ctx.size)
+
+    try:
+        fresh = context_after(b"")
+        de = context_after(bytes.fromhex("31dbf7f3"))   # xor %ebx,%ebx; div %ebx
+        gp = context_after(bytes.fromhex("66b810008ed8"))   # mov $0x10,%ax; mov %ax,%ds
+        found = [off for off in range(0, min(len(fresh), len(de), len(gp)) - 3, 4)
+                 if struct.unpack_from("<iii", fresh[off:off + 4] + de[off:off + 4]
+                                       + gp[off:off + 4]) == (-1, 0, 13)]
+    except (UcError, AttributeError, ValueError):
+        found = []
+    _OLD_EXCEPTION_OFFSET = found[0] if len(found) == 1 else -1
+    return _OLD_EXCEPTION_OFFSET
+_NATIVE_CPUID: dict[tuple[bool, int, int], tuple[int, int, int, int]] = {}
 _native_base: int | None = None
 
 
@@ -411,6 +452,11 @@ class X86Vcpu:
         self._seen_code_pages: set[int] = set()
         self._ones_at_first_run = False  # lay the all-ones hooks before the first run
         self._ones_hooks: list[tuple[int, int, int]] = []  # (first, last, hook) covered
+        #: long mode: RIP when the slice's exception was raised: the faulting instruction,
+        #: or the one after an ``int n``/``int3`` (a trap); None if there was none
+        self.fault_pc: int | None = None
+        self._ctx: Any = None            # a saved context, reused by forget_exceptions
+        self.fault_cr2 = 0                 # CR2 as the last #PF left it
 
     def _add_native_hook(self, kind: int, callback: Any, *,
                          extra: int | None = None) -> int:
@@ -651,6 +697,42 @@ class X86Vcpu:
             return f"{insn.mnemonic} {insn.op_str}".strip()
         return ""
 
+    def writes_memory(self, code: bytes, address: int, target: int) -> bool:
+        """Whether the instruction in ``code`` (at ``address``) writes memory at or near
+        ``target``: a memory operand it writes, or a push/call below the stack pointer
+        (what a #PF error code's W bit says; for the hypervisor's fault decoding)."""
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if self.long_mode
+                         else capstone.CS_MODE_32)
+        md.detail = True
+        for insn in md.disasm(code, address, 1):
+            from capstone import x86_const as cx
+
+            if any(op.type == cx.X86_OP_MEM and op.access & capstone.CS_AC_WRITE
+                   for op in insn.operands):
+                return True
+            rsp = self.reg("rsp")
+            return insn.mnemonic.startswith(("push", "call")) and rsp - 64 <= target < rsp
+        return False
+
+    def native_cpuid(self, leaf: int, subleaf: int) -> tuple[int, int, int, int]:
+        """What this CPU model's own ``cpuid`` answers (no hypervisor hook): run once
+        on a scratch engine and remembered."""
+        key = (self.long_mode, leaf & 0xFFFFFFFF, subleaf & 0xFFFFFFFF)
+        cached = _NATIVE_CPUID.get(key)
+        if cached is None:
+            mode = uc_const.UC_MODE_64 if self.long_mode else uc_const.UC_MODE_32
+            scratch = Uc(uc_const.UC_ARCH_X86, mode)
+            scratch.mem_map(0x1000, PAGE_SIZE)
+            scratch.mem_write(0x1000, b"\x0f\xa2")
+            scratch.reg_write(X.UC_X86_REG_EAX, key[1])
+            scratch.reg_write(X.UC_X86_REG_ECX, key[2])
+            scratch.emu_start(0x1000, 0x1002)
+            cached = tuple(int(scratch.reg_read(r)) & 0xFFFFFFFF for r in (
+                X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX))
+            if len(_NATIVE_CPUID) < 4096:  # a guest may ask any leaf: bounded
+                _NATIVE_CPUID[key] = cached
+        return cached  # type: ignore[return-value]
+
     def elapsed(self) -> int:
         """Virtual instructions consumed so far in the current slice."""
         return self.slice_budget - self.budget.left
@@ -673,11 +755,14 @@ class X86Vcpu:
         """Run for at most ``budget`` virtual instructions (stops at block boundaries)."""
         self._stop_reason = None
         self._fault = None
+        self.fault_pc = None
         self.slice_budget = budget
         self._charged = 0
         self.budget.left = budget
         if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
+        if self.long_mode:
+            self.forget_exceptions()
         start = self.pc() if begin is None else begin
         self._emu_start(start)
         while self._retranslated() and self.budget.left > 0:
@@ -703,11 +788,14 @@ class X86Vcpu:
         """Execute exactly one instruction (single-stepping; the one per-instruction path)."""
         self._stop_reason = None
         self._fault = None
+        self.fault_pc = None
         self.slice_budget = 1 << 40
         self.budget.left = 1 << 40
         self._charged = 0
         if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
+        if self.long_mode:
+            self.forget_exceptions()
         pc = self.pc()
         self._emu_start(pc, count=1)
         # new traps stopped the step before its instruction ran: step again; if the
@@ -722,6 +810,22 @@ class X86Vcpu:
         if self._stop_reason is not None and self._stop_reason is not ExitReason.STEP:
             return RunResult(self._stop_reason, used, charged=charged)
         return RunResult(ExitReason.STEP, used, charged=charged)
+
+    def forget_exceptions(self) -> None:
+        """Set QEMU's ``old_exception`` back to -1 as delivering an exception would (see
+        _old_exception_offset): a PV vCPU's next fault is then reported as itself, not
+        as a double fault. Costs a context save and restore (~3 us)."""
+        offset = _old_exception_offset()
+        if offset < 0:
+            return
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._ctx = self.uc.context_save()
+        else:
+            self.uc.context_update(ctx)
+        if struct.unpack_from("<i", ctypes.string_at(ctx.context.value + offset, 4))[0] != -1:
+            ctypes.memmove(ctx.context.value + offset, b"\xff\xff\xff\xff", 4)
+            self.uc.context_restore(ctx)
 
     def _emu_start(self, begin: int, count: int = 0) -> None:
         """uc_emu_start from ``begin``; an error becomes the slice's fault."""
@@ -790,7 +894,10 @@ class X86Vcpu:
             return
         detail = VECTOR_NAMES.get(intno, f"interrupt {intno:#x}")
         if intno == VEC_PF:
-            detail += f" at {self.reg('cr2'):#x}"
+            self.fault_cr2 = self.reg("cr2")  # read now: later emulator work changes it
+            detail += f" at {self.fault_cr2:#x}"
+        if self._fault is None:
+            self.fault_pc = self.reg("rip")
         self._fault = (intno, detail)
         uc.emu_stop()
 
@@ -804,6 +911,8 @@ class X86Vcpu:
             self.set_reg("rip" if self.long_mode else "eip", pc + 3)
             self.exits.hypercall(self, "vmcall")
             return True
+        if self._fault is None and self.long_mode:
+            self.fault_pc = pc
         self._fault = (VEC_UD, f"invalid opcode {code.hex(' ')}")
         return False
 
