@@ -39,11 +39,13 @@ import ipaddress
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NoReturn
 
 from xenlab.errors import ConfigError
+from xenlab.tools.libs.guest.xg_dom_core import file_kind
 
 __all__ = [
     "ACTIONS",
@@ -67,6 +69,8 @@ ACTIONS: tuple[str, ...] = (
     "soft-reset",
 )
 _TYPES = ("pv", "pvh", "hvm")
+#: The largest xl.cfg read (xenlab's bound; shipped configs are under 2 KiB).
+MAX_CONFIG_SIZE = 1 << 20
 _BOOT_LETTERS = frozenset("abcdn")
 _MAX_VCPUS = 128
 _XEN_OUI = "00:16:3e"
@@ -892,8 +896,21 @@ def parse_config_file(path: str | os.PathLike[str]) -> DomainConfig:
     if os.path.isdir(shown):
         raise ConfigError(f"{shown}: is a directory")
     try:
-        with open(shown, "rb") as f:
-            data = f.read()
+        st = os.stat(shown)
+        if not stat.S_ISREG(st.st_mode):  # /dev/zero, a FIFO: never read without end
+            raise ConfigError(f"{shown}: is {file_kind(st.st_mode)}, not a regular file "
+                              "(an xl.cfg is a text file)")
+        if st.st_size > MAX_CONFIG_SIZE:
+            raise ConfigError(f"{shown}: {st.st_size:,} bytes is too large for an xl.cfg "
+                              f"(at most {MAX_CONFIG_SIZE >> 20} MiB)")
+        fd = os.open(shown, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{shown}: is not a regular file (an xl.cfg is a text file)")
+            data = f.read(MAX_CONFIG_SIZE + 1)
+        if len(data) > MAX_CONFIG_SIZE:
+            raise ConfigError(f"{shown}: grew past {MAX_CONFIG_SIZE >> 20} MiB while being "
+                              "read")
     except FileNotFoundError:
         raise ConfigError(f"{shown}: no such file") from None
     except IsADirectoryError:

@@ -25,6 +25,7 @@ from elftools.elf.elffile import ELFFile
 
 from xenlab.errors import ImageError
 from xenlab.public.elfnote import STRING_NOTES, XEN_ELFNOTE_OWNER, ElfNote
+from xenlab.tools.libs.guest.xg_dom_core import read_image_file
 
 __all__ = ["ElfImage", "Segment", "load_elf_kernel", "parse_xen_notes"]
 
@@ -121,23 +122,16 @@ def parse_xen_notes(raw_notes: list[tuple[str, int, bytes]], path: str) -> dict[
     return notes
 
 
-def load_elf_kernel(path: str | os.PathLike[str]) -> ElfImage:
-    """Open, check and parse a PV kernel; raise ImageError with one line on any problem."""
+def load_elf_kernel(path: str | os.PathLike[str], max_size: int = MAX_IMAGE,
+                    limit_text: str | None = None) -> ElfImage:
+    """Open, check and parse a PV kernel; raise ImageError with one line on any problem.
+
+    Only a regular file of at most ``max_size`` bytes (and never more than
+    ``MAX_IMAGE``) is read; ``limit_text`` says where a smaller bound comes from."""
     p = os.fspath(path)
-    try:
-        if os.path.isdir(p):
-            raise ImageError(f"{p}: is a directory, not a kernel image")
-        size = os.path.getsize(p)
-        if size > MAX_IMAGE:
-            raise ImageError(f"{p}: {size} bytes is too large for a kernel image")
-        with open(p, "rb") as fp:
-            blob = fp.read()
-    except FileNotFoundError:
-        raise ImageError(f"{p}: no such file") from None
-    except PermissionError:
-        raise ImageError(f"{p}: permission denied") from None
-    except OSError as err:
-        raise ImageError(f"{p}: cannot read: {err.strerror}") from None
+    if max_size >= MAX_IMAGE:
+        max_size, limit_text = MAX_IMAGE, "64 MiB, the largest kernel image xenlab loads"
+    blob = read_image_file(p, "kernel image", max_size, limit_text=limit_text)
     if blob[:4] != b"\x7fELF":
         shown = blob[:4].decode("latin-1").encode("unicode_escape").decode()
         raise ImageError(f"{p}: not an ELF file (starts with '{shown}')")

@@ -35,6 +35,7 @@ from xenlab.public.hvm import (
     hvm_modlist_entry,
     hvm_start_info,
 )
+from xenlab.tools.libs.guest.xg_dom_core import read_image_file
 from xenlab.xen.domain import Domain
 from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE
 from xenlab.xen.setup import XenHost
@@ -63,11 +64,7 @@ class HvmFirmware:
 
 def load_hvmloader(path: str, bios_path: str) -> HvmFirmware:
     """Read hvmloader (ELF32 x86) and the BIOS image; ImageError with one line if unusable."""
-    try:
-        with open(path, "rb") as fp:
-            blob = fp.read(16 << 20)
-    except OSError as err:
-        raise ImageError(f"{path}: cannot read hvmloader: {err.strerror}") from None
+    blob = read_image_file(path, "hvmloader image", 16 << 20)
     if blob[:4] != b"\x7fELF" or len(blob) < 52 or blob[4] != 1:
         raise ImageError(f"{path}: not a 32-bit ELF file (hvmloader is ELF32)")
     try:
@@ -86,11 +83,7 @@ def load_hvmloader(path: str, bios_path: str) -> HvmFirmware:
         raise ImageError(f"{path}: malformed ELF: {err}") from None
     if not segs or any(p < 0x100000 or p + m > 0x1000000 for p, _d, m in segs):
         raise ImageError(f"{path}: hvmloader must load between 1 MiB and 16 MiB")
-    try:
-        with open(bios_path, "rb") as fp:
-            bios = fp.read(1 << 20)
-    except OSError as err:
-        raise ImageError(f"{bios_path}: cannot read BIOS image: {err.strerror}") from None
+    bios = read_image_file(bios_path, "BIOS image", 1 << 20)
     if not bios or len(bios) % 0x10000:
         raise ImageError(f"{bios_path}: a BIOS image is a multiple of 64 KiB "
                          f"({len(bios)} bytes here)")
@@ -98,15 +91,17 @@ def load_hvmloader(path: str, bios_path: str) -> HvmFirmware:
 
 
 XEN_ELFNOTE_PHYS32_ENTRY = 18
+MAX_PVH_KERNEL = 64 << 20
 
 
-def load_pvh_kernel(path: str) -> HvmFirmware:
-    """A PVH kernel: an ELF whose XEN_ELFNOTE_PHYS32_ENTRY note gives the 32-bit entry."""
-    try:
-        with open(path, "rb") as fp:
-            blob = fp.read(64 << 20)
-    except OSError as err:
-        raise ImageError(f"{path}: cannot read kernel: {err.strerror}") from None
+def load_pvh_kernel(path: str, max_size: int = MAX_PVH_KERNEL,
+                    limit_text: str | None = None) -> HvmFirmware:
+    """A PVH kernel: an ELF whose XEN_ELFNOTE_PHYS32_ENTRY note gives the 32-bit entry.
+
+    Only a regular file of at most ``max_size`` bytes (never more than 64 MiB) is read."""
+    if max_size >= MAX_PVH_KERNEL:
+        max_size, limit_text = MAX_PVH_KERNEL, "64 MiB, the largest kernel image xenlab loads"
+    blob = read_image_file(path, "kernel image", max_size, limit_text=limit_text)
     if blob[:4] != b"\x7fELF":
         raise ImageError(f"{path}: not an ELF file")
     try:

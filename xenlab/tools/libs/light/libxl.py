@@ -24,6 +24,7 @@ from xenlab.devicemodel.qemu import IDE_SLOTS, DeviceModel
 from xenlab.dom0.services import Dom0Services
 from xenlab.errors import ConfigError, DomainError, HostMemoryError, ImageError
 from xenlab.public.sched import ShutdownReason
+from xenlab.tools.libs.guest.xg_dom_core import read_image_file
 from xenlab.tools.libs.guest.xg_dom_elfloader import ElfImage, load_elf_kernel
 from xenlab.tools.libs.guest.xg_dom_hvm import (
     HvmFirmware,
@@ -80,6 +81,11 @@ def find_firmware(cfg: DomainConfig) -> tuple[str, str]:
                       "\"xenlab\", its teaching firmware, and \"seabios\")")
 
 
+def _memory_text(cfg: DomainConfig) -> str:
+    """Where a guest image's size bound comes from, for error messages."""
+    return f"the domain's memory (memory = {cfg.memory} MiB)"
+
+
 _SERVICES: weakref.WeakKeyDictionary[XenHost, Dom0Services] = weakref.WeakKeyDictionary()
 
 
@@ -123,21 +129,18 @@ class Libxl:
         if cfg.type == "pvh":
             if not cfg.kernel:
                 raise ConfigError(f"{cfg.path}: type \"pvh\" needs a 'kernel'")
-            kernel = load_pvh_kernel(cfg.resolve(cfg.kernel))
+            kernel = load_pvh_kernel(cfg.resolve(cfg.kernel), cfg.memory << 20,
+                                     _memory_text(cfg))
             return PreparedDomain(cfg, None, pages=cfg.memory * PAGES_PER_MIB, firmware=kernel)
         if cfg.type == "hvm":
             return self._prepare_hvm(cfg)
         assert cfg.kernel is not None
         kernel = cfg.resolve(cfg.kernel)
-        image = load_elf_kernel(kernel)
+        image = load_elf_kernel(kernel, cfg.memory << 20, _memory_text(cfg))
         ramdisk = b""
         if cfg.ramdisk:
-            path = cfg.resolve(cfg.ramdisk)
-            try:
-                with open(path, "rb") as fp:
-                    ramdisk = fp.read(1 << 30)
-            except OSError as err:
-                raise ImageError(f"{path}: cannot read ramdisk: {err.strerror}") from None
+            ramdisk = read_image_file(cfg.resolve(cfg.ramdisk), "ramdisk", cfg.memory << 20,
+                                      limit_text=_memory_text(cfg))
         for disk in cfg.disk:
             if disk.target is None:
                 continue
