@@ -17,6 +17,7 @@ import cmd
 import contextlib
 import io
 import os
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from typing import IO
@@ -24,6 +25,7 @@ from typing import IO
 from xenlab import __version__
 from xenlab.compare import domain_costs, format_costs
 from xenlab.errors import UsageError, XenlabError
+from xenlab.tools.libs.guest.xg_dom_core import file_kind
 from xenlab.tools.libs.light.libxl import Libxl
 from xenlab.tools.xenstore.xenstore_client import XENSTORE_COMMANDS, xenstore_main
 from xenlab.tools.xl.xl_cmdimpl import format_list
@@ -89,11 +91,12 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
         raise UsageError("--max-instructions must be positive")
     if not max_time > 0:
         raise UsageError("--max-time must be positive")
-    for path in (trace_path, pcap_path):
+    for path, what in ((trace_path, "trace"), (pcap_path, "pcap")):
         if path is not None:
-            parent = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(parent):
-                raise UsageError(f"{path}: directory {parent} does not exist")
+            _check_output(path, what)
+    if trace_path is not None and pcap_path is not None and \
+            os.path.realpath(trace_path) == os.path.realpath(pcap_path):
+        raise UsageError(f"{trace_path}: --trace and --pcap name the same file")
     configs = [parse_config_file(p) for p in paths]
     names = [c.name for c in configs]
     for name in names:
@@ -104,17 +107,20 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
     prepared = [xl.prepare(c) for c in configs]
     xl.check_host_memory(prepared)
     bridge = xl.services.bridge("xenbr0")
+    # both output files are opened before any guest exists: one that cannot be written
+    # is one error line, and no guest has run
     if pcap_path is not None:
         try:
             bridge.capture(pcap_path)
         except OSError as err:
-            raise UsageError(f"{pcap_path}: cannot write: {err.strerror}") from None
+            raise UsageError(f"{pcap_path}: cannot write pcap: {err.strerror}") from None
+    trace_file = None
     created = []
-    for prep in prepared:
-        d = xl.domain_create_new(prep.cfg, prep)
-        created.append((d.domid, d.name, d))
-    trace_file = _TraceFile.create(trace_path) if trace_path is not None else None
     try:
+        trace_file = _TraceFile.create(trace_path) if trace_path is not None else None
+        for prep in prepared:
+            d = xl.domain_create_new(prep.cfg, prep)
+            created.append((d.domid, d.name, d))
         if trace_file is not None:  # records the ring lets go are written as they go
             host.trace.spill_to(trace_file)
         status = _run_with_progress(host, max_instructions, int(max_time * 1e9))
@@ -122,6 +128,7 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
         if trace_file is not None:
             host.trace.spill_to(None)
             trace_file.close()
+        bridge.stop_capture()
         raise
     bridge.stop_capture()
     out.write("--- xl dmesg ---\n")
@@ -168,7 +175,33 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
                   f"{kept:,} kept in memory; {where})\n")
     if trace_file is not None:
         trace_file.finish(host)
+    if bridge.capture_error is not None:
+        raise UsageError(f"{pcap_path}: cannot write pcap: {bridge.capture_error.strerror}")
     return host
+
+
+def _check_output(path: str, what: str) -> None:
+    """``--trace`` / ``--pcap``: a new or existing regular file in a directory that exists
+    and can be written; checked before the host boots (special files such as /dev/full
+    or /dev/null, directories and FIFOs are refused: a run writes a regular file)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        what_is = "is not a directory" if os.path.exists(parent) else "does not exist"
+        raise UsageError(f"{path}: directory {parent} {what_is}")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:  # a new file (or a dangling symlink, whose target it creates)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{path}: cannot write {what}: permission denied "
+                             f"(directory {parent})") from None
+        return
+    except OSError as err:
+        raise UsageError(f"{path}: cannot write {what}: {err.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path}: cannot write {what}: it is {file_kind(st.st_mode)}, "
+                         "not a regular file")
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"{path}: cannot write {what}: permission denied")
 
 
 class _TraceFile:

@@ -13,6 +13,7 @@ Real Xen: Linux net/bridge/ (br_forward.c, br_fdb.c); the toolstack's
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable
 from typing import IO, Protocol
@@ -43,6 +44,9 @@ class Bridge:
         self.ports: list[BridgePort] = []
         self.fdb: dict[bytes, BridgePort] = {}
         self.pcap: IO[bytes] | None = None
+        #: a write to the pcap file that failed (a full disk): capturing stopped there,
+        #: and ``xenlab run`` reports it in one line after the run
+        self.capture_error: OSError | None = None
         self.frames = 0
 
     def add_port(self, port: BridgePort) -> None:
@@ -55,14 +59,34 @@ class Bridge:
 
     def capture(self, path: str) -> None:
         """Start writing every frame to a pcap file (like ``tcpdump -i xenbr0 -w path``)."""
+        self.capture_error = None
         self.pcap = open(path, "wb")  # noqa: SIM115 - closed by stop_capture
-        self.pcap.write(struct.pack("<IHHiIII", PCAP_MAGIC, 2, 4, 0, 0, 65535,
-                                    LINKTYPE_ETHERNET))
+        self._pcap_write(struct.pack("<IHHiIII", PCAP_MAGIC, 2, 4, 0, 0, 65535,
+                                     LINKTYPE_ETHERNET))
+        if self.capture_error is not None:
+            raise self.capture_error
 
     def stop_capture(self) -> None:
         if self.pcap is not None:
-            self.pcap.close()
-            self.pcap = None
+            pcap, self.pcap = self.pcap, None
+            try:
+                pcap.close()
+            except OSError as err:
+                self.capture_error = self.capture_error or err
+
+    def _pcap_write(self, *chunks: bytes) -> None:
+        """Write and flush; a failure is kept in ``capture_error`` and ends the capture
+        (never an exception in the middle of a guest's hypercall)."""
+        assert self.pcap is not None
+        try:
+            for chunk in chunks:
+                self.pcap.write(chunk)
+            self.pcap.flush()
+        except OSError as err:
+            self.capture_error = err
+            pcap, self.pcap = self.pcap, None
+            with contextlib.suppress(OSError):
+                pcap.close()
 
     def forward(self, frame: bytes, ingress: BridgePort) -> None:
         if len(frame) < 14:
@@ -72,10 +96,9 @@ class Bridge:
         ethertype = struct.unpack_from(">H", frame, 12)[0]
         if self.pcap is not None:
             t = self.clock()
-            self.pcap.write(struct.pack("<IIII", t // 1_000_000_000, (t // 1000) % 1_000_000,
-                                        len(frame), len(frame)))
-            self.pcap.write(frame)
-            self.pcap.flush()
+            self._pcap_write(struct.pack("<IIII", t // 1_000_000_000,
+                                         (t // 1000) % 1_000_000, len(frame), len(frame)),
+                             frame)
         if not src[0] & 1:
             self.fdb[src] = ingress
         target = self.fdb.get(dst) if not dst[0] & 1 else None
