@@ -34,6 +34,7 @@ from typing import Any
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from xenlab.cli import SHELL_STEP
+from xenlab.errors import UsageError
 from xenlab.lab import IMAGES, Lab
 from xenlab.tools.xl.xl_cmdtable import CMD_TABLE
 from xenlab.xen.setup import DEFAULT_DOM0_MIB, DEFAULT_HOST_MIB, RunStatus
@@ -62,11 +63,22 @@ def new_lab() -> Lab:
 def set_lab(lab: Lab | None) -> None:
     """Use ``lab`` for the magics from now on (None: a fresh one on next use)."""
     global _LAB
+    if lab is not None and not isinstance(lab, Lab):
+        raise UsageError(f"set_lab() takes a Lab (or None), not {type(lab).__name__}")
     _LAB = lab
+
+
+def _line_arg(call: str, value: object) -> str:
+    """The magics' entry points take the text of the line (or cell) as IPython passes it."""
+    if not isinstance(value, str):
+        raise UsageError(f"{call} takes the magic's line as a string, not "
+                         f"{'None' if value is None else type(value).__name__}")
+    return value
 
 
 def xl_command(line: str) -> str:
     """What ``%xl line`` prints."""
+    _line_arg("xl_command()", line)
     if line.strip() == "reset":
         set_lab(new_lab())
         return "xenlab: new host\n"
@@ -89,7 +101,7 @@ def xenstore_command(line: str) -> str:
     import contextlib
     import io
 
-    words = line.strip()
+    words = _line_arg("xenstore_command()", line).strip()
     if not words:
         words = "ls"
     if not words.startswith("xenstore-"):
@@ -121,6 +133,8 @@ def _absolutise(body: str) -> str:
 def xlcfg_command(line: str, cell: str) -> str:
     """What ``%%xlcfg NAME`` prints: the cell saved as NAME.cfg, then ``xl create``."""
     global _CFG_DIR
+    _line_arg("xlcfg_command()", line)
+    _line_arg("xlcfg_command()", cell)
     name = line.strip() or "domain"
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         return f"xlcfg: bad config name {name!r}\n"

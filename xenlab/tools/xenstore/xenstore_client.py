@@ -84,7 +84,10 @@ XENSTORE_COMMANDS: dict[str, Command] = {
 def xenstore_main(store: XenStore, argv: list[str] | str, out: IO[str],
                   after_write: Callable[[], None] | None = None) -> int:
     """Run one xenstore-* command as Dom0 (``after_write`` delivers the watch events)."""
-    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    try:
+        args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    except ValueError as err:  # an unclosed quote
+        raise UsageError(f"cannot split the command line: {err}") from None
     if not args or args[0] not in XENSTORE_COMMANDS:
         raise UsageError(f"unknown command '{args[0] if args else ''}'")
     rc = XENSTORE_COMMANDS[args[0]](store, args[1:], out)

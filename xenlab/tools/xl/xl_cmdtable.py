@@ -50,9 +50,17 @@ CMD_TABLE: dict[str, CmdSpec] = {spec.name: spec for spec in (
 )}
 
 
+def _split(argv: list[str] | str) -> list[str]:
+    """A command line in words, as the shell splits it; an unclosed quote is a UsageError."""
+    try:
+        return shlex.split(argv) if isinstance(argv, str) else list(argv)
+    except ValueError as err:
+        raise UsageError(f"cannot split the command line: {err}") from None
+
+
 def xl_main(xl: Libxl, argv: list[str] | str, out: IO[str]) -> int:
     """Run one ``xl`` command line (with or without the leading ``xl``)."""
-    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    args = _split(argv)
     if args and args[0] == "xl":
         args = args[1:]
     if not args or args[0] in ("help", "-h", "--help"):
