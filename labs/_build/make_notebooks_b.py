@@ -115,13 +115,16 @@ asks for almost nothing — it executes ordinary PC instructions, and the proces
 stops it each time one of them needs the hypervisor. Count both:
 """),
         code("""
-pv_calls = Counter(r.name for r in pv.trace.select(kind="hypercall"))
-hvm_calls = Counter(r.name for r in hvm.trace.select(kind="hypercall"))
+PV, HVM = pv.domain("pv-hello").domid, hvm.domain("hvm-hello").domid
+pv_calls = Counter(r.name for r in pv.trace.select(kind="hypercall", dom=PV))
+hvm_calls = Counter(r.name for r in hvm.trace.select(kind="hypercall", dom=HVM))
 hvm_exits = Counter(r.name for r in hvm.trace.select(kind="vmexit"))
 print("pv-hello  hypercalls:", sum(pv_calls.values()), dict(pv_calls))
 print("pv-hello  VM exits:  ", len(pv.trace.select(kind="vmexit")))
 print("hvm-hello hypercalls:", sum(hvm_calls.values()), dict(hvm_calls))
 print("hvm-hello VM exits:  ", sum(hvm_exits.values()), dict(hvm_exits))
+dm_calls = Counter(r.name for r in hvm.trace.select(kind="hypercall", dom=0))
+print("Dom0 (toolstack, device model) for hvm-hello:", sum(dm_calls.values()), dict(dm_calls))
 """),
         md("""
 `vmexit_summary` groups the exits by **cause** and by **handler**. The handler is
@@ -250,7 +253,7 @@ ex61.check("xen")
 **Exercise 6.2.** How many hypercalls did the *HVM* guest make, in total?
 """),
         code("""
-ex62 = Exercise("How many hypercalls did hvm-hello make?", answer=len(hvm.trace.select(kind="hypercall")),
+ex62 = Exercise("How many hypercalls did hvm-hello make?", answer=len(hvm.trace.select(kind="hypercall", dom=HVM)),
                 hint="count the hypercall records of the hvm lab, or the vmcall exits",
                 explanation="hvmloader asks for Xen's version once through the hypercall page; "
                             "the BIOS and the boot sector never call Xen.")
