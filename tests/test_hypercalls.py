@@ -473,8 +473,11 @@ FAULTS = {
         "488b86" + struct.pack("<i", PT_BASE).hex()            # mov pt_base(%rsi), %rax
         + "488900",                                            # mov %rax, (%rax)
     "read-xen-area":
-        mov_imm64("rax", 0xFFFF_8000_0000_0000).hex()          # movabs $HYPERVISOR_VIRT_START, %rax
+        mov_imm64("rax", 0xFFFF_8200_0000_0000).hex()          # movabs $PERDOMAIN_VIRT_START, %rax
         + "488b00",                                            # mov (%rax), %rax
+    "write-m2p":                                               # the M2P is read-only
+        mov_imm64("rax", 0xFFFF_8000_0000_0000).hex()          # movabs $MACH2PHYS_VIRT_START, %rax
+        + "488900",                                            # mov %rax, (%rax)
     "write-xen-stack":
         mov_imm64("rax", 0xFFFF_8000_0001_1000).hex()          # Xen's (RW, supervisor) stack
         + "488900",                                            # mov %rax, (%rax)

@@ -24,6 +24,7 @@ class MemoryOp(enum.IntEnum):
     XENMEM_machine_memory_map = 10
     XENMEM_exchange = 11
     XENMEM_maximum_gpfn = 14
+    XENMEM_machphys_mapping = 12
     XENMEM_get_sharing_freed_pages = 18
 
 

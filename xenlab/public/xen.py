@@ -26,11 +26,19 @@ __all__ = [
     "HYPERCALL_STUB_SIZE",
     "HYPERVISOR_VIRT_END",
     "HYPERVISOR_VIRT_START",
+    "MACH2PHYS_VIRT_END",
+    "MACH2PHYS_VIRT_START",
     "MAX_VIRT_CPUS",
+    "MMU_MACHPHYS_UPDATE",
+    "MMU_NORMAL_PT_UPDATE",
+    "MMU_PT_UPDATE_NO_TRANSLATE",
+    "MMU_PT_UPDATE_PRESERVE_AD",
     "SIF_INITDOMAIN",
     "SIF_PRIVILEGED",
     "START_INFO_MAGIC_X86_64",
     "Hypercall",
+    "MmuextCmd",
+    "MultiCallEntry",
     "SharedInfo",
     "StartInfo",
     "VcpuInfo",
@@ -131,6 +139,47 @@ FLAT_KERNEL_SS = FLAT_RING3_SS64
 HYPERVISOR_CS = 0xE008
 HYPERVISOR_VIRT_START = 0xFFFF800000000000
 HYPERVISOR_VIRT_END = 0xFFFF880000000000
+#: the read-only machine-to-phys table every PV guest sees (arch-x86/xen-x86_64.h)
+MACH2PHYS_VIRT_START = 0xFFFF800000000000
+MACH2PHYS_VIRT_END = 0xFFFF804000000000
+
+# mmu_update's request types, in the low two bits of ``ptr`` (public/xen.h)
+MMU_NORMAL_PT_UPDATE = 0
+MMU_MACHPHYS_UPDATE = 1
+MMU_PT_UPDATE_PRESERVE_AD = 2
+MMU_PT_UPDATE_NO_TRANSLATE = 3
+
+
+class MmuextCmd(enum.IntEnum):
+    """``struct mmuext_op``'s ``cmd`` (public/xen.h)."""
+
+    MMUEXT_PIN_L1_TABLE = 0
+    MMUEXT_PIN_L2_TABLE = 1
+    MMUEXT_PIN_L3_TABLE = 2
+    MMUEXT_PIN_L4_TABLE = 3
+    MMUEXT_UNPIN_TABLE = 4
+    MMUEXT_NEW_BASEPTR = 5
+    MMUEXT_TLB_FLUSH_LOCAL = 6
+    MMUEXT_INVLPG_LOCAL = 7
+    MMUEXT_TLB_FLUSH_MULTI = 8
+    MMUEXT_INVLPG_MULTI = 9
+    MMUEXT_TLB_FLUSH_ALL = 10
+    MMUEXT_INVLPG_ALL = 11
+    MMUEXT_FLUSH_CACHE = 12
+    MMUEXT_SET_LDT = 13
+    MMUEXT_NEW_USER_BASEPTR = 15
+    MMUEXT_CLEAR_PAGE = 16
+    MMUEXT_COPY_PAGE = 17
+    MMUEXT_FLUSH_CACHE_GLOBAL = 18
+    MMUEXT_MARK_SUPER = 19
+    MMUEXT_UNMARK_SUPER = 20
+
+
+class MultiCallEntry(ctypes.Structure):
+    """``struct multicall_entry`` (x86-64): op, result, args[6]."""
+
+    _fields_ = (("op", ctypes.c_uint64), ("result", ctypes.c_uint64),
+                ("args", ctypes.c_uint64 * 6))
 
 # start_info.flags
 SIF_PRIVILEGED = 1 << 0

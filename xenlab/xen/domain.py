@@ -68,6 +68,12 @@ class Vcpu:
     pending_regs: dict[str, int] | None = None  # loaded on return to the guest (iret)
     pending_maps: list[tuple[int, int]] = field(default_factory=list)  # (gpa, host ptr)
     entry_frame: bytes | None = None   # PV: the iret frame of its first entry, until it runs
+    # PV: the L4 tables its kernel and user mode run on (v->arch.guest_table and
+    # guest_table_user, MMUEXT_NEW_BASEPTR / NEW_USER_BASEPTR); each holds a reference
+    guest_table: int = 0
+    guest_table_user: int = 0
+    user_mode: bool = False            # PV: running the guest's user space (TF_kernel_mode off)
+    ldt: tuple[int, int] = (0, 0)      # PV: MMUEXT_SET_LDT's linear base and entries
 
     @property
     def runnable(self) -> bool:
@@ -102,6 +108,8 @@ class Domain:
     p2m_high: dict[int, int] = field(default_factory=dict)
     # bumped by every P2M change: what caches of a guest frame's mapping check
     p2m_gen: int = 0
+    # the host's machine-to-phys table, kept in step with the P2M (set_gpfn_from_mfn)
+    m2p: memoryview | None = field(default=None, repr=False)
     poll_mask: int = 0                 # vCPUs blocked in SCHEDOP_poll, one bit each
     vcpus: list[Vcpu] = field(default_factory=list)
     pause_count: int = 1               # created paused; the toolstack unpauses
@@ -123,8 +131,6 @@ class Domain:
     shared_mfns: set[int] = field(default_factory=set)  # Xen pages shared with this guest
     pt_mfns: set[int] = field(default_factory=set)      # the builder's page tables (PV)
     foreign_mfns: dict[int, int] = field(default_factory=dict)  # grant-mapped frames -> count
-    # frames its vCPUs' CR3s hold a page-table reference to (v->arch.guest_table)
-    guest_tables: list[int] = field(default_factory=list)
     # Dom0's privileged foreign mappings of other domains' frames (xenforeignmemory_map):
     # mfn -> [mappings, of which writable]; each holds a reference to the frame
     foreign_maps: dict[int, list[int]] = field(default_factory=dict)
@@ -163,6 +169,16 @@ class Domain:
     def set_p2m(self, pfn: int, mfn: int, count: int = 1) -> None:
         """pfns ``pfn``..``pfn+count-1`` map to ``mfn``.. (or all to INVALID_MFN)."""
         self.p2m_gen += 1
+        m2p = self.m2p
+        if m2p is not None:
+            if pfn < len(self.p2m) or self.p2m_high:
+                for i in range(count):           # the frames leaving these pfns
+                    old = self.pfn_to_mfn(pfn + i)
+                    if old < len(m2p) and m2p[old] == pfn + i:
+                        m2p[old] = INVALID_MFN
+            if mfn != INVALID_MFN and mfn + count <= len(m2p):
+                m2p[mfn : mfn + count] = array("Q", range(pfn, pfn + count))
+
         def frame(i: int) -> int:
             return INVALID_MFN if mfn == INVALID_MFN else mfn + i
         n = len(self.p2m)
@@ -186,6 +202,11 @@ class Domain:
 
     def mfn_to_pfn(self, mfn: int) -> int | None:
         """The pfn ``mfn`` is mapped at (an M2P lookup), or None."""
+        m2p = self.m2p
+        if m2p is not None and 0 <= mfn < len(m2p):
+            pfn = m2p[mfn]
+            if pfn != INVALID_MFN and self.pfn_to_mfn(pfn) == mfn:
+                return pfn
         try:
             return self.p2m.index(mfn)
         except ValueError:

@@ -394,4 +394,19 @@ def do_grant_table_op(ctx: HypercallContext, cmd: int, uop: int, count: int) -> 
         return 0
     if cmd == GnttabOp.GNTTABOP_get_version:
         return 0 if ctx.copy_to_guest(uop + 4, struct.pack("<I", 1)) else -Errno.EFAULT
+    if cmd == GnttabOp.GNTTABOP_set_version:
+        # struct gnttab_set_version { uint32_t version; }: xenlab's tables are v1 only,
+        # as a Xen booted with gnttab=max-ver:1 (gnttab_set_version: v2 is -ENOSYS there;
+        # the current version is written back either way)
+        if count != 1:
+            return -Errno.EINVAL
+        raw = ctx.copy_from_guest(uop, 4)
+        if raw is None:
+            return -Errno.EFAULT
+        version = struct.unpack("<I", raw)[0]
+        ctx.decode(version=version)
+        rc = 0 if version == 1 else -Errno.ENOSYS if version == 2 else -Errno.EINVAL
+        if not ctx.copy_to_guest(uop, struct.pack("<I", 1)):
+            return -Errno.EFAULT
+        return rc
     return -Errno.ENOSYS

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from xenlab.public.errno import Errno
 from xenlab.public.memory import MEMOP_CMD_MASK, MemoryOp, XenMemoryReservation
-from xenlab.public.xen import DOMID_SELF
+from xenlab.public.xen import DOMID_SELF, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START
 from xenlab.xen.domain import INVALID_MFN
 
 if TYPE_CHECKING:
@@ -126,6 +126,24 @@ def _memory_map(ctx: HypercallContext, arg: int) -> int:
     return 0
 
 
+def _machphys_mfn_list(ctx: HypercallContext, arg: int) -> int:
+    """The frames of the M2P table, one per 2 MiB of it (the first frame of each)."""
+    # struct xen_machphys_mfn_list { unsigned int max_extents;
+    #     XEN_GUEST_HANDLE(xen_pfn_t) extent_start; unsigned int nr_extents; }
+    if ctx.compat or not ctx.domain.is_pv:
+        return -Errno.ENOSYS
+    raw = ctx.copy_from_guest(arg, 24)
+    if raw is None:
+        return -Errno.EFAULT
+    max_extents, handle = struct.unpack("<I4xQ", raw[:16])
+    data = ctx.host.m2p_data
+    mfns = list(range(data.mfn, data.end, 512))[:max_extents]
+    ctx.decode(max_extents=max_extents, nr_extents=len(mfns))
+    if mfns and not ctx.copy_to_guest(handle, struct.pack(f"<{len(mfns)}Q", *mfns)):
+        return -Errno.EFAULT
+    return 0 if ctx.copy_to_guest(arg + 16, struct.pack("<I", len(mfns))) else -Errno.EFAULT
+
+
 XENMAPSPACE_shared_info = 0
 XENMAPSPACE_grant_table = 1
 
@@ -182,6 +200,15 @@ def do_memory_op(ctx: HypercallContext, cmd: int, arg: int) -> int:
         return _memory_map(ctx, arg)
     if op == MemoryOp.XENMEM_add_to_physmap:
         return _add_to_physmap(ctx, arg)
+    if op == MemoryOp.XENMEM_machphys_mapping:
+        # struct xen_machphys_mapping { xen_ulong_t v_start, v_end, max_mfn; }
+        start, end = MACH2PHYS_VIRT_START, MACH2PHYS_VIRT_END
+        if ctx.compat or not ctx.domain.is_pv:
+            return -Errno.ENOSYS
+        data = struct.pack("<QQQ", start, end, ((end - start) >> 3) - 1)
+        return 0 if ctx.copy_to_guest(arg, data) else -Errno.EFAULT
+    if op == MemoryOp.XENMEM_machphys_mfn_list:
+        return _machphys_mfn_list(ctx, arg)
     if op == MemoryOp.XENMEM_maximum_gpfn:
         raw = ctx.copy_from_guest(arg, 2)
         if raw is None:

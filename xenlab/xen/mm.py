@@ -19,15 +19,19 @@ Every machine frame has two counts in the frame table (``xenlab/xen/page_alloc.p
   the guest's page tables, by a grant or by Dom0, needs the writable type.
 
 A PV guest's page-table pages are mapped read-only in its own address space, so it
-cannot write a page-table entry directly. ``HYPERVISOR_update_va_mapping(va, pte,
-flags)`` asks Xen to write the L1 entry that maps ``va`` (``mod_l1_entry``): the new
-entry's references are taken (``get_page_from_l1e``) before it is written and the old
-entry's dropped after. The domain builder pins the guest's L4 table, which validates
-the whole tree of tables below it (``pin_page_table``).
+cannot write a page-table entry directly; it asks Xen (the PV MMU):
 
-xenlab implements update_va_mapping; mmu_update and mmuext_op (pinning by the guest,
-new page tables, CR3 switches) are not implemented yet and return -ENOSYS. A
-superpage entry (``_PAGE_PSE``) and a table that maps itself (a linear page table)
+- ``mmu_update`` writes entries by machine address (``mod_entry``: the new entry's
+  references are taken before it is written, the old entry's dropped after) and
+  updates the machine-to-phys table (``MMU_MACHPHYS_UPDATE``);
+- ``update_va_mapping`` writes the L1 entry that maps one virtual address;
+- ``mmuext_op`` pins and unpins tables (pinning validates the whole tree below),
+  switches the kernel and user base pointers (CR3), flushes TLBs, sets the LDT;
+- a plain store into one of its own L1 tables faults and is emulated and validated
+  (``ptwr_do_page_fault``, Xen's writable page tables).
+
+The domain builder pins the guest's L4 table (``pin_page_table``), as xc_dom_boot does.
+A superpage entry (``_PAGE_PSE``) and a table that maps itself (a linear page table)
 are refused where Xen would accept them under conditions.
 
 Real Xen: xen/arch/x86/mm.c (get_page, put_page, get_page_type, put_page_type,
@@ -41,7 +45,14 @@ import struct
 from typing import TYPE_CHECKING
 
 from xenlab.public.errno import Errno
-from xenlab.public.xen import DOMID_XEN
+from xenlab.public.xen import (
+    DOMID_SELF,
+    DOMID_XEN,
+    MMU_MACHPHYS_UPDATE,
+    MMU_NORMAL_PT_UPDATE,
+    MMU_PT_UPDATE_PRESERVE_AD,
+    MmuextCmd,
+)
 from xenlab.xen.page_alloc import (
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -59,13 +70,14 @@ from xenlab.xen.page_alloc import (
 )
 
 if TYPE_CHECKING:
-    from xenlab.xen.domain import Domain
+    from xenlab.xen.domain import Domain, Vcpu
     from xenlab.xen.hypercall import HypercallContext
     from xenlab.xen.page_alloc import HostMemory
     from xenlab.xen.setup import XenHost
 
 __all__ = [
-    "UVMF_INVLPG", "UVMF_TLB_FLUSH", "_PAGE_GNTTAB", "do_update_va_mapping",
+    "UVMF_INVLPG", "UVMF_TLB_FLUSH", "_PAGE_GNTTAB", "do_mmu_update", "do_mmuext_op",
+    "do_update_va_mapping", "mod_entry", "ptwr_do_page_fault",
     "free_domheap_page", "get_page", "get_page_and_type", "get_page_from_l1e",
     "get_page_type", "l1e_address", "pin_page_table", "put_page", "put_page_and_type",
     "put_page_from_l1e", "put_page_type",
@@ -349,6 +361,290 @@ def do_update_va_mapping(ctx: HypercallContext, va: int, val: int, flags: int) -
     return 0
 
 
+# ============================================================== mmu_update
+def _pg_owner(ctx: HypercallContext, foreigndom: int) -> Domain | int:
+    """get_pg_owner: whose pages the requests name (the caller's unless it is privileged)."""
+    d = ctx.domain
+    dom = foreigndom & 0xFFFF
+    if dom in (DOMID_SELF, d.domid):
+        return d
+    if not d.privileged:
+        return -Errno.EPERM
+    other = ctx.host.domains.get(dom)
+    return other if other is not None else -Errno.ESRCH
+
+
+def mod_entry(host: XenHost, d: Domain, maddr: int, new: int, level: int) -> str | None:
+    """mod_l1_entry .. mod_l4_entry: write one entry of a validated table, the new entry's
+    references taken first and the old one's dropped after. None, or why it is refused."""
+    mem = host.mem
+    if level == 4 and (maddr & 0xFFF) >> 3 in L4_XEN_SLOTS:
+        return "an entry of Xen's own L4 slots"
+    old = mem.read_u64(maddr)
+    if level == 1:
+        if old & _P and old & _PAGE_GNTTAB:
+            return "the entry is a grant mapping (unmap the grant)"
+        why = get_page_from_l1e(host, d, new)
+        if why is not None:
+            return why
+    elif new & _P and not _get_page_from_entry(host, d, new, level):
+        return f"the new L{level} entry does not name a valid L{level - 1} table of the domain"
+    mem.write_u64(maddr, new)
+    if old & _P:
+        _put_page_from_entry(host, old, level)
+    return None
+
+
+def _flush_domain(d: Domain) -> None:
+    for v in d.vcpus:
+        if v.cpu is not None:
+            v.cpu.flush_tlb()
+
+
+def do_mmu_update(ctx: HypercallContext, ureqs: int, count: int, pdone: int,
+                  foreigndom: int) -> int:
+    """``long do_mmu_update(XEN_GUEST_HANDLE_PARAM(mmu_update_t) ureqs, unsigned int count,
+    XEN_GUEST_HANDLE_PARAM(uint) pdone, unsigned int foreigndom)``
+
+    Each request is ``{uint64 ptr; uint64 val}``; the low two bits of ``ptr`` say what it
+    is: MMU_NORMAL_PT_UPDATE (``*ptr = val`` on one of the domain's page tables,
+    validated), MMU_MACHPHYS_UPDATE (the M2P entry of frame ``ptr >> 12`` becomes
+    ``val``)."""
+    count &= 0x7FFFFFFF  # MMU_UPDATE_PREEMPTED
+    ctx.decode(count=count, foreigndom=foreigndom)
+    d = ctx.domain
+    if not d.is_pv:
+        return -Errno.ENOSYS
+    pg_owner = _pg_owner(ctx, foreigndom)
+    if isinstance(pg_owner, int):
+        return pg_owner
+    if count > 1 << 20:
+        return -Errno.EINVAL
+    host = ctx.host
+    mem = host.mem
+    rc = 0
+    done = 0
+    for i in range(count):
+        raw = ctx.copy_from_guest(ureqs + 16 * i, 16)
+        if raw is None:
+            rc = -Errno.EFAULT
+            break
+        ptr, val = struct.unpack("<QQ", raw)
+        cmd = ptr & 3
+        if cmd in (MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD):
+            maddr = ptr & ~7 & ((1 << 52) - 1)
+            mfn = maddr >> PAGE_SHIFT
+            if not get_page(host, mfn, d):
+                ctx.decode(refused=f"ptr {ptr:#x}: not a frame of the domain's")
+                rc = -Errno.EINVAL
+                break
+            level = _LEVEL_OF.get(mem.type_info[mfn] & PGT_type_mask) if (
+                mem.type_info[mfn] & PGT_count_mask) else None
+            if level is not None:
+                why = mod_entry(host, pg_owner, maddr, val, level)
+            elif get_page_type(host, mfn, d, PGT_writable_page):
+                mem.write_u64(maddr, val)        # not a page table: a plain write
+                put_page_type(host, mfn)
+                why = None
+            else:
+                why = "the frame is in use as a descriptor table"
+            put_page(host, mfn)
+            if why is not None:
+                ctx.decode(refused=f"ptr {ptr:#x} val {val:#x}: {why}")
+                rc = -Errno.EINVAL
+                break
+        elif cmd == MMU_MACHPHYS_UPDATE:
+            mfn = ptr >> PAGE_SHIFT
+            m2p = mem.m2p
+            if m2p is None or not get_page(host, mfn, pg_owner):
+                ctx.decode(refused=f"mfn {mfn:#x}: not a frame of the domain's")
+                rc = -Errno.EINVAL
+                break
+            m2p[mfn] = val & ((1 << 64) - 1)
+            put_page(host, mfn)
+        else:
+            rc = -Errno.ENOSYS
+            break
+        done += 1
+    _flush_domain(d)
+    ctx.decode(done=done)
+    if pdone and not ctx.copy_to_guest(pdone, struct.pack("<I", done)):
+        return -Errno.EFAULT
+    return rc
+
+
+# ============================================================== mmuext_op
+MMUEXT_OP = struct.Struct("<I4xQQ")  # cmd, arg1 (mfn / linear_addr), arg2 (nr_ents / src_mfn)
+_PIN_LEVEL = {MmuextCmd.MMUEXT_PIN_L1_TABLE: 1, MmuextCmd.MMUEXT_PIN_L2_TABLE: 2,
+              MmuextCmd.MMUEXT_PIN_L3_TABLE: 3, MmuextCmd.MMUEXT_PIN_L4_TABLE: 4}
+_FLUSHES = {MmuextCmd.MMUEXT_TLB_FLUSH_LOCAL, MmuextCmd.MMUEXT_INVLPG_LOCAL,
+            MmuextCmd.MMUEXT_TLB_FLUSH_MULTI, MmuextCmd.MMUEXT_INVLPG_MULTI,
+            MmuextCmd.MMUEXT_TLB_FLUSH_ALL, MmuextCmd.MMUEXT_INVLPG_ALL}
+LDT_ENTRY_SIZE = 8
+
+
+def _new_baseptr(host: XenHost, v: Vcpu, mfn: int, user: bool) -> int:
+    """new_guest_cr3 / MMUEXT_NEW_USER_BASEPTR: the vCPU's kernel (or user) L4."""
+    d = v.domain
+    old = v.guest_table_user if user else v.guest_table
+    if mfn == old:
+        return 0
+    if mfn or not user:
+        if not get_page_and_type(host, mfn, d, PGT_l4_page_table):
+            return -Errno.EINVAL
+    if user:
+        v.guest_table_user = mfn
+    else:
+        v.guest_table = mfn
+    if v.cpu is not None and v.user_mode == user:
+        host.pv_switch_cr3(v)
+    if old:
+        put_page_and_type(host, old)
+    return 0
+
+
+def _mmuext_one(ctx: HypercallContext, pg_owner: Domain, cmd: int, arg1: int,
+                arg2: int) -> int:
+    host = ctx.host
+    d = ctx.domain
+    v = ctx.vcpu
+    level = _PIN_LEVEL.get(cmd)  # type: ignore[call-overload]
+    if level is not None:
+        if pg_owner is not d:
+            return -Errno.EPERM
+        if not 0 <= arg1 < host.mem.total_pages or host.mem.owner[arg1] != d.domid:
+            return -Errno.EINVAL
+        return 0 if pin_page_table(host, d, arg1, level) else -Errno.EINVAL
+    if cmd == MmuextCmd.MMUEXT_UNPIN_TABLE:
+        if not (0 <= arg1 < host.mem.total_pages) or host.mem.owner[arg1] != pg_owner.domid:
+            return -Errno.EINVAL
+        return 0 if unpin_page_table(host, arg1) else -Errno.EINVAL
+    if cmd in (MmuextCmd.MMUEXT_NEW_BASEPTR, MmuextCmd.MMUEXT_NEW_USER_BASEPTR):
+        if pg_owner is not d:
+            return -Errno.EPERM
+        return _new_baseptr(host, v, arg1, cmd == MmuextCmd.MMUEXT_NEW_USER_BASEPTR)
+    if cmd in _FLUSHES:
+        targets = [v] if cmd in (MmuextCmd.MMUEXT_TLB_FLUSH_LOCAL,
+                                 MmuextCmd.MMUEXT_INVLPG_LOCAL) else d.vcpus
+        for t in targets:
+            if t.cpu is not None:
+                t.cpu.flush_tlb()
+        return 0
+    if cmd in (MmuextCmd.MMUEXT_FLUSH_CACHE, MmuextCmd.MMUEXT_FLUSH_CACHE_GLOBAL):
+        return -Errno.EACCES if not d.privileged else 0
+    if cmd == MmuextCmd.MMUEXT_SET_LDT:
+        base, ents = arg1, arg2
+        if (ents > 8192 or base & 0xFFF or (base >> 47) not in (0, 0x1FFFF)
+                or 0xFFFF800000000000 <= base < 0xFFFF880000000000):
+            return -Errno.EINVAL
+        v.ldt = (base, ents)
+        return 0
+    if cmd in (MmuextCmd.MMUEXT_CLEAR_PAGE, MmuextCmd.MMUEXT_COPY_PAGE):
+        if not get_page_and_type(host, arg1, pg_owner, PGT_writable_page):
+            return -Errno.EINVAL
+        try:
+            if cmd == MmuextCmd.MMUEXT_CLEAR_PAGE:
+                host.mem.write(arg1 << PAGE_SHIFT, bytes(PAGE_SIZE))
+                return 0
+            if not get_page(host, arg2, pg_owner):
+                return -Errno.EINVAL
+            host.mem.write(arg1 << PAGE_SHIFT, host.mem.read(arg2 << PAGE_SHIFT, PAGE_SIZE))
+            put_page(host, arg2)
+            return 0
+        finally:
+            put_page_and_type(host, arg1)
+    if cmd in (MmuextCmd.MMUEXT_MARK_SUPER, MmuextCmd.MMUEXT_UNMARK_SUPER):
+        return -Errno.EOPNOTSUPP  # superpage support left Xen in 4.13
+    return -Errno.ENOSYS
+
+
+def do_mmuext_op(ctx: HypercallContext, uops: int, count: int, pdone: int,
+                 foreigndom: int) -> int:
+    """``long do_mmuext_op(XEN_GUEST_HANDLE_PARAM(mmuext_op_t) uops, unsigned int count,
+    XEN_GUEST_HANDLE_PARAM(uint) pdone, unsigned int foreigndom)``: pin and unpin page
+    tables, switch the base pointer, flush TLBs, set the LDT. Stops at the first error."""
+    count &= 0x7FFFFFFF
+    ctx.decode(count=count, foreigndom=foreigndom)
+    if not ctx.domain.is_pv:
+        return -Errno.ENOSYS
+    pg_owner = _pg_owner(ctx, foreigndom)
+    if isinstance(pg_owner, int):
+        return pg_owner
+    if count > 1 << 20:
+        return -Errno.EINVAL
+    rc = 0
+    done = 0
+    cmds: list[str | int] = []
+    for i in range(count):
+        raw = ctx.copy_from_guest(uops + MMUEXT_OP.size * i, MMUEXT_OP.size)
+        if raw is None:
+            rc = -Errno.EFAULT
+            break
+        cmd, arg1, arg2 = MMUEXT_OP.unpack(raw)
+        cmds.append(ctx.enum_name(MmuextCmd, cmd))
+        rc = _mmuext_one(ctx, pg_owner, cmd, arg1, arg2)
+        if rc:
+            ctx.decode(failed={"cmd": cmds[-1], "arg1": hex(arg1)})
+            break
+        done += 1
+    ctx.decode(ops=cmds if len(cmds) <= 8 else cmds[:8] + ["..."], done=done)
+    if pdone and not ctx.copy_to_guest(pdone, struct.pack("<I", done)):
+        return -Errno.EFAULT
+    return rc
+
+
+# ============================================================== ptwr
+def ptwr_do_page_fault(host: XenHost, v: Vcpu, cr2: int, error_code: int | None = None
+                       ) -> bool:
+    """Writable page tables (ptwr_do_page_fault): the guest wrote straight into one of its
+    own L1 tables, which are mapped read-only. Xen emulates the one store and validates
+    the new entry as mmu_update would; True if it did (the guest goes on after the
+    store), False for a real page fault (the guest's handler gets it).
+
+    xenlab emulates by running the faulting instruction once with that mapping made
+    writable, then takes the entry it changed back out, and writes it through
+    ``mod_entry``; an instruction that changed more than one entry is refused."""
+    d = v.domain
+    cpu = v.cpu
+    if not d.is_pv or cpu is None or (error_code is not None and error_code & 3 != 3):
+        return False
+    mem = host.mem
+    pte_at = l1e_address(mem, d, cpu.reg("cr3"), cr2)
+    if pte_at is None:
+        return False
+    pte = mem.read_u64(pte_at)
+    target = (pte & _ADDR) >> PAGE_SHIFT
+    if (not pte & _P or pte & _RW or mem.owner[target] != d.domid
+            or mem.type_info[target] & PGT_type_mask != PGT_l1_page_table
+            or not mem.type_info[target] & PGT_count_mask):
+        return False
+    before = mem.read(target << PAGE_SHIFT, PAGE_SIZE)
+    budget = (cpu.slice_budget, cpu.budget.left)
+    mem.write_u64(pte_at, pte | _RW)
+    cpu.flush_tlb()
+    try:
+        result = cpu.step()
+    finally:
+        mem.write_u64(pte_at, pte)
+        cpu.flush_tlb()
+        cpu.slice_budget, cpu.budget.left = budget
+    after = mem.read(target << PAGE_SHIFT, PAGE_SIZE)
+    mem.write(target << PAGE_SHIFT, before)
+    changed = [i for i in range(0, PAGE_SIZE, 8) if before[i:i + 8] != after[i:i + 8]]
+    if result.vector is not None or len(changed) > 1:
+        return False  # (the instruction ran; a fault in it is the guest's to take)
+    if changed:
+        at = (target << PAGE_SHIFT) + changed[0]
+        new = int.from_bytes(after[changed[0]:changed[0] + 8], "little")
+        why = mod_entry(host, d, at, new, 1)
+        if why is not None:
+            host.log.printk(f"d{d.domid}v{v.vcpu_id} ptwr: refused write of {new:#x} at "
+                            f"{at:#x}: {why}")
+            return False
+        _flush_domain(d)
+    return True
+
+
 # ============================================================== invariants
 def expected_references(host: XenHost) -> tuple[dict[int, int], dict[int, int]]:
     """Every reference the frame table should hold, recomputed from what holds them:
@@ -375,8 +671,10 @@ def expected_references(host: XenHost) -> tuple[dict[int, int], dict[int, int]]:
                 continue
             add((e & _ADDR) >> PAGE_SHIFT, level > 1 or bool(e & _RW))
     for d in list(host.domains.values()) + list(host.zombies.values()):
-        for mfn in d.guest_tables:
-            add(mfn, True)
+        for v in d.vcpus:
+            for mfn in (v.guest_table, v.guest_table_user):
+                if mfn:
+                    add(mfn, True)
         if d.grant_table is not None:
             for m in d.grant_table.maptrack.values():
                 add(m.mfn, not m.readonly)

@@ -54,6 +54,7 @@ PGT_writable_page = 7 << 61
 PGT_type_mask = 7 << 61
 PGT_pinned = 1 << 59                    # the owner pinned the type (MMUEXT_PIN_L*_TABLE)
 PGT_count_mask = (1 << 55) - 1
+INVALID_M2P_ENTRY = (1 << 64) - 1
 _ALLOCATED = PGC_allocated | 1          # a frame just allocated: one reference, its owner's
 
 
@@ -79,6 +80,8 @@ class HostMemory:
         self.type_info = array("Q", [0]) * self.total_pages
         #: frames whose type is a page table (L1..L4) with a non-zero type count
         self.pt_frames: set[int] = set()
+        #: the machine-to-phys table, once Xen has set it up (freed frames leave it)
+        self.m2p: memoryview | None = None
         self._free: list[Extent] = [Extent(0, self.total_pages)]
 
     # -- allocation -----------------------------------------------------------
@@ -129,6 +132,8 @@ class HostMemory:
             self.count_info[ext.mfn : ext.end] = array("Q", [0]) * ext.count
             self.type_info[ext.mfn : ext.end] = array("Q", [0]) * ext.count
             self.pt_frames.difference_update(range(ext.mfn, ext.end))
+            if self.m2p is not None:
+                self.m2p[ext.mfn : ext.end] = array("Q", [INVALID_M2P_ENTRY]) * ext.count
             self._scrub(ext)
             self._free.append(ext)
         self._free.sort(key=lambda e: e.mfn)

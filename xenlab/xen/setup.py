@@ -56,6 +56,7 @@ from xenlab.xen.mm import (
     l1e_address,
     put_page,
     put_page_and_type,
+    ptwr_do_page_fault,
     put_page_from_l1e,
     unpin_page_table,
 )
@@ -79,7 +80,7 @@ __all__ = ["DEFAULT_HOST_MIB", "Pcpu", "RunStatus", "XenHost"]
 DEFAULT_HOST_MIB = 2048
 DEFAULT_DOM0_MIB = 512
 XEN_RESERVED_MIB = 8  # the hypervisor image, its heap and frame table
-_PTE_P, _PTE_RW = 1, 2
+_PTE_P, _PTE_RW, _PTE_US = 1, 2, 4
 _MAX_ACCT_CATCH_UP = 64   # credit accounting periods counted out after an idle stretch
 
 
@@ -252,6 +253,35 @@ class XenHost:
             self.mem.write_u64(l1 + 8 * i, (frame << PAGE_SHIFT) | _PTE_P)
         self.mem.write_u64(l1 + 8 * 16, (f["stub"] << PAGE_SHIFT) | _PTE_P)
         self.mem.write_u64(l1 + 8 * 17, (f["stack"] << PAGE_SHIFT) | _PTE_P | _PTE_RW)
+        self._setup_m2p(base + len(self.xen_frames))
+
+    def _setup_m2p(self, first: int) -> None:
+        """The machine-to-phys table (machine_to_phys_mapping): one unsigned long per
+        machine frame, the pfn its owner has it at, or INVALID_M2P_ENTRY (~0). Every PV
+        guest sees it read-only at MACH2PHYS_VIRT_START (L4 slot 256), through an L3,
+        an L2 and L1s of Xen's that map its frames user-readable and never writable.
+        Its frames come from Xen's reserved memory when they fit there."""
+        mem = self.mem
+        n_data = -(-mem.total_pages * 8 // PAGE_SIZE)
+        n_l1 = -(-n_data // 512)
+        need = 2 + n_l1 + n_data
+        if first + need > self._xen_extents[0].end:
+            first = mem.alloc(DOMID_XEN, need, contiguous=True)[0].mfn
+        l3, l2, l1s, data = first, first + 1, first + 2, first + 2 + n_l1
+        ro_user = _PTE_P | _PTE_US
+        mem.write_u64(l3 << PAGE_SHIFT, (l2 << PAGE_SHIFT) | ro_user)
+        for i in range(n_l1):
+            mem.write_u64((l2 << PAGE_SHIFT) + 8 * i, ((l1s + i) << PAGE_SHIFT) | ro_user)
+        for i in range(n_data):
+            mem.write_u64(((l1s + i // 512) << PAGE_SHIFT) + 8 * (i % 512),
+                          ((data + i) << PAGE_SHIFT) | ro_user)
+        mem.write(data << PAGE_SHIFT, b"\xff" * (n_data * PAGE_SIZE))
+        self.m2p_extent = Extent(first, need)
+        self.m2p_l3 = l3
+        self.m2p_data = Extent(data, n_data)
+        #: the table as Xen reads and writes it (get_gpfn_from_mfn / set_gpfn_from_mfn)
+        self.m2p = mem.view(data << PAGE_SHIFT, mem.total_pages * 8).cast("Q")
+        mem.m2p = self.m2p
 
     def _build_dom0(self, mib: int) -> Domain:
         d = Domain(0, "Domain-0", DomainType.PV, max_pages=mib * 256, privileged=True)
@@ -259,6 +289,11 @@ class XenHost:
         d.grant_table = GrantTable()
         d.extents = self.mem.alloc(0, mib * 256)
         d.p2m = array("Q", (m for e in d.extents for m in range(e.mfn, e.end)))
+        d.m2p = self.m2p
+        pfn = 0
+        for e in d.extents:
+            self.m2p[e.mfn : e.end] = array("Q", range(pfn, pfn + e.count))
+            pfn += e.count
         d.shared_info_mfn = self._alloc_xen_shared(d)
         d.pause_count = 0
         for i in range(len(self.pcpus)):
@@ -310,6 +345,7 @@ class XenHost:
             raise MemoryError(f"domain needs {max_pages} pages, host has {self.mem.free_pages}")
         domid = self.alloc_domid()
         d = Domain(domid, name, dtype, max_pages=max_pages, weight=weight, cap=cap)
+        d.m2p = self.m2p
         d.evtchn = EvtchnTable()
         d.grant_table = GrantTable()
         d.shared_info_mfn = self._alloc_xen_shared(d)
@@ -356,6 +392,9 @@ class XenHost:
             maddr = frame << PAGE_SHIFT
             cpu.map_host(maddr, PAGE_SIZE, self.mem.host_ptr(maddr),
                          writable=frame == self.xen_frames["stack"])
+        m2p = self.m2p_extent.mfn << PAGE_SHIFT
+        cpu.map_host(m2p, self.m2p_extent.count << PAGE_SHIFT, self.mem.host_ptr(m2p),
+                     writable=False, executable=False)
 
     def populate_physmap(self, d: Domain, nr_pages: int) -> None:
         """Give ``d`` its initial RAM: pfns 0..nr_pages-1 (xc_domain_populate_physmap)."""
@@ -577,7 +616,7 @@ class XenHost:
         # pinned and so validated it)
         if not get_page_and_type(self, cr3 >> PAGE_SHIFT, v.domain, PGT_l4_page_table):
             raise ValueError(f"d{v.domain.domid}: cr3 {cr3:#x} is not a valid L4 table")
-        v.domain.guest_tables.append(cr3 >> PAGE_SHIFT)
+        v.guest_table = cr3 >> PAGE_SHIFT
         cpu.setup_long_mode(cr3=cr3, gdt_base=traps.GDT_VA, gdt_limit=traps.GDT_LIMIT)
         frame_va = traps.XEN_STACK_VA + PAGE_SIZE - 64
         # the iret frame Xen enters the guest with; Xen's stack page is shared by every
@@ -593,6 +632,16 @@ class XenHost:
         v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
         self.sched.insert_vcpu(v)
         self._domctl(DomctlCmd.XEN_DOMCTL_setvcpucontext, v.domain.domid, 0, vcpu=v.vcpu_id)
+
+    def pv_switch_cr3(self, v: Vcpu) -> None:
+        """Load the L4 of the mode the vCPU is in (kernel: guest_table, user:
+        guest_table_user) into its CR3 (write_ptbase, toggle_guest_pt)."""
+        cpu = v.cpu
+        assert cpu is not None
+        mfn = v.guest_table_user if v.user_mode else v.guest_table
+        if mfn and cpu.reg("cr3") >> PAGE_SHIFT != mfn:
+            cpu.set_reg("cr3", mfn << PAGE_SHIFT)
+            cpu.flush_tlb()
 
     def _entry_frame_maddr(self) -> int:
         return (self.xen_frames["stack"] << PAGE_SHIFT) + PAGE_SIZE - 64
@@ -726,9 +775,11 @@ class XenHost:
         nobody else references goes back to the heap; one still mapped by another
         domain (Dom0 not having unmapped it yet) stays the dying domain's until then,
         and the domain lingers as a zombie."""
-        for mfn in d.guest_tables:
-            put_page_and_type(self, mfn)
-        d.guest_tables = []
+        for v in d.vcpus:
+            for mfn in (v.guest_table, v.guest_table_user):
+                if mfn:
+                    put_page_and_type(self, mfn)
+            v.guest_table = v.guest_table_user = 0
         for mfn in sorted(m for m in self.mem.pt_frames if self.mem.owner[m] == d.domid):
             unpin_page_table(self, mfn)
         frames = [m for e in d.extents for m in range(e.mfn, e.end)] + sorted(d.shared_mfns)
@@ -1143,7 +1194,10 @@ class XenHost:
         v.exit_time += result.charged
         self.instructions += result.executed - result.charged
         self.sched.burn_credits(v, executed)
-        if result.reason is ExitReason.FAULT and not d.is_shutting_down:
+        if (result.reason is ExitReason.FAULT and result.vector == 14 and d.is_pv
+                and not d.is_shutting_down and ptwr_do_page_fault(self, v, cpu.fault_cr2)):
+            pass  # a store into one of its own L1 tables, emulated and validated (ptwr)
+        elif result.reason is ExitReason.FAULT and not d.is_shutting_down:
             regs = cpu.registers()
             insn = self._faulting_instruction(d, cpu, regs.get("rip", 0))
             why = (f"Unhandled {result.detail} [#{result.vector}] at rip "

@@ -4,8 +4,8 @@
   Xen writes into the page a PV kernel names in its HYPERCALL_PAGE ELF note.
   The 64-bit stub is ``push %rcx; push %r11; mov $nr,%eax; syscall;
   pop %r11; pop %rcx; ret``; unused bytes are ``int3`` (0xCC).
-* Xen's virtual area at ``HYPERVISOR_VIRT_START`` (0xffff800000000000),
-  present in every PV guest's L4 table and supervisor-only: the GDT with
+* Xen's per-domain area (``PERDOMAIN_VIRT_START``, 0xffff820000000000, L4 slot
+  260), present in every PV guest's L4 table and supervisor-only: the GDT with
   Xen's reserved descriptors (FLAT_RING3_CS64 0xe033, FLAT_RING3_SS64 0xe02b,
   Xen's own 0xe008) and a tiny ``iretq`` trampoline, which is how Xen first
   enters a 64-bit PV kernel in ring 3.
@@ -27,7 +27,6 @@ from xenlab.public.xen import (
     HYPERCALL_PAGE_SLOTS,
     HYPERCALL_STUB_SIZE,
     HYPERVISOR_CS,
-    HYPERVISOR_VIRT_START,
     Hypercall,
 )
 
@@ -42,11 +41,14 @@ __all__ = [
 
 FIRST_RESERVED_GDT_PAGE = 14
 FIRST_RESERVED_GDT_ENTRY = FIRST_RESERVED_GDT_PAGE * 512
-GDT_VA = HYPERVISOR_VIRT_START
+#: Xen's per-domain mappings (GDT, LDT) in its layout (xen/arch/x86/include/asm/config.h);
+#: HYPERVISOR_VIRT_START itself is the read-only machine-to-phys table (slot 256)
+PERDOMAIN_VIRT_START = 0xFFFF820000000000
+GDT_VA = PERDOMAIN_VIRT_START
 GDT_PAGES = 16
 GDT_LIMIT = GDT_PAGES * 4096 - 1
-XEN_STUB_VA = HYPERVISOR_VIRT_START + 0x10000  # after the 16 GDT pages
-XEN_STACK_VA = HYPERVISOR_VIRT_START + 0x11000
+XEN_STUB_VA = PERDOMAIN_VIRT_START + 0x10000  # after the 16 GDT pages
+XEN_STACK_VA = PERDOMAIN_VIRT_START + 0x11000
 
 
 def _pv64_stub(nr: int) -> bytes:
