@@ -104,3 +104,30 @@ def test_every_nbval_marker_in_the_labs_is_one_nbval_recognises() -> None:
                 comment = line.strip().lstrip("#").strip()
                 if line.strip().startswith("#") and comment.startswith("NBVAL"):
                     assert comment in comment_markers, f"{nb.name}: {line.strip()!r}"
+
+
+def test_every_isolation_promise_names_tests_that_exist() -> None:
+    """SECURITY.md: each promise of "What a guest cannot do" and "What bad input gets"
+    names its tests (``T:file.py::test`` then ``::test`` for more in the same file,
+    or ``tests/file.py`` with test names in parentheses); each named test exists."""
+    text = (ROOT / "SECURITY.md").read_text()
+    promises = text.split("## What a guest cannot do")[1].split("## How it is tested")[0]
+    bullets = [b for b in re.split(r"\n- ", promises) if b.startswith("**")]
+    assert len(bullets) >= 9
+    for bullet in bullets:
+        assert "Tests:" in bullet, f"a promise names no test: {bullet[:70]!r}"
+    current = None
+    names = 0
+    for token in re.findall(r"`([^`]+)`", promises):
+        m = re.fullmatch(r"(?:T:(test_\w+\.py))?(?:::(test_\w+))?", token)
+        if m is None or not token:
+            continue                                    # code, not a test reference
+        if m.group(1):
+            current = m.group(1)
+            assert (ROOT / "tests" / current).exists(), current
+        if m.group(2):
+            assert current is not None, token
+            source = (ROOT / "tests" / current).read_text()
+            assert re.search(rf"^def {m.group(2)}\(", source, re.M), f"{current}::{m.group(2)}"
+            names += 1
+    assert names >= 40
