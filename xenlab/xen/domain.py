@@ -65,6 +65,7 @@ class Vcpu:
     time_info: Any = None              # ctypes view of its vcpu_time_info in shared_info
     stall_rip: int | None = None       # where the CPU last stopped without a reason
     callbacks: dict[str, int] = field(default_factory=dict)  # event/failsafe/syscall entry
+    pv: Any = None                     # PV: trap table and CPU state (pv_traps.PvVcpu)
     pending_regs: dict[str, int] | None = None  # loaded on return to the guest (iret)
     pending_maps: list[tuple[int, int]] = field(default_factory=list)  # (gpa, host ptr)
     entry_frame: bytes | None = None   # PV: the iret frame of its first entry, until it runs

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xenlab.public.errno import Errno
 from xenlab.public.xen import FLAT_KERNEL_SS, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START
@@ -65,7 +65,8 @@ TBF_EXCEPTION_ERRCODE = 2
 TBF_INTERRUPT = 8
 #: vectors whose exception pushes an error code (TRAP_HAVE_EC)
 TRAP_HAVE_EC = frozenset((8, 10, 11, 12, 13, 14, 17, 21))
-TRAP_int3, TRAP_invalid_op, TRAP_gp_fault, TRAP_page_fault = 3, 6, 13, 14
+TRAP_int3, TRAP_invalid_op, TRAP_no_device, TRAP_gp_fault, TRAP_page_fault = 3, 6, 7, 13, 14
+X86_CR0_TS = 1 << 3
 # page fault error code bits (PFEC_*)
 PFEC_page_present, PFEC_write_access, PFEC_user_mode, PFEC_insn_fetch = 1, 2, 4, 16
 # RFLAGS
@@ -107,14 +108,22 @@ class PvVcpu:
     kernel_ss: int = FLAT_KERNEL_SS     # stack_switch
     kernel_sp: int = 0
     vgc_flags: int = 0                  # VGCF_*_disables_events (CALLBACKF_mask_events)
+    disables_events: dict[str, bool] = field(default_factory=dict)  # syscall32, sysenter
     fs_base: int = 0                    # set_segment_base
     gs_base_kernel: int = 0
     gs_base_user: int = 0
     debugreg: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400])
     cr0_ts: bool = False                # fpu_taskswitch
+    vm_assist: int = 0                  # vCPU 0's holds d->vm_assist (VMASST_TYPE_* bits)
+    physdev: Any = None                 # vCPU 0's holds the domain's physdev.PhysdevState
     gdt_frames: list[int] = field(default_factory=list)  # set_gdt (typed seg_desc pages)
     gdt_ents: int = 0
     cr2: int = 0                        # ctrlreg[2]: the last page fault's address
+    periodic_period: int = 0            # VCPUOP_set_periodic_timer (ns; 0: stopped)
+    runstate_area: int = 0              # VCPUOP_register_runstate_memory_area (guest VA)
+    time_area: int = 0                  # VCPUOP_register_vcpu_time_memory_area
+    nmi_pending: bool = False           # VCPUOP_send_nmi
+    nmi_masked: bool = False            # in the NMI handler, until its iret
     bounces: int = 0                    # exceptions delivered (for the lab's counters)
 
 
@@ -341,6 +350,13 @@ def pv_do_trap(host: XenHost, v: Vcpu, cpu: X86Vcpu, vector: int) -> bool:
         return pv_inject_event(host, v, TRAP_gp_fault, (vector << 3) | 2,
                                regs={**regs, "rip": at - 2})
     regs["rip"] = at
+    if vector == TRAP_no_device:  # do_device_not_available: TS was the guest's (fpu_taskswitch)
+        cpu.set_reg("cr0", cpu.reg("cr0") & ~X86_CR0_TS)
+        pv = pv_vcpu(v)
+        if not pv.cr0_ts:
+            return True
+        pv.cr0_ts = False
+        return pv_inject_event(host, v, vector, None, regs=regs)
     if vector == TRAP_page_fault:
         cr2 = cpu.fault_cr2 if cpu.fault_pc is not None else cpu.reg("cr2")
         ec = _page_fault_code(host, v, cpu, cr2, at)

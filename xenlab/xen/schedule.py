@@ -6,6 +6,12 @@ lost), ``SCHEDOP_poll`` sleeps until one of a list of ports is pending or a
 timeout passes, ``SCHEDOP_shutdown`` ends the domain with a reason that the
 toolstack turns into an ``on_poweroff`` / ``on_reboot`` / ``on_crash`` action.
 ``set_timer_op`` arms the vCPU's one-shot timer, which raises ``VIRQ_TIMER``.
+``vcpu_op`` brings secondary vCPUs up and down, reads the runstate, arms and
+stops the single-shot timer, checks and records the periodic timer's period
+and the runstate and time areas (xenlab does not fire the periodic timer nor
+refresh the areas yet), refuses to move vcpu_info out of shared_info
+(-ENOSYS after Xen's checks) and marks an NMI pending for the NMI callback.
+``sched_op_compat`` is the pre-3.0.2 form of sched_op.
 
 Real Xen: xen/common/sched/core.c (do_sched_op, do_poll, vcpu_block_enable_events),
 xen/common/domain.c (do_vcpu_op), xen/arch/x86/pv/hypercall.c (do_set_timer_op)
@@ -19,13 +25,17 @@ from typing import TYPE_CHECKING
 from xenlab.public.errno import Errno
 from xenlab.public.sched import SchedOp, ShutdownReason
 from xenlab.public.vcpu import VcpuOp
+from xenlab.xen.pv_traps import pv_vcpu
 
 if TYPE_CHECKING:
+    from xenlab.xen.domain import Vcpu
     from xenlab.xen.hypercall import HypercallContext
 
-__all__ = ["do_sched_op", "do_set_timer_op", "do_vcpu_op"]
+__all__ = ["do_sched_op", "do_sched_op_compat", "do_set_timer_op", "do_vcpu_op"]
 
 MAX_POLL_PORTS = 128
+MILLISECS_1 = 1_000_000
+STIME_DELTA_MAX = (1 << 62) - 1
 
 
 def do_sched_op(ctx: HypercallContext, cmd: int, arg: int) -> int:
@@ -99,11 +109,7 @@ def do_vcpu_op(ctx: HypercallContext, cmd: int, vcpuid: int, arg: int) -> int:
     if cmd == VcpuOp.VCPUOP_is_up:
         return 1 if v.online else 0
     if cmd == VcpuOp.VCPUOP_get_runstate_info:
-        now = ctx.host.now()
-        times = list(v.runstate_time)
-        times[v.runstate] += max(0, now - v.state_entry_time)
-        data = struct.pack("<i4xQ4Q", int(v.runstate), v.state_entry_time, *times)
-        return 0 if ctx.copy_to_guest(arg, data) else -Errno.EFAULT
+        return 0 if ctx.copy_to_guest(arg, _runstate_info(ctx, v)) else -Errno.EFAULT
     if cmd == VcpuOp.VCPUOP_down:
         return ctx.host.vcpu_down(v)
     if cmd == VcpuOp.VCPUOP_up:
@@ -124,5 +130,83 @@ def do_vcpu_op(ctx: HypercallContext, cmd: int, vcpuid: int, arg: int) -> int:
         if v is not ctx.vcpu:
             return -Errno.EINVAL
         ctx.host.set_timer(v, None)
+        return 0
+    if cmd == VcpuOp.VCPUOP_set_periodic_timer:
+        raw = ctx.copy_from_guest(arg, 8)
+        if raw is None:
+            return -Errno.EFAULT
+        (period,) = struct.unpack("<Q", raw)
+        ctx.decode(period_ns=period)
+        if period < MILLISECS_1 or period > STIME_DELTA_MAX:
+            return -Errno.EINVAL
+        pv_vcpu(v).periodic_period = period
+        return 0
+    if cmd == VcpuOp.VCPUOP_stop_periodic_timer:
+        pv_vcpu(v).periodic_period = 0
+        return 0
+    if cmd in (VcpuOp.VCPUOP_register_runstate_memory_area,
+               VcpuOp.VCPUOP_register_vcpu_time_memory_area):
+        raw = ctx.copy_from_guest(arg, 8)
+        if raw is None:
+            return -Errno.EFAULT
+        (va,) = struct.unpack("<Q", raw)
+        ctx.decode(addr=hex(va))
+        if va and not _handle_okay(va):
+            return -Errno.EFAULT
+        pv = pv_vcpu(v)
+        if cmd == VcpuOp.VCPUOP_register_vcpu_time_memory_area:
+            pv.time_area = va
+            return 0
+        pv.runstate_area = va
+        if va and v is ctx.vcpu:  # written at once for the caller, as Xen does
+            ctx.copy_to_guest(va, _runstate_info(ctx, v))
+        return 0
+    if cmd == VcpuOp.VCPUOP_register_vcpu_info:
+        # xenlab keeps every vcpu_info in shared_info (a kernel falls back to it, as
+        # Linux does when this fails); the request is checked as map_vcpu_info would
+        raw = ctx.copy_from_guest(arg, 16)
+        if raw is None:
+            return -Errno.EFAULT
+        mfn, offset = struct.unpack("<QI4x", raw)
+        ctx.decode(mfn=hex(mfn), offset=offset)
+        if offset > 4096 - 64 or not d.owns_mfn(mfn):
+            return -Errno.EINVAL
+        return -Errno.ENOSYS
+    if cmd == VcpuOp.VCPUOP_send_nmi:
+        pv_vcpu(v).nmi_pending = True  # delivered through the NMI callback, if any
+        if v.cpu is not None and v is ctx.vcpu:
+            v.cpu.request_stop()       # at once: Xen's next return to the guest
+        return 0
+    if cmd == VcpuOp.VCPUOP_get_physid:
+        return -Errno.EINVAL  # only the hardware domain's pinned vCPUs have one
+    return -Errno.ENOSYS
+
+
+def _handle_okay(va: int) -> bool:
+    """guest_handle_okay: not in Xen's half of the address space."""
+    return va < 1 << 47 or va >= 0xFFFF880000000000
+
+
+def _runstate_info(ctx: HypercallContext, v: Vcpu) -> bytes:
+    now = ctx.host.now()
+    times = list(v.runstate_time)
+    times[v.runstate] += max(0, now - v.state_entry_time)
+    return struct.pack("<i4xQ4Q", int(v.runstate), v.state_entry_time, *times)
+
+
+def do_sched_op_compat(ctx: HypercallContext, cmd: int, arg: int) -> int:
+    """``long do_sched_op_compat(int cmd, unsigned long arg)``: the pre-3.0.2 sched_op,
+    whose shutdown reason is the argument itself."""
+    cmd &= 0xFFFFFFFF
+    ctx.decode(cmd=ctx.enum_name(SchedOp, cmd))
+    if cmd == SchedOp.SCHEDOP_yield:
+        ctx.host.vcpu_yield(ctx.vcpu)
+        return 0
+    if cmd == SchedOp.SCHEDOP_block:
+        ctx.host.vcpu_block(ctx.vcpu)
+        return 0
+    if cmd == SchedOp.SCHEDOP_shutdown:
+        ctx.decode(reason=ctx.enum_name(ShutdownReason, arg & 0xFF))
+        ctx.host.domain_shutdown(ctx.domain, arg & 0xFF)
         return 0
     return -Errno.ENOSYS

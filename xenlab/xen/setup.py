@@ -72,6 +72,8 @@ from xenlab.xen.page_alloc import (
 )
 from xenlab.xen.privcmd import dom0_hypercall
 from xenlab.xen.pv_callback import deliver_upcall
+from xenlab.xen.pv_descriptor_tables import pv_destroy_gdt
+from xenlab.xen.pv_traps import pv_do_trap, switch_to_kernel
 from xenlab.xen.sched_credit import CSCHED_ACCT_NS, PRI_NAMES, CreditScheduler
 from xenlab.xen.trace import Kind, Trace
 
@@ -112,6 +114,9 @@ class _VcpuTraps:
 
     def hypercall(self, cpu: X86Vcpu, via: str) -> None:
         cpu.charge(PV_HYPERCALL_COST_NS)
+        if self.v.user_mode and via == "syscall":  # not a hypercall: the guest's own
+            switch_to_kernel(self.host, self.v, cpu)
+            return
         do_hypercall(self.host, self.v, cpu, via)
 
     def io_in(self, cpu: X86Vcpu, port: int, size: int) -> int:
@@ -776,6 +781,7 @@ class XenHost:
         domain (Dom0 not having unmapped it yet) stays the dying domain's until then,
         and the domain lingers as a zombie."""
         for v in d.vcpus:
+            pv_destroy_gdt(self, v)
             for mfn in (v.guest_table, v.guest_table_user):
                 if mfn:
                     put_page_and_type(self, mfn)
@@ -1197,6 +1203,9 @@ class XenHost:
         if (result.reason is ExitReason.FAULT and result.vector == 14 and d.is_pv
                 and not d.is_shutting_down and ptwr_do_page_fault(self, v, cpu.fault_cr2)):
             pass  # a store into one of its own L1 tables, emulated and validated (ptwr)
+        elif (result.reason is ExitReason.FAULT and not d.is_shutting_down and d.is_pv
+                and result.vector is not None and pv_do_trap(self, v, cpu, result.vector)):
+            pass  # emulated, or bounced to the guest's handler (or the bounce crashed it)
         elif result.reason is ExitReason.FAULT and not d.is_shutting_down:
             regs = cpu.registers()
             insn = self._faulting_instruction(d, cpu, regs.get("rip", 0))
@@ -1236,6 +1245,8 @@ class XenHost:
         else:
             vector, name = 13, "#GP general protection"
         v.stall_rip = None
+        if d.is_pv and pv_do_trap(self, v, cpu, vector):
+            return
         regs = cpu.registers()
         why = f"Unhandled {name} [#{vector}] at rip {rip:016x}{f' ({insn})' if insn else ''}"
         self.domain_crash(d, v, why, regs)
