@@ -223,3 +223,139 @@ def test_a_fault_after_a_stopping_hypercall_is_reported_as_itself() -> None:
         assert [r.name for r in host.trace if r.dom == d.domid
                 and r.kind.value == "hypercall"] == ["iret"]
         assert d.is_crashed and want in d.crash_reason, d.crash_reason
+
+
+# ---------------------------------------------------------------- user mode and syscall
+KSTACK_TOP = VIRT_BASE + 0x6000      # extra bss page (pfn 5): the kernel stack
+USTACK_TOP = VIRT_BASE + 0x5000      # extra bss page (pfn 4): the user stack
+SYSCALL_HANDLER = 0x700
+PF_HANDLER = 0x780
+USER_CODE = 0x500
+VGCF_in_syscall = 1 << 8
+
+
+def _user_guest() -> bytes:
+    from elfgen import ARG_REGS
+
+    a = Asm()
+    a.raw("4989f7")                                   # mov %rsi, %r15 (start_info)
+    a.raw("4c89fb")                                   # mov %r15, %rbx
+    a.raw("488b7328")                                 # mov 0x28(%rbx), %rsi (shared_info)
+    a.raw("4883ce07")                                 # or $7, %rsi
+    a.mov("rdi", SI_VA).mov("rdx", 2)
+    a.code += hypercall(H.update_va_mapping, a.here)
+    a.store_rax(60)
+    # callback_register {CALLBACKTYPE_syscall, CALLBACKF_mask_events, handler} at DATA_VA
+    a.call(H.callback_op, 0, DATA_VA).store_rax(61)
+    a.call(H.set_trap_table, DATA_VA + 0x20).store_rax(62)       # #PF only
+    a.call(H.stack_switch, 0xE02B, KSTACK_TOP).store_rax(63)
+    # mmuext_op {MMUEXT_NEW_USER_BASEPTR, mfn of the L4 (pt_base)} at DATA_VA + 0x60
+    a.raw("498b4758")                                 # mov 0x58(%r15), %rax (pt_base)
+    a.mov("rcx", VIRT_BASE).raw("4829c8")             # sub %rcx, %rax
+    a.raw("48c1e80c")                                 # shr $12, %rax (its pfn)
+    a.raw("498b4f68")                                 # mov 0x68(%r15), %rcx (mfn_list)
+    a.raw("488b04c1")                                 # mov (%rcx,%rax,8), %rax
+    a.code += b"\x48\xa3" + struct.pack("<Q", DATA_VA + 0x68)    # movabs %rax, op.arg1
+    a.call(H.mmuext_op, DATA_VA + 0x60, 1, 0, 0x7FF0).store_rax(64)
+    a.mov("r14", RESULTS_VA)                          # where the handlers record
+    # HYPERVISOR_iret to user mode: iret_context {rax r11 rcx flags rip cs rflags rsp ss}
+    a.raw("6a2b")                                     # push $0x2b (ss: RPL 3 forced)
+    a.mov("rax", USTACK_TOP).raw("50")                # push user rsp
+    a.raw("6802020000")                               # push $0x202 (rflags)
+    a.raw("6833e00000")                               # push $0xe033 (user CS, RPL 3)
+    a.mov("rax", VIRT_BASE + USER_CODE).raw("50")     # push user rip
+    a.raw("6a00")                                     # push $0 (flags)
+    _jmp(a, IRET_STUB)
+    assert len(a.code) < USER_CODE, len(a.code)
+    a.code += b"\x90" * (USER_CODE - len(a.code))
+    # ---- user mode
+    a.raw("4989e4")                                   # mov %rsp, %r12 (user rsp)
+    a.mov("rax", 0x42)
+    a.raw("0f05")                                     # syscall
+    user_ret = a.here
+    a.code += b"\x48\xa3" + struct.pack("<Q", RESULTS_VA + 8 * 40)   # movabs %rax, [20]
+    a.raw("4889c8").code += b"\x48\xa3" + struct.pack("<Q", RESULTS_VA + 8 * 41)  # rcx
+    a.raw("4c89d8").code += b"\x48\xa3" + struct.pack("<Q", RESULTS_VA + 8 * 42)  # r11
+    a.mov("rax", user_ret).code += b"\x48\xa3" + struct.pack("<Q", RESULTS_VA + 8 * 43)
+    a.code += hypercall(H.xen_version, a.here)        # a "hypercall" from user mode
+    a.code += b"\x48\xa3" + struct.pack("<Q", RESULTS_VA + 8 * 44)
+    a.mov("rcx", RCX_MARK).mov("r11", R11_MARK)
+    a.mov("rax", UNMAPPED)
+    pf_at = a.here
+    a.raw("488b00")                                   # a page fault in user mode
+    a.spin()
+    assert len(a.code) < SYSCALL_HANDLER
+    a.code += b"\x90" * (SYSCALL_HANDLER - len(a.code))
+    # ---- the kernel's syscall callback: record the frame, return with iret(in_syscall)
+    a.raw("4989c5")                                   # mov %rax, %r13 (the call's number)
+    a.raw("4c89f7" "4889e6" "b907000000" "f348a5")    # copy 7 quadwords to [r14]
+    a.code += b"\xa0" + struct.pack("<Q", SI_VA + 1)  # movabs SI_VA+1, %al (upcall_mask)
+    a.raw("0fb6c0" "49894640")                        # movzbl; mov %rax, 64(%r14)
+    a.raw("49896648")                                 # mov %rsp, 72(%r14)
+    a.raw("4d896e50")                                 # mov %r13, 80(%r14)
+    a.raw("4d896658")                                 # mov %r12, 88(%r14) (user rsp)
+    a.raw("4983c660")                                 # add $96, %r14 (the next record)
+    a.raw("59" "415b")                                # pop %rcx; pop %r11
+    a.raw("6800010000")                               # push $VGCF_in_syscall
+    a.mov("rax", 0x5678)
+    _jmp(a, IRET_STUB)
+    assert len(a.code) < PF_HANDLER
+    a.code += b"\x90" * (PF_HANDLER - len(a.code))
+    # ---- the #PF handler: record the frame and CR2, then shut down
+    a.mov("r14", RESULTS_VA + 8 * 70)
+    a.raw("4c89f7" "4889e6" "b908000000" "f348a5")    # copy 8 quadwords to [r14] (70..77)
+    a.code += b"\x48\xa1" + struct.pack("<Q", SI_VA + 16)
+    a.raw("49894640")                                 # cr2 -> 64(%r14)
+    a.raw("49896648")                                 # mov %rsp, 72(%r14)
+    a.mov("rax", pf_at).raw("49894650")
+    a.shutdown(0)
+    assert ARG_REGS
+    return a.bytes()
+
+
+def _user_data() -> bytes:
+    page = bytearray(4096)
+    page[0:16] = struct.pack("<HH4xQ", 2, 1, VIRT_BASE + SYSCALL_HANDLER)  # syscall, masked
+    page[0x20:0x40] = struct.pack("<BBH4xQ", 14, 0, 0xE033, VIRT_BASE + PF_HANDLER)
+    page[0x60:0x78] = struct.pack("<I4xQQ", 15, 0, 0)                      # NEW_USER_BASEPTR
+    return bytes(page)
+
+
+def test_syscall_from_user_mode_enters_the_kernel_and_iret_returns() -> None:
+    host, d = boot(_user_guest(), data=_user_data(), bss=2 * 4096,
+                   max_instructions=5_000_000)
+    assert d.is_shut_down and not d.is_crashed, d.crash_reason
+    r = [w & (2**64 - 1) for w in results(host, d, 81)]
+    assert r[60:65] == [0, 0, 0, 0, 0]
+    user_ret = r[43]
+    ustack = USTACK_TOP
+    frame_at = (KSTACK_TOP & ~0xF) - 7 * 8
+    # the first syscall: Xen's frame on the kernel stack from stack_switch
+    rflags = r[4]                       # the frame's RFLAGS: IF from !upcall_mask (0)
+    assert r[0:7] == [user_ret, rflags, user_ret, 0xE033, rflags, ustack, 0xE02B]
+    assert rflags & (1 << 9)
+    assert r[8] == 1                    # CALLBACKF_mask_events: events masked in the handler
+    assert r[9] == frame_at and r[10] == 0x42 and r[11] == ustack
+    # back in user mode with sysret's registers: RAX from the frame, RCX = RIP, R11 = RFLAGS
+    assert r[40] == 0x5678 and r[41] == user_ret and r[42] & ~(1 << 16) == rflags
+    # the hypercall page from user mode is just a syscall: the kernel saw number 17
+    assert r[12 + 10] == 17 and r[44] == 0x5678
+    # a page fault in user mode: the kernel stack, CS RPL 3, error code with U set
+    pf = r[70:81]
+    assert pf[0:8] == [RCX_MARK, R11_MARK, 4, pf[10], 0xE033, pf[5], ustack, 0xE02B]
+    assert pf[8] == UNMAPPED
+    assert pf[9] == (KSTACK_TOP & ~0xF) - 8 * 8
+    hcs = [x.name for x in host.trace if x.dom == d.domid and x.kind.value == "hypercall"]
+    assert "xen_version" not in hcs     # never a hypercall from user mode
+    assert [x.name for x in host.trace if x.dom == d.domid and x.name == "syscall"] == [
+        "syscall", "syscall"]
+    host.check_invariants()
+
+
+def test_iret_to_user_mode_without_user_page_tables_crashes() -> None:
+    a = Asm()
+    a.raw("6a2b").mov("rax", USTACK_TOP).raw("50")
+    a.raw("6802020000" "6833e00000").mov("rax", VIRT_BASE + 0x800).raw("50" "6a00")
+    _jmp(a, IRET_STUB)
+    host, d = boot(a.bytes(), bss=2 * 4096)
+    assert d.is_crashed and "no user page tables" in d.crash_reason
