@@ -54,6 +54,7 @@ MINIOS_GUEST_OS("xenlab-pv-fuzz");
 #define NR_WINDOW  8            /* pages whose mappings update_va_mapping changes */
 
 static char scratch[NR_SCRATCH * PAGE_SIZE] PAGE_ALIGNED;
+static char xen_writes_here[PAGE_SIZE] PAGE_ALIGNED;   /* runstate / time areas */
 static char window[NR_WINDOW * PAGE_SIZE] PAGE_ALIGNED;
 
 static uint64_t rng_state;
@@ -498,10 +499,12 @@ static void op_vcpu(void)
         cmd = VCPUOP_is_up;
     if (cmd == VCPUOP_register_runstate_memory_area || cmd == VCPUOP_register_vcpu_info
         || cmd == 13 /* VCPUOP_register_vcpu_time_memory_area */) {
-        /* Xen keeps writing there: only places we do not run from */
+        /* Xen keeps writing there: a page of its own, or addresses Xen cannot
+         * write (not our scratch, which later ops read as arguments, nor start_info) */
         char *p = scratch_ptr();
         fill_scratch(p, 32);
-        *(uint64_t *)p = rndn(2) ? (uint64_t)scratch_ptr() : wild_ptr();
+        *(uint64_t *)p = rndn(2) ? (uint64_t)(xen_writes_here + rndn(PAGE_SIZE - 64))
+                                 : wild_ptr_n(6);
         if (cmd == VCPUOP_register_vcpu_info) {     /* struct vcpu_register_vcpu_info */
             *(uint64_t *)p = rndn(2) ? virt_to_mfn(scratch_ptr()) : wild_val();
             ((uint32_t *)p)[2] = (uint32_t)rndn(PAGE_SIZE);
@@ -654,7 +657,13 @@ static void op_random(void)
     case __HYPERVISOR_sched_op:           op_sched(); return;
     case __HYPERVISOR_set_callbacks:
     case __HYPERVISOR_callback_op:        op_callbacks(); return;
-    case __HYPERVISOR_iret:               nr = 64 + (unsigned)rndn(64); break;
+    case __HYPERVISOR_sched_op_compat:    op_sched(); return;   /* block/shutdown too */
+    case __HYPERVISOR_iret:
+    /* would make the fuzzer's own next FPU use, fault or %fs/%gs access kill it */
+    case __HYPERVISOR_fpu_taskswitch:
+    case __HYPERVISOR_set_trap_table:
+    case __HYPERVISOR_set_segment_base:
+    case __HYPERVISOR_stack_switch:       nr = 64 + (unsigned)rndn(64); break;
     default: break;
     }
     fill_scratch(scratch, 512);

@@ -456,6 +456,7 @@ class X86Vcpu:
         #: or the one after an ``int n``/``int3`` (a trap); None if there was none
         self.fault_pc: int | None = None
         self._ctx: Any = None            # a saved context, reused by forget_exceptions
+        self._df_rip: int | None = None  # a #DF of QEMU's: the slice ends at this RIP
         self.fault_cr2 = 0                 # CR2 as the last #PF left it
 
     def _add_native_hook(self, kind: int, callback: Any, *,
@@ -767,6 +768,9 @@ class X86Vcpu:
         self._emu_start(start)
         while self._retranslated() and self.budget.left > 0:
             self._emu_start(self.pc())  # the same block again, translated with its new traps
+        if self._df_rip is not None:    # unicorn moved RIP on after the hook: back to it
+            self.set_reg("rip", self._df_rip)
+            self._df_rip = None
         self._reraise_hook_error()
         used = max(0, budget - self.budget.left)
         charged = min(used, self._charged)
@@ -892,12 +896,24 @@ class X86Vcpu:
                 return
             self.deliver_interrupt(intno)
             return
+        if self._fault is not None:
+            # the CPU went on to the faulting instruction again before it stopped; the
+            # fault that stopped it is the one to report (the second is QEMU's #DF)
+            uc.emu_stop()
+            return
+        if intno == VEC_DF:
+            # Never a guest's: unicorn delivers no exception, so a #DF is QEMU combining
+            # this fault with one it raised and dropped earlier in the slice (after a
+            # hook stopped the CPU). End the slice at the instruction: the next one
+            # starts with old_exception forgotten and reports the fault itself.
+            self._df_rip = self.reg("rip")
+            self.request_stop(ExitReason.YIELD)
+            return
         detail = VECTOR_NAMES.get(intno, f"interrupt {intno:#x}")
         if intno == VEC_PF:
             self.fault_cr2 = self.reg("cr2")  # read now: later emulator work changes it
             detail += f" at {self.fault_cr2:#x}"
-        if self._fault is None:
-            self.fault_pc = self.reg("rip")
+        self.fault_pc = self.reg("rip")
         self._fault = (intno, detail)
         uc.emu_stop()
 
