@@ -24,7 +24,7 @@ def test_loop_code_is_the_four_instruction_loop() -> None:
 
 def test_run_bench_small() -> None:
     r = bench.run_bench(loop=200_000, hypercalls=300, repeat=1, block_requests=40,
-                        block_depth=8, trace_memory_points=(300_000,))
+                        block_depth=8, trace_memory_points=(300_000,), trace_memory_2g=False)
     raw, guest = r["raw_unicorn"], r["xenlab_loop"]
     on, off = r["hypercalls_trace_on"], r["hypercalls_trace_off"]
     assert raw["insns_per_s"] > 0 and guest["insns_per_s"] > 0
@@ -91,7 +91,7 @@ def test_block_bench_event_suppression() -> None:
 def test_main_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["--json", "--loop", "1000", "--hypercalls", "10", "--repeat", "1",
                        "--block-requests", "16", "--block-depth", "4",
-                       "--trace-memory", "100_000"]) == 0
+                       "--trace-memory", "100_000", "--no-trace-memory-2g"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [t["instructions"] for t in out["trace_memory"]] == [100_000]
     assert out["params"] == {"loop": 1000, "hypercalls": 10, "repeat": 1, "insns_per_iter": 4,
@@ -102,3 +102,12 @@ def test_main_json(capsys: pytest.CaptureFixture[str]) -> None:
         assert blk["completed"] == 16
         assert {"requests_per_s", "mb_per_s", "frontend_per_request",
                 "backend_per_request"} <= set(blk)
+
+
+def test_trace_memory_child_runs_the_guest_it_is_given() -> None:
+    """The 2 G trace-memory run's child (made small here): the guest computes, then makes
+    its hypercalls, and the trace keeps at most its ring while counting all of them."""
+    t = bench._hcloop_child(5_000_000, "loop=1000 hypercalls=20000")
+    assert t["cmdline"] == "loop=1000 hypercalls=20000"
+    assert t["hypercalls"] >= 20_000 and t["traced_hypercalls"] == t["hypercalls"]
+    assert t["kept"] <= t["limit"] and t["maxrss_mb"] > 0

@@ -89,6 +89,12 @@ GOAL_HYPERCALLS = 100_000
 #: records, ~2.4 M instructions of this guest), then 5x and 25x past it. A 2 G run (the
 #: default budget of ``xenlab run``) takes ~40 minutes here: ``--trace-memory 2000000000``.
 DEFAULT_TRACE_MEMORY = (2_000_000, 10_000_000, 50_000_000)
+#: ...and always a 2 G-instruction run of the same guest that computes before its
+#: hypercalls (a loop xenlab counts as 1.95 G instructions: 3 a 12-byte iteration, by
+#: its bytes/4 rule; then 5 M hypercalls: 5 M records, the old in-memory trace's
+#: limit, ~20x the ring), which takes about a minute
+MIXED_2G_CMDLINE = "loop=650000000 hypercalls=5000000"
+MIXED_2G_BUDGET = 2_100_000_000
 GOAL_RSS_MB = 300
 DEFAULT_BLOCK_REQUESTS = 5_000
 DEFAULT_BLOCK_DEPTH = 8
@@ -430,7 +436,8 @@ def seabios_pairs(repeat: int) -> dict[str, dict[str, Any] | None]:
     return out
 
 
-def _hcloop_child(instructions: int) -> dict[str, Any]:
+def _hcloop_child(instructions: int, cmdline: str = "loop=0 hypercalls=4000000000"
+                  ) -> dict[str, Any]:
     """In a fresh process: the hypercall-loop guest (pv-bench, ``loop=0`` and more
     hypercalls than the budget allows) run to ``instructions`` with the trace at its
     default; this process's own peak RSS (getrusage maxrss) before and after."""
@@ -443,14 +450,14 @@ def _hcloop_child(instructions: int) -> dict[str, Any]:
     img = load_elf_kernel(BENCH_ELF)
     d = host.domain_create("pv-bench", DomainType.PV, max_pages=MEMORY_MIB * 256, vcpus=1)
     host.populate_physmap(d, MEMORY_MIB * 256)
-    build_pv(host, d, img, cmdline="loop=0 hypercalls=4000000000")
+    build_pv(host, d, img, cmdline=cmdline)
     host.domain_unpause(d)
     before = maxrss_mb()
     t0 = time.perf_counter()
     host.run(max_instructions=instructions)
     seconds = time.perf_counter() - t0
     return {
-        "instructions": host.instructions, "seconds": seconds,
+        "cmdline": cmdline, "instructions": host.instructions, "seconds": seconds,
         "hypercalls": d.hypercall_count,
         "traced_hypercalls": host.trace.count(kind="hypercall", dom=d.domid),
         "kept": len(host.trace), "dropped": host.trace.dropped, "limit": host.trace.limit,
@@ -458,14 +465,20 @@ def _hcloop_child(instructions: int) -> dict[str, Any]:
     }
 
 
-def trace_memory(points: tuple[int, ...] = DEFAULT_TRACE_MEMORY) -> list[dict[str, Any]]:
+def trace_memory(points: tuple[int, ...] = DEFAULT_TRACE_MEMORY, *, mixed_2g: bool = True
+                 ) -> list[dict[str, Any]]:
     """Peak RSS of a guest that loops on hypercalls, tracing at its default, each run of
-    ``points`` (instructions) in a child process that runs only that guest. With the
-    trace's ring the figure stops growing once the ring is full."""
+    ``points`` (instructions) in a child process that runs only that guest, then (with
+    ``mixed_2g``) the same guest run to its end over 2 G instructions that compute
+    between 5 M hypercalls. With the trace's ring the figure stops growing once the
+    ring is full."""
     out = []
-    for n in points:
-        proc = subprocess.run([sys.executable, "-m", "xenlab.bench", "--hcloop-child", str(n)],
-                              capture_output=True, text=True, check=False)
+    runs = [(n, []) for n in points]
+    if mixed_2g:
+        runs.append((MIXED_2G_BUDGET, ["--hcloop-cmdline", MIXED_2G_CMDLINE]))
+    for n, extra in runs:
+        proc = subprocess.run([sys.executable, "-m", "xenlab.bench", "--hcloop-child", str(n),
+                               *extra], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"hypercall-loop child for {n} instructions failed:\n"
                                f"{proc.stderr.strip()}")
@@ -522,7 +535,8 @@ def stepper_bench(steps: int = 200, backs: int = 10, seed: int = 1) -> dict[str,
 def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
               repeat: int = DEFAULT_REPEAT, *, block_requests: int = DEFAULT_BLOCK_REQUESTS,
               block_depth: int = DEFAULT_BLOCK_DEPTH, progress: bool = False,
-              trace_memory_points: tuple[int, ...] = DEFAULT_TRACE_MEMORY) -> dict[str, Any]:
+              trace_memory_points: tuple[int, ...] = DEFAULT_TRACE_MEMORY,
+              trace_memory_2g: bool = True) -> dict[str, Any]:
     """All measurements; returns the results as a JSON-able dict."""
     def say(msg: str) -> None:
         if progress:
@@ -561,8 +575,9 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     say("stepper: Step clicks on hvm-hello, the whole boot stepped, Back to random points")
     stepper = stepper_bench()
     counts = ", ".join(f"{n:,}" for n in trace_memory_points)
-    say(f"trace memory: a hypercall-loop guest to {counts} instructions, one child each")
-    rss = trace_memory(trace_memory_points)
+    say(f"trace memory: a hypercall-loop guest to {counts} instructions, one child each"
+        + (", then 2 G instructions with 5 M hypercalls" if trace_memory_2g else ""))
+    rss = trace_memory(trace_memory_points, mixed_2g=trace_memory_2g)
 
     insns = loop * INSNS_PER_ITER
     raw_ips = _rate(insns, raw_s)
@@ -707,6 +722,10 @@ def format_report(r: dict[str, Any]) -> str:
         what = (f"< {GOAL_RSS_MB} MB: {goal(r['goals']['trace_rss_lt_300mb'])}"
                 if i == len(rss) - 1 else "")
         label = f"{t['instructions']:>14,} instructions"
+        if t.get("cmdline", "").startswith("loop=0"):
+            label += " (loop)"
+        elif t.get("cmdline"):
+            label += " (mixed)"
         lines.append(f"  {label:<36} {t['maxrss_mb']:>6.0f} MB   {what}".rstrip())
         lines.append(f"  {'':<4}{t['hypercalls']:,} hypercalls, {t['kept']:,} records kept, "
                      f"{t['dropped']:,} dropped; {t['seconds']:.0f} s "
@@ -734,10 +753,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace-memory", default=",".join(map(str, DEFAULT_TRACE_MEMORY)),
                     metavar="N,N,...", help="instruction counts of the trace-memory runs "
                     "(a hypercall-loop guest, one child process each)")
+    ap.add_argument("--no-trace-memory-2g", action="store_true",
+                    help="leave out the 2 G-instruction trace-memory run (about a minute)")
     ap.add_argument("--hcloop-child", type=int, metavar="N", help=argparse.SUPPRESS)
+    ap.add_argument("--hcloop-cmdline", default="loop=0 hypercalls=4000000000",
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.hcloop_child is not None:  # the child process of trace_memory
-        print(json.dumps(_hcloop_child(args.hcloop_child)))
+        print(json.dumps(_hcloop_child(args.hcloop_child, args.hcloop_cmdline)))
         return 0
     try:
         points = tuple(int(x.replace("_", "")) for x in args.trace_memory.split(",") if x)
@@ -751,7 +774,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--block-requests must be >= 0, --block-depth 1..32")
     results = run_bench(args.loop, args.hypercalls, args.repeat,
                         block_requests=args.block_requests, block_depth=args.block_depth,
-                        progress=not args.json, trace_memory_points=points)
+                        progress=not args.json, trace_memory_points=points,
+                        trace_memory_2g=not args.no_trace_memory_2g)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
