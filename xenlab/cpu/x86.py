@@ -806,6 +806,9 @@ class X86Vcpu:
         # instruction ran (the next block was translated), the step is done
         while self._retranslated() and self.pc() == pc:
             self._emu_start(pc, count=1)
+        if self._df_rip is not None:
+            self.set_reg("rip", self._df_rip)
+            self._df_rip = None
         self._reraise_hook_error()
         used, charged = 1 + self._charged, self._charged  # an exit costs what it costs
         if self._fault is not None:
