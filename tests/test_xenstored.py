@@ -600,3 +600,19 @@ def test_ring_and_handle_message_agree(msgs: list[bytes], start: int) -> None:
     via_ring = pump(b, 1, FakeRing(start), b"".join(good))
     assert via_ring == direct
     assert a.ls(perms=True) == b.ls(perms=True)
+
+
+def test_trace_records_stay_small_whatever_the_request() -> None:
+    """The trace is a ring of records; a guest must not make each record large: paths,
+    tokens and lists of strings in a record are cut (issue 12: bounded host memory)."""
+    from xenlab.tools.xenstore.xenstored import _trace_args
+    from xenlab.tools.xenstore.xs_wire import XsdSockmsgType as T
+
+    huge = b"/local/domain/1/" + b"x" * 3000
+    for mtype, payload in ((T.XS_READ, huge + b"\0"), (T.XS_WATCH, huge + b"\0" + b"t" * 3000),
+                           (T.XS_SET_PERMS, huge + b"\0" + b"\0".join([b"r1"] * 2000)),
+                           (T.XS_DEBUG, b"\0".join([b"a" * 100] * 2000))):
+        args = _trace_args(mtype, payload, 0)
+        assert len(repr(args)) < 1200, (mtype, len(repr(args)))
+    short = _trace_args(T.XS_READ, b"/local/domain/1/name\0", 0)
+    assert short == {"path": "/local/domain/1/name", "tx": 0}

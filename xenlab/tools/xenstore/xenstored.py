@@ -114,6 +114,13 @@ _VALID_CHARS = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyz"
 SPECIAL_PATHS = ("@introduceDomain", "@releaseDomain")
 DOMID_MAX = 0x7FEF          # DOMID_FIRST_RESERVED - 1
 _TRACE_VALUE_MAX = 64
+_TRACE_PATH_MAX = 256   # a trace record's size is bounded whatever a guest sends:
+_TRACE_LIST_MAX = 8     # paths, tokens and string lists are cut (the trace is a ring of
+                        # records; each record must stay small too)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"...(+{len(text) - limit})"
 
 
 class XenStoreError(XenlabError):
@@ -554,20 +561,20 @@ wire_funcs: dict[XsdSockmsgType, tuple[Callable[[XenStore, Connection, Request],
 
 def _trace_args(mtype: int, payload: bytes, tx_id: int) -> dict[str, Any]:
     """What a trace record shows of a request: its path, value or token, and tx."""
-    strs = [s.decode("utf-8", "replace") for s in payload.split(b"\0")]
+    strs = [s.decode("utf-8", "replace") for s in payload.split(b"\0", _TRACE_LIST_MAX + 1)]
     args: dict[str, Any] = {}
     if mtype in _PATH_TYPES and strs:
-        args["path"] = strs[0]
+        args["path"] = _cut(strs[0], _TRACE_PATH_MAX)
         if mtype == T.XS_WRITE:
             nul = payload.find(b"\0")
             value = payload[nul + 1:] if nul >= 0 else b""
             args["value"] = value.decode("utf-8", "replace")[:_TRACE_VALUE_MAX]
         elif mtype in (T.XS_WATCH, T.XS_UNWATCH) and len(strs) > 1:
-            args["token"] = strs[1]
+            args["token"] = _cut(strs[1], _TRACE_VALUE_MAX)
         elif mtype == T.XS_SET_PERMS:
-            args["perms"] = [s for s in strs[1:] if s]
+            args["perms"] = [_cut(s, _TRACE_VALUE_MAX) for s in strs[1:_TRACE_LIST_MAX + 1] if s]
     elif payload:
-        args["args"] = [s[:_TRACE_VALUE_MAX] for s in strs if s]
+        args["args"] = [s[:_TRACE_VALUE_MAX] for s in strs[:_TRACE_LIST_MAX] if s]
     args["tx"] = tx_id
     return args
 
