@@ -323,3 +323,15 @@ def test_progress_reports_idle() -> None:
                                out=out)
     assert status is RunStatus.IDLE
     assert out.getvalue().startswith("xenlab: idle after ")
+
+
+def test_hypercall_counts_cover_records_the_ring_let_go() -> None:
+    """A run longer than the trace's ring: the per-domain counts are the whole run's."""
+    from xenlab.views.traceviews import hypercall_counts
+    from xenlab.xen.trace import Kind, Trace
+
+    trace = Trace(limit=100)
+    for i in range(1000):
+        trace.emit(i, 1, 0, Kind.HYPERCALL, "xen_version", {"nr": 17}, 0)
+    assert trace.dropped > 0
+    assert hypercall_counts(trace) == {1: {"xen_version": 1000}}
