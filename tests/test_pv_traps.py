@@ -357,5 +357,5 @@ def test_iret_to_user_mode_without_user_page_tables_crashes() -> None:
     a.raw("6a2b").mov("rax", USTACK_TOP).raw("50")
     a.raw("6802020000" "6833e00000").mov("rax", VIRT_BASE + 0x800).raw("50" "6a00")
     _jmp(a, IRET_STUB)
-    host, d = boot(a.bytes(), bss=2 * 4096)
+    _host, d = boot(a.bytes(), bss=2 * 4096)
     assert d.is_crashed and "no user page tables" in d.crash_reason

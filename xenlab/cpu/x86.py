@@ -728,11 +728,12 @@ class X86Vcpu:
             scratch.reg_write(X.UC_X86_REG_EAX, key[1])
             scratch.reg_write(X.UC_X86_REG_ECX, key[2])
             scratch.emu_start(0x1000, 0x1002)
-            cached = tuple(int(scratch.reg_read(r)) & 0xFFFFFFFF for r in (
+            a, b, c, d = (int(scratch.reg_read(r)) & 0xFFFFFFFF for r in (
                 X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX))
+            cached = (a, b, c, d)
             if len(_NATIVE_CPUID) < 4096:  # a guest may ask any leaf: bounded
                 _NATIVE_CPUID[key] = cached
-        return cached  # type: ignore[return-value]
+        return cached
 
     def elapsed(self) -> int:
         """Virtual instructions consumed so far in the current slice."""

@@ -36,10 +36,10 @@ from xenlab.public.errno import Errno
 from xenlab.public.xen import FLAT_KERNEL_CS
 from xenlab.xen.pv_traps import (
     TBF_INTERRUPT,
+    TrapInfo,
     VGCF_failsafe_disables_events,
     VGCF_in_syscall,
     VGCF_syscall_disables_events,
-    TrapInfo,
     create_bounce_frame,
     pv_vcpu,
     toggle_guest_mode,

@@ -152,7 +152,7 @@ def do_set_debugreg(ctx: HypercallContext, reg: int, value: int) -> int:
     pv = pv_vcpu(ctx.vcpu)
     if reg <= 3:
         # access_ok: a breakpoint may not point into Xen's half of the address space
-        if HYPERVISOR_VIRT_END > value and value + 8 > 1 << 47:
+        if value < HYPERVISOR_VIRT_END and value + 8 > 1 << 47:
             return -Errno.EPERM
         pv.debugreg[reg] = value
         return 0
