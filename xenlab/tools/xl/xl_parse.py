@@ -230,9 +230,12 @@ class DomainConfig:
         :attr:`base_dir` (the config file's directory) first, then in the current
         directory (which is what xl does).  If it exists in neither, the
         config-directory candidate is returned (the current directory when the
-        config was parsed from text).
+        config was parsed from text). A leading ``~`` is the user's home folder, as
+        in a shell (images/linux-pv.cfg names the real-guest cache that way).
         """
         raw = os.fspath(p)
+        if raw.startswith("~"):
+            raw = os.path.expanduser(raw)
         if os.path.isabs(raw):
             return os.path.normpath(raw)
         from_cwd = os.path.abspath(raw)

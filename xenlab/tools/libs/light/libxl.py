@@ -33,7 +33,7 @@ from xenlab.tools.libs.guest.xg_dom_hvm import (
     load_hvmloader,
     load_pvh_kernel,
 )
-from xenlab.tools.libs.guest.xg_dom_x86 import build_pv
+from xenlab.tools.libs.guest.xg_dom_x86 import boot_layout, build_pv, unzip_module
 from xenlab.tools.xl.xl_parse import DomainConfig
 from xenlab.xen.domain import Domain, DomainType
 from xenlab.xen.event_channel import evtchn_alloc_unbound
@@ -141,6 +141,7 @@ class Libxl:
         if cfg.ramdisk:
             ramdisk = read_image_file(cfg.resolve(cfg.ramdisk), "ramdisk", cfg.memory << 20,
                                       limit_text=_memory_text(cfg))
+            ramdisk = unzip_module(ramdisk, cfg.memory << 20)  # Xen 4.17 gunzips modules
         for disk in cfg.disk:
             if disk.target is None:
                 continue
@@ -153,13 +154,11 @@ class Libxl:
             if not os.access(path, os.R_OK if disk.readonly else os.R_OK | os.W_OK):
                 raise ImageError(f"{path}: disk image for {disk.vdev}: permission denied")
         pages = cfg.memory * PAGES_PER_MIB
-        from xenlab.tools.libs.guest.xg_dom_x86 import boot_layout
-
         lay = boot_layout(image, pages, len(ramdisk))
-        if (lay.v_end - lay.virt_base) >> 12 > pages:
+        if lay.end_pfn > pages:
             raise ImageError(
                 f"{kernel}: kernel and boot structures need "
-                f"{(lay.v_end - lay.virt_base) >> 20} MiB, but memory = {cfg.memory} MiB")
+                f"{lay.end_pfn >> 8} MiB, but memory = {cfg.memory} MiB")
         return PreparedDomain(cfg, image, ramdisk, pages)
 
     def _prepare_hvm(self, cfg: DomainConfig) -> PreparedDomain:
