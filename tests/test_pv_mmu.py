@@ -318,3 +318,23 @@ def test_debians_pv_grub_reaches_its_prompt_and_answers() -> None:
              if r.kind is Kind.HYPERCALL and r.dom == d.domid and r.ret == 0}
     assert {"mmu_update", "mmuext_op", "update_va_mapping", "grant_table_op"} <= calls
     lab.host.check_invariants()
+
+
+def test_entries_without_page_user_are_made_user_accessible() -> None:
+    """adjust_guest_l1e: a 64-bit PV kernel runs in ring 3, so Xen adds _PAGE_USER to
+    every present entry it writes for it; a mapping without it still works."""
+    host = new_host()
+    code = Asm()
+    call(code, H.update_va_mapping, EXTRA_VA, M(0x10), 2).store_rax(0)
+    read_to(code, EXTRA_VA, 1)
+    code.shutdown(0)
+    d = create(host, code.bytes(), bss=PAGE_SIZE, unpause=False)
+    data = frame_of(host, d, DATA_VA)
+    put(host, d, 0x10, struct.pack("<Q", (data << 12) | P))          # no _PAGE_USER
+    put(host, d, 0, struct.pack("<Q", 0x5EE))
+    host.domain_unpause(d)
+    host.run(max_instructions=1_000_000)
+    assert not d.is_crashed, d.crash_reason
+    assert results(host, d, 2) == [0, 0x5EE]
+    assert host.mem.read_u64(l1e_of(host, d, EXTRA_VA)) & ~0x60 == (data << 12) | P | US  # A, D
+    host.check_invariants()

@@ -240,6 +240,12 @@ def put_page_from_l1e(host: XenHost, l1e: int) -> None:
     put_page(host, mfn)
 
 
+def adjust_guest_entry(entry: int) -> int:
+    """adjust_guest_l1e .. l4e: a 64-bit PV kernel runs in ring 3, so Xen makes every
+    present entry of its page tables user-accessible (``_PAGE_USER``)."""
+    return entry | _US if entry & _P else entry
+
+
 def _table_entries(mem: HostMemory, mfn: int) -> tuple[int, ...]:
     return struct.unpack("<512Q", mem.read(mfn << PAGE_SHIFT, PAGE_SIZE))
 
@@ -265,7 +271,8 @@ def _put_page_from_entry(host: XenHost, entry: int, level: int) -> None:
 
 def _alloc_page_table(host: XenHost, d: Domain, mfn: int, level: int) -> bool:
     """alloc_l1_table .. alloc_l4_table: take every present entry's references, or none."""
-    entries = _table_entries(host.mem, mfn)
+    mem = host.mem
+    entries = _table_entries(mem, mfn)
     taken: list[int] = []
     for i in _entry_slots(level):
         e = entries[i]
@@ -276,6 +283,8 @@ def _alloc_page_table(host: XenHost, d: Domain, mfn: int, level: int) -> bool:
                 _put_page_from_entry(host, done, level)
             return False
         taken.append(e)
+        if not e & _US:
+            mem.write_u64((mfn << PAGE_SHIFT) + 8 * i, adjust_guest_entry(e))
     return True
 
 
@@ -354,7 +363,7 @@ def do_update_va_mapping(ctx: HypercallContext, va: int, val: int, flags: int) -
     if why is not None:
         ctx.decode(refused=why)
         return -Errno.EINVAL
-    mem.write_u64(l1e, val)
+    mem.write_u64(l1e, adjust_guest_entry(val))
     put_page_from_l1e(host, old)
     if flags & UVMF_FLUSHTYPE_MASK:
         ctx.cpu.flush_tlb()
@@ -381,6 +390,7 @@ def mod_entry(host: XenHost, d: Domain, maddr: int, new: int, level: int) -> str
     if level == 4 and (maddr & 0xFFF) >> 3 in L4_XEN_SLOTS:
         return "an entry of Xen's own L4 slots"
     old = mem.read_u64(maddr)
+    new = adjust_guest_entry(new)
     if level == 1:
         if old & _P and old & _PAGE_GNTTAB:
             return "the entry is a grant mapping (unmap the grant)"
