@@ -162,6 +162,7 @@ HEADER = """\
 #include <xen/version.h>
 #include <xen/memory.h>
 #include <xen/vcpu.h>
+#include <xen/arch-x86/xen-mca.h>
 #include <xen/event_channel.h>
 #include <xen/grant_table.h>
 #include <xen/elfnote.h>

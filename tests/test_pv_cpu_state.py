@@ -218,6 +218,12 @@ CASES: list[tuple[str, int, tuple[int, ...], int]] = [
     ("vcpu_op get_physid", H.vcpu_op, (12, 0, DATA_VA), EINVAL),
     ("event_channel_op_compat alloc_unbound", H.event_channel_op_compat, (DATA_VA + 0xD0,),
      0),
+    ("mca", H.mca, (DATA_VA + 0xE0,), EPERM),
+    ("mca old version", H.mca, (DATA_VA + 0xE8,), EACCES),
+    ("update_va_mapping_otherdomain dom0", H.update_va_mapping_otherdomain,
+     (VIRT_BASE + 0x5000, 0, 0, 0), EPERM),
+    ("update_va_mapping_otherdomain self unmapped", H.update_va_mapping_otherdomain,
+     (0x1000, 0, 0, 0x7FF0), EINVAL),
 ]
 DATA = _data(
     (0x00, struct.pack("<I", 4)),                       # set_iopl {4}
@@ -234,6 +240,8 @@ DATA = _data(
     (0xC0, struct.pack("<Q", 1000)),                    # period 1 us
     (0xC8, struct.pack("<Q", 10_000_000)),              # period 10 ms
     (0xD0, struct.pack("<IHHI", 6, 0x7FF0, 0, 0)),     # evtchn_op {alloc_unbound, {self, 0}}
+    (0xE0, struct.pack("<II", 0, 0x01ECC003)),          # xen_mc {XEN_MC_fetch, version}
+    (0xE8, struct.pack("<II", 0, 0x01ECC002)),
 )
 
 

@@ -92,6 +92,7 @@ class Hypercall(enum.IntEnum):
     xenpmu_op = 40
     dm_op = 41
     hypfs_op = 42
+    mca = 48                           # __HYPERVISOR_arch_0 on x86
 
 
 #: Xen writes one 32-byte stub per hypercall number into the hypercall page.

@@ -66,6 +66,9 @@ pv_hypercall_table: dict[int, HypercallEntry] = {
     Hypercall.mmu_update: HypercallEntry(mm.do_mmu_update, 4),
     Hypercall.mmuext_op: HypercallEntry(mm.do_mmuext_op, 4),
     Hypercall.multicall: HypercallEntry(multicall.do_multicall, 2),
+    Hypercall.update_va_mapping_otherdomain: HypercallEntry(
+        mm.do_update_va_mapping_otherdomain, 4),
+    Hypercall.mca: HypercallEntry(xsm_dummy.do_mca, 1),
     Hypercall.iret: HypercallEntry(pv_callback.do_iret, 0),
     Hypercall.set_gdt: HypercallEntry(pv_descriptor_tables.do_set_gdt, 2),
     Hypercall.stack_switch: HypercallEntry(pv_misc_hypercalls.do_stack_switch, 2),

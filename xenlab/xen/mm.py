@@ -655,6 +655,20 @@ def ptwr_do_page_fault(host: XenHost, v: Vcpu, cr2: int, error_code: int | None 
     return True
 
 
+def do_update_va_mapping_otherdomain(ctx: HypercallContext, va: int, val: int, flags: int,
+                                     domid: int) -> int:
+    """``long do_update_va_mapping_otherdomain(unsigned long va, u64 val64, unsigned long
+    flags, domid_t domid)``: update_va_mapping with the frame named in ``domid``'s
+    space; another domain's only for a privileged caller (get_pg_owner)."""
+    ctx.decode(domid=domid & 0xFFFF)
+    owner = _pg_owner(ctx, domid)
+    if isinstance(owner, int):
+        return owner
+    if owner is not ctx.domain:
+        return -Errno.EPERM  # xenlab's Dom0 maps foreign frames in Python, not by this
+    return do_update_va_mapping(ctx, va, val, flags)
+
+
 # ============================================================== invariants
 def expected_references(host: XenHost) -> tuple[dict[int, int], dict[int, int]]:
     """Every reference the frame table should hold, recomputed from what holds them:

@@ -62,6 +62,15 @@ def do_domctl(ctx: HypercallContext, op: int) -> int:
     return _versioned(ctx, op, 4, XEN_DOMCTL_INTERFACE_VERSION) or -Errno.ENOSYS
 
 
+XEN_MCA_INTERFACE_VERSION = 0x01ECC003
+
+
+def do_mca(ctx: HypercallContext, op: int) -> int:
+    """``long do_mca(XEN_GUEST_HANDLE_PARAM(xen_mc_t) u_xen_mc)`` (x86's arch_0): machine
+    check telemetry is the hardware domain's; a DomU gets -EPERM."""
+    return _versioned(ctx, op, 4, XEN_MCA_INTERFACE_VERSION) or -Errno.ENOSYS
+
+
 def do_kexec_op(ctx: HypercallContext, op: int, uarg: int) -> int:
     """``long do_kexec_op(unsigned long op, XEN_GUEST_HANDLE_PARAM(void) uarg)``"""
     ctx.decode(op=op)
