@@ -5,13 +5,15 @@
 #   make fuzz   guest-level fuzzers and the hypothesis fuzz suites with fresh seeds for
 #               FUZZ_TIME seconds (default 300); prints every seed and how to rerun it
 #   make images rebuild the guest images from their sources (needs gcc, as, ld, libxen-dev)
+#   make real-guests  fetch Debian's Linux kernel and busybox-static with apt-get download
+#               (no root) into ~/.cache/xenlab/real-guests and build their initramfs
 #   make notebooks  re-run the labs and store their outputs (after changing what they show)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: lab test bench fuzz images lint clean notebooks
+.PHONY: lab test bench fuzz images lint clean notebooks real-guests
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +38,9 @@ fuzz: $(STAMP)
 
 images:
 	$(MAKE) -C images
+
+real-guests:
+	$(PYTHON) tools/fetch_real_guests.py
 
 # Re-run every notebook and store its outputs (what nbval compares against).
 notebooks: $(STAMP)
