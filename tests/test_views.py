@@ -4,6 +4,7 @@ model, the magics against ``xenlab shell``, and the progress reporter."""
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import shutil
 import time
@@ -23,9 +24,11 @@ from xenlab.views.progress import run_with_progress
 from xenlab.views.topology import EDGE_KINDS, build_topology, draw_topology, save_topology
 from xenlab.views.traceviews import (
     compare_pv_hvm,
+    cost_categories,
     hypercall_counts,
     plot_hypercall_counts,
     plot_sequence,
+    running_intervals,
     split_driver_sequence,
     swimlane_bins,
     swimlanes,
@@ -111,6 +114,35 @@ def test_topology_after_destroy_and_svg(net_lab: Lab, tmp_path: Path) -> None:
         save_topology(net_lab.host, tmp_path / "t.jpg")
 
 
+def _label_overlaps(fig: Figure, pad: float = 4.0) -> list[tuple[str, str]]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    boxes = [(t.get_text().splitlines()[0], t.get_window_extent(renderer).padded(pad))
+             for t in fig.axes[0].texts if t.get_text()]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:]
+            if ba.overlaps(bb)]
+
+
+def test_topology_labels_do_not_overlap(tmp_path: Path) -> None:
+    """Chapter 05's host (a disk guest and two network guests, every frontend connected),
+    then three more guests: no two labels' boxes (4 px of margin around each) touch."""
+    lab = Lab()
+    for cfg in (_disk_cfg(tmp_path), Lab.image("pv-net-a.cfg"), Lab.image("pv-net-b.cfg")):
+        assert "Created domain" in lab.xl_output(f"create {cfg}")
+    devices = lambda: [d for ds in lab.toolstack.services.devices.values() for d in ds]  # noqa: E731
+    lab.host.run(until=lambda: len(devices()) == 3 and all(int(d.state) == 4
+                                                         for d in devices()))
+    fig = draw_topology(build_topology(lab.host))
+    assert len(fig.axes[0].texts) > 15
+    assert _label_overlaps(fig) == []
+    for cfg in ("hvm-hello.cfg", "pv-hello.cfg", "pv-spin.cfg"):
+        assert "Created domain" in lab.xl_output(f"create {Lab.image(cfg)}")
+    lab.run(3_000_000)
+    assert _label_overlaps(draw_topology(build_topology(lab.host))) == []
+    lab.xl_output("destroy pv-disk")
+
+
 def test_topology_disk(disk_lab: Lab) -> None:
     g = build_topology(disk_lab.host)
     assert "dom0:blkback" in g and "image:pv-disk.img" in g
@@ -192,24 +224,121 @@ def test_vmexits_and_pv_hvm_compare_handle_empty(net_lab: Lab) -> None:
 
 
 def test_split_driver_sequence_of_one_write(disk_lab: Lab) -> None:
+    """The diagram's arrows are where the data really goes: the request and the response
+    cross the shared ring between the frontend and blkback, Xen carries only the
+    notifications and the grant maps, and only blkback touches the disk."""
     steps = split_driver_sequence(disk_lab.trace)
-    actors = [s.actor for s in steps]
+    assert [(s.edge, s.via) for s in steps] == [
+        (("frontend", "blkback"), "ring"),       # the request, on the shared page
+        (("frontend", "Xen"), "hypercall"),      # EVTCHNOP_send
+        (("Xen", "blkback"), "event"),           # Dom0's port pending
+        (("blkback", "blkback"), ""),            # takes the request off the ring
+        (("blkback", "Xen"), "hypercall"),       # map the data page's grant
+        (("blkback", "disk"), "io"),             # the write, by Dom0
+        (("blkback", "Xen"), "hypercall"),       # unmap
+        (("blkback", "frontend"), "ring"),       # the response, on the shared page
+        (("blkback", "Xen"), "hypercall"),       # EVTCHNOP_send
+        (("Xen", "frontend"), "event"),          # the frontend's port pending
+        (("frontend", "frontend"), ""),          # it runs again
+    ], steps
+    assert not [s for s in steps if "disk" in s.edge and "Xen" in s.edge]
+    assert {s.actor for s in steps if "disk" in s.edge} == {"blkback"}
     text = [s.step for s in steps]
-    assert actors == ["frontend", "Xen", "blkback", "Xen", "disk", "Xen", "blkback",
-                      "blkback", "Xen"], steps
-    assert text[0].startswith("EVTCHNOP_send")
-    assert text[2].startswith("blkif_request BLKIF_OP_WRITE sector 100")
-    assert text[3].startswith("map grant ref") and text[3].endswith(" ro")
-    assert text[4] == "disk_write sector 100"
-    assert text[5].startswith("unmap grant ref")
-    assert text[6] == "blkif_response BLKIF_RSP_OKAY"
+    assert text[1].startswith("EVTCHNOP_send port")
+    assert text[3] == "takes request 1 off the ring: WRITE sector 100"
+    assert text[4].startswith("map d1's grant ref") and "read-only: GNTST_okay" in text[4]
+    assert text[5] == "write sector 100 (512 bytes)"
+    assert text[7] == "response 1 on the ring: BLKIF_RSP_OKAY"
+    # the records' own times: Dom0's steps share the notification's instant, the
+    # frontend resumes later (the diagram no longer prints +0.0 everywhere)
     times = [s.time for s in steps]
-    assert times == sorted(times)
+    assert times == sorted(times) and times[-1] > times[0]
+    write = disk_lab.trace.select(kind="io", name="blkback.disk_write")[0]
+    assert steps[5].time == write.time
     read = split_driver_sequence(disk_lab.trace, request_id=2)
-    assert any(s.step == "disk_read sector 100" for s in read)
+    assert any(s.step == "read sector 100 (512 bytes)" and s.edge == ("blkback", "disk")
+               for s in read)
     assert split_driver_sequence(disk_lab.trace, request_id=999) == []
-    assert isinstance(plot_sequence(steps), Figure)
+    fig = plot_sequence(steps)
+    arrows = [a for a in fig.axes[0].texts if getattr(a, "arrow_patch", None) is not None]
+    assert len(arrows) == len(steps)
     assert isinstance(plot_sequence([]), Figure)
+
+
+def _one_cpu_spinners(tmp: Path) -> Lab:
+    lab = Lab(nr_cpus=1)
+    for name, weight in (("heavy", 512), ("light", 256)):
+        (tmp / f"{name}.cfg").write_text(
+            f'name = "{name}"\ntype = "pv"\nkernel = "{IMAGES / "pv-spin" / "pv-spin.elf"}"\n'
+            f'memory = 16\nweight = {weight}\non_poweroff = "preserve"\n')
+        assert "Created domain" in lab.xl_output(f"create {tmp / name}.cfg")
+    assert lab.run() is RunStatus.IDLE
+    return lab
+
+
+def test_swimlanes_show_who_ran_when(tmp_path: Path) -> None:
+    """Two spinners on one pCPU: the running intervals come from the sched records, never
+    overlap on the pCPU, add up to each domain's CPU time, and are drawn as bars with a
+    legend entry per domain."""
+    lab = _one_cpu_spinners(tmp_path)
+    ivs = running_intervals(lab.trace)
+    assert set(ivs) == {(1, 0), (2, 0)}          # Dom0 never runs on a pCPU in xenlab
+    for (dom, _v), lane in ivs.items():
+        assert len(lane) > 5                      # they took turns
+        ran = sum(i.end - i.start for i in lane)
+        assert abs(ran - lab.host.domains[dom].cpu_time) < 10_000  # within 10 us
+        assert all(i.pcpu == 0 for i in lane)
+    both = sorted(i for lane in ivs.values() for i in lane)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(both))
+    fig = swimlanes(lab.trace, kinds=["hypercall", "sched"])
+    ax = fig.axes[0]
+    bars = [c for c in ax.collections if c.get_label().endswith("running")]
+    assert sorted(c.get_label() for c in bars) == ["d1 heavy running", "d2 light running"]
+    assert sum(len(c.get_paths()) for c in bars) == sum(len(v) for v in ivs.values())
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "d1 heavy running" in legend and "hypercall record" in legend
+
+
+def _scale_and_label(ax: object, axis: str) -> tuple[str, str]:
+    if axis == "x":
+        return ax.get_xscale(), ax.get_xlabel()  # type: ignore[attr-defined]
+    return ax.get_yscale(), ax.get_ylabel()  # type: ignore[attr-defined]
+
+
+def test_count_axes_fit_the_counts() -> None:
+    """1 and 11 hypercalls get a linear axis; counts spanning 1 to 5,000 a log axis whose
+    label says so; every bar carries its number."""
+    from collections import Counter
+    fig = plot_hypercall_counts({1: Counter({"sched_op": 11, "xen_version": 1})})
+    assert _scale_and_label(fig.axes[0], "x") == ("linear", "hypercalls")
+    assert {"11", "1"} <= {t.get_text().strip() for t in fig.axes[0].texts}
+    fig = plot_hypercall_counts({0: Counter({"event_channel_op": 5000}),
+                                 1: Counter({"sched_op": 1})})
+    assert _scale_and_label(fig.axes[0], "x") == ("log", "hypercalls (log scale)")
+    assert "5,000" in {t.get_text().strip() for t in fig.axes[0].texts}
+
+
+def test_compare_pv_hvm_shows_pv_and_counts_ioreqs_as_the_text() -> None:
+    """The ioreq bar counts requests (the ``ioreq`` records, as chapter 06's text and
+    ``xenlab compare`` do), not every record of kind ioreq; with PV's tens against HVM's
+    thousands the axis is log and labelled so, and PV's bars are there with their
+    numbers."""
+    def rec(i: int, kind: Kind, name: str, dom: int = 1) -> TraceRecord:
+        return TraceRecord(i, i, dom, 0, kind, name, {}, None)
+    pv = [rec(i, Kind.HYPERCALL, "xen_version") for i in range(12)]
+    hvm = ([rec(i, Kind.VMEXIT, "io") for i in range(3000)]
+           + [rec(i, Kind.IOREQ, "ioreq") for i in range(3000)]
+           + [rec(i, Kind.IOREQ, "ioresp") for i in range(3000)]
+           + [rec(0, Kind.IOREQ, "ioreq_server_create", 0)])
+    assert cost_categories(hvm)["ioreqs"] == 3000
+    fig = compare_pv_hvm(pv, hvm)
+    ax = fig.axes[0]
+    assert _scale_and_label(ax, "y") == ("log", "records (log scale)")
+    labels = [t.get_text() for t in ax.texts]
+    assert labels.count("3,000") == 2 and "12" in labels
+    pv_bars = ax.containers[0]
+    assert round(pv_bars[0].get_height()) == 12
+    assert ax.get_ylim()[0] < 12  # the PV bar is above the axis' bottom: it shows
 
 
 # ----------------------------------------------------------------------------- dashboard

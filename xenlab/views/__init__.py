@@ -33,7 +33,8 @@ __all__ = [
     "Dashboard", "Stepper", "StepperView", "build_topology", "compare_pv_hvm", "draw_topology",
     "format_conversation", "handshake_conversation", "hypercall_counts",
     "load_ipython_extension", "plot_hypercall_counts", "plot_sequence", "run_with_progress",
-    "save_topology", "split_driver_sequence", "swimlanes", "vmexit_summary",
+    "running_intervals", "save_topology", "split_driver_sequence", "swimlanes",
+    "vmexit_summary",
 ]
 
 _WHERE = {
@@ -43,7 +44,7 @@ _WHERE = {
     "plot_hypercall_counts": "traceviews", "plot_sequence": "traceviews",
     "split_driver_sequence": "traceviews", "swimlanes": "traceviews",
     "vmexit_summary": "traceviews", "handshake_conversation": "traceviews",
-    "format_conversation": "traceviews",
+    "format_conversation": "traceviews", "running_intervals": "traceviews",
     "load_ipython_extension": "magics",
     "run_with_progress": "progress",
 }

@@ -85,6 +85,12 @@ NODE_STYLES: dict[str, tuple[str, float]] = {
 
 SERVICES = ("xenstored", "xenconsoled", "blkback", "netback")
 
+#: Distance between two DomUs' columns, and the drawing's scale: inches per layout unit.
+#: Chosen so that no two labels touch at any number of domains (tests/test_views.py
+#: measures the labels' boxes).
+COLUMN_WIDTH = 1.8
+INCHES_PER_UNIT = 1.05
+
 
 def _dom(domid: int) -> str:
     return f"dom{domid}"
@@ -256,21 +262,21 @@ def _layout(g: nx.MultiDiGraph) -> dict[str, tuple[float, float]]:
     domus = sorted((n for n, a in g.nodes(data=True) if a["kind"] == "domu"),
                    key=lambda n: g.nodes[n]["domid"])
     services = sorted(n for n, a in g.nodes(data=True) if a["kind"] == "service")
-    dom0_width = max(2.0, 0.9 * len(services))
+    dom0_width = max(2.0, 1.05 * len(services))
     for i, n in enumerate(services):
-        pos[n] = (dom0_width * (i + 0.5) / max(1, len(services)) - 0.5, 2.0 - 0.18 * (i % 2))
+        pos[n] = (dom0_width * (i + 0.5) / max(1, len(services)) - 0.5, 2.0 - 0.22 * (i % 2))
     if "dom0" in g:
         pos["dom0"] = (dom0_width / 2 - 0.5, 3.2)
-    col = 1.4
-    x0 = dom0_width + 0.2
+    col = COLUMN_WIDTH
+    x0 = dom0_width + 0.4
     for i, n in enumerate(domus):
         x = x0 + i * col
         pos[n] = (x, 3.2)
         fronts = sorted(v for _u, v, k in g.out_edges(n, data="kind")
                         if k == "device" and g.nodes[v]["kind"] == "frontend")
         for j, f in enumerate(fronts):
-            off = (j - (len(fronts) - 1) / 2) * min(0.45, col / max(1, len(fronts)))
-            pos[f] = (x + off, 2.45 - 0.15 * (j % 2))
+            off = (j - (len(fronts) - 1) / 2) * min(0.6, col / max(1, len(fronts)))
+            pos[f] = (x + off, 2.45 - 0.22 * (j % 2))
     right = x0 + max(0, len(domus) - 1) * col
     mid = (right - 0.5) / 2
     pos["xen"] = (mid, 1.0)
@@ -297,12 +303,14 @@ def _label(g: nx.MultiDiGraph, n: str) -> str:
 def draw_topology(graph: nx.MultiDiGraph, ax: Axes | None = None) -> Figure:
     """Draw a ``build_topology`` graph in layers, one colour and style per edge kind."""
     domus = sum(1 for _n, a in graph.nodes(data=True) if a["kind"] == "domu")
+    pos = _layout(graph)
     if ax is None:
-        fig = Figure(figsize=(max(8.0, 3.5 + 1.3 * domus), 6.5), dpi=100)
+        xs = [p[0] for p in pos.values()] or [0.0]
+        width = INCHES_PER_UNIT * (max(xs) - min(xs) + 2.0)
+        fig = Figure(figsize=(max(8.0, width), 6.5), dpi=100)
         ax = fig.add_subplot(1, 1, 1)
     else:
         fig = ax.figure  # type: ignore[assignment]
-    pos = _layout(graph)
     font = 8 if domus <= 6 else 6
     for kind, (colour, _y) in NODE_STYLES.items():
         nodes = [n for n, a in graph.nodes(data=True) if a["kind"] == kind]
