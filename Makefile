@@ -8,26 +8,30 @@
 #   make real-guests  fetch Debian's Linux kernel and busybox-static with apt-get download
 #               (no root) into ~/.cache/xenlab/real-guests and build their initramfs
 #   make notebooks  re-run the labs and store their outputs (after changing what they show)
+#   make editions   the instructor edition (labs/) and the student edition (labs-student/)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: lab test bench fuzz images lint clean notebooks real-guests
+.PHONY: lab test bench fuzz images lint clean notebooks editions real-guests
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[lab,test,dev]'
+	$(PY) -m pip install -q -e '.[lab,test,dev,grading]'
 	rm -f $(VENV)/.stamp-*; touch $(STAMP)
 
+# the student edition by default; instructors: make lab EDITION=labs (with the solutions)
+EDITION ?= labs-student
 lab: $(STAMP)
-	cd labs && ../$(VENV)/bin/jupyter lab --ServerApp.root_dir=. 00-start-here/00-start-here.ipynb
+	cd $(EDITION) && ../$(VENV)/bin/jupyter lab --ServerApp.root_dir=. 00-start-here/00-start-here.ipynb
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 	@if ls labs/*/*.ipynb >/dev/null 2>&1; then \
-	  $(PY) -m pytest -q --nbval --nbval-current-env labs/ --nbval-sanitize-with labs/sanitize.cfg; fi
+	  $(PY) -m pytest -q --nbval --nbval-current-env labs/ labs-student/ \
+	    --nbval-sanitize-with labs/sanitize.cfg; fi
 
 bench: $(STAMP)
 	$(PY) -m xenlab.bench
@@ -41,6 +45,11 @@ images:
 
 real-guests:
 	$(PYTHON) tools/fetch_real_guests.py
+
+# The two editions of the labs: labs/ (instructor: solutions, hidden tests) re-run, and
+# labs-student/ (student: no answers) generated from it by nbgrader and run (INSTRUCTORS.md).
+editions: $(STAMP)
+	$(PY) labs/_build/editions.py
 
 # Re-run every notebook and store its outputs (what nbval compares against).
 notebooks: $(STAMP)
