@@ -13,7 +13,8 @@ values returned to the guest, or a crash of that guest alone.
     ├── ImageError        kernel/firmware/disk image unusable
     ├── HostMemoryError   the host cannot hold what was asked (ENOMEM)
     ├── DomainError       no such domain / operation not valid in its state
-    └── UsageError        bad command line
+    ├── UsageError        bad command line
+    └── AssemblyError     a notebook's assembly code that as/ld refuse (xenlab.labkit)
 
 Real Xen: tools/libs/light/libxl_internal.h (ERROR_* codes), tools/xl/xl.h
 """
@@ -21,6 +22,7 @@ Real Xen: tools/libs/light/libxl_internal.h (ERROR_* codes), tools/xl/xl.h
 from __future__ import annotations
 
 __all__ = [
+    "AssemblyError",
     "ConfigError",
     "DomainError",
     "HostMemoryError",
@@ -52,3 +54,7 @@ class DomainError(XenlabError):
 
 class UsageError(XenlabError):
     """A command line that does not make sense."""
+
+
+class AssemblyError(XenlabError):
+    """Assembly code (typed in a notebook) that GNU as or ld refuse: ``line N: ...``."""
