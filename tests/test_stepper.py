@@ -9,12 +9,14 @@ the model's panel strings.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
 
+from xenlab.errors import UsageError
 from xenlab.lab import IMAGES, Lab
-from xenlab.views.stepper import Stepper, StepperView
+from xenlab.views.stepper import REGISTER_LINE, TEACHING_PHASES, Stepper, StepperView
 from xenlab.xen.trace import Kind
 
 CFG = IMAGES / "hvm-hello.cfg"
@@ -150,3 +152,55 @@ def test_a_step_over_an_exit_costs_what_a_run_charges(stepper: Stepper) -> None:
     stepper.step()
     plain = v.cpu_time - before
     assert plain == 1 and v.exit_time == VMEXIT_COST_NS
+
+
+# ---------------------------------------------------------------- issue 15: the stepper list
+def test_run_to_an_unknown_phase_is_a_typed_error_listing_the_phases(stepper: Stepper) -> None:
+    with pytest.raises(UsageError, match=r"no phase 'no such phase'.*xenlab BIOS: POST"):
+        stepper.run_to_phase("no such phase")
+    assert stepper.position == 0   # it did not run (it used to step to the end)
+    view = stepper.widget()
+    view._do(lambda: stepper.run_to_phase("SeaBIOS"))   # another firmware's phase
+    assert view.status.value.startswith("run_to_phase: no phase 'SeaBIOS'")
+    assert stepper.position == 0
+
+
+def test_run_to_the_current_phase_says_so_instead_of_running_to_the_end(
+        stepper: Stepper) -> None:
+    view = stepper.widget()
+    view.phase_choice.value = "xenlab BIOS: POST"
+    view.phase_button.click()
+    assert "xenlab BIOS: POST" in view.status.value
+    here = stepper.position
+    view.phase_button.click()          # the phase it is in, again
+    assert stepper.position == here    # not stepped to the end of the boot
+    assert "already passed phase 'xenlab BIOS: POST'" in view.status.value
+    assert "\n" not in view.status.value
+    with pytest.raises(UsageError, match="once per boot"):
+        stepper.run_to_phase("HVM Loader")   # an earlier one
+    assert stepper.run_to_phase("xenlab BIOS: IVT") is not None  # the next one still runs
+
+
+def test_only_phases_the_teaching_firmware_reaches_are_offered(stepper: Stepper) -> None:
+    offered = list(stepper.widget().phase_choice.options)
+    assert offered == list(TEACHING_PHASES) == stepper.phases()
+    assert not {"SeaBIOS", "Booting from ", "Writing SMBIOS", "Loading ACPI"} & set(offered)
+    free = Lab(memory_mib=256, dom0_mem_mib=64)     # a free run of the same guest
+    free.xl_output(f"create {CFG}")
+    free.run()
+    reached = [r.name for r in free.trace.select(kind="phase")]
+    for phase in offered:
+        assert any(name.startswith(phase) for name in reached), phase
+
+
+def test_register_values_are_never_cut_in_two(stepper: Stepper) -> None:
+    """Lines short enough for the panel, and the panel's HTML never wraps a line."""
+    texts = [stepper.registers_text()]            # protected mode
+    stepper.run_to_phase("xenlab BIOS: POST")
+    texts.append(stepper.registers_text())        # real mode
+    for text in texts:
+        for line in text.splitlines()[1:]:
+            assert len(line) <= REGISTER_LINE, line
+            assert re.fullmatch(r"(\s*\w+ 0x[0-9a-f]{8}(?:[0-9a-f]{8})?)+", line), line
+    html = stepper.widget().registers.value
+    assert "white-space:pre" in html and "overflow-x:auto" in html

@@ -364,6 +364,27 @@ def test_dashboard_buttons_change_domain_state() -> None:
     assert "# xl destroy 1" in dash.xl_log.value
 
 
+def test_dashboard_says_why_create_failed(tmp_path: Path) -> None:
+    """A failed Create is one line beside the buttons, with xl's reason; a good one says
+    which domain it made. Nothing is created by the failure."""
+    lab = Lab()
+    dash = Dashboard(lab)
+    dash.config_path.value = str(tmp_path / "missing.cfg")
+    dash.create_button.click()
+    assert dash.status.value == f"Create failed: {tmp_path / 'missing.cfg'}: no such file"
+    dash.config_path.value = str(IMAGES.parent / "tests/configs/bad/unknown-key.cfg")
+    dash.create_button.click()
+    assert dash.status.value.startswith("Create failed: ")
+    assert "unknown key 'memroy' (did you mean 'memory'?)" in dash.status.value
+    assert "\n" not in dash.status.value and list(lab.host.domains) == [0]
+    spaced = tmp_path / "my guest.cfg"                 # a path with a space still works
+    spaced.write_text(Path(Lab.image("pv-hello.cfg")).read_text().replace(
+        'kernel = "', f'kernel = "{IMAGES}/'))
+    dash.config_path.value = str(spaced)
+    dash.create_button.click()
+    assert dash.status.value == "Created domain 1 (pv-hello)"
+
+
 def test_dashboard_shutdown_and_console(net_lab: Lab) -> None:
     lab = Lab()
     dash = Dashboard(lab)

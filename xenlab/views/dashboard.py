@@ -23,6 +23,7 @@ Real Xen: virt-manager's main window (and ``xl list`` / ``xl console``)
 from __future__ import annotations
 
 import html
+import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -107,7 +108,14 @@ class Dashboard(W.VBox):
         if not path:
             self.status.value = "type a config path first"
             return ""
-        return self.xl(f"create {path}")
+        output = self.xl(f"create {shlex.quote(path)}")
+        # the outcome in one line beside the buttons, not only in the log below
+        lines = output.splitlines()
+        error = next((line for line in lines if line.startswith("xl: error:")), None)
+        created = next((line for line in lines if line.startswith("Created domain")), None)
+        self.status.value = (f"Create failed: {error.removeprefix('xl: error: ')}" if error
+                             else created or (lines[-1] if lines else ""))
+        return output
 
     def act(self, verb: str) -> str:
         """``xl <verb> <selected domid>`` (verb: pause, unpause, shutdown -F, destroy)."""

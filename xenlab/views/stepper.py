@@ -52,6 +52,7 @@ import capstone
 import ipywidgets as W
 
 from xenlab.cpu.x86 import CpuMode, ExitReason, RunResult
+from xenlab.errors import UsageError, XenlabError
 from xenlab.xen.trace import Kind, TraceRecord
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     from xenlab.lab import Lab
     from xenlab.xen.domain import Domain, Vcpu
 
-__all__ = ["EVENT_KINDS", "PHASES", "Snapshot", "Stepper", "StepperView"]
+__all__ = ["EVENT_KINDS", "PHASES", "TEACHING_PHASES", "Snapshot", "Stepper", "StepperView"]
 
 PAGE = 4096
 
@@ -151,6 +152,18 @@ PHASES: dict[str, tuple[str, str]] = {
         "SeaBIOS (loaded by hvmloader) reports a step of its POST.",
         "SeaBIOS src/post.c"),
 }
+
+
+#: The phases xenlab's teaching hvmloader and BIOS (``bios = "xenlab"``, the default)
+#: report, in boot order; each comes once per boot. tests/test_stepper.py checks that a
+#: boot of hvm-hello reaches every one.
+TEACHING_PHASES: tuple[str, ...] = (
+    "HVM Loader", "hypercall page at", "Detected Xen", "memory map:", "hvm_info_table at",
+    "Loading ", "CMOS memory size", "E820 table", "Invoking ",
+    "xenlab BIOS: POST", "xenlab BIOS: IVT and BDA", "xenlab BIOS: PIC and PIT",
+    "xenlab BIOS: PCI", "xenlab BIOS: disks", "xenlab BIOS: memory", "xenlab BIOS: video",
+    "xenlab BIOS: INT 19h", "xenlab BIOS: boot sector loaded", "xenlab BIOS: jump",
+)
 
 
 def explain_phase(name: str) -> tuple[str, str]:
@@ -318,8 +331,36 @@ class Stepper:
         """Until a VM exit, ioreq, hypercall, event or firmware phase of this domain."""
         return self.run_until(lambda r: r.kind in EVENT_KINDS, **kw)
 
+    def phases(self) -> list[str]:
+        """The firmware phases this guest reaches, in boot order (what the widget offers):
+        the teaching firmware's ``TEACHING_PHASES``; with ``bios = "seabios"`` the real
+        hvmloader's and SeaBIOS's (every ``PHASES`` entry but the teaching BIOS's); none
+        for a guest without firmware (PV, PVH)."""
+        if self.d.hvm is None:
+            return []
+        cfg = self.lab.toolstack.configs.get(self.d.domid)
+        if ((cfg.bios if cfg is not None else None) or "xenlab") == "xenlab":
+            return list(TEACHING_PHASES)
+        return [p for p in PHASES if not p.startswith("xenlab BIOS")]
+
     def run_to_phase(self, name_prefix: str, **kw: int) -> TraceRecord | None:
-        """Until a firmware PHASE record whose name starts with ``name_prefix``."""
+        """Until a firmware PHASE record whose name starts with ``name_prefix``.
+
+        A name that is none of ``phases()`` is a ``UsageError`` listing them; so is a phase
+        the guest has already passed (firmware phases come once per boot: Back or the
+        slider return to it), rather than stepping to the end of the boot looking for it.
+        Returns None if the guest stops before the phase."""
+        offered = self.phases()
+        if not isinstance(name_prefix, str) or not name_prefix or not any(
+                p.startswith(name_prefix) or name_prefix.startswith(p) for p in offered):
+            raise UsageError(f"run_to_phase: no phase {name_prefix!r} in {self.d.name}'s "
+                             f"boot; its phases: {', '.join(offered) or '(none: no firmware)'}")
+        self._scan_trace()
+        passed = [r.name for _i, r in self._phases if r.name.startswith(name_prefix)]
+        if passed:
+            raise UsageError(f"run_to_phase: {self.d.name} has already passed phase "
+                             f"{passed[-1]!r} (now: {self.phase()!r}) and the firmware "
+                             "reaches each phase once per boot; Back or the slider go back")
         return self.run_until(lambda r: r.kind is Kind.PHASE and r.name.startswith(name_prefix),
                               **kw)
 
@@ -509,7 +550,9 @@ class Stepper:
         lines = [f"mode: {self.cpu.mode().value}   CS:IP {self.cs_ip()}   "
                  f"instruction #{self.position}"]
         items = list(regs.items())
-        width = 4 if len(items) > 16 else 5
+        # few enough a line that no line is wider than REGISTER_LINE (the panel never
+        # wraps a number in two: see _pre)
+        width = 2 if self.cpu.long_mode else 3
         for i in range(0, len(items), width):
             lines.append("  ".join(f"{k:>6} {v:#010x}" if not self.cpu.long_mode
                                    else f"{k:>6} {v:#018x}" for k, v in items[i:i + width]))
@@ -594,8 +637,15 @@ class Stepper:
         return StepperView(self)
 
 
+#: The widest line ``registers_text`` writes (two 64-bit or three 32-bit registers).
+REGISTER_LINE = 56
+
+
 def _pre(text: str) -> str:
-    return f"<pre style='margin:0;font-size:11px'>{html.escape(text)}</pre>"
+    """Text as HTML that keeps its lines: never wrapped (a register value is not cut in
+    two), scrolled sideways if the panel is narrower."""
+    return ("<pre style='margin:0;font-size:11px;white-space:pre;overflow-x:auto'>"
+            f"{html.escape(text)}</pre>")
 
 
 class StepperView(W.VBox):
@@ -608,8 +658,11 @@ class StepperView(W.VBox):
         self.step_over_button = W.Button(description="Step over", icon="share")
         self.event_button = W.Button(description="Run to next event", icon="forward",
                                      layout=W.Layout(width="160px"))
-        self.phase_choice = W.Dropdown(options=list(PHASES), value="xenlab BIOS: POST",
-                                       description="Phase")
+        offered = stepper.phases()
+        self.phase_choice = W.Dropdown(
+            options=offered, description="Phase",
+            value="xenlab BIOS: POST" if "xenlab BIOS: POST" in offered
+            else (offered[0] if offered else None))
         self.phase_button = W.Button(description="Run to phase", icon="fast-forward")
         self.back_button = W.Button(description="Back", icon="step-backward")
         self.back_count = W.IntText(value=1, description="by", layout=W.Layout(width="140px"))
@@ -651,7 +704,12 @@ class StepperView(W.VBox):
         self.refresh()
 
     def _do(self, action: Callable[[], object]) -> None:
-        result = action()
+        try:
+            result = action()
+        except XenlabError as e:  # a phase already passed, say, in one line
+            self.status.value = str(e)
+            self.refresh()
+            return
         if isinstance(result, TraceRecord):
             self.status.value = f"stopped at {result.kind.value} {result.name}"
         elif result is False or result is None:
