@@ -268,3 +268,17 @@ def test_xl_session() -> None:
     assert "web shows State --p---: still paused" in text(H.check_xl_session(
         ["destroy mail"]))
     assert "a list of xl command lines" in text(H.check_xl_session([1, 2]))
+
+
+# ---------------------------------------------------------------- the notebook shape
+def test_handson_has_the_exercise_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    ex = H.HandsOn("Reach the goal with xl commands.", H.check_xl_session)
+    ex.show()
+    assert ex.check(...) is False
+    assert ex.correct(...) is False
+    answer = ["unpause web", "destroy mail"]
+    assert ex.check(answer) is True and ex.correct(answer) is True
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Reach the goal with xl commands."
+    assert out[1].startswith("Not answered yet: a list of xl command lines")
+    assert out[2] == "Correct: xl list now shows web ------, db --p---, mail gone."

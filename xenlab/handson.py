@@ -43,6 +43,7 @@ from xenlab.lab import Lab
 from xenlab.labkit import assemble, build_pv_kernel
 
 __all__ = [
+    "HandsOn",
     "FrontendStandIn",
     "Verdict",
     "check_boot_sector",
@@ -768,3 +769,38 @@ def check_xl_session(commands: object, goal: dict[str, str] | None = None) -> Ve
             return _wrong(f"{name} shows State {have}: still paused.")
     summary = ", ".join(f"{n} {states.get(n, 'gone')}" for n in goal)
     return _right(f"xl list now shows {summary}.")
+
+
+# ===================================================================== in a notebook
+class HandsOn:
+    """A hands-on exercise with the shape of ``xenlab.exercises``' (``show``, ``check``,
+    ``correct``), so the notebooks' nbgrader cells (labs/_build/exercise_cells.py) take
+    it as they take a question: ``check(answer)`` prints the verdict line and returns
+    whether it is right; ``correct(answer)`` (the hidden test) reuses that run."""
+
+    def __init__(self, task: str, check: Callable[..., Verdict], **kw: Any) -> None:
+        self.task = task
+        self._check = check
+        self._kw = kw
+        self._last: tuple[object, Verdict] | None = None
+
+    def show(self) -> None:
+        print(self.task)
+
+    def verdict(self, answer: object) -> Verdict:
+        if self._last is not None and self._last[0] is answer:
+            return self._last[1]
+        v = self._check(answer, **self._kw)
+        self._last = (answer, v)
+        return v
+
+    def check(self, answer: object) -> bool:
+        v = self.verdict(answer)
+        print(v)
+        return v.ok
+
+    def correct(self, answer: object) -> bool:
+        return self.verdict(answer).ok
+
+    def __repr__(self) -> str:
+        return f"HandsOn({self.task!r})"

@@ -19,6 +19,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from exercise_cells import exercise_cells  # labs/_build/: nbgrader's three cells per exercise
+from handson_cells import handson_cells  # labs/_build/: hands-on exercises (xenlab.handson)
+
 LABS = Path(__file__).resolve().parents[1]
 
 METADATA = {
@@ -232,48 +235,19 @@ with PV drivers.
 """),
         md("""
 **Exercise 6.1.** Which handler served the port the seed picks: `"xen"` (emulated
-inside the hypervisor) or `"dm"` (an ioreq to the device model)? The answer in the
-cell is right; change it to see the check complain.
+inside the hypervisor) or `"dm"` (an ioreq to the device model)? Replace the `...`
+with your answer and run the cell: the check says whether it is right.
 """),
-        code("""
-from xenlab.exercises import Exercise, seeded
-
-SEED = 6
-port = seeded(SEED).choice(["0x1f0", "0xe9", "0x70", "0x3f8", "0x20", "0x3d4", "0x40"])
-handler = next(r.args["handler"] for r in hvm.trace.select(kind="vmexit", name="io")
-               if r.args["port"] == port)
-ex61 = Exercise(f"Who handled the guest's accesses to port {port}?", answer=handler,
-                hint="look the port up in the table of ports above",
-                explanation="Xen emulates the PIT, PIC, RTC and 0xE9 itself; "
-                            "everything else goes to the device model.")
-print(ex61.question)
-ex61.check("xen")
-"""),
+        *exercise_cells("ex61", 'exercise("6.1", seed=SEED)', '"xen"',
+                        setup="from xenlab.exercises import exercise\n\nSEED = 6"),
         md("""
 **Exercise 6.2.** How many hypercalls did the *HVM* guest make, in total?
 """),
-        code("""
-ex62 = Exercise("How many hypercalls did hvm-hello make?", answer=len(hvm.trace.select(kind="hypercall", dom=HVM)),
-                hint="count the hypercall records of the hvm lab, or the vmcall exits",
-                explanation="hvmloader asks for Xen's version once through the hypercall page; "
-                            "the BIOS and the boot sector never call Xen.")
-ex62.check(1)
-"""),
+        *exercise_cells("ex62", 'exercise("6.2")', "1"),
         md("""
 **Exercise 6.3.** What made HVM guests possible in Xen 3?
 """),
-        code("""
-from xenlab.exercises import choice
-
-ex63 = choice("What let Xen 3 run unmodified guest kernels?",
-              ["a faster binary translator in Dom0",
-               "processor extensions (Intel VT-x, AMD-V) that trap sensitive instructions",
-               "a new hypercall ABI",
-               "running the guest kernel in ring 3"],
-              answer="processor extensions (Intel VT-x, AMD-V) that trap sensitive instructions",
-              hint="the exits you counted are done by the processor")
-ex63.check("b")
-"""),
+        *exercise_cells("ex63", 'exercise("6.3")', '"b"'),
         md("""
 ## Summary
 
@@ -293,6 +267,22 @@ Next: chapter 07 follows the HVM guest from its first instruction to the boot se
 # =====================================================================================
 # 07 · The HVM boot
 # =====================================================================================
+HX73 = '''
+answer = r"""
+        mov     $msg, %si       # SI walks the message
+next:   lodsb                   # AL = next character
+        test    %al, %al
+        jz      done            # the NUL ends it
+        mov     $0x0e, %ah      # int 10h AH=0Eh: teletype output
+        int     $0x10
+        jmp     next
+done:   cli
+        hlt
+msg:    .asciz  "Hello from my boot sector"
+"""
+'''
+
+
 def chapter_07() -> list:
     return [
         md("""
@@ -467,35 +457,23 @@ else:
 **Exercise 7.1.** Put the firmware steps in the order the guest runs them. The seed
 shuffles them; answer with the letters in order.
 """),
-        code("""
-from xenlab.exercises import Exercise, seeded
-
-steps = ["HVM Loader", "hypercall page", "E820 table", "POST", "IVT and BDA",
-         "INT 19h boot", "boot sector prints"]
-shuffled = steps[:]
-seeded(7).shuffle(shuffled)
-letters = "abcdefg"
-for letter, step in zip(letters, shuffled):
-    print(f"({letter}) {step}")
-right = "".join(letters[shuffled.index(s)] for s in steps)
-ex71 = Exercise("The steps in boot order, as letters", answer=right,
-                hint="the trace above is in order: hvmloader first, the BIOS next")
-ex71.check("dfgecab")
-"""),
+        *exercise_cells("ex71", 'exercise("7.1", seed=7)', '"d f g e c a b"',
+                        setup="from xenlab.exercises import exercise"),
         md("""
 **Exercise 7.2.** Who serves the guest's reads of the IDE data port 0x1F0: `"xen"` or
 `"dm"`? And how many reads of that port does one 512-byte sector take?
 """),
-        code("""
-handlers = {r.args["handler"] for r in lab.trace.select(kind="vmexit", name="io")
-            if r.args["port"] == "0x1f0"}
-ex72 = Exercise("Who handles port 0x1F0?", answer=handlers.pop(),
-                hint="is the IDE controller emulated in the hypervisor?")
-ex72.check("dm")
-ex72b = Exercise("16-bit reads per 512-byte sector", answer=512 // 2,
-                 hint="the data port is 16 bits wide")
-ex72b.check(256)
+        *exercise_cells("ex72", 'exercise("7.2")', '"dm"'),
+        *exercise_cells("ex72b", 'exercise("7.2b")', "256"),
+        md("""
+**Exercise 7.3 (hands-on).** Write the boot sector yourself. Your code is assembled
+(GNU as, 16-bit, loaded at 0x7C00), signed 55h AAh, written to a fresh disk and booted on
+the emulated host with the teaching BIOS; the check reads the guest's screen. Print
+`Hello from my boot sector` with the BIOS (`int $0x10`, AH = 0x0E, AL = the character),
+then stop with `cli; hlt`.
 """),
+        *handson_cells("hx73", 'HandsOn("7.3: a boot sector that prints \'Hello from my boot '
+                       'sector\' on the screen", check_boot_sector)', HX73),
         md("""
 ## Summary
 
@@ -651,34 +629,17 @@ for line in lab.xl_output("dmesg").splitlines():
         md("""
 **Exercise 8.1.** What is the PCI vendor id of the Xen platform device (as a number)?
 """),
-        code("""
-from xenlab.exercises import Exercise, choice
-
-ex81 = Exercise("Vendor id of the Xen platform PCI device (hex)",
-                answer=f"{pci.config(2 << 3, 0, 2, False, 0):#06x}",
-                hint="read offset 0 of slot 2, or look at the table above",
-                explanation="0x5853 is XenSource's PCI vendor id.")
-ex81.check("0x5853")
-"""),
+        *exercise_cells("ex81", 'exercise("8.1")', "0x5853",
+                        setup="from xenlab.exercises import exercise"),
         md("""
 **Exercise 8.2.** What did the removed hypercall return to `pv-pubhdr`?
 """),
-        code("""
-line = next(l for l in lab.console("pv-pubhdr").splitlines() if "tmem_op" in l)
-ex82 = Exercise("tmem_op's return value", answer=int(line.split("returned ")[1].split()[0]),
-                hint="ENOSYS is 38; errors come back negative")
-ex82.check(-38)
-"""),
+        *exercise_cells("ex82", 'exercise("8.2")', "-38"),
         md("""
 **Exercise 8.3.** Which guest type boots its kernel directly, inside the hardware
 virtualization container, with no device model?
 """),
-        code("""
-ex83 = choice("Which guest type has no BIOS, no device model, and uses VT-x/AMD-V?",
-              ["PV", "HVM", "PVH", "PVHVM"], answer="PVH",
-              hint="PV boots directly but without the hardware container; HVM has a BIOS")
-ex83.check("c")
-"""),
+        *exercise_cells("ex83", 'exercise("8.3")', '"c"'),
         md("""
 ## Summary
 
@@ -812,14 +773,8 @@ set_lab(lab)
         md("""
 **Exercise 9.1.** Which `xl` command does the **Pause** button run?
 """),
-        code("""
-from xenlab.exercises import Exercise, choice
-
-ex91 = choice("What does the Pause button run?",
-              ["xl shutdown <domid>", "xl pause <domid>", "xl destroy <domid>", "xl save <domid>"],
-              answer="xl pause <domid>", hint="look at the xl log above")
-ex91.check("b")
-"""),
+        *exercise_cells("ex91", 'exercise("9.1")', '"b"',
+                        setup="from xenlab.exercises import exercise"),
         md("""
 **Exercise 9.2.** Create `pv-spin` again and pause it. Which letter does the State
 column show?
@@ -828,11 +783,8 @@ column show?
 dash.config_path.value = "../../images/pv-spin.cfg"
 dash.create_button.click()
 dash.pause_button.click()
-state = next(row[2] for row in dash.rows() if row[0] == "pv-spin")
-ex92 = Exercise("The State letter of a paused domain", answer=state.strip("-"),
-                hint="r running, b blocked, p paused, s shut down")
-ex92.check("p")
 """),
+        *exercise_cells("ex92", 'exercise("9.2")', '"p"'),
         md("""
 ## Summary
 
@@ -929,7 +881,7 @@ Each term has one sentence and the chapters that show it at work.
 The glossary is also in this notebook as data, so the quiz below can draw from it.
 """),
         code("""
-from xenlab.exercises import Exercise, choice, seeded
+from xenlab.exercises import exercise
 
 GLOSSARY = """ + repr([(t, d) for t, d, _ in GLOSSARY]).replace("), (", "),\n    (") + """
 print(len(GLOSSARY), "terms")
@@ -937,24 +889,11 @@ print(len(GLOSSARY), "terms")
         md("""
 **Exercise 10.1.** Which term does the seed's definition describe?
 """),
-        code("""
-rng = seeded(10)
-term, meaning = rng.choice(GLOSSARY)
-options = sorted(rng.sample([t for t, _ in GLOSSARY if t != term], 3) + [term])
-ex101 = choice(meaning, options, answer=term, hint="look it up in the table above")
-print(ex101.question)
-ex101.check(\"""" + "{ANSWER_101}" + """\")
-"""),
+        *exercise_cells("ex101", 'exercise("10.1", glossary=GLOSSARY, seed=10)', "{ANSWER_101}"),
         md("""
 **Exercise 10.2.** Which of these runs in Dom0 rather than in Xen or in the guest?
 """),
-        code("""
-ex102 = choice("Which one runs in Dom0?",
-               ["the credit scheduler", "the device model", "hvmloader", "blkfront"],
-               answer="the device model",
-               hint="Xen has no device drivers; hvmloader and blkfront run in the guest")
-ex102.check("b")
-"""),
+        *exercise_cells("ex102", 'exercise("10.2")', '"b"'),
         md("""
 ## Summary
 
@@ -987,7 +926,7 @@ def main() -> int:
     cells = chapter_10()
     for c in cells:
         if c.cell_type == "code":
-            c.source = c.source.replace("{ANSWER_101}", answer_101())
+            c.source = c.source.replace("{ANSWER_101}", repr(answer_101()))
     paths.append(write("10-glossary", cells))
     for p in paths:
         print(p.relative_to(LABS.parent))
