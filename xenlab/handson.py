@@ -43,8 +43,8 @@ from xenlab.lab import Lab
 from xenlab.labkit import assemble, build_pv_kernel
 
 __all__ = [
-    "HandsOn",
     "FrontendStandIn",
+    "HandsOn",
     "Verdict",
     "check_boot_sector",
     "check_cpuid_signature",
