@@ -24,8 +24,13 @@ $(STAMP): pyproject.toml
 
 # the student edition by default; instructors: make lab EDITION=labs (with the solutions)
 EDITION ?= labs-student
+# JupyterLab refuses to start as root (a container, a VM, a Binder-like image) unless told
+# --allow-root; as a user it needs nothing. LAB_ARGS adds options (LAB_ARGS=--no-browser).
+LAB_UID ?= $(shell id -u)
+LAB_ARGS ?=
 lab: $(STAMP)
-	cd $(EDITION) && ../$(VENV)/bin/jupyter lab --ServerApp.root_dir=. 00-start-here/00-start-here.ipynb
+	cd $(EDITION) && ../$(VENV)/bin/jupyter lab --ServerApp.root_dir=. \
+	  $(if $(filter 0,$(LAB_UID)),--allow-root) $(LAB_ARGS) 00-start-here/00-start-here.ipynb
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -149,6 +149,9 @@ def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = 
     if xl.xl_log:
         out.write("--- xl log ---\n")
         out.write("".join(line + "\n" for line in xl.xl_log))
+    for domid, name, _d in created:   # xenlab's shipped images are never written
+        for shipped, copy in xl.disk_copies.get(domid, ()):
+            out.write(f"xenlab: {name} wrote a fresh copy of {shipped}: {copy}\n")
     out.write("--- xl list ---\n")
     out.write(format_list(xl))
     if status is RunStatus.BUDGET:

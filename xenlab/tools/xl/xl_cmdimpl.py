@@ -114,6 +114,8 @@ def main_create(xl: Libxl, args: list[str], out: IO[str]) -> int:
     out.write(f"Parsing config from {rest[0]}\n")
     cfg = parse_config_file(rest[0])
     d = xl.domain_create_new(cfg, paused=("-p", "") in opts)
+    for shipped, copy in xl.disk_copies.get(d.domid, ()):
+        out.write(f"{shipped} is shipped with xenlab: the guest writes a fresh copy, {copy}\n")
     out.write(f"Created domain {d.domid} ({d.name})\n")
     if ("-c", "") in opts:
         xl.host.run(max_instructions=2_000_000_000)

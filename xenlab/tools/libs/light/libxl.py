@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,6 +98,38 @@ def dom0_services(host: XenHost) -> Dom0Services:
     return services
 
 
+def disk_cache_dir() -> Path:
+    """Where guests' copies of xenlab's shipped disk images go: ``$XENLAB_CACHE/disks``,
+    else ``~/.cache/xenlab/disks``."""
+    root = os.environ.get("XENLAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "xenlab")
+    return Path(root) / "disks"
+
+
+def writable_disk_path(cfg: DomainConfig, target: str) -> tuple[str, str | None]:
+    """The file a writable disk is served from: the config's own file, except for an
+    image shipped in xenlab's ``images/`` folder, which is copied at create (a fresh copy
+    every time, in ``disk_cache_dir()/<domain name>/``) so that running a demo never
+    changes the repository. Returns (path, the shipped original if it was copied).
+    xenlab's own rule (real libxl uses the file it is given); a file of your own, or a
+    copy you made, is used in place."""
+    path = cfg.resolve(target)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real, str(IMAGES.resolve())]) != str(IMAGES.resolve()):
+        return path, None
+    dest = disk_cache_dir() / cfg.name / os.path.basename(real)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        shutil.copyfile(real, tmp)
+        os.replace(tmp, dest)
+    except OSError as err:
+        raise ImageError(f"{path}: cannot copy the shipped image to {dest.parent} "
+                         f"({err.strerror or err}); set XENLAB_CACHE to a writable "
+                         "folder") from None
+    return str(dest), path
+
+
 @dataclass
 class PreparedDomain:
     """A config whose files have been read and checked; nothing created yet."""
@@ -118,6 +151,8 @@ class Libxl:
         self.configs: dict[int, DomainConfig] = {}
         self.device_models: dict[int, DeviceModel] = self.services.device_models  # Dom0's
         self.xl_log: list[str] = []          # what xl's per-domain daemons log
+        #: domid -> [(shipped image, the copy its guest writes)] (``writable_disk_path``)
+        self.disk_copies: dict[int, list[tuple[str, str]]] = {}
         self.on_create: list[Callable[[Domain], None]] = []
         host.death_listeners.append(self.domain_death)
 
@@ -224,7 +259,8 @@ class Libxl:
             self.services.domain_created(d)
             for disk in cfg.disk:
                 if disk.target is not None and disk.devtype == "disk":
-                    self.services.add_disk(d, disk.devid, disk.vdev, cfg.resolve(disk.target),
+                    self.services.add_disk(d, disk.devid, disk.vdev,
+                                           self._disk_file(d, cfg, disk.target, disk.readonly),
                                            disk.readonly)
             for vif in cfg.vif:
                 self.services.add_vif(d, vif.devid, vif.mac, vif.bridge)
@@ -252,6 +288,15 @@ class Libxl:
         self.services.domain_created(d)
         self.host.log.printk(f"d{d.domid}: PVH guest, kernel {prep.firmware.path}")
 
+    def _disk_file(self, d: Domain, cfg: DomainConfig, target: str, readonly: bool) -> str:
+        """A read-only disk is its file; a writable one ``writable_disk_path``'s."""
+        if readonly:
+            return cfg.resolve(target)
+        path, shipped = writable_disk_path(cfg, target)
+        if shipped is not None:
+            self.disk_copies.setdefault(d.domid, []).append((shipped, path))
+        return path
+
     def _build_hvm(self, d: Domain, cfg: DomainConfig, prep: PreparedDomain) -> None:
         """libxl__domain_build (HVM) + libxl__spawn_local_dm: firmware, then QEMU."""
         assert prep.firmware is not None
@@ -264,7 +309,8 @@ class Libxl:
             dm.load_vga_rom(VGABIOS)
         for disk in cfg.disk:
             if disk.target is not None:
-                dm.add_disk(disk.vdev, cfg.resolve(disk.target), disk.readonly)
+                dm.add_disk(disk.vdev, self._disk_file(d, cfg, disk.target, disk.readonly),
+                            disk.readonly)
         dm.attach(self.services.kernel)
         self.device_models[d.domid] = dm
         self.services.domain_created(d)
@@ -291,6 +337,7 @@ class Libxl:
             raise DomainError("Domain-0 cannot be destroyed")
         self._destroy(d)
         self.configs.pop(d.domid, None)
+        self.disk_copies.pop(d.domid, None)
 
     def _destroy(self, d: Domain) -> None:
         """libxl__destroy_domid: devices and Dom0's services first, then the hypervisor."""
