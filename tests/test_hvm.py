@@ -69,6 +69,7 @@ def test_vga_none_is_a_machine_without_a_vga_adapter(tmp_path: Path) -> None:
     assert dm.vga is None and dm.screen_text() == ""
     assert dm.pci.config(3 << 3, 0, 4, False, 0) == 0xFFFFFFFF       # no 00:03.0
     assert dm.pci.config(2 << 3, 0, 4, False, 0) == 0x00015853       # the platform device
+    # (in the slot the VGA would have, as QEMU's xenfv machine without VGA gives it)
     assert d.pfn_to_mfn(0xB8) >= 1 << 52                             # no video memory
     # the BIOS's cursor updates still go to the device model, which has nothing there
     cursor = [r.args for r in lab.trace.select(kind=Kind.VMEXIT) if r.args.get("port") == "0x3d4"]
@@ -450,3 +451,15 @@ def test_ioreq_page_follows_the_p2m(tmp_path: Path) -> None:
     d.set_p2m(pfn, d.pfn_to_mfn(0x10))   # moved to another of the guest's frames
     assert crtc_index() == 0x0E and dm.requests == served + 2
     assert len(lab.trace.select(kind=Kind.GRANT, name="foreign_map")) == maps + 1
+
+
+def test_pci_slots_are_those_xens_qemu_gives(tmp_path: Path) -> None:
+    """QEMU's xenfv machine: i440FX 00:00.0, PIIX3 00:01.0/.1, VGA 00:02.0, and the Xen
+    platform device (5853:0001) at the next free slot, 00:03.0 (hw/i386/pc_piix.c)."""
+    from xenlab.devicemodel.pci import PciBus
+    bus = PciBus(vga=True)
+    ids = {devfn: bus.config(devfn, 0, 4, False, 0) for devfn in range(0, 8 << 3)}
+    present = {f"00:{d >> 3:02x}.{d & 7}": hex(v) for d, v in ids.items() if v != 0xFFFFFFFF}
+    assert present == {"00:00.0": "0x12378086", "00:01.0": "0x70008086",
+                       "00:01.1": "0x70108086", "00:02.0": "0x11111234",
+                       "00:03.0": "0x15853"}

@@ -106,18 +106,21 @@ class DeviceModel:
 
     def load_vga_rom(self, path: str) -> None:
         """The VGA adapter's expansion ROM (SeaBIOS copies it to 0xC0000 and runs it, as
-        with QEMU's vgabios); exposed through the PCI ROM BAR of 00:03.0."""
+        with QEMU's vgabios); exposed through the PCI ROM BAR of the VGA's function
+        (00:02.0, as in Xen's QEMU)."""
         with open(path, "rb") as fp:
             data = fp.read(VGA_ROM_SIZE)
         self.vga_rom = (ctypes.c_char * VGA_ROM_SIZE).from_buffer_copy(
             data.ljust(VGA_ROM_SIZE, b"\xff"))
-        self.pci.rom_size[(3 << 3) | 0] = VGA_ROM_SIZE
+        if self.pci.vga_devfn is not None:
+            self.pci.rom_size[self.pci.vga_devfn] = VGA_ROM_SIZE
 
     def _map_rom(self, devfn: int, base: int) -> None:
-        if devfn == (3 << 3) and self.vga_rom is not None:
+        if devfn == self.pci.vga_devfn and self.vga_rom is not None:
             self.host.map_device_memory(self.d, base, VGA_ROM_SIZE,
                                         ctypes.addressof(self.vga_rom))
-            self._trace("pci.rom_map", {"dev": "03:0", "base": hex(base)})
+            self._trace("pci.rom_map", {"dev": f"{devfn >> 3:02x}:{devfn & 7}",
+                                        "base": hex(base)})
 
     # -- wiring ----------------------------------------------------------------------------
     def attach(self, kernel: Dom0Kernel) -> None:
