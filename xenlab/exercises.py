@@ -52,11 +52,12 @@ KINDS = ("number", "name", "state", "order", "choice", "custom")
 LETTERS = "abcdefghij"
 # xl list's State column: r b p s c d, one position each (tools/xl/xl_info.c)
 _STATE_LETTERS = "rbpscd"
-_FORMATS = {"number": "a number, e.g. answer = 42",
-            "name": 'a name in quotes, e.g. answer = "xen"',
-            "state": 'a State letter in quotes, e.g. answer = "r"',
-            "order": 'the letters in order, e.g. answer = "c a b"',
-            "choice": 'a letter in quotes, e.g. answer = "a"',
+# what to type, said without an example value (an example could be some exercise's answer)
+_FORMATS = {"number": "a number, decimal or 0x hex",
+            "name": "a name, in quotes",
+            "state": "State letters, in quotes, as xl list shows them",
+            "order": "the letters in order, in quotes",
+            "choice": "an option's letter, in quotes",
             "custom": "what the exercise asks for"}
 _STATE_WORDS = {"running": "r", "blocked": "b", "paused": "p", "shutdown": "s",
                 "shut down": "s", "crashed": "c", "dying": "d"}
@@ -219,7 +220,7 @@ class Exercise:
         lines = [head + self.question]
         lines += [f"  ({LETTERS[i]}) {o}" for i, o in enumerate(self.options)]
         if self.kind == "choice":
-            lines.append('Answer with a letter, e.g. answer = "a", or with the option\'s text.')
+            lines.append("Answer with an option's letter, in quotes, or with its text.")
         return "\n".join(lines)
 
     def show(self) -> None:

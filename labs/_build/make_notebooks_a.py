@@ -17,6 +17,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from exercise_cells import exercise_cells  # labs/_build/: nbgrader's three cells per exercise
+
 LABS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(LABS.parent))
 
@@ -46,8 +48,8 @@ def write(folder: str, cells: list) -> None:
     print("wrote", path.relative_to(LABS.parent))
 
 
-TRY = ("The cell already holds the right answer, so it passes: change it and run the cell "
-       "again to see the check at work.")
+TRY = ("Replace the `...` with your answer and run the cell: the check says whether it is "
+       "right, with a hint if not.")
 
 # Shared by the chapters that need their own config files: a scratch folder (never printed)
 # and a helper that writes a config there and runs `xl create` on it from that folder, so
@@ -97,7 +99,7 @@ with 1 GiB of RAM and two CPUs:
 """),
         code("""
 %matplotlib inline
-from xenlab.exercises import Exercise, choice, seeded
+from xenlab.exercises import exercise, seeded
 from xenlab.lab import Lab
 
 lab = Lab()                      # Xen boots and builds Dom0
@@ -252,44 +254,16 @@ only that guest.
 (Generated from `seeded({SEED})`: change the seed to get another problem, and use
 `hosts_needed` or a pencil.) {TRY}
 """),
-        code(f"""
-rng = seeded({SEED})
-n_ex = rng.choice([24, 30, 36, 40, 48, 60])
-util_ex = rng.choice([5, 8, 10, 12, 15])
-target_ex = rng.choice([60, 70, 75, 80])
-ex1 = Exercise(f"{{n_ex}} servers at {{util_ex}} % load onto hosts at {{target_ex}} %: how many hosts?",
-               answer=hosts_needed(n_ex, util_ex, target_ex),
-               hint="total work = servers x load; divide by what one host may carry; round up.")
-print(ex1.question)
-"""),
-        code(f"""
-answer = {hosts}
-_ = ex1.check(answer)
-"""),
+        *exercise_cells("ex1", f'exercise("1.1", seed={SEED})', str(hosts)),
         md(f"""
 **Exercise 2.** By how many MiB did `free_memory` in `xl info` drop when the four
 64 MiB servers were created? (Compare the two `xl info` lines above.) {TRY}
 """),
-        code("""
-ex2 = Exercise("MiB taken by the four 64 MiB guests", answer=4 * 64,
-               hint="look at free_memory before and after creating them")
-answer = 256
-_ = ex2.check(answer)
-"""),
+        *exercise_cells("ex2", 'exercise("1.2")', "256"),
         md(f"""
 **Exercise 3.** {TRY}
 """),
-        code("""
-ex3 = choice("pv-crash executed a forbidden instruction. What happened to the other guests?",
-             ["they crashed too", "they were paused until pv-crash was destroyed",
-              "nothing: they ran on, only pv-crash was crashed"],
-             answer="nothing: they ran on, only pv-crash was crashed",
-             explanation="Xen isolates domains: a fault is delivered to, or kills, only the "
-                         "domain that caused it.")
-print(ex3.question)
-answer = "c"
-_ = ex3.check(answer)
-"""),
+        *exercise_cells("ex3", 'exercise("1.3")', '"c"'),
         md("""
 ## What you saw
 
@@ -343,7 +317,7 @@ and hands it the machine. Xen's first messages, read back with `xl dmesg`:
 """),
         code("""
 %matplotlib inline
-from xenlab.exercises import Exercise, choice, seeded
+from xenlab.exercises import exercise, seeded
 from xenlab.lab import Lab
 
 lab = Lab()
@@ -458,41 +432,16 @@ would be no disk to boot from, no network and no tool to create a guest.
 What share of the CPU (percent, rounded) does domain A get while both want to run?
 {TRY}
 """),
-        code(f"""
-rng = seeded({SEED})
-weight_a = rng.choice([128, 256, 384, 512, 768])
-weight_b = rng.choice([128, 256, 512, 1024])
-ex1 = Exercise(f"A has weight {{weight_a}}, B has weight {{weight_b}}: A's CPU share in %?",
-               answer=round(100 * weight_a / (weight_a + weight_b)),
-               hint="the share is proportional to the weight: A / (A + B)")
-print(ex1.question)
-"""),
-        code(f"""
-answer = {share}
-_ = ex1.check(answer)
-"""),
+        *exercise_cells("ex1", f'exercise("2.1", seed={SEED})', str(share)),
         md(f"""
 **Exercise 2.** Dom0 has 256 MiB. How many 4 KiB frames does Xen's frame table list as
 owned by domain 0? {TRY}
 """),
-        code("""
-ex2 = Exercise("frames owned by Dom0", answer=lab.host.mem.pages_owned_by(0),
-               hint="256 MiB = 256 * 1024 KiB; one frame is 4 KiB")
-answer = 65536
-_ = ex2.check(answer)
-"""),
+        *exercise_cells("ex2", 'exercise("2.2")', "65536"),
         md(f"""
 **Exercise 3.** {TRY}
 """),
-        code("""
-ex3 = choice("Where do the disk and network drivers of a Xen host run?",
-             ["in the hypervisor", "in Dom0", "in every DomU's own hardware"],
-             answer="in Dom0",
-             explanation="Xen has no device drivers; Dom0's kernel drives the hardware.")
-print(ex3.question)
-answer = "b"
-_ = ex3.check(answer)
-"""),
+        *exercise_cells("ex3", 'exercise("2.3")', '"b"'),
         md("""
 ## What you saw
 
@@ -531,7 +480,7 @@ page the flags `SIF_PRIVILEGED | SIF_INITDOMAIN` are set. Every guest created la
 """),
         code("""
 %matplotlib inline
-from xenlab.exercises import Exercise, choice, seeded
+from xenlab.exercises import exercise, seeded
 from xenlab.lab import Lab
 from xenlab.public.xen import SIF_INITDOMAIN, SIF_PRIVILEGED
 
@@ -651,35 +600,16 @@ lab.xl("list")
 does xenstored answer (the name, like `ENOENT`)? You can try it with
 `store.write(path, value, domid=2)`. {TRY}
 """),
-        code("""
-ex1 = Exercise("d2 writes under /local/domain/1: which error?", answer="EACCES",
-               hint="the node's permissions are (n1,r0): who else may write?")
-answer = "EACCES"
-_ = ex1.check(answer)
-"""),
+        *exercise_cells("ex1", 'exercise("3.1")', '"EACCES"'),
         md(f"""
 **Exercise 2.** Which letter does the `State` column of `xl list` show for a domain
 created with `xl create -p`? {TRY}
 """),
-        code("""
-ex2 = Exercise("State letter of a paused domain", answer="p",
-               hint="look at the first `xl list` of this notebook")
-answer = "p"
-_ = ex2.check(answer)
-"""),
+        *exercise_cells("ex2", 'exercise("3.2")', '"p"'),
         md(f"""
 **Exercise 3.** {TRY}
 """),
-        code("""
-ex3 = choice("A guest's config has on_poweroff = \\"destroy\\". It powers itself off. "
-             "What does `xl list` show for it?",
-             ["state s (shut down)", "state p (paused)", "nothing: it is gone"],
-             answer="nothing: it is gone",
-             explanation="the toolstack in Dom0 destroys the domain when it powers off.")
-print(ex3.question)
-answer = "c"
-_ = ex3.check(answer)
-"""),
+        *exercise_cells("ex3", 'exercise("3.3")', '"c"'),
         md("""
 ## What you saw
 
@@ -742,7 +672,7 @@ guest calls `hypercall_page + 32 * nr`. Here are two stubs, disassembled with ca
 %matplotlib inline
 import capstone
 
-from xenlab.exercises import Exercise, choice, seeded
+from xenlab.exercises import exercise, seeded
 from xenlab.lab import Lab
 from xenlab.public.xen import Hypercall
 from xenlab.xen.traps import pv_hypercall_page
@@ -841,39 +771,16 @@ needed emulation never run: the kernel was changed to ask instead.
 hypercall printed below? (Generated from `seeded({SEED})`; the numbers are in
 `Hypercall`.) {TRY}
 """),
-        code(f"""
-rng = seeded({SEED})
-name = rng.choice({names!r})
-ex1 = Exercise(f"offset of the {{name}} stub in the hypercall page?",
-               answer=Hypercall[name] * 32, hint="each stub is 32 bytes; stub nr is at 32 * nr")
-print(ex1.question)
-"""),
-        code(f"""
-answer = {offset}
-_ = ex1.check(answer)
-"""),
+        *exercise_cells("ex1", f'exercise("4.1", seed={SEED})', str(offset)),
         md(f"""
 **Exercise 2.** How many hypercalls did `pv-spin` make in its whole run (the `solo`
 host above)? {TRY}
 """),
-        code("""
-ex2 = Exercise("hypercalls of pv-spin", answer=calls,
-               hint="sum the counts of hypercall_counts(solo.trace)")
-answer = %d
-_ = ex2.check(answer)
-""" % n_hcalls),
+        *exercise_cells("ex2", 'exercise("4.2")', str(n_hcalls)),
         md(f"""
 **Exercise 3.** {TRY}
 """),
-        code("""
-ex3 = choice("A PV kernel has nothing to do until its next timer. What does it do?",
-             ["executes hlt", "calls sched_op(SCHEDOP_block)", "spins in a loop"],
-             answer="calls sched_op(SCHEDOP_block)",
-             explanation="hlt is privileged (pv-crash died of it); spinning wastes the CPU.")
-print(ex3.question)
-answer = "b"
-_ = ex3.check(answer)
-"""),
+        *exercise_cells("ex3", 'exercise("4.3")', '"b"'),
         md("""
 ## What you saw
 
@@ -926,7 +833,7 @@ We start three guests: `pv-disk`, which writes and reads its disk, and `pv-net-a
 %matplotlib inline
 import shutil
 
-from xenlab.exercises import Exercise, choice, seeded
+from xenlab.exercises import exercise, seeded
 from xenlab.lab import Lab
 
 lab = Lab()
@@ -1062,45 +969,19 @@ the request come from? The trace has it: `lab.trace.select(kind="io")`, record
 `blkback.disk_write`, field `dom`.
 {TRY}
 """),
-        code("""
-write_rec = next(r for r in lab.trace.select(kind="io") if r.name == "blkback.disk_write")
-ex1 = Exercise("domid whose request wrote sector 100", answer=write_rec.dom,
-               hint="which guest has a disk? see `xl list`")
-answer = 1
-_ = ex1.check(answer)
-"""),
+        *exercise_cells("ex1", 'exercise("5.1")', "1"),
         md(f"""
 **Exercise 2 (seeded).** What is the number of the `XenbusState` printed below?
 (Generated from `seeded({SEED})`.) {TRY}
 """),
-        code(f"""
-STATES = {{"Initialising": 1, "InitWait": 2, "Initialised": 3, "Connected": 4,
-          "Closing": 5, "Closed": 6}}
-state = seeded({SEED}).choice(sorted(STATES))
-ex2 = Exercise(f"XenbusState number of {{state}}?", answer=STATES[state],
-               hint="read the handshake printed above")
-print(ex2.question)
-"""),
-        code("""
-answer = %d
-_ = ex2.check(answer)
-""" % {"Initialising": 1, "InitWait": 2, "Initialised": 3, "Connected": 4, "Closing": 5,
-       "Closed": 6}[seeded(SEED).choice(sorted(["Initialising", "InitWait", "Initialised",
-                                                 "Connected", "Closing", "Closed"]))]),
+        *exercise_cells("ex2", f'exercise("5.2", seed={SEED})', str(
+            {"Initialising": 1, "InitWait": 2, "Initialised": 3, "Connected": 4, "Closing": 5,
+             "Closed": 6}[seeded(SEED).choice(sorted(["Initialising", "InitWait", "Initialised",
+                                                      "Connected", "Closing", "Closed"]))])),
         md(f"""
 **Exercise 3.** {TRY}
 """),
-        code("""
-ex3 = choice("pv-net-a sends a ping to pv-net-b. Which path does the frame take?",
-             ["straight from pv-net-a's memory into pv-net-b's",
-              "netfront -> netback in Dom0 -> bridge xenbr0 -> netback -> netfront",
-              "through Xen's own network driver"],
-             answer="netfront -> netback in Dom0 -> bridge xenbr0 -> netback -> netfront",
-             explanation="guests share nothing directly; Dom0's backends and bridge carry it.")
-print(ex3.question)
-answer = "b"
-_ = ex3.check(answer)
-"""),
+        *exercise_cells("ex3", 'exercise("5.3")', '"b"'),
         md("""
 ## What you saw
 
