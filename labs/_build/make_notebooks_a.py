@@ -245,7 +245,8 @@ only that guest.
 > `xl info` (fields `total_memory`, `free_memory`), `xl pause`/`xl unpause`/`xl destroy`,
 > and `xl dmesg` for the crash report. Guest configs live in `/etc/xen/*.cfg`
 > (`man xl.cfg`); the frame ownership you counted is Xen's `struct page_info` table
-> (`xen/include/asm-x86/mm.h`, `page_get_owner()`).
+> (`xen/arch/x86/include/asm/mm.h`, `page_get_owner()`; before Xen 4.17 it was
+> `xen/include/asm-x86/mm.h`).
 """),
         md("## Check yourself"),
         md(f"""
@@ -717,12 +718,19 @@ print(next(line for line in lab.xl_output("dmesg").splitlines() if "Unhandled" i
 from collections import Counter
 
 spin = lab.domain("pv-spin").domid
-Counter(f"{r.name}:{r.args.get('cmd', '')}".rstrip(":")
-        for r in lab.trace.select(kind="hypercall", dom=spin)
-        if r.name in ("sched_op", "set_timer_op"))
+calls = Counter(f"{r.name}:{r.args.get('cmd', '')}".rstrip(":")
+                for r in lab.trace.select(kind="hypercall", dom=spin)
+                if r.name in ("sched_op", "set_timer_op"))
+timers, blocks = calls["set_timer_op"], calls["sched_op:SCHEDOP_block"]
+print(f"{timers} rounds: {timers} timers, {blocks} blocks, "
+      f"{calls['sched_op:SCHEDOP_yield']} yields, {calls['sched_op:SCHEDOP_shutdown']} shutdown")
+calls
 """),
         md("""
-Five rounds: five timers, five blocks (plus yields and the final shutdown). The `hlt` in
+Each round sets a timer and blocks. A block ends at *any* event: when the console's
+(xenconsoled saying it drained the output) wakes the guest before its timer, the guest
+finds its timer's port not pending and blocks again, so there can be more blocks than
+timers (the counts above are the run's own). The `hlt` in
 `pv-crash` raised a general-protection fault; the guest had no handler for it, so Xen
 crashed the domain.
 

@@ -142,7 +142,7 @@ vmexit_summary(hvm.trace)
         code("""
 ports = Counter((r.args["port"], r.args["handler"])
                 for r in hvm.trace.select(kind="vmexit", name="io"))
-for (port, handler), n in ports.most_common(10):
+for (port, handler), n in ports.most_common():     # every port the guest touched
     print(f"port {port:>6}  handled by {handler:3}  {n:5} exits")
 """),
         md("""
@@ -503,7 +503,7 @@ def chapter_08() -> list:
 **Learning goals**
 - see that Dom0 and the DomUs need not run the same operating system or distribution;
 - find the **Xen platform PCI device** that lets an HVM guest load **PV drivers**;
-- know what **PVH** is, and that xenlab does not run it yet;
+- know what **PVH** is, and boot a PVH guest (GRUB) on xenlab;
 - name the tools and defaults of today's Xen (`xl`, credit2) next to the older ones
   (`xm`, credit).
 
@@ -603,7 +603,7 @@ else:
 
 | then (Xen 3.x material) | now |
 |---|---|
-| `xm` commands talking to the `xend` daemon | `xl` (default since Xen 4.1; xend removed in 4.5) |
+| `xm` commands talking to the `xend` daemon | `xl` (default since Xen 4.2; xend removed in 4.5) |
 | patched XenLinux kernels for Dom0 | mainline Linux (Dom0 since Linux 3.0) |
 | credit scheduler | credit2 is the default since Xen 4.12 (credit still available: `sched=credit`) |
 | qemu-dm ("qemu-traditional") | upstream QEMU (`device_model_version = "qemu-xen"`) |
@@ -647,7 +647,8 @@ virtualization container, with no device model?
   distribution (two different kernels ran side by side above).
 - HVM guests find the **Xen platform device** (5853:0001) and load **PV drivers**:
   PVHVM.
-- **PVH** is the modern guest type (xenlab does not run it yet).
+- **PVH** is the modern guest type; xenlab runs it (PVH GRUB above, and classic PV GRUB:
+  `images/pv-grub.cfg`).
 - Today: `xl`, not `xm`; mainline Linux Dom0; credit2 by default (xenlab: credit).
 """),
     ]
@@ -829,7 +830,7 @@ GLOSSARY = [
     ("HVM", "hardware virtual machine: an unmodified guest run with Intel VT-x or AMD-V, "
             "booted by firmware on an emulated PC", "06, 07"),
     ("PVH", "a PV-style kernel run inside the hardware container, with no BIOS and no "
-            "device model (xenlab does not run it yet)", "08"),
+            "device model (xenlab boots PVH GRUB: images/pvh-grub.cfg)", "08"),
     ("VM exit", "the processor leaving an HVM guest and entering Xen because the guest did "
                 "something Xen must handle", "06"),
     ("ioreq", "a request from Xen to the device model to emulate one guest I/O access, "
