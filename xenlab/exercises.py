@@ -583,8 +583,8 @@ def _ex_7_2b() -> Exercise:
 def _ex_8_1() -> Exercise:
     return _fixed("8.1", "What is the PCI vendor id of the Xen platform device (a number; hex "
                   "such as 0x1234 is fine)?", "number", "6649e73de970ea028de1fff2",
-                  hint="read offset 0 of slot 2's configuration space, or look at the table "
-                       "above.",
+                  hint="read offset 0 of the platform device's configuration space, or look at "
+                       "the PCI table above.",
                   explanation="0x5853 is XenSource's PCI vendor id.")
 
 
