@@ -18,8 +18,8 @@ void *mfn_to_virt(unsigned long mfn)
 
 /* Xen system time in ns.  Xen republishes vcpu_info[0].time on every
  * hypercall; `version` is odd while it writes, so retry until we read a
- * stable, even version (tsc_to_system_mul is 0 in xenlab: no TSC
- * extrapolation needed, system_time is the whole answer). */
+ * stable, even version (xenlab republishes it on every entry into
+ * Xen, so system_time is close enough without TSC extrapolation). */
 uint64_t monotonic_clock(void)
 {
     volatile struct vcpu_time_info *t = &HYPERVISOR_shared_info->vcpu_info[0].time;

@@ -651,7 +651,7 @@ class X86Vcpu:
         self.uc.reg_write(X.UC_X86_REG_GDTR, (0, gdt_base, gdt_limit, 0))
         self.uc.reg_write(X.UC_X86_REG_CR3, cr3)
         self.uc.reg_write(X.UC_X86_REG_CR4, 0x20 | 0x200 | 0x400)  # PAE, OSFXSR, OSXMMEXCPT
-        self.msr_write(MSR_EFER, 0x501)  # SCE | LME | LMA
+        self.msr_write(MSR_EFER, 0xD01)  # SCE | LME | LMA | NXE (Xen runs with NX on)
         self.uc.reg_write(X.UC_X86_REG_CR0, 0x80050033)  # PG | WP | AM | NE | ET | MP | PE
 
     # -- running ----------------------------------------------------------------
@@ -818,6 +818,15 @@ class X86Vcpu:
         if self._stop_reason is not None and self._stop_reason is not ExitReason.STEP:
             return RunResult(self._stop_reason, used, charged=charged)
         return RunResult(ExitReason.STEP, used, charged=charged)
+
+    def save_state(self) -> object:
+        """The whole CPU state (registers, control and segment state), to put back with
+        ``restore_state``: for Xen's emulation that runs an instruction and may undo it."""
+        return (self.uc.context_save(), self.fault_pc, self.fault_cr2)
+
+    def restore_state(self, state: object) -> None:
+        ctx, self.fault_pc, self.fault_cr2 = state  # type: ignore[misc]
+        self.uc.context_restore(ctx)
 
     def forget_exceptions(self) -> None:
         """Set QEMU's ``old_exception`` back to -1 as delivering an exception would (see

@@ -75,6 +75,10 @@ class Vcpu:
     guest_table_user: int = 0
     user_mode: bool = False            # PV: running the guest's user space (TF_kernel_mode off)
     ldt: tuple[int, int] = (0, 0)      # PV: MMUEXT_SET_LDT's linear base and entries
+    # VCPUOP_register_vcpu_info: where its vcpu_info lives instead of shared_info (machine
+    # address, Xen's reference to the frame) and that vcpu_info as 64-bit words
+    vcpu_info_maddr: int | None = None
+    vcpu_info_words: memoryview | None = field(default=None, repr=False)
 
     @property
     def runnable(self) -> bool:

@@ -155,10 +155,12 @@ def evtchn_set_pending(host: XenHost, d: Domain, port: int) -> None:
     if already:
         return
     if not masked:
-        vi = 8 * vcpu_id
-        w[vi + 1] |= 1 << word  # evtchn_pending_sel
-        if not w[vi] & 0xFF:
-            w[vi] |= 1  # evtchn_upcall_pending (the first byte of vcpu_info)
+        vw, vi = w, 8 * vcpu_id
+        if vcpu_id < len(d.vcpus) and d.vcpus[vcpu_id].vcpu_info_words is not None:
+            vw, vi = d.vcpus[vcpu_id].vcpu_info_words, 0  # registered elsewhere
+        vw[vi + 1] |= 1 << word  # evtchn_pending_sel
+        if not vw[vi] & 0xFF:
+            vw[vi] |= 1  # evtchn_upcall_pending (the first byte of vcpu_info)
         if vcpu_id < len(d.vcpus):
             host.vcpu_mark_events_pending(d.vcpus[vcpu_id], port)
     if d.poll_mask:  # some vCPU of d waits in SCHEDOP_poll
@@ -190,11 +192,13 @@ def evtchn_unmask(host: XenHost, d: Domain, port: int) -> int:
     if w[_PENDING_W + word] & bit:
         ch = d.evtchn.lookup(port)
         vcpu_id = ch.notify_vcpu if ch else 0
-        vi = 8 * vcpu_id
-        sel = w[vi + 1]
-        w[vi + 1] = sel | (1 << word)
+        vw, vi = w, 8 * vcpu_id
+        if vcpu_id < len(d.vcpus) and d.vcpus[vcpu_id].vcpu_info_words is not None:
+            vw, vi = d.vcpus[vcpu_id].vcpu_info_words, 0  # registered elsewhere
+        sel = vw[vi + 1]
+        vw[vi + 1] = sel | (1 << word)
         if not sel >> word & 1:
-            w[vi] = (w[vi] & ~0xFF) | 1  # evtchn_upcall_pending = 1
+            vw[vi] = (vw[vi] & ~0xFF) | 1  # evtchn_upcall_pending = 1
             if vcpu_id < len(d.vcpus):
                 host.vcpu_mark_events_pending(d.vcpus[vcpu_id], port)
     return 0

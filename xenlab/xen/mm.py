@@ -92,8 +92,14 @@ _ADDR = 0x000F_FFFF_FFFF_F000
 #: a grant mapping's PTE (bit 62, ``_PAGE_GNTTAB`` as get_pte_flags places it): its
 #: references belong to the grant, not to the page table; guests may not set it
 _PAGE_GNTTAB = 1 << 62
-_L1_DISALLOW_MASK = 0x180 | (0x7FF << 52) & ~(1 << 63)  # PAT/global bits and high bits
-_LN_DISALLOW_MASK = 0x180 | (0x7FF << 52) & ~(1 << 63)  # and no superpages (PSE is 0x80)
+_AD = 0x60  # accessed, dirty: the CPU sets them in page tables by itself
+# What a guest may set in an entry (arch_init_memory's base_disallow_mask): present, RW,
+# user, accessed, dirty, the available bits (9-11 and 52-62) and NX; an L1 entry also
+# global but not bit 62 (_PAGE_GNTTAB). Cache attributes (PWT, PCD, PAT) are for domains
+# with I/O memory, and PSE (superpages) for none.
+_ALLOWED_BASE = 0x1 | 0x2 | 0x4 | 0x20 | 0x40 | 0xE00 | (0x7FF << 52) | (1 << 63)
+_L1_DISALLOW_MASK = ~(_ALLOWED_BASE | 0x100 | _ADDR) & ((1 << 64) - 1) | _PAGE_GNTTAB
+_LN_DISALLOW_MASK = ~(_ALLOWED_BASE | _ADDR) & ((1 << 64) - 1)
 L4_XEN_SLOTS = range(256, 272)          # Xen's own L4 slots: never a guest's to validate
 PT_TYPES = {1: PGT_l1_page_table, 2: PGT_l2_page_table, 3: PGT_l3_page_table,
             4: PGT_l4_page_table}
@@ -285,6 +291,8 @@ def _alloc_page_table(host: XenHost, d: Domain, mfn: int, level: int) -> bool:
         taken.append(e)
         if not e & _US:
             mem.write_u64((mfn << PAGE_SHIFT) + 8 * i, adjust_guest_entry(e))
+    if level == 4:
+        host.init_xen_l4_slots(mfn)
     return True
 
 
@@ -630,8 +638,11 @@ def ptwr_do_page_fault(host: XenHost, v: Vcpu, cr2: int, error_code: int | None 
         return False
     before = mem.read(target << PAGE_SHIFT, PAGE_SIZE)
     budget = (cpu.slice_budget, cpu.budget.left)
+    state = cpu.save_state()
     mem.write_u64(pte_at, pte | _RW)
     cpu.flush_tlb()
+    rip = cpu.reg("rip")
+    cpu.invalidate_code(rip, rip + 16)  # a block translated without the step's counter
     try:
         result = cpu.step()
     finally:
@@ -639,18 +650,30 @@ def ptwr_do_page_fault(host: XenHost, v: Vcpu, cr2: int, error_code: int | None 
         cpu.flush_tlb()
         cpu.slice_budget, cpu.budget.left = budget
     after = mem.read(target << PAGE_SHIFT, PAGE_SIZE)
-    mem.write(target << PAGE_SHIFT, before)
-    changed = [i for i in range(0, PAGE_SIZE, 8) if before[i:i + 8] != after[i:i + 8]]
-    if result.vector is not None or len(changed) > 1:
-        return False  # (the instruction ran; a fault in it is the guest's to take)
-    if changed:
+    # the entries the store changed; the CPU's own accessed/dirty updates (it walks this
+    # table too, and may set them at any time) do not count
+    olds = struct.unpack("<512Q", before)
+    news = struct.unpack("<512Q", after)
+    changed = [8 * i for i in range(512) if (olds[i] ^ news[i]) & ~_AD]
+    for i in changed:
+        mem.write_u64((target << PAGE_SHIFT) + i, olds[i // 8])
+    why = None
+    if result.vector is not None:
+        why = "the store faulted"
+    elif len(changed) > 1:
+        why = "it changed more than one entry: " + ", ".join(
+            f"{i // 8}: {int.from_bytes(before[i:i + 8], 'little'):#x} -> "
+            f"{int.from_bytes(after[i:i + 8], 'little'):#x}" for i in changed[:4])
+    elif changed:
         at = (target << PAGE_SHIFT) + changed[0]
         new = int.from_bytes(after[changed[0]:changed[0] + 8], "little")
         why = mod_entry(host, d, at, new, 1)
-        if why is not None:
-            host.log.printk(f"d{d.domid}v{v.vcpu_id} ptwr: refused write of {new:#x} at "
-                            f"{at:#x}: {why}")
-            return False
+    if why is not None:
+        # as if it never ran: the #PF goes to the guest at the store, as Xen's does
+        cpu.restore_state(state)
+        host.log.printk(f"d{d.domid}v{v.vcpu_id} ptwr: store at {cr2:#x} refused: {why}")
+        return False
+    if changed:
         _flush_domain(d)
     return True
 

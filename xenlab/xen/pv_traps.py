@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from xenlab.public.errno import Errno
 from xenlab.public.xen import FLAT_KERNEL_SS, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START
 from xenlab.xen.guest_access import GuestFault, copy_to_guest
+from xenlab.xen.pv_emul_priv_op import pv_emulate_privileged_op
 from xenlab.xen.trace import Kind
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ class PvVcpu:
     gdt_frames: list[int] = field(default_factory=list)  # set_gdt (typed seg_desc pages)
     gdt_ents: int = 0
     cr2: int = 0                        # ctrlreg[2]: the last page fault's address
+    cr4: int = 0x6A0                    # ctrlreg[4]: the CR4 the guest reads (emulated)
     periodic_period: int = 0            # VCPUOP_set_periodic_timer (ns; 0: stopped)
     runstate_area: int = 0              # VCPUOP_register_runstate_memory_area (guest VA)
     time_area: int = 0                  # VCPUOP_register_vcpu_time_memory_area
@@ -333,6 +335,8 @@ def pv_do_trap(host: XenHost, v: Vcpu, cpu: X86Vcpu, vector: int) -> bool:
     at = cpu.fault_pc if cpu.fault_pc is not None else cpu.reg("rip")
     if vector == TRAP_invalid_op and pv_emulate_forced_invalid_op(host, v, cpu, at):
         return True
+    if vector == TRAP_gp_fault and pv_emulate_privileged_op(host, v, cpu, at):
+        return True  # wrmsr of a segment base, mov to/from a control register, ...
     if v.pv is None:
         return False
     regs = {n: cpu.reg(n) for n in ("rsp", "rflags", "rcx", "r11", "cs", "ss")}
@@ -379,9 +383,20 @@ def pv_cpuid(host: XenHost, v: Vcpu, cpu: X86Vcpu, leaf: int, subleaf: int
         # ECX: MONITOR, DS-CPL, VMX, SMX, EST, TM2, PDCM, x2APIC, TSC-deadline hidden;
         # the hypervisor bit set. EDX: VME, DE, MCE, MTRR, MCA, ACPI, DS, TM, PBE hidden.
         c = (c & ~((1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)
-                   | (1 << 15) | (1 << 21) | (1 << 24))) | (1 << 31)
+                   | (1 << 15) | (1 << 21) | (1 << 24)
+                   # XSAVE, OSXSAVE and what needs them (FMA, AVX, F16C): xenlab does not
+                   # emulate xsetbv for PV guests, so they use fxsave (a simplification)
+                   | (1 << 12) | (1 << 26) | (1 << 27) | (1 << 28) | (1 << 29)
+                   # RDRAND: the host's randomness would make runs differ
+                   | (1 << 30))) | (1 << 31)
         d &= ~((1 << 1) | (1 << 2) | (1 << 7) | (1 << 12) | (1 << 14) | (1 << 21) | (1 << 22)
-               | (1 << 29) | (1 << 31))
+               | (1 << 29) | (1 << 31)
+               | (1 << 3) | (1 << 17))  # PSE, PSE36: no superpages for PV ("S" in Xen)
+    elif leaf == 0x80000001:
+        d &= ~(1 << 26)  # Page1GB: no superpages for PV
+    elif leaf == 7 and subleaf == 0:
+        b &= ~1          # FSGSBASE: the bases go through set_segment_base / wrmsr
+        b &= ~(1 << 18)  # RDSEED: the host's randomness would make runs differ
     return a & 0xFFFFFFFF, b & 0xFFFFFFFF, c & 0xFFFFFFFF, d & 0xFFFFFFFF
 
 

@@ -9,8 +9,9 @@ toolstack turns into an ``on_poweroff`` / ``on_reboot`` / ``on_crash`` action.
 ``vcpu_op`` brings secondary vCPUs up and down, reads the runstate, arms and
 stops the single-shot timer, checks and records the periodic timer's period
 and the runstate and time areas (xenlab does not fire the periodic timer nor
-refresh the areas yet), refuses to move vcpu_info out of shared_info
-(-ENOSYS after Xen's checks) and marks an NMI pending for the NMI callback.
+refresh the areas yet), moves a vCPU's vcpu_info out of shared_info into a
+frame of the guest's (register_vcpu_info, XenHost.map_vcpu_info) and marks an
+NMI pending for the NMI callback.
 ``sched_op_compat`` is the pre-3.0.2 form of sched_op.
 
 Real Xen: xen/common/sched/core.c (do_sched_op, do_poll, vcpu_block_enable_events),
@@ -162,16 +163,16 @@ def do_vcpu_op(ctx: HypercallContext, cmd: int, vcpuid: int, arg: int) -> int:
             ctx.copy_to_guest(va, _runstate_info(ctx, v))
         return 0
     if cmd == VcpuOp.VCPUOP_register_vcpu_info:
-        # xenlab keeps every vcpu_info in shared_info (a kernel falls back to it, as
-        # Linux does when this fails); the request is checked as map_vcpu_info would
+        # struct vcpu_register_vcpu_info { uint64_t mfn; uint32_t offset; uint32_t rsvd; }
         raw = ctx.copy_from_guest(arg, 16)
         if raw is None:
             return -Errno.EFAULT
         mfn, offset = struct.unpack("<QI4x", raw)
         ctx.decode(mfn=hex(mfn), offset=offset)
-        if offset > 4096 - 64 or not d.owns_mfn(mfn):
-            return -Errno.EINVAL
-        return -Errno.ENOSYS
+        if v is not ctx.vcpu and v.online:
+            return -Errno.EINVAL  # only itself, or a vCPU that is down
+        frame = mfn if d.is_pv else d.pfn_to_mfn(mfn)
+        return ctx.host.map_vcpu_info(v, frame, offset)
     if cmd == VcpuOp.VCPUOP_send_nmi:
         pv_vcpu(v).nmi_pending = True  # delivered through the NMI callback, if any
         if v.cpu is not None and v is ctx.vcpu:

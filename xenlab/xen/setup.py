@@ -120,11 +120,36 @@ class _VcpuTraps:
         do_hypercall(self.host, self.v, cpu, via)
 
     def io_in(self, cpu: X86Vcpu, port: int, size: int) -> int:
+        if self._io_ok():
+            self._io_record(port, size, None)
+            return (1 << (8 * size)) - 1
         self._privileged_io(cpu, f"in from port {port:#x}")
         return 0xFFFFFFFF
 
     def io_out(self, cpu: X86Vcpu, port: int, size: int, value: int) -> None:
+        if self._io_ok():
+            self._io_record(port, size, value)
+            return
         self._privileged_io(cpu, f"out to port {port:#x}")
+
+    def _io_ok(self) -> bool:
+        """iopl_ok: the guest kernel (virtual ring 1) or user space (ring 3) may do port
+        I/O if the I/O privilege level it set (PHYSDEVOP_set_iopl) allows. A DomU owns no
+        I/O ports, so then Xen's emulation reads all ones and drops writes (guest_io_read,
+        guest_io_write), as Linux expects when it probes PCI at boot."""
+        pv = self.v.domain.vcpus[0].pv
+        physdev = getattr(pv, "physdev", None)
+        iopl = physdev.iopl if physdev is not None else 0
+        return iopl >= (3 if self.v.user_mode else 1)
+
+    def _io_record(self, port: int, size: int, value: int | None) -> None:
+        host, v = self.host, self.v
+        if host.trace.enabled:
+            args = {"port": hex(port), "size": size, "dir": "in" if value is None else "out"}
+            if value is not None:
+                args["value"] = hex(value)
+            host.trace.emit(host.now(), v.domain.domid, v.vcpu_id, Kind.IO, "pv_io", args,
+                            "no such port: all ones / dropped")
 
     def _privileged_io(self, cpu: X86Vcpu, what: str) -> None:
         """A PV guest has no I/O privilege: #GP at the in/out instruction itself.
@@ -150,7 +175,9 @@ class _VcpuTraps:
         return False  # ring 3: the CPU raises #GP and the domain crashes
 
     def tsc(self, cpu: X86Vcpu) -> int:
-        return self.host.now()  # never asked: rdtsc is watched for in HVM guests only
+        """rdtsc / rdtscp: a TSC of virtual time at 1 GHz, so that runs stay identical
+        (Xen's default for PV is the native TSC; its vcpu_time_info says how to scale)."""
+        return self.host.now()
 
     def io_rep(self, cpu: X86Vcpu, port: int, size: int, count: int, addr: int,
                write: bool) -> int:
@@ -373,6 +400,7 @@ class XenHost:
             else:
                 v.cpu = X86Vcpu(_VcpuTraps(self, v), long_mode=True,
                                 name=f"d{domid}v{i}", native_budget=self.native_budget)
+                v.cpu.watch_new_code_for_wrmsr()  # and rdtsc: trapped, virtual time
             d.vcpus.append(v)
             if dtype is DomainType.PV:
                 self._map_xen_area(v.cpu)
@@ -638,6 +666,16 @@ class XenHost:
         self.sched.insert_vcpu(v)
         self._domctl(DomctlCmd.XEN_DOMCTL_setvcpucontext, v.domain.domid, 0, vcpu=v.vcpu_id)
 
+    def init_xen_l4_slots(self, l4_mfn: int) -> None:
+        """init_xen_l4_slots: every L4 a PV guest runs on carries Xen's own slots, written
+        by Xen when the table is validated: the read-only machine-to-phys table (slot
+        256, user-readable) and Xen's per-domain area with the GDT, entry stub and stack
+        (slot 260, supervisor-only). The guest cannot change them (mod_entry refuses)."""
+        base = l4_mfn << PAGE_SHIFT
+        self.mem.write_u64(base + 8 * 256, (self.m2p_l3 << PAGE_SHIFT) | _PTE_P | _PTE_US)
+        self.mem.write_u64(base + 8 * 260,
+                           (self.xen_frames["l3"] << PAGE_SHIFT) | _PTE_P | _PTE_RW)
+
     def pv_switch_cr3(self, v: Vcpu) -> None:
         """Load the L4 of the mode the vCPU is in (kernel: guest_table, user:
         guest_table_user) into its CR3 (write_ptbase, toggle_guest_pt)."""
@@ -786,6 +824,11 @@ class XenHost:
                 if mfn:
                     put_page_and_type(self, mfn)
             v.guest_table = v.guest_table_user = 0
+            if v.vcpu_info_maddr is not None:  # unmap_vcpu_info
+                v.vcpu_info_words = None
+                v.time_info = None
+                self.xen_unmap_page(v.vcpu_info_maddr >> PAGE_SHIFT, writable=True)
+                v.vcpu_info_maddr = None
         for mfn in sorted(m for m in self.mem.pt_frames if self.mem.owner[m] == d.domid):
             unpin_page_table(self, mfn)
         frames = [m for e in d.extents for m in range(e.mfn, e.end)] + sorted(d.shared_mfns)
@@ -852,10 +895,16 @@ class XenHost:
         ti.version = (ti.version + 1) | 1          # odd: Xen is writing
         ti.system_time = self.now() if now is None else now
         if v.domain.hvm is not None:
-            # HVM firmware divides by it to compute the CPU speed (1 GHz here); PV guests
-            # keep 0 so that their TSC extrapolation adds nothing (determinism). An HVM
+            # HVM firmware divides by it to compute the CPU speed (1 GHz here). An HVM
             # guest's TSC is system time (HvmTraps.tsc), so pvclock extrapolates from here.
             ti.tsc_to_system_mul = 0xFFFFFFFF
+            ti.tsc_timestamp = ti.system_time
+        else:
+            # A PV guest's rdtsc is trapped too (_VcpuTraps.tsc): a 1 GHz TSC of virtual
+            # time, so ns = (tsc - tsc_timestamp) << 1 * 2**31 >> 32, exactly (Linux's
+            # pvclock divides by the multiplier: it must not be 0)
+            ti.tsc_to_system_mul = 0x80000000
+            ti.tsc_shift = 1
             ti.tsc_timestamp = ti.system_time
         ti.version = (ti.version + 1) & 0xFFFFFFFE  # even again: consistent
 
@@ -868,7 +917,30 @@ class XenHost:
         """Machine address of the vCPU's vcpu_info in its domain's shared_info."""
         return self._vcpu_info(v)
 
+    def map_vcpu_info(self, v: Vcpu, mfn: int, offset: int) -> int:
+        """map_vcpu_info (VCPUOP_register_vcpu_info): the vCPU's vcpu_info moves out of
+        shared_info into the guest's own frame ``mfn`` at ``offset``. Xen keeps a writable
+        reference to the frame, copies the current contents, and marks every event
+        selector pending so that the guest rescans. Once per vCPU."""
+        if offset > PAGE_SIZE - 64 or v.vcpu_info_maddr is not None:
+            return -Errno.EINVAL
+        if not self.xen_map_page(v.domain, mfn, writable=True):
+            return -Errno.EINVAL
+        old = self._vcpu_info(v)
+        new = (mfn << PAGE_SHIFT) + offset
+        self.mem.write(new, self.mem.read(old, 64) if old is not None else bytes(64))
+        v.vcpu_info_maddr = new
+        v.vcpu_info_words = self.mem.view(new, 64).cast("Q")
+        v.time_info = None  # vcpu_time_info moved with it
+        words = v.vcpu_info_words
+        words[0] = (words[0] & ~0xFF) | 1         # evtchn_upcall_pending
+        words[1] = (1 << 64) - 1                  # evtchn_pending_sel: rescan everything
+        self.vcpu_mark_events_pending(v, 0)
+        return 0
+
     def _vcpu_info(self, v: Vcpu) -> int | None:
+        if v.vcpu_info_maddr is not None:
+            return v.vcpu_info_maddr
         d = v.domain
         if d.shared_info_mfn is None or v.vcpu_id >= 32:
             return None

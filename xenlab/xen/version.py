@@ -19,7 +19,12 @@ __all__ = ["do_xen_version"]
 XENFEAT_writable_page_tables = 0
 XENFEAT_auto_translated_physmap = 2
 XENFEAT_supervisor_mode_kernel = 3
+XENFEAT_mmu_pt_update_preserve_ad = 5
+XENFEAT_highmem_assist = 6
+XENFEAT_gnttab_map_avail_bits = 7
 XENFEAT_hvm_callback_vector = 8
+XENFEAT_dom0 = 11
+XENFEAT_memory_op_vnode_supported = 13
 
 
 def _fixed(text: bytes, size: int) -> bytes:
@@ -62,6 +67,13 @@ def do_xen_version(ctx: HypercallContext, cmd: int, arg: int) -> int:
         submap = 0
         if idx == 0 and not ctx.domain.is_pv:
             submap = (1 << XENFEAT_auto_translated_physmap) | (1 << XENFEAT_hvm_callback_vector)
+        elif idx == 0:
+            # what Xen 4.17's kernel.c gives a PV domain (Linux 6.1 refuses to boot
+            # without mmu_pt_update_preserve_ad and gnttab_map_avail_bits)
+            submap = ((1 << XENFEAT_memory_op_vnode_supported)
+                      | (1 << XENFEAT_mmu_pt_update_preserve_ad)
+                      | (1 << XENFEAT_highmem_assist) | (1 << XENFEAT_gnttab_map_avail_bits)
+                      | ((1 << XENFEAT_dom0) if ctx.domain.privileged else 0))
         ctx.decode(submap_idx=idx, submap=hex(submap))
         if not ctx.copy_to_guest(arg + 4, submap.to_bytes(4, "little")):
             return -Errno.EFAULT

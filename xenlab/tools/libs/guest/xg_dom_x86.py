@@ -53,8 +53,6 @@ from xenlab.xen.setup import XenHost
 __all__ = ["BootLayout", "boot_layout", "build_pv", "unzip_module"]
 
 _P, _RW, _US = 1, 2, 4
-L4_M2P_SLOT = 256        # HYPERVISOR_VIRT_START: the read-only M2P table
-L4_PERDOMAIN_SLOT = 260  # PERDOMAIN_VIRT_START: Xen's GDT, entry stub and stack
 BOOTSTRAP_SLACK = 512 * 1024
 V_END_ALIGN = 4 << 20
 
@@ -244,13 +242,10 @@ def build_pv(host: XenHost, d: Domain, img: ElfImage, *, cmdline: str = "",
             l1 = table_for(1, va >> 21, l2, (va >> 21) & 0x1FF)
             mem.write_u64(maddr(l1) + 8 * ((va >> 12) & 0x1FF),
                           d.maddr(p2m_pfn + i) | _P | _RW | _US)
-    # Xen's own slots (init_xen_l4_slots): the read-only machine-to-phys table the guest
-    # may read (slot 256), and Xen's per-domain area, supervisor-only (slot 260)
-    mem.write_u64(maddr(l4) + 8 * L4_M2P_SLOT, (host.m2p_l3 << PAGE_SHIFT) | _P | _US)
-    mem.write_u64(maddr(l4) + 8 * L4_PERDOMAIN_SLOT,
-                  (host.xen_frames["l3"] << PAGE_SHIFT) | _P | _RW)
     # xc_dom_boot pins the L4 (MMUEXT_PIN_L4_TABLE): Xen validates every table and
-    # entry below it and types the tables, so none can ever be mapped writable
+    # entry below it and types the tables, so none can ever be mapped writable; it also
+    # writes its own L4 slots (init_xen_l4_slots: the read-only machine-to-phys table
+    # the guest may read at slot 256, Xen's per-domain area at slot 260)
     if not pin_page_table(host, d, maddr(l4) >> PAGE_SHIFT, 4):
         raise ImageError(f"{img.path}: Xen refused the boot page tables")
     # 5. start_info
