@@ -66,7 +66,7 @@ def _cfg(tmp: Path, name: str) -> Path:
     text = (IMAGES / name).read_text()
     text = text.replace('kernel = "', f'kernel = "{IMAGES}/')
     for line in text.splitlines():
-        if "target=" in line:
+        if "target=" in line and not line.lstrip().startswith("#"):
             target = line.split("target=")[1].split("'")[0].strip()
             shutil.copyfile(IMAGES / target, tmp / target)
             text = text.replace(f"target={target}", f"target={tmp / target}")
