@@ -506,8 +506,11 @@ static void op_vcpu(void)
         *(uint64_t *)p = rndn(2) ? (uint64_t)(xen_writes_here + rndn(PAGE_SIZE - 64))
                                  : wild_ptr_n(6);
         if (cmd == VCPUOP_register_vcpu_info) {     /* struct vcpu_register_vcpu_info */
+            /* always refused (an offset past PAGE_SIZE - 64): once Xen moved vcpu_info,
+             * this guest's upcall handler, which reads it in shared_info, would never see
+             * evtchn_upcall_pending clear and the guest would livelock itself */
             *(uint64_t *)p = rndn(2) ? virt_to_mfn(scratch_ptr()) : wild_val();
-            ((uint32_t *)p)[2] = (uint32_t)rndn(PAGE_SIZE);
+            ((uint32_t *)p)[2] = (uint32_t)(PAGE_SIZE - 63 + rndn(63));
         }
         arg = rndn(8) ? (unsigned long)p : wild_ptr();
     } else {
