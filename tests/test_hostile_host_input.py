@@ -328,7 +328,8 @@ def small_files() -> Iterator[Callable[[int], None]]:
     old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
     def cap(size: int) -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, old_limit[1]))
+        """Cap at ``size`` bytes; 0 lifts the cap again (back to the old limit)."""
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, old_limit[1]) if size else old_limit)
 
     try:
         yield cap
@@ -346,8 +347,11 @@ def test_pcap_that_fills_up_mid_run_is_one_error_line(
     the command exits 2 with one line (the old code raised OSError out of netback)."""
     pcap = tmp_path / "net.pcap"
     small_files(300)  # the header and a few frames
-    rc = main(["run", str(IMAGES / "pv-net-a.cfg"), str(IMAGES / "pv-net-b.cfg"),
-               "--pcap", str(pcap)])
+    try:
+        rc = main(["run", str(IMAGES / "pv-net-a.cfg"), str(IMAGES / "pv-net-b.cfg"),
+                   "--pcap", str(pcap)])
+    finally:
+        small_files(0)  # lifted at once: pytest itself writes files (its report, captures)
     captured = capsys.readouterr()
     assert rc == 2
     assert captured.err == f"xenlab: error: {pcap}: cannot write pcap: File too large\n"
