@@ -153,7 +153,7 @@ def test_pv_disk_handshake_is_a_conversation(disk: tuple[XenHost, list[int]]) ->
 
 def test_blkif_request_segments_map_in_one_hypercall(disk: tuple[XenHost, list[int]]
                                                      ) -> None:
-    host, (d,) = disk
+    host, (_d,) = disk
     # one GNTTABOP_map_grant_ref per blkif request with data, count = its segments
     reqs = [r for r in host.trace.select(kind=Kind.IO, name="blkback.blkif_request")
             if r.args["nr_segments"] > 0]

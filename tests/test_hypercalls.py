@@ -583,3 +583,20 @@ def test_the_p2m_keeps_far_entries_aside_and_reads_the_same() -> None:
     d.set_p2m(len(d.p2m) + 100, 1)                     # the array grows closer ...
     d.set_p2m(far + 1, 400)                            # ... and over it: moved in
     assert d.p2m_high == {} and d.pfn_to_mfn(far) == 300 and d.pfn_to_mfn(far + 1) == 400
+
+
+def test_an_idle_guests_far_timer_does_not_move_time_past_the_runs_end() -> None:
+    """A guest that has nothing to do arms its timer far away (Linux asks for KTIME_MAX)
+    and blocks. Time jumps over idle stretches, but a run with a time budget ends at its
+    end, not 146 years later (the old loop set the pCPU's clock to 2**62 here, and a
+    console key typed next reached a guest whose clock had leapt)."""
+    from xenlab.xen.setup import RunStatus
+
+    a = Asm().call(Hypercall.set_timer_op, 1 << 62).call(Hypercall.sched_op,
+                                                          SchedOp.SCHEDOP_block, 0)
+    host, d = boot(a.shutdown(0).bytes(), max_instructions=1)
+    start = host.elapsed()
+    status = host.run(max_time_ns=1_000_000_000)
+    assert status is RunStatus.BUDGET
+    assert host.elapsed() == start + 1_000_000_000, host.elapsed()
+    assert d.vcpus[0].blocked and not d.is_shut_down

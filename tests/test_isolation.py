@@ -449,7 +449,7 @@ def test_a_guest_cannot_map_its_page_tables_or_xens_frames_writable() -> None:
     code = Asm()
     d = create(host, b"", unpause=False, bss=PAGE_SIZE)
     cr3 = d.vcpus[0].cpu.reg("cr3")
-    frames = [cr3 >> PAGE_SHIFT, _l1_frame(host, d, DATA_VA)] + sorted(host.xen_frames.values())
+    frames = [cr3 >> PAGE_SHIFT, _l1_frame(host, d, DATA_VA), *sorted(host.xen_frames.values())]
     for i, frame in enumerate(frames):
         code.call(H.update_va_mapping, EXTRA_VA, (frame << PAGE_SHIFT) | 7, 2).store_rax(2 * i)
         code.call(H.update_va_mapping, EXTRA_VA, (frame << PAGE_SHIFT) | 5, 2)

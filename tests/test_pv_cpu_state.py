@@ -268,3 +268,54 @@ def test_every_pv_cpu_and_device_hypercall_answers_as_xen() -> None:
     assert pv.vm_assist == (1 << 2) | (1 << 32)
     assert d.vcpus[0].callbacks["syscall32"] == VIRT_BASE + 0x900
     assert pv.trap_ctxt[2].address == VIRT_BASE + 0x800             # the NMI callback
+
+
+# ---------------------------------------------------------------- the emulated TSC
+RDTSC_TO_RAX = "0f31" "48c1e220" "4809d0"          # rdtsc; shl $32,%rdx; or %rdx,%rax
+RDTSCP_TO_RAX = "0f01f9" "48c1e220" "4809d0"       # rdtscp; ...
+
+
+def _dirty(a: Asm) -> Asm:
+    """Upper halves a 64-bit rdtsc must clear (it writes EAX and EDX, zero-extended)."""
+    return a.mov("rax", 0xDEAD_BEEF_0000_0000).mov("rdx", 0xCAFE_BABE_0000_0000).mov(
+        "rcx", 0x5555_5555_5555_5555)
+
+
+def _tsc_guest() -> bytes:
+    a = Asm()
+    _dirty(a).raw(RDTSC_TO_RAX).store_rax(0)
+    _dirty(a).raw(RDTSCP_TO_RAX).store_rax(1)
+    _store(a, "rcx", 2)                           # rdtscp's ECX: TSC_AUX, 0
+    _dirty(a).raw(RDTSC_TO_RAX).store_rax(3)
+    a.shutdown(0)
+    return a.bytes()
+
+
+def _tsc_run() -> tuple[list[int], int]:
+    host, d = boot(_tsc_guest())
+    assert d.is_shut_down and not d.is_crashed, d.crash_reason
+    return results(host, d, 4), host.elapsed()
+
+
+def test_a_pv_guests_tsc_is_virtual_time_whichever_way_xen_sees_the_rdtsc(
+        monkeypatch: object) -> None:
+    """Xen emulates a PV guest's TSC (tsc_mode "always_emulate": CR4.TSD set, rdtsc a #GP
+    that emul-priv-op answers): the value is system time at 1 GHz, as vcpu_time_info's
+    tsc_to_system_mul = 2**31, tsc_shift = 1 says, so the guest's clock and its timers
+    agree, and two runs read the same values. xenlab also traps rdtsc in new code (no
+    #GP, the slice goes on): with that trap off, the #GP path gives the same clock.
+    On the old code Linux read the host's cycle counter: its clock ran at the host's
+    speed, 20 times virtual time, and its soft-lockup watchdog fired; and a trapped
+    rdtsc left RAX's upper half as it was (Linux's first timer was due in 2**63 ns)."""
+    from xenlab.cpu.x86 import X86Vcpu
+
+    first, elapsed = _tsc_run()
+    assert _tsc_run()[0] == first                  # deterministic
+    t0, t1, aux, t2 = first
+    assert 0 < t0 < t1 < t2 <= elapsed < 10_000_000, first   # ns since the host booted
+    assert t2 - t0 < 10_000                        # a few instructions apart
+    assert aux == 0
+    monkeypatch.setattr(X86Vcpu, "_trap_rdtsc", lambda self, pc, code: False)  # type: ignore[attr-defined]
+    via_gp, elapsed = _tsc_run()
+    u0, u1, aux, u2 = via_gp
+    assert 0 < u0 < u1 < u2 <= elapsed < 10_000_000 and aux == 0, via_gp

@@ -13,7 +13,6 @@ import os
 import struct
 
 import pytest
-
 from elfgen import (
     ARG_REGS,
     DATA_VA,
@@ -289,7 +288,7 @@ def test_a_store_into_its_own_l1_is_emulated_and_validated() -> None:
 
 def test_a_store_of_a_bad_entry_into_its_l1_is_a_page_fault() -> None:
     host = new_host()
-    d, victim, l1e = _ptwr_guest(host, lambda d, v: (v.pfn_to_mfn(2) << 12) | P | RW | US)
+    d, victim, _l1e = _ptwr_guest(host, lambda d, v: (v.pfn_to_mfn(2) << 12) | P | RW | US)
     assert d.is_crashed and "#14" in d.crash_reason          # no handler: the domain dies
     assert not victim.is_crashed
     host.check_invariants()

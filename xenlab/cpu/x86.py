@@ -371,6 +371,9 @@ _uc_reg_read = _uclib().uc_reg_read
 _uc_reg_write = _uclib().uc_reg_write
 _uc_mem_read = _uclib().uc_mem_read
 _uc_mem_write = _uclib().uc_mem_write
+# uc_err uc_vmem_read(uc_engine *uc, uint64_t address, uc_prot prot, void *bytes,
+#                     size_t size): a read through the guest's page tables (unicorn >= 2.1)
+_uc_vmem_read = getattr(_uclib(), "uc_vmem_read", None)
 
 
 # ---------------------------------------------------------------------------
@@ -646,11 +649,14 @@ class X86Vcpu:
         return self.reg("rip") if self.long_mode else self.reg("eip")
 
     # -- long mode entry (PV) -------------------------------------------------
-    def setup_long_mode(self, *, cr3: int, gdt_base: int, gdt_limit: int) -> None:
-        """Paging on, long mode active, GDT loaded: the state Xen keeps for a PV vCPU."""
+    def setup_long_mode(self, *, cr3: int, gdt_base: int, gdt_limit: int,
+                        tsd: bool = False) -> None:
+        """Paging on, long mode active, GDT loaded: the state Xen keeps for a PV vCPU.
+        ``tsd``: CR4.TSD, so that ``rdtsc`` outside ring 0 raises #GP (an emulated TSC)."""
         self.uc.reg_write(X.UC_X86_REG_GDTR, (0, gdt_base, gdt_limit, 0))
         self.uc.reg_write(X.UC_X86_REG_CR3, cr3)
-        self.uc.reg_write(X.UC_X86_REG_CR4, 0x20 | 0x200 | 0x400)  # PAE, OSFXSR, OSXMMEXCPT
+        # PAE, OSFXSR, OSXMMEXCPT (and TSD)
+        self.uc.reg_write(X.UC_X86_REG_CR4, 0x20 | 0x200 | 0x400 | (0x4 if tsd else 0))
         self.msr_write(MSR_EFER, 0xD01)  # SCE | LME | LMA | NXE (Xen runs with NX on)
         self.uc.reg_write(X.UC_X86_REG_CR0, 0x80050033)  # PG | WP | AM | NE | ET | MP | PE
 
@@ -1107,7 +1113,7 @@ class X86Vcpu:
         """Before ``rdtsc``/``rdtscp``: EDX:EAX from the hypervisor's TSC (ECX = TSC_AUX,
         0, for rdtscp) and on to the next instruction."""
         try:  # at most four prefixes and three opcode bytes, not past the page
-            code = self.mem(address, min(7, PAGE_SIZE - (address & 0xFFF)))
+            code = self.code_at(address, min(7, PAGE_SIZE - (address & 0xFFF)))
         except UcError:
             return  # let the CPU execute what is there
         i = _skip_prefixes(code)
@@ -1115,12 +1121,14 @@ class X86Vcpu:
             length = i + 2
         elif code[i:i + 3] == b"\x0f\x01\xf9":
             length = i + 3
-            self.set_reg("ecx", 0)
+            self.set_reg("rcx" if self.long_mode else "ecx", 0)
         else:
             return  # the code changed since the scan, or not an instruction start
         tsc = self.exits.tsc(self) & 0xFFFF_FFFF_FFFF_FFFF
-        self.set_reg("eax", tsc & 0xFFFF_FFFF)
-        self.set_reg("edx", tsc >> 32)
+        # like the CPU, clear the upper halves of RAX and RDX in long mode (unicorn's EAX
+        # write keeps them: Linux's rdtsc; shl $32,%rdx; or %rdx,%rax read garbage)
+        self.set_reg("rax" if self.long_mode else "eax", tsc & 0xFFFF_FFFF)
+        self.set_reg("rdx" if self.long_mode else "edx", tsc >> 32)
         self.set_reg("rip" if self.long_mode else "eip", self.pc() + length)
 
     def _on_mov_cr(self, uc: Uc, address: int, size: int, user: object) -> None:
@@ -1140,13 +1148,30 @@ class X86Vcpu:
         if (modrm >> 3) & 7 == 0 and self.reg(_GPR32[modrm & 7]) & CR0_PG:
             self._leave_identity_tlb()
 
+    def code_at(self, addr: int, size: int) -> bytes:
+        """Code bytes at linear ``addr``: through the guest's page tables in long mode
+        (a PV kernel's addresses are virtual), else guest-physical. UcError if unmapped."""
+        if not self.long_mode or _uc_vmem_read is None:
+            return self.mem(addr, size)
+        buf = self._membuf if size <= 4096 else ctypes.create_string_buffer(size)
+        err = _uc_vmem_read(self._uch, ctypes.c_uint64(addr), uc_const.UC_PROT_EXEC, buf,
+                            ctypes.c_size_t(size))
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        return ctypes.string_at(buf, size)
+
     def _on_new_tb(self, uc: Uc, cur: object, prev: object, user: object) -> None:
         pc, size = int(cur.pc), int(cur.size)  # type: ignore[attr-defined]
         if not size:
             return
         try:
-            code = self.mem(pc, size)
+            code = self.code_at(pc, size)
         except UcError:
+            return
+        if self.long_mode:  # a PV kernel: wrmsr and port I/O are #GP in ring 3 anyway
+            if b"\x0f" in code and self._trap_rdtsc(pc, code):
+                uc.ctl_remove_cache(pc, pc + size)
+                self.request_stop(ExitReason.YIELD)
             return
         if self._identity_tlb:
             self._note_code_page(pc, size)

@@ -56,6 +56,7 @@ from xenlab.public.xen import (
 from xenlab.xen.page_alloc import (
     PAGE_SHIFT,
     PAGE_SIZE,
+    Extent,
     PGC_allocated,
     PGC_count_mask,
     PGT_count_mask,
@@ -66,7 +67,6 @@ from xenlab.xen.page_alloc import (
     PGT_pinned,
     PGT_type_mask,
     PGT_writable_page,
-    Extent,
 )
 
 if TYPE_CHECKING:
@@ -76,11 +76,25 @@ if TYPE_CHECKING:
     from xenlab.xen.setup import XenHost
 
 __all__ = [
-    "UVMF_INVLPG", "UVMF_TLB_FLUSH", "_PAGE_GNTTAB", "do_mmu_update", "do_mmuext_op",
-    "do_update_va_mapping", "mod_entry", "ptwr_do_page_fault",
-    "free_domheap_page", "get_page", "get_page_and_type", "get_page_from_l1e",
-    "get_page_type", "l1e_address", "pin_page_table", "put_page", "put_page_and_type",
-    "put_page_from_l1e", "put_page_type",
+    "UVMF_INVLPG",
+    "UVMF_TLB_FLUSH",
+    "_PAGE_GNTTAB",
+    "do_mmu_update",
+    "do_mmuext_op",
+    "do_update_va_mapping",
+    "free_domheap_page",
+    "get_page",
+    "get_page_and_type",
+    "get_page_from_l1e",
+    "get_page_type",
+    "l1e_address",
+    "mod_entry",
+    "pin_page_table",
+    "ptwr_do_page_fault",
+    "put_page",
+    "put_page_and_type",
+    "put_page_from_l1e",
+    "put_page_type",
 ]
 
 UVMF_NONE = 0
@@ -507,9 +521,8 @@ def _new_baseptr(host: XenHost, v: Vcpu, mfn: int, user: bool) -> int:
     old = v.guest_table_user if user else v.guest_table
     if mfn == old:
         return 0
-    if mfn or not user:
-        if not get_page_and_type(host, mfn, d, PGT_l4_page_table):
-            return -Errno.EINVAL
+    if (mfn or not user) and not get_page_and_type(host, mfn, d, PGT_l4_page_table):
+        return -Errno.EINVAL
     if user:
         v.guest_table_user = mfn
     else:
@@ -605,7 +618,7 @@ def do_mmuext_op(ctx: HypercallContext, uops: int, count: int, pdone: int,
             ctx.decode(failed={"cmd": cmds[-1], "arg1": hex(arg1)})
             break
         done += 1
-    ctx.decode(ops=cmds if len(cmds) <= 8 else cmds[:8] + ["..."], done=done)
+    ctx.decode(ops=cmds if len(cmds) <= 8 else [*cmds[:8], "..."], done=done)
     if pdone and not ctx.copy_to_guest(pdone, struct.pack("<I", done)):
         return -Errno.EFAULT
     return rc

@@ -30,10 +30,23 @@ from dataclasses import dataclass
 from xenlab.public.xen import DOMID_XEN
 
 __all__ = [
-    "FREE", "PAGE_SHIFT", "PAGE_SIZE", "PGC_allocated", "PGC_count_mask", "PGT_count_mask",
-    "PGT_l1_page_table", "PGT_l2_page_table", "PGT_l3_page_table", "PGT_l4_page_table",
-    "PGT_none", "PGT_pinned", "PGT_seg_desc_page", "PGT_type_mask", "PGT_writable_page",
-    "Extent", "HostMemory",
+    "FREE",
+    "PAGE_SHIFT",
+    "PAGE_SIZE",
+    "Extent",
+    "HostMemory",
+    "PGC_allocated",
+    "PGC_count_mask",
+    "PGT_count_mask",
+    "PGT_l1_page_table",
+    "PGT_l2_page_table",
+    "PGT_l3_page_table",
+    "PGT_l4_page_table",
+    "PGT_none",
+    "PGT_pinned",
+    "PGT_seg_desc_page",
+    "PGT_type_mask",
+    "PGT_writable_page",
 ]
 
 PAGE_SHIFT = 12

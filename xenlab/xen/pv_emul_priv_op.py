@@ -14,6 +14,9 @@ virtual state, then resumes the guest after it:
   shows a PV guest); ``mov reg, %cr0`` changing only TS, ``mov reg, %cr3``
   (a new base pointer, validated like ``MMUEXT_NEW_BASEPTR``), ``clts``;
 - ``wbinvd`` is ignored for a domain that may not flush caches;
+- ``rdtsc`` / ``rdtscp``: the real CR4.TSD is set, so they raise #GP and Xen
+  returns a TSC of virtual time (tsc_mode "always_emulate"): runs are identical,
+  and the guest's clock and its timers keep the same time;
 - ``cli`` / ``sti`` with I/O privilege (Linux sets IOPL 1 at boot): EFLAGS.IF is
   the vCPU's ``evtchn_upcall_mask``, so they mask and unmask event upcalls.
 
@@ -43,6 +46,9 @@ MSR_FS_BASE = 0xC0000100
 MSR_GS_BASE = 0xC0000101
 MSR_SHADOW_GS_BASE = 0xC0000102
 X86_CR0_TS = 1 << 3
+#: CR4.TSD: rdtsc outside ring 0 raises #GP. Xen sets it in the real CR4 of a PV vCPU
+#: whose TSC it emulates (pv_guest_cr4_to_real_cr4), as xenlab does for every PV vCPU
+X86_CR4_TSD = 1 << 2
 #: the CR0 a PV guest reads: PE MP ET NE WP AM PG, TS its own (fpu_taskswitch)
 PV_CR0 = 0x80050033
 #: the CR4 a PV guest reads at first: PAE, PGE, OSFXSR, OSXMMEXCPT
@@ -56,6 +62,26 @@ _BASE_MSRS = {MSR_FS_BASE: "fs_base", MSR_GS_BASE: "gs_base_kernel",
               MSR_SHADOW_GS_BASE: "gs_base_user"}
 
 
+def _emulate_rdtsc(host: XenHost, v: Vcpu, cpu: X86Vcpu, rip: int, i: int,
+                   rdtscp: bool) -> bool:
+    """``rdtsc`` / ``rdtscp`` with the real CR4.TSD set (Xen's emulated TSC, tsc_mode
+    "always_emulate"): EDX:EAX is the 1 GHz TSC of virtual time that vcpu_time_info's
+    tsc_to_system_mul describes, ECX the TSC_AUX (0) for rdtscp. User mode too, unless
+    the guest kernel set TSD in the CR4 it sees; then the #GP is the guest's. Not traced:
+    a kernel reads its clock all the time (pv_soft_rdtsc)."""
+    from xenlab.xen.pv_traps import pv_vcpu
+
+    if v.user_mode and int(getattr(pv_vcpu(v), "cr4", PV_CR4)) & X86_CR4_TSD:
+        return False
+    tsc = host.now() & 0xFFFF_FFFF_FFFF_FFFF
+    cpu.set_reg("rax", tsc & 0xFFFFFFFF)
+    cpu.set_reg("rdx", tsc >> 32)
+    if rdtscp:
+        cpu.set_reg("rcx", 0)
+    cpu.set_reg("rip", rip + i + (3 if rdtscp else 2))
+    return True
+
+
 def _canonical(va: int) -> bool:
     return (va >> 47) in (0, 0x1FFFF)
 
@@ -65,14 +91,16 @@ def pv_emulate_privileged_op(host: XenHost, v: Vcpu, cpu: X86Vcpu, rip: int) -> 
     the vCPU goes on after it), else False (the #GP is the guest's)."""
     from xenlab.xen.pv_traps import pv_vcpu
 
-    if v.user_mode:
-        return False  # only the guest kernel's privileged instructions are emulated
     code = host.read_guest_code(v.domain, cpu, rip, 15)
     i, rex = 0, 0
     while i < len(code) and (code[i] in (0x66, 0xF2, 0xF3) or 0x40 <= code[i] <= 0x4F):
         if 0x40 <= code[i] <= 0x4F:
             rex = code[i]
         i += 1
+    if code[i:i + 2] == b"\x0f\x31" or code[i:i + 3] == b"\x0f\x01\xf9":
+        return _emulate_rdtsc(host, v, cpu, rip, i, code[i + 1] == 0x01)
+    if v.user_mode:
+        return False  # only the guest kernel's privileged instructions are emulated
     if i < len(code) and code[i] in (0xFA, 0xFB):   # cli / sti
         if not _iopl_ok(v):
             return False
@@ -164,7 +192,7 @@ def _write_cr(host: XenHost, v: Vcpu, cpu: X86Vcpu, pv: object, crn: int, value:
         if (value ^ PV_CR0) & ~X86_CR0_TS:
             return False  # only TS may change (Xen: "Attempt to change unmodifiable CR0")
         ts = bool(value & X86_CR0_TS)
-        setattr(pv, "cr0_ts", ts)
+        pv.cr0_ts = ts
         cr0 = cpu.reg("cr0")
         cpu.set_reg("cr0", cr0 | X86_CR0_TS if ts else cr0 & ~X86_CR0_TS)
         return True
@@ -172,6 +200,6 @@ def _write_cr(host: XenHost, v: Vcpu, cpu: X86Vcpu, pv: object, crn: int, value:
         return _new_baseptr(host, v, (value >> PAGE_SHIFT) & ((1 << 40) - 1), False) == 0
     if crn == 4:
         # Xen keeps what the guest may control and its own choice for the rest
-        setattr(pv, "cr4", (value & PV_CR4_GUEST_BITS) | (PV_CR4 & ~PV_CR4_GUEST_BITS))
+        pv.cr4 = value & PV_CR4_GUEST_BITS | PV_CR4 & ~PV_CR4_GUEST_BITS
         return True
     return False

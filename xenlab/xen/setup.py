@@ -54,21 +54,21 @@ from xenlab.xen.mm import (
     get_page,
     get_page_and_type,
     l1e_address,
+    ptwr_do_page_fault,
     put_page,
     put_page_and_type,
-    ptwr_do_page_fault,
     put_page_from_l1e,
     unpin_page_table,
 )
 from xenlab.xen.page_alloc import (
     PAGE_SHIFT,
     PAGE_SIZE,
+    Extent,
+    HostMemory,
     PGC_allocated,
     PGC_count_mask,
     PGT_l4_page_table,
     PGT_writable_page,
-    Extent,
-    HostMemory,
 )
 from xenlab.xen.privcmd import dom0_hypercall
 from xenlab.xen.pv_callback import deliver_upcall
@@ -175,8 +175,8 @@ class _VcpuTraps:
         return False  # ring 3: the CPU raises #GP and the domain crashes
 
     def tsc(self, cpu: X86Vcpu) -> int:
-        """rdtsc / rdtscp: a TSC of virtual time at 1 GHz, so that runs stay identical
-        (Xen's default for PV is the native TSC; its vcpu_time_info says how to scale)."""
+        """A TSC of virtual time at 1 GHz, so that runs stay identical (a PV vCPU's real
+        CR4.TSD makes its rdtsc a #GP that pv_emul_priv_op answers with the same clock)."""
         return self.host.now()
 
     def io_rep(self, cpu: X86Vcpu, port: int, size: int, count: int, addr: int,
@@ -400,7 +400,9 @@ class XenHost:
             else:
                 v.cpu = X86Vcpu(_VcpuTraps(self, v), long_mode=True,
                                 name=f"d{domid}v{i}", native_budget=self.native_budget)
-                v.cpu.watch_new_code_for_wrmsr()  # and rdtsc: trapped, virtual time
+                # rdtsc: a code trap where new code has one (cheap, the slice goes on);
+                # any it misses is a #GP that pv_emul_priv_op answers (CR4.TSD)
+                v.cpu.watch_new_code_for_wrmsr()
             d.vcpus.append(v)
             if dtype is DomainType.PV:
                 self._map_xen_area(v.cpu)
@@ -650,7 +652,8 @@ class XenHost:
         if not get_page_and_type(self, cr3 >> PAGE_SHIFT, v.domain, PGT_l4_page_table):
             raise ValueError(f"d{v.domain.domid}: cr3 {cr3:#x} is not a valid L4 table")
         v.guest_table = cr3 >> PAGE_SHIFT
-        cpu.setup_long_mode(cr3=cr3, gdt_base=traps.GDT_VA, gdt_limit=traps.GDT_LIMIT)
+        cpu.setup_long_mode(cr3=cr3, gdt_base=traps.GDT_VA, gdt_limit=traps.GDT_LIMIT,
+                            tsd=True)  # rdtsc: #GP, emulated (pv_emul_priv_op)
         frame_va = traps.XEN_STACK_VA + PAGE_SIZE - 64
         # the iret frame Xen enters the guest with; Xen's stack page is shared by every
         # vCPU here, so the frame is written again just before the vCPU first runs
@@ -1182,7 +1185,12 @@ class XenHost:
                     [ready] if ready is not None else [])
                 if not candidates:
                     return RunStatus.IDLE
-                pc.time = max(pc.time, min(candidates))
+                target = min(candidates)
+                if deadline is not None and target > deadline:
+                    # an idle guest's far timer (Linux asks for KTIME_MAX when it has
+                    # nothing to do): time goes on to the run's end, not beyond it
+                    target = deadline
+                pc.time = max(pc.time, target)
                 continue
             budget = self.sched.slice_for(v)
             nxt = self._next_deadline()
