@@ -885,9 +885,9 @@ class XenHost:
         """Publish the current system time in the vCPU's vcpu_time_info.
 
         Xen does this when it schedules the vCPU and periodically; xenlab does
-        it on every entry to Xen (schedule-in and hypercall). tsc_to_system_mul
-        stays 0, so a guest's TSC extrapolation adds nothing and time is
-        deterministic: it moves only when Xen publishes it.
+        it on every entry to Xen (schedule-in and hypercall). The guest's TSC is
+        virtual time at 1 GHz (trapped or emulated), so its pvclock extrapolation
+        from here is exact and deterministic.
         """
         ti = v.time_info
         if ti is None:
