@@ -131,3 +131,39 @@ def test_a_student_types_into_debians_linux_from_the_lab(tmp_path: Path) -> None
         assert bad not in text
     assert not d.is_crashed
     host.check_invariants()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CFG.is_file() and (CACHE / "vmlinuz").is_file()
+                         and (CACHE / "initrd.gz").is_file()),
+                    reason=f"no real guests in {CACHE}: run `make real-guests`")
+def test_two_debian_linux_domus_ping_each_other(tmp_path: Path) -> None:
+    """Two Linux DomUs on xenbr0: Linux's xen-netfront in each, xenlab's netback and
+    bridge in Dom0. One pings the other; every packet crosses Dom0 (both rings, the
+    bridge) and comes back."""
+    import re
+
+    base = CFG.read_text()
+    for i in (1, 2):
+        (tmp_path / f"lnet{i}.cfg").write_text(
+            re.sub(r"(?m)^name\s*=.*$", f'name = "lnet{i}"', base)
+            + f"vif = [ 'mac=00:16:3e:00:00:0{i}, bridge=xenbr0' ]\n")
+    lab = Lab()
+    lab.xl(f"create {tmp_path / 'lnet1.cfg'}")
+    lab.xl(f"create {tmp_path / 'lnet2.cfg'}")
+    d1, d2 = lab.domain("lnet1"), lab.domain("lnet2")
+    host = lab.host
+    host.run(max_instructions=9_000_000_000, max_time_ns=60 * 10**9,
+             until=lambda: b"/ # " in d1.console[-64:] and b"/ # " in d2.console[-64:])
+    assert b"/ # " in d1.console[-64:] and b"/ # " in d2.console[-64:]
+    start = len(d1.console)
+    lab.console_input("lnet2", "ip link set eth0 up; ip addr add 10.0.0.2/24 dev eth0\n")
+    lab.console_input("lnet1", "ip link set eth0 up; ip addr add 10.0.0.1/24 dev eth0; "
+                      "ping -c 3 10.0.0.2; echo finished_$((40+2))\n")
+    host.run(max_instructions=3_000_000_000, max_time_ns=20 * 10**9,
+             until=lambda: b"finished_42" in d1.console[start:])
+    answer = bytes(d1.console[start:]).decode("latin-1")
+    assert "64 bytes from 10.0.0.2: seq=2" in answer, answer
+    assert "3 packets transmitted, 3 packets received, 0% packet loss" in answer, answer
+    assert not d1.is_crashed and not d2.is_crashed
+    host.check_invariants()
