@@ -8,6 +8,7 @@ the guest's results page (``Asm.store_rax``) through host memory.
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -600,3 +601,38 @@ def test_an_idle_guests_far_timer_does_not_move_time_past_the_runs_end() -> None
     assert status is RunStatus.BUDGET
     assert host.elapsed() == start + 1_000_000_000, host.elapsed()
     assert d.vcpus[0].blocked and not d.is_shut_down
+
+
+def test_the_periodic_timer_ticks_every_period_until_stopped() -> None:
+    from elfgen import hypercall
+
+    """VCPUOP_set_periodic_timer: VIRQ_TIMER every period (Xen's vcpu_periodic_timer_work),
+    until VCPUOP_stop_periodic_timer. A 1 ms timer over 10 ms of a spinning guest ticks
+    10 times; stopped, it ticks no more (the old code recorded the period only)."""
+    def periodic(a: Asm, cmd: int, period: int) -> Asm:
+        a.raw("68" + struct.pack("<i", period).hex())   # push $period (the u64 on the stack)
+        a.raw("4889e2")                                 # mov %rsp, %rdx
+        a.mov("rdi", cmd).mov("rsi", 0)
+        a.code += hypercall(Hypercall.vcpu_op, a.here)
+        return a
+
+    a = periodic(Asm(), VcpuOp.VCPUOP_set_periodic_timer, 1_000_000).spin()
+    host, d = boot(a.bytes(), max_instructions=1)
+    start = host.elapsed()
+    host.run(max_time_ns=10_000_000)
+    ticks = [r for r in host.trace.select(kind=Kind.EVENT, dom=d.domid, name="timer")
+             if r.args.get("periodic_ns") == 1_000_000]
+    times = [r.time - start for r in ticks]
+    # armed a few hundred ns into the run: 9 ticks before 10 ms, exactly 1 ms apart
+    assert len(times) == 9 and 1_000_000 <= times[0] < 1_001_000, times
+    assert {b - a for a, b in itertools.pairwise(times)} == {1_000_000}, times
+
+    b = periodic(Asm(), VcpuOp.VCPUOP_set_periodic_timer, 1_000_000)
+    b = periodic(b, VcpuOp.VCPUOP_stop_periodic_timer, 0).spin()
+    host, d = boot(b.bytes(), max_instructions=1)
+    host.run(max_time_ns=10_000_000)
+    assert not [r for r in host.trace.select(kind=Kind.EVENT, dom=d.domid, name="timer")]
+    # a period under 1 ms is refused, as Xen does
+    c = periodic(Asm(), VcpuOp.VCPUOP_set_periodic_timer, 999_999).store_rax(0).shutdown(0)
+    host, d = boot(c.bytes())
+    assert results(host, d, 1)[0] == -Errno.EINVAL

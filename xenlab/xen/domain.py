@@ -56,6 +56,7 @@ class Vcpu:
     poll_ports: tuple[int, ...] = ()
     poll_deadline: int | None = None
     timer_deadline: int | None = None  # set_timer_op, ns of system time
+    periodic_deadline: int | None = None  # VCPUOP_set_periodic_timer's next tick
     credit: int = 0
     priority: int = -1                 # CSCHED_PRI_TS_UNDER
     pending_upcall: bool = False

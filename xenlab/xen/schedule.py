@@ -7,9 +7,9 @@ timeout passes, ``SCHEDOP_shutdown`` ends the domain with a reason that the
 toolstack turns into an ``on_poweroff`` / ``on_reboot`` / ``on_crash`` action.
 ``set_timer_op`` arms the vCPU's one-shot timer, which raises ``VIRQ_TIMER``.
 ``vcpu_op`` brings secondary vCPUs up and down, reads the runstate, arms and
-stops the single-shot timer, checks and records the periodic timer's period
-and the runstate and time areas (xenlab does not fire the periodic timer nor
-refresh the areas yet), moves a vCPU's vcpu_info out of shared_info into a
+stops the single-shot timer and the periodic one (``VIRQ_TIMER`` every period,
+XenHost.set_periodic_timer), records the runstate and time areas (xenlab does
+not refresh them yet), moves a vCPU's vcpu_info out of shared_info into a
 frame of the guest's (register_vcpu_info, XenHost.map_vcpu_info) and marks an
 NMI pending for the NMI callback.
 ``sched_op_compat`` is the pre-3.0.2 form of sched_op.
@@ -140,10 +140,10 @@ def do_vcpu_op(ctx: HypercallContext, cmd: int, vcpuid: int, arg: int) -> int:
         ctx.decode(period_ns=period)
         if period < MILLISECS_1 or period > STIME_DELTA_MAX:
             return -Errno.EINVAL
-        pv_vcpu(v).periodic_period = period
+        ctx.host.set_periodic_timer(v, period)
         return 0
     if cmd == VcpuOp.VCPUOP_stop_periodic_timer:
-        pv_vcpu(v).periodic_period = 0
+        ctx.host.set_periodic_timer(v, 0)
         return 0
     if cmd in (VcpuOp.VCPUOP_register_runstate_memory_area,
                VcpuOp.VCPUOP_register_vcpu_time_memory_area):

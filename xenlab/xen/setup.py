@@ -73,7 +73,7 @@ from xenlab.xen.page_alloc import (
 from xenlab.xen.privcmd import dom0_hypercall
 from xenlab.xen.pv_callback import deliver_upcall
 from xenlab.xen.pv_descriptor_tables import pv_destroy_gdt
-from xenlab.xen.pv_traps import pv_do_trap, switch_to_kernel
+from xenlab.xen.pv_traps import pv_do_trap, pv_vcpu, switch_to_kernel
 from xenlab.xen.sched_credit import CSCHED_ACCT_NS, PRI_NAMES, CreditScheduler
 from xenlab.xen.trace import Kind, Trace
 
@@ -765,6 +765,7 @@ class XenHost:
         for v in d.vcpus:
             self.sched.sleep(v)
             v.timer_deadline = None
+            v.periodic_deadline = None
             v.poll_deadline = None
             if v.online:
                 v.set_runstate(Runstate.RUNSTATE_offline, self.now())
@@ -1075,6 +1076,17 @@ class XenHost:
             self.sched.runq_insert(v)
         return 0
 
+    def set_periodic_timer(self, v: Vcpu, period: int) -> None:
+        """VCPUOP_set_periodic_timer / stop_periodic_timer (period 0): VIRQ_TIMER every
+        ``period`` ns from now on, as Xen's vcpu_periodic_timer_work arms it."""
+        pv_vcpu(v).periodic_period = period
+        v.periodic_deadline = self.now() + period if period else None
+        if (v.periodic_deadline is not None and self._current is not None
+                and v.periodic_deadline < self._slice_end):
+            cpu = self._current[1].cpu
+            if cpu is not None:  # the slice was cut for the old deadlines: end it sooner
+                cpu.request_stop()
+
     def set_timer(self, v: Vcpu, deadline: int | None) -> None:
         v.timer_deadline = deadline
         if (deadline is not None and self._current is not None and self._current[1] is not v
@@ -1091,7 +1103,8 @@ class XenHost:
         return [v for d in self.domains.values() for v in d.vcpus if v.cpu is not None]
 
     def _next_deadline(self) -> int | None:
-        times = [t for v in self._all_vcpus() for t in (v.timer_deadline, v.poll_deadline)
+        times = [t for v in self._all_vcpus()
+                 for t in (v.timer_deadline, v.poll_deadline, v.periodic_deadline)
                  if t is not None]
         return min(times) if times else None
 
@@ -1110,6 +1123,14 @@ class XenHost:
             if v.poll_deadline is not None and v.poll_deadline <= now:
                 v.poll_deadline = None
                 self.vcpu_wake(v, "poll timeout")
+            if v.periodic_deadline is not None and v.periodic_deadline <= now:
+                # vcpu_periodic_timer_work: a tick now, the next one a period later
+                period = pv_vcpu(v).periodic_period
+                self.trace.emit(now, v.domain.domid, v.vcpu_id, Kind.EVENT, "timer", {
+                    "deadline": v.periodic_deadline, "virq": "VIRQ_TIMER",
+                    "periodic_ns": period})
+                v.periodic_deadline = now + period if period else None
+                send_guest_vcpu_virq(self, v, Virq.VIRQ_TIMER)
 
     def runnable_work(self) -> bool:
         return self.sched.has_runnable() or self._next_deadline() is not None
