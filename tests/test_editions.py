@@ -52,6 +52,8 @@ EXEMPT: dict[tuple[str, Any], str] = {
 
 
 def _generic(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return False
     if isinstance(value, str):
         return len("".join(value.split())) <= 3 or value.casefold() in {"xen", "dm"}
     return isinstance(value, int) and abs(value) < 100
@@ -68,14 +70,28 @@ def _answers(chapter: str) -> list[tuple[str, Any, str]]:
         match = SOLUTION.search(cell.source)
         assert match, f"{chapter}: solution cell {meta.get('grade_id')} has no region"
         literal = match["body"].strip().removeprefix("answer =").strip()
-        found.append((meta["grade_id"], ast.literal_eval(literal), literal))
+        try:
+            value = ast.literal_eval(literal)
+        except (ValueError, SyntaxError):     # a hands-on answer that is code: def answer(fe)
+            value = Code(literal)
+        found.append((meta["grade_id"], value, literal))
     return found
+
+
+class Code(str):
+    """A solution that is Python code rather than a value: searched for line by line."""
 
 
 def _forms(value: Any) -> list[str]:
     """How the value could be written in a notebook file."""
+    if isinstance(value, Code):
+        lines = [ln.split("#")[0].strip() for ln in value.splitlines()]
+        return [ln for ln in lines if len(ln) > 12] + [json.dumps(ln)[1:-1] for ln in lines
+                                                        if len(ln) > 12 and '"' in ln]
     if isinstance(value, str):
         return [value, json.dumps(value)[1:-1]]
+    if isinstance(value, (list, tuple)):
+        return [repr(value), json.dumps(value), json.dumps(json.dumps(value))[1:-1]]
     return [str(value), hex(value)] if value >= 0 else [str(value)]
 
 
@@ -87,8 +103,18 @@ def _student_files(chapter: str) -> dict[str, str]:
     folder = STUDENT / chapter
     if not folder.is_dir():
         pytest.fail(f"labs-student/{chapter} is missing: run `make editions`")
-    return {str(p.relative_to(ROOT)): p.read_text(errors="replace")
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            text = p.read_text(errors="replace")
+            if p.suffix == ".ipynb":   # the cells' text as well: a multi-line answer (a
+                nb = nbformat.reads(text, as_version=4)   # config, code) spans JSON lines
+                text += "\n".join(
+                    [c.source for c in nb.cells]
+                    + [str(o.get("text", "")) + json.dumps(o.get("data", {}))
+                       for c in nb.cells for o in c.get("outputs", [])])
+            files[str(p.relative_to(ROOT))] = text
+    return files
 
 
 def test_every_chapter_has_exercises_with_solutions() -> None:
@@ -109,7 +135,7 @@ def test_student_edition_has_no_answer(chapter: str) -> None:
             if line.search(text) or re.search(r"answer\s*=\s*" + re.escape(literal)
                                               + r"(?![\w.])", text):
                 leaks.append(f"{name}: {gid}'s solution line `answer = {literal}`")
-            if _generic(value) or (chapter, value) in EXEMPT:
+            if _generic(value) or (chapter, repr(value)) in {(c, repr(v)) for c, v in EXEMPT}:
                 continue
             for form in _forms(value):
                 if _pattern(form).search(text):

@@ -77,6 +77,16 @@ def test_assemble_reports_the_students_line() -> None:
         assemble("cli\nhltt")
 
 
+@needs_binutils
+def test_assembler_warnings_are_errors_not_silently_different_code() -> None:
+    """`inb $0x1f7` has no 8-bit form: GNU as warns and reads port 0xf7; a student must
+    hear it, not watch the wrong port in the trace."""
+    with pytest.raises(H.AssemblyError, match=r"^line 2: 0x1f7 shortened to 0xf7"):
+        assemble("nop\ninb $0x1f7, %al")
+    v = H.check_exit_prediction(2, "inb $0x1f7, %al\ncli\nhlt")
+    assert not v.ok and "line 1: 0x1f7 shortened to 0xf7" in text(v)
+
+
 def test_assemble_refuses_a_non_string() -> None:
     with pytest.raises(H.AssemblyError, match="must be a string"):
         assemble(42)  # type: ignore[arg-type]
@@ -195,6 +205,21 @@ def test_xl_config_wrong_attempts(old: str, new: str, hint: str) -> None:
     assert not v.ok and hint in text(v)
 
 
+def test_chapter_03s_broken_config_shows_each_mistake_in_turn() -> None:
+    """The config chapter 03 prints: each fix leads to the next mistake's hint, and the
+    kernel is named by file name alone (the check copies it next to the config)."""
+    steps = [("memroy", "memory", "unknown key 'memroy'"),
+             ('"hvm"', '"pv"', "xl built an HVM guest"),
+             ("pv-helo.elf", "pv-hello.elf", "pv-helo.elf: no such file"),
+             ("destroy", "preserve", "on_poweroff decides")]
+    cfg = H.BROKEN_CFG
+    for old, new, hint in steps:
+        v = H.check_xl_config(cfg)
+        assert not v.ok and hint in text(v), (old, text(v))
+        cfg = cfg.replace(old, new)
+    assert H.check_xl_config(cfg).ok
+
+
 # ---------------------------------------------------------------- chapter 02
 def _heavy(weight: int, name: str = "heavy") -> str:
     return (f'name = "{name}"\ntype = "pv"\nkernel = "{Lab.image("pv-spin/pv-spin.elf")}"'
@@ -204,6 +229,8 @@ def _heavy(weight: int, name: str = "heavy") -> str:
 def test_credit_share() -> None:
     v = H.check_credit_share(_heavy(512))
     assert v.ok and v.measured["share"] == 65
+    by_file_name = H.LIGHT_CFG.replace("light", "heavy").replace("256", "512")
+    assert 'kernel = "pv-spin.elf"' in by_file_name and H.check_credit_share(by_file_name).ok
     w = H.check_credit_share(_heavy(256))
     assert not w.ok and "heavy (weight 256) got 50 % of the CPU" in text(w)
     assert "no domain named 'heavy'" in text(H.check_credit_share(_heavy(512, "hevy")))
@@ -229,6 +256,7 @@ def _front(grant_to: str = "fe.backend_id", readonly: bool = False, port_for: st
 def test_frontend_step_connects_blkback() -> None:
     v = H.check_frontend_step(_front())
     assert v.ok and "went to 4 (Connected)" in text(v)
+    assert "write a function answer(fe)" in text(H.check_frontend_step(None))
     assert v.measured["grant_maps"] >= 1
 
 

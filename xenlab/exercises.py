@@ -574,8 +574,14 @@ def _ex_7_2() -> Exercise:
 
 @_entry("7.2b")
 def _ex_7_2b() -> Exercise:
-    return _fixed("7.2b", "How many 16-bit reads of port 0x1F0 does one 512-byte sector take?",
-                  "number", "69c69a46b4bd89e86523e3ce", hint="the data port is 16 bits wide.")
+    return _fixed("7.2b", "The BIOS reads a sector with one `rep insw`: one VM exit, one "
+                  "ioreq. If it read the same 512-byte sector with a loop of single `inw` "
+                  "instructions instead, how many ioreqs would the data port 0x1F0 take?",
+                  "number", "69c69a46b4bd89e86523e3ce",
+                  hint="every single in or out that leaves the guest is its own VM exit and "
+                       "its own ioreq; how many 16-bit words are in 512 bytes?",
+                  explanation="one ioreq per inw: the string instruction saves 255 round "
+                              "trips to the device model.")
 
 
 # ---------------------------------------------------------------- 08 · What changed

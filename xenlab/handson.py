@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import struct
 import tempfile
 from collections import Counter
@@ -43,6 +44,8 @@ from xenlab.lab import Lab
 from xenlab.labkit import assemble, build_pv_kernel
 
 __all__ = [
+    "BROKEN_CFG",
+    "LIGHT_CFG",
     "FrontendStandIn",
     "HandsOn",
     "Verdict",
@@ -132,9 +135,17 @@ def _need_str(what: str, value: object) -> str:
     return value
 
 
+#: Kernels a student's config may name by file name alone: each check copies them into
+#: its scratch folder, where xl looks first (``kernel = "pv-spin.elf"``).
+KERNELS = ("pv-hello/pv-hello.elf", "pv-spin/pv-spin.elf")
+
+
 @contextlib.contextmanager
-def _scratch() -> Iterator[str]:
+def _scratch(kernels: bool = False) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="xenlab-handson-") as tmp:
+        if kernels:
+            for name in KERNELS:
+                shutil.copyfile(Lab.image(name), os.path.join(tmp, os.path.basename(name)))
         yield tmp
 
 
@@ -428,9 +439,10 @@ def _cmd(r: Any) -> str:
     return str(r.args.get("cmd", ""))
 
 
-@_guarded("after the timer is armed, give the CPU back until the timer's event: "
-          "sched_op(SCHEDOP_block) (EDI = SCHEDOP_block, ESI = 0, "
-          "HYPERCALL __HYPERVISOR_sched_op).")
+@_guarded("after the timer is armed, the guest has nothing to do until the timer's "
+          "event: give the CPU back to Xen with one sched_op hypercall (EDI = the "
+          "command, ESI = its argument, then HYPERCALL __HYPERVISOR_sched_op). Which "
+          "SCHEDOP_ command waits for an event?")
 def check_pv_idle(code: str) -> Verdict:
     """A PV guest with a timer at 5 ms runs ``code`` to wait for it; right when it blocks."""
     run = _pv(IDLE_GUEST, code, "idler")
@@ -460,8 +472,8 @@ def check_pv_idle(code: str) -> Verdict:
                       f"{IDLE_DEADLINE_NS // 1_000_000} ms ({cpu_ms:.2f} ms of CPU, no "
                       "SCHEDOP_block): the guest never gave the CPU back.", cpu_ms=cpu_ms)
     return _right(f"sched_op({_cmd(blocks[0])}) blocked the vCPU until VIRQ_TIMER fired at "
-                  f"{IDLE_DEADLINE_NS // 1_000_000} ms; it used {cpu_ms:.2f} ms of CPU in "
-                  "all. This is how a PV kernel idles.", cpu_ms=cpu_ms)
+                  f"{IDLE_DEADLINE_NS // 1_000_000} ms; it used {run.cpu_ns / 1000:.0f} us of "
+                  "CPU in all. This is how a PV kernel idles.", cpu_ms=cpu_ms)
 
 
 @_guarded("call HYPERVISOR_console_io(CONSOLEIO_write, count, buffer): EDI = "
@@ -501,6 +513,14 @@ def check_pv_console(code: str, expect: str = "Hello from my hypercall") -> Verd
 # ===================================================================== xl configs
 HELLO_LINE = "Hello from pv-hello"
 
+#: Chapter 03's config to fix: four mistakes, each one xl or the run points at.
+BROKEN_CFG = """name = "my-guest"
+type = "hvm"
+kernel = "pv-helo.elf"
+memroy = 32
+on_poweroff = "destroy"
+"""
+
 
 @_guarded("fix the config one error at a time: run the cell, read what xl says, "
           "change that line.")
@@ -508,7 +528,7 @@ def check_xl_config(text: str, name: str = "my-guest") -> Verdict:
     """``xl create`` the student's config (pv-hello); right when the guest boots, prints,
     powers off and is still listed (``on_poweroff = "preserve"``)."""
     text = _need_str("the config", text)
-    with _scratch() as tmp:
+    with _scratch(kernels=True) as tmp:
         lab = Lab()
         out = _create(lab, tmp, name, text)
         err = _xl_error(out)
@@ -539,9 +559,10 @@ def check_xl_config(text: str, name: str = "my-guest") -> Verdict:
                   f"in state {state}.")
 
 
-SPIN_CFG = """name = "light"
+#: The config of the guest ``heavy`` competes with (chapter 02 shows it to the student).
+LIGHT_CFG = """name = "light"
 type = "pv"
-kernel = "{kernel}"
+kernel = "pv-spin.elf"
 memory = 16
 weight = 256
 on_poweroff = "preserve"
@@ -553,9 +574,8 @@ def check_credit_share(text: str, at_least: int = 60) -> Verdict:
     """Two pv-spin guests on one CPU: right when ``heavy`` (the student's config) gets at
     least ``at_least`` % of the CPU the two used in the first 70 ms."""
     text = _need_str("the config", text)
-    with _scratch() as tmp:
+    with _scratch(kernels=True) as tmp:
         lab = Lab(nr_cpus=1)
-        spin = Lab.image("pv-spin/pv-spin.elf")
         out = _create(lab, tmp, "heavy", text)
         err = _xl_error(out)
         if err:
@@ -564,7 +584,7 @@ def check_credit_share(text: str, at_least: int = 60) -> Verdict:
             heavy = lab.domain("heavy")
         except XenlabError:
             return _wrong("there is no domain named 'heavy': set name = \"heavy\".")
-        _create(lab, tmp, "light", SPIN_CFG.format(kernel=spin))
+        _create(lab, tmp, "light", LIGHT_CFG)
         light = lab.domain("light")
         lab.run(max_seconds=0.07)
     if heavy.is_crashed:
@@ -664,14 +684,14 @@ class FrontendStandIn:
         return self._lab.toolstack.services.xenstored.store.read(be)
 
 
-@_guarded("write a function step(fe) that grants fe.ring_pfn to the backend, "
+@_guarded("write a function answer(fe) that grants fe.ring_pfn to the backend, "
           "allocates an event channel for it, writes ring-ref, event-channel and "
           "finally state = 3 (Initialised).")
 def check_frontend_step(step: Callable[[FrontendStandIn], object]) -> Verdict:
     """Run the student's ``step(fe)`` as the frontend of a paused PV guest with a disk;
     right when blkback maps the ring's grant, binds the channel and goes to Connected."""
     if not callable(step):
-        return _wrong(f"the answer is a function step(fe), not {type(step).__name__}")
+        return _wrong(f"the answer is a function answer(fe), not {type(step).__name__}")
     with _scratch() as tmp:
         with open(os.path.join(tmp, "disk.img"), "wb") as f:
             f.truncate(1 << 20)
@@ -731,7 +751,8 @@ def _states(lab: Lab) -> dict[str, str]:
     return {r.split()[0]: r.split()[4] for r in rows if len(r.split()) >= 6}
 
 
-@_guarded("a list of xl command lines such as [\"unpause web\", ...], run in order.")
+@_guarded("a list of xl command lines such as [\"list\"], run in order: one command "
+          "per goal that is not met yet.")
 def check_xl_session(commands: object, goal: dict[str, str] | None = None) -> Verdict:
     """Three paused guests (web, db, mail); run the student's ``xl`` commands; right when
     ``xl list`` matches ``goal`` (name -> "running" / "paused" / "gone")."""

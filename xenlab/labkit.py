@@ -29,8 +29,10 @@ __all__ = ["assemble", "build_pv_kernel", "have_binutils"]
 _INCLUDE = Path(__file__).resolve().parents[1] / "images" / "include"
 _TIMEOUT_S = 30
 _MAX_SOURCE = 64 * 1024
-_ERROR = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+): (?:Error|Fatal error): (?P<msg>.*)$",
-                    re.MULTILINE)
+# as runs with --fatal-warnings: a warning (``0x1f7 shortened to 0xf7`` for an 8-bit port
+# operand) would otherwise assemble silently into code that does something else
+_ERROR = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+): (?:Error|Fatal error|Warning): "
+                    r"(?P<msg>.*)$", re.MULTILINE)
 
 
 def have_binutils() -> bool:
@@ -89,7 +91,8 @@ def assemble(source: str, *, bits: int = 16, org: int = 0x7C00) -> bytes:
         (work / "main.s").write_text(f"\t.code{bits}\n\t.text\n"
                                      "\t.globl _start\n_start:\n"
                                      '\t.include "student.s"\n', encoding="utf-8")
-        _run(["as", "--64" if bits == 64 else "--32", "-o", "main.o", "main.s"], work,
+        _run(["as", "--fatal-warnings", "--64" if bits == 64 else "--32", "-o", "main.o",
+              "main.s"], work,
              "the assembler")
         _run(["ld", "-m", "elf_x86_64" if bits == 64 else "elf_i386", "-Ttext", hex(org),
               "-e", "_start", "--build-id=none", "-nostdlib", "-static", "-o", "main.elf",
@@ -111,7 +114,8 @@ def build_pv_kernel(source: str, student: str = "") -> bytes:
         work = Path(tmp)
         (work / "guest.s").write_text(source + "\n", encoding="utf-8")
         (work / "student.s").write_text(student + "\n", encoding="utf-8")
-        _run(["as", "--64", "-I", str(_INCLUDE), "-o", "guest.o", "guest.s"], work,
+        _run(["as", "--fatal-warnings", "--64", "-I", str(_INCLUDE), "-o", "guest.o",
+              "guest.s"], work,
              "the assembler")
         _run(["ld", "-T", str(_INCLUDE / "pv-kernel.lds"), "--build-id=none",
               "--discard-all", "-nostdlib", "-static", "-z", "noexecstack", "-o",

@@ -18,6 +18,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from exercise_cells import exercise_cells  # labs/_build/: nbgrader's three cells per exercise
+from handson_cells import handson_cells  # labs/_build/: hands-on exercises (xenlab.handson)
 
 LABS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(LABS.parent))
@@ -282,6 +283,17 @@ Next: **02 · The hypervisor**, the software that makes this possible.
     write("01-why-virtualize", cells)
 
 
+HX24 = '''
+answer = """name = "heavy"
+type = "pv"
+kernel = "pv-spin.elf"
+memory = 16
+weight = 512
+on_poweroff = "preserve"
+"""
+'''
+
+
 # ============================================================================ chapter 02
 def chapter02() -> None:
     rng = seeded(SEED)
@@ -444,6 +456,17 @@ owned by domain 0? {TRY}
 """),
         *exercise_cells("ex3", 'exercise("2.3")', '"b"'),
         md("""
+**Exercise 4 (hands-on).** Now set the weights yourself. Two guests that spin forever
+(the `pv-spin` kernel) will share **one** CPU. `light`'s config is printed below, weight
+256. Write the config of the second guest, `heavy` (a string, as in a `.cfg` file: the
+kernel file `pv-spin.elf`, the name `heavy`, and a `weight`), so that `heavy` gets **at
+least 60 %** of the CPU while both run. The check creates both guests on a fresh
+one-CPU host, runs them for 70 ms of virtual time and measures each one's CPU time.
+"""),
+        *handson_cells("hx24", 'HandsOn("2.4: heavy\'s config: at least 60 % of one CPU '
+                       'against light (weight 256)", check_credit_share)', HX24,
+                       setup="print(LIGHT_CFG)"),
+        md("""
 ## What you saw
 
 - Xen (Cambridge, 2003; Citrix since 2007) is started by the boot loader and owns the
@@ -456,6 +479,16 @@ Next: **03 · Dom0 and DomUs**.
 """),
     ]
     write("02-the-hypervisor", cells)
+
+
+HX34 = '''
+answer = """name = "my-guest"
+type = "pv"
+kernel = "pv-hello.elf"
+memory = 32
+on_poweroff = "preserve"
+"""
+'''
 
 
 # ============================================================================ chapter 03
@@ -612,6 +645,17 @@ created with `xl create -p`? {TRY}
 """),
         *exercise_cells("ex3", 'exercise("3.3")', '"c"'),
         md("""
+**Exercise 4 (hands-on).** The config printed below should boot the PV kernel
+`pv-hello.elf` (32 MiB) as `my-guest`, let it print its greeting, and keep it listed
+after it powers off, so that its state can be inspected. It has four mistakes. Copy it
+into the answer cell as a string, run the check, read what `xl` or the run says, fix
+that line, and run again until it is right. Each run is a fresh host: `xl create` of
+your text, then 50 ms of virtual time.
+"""),
+        *handson_cells("hx34", 'HandsOn("3.4: fix the config until my-guest boots, prints '
+                       'and stays listed", check_xl_config)', HX34,
+                       setup="print(BROKEN_CFG)"),
+        md("""
 ## What you saw
 
 - Dom0 is the first, privileged domain; DomUs are created by it and are unprivileged.
@@ -627,6 +671,15 @@ Next: **04 · Paravirtualization**, how a DomU talks to Xen.
 
 
 # ============================================================================ chapter 04
+HX44 = '''
+answer = """
+        mov     $SCHEDOP_block, %edi    # sched_op's command
+        xor     %esi, %esi              # SCHEDOP_block takes no argument
+        HYPERCALL __HYPERVISOR_sched_op
+"""
+'''
+
+
 def _spin_hypercalls() -> int:
     from xenlab.lab import Lab
     from xenlab.tools.xl.xl_parse import parse_config_file
@@ -790,6 +843,18 @@ host above)? {TRY}
 """),
         *exercise_cells("ex3", 'exercise("4.3")', '"b"'),
         md("""
+**Exercise 4 (hands-on).** Make a PV guest idle the PV way. The guest below is a real
+64-bit PV kernel, built from your lines: it binds `VIRQ_TIMER`, arms a timer 5 ms after
+boot (`set_timer_op`), and then runs **your code**; after your code it prints "past the
+idle code" and powers off. Write the instructions that give the CPU back to Xen until the
+timer fires. You write GNU assembler (AT&T syntax); `HYPERCALL __HYPERVISOR_<name>`
+calls through the hypercall page, with the arguments in `rdi`, `rsi`, `rdx` (Xen's
+64-bit convention), and Xen's constants (`SCHEDOP_yield`, `SCHEDOP_block`, ...) are
+defined. Try `hlt` first, or a spinning loop `1: jmp 1b`, and read what the check says.
+"""),
+        *handson_cells("hx44", 'HandsOn("4.4: idle until the timer at 5 ms, the PV way", '
+                       'check_pv_idle)', HX44),
+        md("""
 ## What you saw
 
 - A PV guest calls Xen through 32-byte stubs in its hypercall page (`mov eax, nr;
@@ -804,6 +869,16 @@ Next: **05 · Split drivers**, how a PV guest reaches a disk and a network.
 """),
     ]
     write("04-paravirtualization", cells)
+
+
+HX54 = '''
+def answer(fe):
+    ref = fe.grant_access(fe.backend_id, fe.ring_pfn)   # blkback may map the ring page
+    port = fe.alloc_unbound(fe.backend_id)             # a port for blkback to bind
+    fe.write("ring-ref", ref)
+    fe.write("event-channel", port)
+    fe.write("state", 3)                               # Initialised: the last write
+'''
 
 
 # ============================================================================ chapter 05
@@ -990,6 +1065,19 @@ the request come from? The trace has it: `lab.trace.select(kind="io")`, record
 **Exercise 3.** {TRY}
 """),
         *exercise_cells("ex3", 'exercise("5.3")', '"b"'),
+        md("""
+**Exercise 4 (hands-on).** Be the frontend. A fresh host creates a paused PV guest with
+one disk; Dom0's real `blkback` waits in state 2 (InitWait). Write a function
+`answer(fe)` that does blkfront's part of the handshake with the helper `fe`:
+`fe.grant_access(domid, pfn, readonly=False)` grants a page and returns the grant
+reference, `fe.alloc_unbound(remote_domid)` allocates an event channel and returns the
+port, `fe.write(key, value)` writes a node of the frontend's xenstore directory
+(`device/vbd/51712`). `fe.ring_pfn` is the page for the ring and `fe.backend_id` the
+backend's domain. The check runs your function and then reads what blkback did: it must
+reach 4 (Connected).
+"""),
+        *handson_cells("hx54", 'HandsOn("5.4: blkfront\'s side of the handshake, until '
+                       'blkback is Connected", check_frontend_step)', HX54),
         md("""
 ## What you saw
 

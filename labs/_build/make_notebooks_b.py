@@ -60,6 +60,59 @@ def write(folder: str, cells: list) -> Path:
 # =====================================================================================
 # 06 · Full virtualization
 # =====================================================================================
+HX64_SETUP = '''
+EXIT_CODE = r"""
+        mov     $0x48, %al
+        out     %al, $0xe9          # Xen's debug console port
+        mov     $0x0e48, %ax
+        int     $0x10               # the BIOS prints 'H' on the screen
+        mov     $0x1f7, %dx
+        in      %dx, %al            # the IDE controller's status register
+        cli
+        hlt
+"""
+print(EXIT_CODE)
+'''
+HX64 = "answer = 6"
+
+HX84 = '''
+answer = r"""
+        mov     $0x40000000, %eax   # Xen's CPUID leaf
+        cpuid                       # a VM exit: Xen answers in EBX, ECX, EDX
+        push    %edx
+        push    %ecx
+        mov     %ebx, %esi
+        call    put4                # EBX: 4 characters, lowest byte first
+        pop     %esi
+        call    put4                # then ECX
+        pop     %esi
+        call    put4                # then EDX
+        cli
+        hlt
+put4:   mov     $4, %cx
+1:      mov     %si, %ax            # AL = the lowest byte left
+        mov     $0x0e, %ah          # int 10h AH=0Eh: teletype output
+        push    %cx
+        int     $0x10
+        pop     %cx
+        shr     $8, %esi            # the next byte
+        loop    1b
+        ret
+"""
+'''
+
+HX93 = 'answer = ["unpause web", "destroy mail"]'
+
+HX103 = '''
+answer = r"""
+        mov     $CONSOLEIO_write, %edi  # console_io's command
+        mov     $msg_len, %esi          # how many bytes
+        lea     msg(%rip), %rdx         # where they are
+        HYPERCALL __HYPERVISOR_console_io
+"""
+'''
+
+
 def chapter_06() -> list:
     return [
         md("""
@@ -248,6 +301,16 @@ with your answer and run the cell: the check says whether it is right.
 **Exercise 6.3.** What made HVM guests possible in Xen 3?
 """),
         *exercise_cells("ex63", 'exercise("6.3")', '"b"'),
+        md("""
+**Exercise 6.4 (hands-on).** Predict, then measure. The boot-sector code printed below
+is assembled, booted on a fresh host with the teaching BIOS, and every VM exit from its
+first instruction to its `hlt` is counted. Before you run anything, write how many VM
+exits you expect (a whole number), then run the cell. The check lists each exit with
+its port and who served it: if you were wrong, find which instruction left the guest
+more often than you thought, and why (what does `int $0x10` do to print?).
+"""),
+        *handson_cells("hx64", 'HandsOn("6.4: how many VM exits does this code make?", '
+                       'check_exit_prediction, code=EXIT_CODE)', HX64, setup=HX64_SETUP),
         md("""
 ## Summary
 
@@ -461,7 +524,8 @@ shuffles them; answer with the letters in order.
                         setup="from xenlab.exercises import exercise"),
         md("""
 **Exercise 7.2.** Who serves the guest's reads of the IDE data port 0x1F0: `"xen"` or
-`"dm"`? And how many reads of that port does one 512-byte sector take?
+`"dm"`? And (7.2b) what would the BIOS's one `rep insw` cost in ioreqs if it were a loop of
+single `inw` instructions instead?
 """),
         *exercise_cells("ex72", 'exercise("7.2")', '"dm"'),
         *exercise_cells("ex72b", 'exercise("7.2b")', "256"),
@@ -641,6 +705,17 @@ virtualization container, with no device model?
 """),
         *exercise_cells("ex83", 'exercise("8.3")', '"c"'),
         md("""
+**Exercise 8.4 (hands-on).** An HVM guest can find out that it runs on Xen, which is the
+first thing PVHVM drivers do. Write a boot sector that executes `cpuid` with
+EAX = 0x40000000 and prints on the screen the 12-character signature Xen answers in
+EBX, ECX and EDX (4 characters per register, lowest byte first), with `int $0x10`
+(AH = 0x0E, AL = the character), and then stops with `cli; hlt`. Your code is assembled
+(16-bit, GNU as), booted on a fresh host with the teaching BIOS, and the check reads the
+screen and the trace's `cpuid` exits.
+"""),
+        *handson_cells("hx84", 'HandsOn("8.4: a boot sector that prints Xen\'s CPUID '
+                       'signature", check_cpuid_signature)', HX84),
+        md("""
 ## Summary
 
 - Dom0 and the DomUs only share Xen's interface: each guest can run its own kernel and
@@ -787,6 +862,15 @@ dash.pause_button.click()
 """),
         *exercise_cells("ex92", 'exercise("9.2")', '"p"'),
         md("""
+**Exercise 9.3 (hands-on).** Be the administrator. A fresh host has three guests, `web`,
+`db` and `mail`, all created paused (`xl create -p`). Bring it to this state: `web`
+running, `db` still paused, `mail` gone. The answer is the list of `xl` command lines you
+would type in Dom0, in order (`"xl"` in front is optional), for example
+`["list"]`. The check runs them and then reads `xl list`.
+"""),
+        *handson_cells("hx93", 'HandsOn("9.3: web running, db paused, mail gone", '
+                       'check_xl_session)', HX93),
+        md("""
 ## Summary
 
 - Xen has no user interface; guests are managed from **Dom0**.
@@ -895,6 +979,17 @@ print(len(GLOSSARY), "terms")
 **Exercise 10.2.** Which of these runs in Dom0 rather than in Xen or in the guest?
 """),
         *exercise_cells("ex102", 'exercise("10.2")', '"b"'),
+        md("""
+**Exercise 10.3 (hands-on).** Use a word of the glossary: make a **hypercall**. The PV
+guest below is built from your lines; after them it powers off. Its data holds `msg`,
+the text "Hello from my hypercall" and a newline, `msg_len` bytes long. Write the
+hypercall that prints it on Xen's console (`xl dmesg`): `console_io` with the command
+`CONSOLEIO_write` in `rdi`, the count in `rsi` and the buffer's address in `rdx`, then
+`HYPERCALL __HYPERVISOR_console_io`. GNU assembler, AT&T syntax, 64-bit
+(`lea msg(%rip), %rdx` takes the address of `msg`).
+"""),
+        *handson_cells("hx103", 'HandsOn("10.3: print \'Hello from my hypercall\' with a '
+                       'console_io hypercall", check_pv_console)', HX103),
         md("""
 ## Summary
 
