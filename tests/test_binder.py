@@ -83,3 +83,15 @@ def test_binder_requirements_run_lab_00(tmp_path: Path) -> None:
                "labs/00-start-here"], cwd=repo, timeout=600)
     assert nb.returncode == 0, nb.stdout[-5000:] + nb.stderr[-3000:]
     assert " passed" in nb.stdout, nb.stdout[-2000:]
+
+
+def test_the_binder_badge_opens_the_student_edition() -> None:
+    """The README's launch link opens a notebook of labs-student/ (no answers in it), and
+    that notebook exists: a student who clicks the badge does not land on the answers."""
+    import re
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"https://mybinder\.org/v2/gh/[^)\s]*urlpath=lab/tree/([^)\s]+)", readme)
+    assert links, "the README has no Binder badge"
+    for path in links:
+        assert path.startswith("labs-student/"), path
+        assert (ROOT / path).is_file(), path
