@@ -121,6 +121,18 @@ def test_every_chapter_has_exercises_with_solutions() -> None:
     assert CHAPTERS and all(_answers(ch) for ch in CHAPTERS)
 
 
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c >= "02"])
+def test_every_chapter_from_02_has_a_hands_on_exercise(chapter: str) -> None:
+    """Issue 15: the student's code or config runs on the emulated host (xenlab.handson),
+    graded by a hidden test, and the instructor edition's stored check says Correct."""
+    nb = nbformat.read(LABS / chapter / f"{chapter}.ipynb", as_version=4)
+    made = [c.source for c in nb.cells if "HandsOn(" in c.source and "check_" in c.source]
+    answered = ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells
+                if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("hx")
+                and c.metadata["nbgrader"].get("solution")]
+    assert made and answered and all(a.startswith("Correct:") for a in answered), chapter
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_student_edition_has_no_answer(chapter: str) -> None:
     files = _student_files(chapter)

@@ -66,3 +66,40 @@ def test_nbgrader_generates_and_autogrades_a_chapter(tmp_path: Path) -> None:
     assert scores == {"alice": 1, "bob": 0, "carol": 0}
     feedback = (course / "autograded" / "bob" / CHAPTER / f"{CHAPTER}.ipynb").read_text()
     assert "Not answered yet" in feedback
+
+
+@pytest.mark.slow
+def test_nbgrader_grades_a_hands_on_exercise_by_what_the_answer_does(tmp_path: Path) -> None:
+    """Chapter 03's hands-on 3.4 (fix a broken xl.cfg, 2 points) under nbgrader: a config
+    that differs from the instructor's but boots the guest as asked earns the points, one
+    that still has a mistake earns none; the other exercises are left unanswered."""
+    chapter = "03-dom0-and-domus"
+    course = tmp_path / "course"
+    (course / "build").mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "labs" / chapter, course / "labs" / chapter)
+    gen = _nbgrader(course, "generate_assignment", chapter)
+    assert gen.returncode == 0, gen.stdout + gen.stderr
+    released = course / "labs-student" / chapter / f"{chapter}.ipynb"
+
+    own = ('answer = """# my fixed config\\nname = \\"my-guest\\"\\ntype = \\"pv\\"\\n'
+           'kernel = \\"pv-hello.elf\\"\\nmemory = 64\\non_poweroff = \\"preserve\\"\\n"""')
+    for student, answer in (("alice", own), ("carol", own.replace("pv-hello", "pv-helo"))):
+        nb = nbformat.read(released, as_version=4)
+        cell = next(c for c in nb.cells if STUB in c.source and "hx34.check" in c.source)
+        cell.source = cell.source.replace(STUB, answer)
+        out = course / "submitted" / student / chapter / f"{chapter}.ipynb"
+        out.parent.mkdir(parents=True)
+        nbformat.write(nb, out)
+
+    graded = _nbgrader(course, "autograde", chapter, "--create")
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook("sqlite:///" + str(course / "build" / "gradebook.db")) as gb:
+        scores = {s: gb.find_submission(chapter, s).score for s in ("alice", "carol")}
+        assert gb.find_assignment(chapter).max_score == 5      # three questions + 2 points
+    assert scores == {"alice": 2, "carol": 0}
+    feedback = (course / "autograded" / "carol" / chapter / f"{chapter}.ipynb").read_text()
+    assert "pv-helo.elf: no such file" in feedback
