@@ -147,6 +147,24 @@ def test_mmu_update_writes_validated_entries_and_the_m2p() -> None:
     assert host.mem.read(victim.maddr(3), 8) != struct.pack("<Q", 7)
     host.check_invariants()
 
+    # the trace keeps each call's first request, and the view reads it as Xen did
+    from xenlab.views.pagetables import check_l1e, explain_mmu_update
+    calls = [r for r in host.trace.select(dom=d.domid) if r.name == "mmu_update"]
+    assert [int(r.args["ptr"], 16) for r in calls[:2]] == [l1e_of(host, d, EXTRA_VA),
+                                                           l1e_of(host, d, EXTRA2_VA)]
+    first, second = explain_mmu_update(host, calls[0]), explain_mmu_update(host, calls[1])
+    assert "MMU_NORMAL_PT_UPDATE" in first and f"owner d{d.domid}, L1 page table" in first
+    assert f"maps mfn {data:#x}: owner d{d.domid}" in first and "-> accepted" in first
+    assert "flags PRESENT|RW|USER" in second and "-> refused" in second
+    assert "MMU_MACHPHYS_UPDATE" in explain_mmu_update(host, calls[4])
+    assert check_l1e(host, d.domid, (l1 << 12) | P | RW).startswith(
+        "refused: writable mapping of a page-table page")
+    assert check_l1e(host, d.domid, (l1 << 12) | P).startswith("accepted")
+    assert check_l1e(host, d.domid, (victim.pfn_to_mfn(2) << 12) | P).startswith(
+        "refused: frame not owned by the domain")
+    assert check_l1e(host, d.domid, (data << 12) | P | RW).startswith("accepted")
+    host.check_invariants()                                  # the checks took no reference
+
 
 def test_machphys_mapping_and_mfn_list_describe_the_m2p() -> None:
     host = new_host()

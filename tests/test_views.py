@@ -475,6 +475,19 @@ def test_progress_reports_idle() -> None:
     assert out.getvalue().startswith("xenlab: idle after ")
 
 
+def test_progress_stops_when_until_is_true() -> None:
+    """until= ends a long run at what it waits for (a prompt, a line on the console)."""
+    lab = Lab()
+    lab.xl_output(f"create {Lab.image('pv-hello.cfg')}")
+    d = lab.domain("pv-hello")
+    out = io.StringIO()
+    status = run_with_progress(lab, 2_000_000_000, chunk=10_000, mode="quiet", out=out,
+                               until=lambda: b"Hello" in d.console)
+    assert status is RunStatus.UNTIL and not d.is_shut_down
+    assert "stopped after " in out.getvalue() and "what it waited for happened" in \
+        out.getvalue()
+
+
 def test_hypercall_counts_cover_records_the_ring_let_go() -> None:
     """A run longer than the trace's ring: the per-domain counts are the whole run's."""
     from xenlab.views.traceviews import hypercall_counts

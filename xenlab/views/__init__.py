@@ -16,6 +16,8 @@ module                 what
 ``progress``           ``run_with_progress``: long runs with a progress bar
 ``stepper``            ``Stepper(lab, name)``/``StepperView``: single-step a
                        guest, panels, Back to any earlier instruction
+``pagetables``         ``explain_mmu_update``/``check_l1e``: a PV guest's
+                       page-table update as Xen validates it
 =====================  ===================================================
 
 The submodules are imported lazily (``xenlab.views.Dashboard`` imports
@@ -30,7 +32,8 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "Dashboard", "Stepper", "StepperView", "build_topology", "compare_pv_hvm", "draw_topology",
+    "Dashboard", "Stepper", "StepperView", "build_topology", "check_l1e", "compare_pv_hvm",
+    "draw_topology", "explain_mmu_update",
     "format_conversation", "handshake_conversation", "hypercall_counts",
     "load_ipython_extension", "plot_hypercall_counts", "plot_sequence", "run_with_progress",
     "running_intervals", "save_topology", "split_driver_sequence", "swimlanes",
@@ -47,6 +50,7 @@ _WHERE = {
     "format_conversation": "traceviews", "running_intervals": "traceviews",
     "load_ipython_extension": "magics",
     "run_with_progress": "progress",
+    "explain_mmu_update": "pagetables", "check_l1e": "pagetables",
 }
 
 

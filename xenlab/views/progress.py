@@ -11,6 +11,7 @@ outcome     message
 ==========  =================================================================
 ``idle``    ``xenlab: idle after N instructions (nothing left to run)``
 ``budget``  ``xenlab: budget of N instructions used up; still running: ...``
+``until``   ``xenlab: stopped after N instructions: what it waited for happened``
 ==========  =================================================================
 
 Real Xen: ``xl top`` / xentop refreshing while guests run
@@ -19,6 +20,7 @@ Real Xen: ``xl top`` / xentop refreshing while guests run
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Literal
 
 from xenlab.xen.setup import RunStatus, XenHost
@@ -48,6 +50,8 @@ def budget_message(host: XenHost, status: RunStatus, spent: int, budget: int) ->
         names = ", ".join(still_running(host)) or "none"
         return (f"xenlab: budget of {budget:,} instructions used up; "
                 f"still running: {names}")
+    if status is RunStatus.UNTIL:
+        return f"xenlab: stopped after {spent:,} instructions: what it waited for happened"
     return f"xenlab: {status.value} after {spent:,} instructions (nothing left to run)"
 
 
@@ -62,12 +66,15 @@ def _in_notebook() -> bool:
 
 def run_with_progress(lab_or_host: Lab | XenHost, max_instructions: int, *,
                       chunk: int = 5_000_000, mode: Mode = "auto",
-                      out: IO[str] | None = None) -> RunStatus:
+                      out: IO[str] | None = None,
+                      until: Callable[[], bool] | None = None) -> RunStatus:
     """Run up to ``max_instructions`` guest instructions in chunks, showing progress.
 
     ``mode``: ``auto`` (widget in a notebook, text otherwise), ``widget``, ``text``,
     ``quiet`` (only the final message). Text goes to ``out`` (default ``sys.stderr``).
-    Returns the last ``RunStatus`` (``BUDGET`` if the budget ended the run).
+    ``until``: stop as soon as it returns true (a prompt on a console, say), checked as
+    ``XenHost.run`` checks it. Returns the last ``RunStatus`` (``BUDGET`` if the budget
+    ended the run).
     """
     host = _host(lab_or_host)
     stream = out if out is not None else sys.stderr
@@ -90,7 +97,7 @@ def run_with_progress(lab_or_host: Lab | XenHost, max_instructions: int, *,
             status = RunStatus.BUDGET
             break
         before = host.instructions
-        status = host.run(max_instructions=min(chunk, left))
+        status = host.run(max_instructions=min(chunk, left), until=until)
         spent = host.instructions - start
         if status is RunStatus.BUDGET and host.instructions == before:
             spent = max_instructions  # no instruction counted: do not spin

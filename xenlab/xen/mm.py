@@ -462,6 +462,8 @@ def do_mmu_update(ctx: HypercallContext, ureqs: int, count: int, pdone: int,
             rc = -Errno.EFAULT
             break
         ptr, val = struct.unpack("<QQ", raw)
+        if i == 0:     # the first request, as xentrace's PV_PTWR/mmu_update records show
+            ctx.decode(ptr=f"{ptr:#x}", val=f"{val:#x}")
         cmd = ptr & 3
         if cmd in (MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD):
             maddr = ptr & ~7 & ((1 << 52) - 1)
