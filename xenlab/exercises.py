@@ -663,3 +663,25 @@ def _ex_10_2() -> Exercise:
                                 "c": "hvmloader runs inside the HVM guest, as its first "
                                      "firmware.",
                                 "d": "blkfront is the guest's half of the split driver."})
+
+
+# ---------------------------------------------------------------- 11 · Linux in a DomU
+@_entry("11.1")
+def _ex_11_1() -> Exercise:
+    return _fixed("11.1", "Debian's Linux made tens of thousands of mmu_update hypercalls to "
+                  "boot. Why does a PV kernel ask Xen to write its page-table entries?",
+                  "choice", "8d7978ac6d65d56ceb02b493",
+                  options=["it is faster than writing the entries itself",
+                           "Xen keeps its page tables read-only to it and checks every "
+                           "entry: a frame the guest does not own, or a writable mapping of "
+                           "one of its own page tables, would let it reach memory that is "
+                           "not its own",
+                           "Linux has no code to write page tables"],
+                  hint="think of what check_l1e refused above, and why.",
+                  option_hints={"a": "a hypercall per entry is slower than a store: Xen "
+                                     "pays it for safety, not for speed.",
+                                "c": "the same kernel writes its page tables directly on "
+                                     "bare metal (native_set_pte)."},
+                  explanation="the PV MMU is the heart of the modified kernel: Xen validates "
+                              "every entry (mod_l1_entry) so the guest maps only its own "
+                              "frames.")
