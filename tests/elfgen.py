@@ -266,7 +266,7 @@ def new_host():
 
 def create(host, code: bytes, *, memory_mib: int = 16, data: bytes = b"", cmdline: str = "",
            name: str = "elfgen", unpause: bool = True, max_pages: int | None = None,
-           **elf_kw):
+           vcpus: int = 1, **elf_kw):
     """Create, populate and build a PV domain from ``code`` on ``host``; returns the domain."""
     from xenlab.tools.libs.guest.xg_dom_elfloader import load_elf_kernel
     from xenlab.tools.libs.guest.xg_dom_x86 import build_pv
@@ -276,7 +276,7 @@ def create(host, code: bytes, *, memory_mib: int = 16, data: bytes = b"", cmdlin
     with tempfile.TemporaryDirectory(prefix="elfgen-") as tmp:
         img = load_elf_kernel(write_image(blob, tmp))
     pages = memory_mib * 256
-    d = host.domain_create(name, DomainType.PV, vcpus=1,
+    d = host.domain_create(name, DomainType.PV, vcpus=vcpus,
                            max_pages=pages if max_pages is None else max_pages)
     host.populate_physmap(d, pages)
     build_pv(host, d, img, cmdline=cmdline)

@@ -83,8 +83,10 @@ def assemble(source: str, *, bits: int = 16, org: int = 0x7C00) -> bytes:
     source = _check_source(source)
     if bits not in (16, 32, 64):
         raise AssemblyError(f"bits must be 16, 32 or 64, not {bits!r}")
-    if not isinstance(org, int) or isinstance(org, bool) or not 0 <= org < 1 << 32:
-        raise AssemblyError(f"org must be an address below 4 GiB, not {org!r}")
+    top = 1 << (64 if bits == 64 else 32)
+    if not isinstance(org, int) or isinstance(org, bool) or not 0 <= org < top:
+        raise AssemblyError(f"org must be an address below {'2^64' if bits == 64 else '4 GiB'}"
+                            f", not {org!r}")
     with tempfile.TemporaryDirectory(prefix="xenlab-asm-") as tmp:
         work = Path(tmp)
         (work / "student.s").write_text(source + "\n", encoding="utf-8")

@@ -152,9 +152,10 @@ if HAVE_LINUX:
 > `arch/x86/xen/mmu_pv.c` (`xen_set_pte`, `xen_pgd_pin`). On a real host,
 > `xentrace -e 0x0020f000` with `xenalyze` counts the same hypercalls.
 >
-> **What xenlab simplifies.** One vCPU (Linux's secondary vCPUs are not brought up:
-> `VCPUOP_initialise` is not there yet), 64-bit PV only, and Xen's default 10 ms
-> periodic timer is not armed (Linux 6.1 stops it and uses single-shot timers anyway).
+> **What xenlab simplifies.** 64-bit PV only, and Xen's default 10 ms periodic timer is
+> not armed (Linux 6.1 stops it and uses single-shot timers anyway). The config gives
+> Linux one vCPU; with `vcpus = 2` it brings up the second itself (`VCPUOP_initialise`
+> with a whole `vcpu_guest_context`, then `VCPUOP_up`), at some 40 s instead of 30.
 
 ## Check yourself
 """),

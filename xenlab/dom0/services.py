@@ -194,8 +194,11 @@ class Dom0Services:
             "control/shutdown": "",
             "control/platform-feature-multiprocessor-suspend": "1",
         }
-        for i, v in enumerate(d.vcpus):
-            nodes[f"cpu/{i}/availability"] = "online" if v.online or i == 0 else "offline"
+        # libxl__build_post: "online" for each of the config's vcpus (the avail_vcpus
+        # bitmap); a PV kernel brings the secondaries up itself (VCPUOP_initialise, _up),
+        # and Linux's cpu_hotplug.c takes down any whose availability says "offline"
+        for i in range(len(d.vcpus)):
+            nodes[f"cpu/{i}/availability"] = "online"
         for key, value in nodes.items():
             xs.write(f"{base}/{key}", value)
         for sub in ("device", "device/vbd", "device/vif", "data", "drivers", "feature",

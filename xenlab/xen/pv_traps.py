@@ -127,6 +127,7 @@ class PvVcpu:
     nmi_pending: bool = False           # VCPUOP_send_nmi
     nmi_masked: bool = False            # in the NMI handler, until its iret
     bounces: int = 0                    # exceptions delivered (for the lab's counters)
+    initialised: bool = False           # v->is_initialised: setvcpucontext / VCPUOP_initialise
 
 
 def pv_vcpu(v: Vcpu) -> PvVcpu:

@@ -20,13 +20,15 @@ xen/common/domain.c (do_vcpu_op), xen/arch/x86/pv/hypercall.c (do_set_timer_op)
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from typing import TYPE_CHECKING
 
 from xenlab.public.errno import Errno
 from xenlab.public.sched import SchedOp, ShutdownReason
-from xenlab.public.vcpu import VcpuOp
+from xenlab.public.vcpu import VcpuGuestContext, VcpuOp
 from xenlab.xen.pv_traps import pv_vcpu
+from xenlab.xen.x86_domain import arch_set_info_guest
 
 if TYPE_CHECKING:
     from xenlab.xen.domain import Vcpu
@@ -109,6 +111,20 @@ def do_vcpu_op(ctx: HypercallContext, cmd: int, vcpuid: int, arg: int) -> int:
     v = d.vcpus[vcpuid]
     if cmd == VcpuOp.VCPUOP_is_up:
         return 1 if v.online else 0
+    if cmd == VcpuOp.VCPUOP_initialise:
+        if not d.is_pv:
+            return -Errno.EINVAL   # an HVM vCPU takes a vcpu_hvm_context: not in xenlab
+        raw = ctx.copy_from_guest(arg, ctypes.sizeof(VcpuGuestContext))
+        if raw is None:
+            return -Errno.EFAULT
+        c = VcpuGuestContext.from_buffer_copy(raw)
+        ctx.decode(rip=hex(c.user_regs.rip), rsp=hex(c.user_regs.rsp),
+                   cr3=hex(c.ctrlreg[3]), gdt_frames=[hex(f) for f in
+                                                      c.gdt_frames[:(c.gdt_ents + 511) // 512]])
+        rc, why = arch_set_info_guest(ctx.host, v, c)
+        if why:
+            ctx.decode(refused=why)
+        return rc
     if cmd == VcpuOp.VCPUOP_get_runstate_info:
         return 0 if ctx.copy_to_guest(arg, _runstate_info(ctx, v)) else -Errno.EFAULT
     if cmd == VcpuOp.VCPUOP_down:

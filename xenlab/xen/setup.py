@@ -643,31 +643,40 @@ class XenHost:
         self.sched.insert_vcpu(v)
         self._domctl(DomctlCmd.XEN_DOMCTL_sethvmcontext, v.domain.domid, 0, vcpu=v.vcpu_id)
 
-    def vcpu_initialise_pv(self, v: Vcpu, *, rip: int, rsp: int, rsi: int, cr3: int) -> None:
-        """XEN_DOMCTL_setvcpucontext for a 64-bit PV vCPU: enter at ``rip`` in ring 3."""
+    def vcpu_initialise_pv(self, v: Vcpu, *, rip: int, rsp: int, rsi: int, cr3: int,
+                           rflags: int = 0x202, online: bool = True,
+                           l4_referenced: bool = False) -> None:
+        """XEN_DOMCTL_setvcpucontext for a 64-bit PV vCPU: enter at ``rip`` in ring 3.
+        ``online=False`` (VCPUOP_initialise, x86_domain.arch_set_info_guest): the vCPU
+        stays down until VCPUOP_up; ``l4_referenced``: the caller took the L4's reference."""
         cpu = v.cpu
         assert cpu is not None
         # arch_set_info_guest: the vCPU's CR3 holds a reference to its L4 (the builder
         # pinned and so validated it)
-        if not get_page_and_type(self, cr3 >> PAGE_SHIFT, v.domain, PGT_l4_page_table):
+        if not l4_referenced and not get_page_and_type(self, cr3 >> PAGE_SHIFT, v.domain,
+                                                       PGT_l4_page_table):
             raise ValueError(f"d{v.domain.domid}: cr3 {cr3:#x} is not a valid L4 table")
         v.guest_table = cr3 >> PAGE_SHIFT
+        pv_vcpu(v).initialised = True
         cpu.setup_long_mode(cr3=cr3, gdt_base=traps.GDT_VA, gdt_limit=traps.GDT_LIMIT,
                             tsd=True)  # rdtsc: #GP, emulated (pv_emul_priv_op)
         frame_va = traps.XEN_STACK_VA + PAGE_SIZE - 64
         # the iret frame Xen enters the guest with; Xen's stack page is shared by every
         # vCPU here, so the frame is written again just before the vCPU first runs
-        v.entry_frame = traps.iret_frame(rip, rsp)
-        self.mem.write(self._entry_frame_maddr(), v.entry_frame)
+        v.entry_frame = traps.iret_frame(rip, rsp, rflags)
+        if online:
+            self.mem.write(self._entry_frame_maddr(), v.entry_frame)
         cpu.set_reg("cs", 0xE008)
         cpu.set_reg("ss", 0)
         cpu.set_reg("rsp", frame_va)
         cpu.set_reg("rsi", rsi)
         cpu.set_reg("rip", traps.XEN_STUB_VA)
-        v.online = True
-        v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
         self.sched.insert_vcpu(v)
-        self._domctl(DomctlCmd.XEN_DOMCTL_setvcpucontext, v.domain.domid, 0, vcpu=v.vcpu_id)
+        if online:
+            v.online = True
+            v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
+            self._domctl(DomctlCmd.XEN_DOMCTL_setvcpucontext, v.domain.domid, 0,
+                         vcpu=v.vcpu_id)
 
     def init_xen_l4_slots(self, l4_mfn: int) -> None:
         """init_xen_l4_slots: every L4 a PV guest runs on carries Xen's own slots, written
@@ -1069,9 +1078,13 @@ class XenHost:
     def vcpu_up(self, v: Vcpu) -> int:
         if v.online:
             return 0
-        if v.state_entry_time == 0 and v.runstate is Runstate.RUNSTATE_offline:
-            return -Errno.EINVAL  # never initialised (VCPUOP_initialise is not supported)
+        never = (not pv_vcpu(v).initialised) if v.domain.is_pv else (
+            v.state_entry_time == 0 and v.runstate is Runstate.RUNSTATE_offline)
+        if never:
+            return -Errno.EINVAL  # never initialised: VCPUOP_initialise first
         v.online = True
+        if v.runstate is Runstate.RUNSTATE_offline:
+            v.set_runstate(Runstate.RUNSTATE_runnable, self.now())
         if v.runnable:
             self.sched.runq_insert(v)
         return 0
