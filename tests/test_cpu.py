@@ -466,3 +466,29 @@ def test_many_holes_fall_back_to_one_all_ones_hook() -> None:
     assert cpu.run(1000).reason is ExitReason.HLT
     assert exits.outs == [(0xE9, 0x11), (0xE9, 0xFF)]
     cpu.close()
+
+
+def test_unmapping_one_page_of_a_larger_mapping_keeps_the_rest() -> None:
+    """A page taken out of the middle of the guest's RAM (Xen frees it, add_to_physmap):
+    the rest of the mapping is still there, reads and all, and the page can be mapped
+    again (with the old bookkeeping the second unmap of a page that was part of a larger
+    mapping asked unicorn for a page it no longer had: UC_ERR_NOMEM)."""
+    import ctypes
+
+    ram = ctypes.create_string_buffer(16 * 4096)
+    ram[0x2000:0x2004] = b"low!"
+    ram[0xE000:0xE004] = b"high"
+    other = ctypes.create_string_buffer(4096)
+    other[0:4] = b"xen!"
+    cpu = X86Vcpu(Exits(), long_mode=False)
+    cpu.map_host(0x100000, 16 * 4096, ctypes.addressof(ram))
+    cpu.unmap(0x105000, 4096)
+    assert not cpu.is_mapped(0x105000)
+    assert cpu.is_mapped(0x104FFF) and cpu.is_mapped(0x106000)
+    assert cpu.mem(0x102000, 4) == b"low!" and cpu.mem(0x10E000, 4) == b"high"
+    cpu.map_host(0x105000, 4096, ctypes.addressof(other))
+    assert cpu.mem(0x105000, 4) == b"xen!"
+    cpu.unmap(0x105000, 4096)        # and out again, as when it moves on
+    assert not cpu.is_mapped(0x105000)
+    assert sorted(cpu.mapped) == [(0x100000, 0x5000), (0x106000, 0xA000)]
+    cpu.close()

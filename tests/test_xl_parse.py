@@ -230,6 +230,19 @@ def test_ignored_keys_are_accepted() -> None:
     assert cfg == parse(PV)
 
 
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("3600", 3600), ('"-3600"', -3600), ("0x10", 16), ('"7200"', 7200),
+    ("4294963696", -3600), ("2147483648", -(1 << 31)), ('"-2147483648"', -(1 << 31)),
+])
+def test_rtc_timeoffset_as_xl_and_libxl_read_it(value: str, seconds: int) -> None:
+    """xl reads a long (a negative one quoted: xl.cfg's numbers have no sign); libxl
+    keeps it in a uint32 that Xen takes as int32_t time_offset_seconds."""
+    cfg = parse(PV + f"rtc_timeoffset = {value}\n")
+    assert cfg.rtc_timeoffset == seconds
+    assert parse_config_text(format_config(cfg)) == cfg
+    assert parse(PV).rtc_timeoffset == 0 and "rtc_timeoffset" not in format_config(parse(PV))
+
+
 def test_serial_forms() -> None:
     assert parse(PV + "serial = 'pty'\n").serial == "pty"
     assert parse(PV + "serial = []\n").serial is None

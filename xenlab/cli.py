@@ -26,7 +26,7 @@ from xenlab import __version__
 from xenlab.compare import domain_costs, format_costs
 from xenlab.errors import UsageError, XenlabError
 from xenlab.tools.libs.guest.xg_dom_core import file_kind
-from xenlab.tools.libs.light.libxl import Libxl
+from xenlab.tools.libs.light.libxl import Libxl, rtc_base_wallclock
 from xenlab.tools.xenstore.xenstore_client import XENSTORE_COMMANDS, xenstore_main
 from xenlab.tools.xl.xl_cmdimpl import format_list
 from xenlab.tools.xl.xl_cmdtable import CMD_TABLE, xl_main
@@ -79,7 +79,8 @@ def _make_host(memory: int, cpus: int, trace: bool = True) -> XenHost:
     if not 1 <= cpus <= 64:
         raise UsageError(f"--cpus must be between 1 and 64, not {cpus}")
     dom0_mem = max(16, min(DEFAULT_DOM0_MIB, memory // 4))
-    return XenHost(memory_mib=memory, nr_cpus=cpus, dom0_mem_mib=dom0_mem, trace=trace)
+    return XenHost(memory_mib=memory, nr_cpus=cpus, dom0_mem_mib=dom0_mem, trace=trace,
+                   wallclock=rtc_base_wallclock(None, "xenlab"))
 
 
 def run_configs(paths: Sequence[str], out: IO[str], *, trace_path: str | None = None,

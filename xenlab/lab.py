@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from xenlab.errors import UsageError, XenlabError
-from xenlab.tools.libs.light.libxl import Libxl
+from xenlab.tools.libs.light.libxl import Libxl, rtc_base_wallclock
 from xenlab.tools.xenstore.xenstore_client import xenstore_main
 from xenlab.tools.xl.xl_cmdtable import xl_main
 from xenlab.xen.domain import Domain
@@ -83,8 +83,12 @@ def _domain_arg(call: str, value: object) -> str | int:
 class Lab:
     """One host, its toolstack, and a few conveniences for notebooks."""
 
-    def __init__(self, *, memory_mib: int = 1024, nr_cpus: int = 2, dom0_mem_mib: int = 256
-                 ) -> None:
+    def __init__(self, *, memory_mib: int = 1024, nr_cpus: int = 2, dom0_mem_mib: int = 256,
+                 rtc_base: str | None = None) -> None:
+        """``rtc_base``: where the machine's clock starts, which HVM guests read from
+        their RTC: "fixed" (2026-01-01 00:00:00 UTC, the same every run: the default),
+        "utc" (the host's clock, QEMU's ``-rtc base=utc``) or a UTC date such as
+        "2030-06-15T12:00:00"; unset, ``$XENLAB_RTC_BASE`` says, else "fixed"."""
         call = "Lab()"
         memory_mib = _int_arg(call, "memory_mib (the host's memory in MiB)", memory_mib,
                               *HOST_MIB_RANGE)
@@ -95,7 +99,11 @@ class Lab:
             raise UsageError(f"{call}: dom0_mem_mib = {dom0_mem_mib} does not fit in "
                              f"memory_mib = {memory_mib} (Xen keeps {XEN_RESERVED_MIB} MiB "
                              "for itself)")
-        self.host = XenHost(memory_mib=memory_mib, nr_cpus=nr_cpus, dom0_mem_mib=dom0_mem_mib)
+        if rtc_base is not None:
+            rtc_base = _str_arg(call, "rtc_base", rtc_base, "'utc'")
+        wallclock = rtc_base_wallclock(rtc_base, f"{call}: rtc_base")
+        self.host = XenHost(memory_mib=memory_mib, nr_cpus=nr_cpus, dom0_mem_mib=dom0_mem_mib,
+                            wallclock=wallclock)
         self.toolstack = Libxl(self.host)
 
     @property

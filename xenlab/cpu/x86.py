@@ -549,12 +549,41 @@ class X86Vcpu:
         self.mapped.append((addr, len(data)))
 
     def unmap(self, addr: int, size: int) -> None:
+        """Take guest-physical ``addr``..``addr+size`` out of the map. It may be part of
+        a larger mapping (a page of the guest's RAM): unicorn splits the region, and
+        the rest of it stays mapped here too."""
         self.uc.mem_unmap(addr, size)
-        self.mapped = [(a, s) for a, s in self.mapped if not (a == addr and s == size)]
-        self._host_maps = [m for m in self._host_maps if m[1] <= addr or addr + size <= m[0]]
+        end = addr + size
+        mapped: list[tuple[int, int]] = []
+        for a, s in self.mapped:
+            if a + s <= addr or end <= a:
+                mapped.append((a, s))
+                continue
+            if a < addr:
+                mapped.append((a, addr - a))
+            if end < a + s:
+                mapped.append((end, a + s - end))
+        self.mapped = mapped
+        host_maps: list[tuple[int, int, ctypes.Array[ctypes.c_char]]] = []
+        for begin, stop, host in self._host_maps:
+            if stop <= addr or end <= begin:
+                host_maps.append((begin, stop, host))
+                continue
+            base = ctypes.addressof(host)
+            if begin < addr:
+                host_maps.append((begin, addr, (ctypes.c_char * (addr - begin)).from_address(
+                    base)))
+            if end < stop:
+                host_maps.append((end, stop, (ctypes.c_char * (stop - end)).from_address(
+                    base + end - begin)))
+        self._host_maps = host_maps
         self.invalidate_code(addr, addr + size)
         if self._ones_hooks and addr < 1 << 32:  # the hole now reads as all ones too
             self._cover_unassigned(addr, min(addr + size, 1 << 32) - 1)
+
+    def is_mapped(self, addr: int) -> bool:
+        """Whether anything (RAM, a ROM, an all-ones page) is mapped at ``addr``."""
+        return any(a <= addr < a + s for a, s in self.mapped)
 
     def flush_tlb(self) -> None:
         """Forget cached virtual-to-physical translations (after a page-table update)."""

@@ -41,6 +41,7 @@ from xenlab.public.hvm import (
 )
 from xenlab.public.xen import Hypercall
 from xenlab.xen.hvm.io import IOREQ_FORMAT, hvm_create_ioreq_server
+from xenlab.xen.hvm.irq import set_isa_irq_level
 from xenlab.xen.privcmd import dom0_hypercall
 from xenlab.xen.trace import Kind
 
@@ -279,9 +280,11 @@ class DeviceModel:
             return 0
         return 0xE9
 
-    def _irq1(self) -> None:
-        if self.d.hvm is not None:
-            self.d.hvm.vpic.raise_irq(1)
+    def _irq1(self, level: int) -> None:
+        """The keyboard controller drives ISA IRQ 1 (xen_set_irq: XEN_DMOP_set_isa_irq_level)."""
+        hvm = self.d.hvm
+        if hvm is not None:
+            set_isa_irq_level(hvm.irq, hvm.vpic, 1, level)
 
     def _trace(self, name: str, args: dict[str, object]) -> None:
         self.host.trace.emit(self.host.now(), self.d.domid, 0, Kind.IO, f"qemu.{name}", args)

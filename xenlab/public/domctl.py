@@ -24,6 +24,7 @@ class DomctlCmd(enum.IntEnum):
     XEN_DOMCTL_max_mem = 11
     XEN_DOMCTL_setvcpucontext = 12
     XEN_DOMCTL_max_vcpus = 15
+    XEN_DOMCTL_settimeoffset = 24
     XEN_DOMCTL_sethvmcontext = 34
 
 

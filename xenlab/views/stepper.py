@@ -428,7 +428,7 @@ class Stepper:
         objs: list[Any] = []
         if self.d.hvm is not None:
             hvm = self.d.hvm
-            objs += [hvm.vpic, hvm.pit, hvm.rtc, hvm.pmtimer]
+            objs += [hvm.vpic, hvm.irq, hvm.pit, hvm.rtc, hvm.pmtimer]
         if self.dm is not None:
             objs += [self.dm.serial, self.dm.kbd, *self.dm.ide]
         return objs

@@ -68,7 +68,7 @@ class Vcpu:
     callbacks: dict[str, int] = field(default_factory=dict)  # event/failsafe/syscall entry
     pv: Any = None                     # PV: trap table and CPU state (pv_traps.PvVcpu)
     pending_regs: dict[str, int] | None = None  # loaded on return to the guest (iret)
-    pending_maps: list[tuple[int, int]] = field(default_factory=list)  # (gpa, host ptr)
+    pending_maps: list[tuple[int, int | None]] = field(default_factory=list)  # (gpa, ptr|None)
     entry_frame: bytes | None = None   # PV: the iret frame of its first entry, until it runs
     # PV: the L4 tables its kernel and user mode run on (v->arch.guest_table and
     # guest_table_user, MMUEXT_NEW_BASEPTR / NEW_USER_BASEPTR); each holds a reference
@@ -129,6 +129,9 @@ class Domain:
     # shared_info as 64-bit words, made on first use (the frame is the domain's for life)
     shared_info_words: memoryview | None = field(default=None, repr=False)
     start_info_mfn: int | None = None
+    # XEN_DOMCTL_settimeoffset (xl.cfg rtc_timeoffset): seconds added to Xen's wallclock
+    # for this domain's clock, its RTC (d->time_offset.seconds)
+    time_offset_seconds: int = 0
     console: bytearray = field(default_factory=bytearray)
     config: Any = None                 # the toolstack's DomainConfig
     evtchn: EvtchnTable | None = None

@@ -15,7 +15,8 @@ Physical CPUs are simulated one after another, deterministically: the loop
 always advances the pCPU whose virtual clock is furthest behind.
 
 Real Xen: xen/arch/x86/setup.c (__start_xen), xen/common/sched/core.c
-(schedule), xen/common/domain.c, xen/common/domctl.c
+(schedule), xen/common/domain.c, xen/common/domctl.c, xen/common/time.c
+(get_localtime, domain_set_time_offset)
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ __all__ = ["DEFAULT_HOST_MIB", "Pcpu", "RunStatus", "XenHost"]
 DEFAULT_HOST_MIB = 2048
 DEFAULT_DOM0_MIB = 512
 XEN_RESERVED_MIB = 8  # the hypervisor image, its heap and frame table
+#: Xen's wallclock at boot (wc_sec) unless told otherwise: 2026-01-01 00:00:00 UTC, the
+#: same every run, so a guest that reads its RTC prints the same thing every time
+WALLCLOCK_DEFAULT = 1767225600
 _PTE_P, _PTE_RW, _PTE_US = 1, 2, 4
 _MAX_ACCT_CATCH_UP = 64   # credit accounting periods counted out after an idle stretch
 
@@ -189,9 +193,12 @@ class XenHost:
 
     def __init__(self, *, memory_mib: int = DEFAULT_HOST_MIB, nr_cpus: int = 2,
                  dom0_mem_mib: int = DEFAULT_DOM0_MIB, trace: bool = True, seed: int = 0,
-                 native_budget: bool = True) -> None:
+                 native_budget: bool = True, wallclock: int | None = None) -> None:
+        """``wallclock``: what the machine's clock says at boot, in seconds since 1970
+        (Xen reads it from the platform's RTC); None is ``WALLCLOCK_DEFAULT``."""
         if memory_mib < 64 or nr_cpus < 1 or dom0_mem_mib < 16:
             raise ValueError("host needs >= 64 MiB, >= 1 CPU, dom0 >= 16 MiB")
+        self.wc_sec = WALLCLOCK_DEFAULT if wallclock is None else wallclock
         if dom0_mem_mib + XEN_RESERVED_MIB > memory_mib:
             raise ValueError("dom0_mem does not fit in host memory")
         self.seed = seed
@@ -417,6 +424,17 @@ class XenHost:
         self._domctl(DomctlCmd.XEN_DOMCTL_max_mem, domid, 0, max_memkb=max_pages * 4)
         return d
 
+    def domain_set_time_offset(self, d: Domain, seconds: int) -> None:
+        """XEN_DOMCTL_settimeoffset: ``d``'s clock runs ``seconds`` ahead of Xen's
+        wallclock (behind if negative); what its RTC shows from now on."""
+        d.time_offset_seconds = seconds
+        self._domctl(DomctlCmd.XEN_DOMCTL_settimeoffset, d.domid, 0,
+                     time_offset_seconds=seconds)
+
+    def get_localtime(self, d: Domain) -> int:
+        """get_localtime: ``d``'s wallclock in seconds since 1970 (the RTC's time)."""
+        return self.wc_sec + self.now() // 1_000_000_000 + d.time_offset_seconds
+
     def _domctl(self, cmd: DomctlCmd, domid: int, ret: int, **fields: object) -> None:
         """Dom0's toolstack calls these methods directly: record its domctl hypercall."""
         dom0_hypercall(self, Hypercall.domctl, {"cmd": cmd.name, "domain": domid, **fields},
@@ -487,9 +505,7 @@ class XenHost:
             unpin_page_table(self, mfn)
             d.set_p2m(pfn + i, INVALID_MFN)
             if not d.is_pv:  # a PV guest reaches the frame by its page tables until freed
-                for v in d.vcpus:
-                    assert v.cpu is not None
-                    v.cpu.unmap((pfn + i) << PAGE_SHIFT, PAGE_SIZE)
+                self._hvm_p2m_update(d, (pfn + i) << PAGE_SHIFT, None)
             if self.mem.count_info[mfn] & PGC_allocated:
                 self.mem.count_info[mfn] &= ~PGC_allocated
                 put_page(self, mfn)
@@ -569,50 +585,53 @@ class XenHost:
             put_page(self, mfn)
 
     def hvm_map_xen_page(self, d: Domain, gpfn: int, mfn: int) -> int:
-        """Put a Xen page shared with ``d`` at guest-physical ``gpfn`` (add_to_physmap):
-        the RAM frame that was there goes back to Xen, as in real Xen."""
-        if d.pfn_to_mfn(gpfn) == mfn:
+        """Put a Xen page shared with ``d`` at guest-physical ``gpfn`` (add_to_physmap,
+        xenmem_add_to_physmap_one). What was at ``gpfn`` goes: a Xen page is unhooked,
+        a RAM frame is freed back to the domain's reservation (guest_remove_page). The
+        Xen page leaves the gfn it had before: one page, one place."""
+        prev = d.pfn_to_mfn(gpfn)
+        if prev == mfn:
             return 0
-        old = d.pfn_to_mfn(gpfn)
-        if old != INVALID_MFN:
-            if old in d.shared_mfns:
-                for v in d.vcpus:
-                    if v.cpu is not None:
-                        v.cpu.unmap(gpfn << PAGE_SHIFT, PAGE_SIZE)
+        if prev != INVALID_MFN:
+            if prev in d.shared_mfns:
                 d.set_p2m(gpfn, INVALID_MFN)
+                self._hvm_p2m_update(d, gpfn << PAGE_SHIFT, None)
             elif not self.guest_remove_pages(d, gpfn, 1):
                 return -Errno.EINVAL
+        old_gpfn = d.mfn_to_pfn(mfn)
+        if old_gpfn is not None:
+            d.set_p2m(old_gpfn, INVALID_MFN)
+            self._hvm_p2m_update(d, old_gpfn << PAGE_SHIFT, None)
         d.set_p2m(gpfn, mfn)
-        # unicorn must not change its memory map under a running instruction: the vCPU
-        # stops at the end of this block and the page is mapped before it runs again
+        self._hvm_p2m_update(d, gpfn << PAGE_SHIFT, self.mem.host_ptr(mfn << PAGE_SHIFT))
+        return 0
+
+    def _hvm_p2m_update(self, d: Domain, gpa: int, host_ptr: int | None) -> None:
+        """An HVM guest's P2M changed at the page ``gpa``: its vCPUs map ``host_ptr`` there
+        (None: nothing, the hole reads as all ones). unicorn must not change its memory
+        map under a running instruction: the running vCPU stops at the end of this block
+        and the change is made before it runs again; the others change now."""
         for v in d.vcpus:
-            v.pending_maps.append((gpfn << PAGE_SHIFT, self.mem.host_ptr(mfn << PAGE_SHIFT)))
+            v.pending_maps.append((gpa, host_ptr))
             if self._current is not None and self._current[1] is v and v.cpu is not None:
                 v.cpu.request_stop()
             elif v.cpu is not None:
                 self._apply_pending_maps(v)
-        return 0
 
     def map_device_memory(self, d: Domain, gpa: int, size: int, host_ptr: int) -> None:
         """A device model maps memory it owns (a ROM, video RAM) into an HVM guest's
         physical address space; applied when the vCPU is next outside the emulator."""
-        for v in d.vcpus:
-            for off in range(0, size, PAGE_SIZE):
-                v.pending_maps.append((gpa + off, host_ptr + off))
-            if self._current is not None and self._current[1] is v and v.cpu is not None:
-                v.cpu.request_stop()
-            elif v.cpu is not None:
-                self._apply_pending_maps(v)
+        for off in range(0, size, PAGE_SIZE):
+            self._hvm_p2m_update(d, gpa + off, host_ptr + off)
 
     def _apply_pending_maps(self, v: Vcpu) -> None:
         cpu = v.cpu
         while v.pending_maps and cpu is not None:
             addr, ptr = v.pending_maps.pop(0)
-            for a, size in list(cpu.mapped):
-                if a <= addr < a + size:
-                    cpu.unmap(addr, PAGE_SIZE)  # an all-ones page of unassigned memory,
-                    break                       # or RAM given back
-            cpu.map_host(addr, PAGE_SIZE, ptr, executable=False)
+            if cpu.is_mapped(addr):  # RAM given back, a Xen page moved, an all-ones page
+                cpu.unmap(addr, PAGE_SIZE)  # of unassigned memory
+            if ptr is not None:
+                cpu.map_host(addr, PAGE_SIZE, ptr, executable=False)
 
     def guest_e820(self, d: Domain) -> list[tuple[int, int, int]]:
         if d.hvm is not None and d.hvm.e820:
@@ -1269,6 +1288,8 @@ class XenHost:
             v.entry_frame = None
         if d.is_pv and v.callbacks:
             deliver_upcall(self, v)
+        if v.pending_maps:  # left by a slice that ended in an exception
+            self._apply_pending_maps(v)
         if d.hvm is not None:
             d.hvm.tick(v)
             v.timer_deadline = d.hvm.wake_deadline(v)  # bounds the slice at the next IRQ0

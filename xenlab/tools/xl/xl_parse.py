@@ -218,6 +218,7 @@ class DomainConfig:
     weight: int = 256
     cap: int = 0
     seed: int | None = None
+    rtc_timeoffset: int = 0            # seconds the guest's clock runs ahead of the host's
     path: str | None = field(default=None, compare=False)
     base_dir: str | None = field(default=None, compare=False)
     source_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -323,7 +324,10 @@ class _Parser:
             else:
                 m = _WORD_RE.match(text, i)
                 if not m:
-                    self.error(line, f"syntax error: unexpected character {_show(ch)}")
+                    neg = re.match(r"-[0-9][0-9a-fA-FxX]*", text[i:])
+                    hint = (f' (xl.cfg has no negative numbers: quote it, "{neg.group()}")'
+                            if neg else "")
+                    self.error(line, f"syntax error: unexpected character {_show(ch)}{hint}")
                 yield _Token("word", m.group(), line)
                 i = m.end()
         yield _Token("eof", "", line)
@@ -468,7 +472,7 @@ _HANDLED_KEYS = frozenset(
         "kernel", "ramdisk", "cmdline", "extra", "root",
         "on_poweroff", "on_reboot", "on_crash",
         "disk", "vif", "bios", "boot", "serial", "vga",
-        "weight", "cpu_weight", "cap", "seed",
+        "weight", "cpu_weight", "cap", "seed", "rtc_timeoffset",
     }
 )  # fmt: skip
 #: Real xl keys that xenlab accepts and ignores.
@@ -478,7 +482,7 @@ _IGNORED_KEYS = frozenset(
         "hap", "nx", "viridian", "sdl", "vnc", "vnclisten", "vncdisplay", "vncunused",
         "vncpasswd", "keymap", "usb", "usbdevice", "localtime", "cpus", "cpus_soft",
         "stdvga", "videoram", "on_watchdog", "on_soft_reset", "xen_platform_pci",
-        "hpet", "timer_mode", "rtc_timeoffset", "soundhw", "vfb", "vkb", "pool",
+        "hpet", "timer_mode", "soundhw", "vfb", "vkb", "pool",
         "vcpu_hard_affinity", "vcpu_soft_affinity", "shadow_memory", "nographic",
         "console", "description",
     }
@@ -636,6 +640,7 @@ class _Interp:
             weight=self._weight(),
             cap=self._cap(),
             seed=self.integer("seed"),
+            rtc_timeoffset=self._rtc_timeoffset(),
             source_lines={key: line for key, (_, line) in self.settings.items()},
             warnings=self.warnings,
         )
@@ -709,6 +714,27 @@ class _Interp:
             self.error(self.line("vga"), f"'vga' must be one of {', '.join(_VGA_KINDS)}, "
                                          f"got {_show(vga)} (xenlab emulates no qxl)")
         return vga
+
+    def _rtc_timeoffset(self) -> int:
+        """Seconds (may be negative) added to the host's clock for the guest's RTC.
+
+        xl reads a long; libxl keeps it in a uint32 and hands it to Xen as
+        XEN_DOMCTL_settimeoffset's int32_t: a value of 2**31 or more counts from the
+        other end (4294963696 is -3600), as on real Xen. Beyond 32 bits is refused."""
+        if "rtc_timeoffset" not in self.settings:
+            return 0
+        value, line = self.settings["rtc_timeoffset"]
+        text = "" if isinstance(value, _List) else value.text
+        sign = -1 if text[:1] == "-" else 1
+        if not _INT_RE.match(text[1:] if sign < 0 else text):
+            self.error(line, "'rtc_timeoffset' must be an integer (seconds, may be "
+                             f"negative), got {_desc_value(value)}")
+        digits = text[1:] if sign < 0 else text
+        seconds = sign * int(digits, 16 if digits[:2].lower() == "0x" else 10)
+        if not -(1 << 31) <= seconds < 1 << 32:
+            self.error(line, f"'rtc_timeoffset' must be between {-(1 << 31)} and "
+                             f"{(1 << 32) - 1} seconds, got {seconds}")
+        return seconds - (1 << 32) if seconds >= 1 << 31 else seconds
 
     def _weight(self) -> int:
         if "weight" in self.settings and "cpu_weight" in self.settings:
@@ -1008,4 +1034,8 @@ def format_config(cfg: DomainConfig) -> str:
     lines += [f"cpu_weight = {cfg.weight}", f"cap = {cfg.cap}"]
     if cfg.seed is not None:
         lines.append(f"seed = {cfg.seed}")
+    if cfg.rtc_timeoffset:  # quoted when negative: xl.cfg's numbers have no sign
+        offset = cfg.rtc_timeoffset
+        lines.append(f'rtc_timeoffset = "{offset}"' if offset < 0 else
+                     f"rtc_timeoffset = {offset}")
     return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ from xenlab.public.xen import DOMID_SELF
 from xenlab.xen import traps
 from xenlab.xen.hvm.i8254 import Pit
 from xenlab.xen.hvm.io import VMEXIT_COST_NS, handle_pio, handle_pio_rep
+from xenlab.xen.hvm.irq import HvmIrq
 from xenlab.xen.hvm.pmtimer import PM_BASE, PmTimer
 from xenlab.xen.hvm.rtc import Rtc
 from xenlab.xen.hvm.vpic import Vpic
@@ -52,8 +53,9 @@ class HvmDomain:
         self.d = d
         self.params: dict[int, int] = {}
         self.vpic = Vpic()
+        self.irq = HvmIrq()              # the ISA IRQ lines' levels (hvm_irq)
         self.pit = Pit(host.now)
-        self.rtc = Rtc(host.now)
+        self.rtc = Rtc(lambda: host.get_localtime(d))
         self.pci_cf8 = 0
         self.debug_line = bytearray()
         self.ioreq_port = 0              # vp_eport: Xen notifies the device model here

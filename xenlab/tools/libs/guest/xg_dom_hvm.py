@@ -36,6 +36,7 @@ from xenlab.public.hvm import (
     hvm_start_info,
 )
 from xenlab.tools.libs.guest.xg_dom_core import read_image_file
+from xenlab.tools.libs.guest.xg_dom_elfloader import MAX_UNPACKED, unpack_bzimage
 from xenlab.xen.domain import Domain
 from xenlab.xen.page_alloc import PAGE_SHIFT, PAGE_SIZE
 from xenlab.xen.setup import XenHost
@@ -92,16 +93,23 @@ def load_hvmloader(path: str, bios_path: str) -> HvmFirmware:
 
 XEN_ELFNOTE_PHYS32_ENTRY = 18
 MAX_PVH_KERNEL = 64 << 20
+PVH_LOAD_MIN = 0x100000  # below: hvm_start_info, the GDT, the VGA hole and the ROMs
 
 
 def load_pvh_kernel(path: str, max_size: int = MAX_PVH_KERNEL,
                     limit_text: str | None = None) -> HvmFirmware:
-    """A PVH kernel: an ELF whose XEN_ELFNOTE_PHYS32_ENTRY note gives the 32-bit entry.
+    """A PVH kernel: an ELF whose XEN_ELFNOTE_PHYS32_ENTRY note gives the 32-bit entry,
+    or a Linux bzImage holding one (as libxenguest's loaders probe it).
 
-    Only a regular file of at most ``max_size`` bytes (never more than 64 MiB) is read."""
+    Only a regular file of at most ``max_size`` bytes (never more than 64 MiB) is read.
+    The segments load at their physical addresses, anywhere from 1 MiB up: whether
+    they fit in the guest's memory is ``build_pvh``'s check (xc_dom_alloc_segment)."""
+    unpacked_limit = min(max(max_size, 1), MAX_UNPACKED)
     if max_size >= MAX_PVH_KERNEL:
         max_size, limit_text = MAX_PVH_KERNEL, "64 MiB, the largest kernel image xenlab loads"
     blob = read_image_file(path, "kernel image", max_size, limit_text=limit_text)
+    if blob[:4] != b"\x7fELF" and blob[0x202:0x206] == b"HdrS":
+        blob, _kind = unpack_bzimage(blob, path, unpacked_limit)
     if blob[:4] != b"\x7fELF":
         raise ImageError(f"{path}: not an ELF file")
     try:
@@ -127,8 +135,10 @@ def load_pvh_kernel(path: str, max_size: int = MAX_PVH_KERNEL,
         raise ImageError(f"{path}: malformed ELF: {err}") from None
     if entry is None:
         raise ImageError(f"{path}: no XEN_ELFNOTE_PHYS32_ENTRY note: not a PVH kernel")
-    if not segs or any(p < 0x100000 or p + m > 0x4000000 for p, _d, m in segs):
-        raise ImageError(f"{path}: a PVH kernel must load between 1 MiB and 64 MiB")
+    if not segs:
+        raise ImageError(f"{path}: no loadable segment")
+    if any(p < PVH_LOAD_MIN or len(d) > m or p + m > 1 << 32 for p, d, m in segs):
+        raise ImageError(f"{path}: a PVH kernel's segments must load between 1 MiB and 4 GiB")
     return HvmFirmware(os.fspath(path), entry, segs, b"", "")
 
 
@@ -143,7 +153,9 @@ def build_pvh(host: XenHost, d: Domain, kernel: HvmFirmware, *, memory_pages: in
         if host.guest_add_pages(d, count, first) is None:
             raise MemoryError("cannot populate the guest's memory")
     if kernel.end > special_base << PAGE_SHIFT:
-        raise ImageError(f"{kernel.path}: the kernel does not fit in the guest's memory")
+        raise ImageError(f"{kernel.path}: the kernel ends at {kernel.end:#x}, past the RAM "
+                         f"below Xen's special pages ({special_base << PAGE_SHIFT:#x}): it "
+                         "does not fit in the guest's memory (raise memory)")
 
     def write(paddr: int, data: bytes) -> None:
         pos = 0

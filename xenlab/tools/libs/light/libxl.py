@@ -13,9 +13,11 @@ tools/libs/light/libxl_domain.c, tools/xl/xl_vmcontrol.c (handle_domain_death)
 
 from __future__ import annotations
 
+import datetime
 import glob
 import os
 import shutil
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from xenlab.devicemodel.qemu import IDE_SLOTS, DeviceModel
 from xenlab.dom0.services import Dom0Services
-from xenlab.errors import ConfigError, DomainError, HostMemoryError, ImageError
+from xenlab.errors import ConfigError, DomainError, HostMemoryError, ImageError, UsageError
 from xenlab.public.sched import ShutdownReason
 from xenlab.tools.libs.guest.xg_dom_core import read_image_file
 from xenlab.tools.libs.guest.xg_dom_elfloader import ElfImage, load_elf_kernel
@@ -38,9 +40,9 @@ from xenlab.tools.libs.guest.xg_dom_x86 import boot_layout, build_pv, unzip_modu
 from xenlab.tools.xl.xl_parse import DomainConfig
 from xenlab.xen.domain import Domain, DomainType
 from xenlab.xen.event_channel import evtchn_alloc_unbound
-from xenlab.xen.setup import XenHost
+from xenlab.xen.setup import WALLCLOCK_DEFAULT, XenHost
 
-__all__ = ["Libxl", "PreparedDomain"]
+__all__ = ["RTC_BASE_ENV", "Libxl", "PreparedDomain", "rtc_base_wallclock"]
 
 PAGES_PER_MIB = 256
 _ACTIONS_BY_REASON = {
@@ -80,6 +82,33 @@ def find_firmware(cfg: DomainConfig) -> tuple[str, str]:
         return found[0], seabios[0]
     raise ConfigError(f"{cfg.path}: bios = \"{bios}\" is not supported (xenlab has "
                       "\"xenlab\", its teaching firmware, and \"seabios\")")
+
+
+RTC_BASE_ENV = "XENLAB_RTC_BASE"
+
+
+def rtc_base_wallclock(base: str | None, where: str) -> int:
+    """The host's wallclock at boot for an RTC ``base`` as QEMU's ``-rtc base=`` takes it
+    (libxl_dm.c writes that option for QEMU's own RTC): "utc", the host's clock now;
+    a date "2030-06-15" or "2030-06-15T12:00:00" (UTC); or "fixed", xenlab's default
+    2026-01-01 00:00:00 UTC, the same every run. None reads ``$XENLAB_RTC_BASE``, and
+    "fixed" if that is unset. ``where`` names the option in the one-line error."""
+    if base is None:
+        base = os.environ.get(RTC_BASE_ENV) or "fixed"
+        where = f"${RTC_BASE_ENV}" if RTC_BASE_ENV in os.environ else where
+    if base == "fixed":
+        return WALLCLOCK_DEFAULT
+    if base == "utc":
+        return int(time.time())
+    try:
+        when = datetime.datetime.fromisoformat(base)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is not None or not 1970 <= when.year <= 2099:
+        raise UsageError(f"{where}: the RTC base must be \"fixed\" (2026-01-01, the same "
+                         "every run), \"utc\" (the host's clock) or a UTC date from 1970 to "
+                         f"2099 such as \"2030-06-15T12:00:00\", not {base!r}")
+    return int(when.replace(tzinfo=datetime.timezone.utc).timestamp())
 
 
 def _memory_text(cfg: DomainConfig) -> str:
@@ -236,6 +265,8 @@ class Libxl:
             raise HostMemoryError(f"cannot create '{cfg.name}': {err} (ENOMEM)") from None
         try:
             d.on_poweroff, d.on_reboot, d.on_crash = cfg.on_poweroff, cfg.on_reboot, cfg.on_crash
+            if cfg.rtc_timeoffset:  # libxl__build_pre (xl.cfg "localtime" is not honoured)
+                host.domain_set_time_offset(d, cfg.rtc_timeoffset)
             d.config = cfg
             d.cmdline = cfg.cmdline or ""
             if prep.firmware is not None and cfg.type == "pvh":
