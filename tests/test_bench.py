@@ -23,7 +23,8 @@ def test_loop_code_is_the_four_instruction_loop() -> None:
 
 
 def test_run_bench_small() -> None:
-    r = bench.run_bench(loop=200_000, hypercalls=300, repeat=1, block_requests=40,
+    r = bench.run_bench(loop=200_000, hypercalls=300, repeat=1, mmu_updates=200,
+                        block_requests=40,
                         block_depth=8, trace_memory_points=(300_000,), trace_memory_2g=False)
     raw, guest = r["raw_unicorn"], r["xenlab_loop"]
     on, off = r["hypercalls_trace_on"], r["hypercalls_trace_off"]
@@ -38,6 +39,10 @@ def test_run_bench_small() -> None:
     assert on["sum"] == "0x0"
     # every round trip is traced when tracing is on, none when it is off
     assert on["traced_xen_version"] == 300
+    mmu = r["mmu_updates_trace_on"]
+    assert mmu["mmu_updates_done"] and mmu["per_s"] > 0
+    assert mmu["hypercalls"] == 200 + 5          # the round trips, and the boot's own
+    assert "mmu_update round trips (trace on)" in bench.format_report(r)
     assert off["traced_xen_version"] == 0
     assert on["hypercalls"] >= 300
     assert set(r["goals"]) == {"xenlab_ratio_ge_50pct", "hypercalls_ge_100k_per_s",

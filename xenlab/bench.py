@@ -82,6 +82,7 @@ INSNS_PER_ITER = 4            # add, imul, dec, jnz (pv-bench.S, bench_loop_star
 MEMORY_MIB = 16               # images/pv-bench.cfg: memory = 16
 DEFAULT_LOOP = 200_000_000
 DEFAULT_HYPERCALLS = 300_000
+DEFAULT_MMU_UPDATES = 50_000   # pv-bench phase 3: validated page-table updates
 DEFAULT_REPEAT = 5
 GOAL_RATIO = 0.5
 GOAL_HYPERCALLS = 100_000
@@ -255,6 +256,7 @@ def boot_bench(cmdline: str, *, trace: bool) -> dict[str, Any]:
         "sum": m.group(1) if m else None,
         "loop_done": m is not None,
         "hypercalls_done": "pv-bench: hypercalls done" in text,
+        "mmu_updates_done": "pv-bench: mmu_updates done" in text,
         "hypercalls": d.hypercall_count,
         "traced_xen_version": host.trace.count(kind="hypercall", name="xen_version"),
         "virtual_ns": host.instructions,
@@ -573,7 +575,8 @@ def stepper_bench(steps: int = 200, backs: int = 10, seed: int = 1) -> dict[str,
 
 
 def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
-              repeat: int = DEFAULT_REPEAT, *, block_requests: int = DEFAULT_BLOCK_REQUESTS,
+              repeat: int = DEFAULT_REPEAT, *, mmu_updates: int = DEFAULT_MMU_UPDATES,
+              block_requests: int = DEFAULT_BLOCK_REQUESTS,
               block_depth: int = DEFAULT_BLOCK_DEPTH, progress: bool = False,
               trace_memory_points: tuple[int, ...] = DEFAULT_TRACE_MEMORY,
               trace_memory_2g: bool = True) -> dict[str, Any]:
@@ -598,6 +601,9 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     say(f"hypercalls (trace off): {hypercalls} x {repeat}")
     hc_off = _best([boot_bench(f"loop=0 hypercalls={hypercalls}", trace=False)
                     for _ in range(repeat)])
+    say(f"mmu_update round trips (trace on): {mmu_updates} x {repeat}")
+    mmu_on = _best([boot_bench(f"loop=0 hypercalls=0 mmu_updates={mmu_updates}",
+                               trace=True) for _ in range(repeat)])
     say(f"block path (pv-disk), event suppression on: bench={block_requests} "
         f"depth={block_depth} and bench=0, x {repeat}")
     blk_on = block_bench(block_requests, block_depth, repeat, suppress=True)
@@ -637,6 +643,8 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         "xenlab_loop": dict(guest, insns_per_s=guest_ips, ratio_vs_raw=ratio),
         "hypercalls_trace_on": dict(hc_on, per_s=hc_rate_on),
         "hypercalls_trace_off": dict(hc_off, per_s=hc_rate_off),
+        "mmu_updates_trace_on": dict(mmu_on, count=mmu_updates,
+                                     per_s=_rate(mmu_updates, mmu_on["seconds"])),
         "block_suppression_on": blk_on,
         "block_suppression_off": blk_off,
         "hvm_boot_teaching": boot_teaching,
@@ -699,6 +707,13 @@ def format_report(r: dict[str, Any]) -> str:
         f"  {'xen_version round trips (trace off)':<36} {off['seconds']:>9.3f} "
         f"{_fmt_rate(off['per_s']) + 'call/s':>16}   (information)",
     ]
+    mmu = r.get("mmu_updates_trace_on")
+    if mmu:
+        lines.append(
+            f"  {'mmu_update round trips (trace on)':<36} {mmu['seconds']:>9.3f} "
+            f"{_fmt_rate(mmu['per_s']) + 'call/s':>16}   (information: each one validates "
+            "an L1 entry, mod_l1_entry)"
+            + ("" if mmu.get("mmu_updates_done") else "  NOT DONE"))
     for b, label in ((b_on, "suppression on"), (b_off, "suppression off")):
         lines.append(
             f"  {'block requests, ' + label:<36} {b['seconds']:>9.3f} "

@@ -39,9 +39,9 @@ from xenlab.xen.pv_traps import (
     MSR_FS_BASE,
     MSR_GS_BASE,
     MSR_SHADOW_GS_BASE,
+    TrapInfo,
     VGCF_failsafe_disables_events,
     VGCF_syscall_disables_events,
-    TrapInfo,
     pv_vcpu,
 )
 
