@@ -157,3 +157,47 @@ def test_debians_linux_brings_up_two_vcpus(tmp_path: Path) -> None:
     assert "\n0-1" in lab.console("linux-smp")[start:]
     assert all(v.online and v.cpu_time > 0 for v in d.vcpus)
     assert ctypes.sizeof(VcpuGuestContext) == 5168
+
+
+RUNSTATE_GUEST = f"""
+        .set    HP, {HYPERCALL_PAGE:#x}
+        .macro  HC nr
+        mov     $HP + \\nr * 32, %rax
+        call    *%rax
+        .endm
+        movq    ${RESULTS_VA + 0x100:#x}, {DATA_VA:#x}        # the area's address
+        mov     ${int(VcpuOp.VCPUOP_register_runstate_memory_area)}, %rdi
+        xor     %esi, %esi                                      # vCPU 0
+        mov     ${DATA_VA:#x}, %rdx
+        HC      {int(Hypercall.vcpu_op)}
+        mov     %rax, {RESULTS_VA:#x}
+        mov     {RESULTS_VA + 0x100 + 16 + 8 * 2:#x}, %rax       # time[blocked] before
+        mov     %rax, {RESULTS_VA + 8:#x}
+        movq    $3000000, {DATA_VA + 0x20:#x}                   # sched_poll.timeout: 3 ms
+        mov     $3, %rdi                                        # SCHEDOP_poll, no ports
+        mov     ${DATA_VA + 0x10:#x}, %rsi
+        HC      {int(Hypercall.sched_op)}
+        mov     {RESULTS_VA + 0x100:#x}, %eax                   # state, seen running again
+        mov     %rax, {RESULTS_VA + 16:#x}
+        mov     {RESULTS_VA + 0x100 + 16 + 8 * 2:#x}, %rax       # time[blocked] after
+        mov     %rax, {RESULTS_VA + 24:#x}
+        push    $0
+        mov     %rsp, %rsi
+        mov     $2, %rdi
+        HC      {int(Hypercall.sched_op)}
+"""
+
+
+def test_the_runstate_area_is_kept_current_on_every_context_switch() -> None:
+    """Xen writes vcpu_runstate_info into the registered area whenever the vCPU is
+    switched (update_runstate_area): after SCHEDOP_poll until 3 ms, the kernel reads
+    its own blocked time there, and that it is running again."""
+    code = assemble(RUNSTATE_GUEST, bits=64, org=CODE_VA)
+    host = new_host()
+    d = create(host, code, unpause=True)
+    host.run(max_instructions=2_000_000)
+    assert d.is_shut_down and not d.is_crashed, d.crash_reason
+    rc, blocked_before, state, blocked_after = results(host, d, 4)
+    assert rc == 0 and blocked_before == 0
+    assert state == 0                                   # RUNSTATE_running
+    assert 2_900_000 < blocked_after <= 3_000_000       # ns blocked, by Xen's clock

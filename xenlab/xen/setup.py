@@ -21,10 +21,12 @@ Real Xen: xen/arch/x86/setup.c (__start_xen), xen/common/sched/core.c
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import re
 import signal
+import struct
 import threading
 from array import array
 from collections.abc import Callable
@@ -48,6 +50,7 @@ from xenlab.xen.event_channel import (
     send_guest_vcpu_virq,
 )
 from xenlab.xen.grant_table import GrantTable, gnttab_release_mappings
+from xenlab.xen.guest_access import GuestFault, copy_to_guest
 from xenlab.xen.hypercall import PV_HYPERCALL_COST_NS, do_hypercall
 from xenlab.xen.mm import (
     _PAGE_GNTTAB,
@@ -1279,6 +1282,7 @@ class XenHost:
                 "pcpu": pc.cpu_id, "prev": f"d{prev[0]}v{prev[1]}" if prev else "idle",
                 "priority": PRI_NAMES.get(v.priority, v.priority), "credit": v.credit})
         v.set_runstate(Runstate.RUNSTATE_running, pc.time)
+        self.update_runstate_area(v)
         pc.current = v
         self._current = (pc, v)
         self._slice_end = pc.time + budget
@@ -1361,7 +1365,22 @@ class XenHost:
             self.sched.runq_insert(v)
         elif v.blocked:
             v.set_runstate(Runstate.RUNSTATE_blocked, pc.time)
+        self.update_runstate_area(v)
         return result.executed - result.charged  # guest instructions, not exit time
+
+    def update_runstate_area(self, v: Vcpu) -> None:
+        """update_runstate_area: on every context switch, Xen copies the vCPU's
+        vcpu_runstate_info (state, state_entry_time, time[4] in each state) into the
+        area its kernel registered (VCPUOP_register_runstate_memory_area), through the
+        kernel's page tables; an address that does not map is skipped, as Xen skips it.
+        Linux reads it for steal time (xen_steal_clock)."""
+        pv = v.pv
+        if pv is None or not pv.runstate_area or not v.domain.is_pv or not v.guest_table:
+            return
+        data = struct.pack("<i4xQ4Q", int(v.runstate), v.state_entry_time, *v.runstate_time)
+        with contextlib.suppress(GuestFault):
+            copy_to_guest(self.mem, v.domain, v.guest_table << PAGE_SHIFT, pv.runstate_area,
+                          data)
 
     def _stalled(self, d: Domain, v: Vcpu, cpu: X86Vcpu) -> None:
         """The CPU stopped at an instruction it did not execute: it must fault there
