@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import zstandard
 from elfgen import CODE_VA, VIRT_BASE, N, build_elf, new_host, write_image
 
 from xenlab.errors import ImageError
@@ -179,8 +180,10 @@ def bzimage(elf: bytes, kind: str) -> bytes:
         payload = bz2.compress(elf)
     elif kind == "lz4":
         payload = _lz4_legacy(elf)
-    else:  # zstd's frame magic, and something after it
-        payload = b"\x28\xb5\x2f\xfd" + bytes(60)
+    elif kind == "zstd":
+        payload = zstandard.ZstdCompressor(level=19).compress(elf)
+    else:  # lzo's magic, and something after it
+        payload = b"\x89LZO" + bytes(60)
     payload += struct.pack("<I", len(elf))  # Linux appends the unpacked size
     setup_sects = 3
     head = bytearray((setup_sects + 1) * 512)
@@ -193,7 +196,7 @@ def bzimage(elf: bytes, kind: str) -> bytes:
     return bytes(head) + bytes(payload_offset) + payload
 
 
-@pytest.mark.parametrize("kind", ["gzip", "xz", "lzma", "bzip2", "lz4"])
+@pytest.mark.parametrize("kind", ["gzip", "xz", "lzma", "bzip2", "lz4", "zstd"])
 def test_bzimage_payloads_unpack_to_the_same_kernel(tmp_path: Path, kind: str) -> None:
     elf = build_elf(CODE, data=b"payload" * 10)
     plain = _load(tmp_path, elf)
@@ -204,10 +207,19 @@ def test_bzimage_payloads_unpack_to_the_same_kernel(tmp_path: Path, kind: str) -
     assert img.notes == plain.notes
 
 
-def test_bzimage_zstd_is_a_clear_error(tmp_path: Path) -> None:
-    path = write_image(bzimage(build_elf(CODE), "zstd"), tmp_path, "vmlinuz")
-    with pytest.raises(ImageError, match=r"^.*vmlinuz: bzImage payload is zstd-compressed, "
+def test_bzimage_lzo_is_a_clear_error(tmp_path: Path) -> None:
+    path = write_image(bzimage(build_elf(CODE), "lzo"), tmp_path, "vmlinuz")
+    with pytest.raises(ImageError, match=r"^.*vmlinuz: bzImage payload is lzo-compressed, "
                                          r"which xenlab cannot unpack"):
+        load_elf_kernel(path)
+
+
+def test_a_corrupt_zstd_payload_is_one_line(tmp_path: Path) -> None:
+    good = bytearray(bzimage(build_elf(CODE, data=b"payload" * 50), "zstd"))
+    frame = good.index(b"\x28\xb5\x2f\xfd")
+    good[frame + 4] |= 0x08            # the frame header descriptor's reserved bit
+    path = write_image(bytes(good), tmp_path, "vmlinuz")
+    with pytest.raises(ImageError, match=r"^.*vmlinuz: bzImage: corrupt zstd payload"):
         load_elf_kernel(path)
 
 

@@ -13,8 +13,8 @@ without notes may carry the legacy ``__xen_guest`` section
 (``"GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0x...,..."``).
 
 A Linux ``bzImage`` is accepted as well (``xg_dom_bzimageloader.c``): the setup
-header ("HdrS") says where the compressed payload is; gzip, xz, lzma, bzip2
-and lz4 payloads are unpacked here (zstd and lzo are not: a clear error).
+header ("HdrS") says where the compressed payload is; gzip, xz, lzma, bzip2,
+lz4 and zstd payloads are unpacked here (lzo is not: a clear error).
 
 Every way an image can be broken becomes an ``ImageError`` with one line.
 
@@ -34,6 +34,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+import zstandard
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
@@ -285,6 +286,12 @@ _MAGICS = (
 )
 
 
+def _zstd(data: bytes, limit: int) -> bytes:
+    """One zstd frame (Linux's CONFIG_KERNEL_ZSTD); the 4-byte size after it is ignored."""
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
+    return reader.read(limit + 1)
+
+
 def _lz4_legacy(data: bytes, limit: int, path: str) -> bytes:
     """The LZ4 legacy frame Linux uses for kernels: magic, then (size, block) pairs."""
     out = bytearray()
@@ -368,11 +375,14 @@ def unpack_bzimage(blob: bytes, path: str, limit: int) -> tuple[bytes, str]:
             out = bz2.BZ2Decompressor().decompress(payload, limit + 1)
         elif kind == "lz4":
             out = _lz4_legacy(payload, limit, path)
+        elif kind == "zstd":
+            out = _zstd(payload, limit)
         else:
             raise ImageError(f"{path}: bzImage payload is {kind}-compressed, which xenlab "
-                             "cannot unpack (it has gzip, xz, lzma, bzip2 and lz4; rebuild "
+                             "cannot unpack (it has gzip, xz, lzma, bzip2, lz4 and zstd; rebuild "
                              "the kernel with one of those, or pass the ELF vmlinux)")
-    except (zlib.error, lzma.LZMAError, OSError, EOFError, IndexError) as err:
+    except (zlib.error, lzma.LZMAError, zstandard.ZstdError, OSError, EOFError,
+            IndexError) as err:
         raise ImageError(f"{path}: bzImage: corrupt {kind} payload ({err})") from None
     if len(out) > limit:
         raise too_big
