@@ -113,6 +113,7 @@ class VcpuExits(Protocol):
     def cpuid(self, vcpu: X86Vcpu, leaf: int, subleaf: int) -> tuple[int, int, int, int] | None: ...
     def interrupt(self, vcpu: X86Vcpu, vector: int) -> bool: ...
     def msr_write(self, vcpu: X86Vcpu, msr: int, value: int) -> bool: ...
+    def msr_read(self, vcpu: X86Vcpu, msr: int) -> int | None: ...
     def io_rep(self, vcpu: X86Vcpu, port: int, size: int, count: int, addr: int,
                write: bool) -> int: ...
     def tsc(self, vcpu: X86Vcpu) -> int: ...
@@ -137,6 +138,7 @@ REGS: dict[str, int] = {
     "cr4": X.UC_X86_REG_CR4,
 }
 MSR_EFER = 0xC0000080
+EFER_LME, EFER_LMA = 1 << 8, 1 << 10
 GPRS64 = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
           "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 _HC_REGS = [X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RDX,
@@ -158,8 +160,9 @@ _ANY_PREFIX = rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67\xf0\xf2\xf3]"
 _REP_STRING_IO = re.compile(_SEG_SIZE + rb"{0,2}\xf3" + _SEG_SIZE + rb"{0,2}[\x6c-\x6f]")
 _PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF3))
 _PREFIXES_ALL = _PREFIXES | {0xF0, 0xF2}
-# what every code trap's pattern contains: wrmsr, mov to CR, rdtsc(p), F3 before ins/outs
-_ANY_CODE_TRAP = re.compile(rb"\x0f[\x22\x30\x31]|\x0f\x01\xf9|\xf3" + _SEG_SIZE
+# what every code trap's pattern contains: wrmsr, mov to CR, rdtsc(p), rdmsr, F3 before
+# ins/outs
+_ANY_CODE_TRAP = re.compile(rb"\x0f[\x22\x30\x31\x32]|\x0f\x01\xf9|\xf3" + _SEG_SIZE
                             + rb"{0,2}[\x6c-\x6f]")
 # rdtsc (0F 31) and rdtscp (0F 01 F9) with up to four prefixes before them
 _RDTSC = re.compile(_ANY_PREFIX + rb"{0,4}\x0f(?:\x31|\x01\xf9)")
@@ -281,6 +284,24 @@ def _old_exception_offset() -> int:
     _OLD_EXCEPTION_OFFSET = found[0] if len(found) == 1 else -1
     return _OLD_EXCEPTION_OFFSET
 _NATIVE_CPUID: dict[tuple[bool, int, int], tuple[int, int, int, int]] = {}
+
+
+def _uc_mode_field(uch: int) -> int | None:
+    """Address of ``uc_struct.mode`` in an open x86 engine, or None if the layout is not
+    the one found by experiment (``uc_arch arch; uc_mode mode;`` first, uc_priv.h).
+
+    unicorn's x86 engine is QEMU's x86-64 CPU whatever mode it was opened in: a 32-bit
+    engine runs long mode and 64-bit code once the guest turns it on, but its register
+    API (and ``uc_emu_start``'s ``begin``) stay 32-bit. An HVM vCPU therefore switches
+    the engine's mode field to UC_MODE_64 while EFER.LMA is set, and back."""
+    arch, mode = struct.unpack("<ii", ctypes.string_at(uch, 8))
+    if arch != uc_const.UC_ARCH_X86 or mode not in (uc_const.UC_MODE_32, uc_const.UC_MODE_64):
+        return None
+    return uch + 4
+
+
+class _UcMsr(ctypes.Structure):  # uc_x86_msr
+    _fields_ = [("rid", ctypes.c_uint32), ("value", ctypes.c_uint64)]
 _native_base: int | None = None
 
 
@@ -433,9 +454,19 @@ class X86Vcpu:
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None, 1, 0,
                                             X.UC_X86_INS_CPUID))
         self.hypercall_regs = _HC_REGS if long_mode else _HC_REGS32
+        #: whether the last hypercall used the 64-bit convention (RDI, RSI, RDX, R10, R8):
+        #: a PV vCPU always, an HVM vCPU when it runs 64-bit code (hvm_guest_x86_mode 8)
+        self.hypercall_64 = long_mode
         # Hypercall registers are read and written straight through unicorn's C API with
         # buffers made once: the Python binding's generic reg_read_batch costs ~15 us.
-        self._hc_ids = (ctypes.c_int * 6)(*self.hypercall_regs)
+        self._hc_ids64 = (ctypes.c_int * 6)(*_HC_REGS)
+        self._hc_ids32 = (ctypes.c_int * 6)(*_HC_REGS32)
+        self._hc_ids = self._hc_ids64 if long_mode else self._hc_ids32
+        self._msr = _UcMsr()
+        #: an HVM engine: UC_MODE_64 while the guest is in long mode (see _uc_mode_field)
+        self._uc64 = long_mode
+        self._mode_field = None if long_mode else _uc_mode_field(self._uch.value if hasattr(
+            self._uch, "value") else self._uch)
         self._hc_vals = (ctypes.c_uint64 * 6)()
         base = ctypes.addressof(self._hc_vals)
         self._hc_ptrs = (ctypes.c_void_p * 6)(*(base + 8 * i for i in range(6)))
@@ -444,6 +475,7 @@ class X86Vcpu:
         self._hook_error: BaseException | None = None
         self.int82_hypercalls = False  # set for 32-bit PV guests
         self._wrmsr_hooks: dict[int, int] = {}
+        self._rdmsr_hooks: dict[int, int] = {}
         self._string_io_hooks: dict[int, int] = {}
         self._mov_cr_hooks: dict[int, int] = {}
         self._rdtsc_hooks: dict[int, int] = {}
@@ -640,15 +672,72 @@ class X86Vcpu:
             raise UcError(err)
 
     def msr_read(self, msr: int) -> int:
-        return int(self.uc.reg_read(X.UC_X86_REG_MSR, msr))
+        """The CPU's own value of an MSR (what unicorn's rdmsr would give)."""
+        self._msr.rid, self._msr.value = msr & 0xFFFF_FFFF, 0
+        err = _uc_reg_read(self._uch, X.UC_X86_REG_MSR, ctypes.byref(self._msr))
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        return int(self._msr.value)
 
     def msr_write(self, msr: int, value: int) -> None:
-        self.uc.reg_write(X.UC_X86_REG_MSR, (msr, value))
+        self._msr.rid, self._msr.value = msr & 0xFFFF_FFFF, value & 0xFFFF_FFFF_FFFF_FFFF
+        err = _uc_reg_write(self._uch, X.UC_X86_REG_MSR, ctypes.byref(self._msr))
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+
+    def _sync_uc_mode(self) -> bool:
+        """An HVM engine: whether the guest is in long mode (CR0.PG and EFER.LMA), with the
+        engine's register API switched to match (see _uc_mode_field). A PV engine: True."""
+        if self.long_mode:
+            return True
+        lma = bool(self.reg("cr0") & CR0_PG) and bool(self.msr_read(MSR_EFER) & EFER_LMA)
+        if lma != self._uc64 and self._mode_field is not None:
+            ctypes.memmove(self._mode_field, struct.pack(
+                "<i", uc_const.UC_MODE_64 if lma else uc_const.UC_MODE_32), 4)
+            self._uc64 = lma
+        return lma
+
+    def _pc_name(self) -> str:
+        """The program counter's register name in the engine's current mode."""
+        return "rip" if self._uc64 else "eip"
+
+    def paging_state(self) -> tuple[int, int, int, int] | None:
+        """(CR0, CR3, CR4, EFER) while paging is on (what a walk of the guest's page
+        tables needs), None while it is off."""
+        cr0 = self.reg("cr0")
+        if not cr0 & CR0_PG:
+            return None
+        return cr0, self.reg("cr3"), self.reg("cr4"), self.msr_read(MSR_EFER)
+
+    def code64(self) -> bool:
+        """Whether the vCPU runs 64-bit code: long mode and a CS descriptor with L set
+        (Xen's hvm_guest_x86_mode() == 8)."""
+        if self.long_mode:
+            return True
+        if not self._sync_uc_mode():
+            return False
+        sel = self.reg("cs")
+        gdt_base, limit = self._table_register(X.UC_X86_REG_GDTR)
+        if sel & 4 or (sel & ~7) + 7 > limit:
+            return False
+        try:
+            hi = struct.unpack("<I", self.code_at(gdt_base + (sel & ~7) + 4, 4,
+                                                  prot=uc_const.UC_PROT_READ))[0]
+        except UcError:
+            return False
+        return bool(hi & (1 << 21))
 
     def hypercall_args(self) -> list[int]:
-        """[number, arg1..arg5] in the PV calling convention of this vCPU's width."""
+        """[number, arg1..arg5] in the calling convention of the code that made the call:
+        RAX, RDI, RSI, RDX, R10, R8 from 64-bit code, else EAX, EBX, ECX, EDX, ESI, EDI
+        (xen/arch/x86/hvm/hypercall.c)."""
         vals = self._hc_vals
         if not self.long_mode:
+            wide = self.code64()
+            if wide != self.hypercall_64:
+                self.hypercall_64 = wide
+                self._hc_ids = self._hc_ids64 if wide else self._hc_ids32
+                self.hypercall_regs = _HC_REGS if wide else _HC_REGS32
             ctypes.memset(vals, 0, ctypes.sizeof(vals))
         err = _uc_reg_read_batch(self.uc._uch, self._hc_ids, self._hc_ptrs, 6)
         if err != uc_const.UC_ERR_OK:
@@ -656,16 +745,22 @@ class X86Vcpu:
         return list(vals)
 
     def set_return(self, value: int) -> None:
-        mask = 0xFFFF_FFFF_FFFF_FFFF if self.long_mode else 0xFFFF_FFFF
+        mask = 0xFFFF_FFFF_FFFF_FFFF if self.hypercall_64 else 0xFFFF_FFFF
         self._ret.value = value & mask
         err = _uc_reg_write(self.uc._uch, self.hypercall_regs[0], ctypes.byref(self._ret))
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
 
     def registers(self) -> dict[str, int]:
-        names = (*GPRS64, "rip", "rflags", "cs", "ss", "cr0", "cr3") if self.long_mode else (
-            "eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags",
-            "cs", "ds", "es", "ss", "cr0")
+        if self.long_mode or self._sync_uc_mode():  # a PV vCPU, or an HVM one in long mode
+            names: tuple[str, ...] = (*GPRS64, "rip", "rflags", "cs", "ss", "cr0", "cr3")
+            if not self.long_mode:
+                names += ("cr2", "cr4")
+        else:
+            names = ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags",
+                     "cs", "ds", "es", "ss", "cr0")
+            if self.reg("cr0") & CR0_PG:
+                names += ("cr2", "cr3", "cr4")
         return {n: self.reg(n) for n in names}
 
     def mode(self) -> CpuMode:
@@ -675,7 +770,9 @@ class X86Vcpu:
 
     def pc(self) -> int:
         """The address emulation resumes at (RIP, or the linear CS:IP in real mode)."""
-        return self.reg("rip") if self.long_mode else self.reg("eip")
+        if self.long_mode or self._sync_uc_mode():
+            return self.reg("rip")
+        return self.reg("eip")
 
     # -- long mode entry (PV) -------------------------------------------------
     def setup_long_mode(self, *, cr3: int, gdt_base: int, gdt_limit: int,
@@ -726,7 +823,7 @@ class X86Vcpu:
 
     def disassemble(self, code: bytes, address: int) -> str:
         """One instruction of ``code`` (fetched by the caller) as text, for crash reports."""
-        mode = capstone.CS_MODE_64 if self.long_mode else (
+        mode = capstone.CS_MODE_64 if self.long_mode or self.code64() else (
             capstone.CS_MODE_32 if self.reg("cr0") & 1 else capstone.CS_MODE_16)
         md = capstone.Cs(capstone.CS_ARCH_X86, mode)
         for insn in md.disasm(code, address, 1):
@@ -903,7 +1000,8 @@ class X86Vcpu:
             lin = self.pc() - 1
             if not self.long_mode and not self.reg("cr0") & 1:
                 lin = (self.reg("cs") << 4) + self.reg("eip") - 1
-            return self.uc.mem_read(lin, 1)[0]
+                return self.uc.mem_read(lin, 1)[0]
+            return self.code_at(lin, 1)[0]
         except UcError:
             return -1
 
@@ -967,12 +1065,13 @@ class X86Vcpu:
 
     def _on_invalid(self, uc: Uc, user: object) -> bool:
         pc = self.pc()
-        try:
-            code = self.mem(self._linear(pc), 3)
+        try:  # a PV kernel's vmcall is read as before: physical, so never a hypercall
+            code = (self.mem(pc, 3) if self.long_mode
+                    else self.code_at(self._linear(pc), 3))
         except UcError:
             return False
         if code in (b"\x0f\x01\xc1", b"\x0f\x01\xd9"):  # vmcall (VMX) / vmmcall (SVM)
-            self.set_reg("rip" if self.long_mode else "eip", pc + 3)
+            self.set_reg(self._pc_name(), pc + 3)
             self.exits.hypercall(self, "vmcall")
             return True
         if self._fault is None and self.long_mode:
@@ -1006,7 +1105,7 @@ class X86Vcpu:
 
     def _on_wrmsr(self, uc: Uc, address: int, size: int, user: object) -> None:
         try:
-            code = bytes(uc.mem_read(self._linear(address), 2))
+            code = self.code_at(self._linear(address), 2)
         except UcError:
             return
         if code != b"\x0f\x30":
@@ -1014,7 +1113,33 @@ class X86Vcpu:
         msr = self.reg("ecx")
         value = (self.reg("edx") << 32) | self.reg("eax")
         if self.exits.msr_write(self, msr, value):
-            self.set_reg("rip" if self.long_mode else "eip", self.pc() + 2)
+            pc = self.pc()
+            self.set_reg(self._pc_name(), pc + 2)
+
+    # -- RDMSR ------------------------------------------------------------------------
+    def trap_rdmsr_at(self, address: int) -> None:
+        """Trap the ``rdmsr`` (0F 32) at ``address``, as ``wrmsr``: the hypervisor answers
+        it (or raises #GP), not unicorn's CPU model, which reads unknown MSRs as 0."""
+        if address in self._rdmsr_hooks:
+            return
+        self._rdmsr_hooks[address] = self.uc.hook_add(
+            uc_const.UC_HOOK_CODE, self._on_rdmsr, None, address, address)
+
+    def _on_rdmsr(self, uc: Uc, address: int, size: int, user: object) -> None:
+        try:
+            code = self.code_at(self._linear(address), 2)
+        except UcError:
+            return
+        if code != b"\x0f\x32":
+            return
+        value = self.exits.msr_read(self, self.reg("ecx"))
+        if value is None:
+            return  # the handler raised the fault
+        pc = self.pc()
+        wide = self._uc64  # in long mode the CPU clears the upper halves of RAX and RDX
+        self.set_reg("rax" if wide else "eax", value & 0xFFFF_FFFF)
+        self.set_reg("rdx" if wide else "edx", (value >> 32) & 0xFFFF_FFFF)
+        self.set_reg(self._pc_name(), pc + 2)
 
     def watch_new_code_for_wrmsr(self) -> None:
         """Firmware that copies or relocates itself (SeaBIOS) executes code no scan saw:
@@ -1154,11 +1279,13 @@ class X86Vcpu:
         else:
             return  # the code changed since the scan, or not an instruction start
         tsc = self.exits.tsc(self) & 0xFFFF_FFFF_FFFF_FFFF
+        pc = self.pc()
+        wide = self._uc64
         # like the CPU, clear the upper halves of RAX and RDX in long mode (unicorn's EAX
         # write keeps them: Linux's rdtsc; shl $32,%rdx; or %rdx,%rax read garbage)
-        self.set_reg("rax" if self.long_mode else "eax", tsc & 0xFFFF_FFFF)
-        self.set_reg("rdx" if self.long_mode else "edx", tsc >> 32)
-        self.set_reg("rip" if self.long_mode else "eip", self.pc() + length)
+        self.set_reg("rax" if wide else "eax", tsc & 0xFFFF_FFFF)
+        self.set_reg("rdx" if wide else "edx", tsc >> 32)
+        self.set_reg(self._pc_name(), pc + length)
 
     def _on_mov_cr(self, uc: Uc, address: int, size: int, user: object) -> None:
         """Before a ``mov crN, r32``: if it is CR0 and sets PG, leave the identity TLB
@@ -1177,13 +1304,15 @@ class X86Vcpu:
         if (modrm >> 3) & 7 == 0 and self.reg(_GPR32[modrm & 7]) & CR0_PG:
             self._leave_identity_tlb()
 
-    def code_at(self, addr: int, size: int) -> bytes:
-        """Code bytes at linear ``addr``: through the guest's page tables in long mode
-        (a PV kernel's addresses are virtual), else guest-physical. UcError if unmapped."""
-        if not self.long_mode or _uc_vmem_read is None:
+    def code_at(self, addr: int, size: int, *, prot: int = uc_const.UC_PROT_EXEC) -> bytes:
+        """Bytes at linear ``addr``: through the guest's page tables while paging is on
+        (a PV kernel's addresses are virtual, and an HVM guest's once it sets CR0.PG),
+        else guest-physical. UcError if unmapped."""
+        if (_uc_vmem_read is None or self._identity_tlb
+                or not (self.long_mode or self.reg("cr0") & CR0_PG)):
             return self.mem(addr, size)
         buf = self._membuf if size <= 4096 else ctypes.create_string_buffer(size)
-        err = _uc_vmem_read(self._uch, ctypes.c_uint64(addr), uc_const.UC_PROT_EXEC, buf,
+        err = _uc_vmem_read(self._uch, ctypes.c_uint64(addr), prot, buf,
                             ctypes.c_size_t(size))
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
@@ -1214,7 +1343,14 @@ class X86Vcpu:
                 found = True
             pos = code.find(b"\x0f\x30", pos + 1)
         found |= self._trap_rdtsc(pc, code)
-        if self._identity_tlb and self._trap_mov_cr(pc, code) and not found:
+        rdmsr = False
+        pos = code.find(b"\x0f\x32")
+        while pos >= 0:
+            if pc + pos not in self._rdmsr_hooks and len(self._rdmsr_hooks) < MAX_CODE_TRAPS:
+                self.trap_rdmsr_at(pc + pos)
+                rdmsr = True
+            pos = code.find(b"\x0f\x32", pos + 1)
+        if ((self._identity_tlb and self._trap_mov_cr(pc, code)) or rdmsr) and not found:
             # only the trap changed, not what the guest sees: continue the same slice
             uc.ctl_remove_cache(pc, pc + size)
             self._retranslate = True

@@ -37,7 +37,7 @@ from xenlab.xen import (
     x86_compat,
     xsm_dummy,
 )
-from xenlab.xen.guest_access import GuestFault, copy_from_guest, copy_to_guest
+from xenlab.xen.guest_access import GuestFault, HvmPaging, copy_from_guest, copy_to_guest
 from xenlab.xen.trace import Kind
 
 if TYPE_CHECKING:
@@ -147,8 +147,8 @@ class HypercallContext:
     @property
     def compat(self) -> bool:
         """A 32-bit caller: guest handles, longs and xen_pfn_t are 4 bytes (Xen's compat
-        layer, xen/common/compat/)."""
-        return not self.cpu.long_mode
+        layer, xen/common/compat/); an HVM guest when the call came from 32-bit code."""
+        return not self.cpu.hypercall_64
 
     def decode(self, **fields: Any) -> None:
         self.decoded.update(fields)
@@ -167,20 +167,25 @@ class HypercallContext:
         return name
 
     def _cr3(self) -> int | None:
-        # HVM guests pass guest-physical addresses while paging is off (hvmloader, BIOS);
-        # xenlab does not walk an HVM guest's own page tables.
+        # HVM guests pass guest-physical addresses while paging is off (hvmloader, BIOS),
+        # linear ones through their own page tables once it is on (_hvm_paging)
         return self.cpu.reg("cr3") if self.domain.is_pv else None
+
+    def _hvm_paging(self) -> HvmPaging | None:
+        return None if self.domain.is_pv else self.cpu.paging_state()
 
     def copy_from_guest(self, va: int, size: int) -> bytes | None:
         try:
-            return copy_from_guest(self.host.mem, self.domain, self._cr3(), va, size)
+            return copy_from_guest(self.host.mem, self.domain, self._cr3(), va, size,
+                                   hvm=self._hvm_paging())
         except GuestFault as fault:
             self.decoded["efault"] = str(fault)
             return None
 
     def copy_to_guest(self, va: int, data: bytes) -> bool:
         try:
-            copy_to_guest(self.host.mem, self.domain, self._cr3(), va, data)
+            copy_to_guest(self.host.mem, self.domain, self._cr3(), va, data,
+                          hvm=self._hvm_paging())
         except GuestFault as fault:
             self.decoded["efault"] = str(fault)
             return False

@@ -1347,9 +1347,10 @@ class XenHost:
             pass  # emulated, or bounced to the guest's handler (or the bounce crashed it)
         elif result.reason is ExitReason.FAULT and not d.is_shutting_down:
             regs = cpu.registers()
-            insn = self._faulting_instruction(d, cpu, regs.get("rip", 0))
+            rip = regs.get("rip", regs.get("eip", 0))
+            insn = self._faulting_instruction(d, cpu, rip)
             why = (f"Unhandled {result.detail} [#{result.vector}] at rip "
-                   f"{regs.get('rip', 0):016x}{f' ({insn})' if insn else ''}")
+                   f"{rip:016x}{f' ({insn})' if insn else ''}")
             self.domain_crash(d, v, why, regs)
         elif result.reason is ExitReason.HLT and not d.is_shutting_down:
             self._sleep(v, "hlt")
@@ -1386,7 +1387,7 @@ class XenHost:
         """The CPU stopped at an instruction it did not execute: it must fault there
         (see ExitReason.STALLED). Decide which fault from the instruction, as the CPU
         would, and crash the domain; a second stall at the same place is #GP."""
-        rip = cpu.reg("rip")
+        rip = cpu.pc()
         insn = self._faulting_instruction(d, cpu, rip)
         mnemonic = insn.split()[0] if insn else ""
         if not insn or mnemonic in ("ud2", "ud0", "ud1"):
@@ -1410,7 +1411,8 @@ class XenHost:
         from xenlab.xen.guest_access import GuestFault, copy_from_guest
 
         try:
-            return copy_from_guest(self.mem, d, cpu.reg("cr3") if d.is_pv else None, va, size)
+            return copy_from_guest(self.mem, d, cpu.reg("cr3") if d.is_pv else None, va, size,
+                                   hvm=None if d.is_pv else cpu.paging_state())
         except GuestFault:
             return b""
 

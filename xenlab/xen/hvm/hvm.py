@@ -6,11 +6,16 @@ traps: ``in``/``out`` (``handle_pio``: Xen's own PIT, RTC, PIC and debug
 port, or an ioreq to the device model in Dom0), ``cpuid`` (Xen's leaves at
 0x40000000: "XenVMMXenVMM", the version, the hypercall-page MSR), ``wrmsr``
 to that MSR (Xen writes its ``vmcall`` stubs into the page the guest named),
+``rdmsr``/``wrmsr`` of the MSRs a guest may use (EFER with its long-mode bits, PAT,
+the TSC, the APIC base, MTRRs, STAR/LSTAR/CSTAR/SFMASK, the FS, GS and kernel GS
+bases; anything else is #GP, hvm_msr_read_intercept / hvm_msr_write_intercept),
 ``vmcall`` (the HVM hypercall table), ``hlt`` (the vCPU sleeps until an
 interrupt), and interrupts from the emulated PIC, which Xen injects through
 the guest's IVT (real mode) or IDT (protected mode).
 
-Real Xen: xen/arch/x86/hvm/hvm.c (hvm_hypercall, do_hvm_op, hvm_print_line),
+Real Xen: xen/arch/x86/hvm/hvm.c (hvm_hypercall, do_hvm_op, hvm_print_line,
+hvm_msr_read_intercept, hvm_msr_write_intercept, hvm_set_efer), xen/arch/x86/msr.c
+(guest_rdmsr, guest_wrmsr), xen/arch/x86/hvm/mtrr.c,
 xen/arch/x86/hvm/vmx/vmx.c (vmx_vmexit_handler), xen/arch/x86/cpuid.c,
 xen/arch/x86/hvm/vmx/intr.c (vmx_intr_assist)
 """
@@ -38,11 +43,50 @@ if TYPE_CHECKING:
     from xenlab.xen.hypercall import HypercallContext
     from xenlab.xen.setup import XenHost
 
-__all__ = ["HYPERCALL_MSR", "PHASE_PREFIXES", "HvmDomain", "HvmTraps", "do_hvm_op"]
+__all__ = ["HYPERCALL_MSR", "PHASE_PREFIXES", "HvmDomain", "HvmTraps", "do_hvm_op",
+           "hvm_msr_read_intercept", "hvm_msr_write_intercept"]
 
 _IOREQ_PFN = int(HvmParam.HVM_PARAM_IOREQ_PFN)
 HYPERCALL_MSR = 0x40000000  # what CPUID 0x40000002 EBX tells the guest
 EFLAGS_IF = 1 << 9
+
+# MSRs (xen/arch/x86/include/asm/msr-index.h)
+MSR_IA32_TSC = 0x10
+MSR_IA32_APICBASE = 0x1B
+MSR_IA32_UCODE_REV = 0x8B
+MSR_MTRRcap = 0xFE
+MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP = 0x174, 0x175, 0x176
+MSR_IA32_MISC_ENABLE = 0x1A0
+MSR_IA32_CR_PAT = 0x277
+MSR_MTRRdefType = 0x2FF
+MSR_EFER = 0xC0000080
+MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK = 0xC0000081, 0xC0000082, 0xC0000083, \
+    0xC0000084
+MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE, MSR_TSC_AUX = 0xC0000100, 0xC0000101, \
+    0xC0000102, 0xC0000103
+EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1 << 0, 1 << 8, 1 << 10, 1 << 11
+CR0_PG = 1 << 31
+#: MTRRs as hvm/mtrr.c keeps them: 8 variable ranges (base/mask pairs) and the fixed ones
+_MTRR_MSRS = frozenset((MSR_MTRRdefType, 0x250, 0x258, 0x259, *range(0x200, 0x210),
+                        *range(0x268, 0x270)))
+MTRR_CAP = 8 | (1 << 8) | (1 << 10)         # VCNT 8, fixed ranges, write-combining
+MISC_ENABLE = (1 << 11) | (1 << 12)         # BTS and PEBS unavailable (guest_misc_enable)
+#: MSRs the vCPU itself holds (the CPU uses them); the addresses among them must be
+#: canonical. VMX lets the guest read and write the segment bases, SYSENTER and PAT
+#: without an exit (vmx_clear_msr_intercept); the others exit to Xen.
+_CPU_MSRS = frozenset((MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP,
+                       MSR_IA32_CR_PAT, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
+                       MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE, MSR_TSC_AUX))
+_CANONICAL_MSRS = frozenset((MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_LSTAR,
+                             MSR_CSTAR, MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE))
+_NO_EXIT_MSRS = frozenset((MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP,
+                           MSR_IA32_CR_PAT, MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE))
+_PAT_TYPES = frozenset((0, 1, 4, 5, 6, 7))  # UC, WC, WT, WP, WB, UC-
+
+
+def _canonical(value: int) -> bool:
+    top = value >> 47
+    return top == 0 or top == 0x1FFFF
 
 
 class HvmDomain:
@@ -199,6 +243,9 @@ class HvmTraps:
         self.host = host
         self.v = v
         self.hvm = hvm
+        self.tsc_offset = 0                 # a guest's write to the TSC (hvm_set_guest_tsc)
+        self.apic_base = 0xFEE00000 | (1 << 11) | (1 << 8 if v.vcpu_id == 0 else 0)
+        self.mtrr: dict[int, int] = {}      # hvm_mtrr state, 0 until the guest writes it
 
     def hypercall(self, cpu: X86Vcpu, via: str) -> None:
         from xenlab.xen.hypercall import do_hypercall
@@ -233,23 +280,111 @@ class HvmTraps:
         """The guest's TSC: system time in ns, a 1 GHz TSC (what tsc_to_system_mul in
         vcpu_time_info says). Reading it is no exit, as with Xen's native TSC mode; the
         CPU layer traps it only so that the value is virtual time, not the host's."""
-        return self.host.now()
+        return (self.host.now() + self.tsc_offset) & 0xFFFF_FFFF_FFFF_FFFF
 
     def msr_write(self, cpu: X86Vcpu, msr: int, value: int) -> bool:
-        cpu.charge(VMEXIT_COST_NS)
-        self._exit("wrmsr", {"msr": hex(msr), "value": hex(value)})
-        if msr == HYPERCALL_MSR:
-            gpa = value & ~0xFFF
-            if self.hvm.guest_write(gpa, traps.hvm_hypercall_page()):
-                self.hvm.hypercall_page_gpa = gpa
-                self.host.log.printk(f"d{self.v.domain.domid}v{self.v.vcpu_id}: "
-                                     f"hypercall page at {gpa:#x}")
-        return True  # other MSRs: ignored (real Xen injects #GP for unknown ones)
+        msr &= 0xFFFF_FFFF
+        if msr not in _NO_EXIT_MSRS:
+            cpu.charge(VMEXIT_COST_NS)
+            self._exit("wrmsr", {"msr": hex(msr), "value": hex(value)})
+        why = hvm_msr_write_intercept(self, cpu, msr, value)
+        if why is None:
+            return True
+        cpu.raise_fault(13, f"#GP general protection (wrmsr {msr:#x}: {why})")
+        return False
+
+    def msr_read(self, cpu: X86Vcpu, msr: int) -> int | None:
+        msr &= 0xFFFF_FFFF
+        if msr not in _NO_EXIT_MSRS:
+            cpu.charge(VMEXIT_COST_NS)
+        value = hvm_msr_read_intercept(self, cpu, msr)
+        if msr not in _NO_EXIT_MSRS:
+            self._exit("rdmsr", {"msr": hex(msr)} if value is None else
+                       {"msr": hex(msr), "value": hex(value)})
+        if value is None:
+            cpu.raise_fault(13, f"#GP general protection (rdmsr {msr:#x}: "
+                                "an MSR Xen does not give HVM guests)")
+        return value
 
     def _exit(self, cause: str, args: dict[str, object]) -> None:
         if self.host.trace.enabled:
             self.host.trace.emit(self.host.now(), self.v.domain.domid, self.v.vcpu_id,
                                  Kind.VMEXIT, cause, {**args, "handler": "xen"})
+
+
+# -- MSRs --------------------------------------------------------------------------------------
+def hvm_msr_read_intercept(t: HvmTraps, cpu: X86Vcpu, msr: int) -> int | None:
+    """An HVM guest's ``rdmsr``: the value, or None for #GP (an MSR Xen does not give
+    HVM guests, as guest_rdmsr's ``gp_fault``)."""
+    if msr == MSR_EFER:
+        return cpu.msr_read(MSR_EFER)
+    if msr == MSR_IA32_TSC:
+        return t.tsc(cpu)
+    if msr == MSR_IA32_APICBASE:
+        return t.apic_base
+    if msr == MSR_MTRRcap:
+        return MTRR_CAP
+    if msr in _MTRR_MSRS:
+        return t.mtrr.get(msr, 0)
+    if msr == MSR_IA32_MISC_ENABLE:
+        return MISC_ENABLE
+    if msr == MSR_IA32_UCODE_REV:
+        return 0
+    if msr in _CPU_MSRS:
+        return cpu.msr_read(msr)
+    return None
+
+
+def hvm_msr_write_intercept(t: HvmTraps, cpu: X86Vcpu, msr: int, value: int) -> str | None:
+    """An HVM guest's ``wrmsr``: None when done, else why it is #GP."""
+    value &= 0xFFFF_FFFF_FFFF_FFFF
+    if msr == HYPERCALL_MSR:
+        gpa = value & ~0xFFF
+        if t.hvm.guest_write(gpa, traps.hvm_hypercall_page()):
+            t.hvm.hypercall_page_gpa = gpa
+            t.host.log.printk(f"d{t.v.domain.domid}v{t.v.vcpu_id}: "
+                              f"hypercall page at {gpa:#x}")
+        return None
+    if msr == MSR_EFER:
+        return hvm_set_efer(cpu, value)
+    if msr == MSR_IA32_TSC:
+        t.tsc_offset = value - t.host.now()
+        return None
+    if msr == MSR_IA32_APICBASE:
+        if value & ~0xFFFF_FD00 or value & ~0xFFF != 0xFEE00000:  # vlapic_msr_set
+            return "the APIC stays at 0xfee00000"
+        t.apic_base = value
+        return None
+    if msr == MSR_MTRRcap:
+        return "MTRRcap is read-only"
+    if msr in _MTRR_MSRS:
+        t.mtrr[msr] = value
+        return None
+    if msr == MSR_IA32_MISC_ENABLE:
+        return None if value == MISC_ENABLE else "MISC_ENABLE bits a guest cannot change"
+    if msr == MSR_IA32_UCODE_REV:
+        return None if value == 0 else "only 0 may be written"
+    if msr == MSR_IA32_CR_PAT:
+        if any((value >> (8 * i)) & 0xFF not in _PAT_TYPES for i in range(8)):
+            return f"{value:#x} is not a valid PAT"
+    elif msr in _CANONICAL_MSRS and not _canonical(value):
+        return f"{value:#x} is not canonical"
+    elif msr not in _CPU_MSRS:
+        return "an MSR Xen does not give HVM guests"
+    cpu.msr_write(msr, value)
+    return None
+
+
+def hvm_set_efer(cpu: X86Vcpu, value: int) -> str | None:
+    """hvm_set_efer: SCE, LME and NXE may be set (LMA is the CPU's: long mode turns on
+    when CR0.PG is set with LME); changing LME while paging is on is #GP."""
+    old = cpu.msr_read(MSR_EFER)
+    if value & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE):
+        return f"reserved bits in {value:#x}"
+    if (value ^ old) & EFER_LME and cpu.reg("cr0") & CR0_PG:
+        return "EFER.LME changed with paging enabled"
+    cpu.msr_write(MSR_EFER, (value & ~EFER_LMA) | (old & EFER_LMA))
+    return None
 
 
 # -- hvm_op ------------------------------------------------------------------------------------

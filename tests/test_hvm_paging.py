@@ -1,0 +1,332 @@
+"""Paging and long mode in HVM/PVH guests, MSRs, and the 64-bit hypercall convention.
+
+A PVH guest starts in 32-bit flat protected mode with paging off. The guest here
+(GNU as, built at test time) turns on 32-bit paging with 4 MiB pages, then PAE, then
+long mode, and in each mode writes through a linear address that its own page tables
+send to another page, and makes a hypercall whose buffer is such a linear address (Xen
+walks the guest's tables: hvm_copy_to_guest_linear). In long mode it jumps to code
+above 4 GiB, makes a hypercall with the 64-bit convention (RDI, RSI, RDX, R10, R8),
+and reads and writes the MSRs Xen gives HVM guests (EFER, PAT, TSC, APIC base, STAR,
+LSTAR, FS base, kernel GS base). An MSR Xen does not give HVM guests is #GP: with no
+exception delivery to the guest's IDT yet, the domain crashes with one line naming it.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from test_pvh_physmap import pvh_elf
+
+from xenlab.lab import Lab
+from xenlab.labkit import assemble
+from xenlab.public.version import XEN_EXTRAVERSION
+
+BASE = 0x100000
+GUEST = r"""
+.code32
+    lgdt gdt_ptr
+    ljmp $0x08, $1f
+1:  mov $0x10, %eax
+    mov %eax, %ds
+    mov %eax, %es
+    mov %eax, %ss
+    mov $stack_top, %esp
+
+    # ---- 32-bit paging: 4 MiB pages (CR4.PSE) and one 4 KiB page at 0x40000000
+    mov $pd32, %eax
+    mov %eax, %cr3
+    mov %cr4, %eax
+    or $0x10, %eax                 # PSE
+    mov %eax, %cr4
+    mov %cr0, %eax
+    or $0x80000000, %eax           # PG
+    mov %eax, %cr0
+    movl $0x11111111, 0x40000000   # lands in page_a
+    mov $17, %eax                  # xen_version(XENVER_extraversion, 0x40000010)
+    mov $1, %ebx
+    mov $0x40000010, %ecx
+    vmcall
+    mov %eax, results + 0
+    movl $page_b + 3, pt32         # remap 0x40000000 to page_b, then invlpg
+    invlpg 0x40000000
+    movl $0x22222222, 0x40000000   # lands in page_b
+    mov %cr0, %eax
+    and $0x7fffffff, %eax
+    mov %eax, %cr0                 # paging off
+
+    # ---- PAE: 2 MiB pages and one 4 KiB page at 0x40000000
+    mov %cr4, %eax
+    or $0x20, %eax                 # PAE
+    mov %eax, %cr4
+    mov $pdpt_pae, %eax
+    mov %eax, %cr3
+    mov %cr0, %eax
+    or $0x80000000, %eax
+    mov %eax, %cr0
+    movl $0x33333333, 0x40000000   # lands in page_c
+    mov $17, %eax
+    mov $1, %ebx
+    mov $0x40000020, %ecx
+    vmcall
+    mov %eax, results + 4
+    mov %cr0, %eax
+    and $0x7fffffff, %eax
+    mov %eax, %cr0
+
+    # ---- long mode: EFER.LME, 4-level tables, paging on, a far jump to 64-bit code
+    mov $pml4, %eax
+    mov %eax, %cr3
+    mov $0xC0000080, %ecx
+    rdmsr
+    or $0x100, %eax                # LME
+    wrmsr
+    mov %cr0, %eax
+    or $0x80000000, %eax
+    mov %eax, %cr0
+    ljmp $0x18, $long64
+.code64
+long64:
+    movabs $0x8000000000, %rax     # page_d through pml4[1]
+    movl $0x44444444, (%rax)
+    movabs $0x8000001000 + (high_code - code_page), %rax
+    jmp *%rax                      # run code above 4 GiB
+
+    .balign 4096
+code_page:
+high_code:
+    lea (%rip), %rax
+    mov %rax, results + 8          # RIP above 4 GiB
+    mov $0xdeadbeef, %ebx          # the 32-bit convention's argument registers: garbage
+    mov $0xdeadbeef, %ecx
+    mov $17, %eax                  # xen_version(XENVER_extraversion, 0x8000000040)
+    mov $1, %edi
+    movabs $0x8000000040, %rsi
+    vmcall
+    mov %rax, results + 16
+    lea (%rip), %rax
+    mov %rax, results + 24         # still above 4 GiB after the hypercall
+
+    # ---- MSRs
+    mov $0xC0000080, %ecx          # EFER
+    rdmsr
+    mov %eax, results + 32
+    mov $0x277, %ecx               # PAT
+    mov $0x00070106, %eax
+    mov $0x00070106, %edx
+    wrmsr
+    rdmsr
+    mov %eax, results + 40
+    mov %edx, results + 44
+    mov $0xC0000082, %ecx          # LSTAR
+    mov $0x81000000, %eax
+    mov $0xffffffff, %edx
+    wrmsr
+    xor %eax, %eax
+    xor %edx, %edx
+    rdmsr
+    mov %eax, results + 48
+    mov %edx, results + 52
+    mov $0xC0000081, %ecx          # STAR
+    mov $0x00000000, %eax
+    mov $0x00230010, %edx
+    wrmsr
+    rdmsr
+    mov %edx, results + 56
+    mov $0xC0000102, %ecx          # KERNEL_GS_BASE
+    mov $0x9abcdef0, %eax
+    mov $0x00001234, %edx
+    wrmsr
+    rdmsr
+    mov %eax, results + 64
+    mov %edx, results + 68
+    mov $0x1b, %ecx                # APIC base
+    rdmsr
+    mov %eax, results + 72
+    mov $0x10, %ecx                # TSC
+    rdmsr
+    mov %eax, results + 80
+    mov %edx, results + 84
+    mov $0xC0000100, %ecx          # FS base: page_d's linear address
+    mov $0x00000000, %eax
+    mov $0x00000080, %edx
+    wrmsr
+    mov %fs:0, %eax
+    mov %eax, results + 88
+    mov $'o', %al
+    out %al, $0xe9
+    mov $'k', %al
+    out %al, $0xe9
+    mov $'\n', %al
+    out %al, $0xe9
+    BAD_MSR
+    cli
+2:  hlt
+    jmp 2b
+
+    .balign 8
+gdt:
+    .quad 0
+    .quad 0x00CF9A000000FFFF       # 0x08 flat 32-bit code
+    .quad 0x00CF92000000FFFF       # 0x10 flat data
+    .quad 0x00AF9A000000FFFF       # 0x18 64-bit code
+gdt_ptr:
+    .word gdt_ptr - gdt - 1
+    .long gdt
+
+    .balign 4096
+pd32:                              # 32-bit page directory
+    .long 0x83                     # 0..4 MiB: a 4 MiB page, identity
+    .fill 0x100 - 1, 4, 0
+    .long pt32 + 3                 # 0x40000000
+    .fill 1024 - 0x101, 4, 0
+pt32:
+    .long page_a + 3
+    .fill 1023, 4, 0
+pd_pae:
+    .quad 0x83                     # 0..2 MiB: a 2 MiB page, identity
+    .fill 511, 8, 0
+pd_pae_hi:
+    .quad pt_pae + 3               # 0x40000000
+    .fill 511, 8, 0
+pt_pae:
+    .quad page_c + 3
+    .fill 511, 8, 0
+pml4:
+    .quad pdpt64 + 3
+    .quad pdpt64_hi + 3            # 0x8000000000
+    .fill 510, 8, 0
+pdpt64:
+    .quad pd_pae + 3               # 0..2 MiB identity again
+    .fill 511, 8, 0
+pdpt64_hi:
+    .quad pd64_hi + 3
+    .fill 511, 8, 0
+pd64_hi:
+    .quad pt64 + 3
+    .fill 511, 8, 0
+pt64:
+    .quad page_d + 3               # 0x8000000000
+    .quad code_page + 3            # 0x8000001000: the high code
+    .fill 510, 8, 0
+pdpt_pae:                          # 32-byte aligned: PDPTEs have no R/W bit
+    .quad pd_pae + 1
+    .quad pd_pae_hi + 1
+    .quad 0, 0
+    .balign 4096
+page_a: .fill 4096, 1, 0
+page_b: .fill 4096, 1, 0
+page_c: .fill 4096, 1, 0
+page_d: .fill 4096, 1, 0
+results: .fill 4096, 1, 0
+    .fill 4096, 1, 0
+stack_top:
+"""
+
+
+def _symbols(source: str) -> dict[str, int]:
+    """Where the labels the test reads ended up (assembled again with markers)."""
+    code = assemble(source, bits=64, org=BASE)
+    out = {}
+    for name in ("page_a", "page_b", "page_c", "page_d", "results", "code_page"):
+        probe = assemble(source + f"\n.code64\nmovabs ${name}, %rax\n", bits=64, org=BASE)
+        out[name] = struct.unpack("<Q", probe[len(code) + 2:len(code) + 10])[0]
+    return out
+
+
+def _boot(tmp: Path, bad_msr: str = "") -> tuple[Lab, dict[str, int]]:
+    source = GUEST.replace("BAD_MSR", bad_msr)
+    kernel = tmp / "paging.elf"
+    kernel.write_bytes(pvh_elf(assemble(source, bits=64, org=BASE), BASE))
+    cfg = tmp / "paging.cfg"
+    cfg.write_text(f'name = "paging"\ntype = "pvh"\nkernel = "{kernel}"\nmemory = 32\n'
+                   'on_crash = "preserve"\n')
+    lab = Lab(memory_mib=160, dom0_mem_mib=64)
+    lab.xl(f"create {cfg}")
+    lab.run(max_instructions=2_000_000, max_seconds=5.0)
+    return lab, _symbols(source)
+
+
+@pytest.fixture(scope="module")
+def booted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lab, dict[str, int]]:
+    return _boot(tmp_path_factory.mktemp("paging"))
+
+
+def _read(lab: Lab, gpa: int, size: int) -> bytes:
+    d = lab.domain("paging")
+    mfn = d.pfn_to_mfn(gpa >> 12)
+    return lab.host.mem.read((mfn << 12) | (gpa & 0xFFF), size)
+
+
+def _u32(lab: Lab, gpa: int) -> int:
+    return int(struct.unpack("<I", _read(lab, gpa, 4))[0])
+
+
+def _u64(lab: Lab, gpa: int) -> int:
+    return int(struct.unpack("<Q", _read(lab, gpa, 8))[0])
+
+
+def test_the_guest_runs_through_every_mode(booted: tuple[Lab, dict[str, int]]) -> None:
+    lab, _sym = booted
+    d = lab.domain("paging")
+    assert not d.is_crashed, d.crash_reason
+    assert "(d1) ok" in lab.xl_output("dmesg"), lab.xl_output("dmesg")
+
+
+def test_32bit_paging_with_4mib_pages_and_invlpg(booted: tuple[Lab, dict[str, int]]) -> None:
+    lab, sym = booted
+    assert _u32(lab, sym["page_a"]) == 0x11111111
+    assert _u32(lab, sym["page_b"]) == 0x22222222      # after the remap and invlpg
+    # the hypercall's buffer was linear 0x40000010: Xen walked the 2-level tables
+    assert _u32(lab, sym["results"]) == 0
+    assert _read(lab, sym["page_a"] + 0x10, len(XEN_EXTRAVERSION)) == XEN_EXTRAVERSION
+
+
+def test_pae_paging(booted: tuple[Lab, dict[str, int]]) -> None:
+    lab, sym = booted
+    assert _u32(lab, sym["page_c"]) == 0x33333333
+    assert _u32(lab, sym["results"] + 4) == 0
+    assert _read(lab, sym["page_c"] + 0x20, len(XEN_EXTRAVERSION)) == XEN_EXTRAVERSION
+
+
+def test_long_mode_and_the_64bit_hypercall_convention(
+        booted: tuple[Lab, dict[str, int]]) -> None:
+    lab, sym = booted
+    res = sym["results"]
+    assert _u32(lab, sym["page_d"]) == 0x44444444
+    high = 0x8000001000
+    assert high < _u64(lab, res + 8) < high + 0x1000       # code ran above 4 GiB
+    assert high < _u64(lab, res + 24) < high + 0x1000      # and resumed there after vmcall
+    # RDI = XENVER_extraversion, RSI = a buffer above 4 GiB (EBX, ECX were garbage)
+    assert _u64(lab, res + 16) == 0
+    assert _read(lab, sym["page_d"] + 0x40, len(XEN_EXTRAVERSION)) == XEN_EXTRAVERSION
+    records = [r for r in lab.host.trace.records if r.dom == 1 and r.name == "xen_version"]
+    assert len(records) == 3
+
+
+def test_msrs_a_guest_may_read_and_write(booted: tuple[Lab, dict[str, int]]) -> None:
+    lab, sym = booted
+    res = sym["results"]
+    assert _u32(lab, res + 32) & 0x500 == 0x500                     # EFER.LME | LMA
+    assert _u64(lab, res + 40) == 0x0007010600070106                 # PAT
+    assert _u64(lab, res + 48) == 0xFFFFFFFF81000000                 # LSTAR
+    assert _u32(lab, res + 56) == 0x00230010                         # STAR[63:32]
+    assert _u64(lab, res + 64) == 0x123400000000 | 0x9ABCDEF0        # KERNEL_GS_BASE
+    assert _u32(lab, res + 72) == 0xFEE00900                         # APIC base: on, BSP
+    assert 0 < _u64(lab, res + 80) <= lab.host.now()                 # TSC: virtual ns
+    assert _u32(lab, res + 88) == 0x44444444                         # %fs:0 is page_d
+    exits = [r for r in lab.host.trace.records if r.dom == 1 and r.name == "rdmsr"]
+    assert {r.args["msr"] for r in exits} >= {"0xc0000080", "0xc0000082", "0x10", "0x1b"}
+    assert "0x277" not in {r.args["msr"] for r in exits}            # PAT: no exit (VMX)
+
+
+@pytest.mark.parametrize("insn", ["rdmsr", "wrmsr"])
+def test_an_msr_xen_does_not_give_hvm_guests_is_gp(tmp_path: Path, insn: str) -> None:
+    lab, _sym = _boot(tmp_path, f"mov $0xdead0001, %ecx\n    {insn}\n    out %al, $0xe9")
+    d = lab.domain("paging")
+    assert d.is_crashed
+    assert d.crash_reason.startswith(f"Unhandled #GP general protection ({insn} 0xdead0001: "
+                                     ), d.crash_reason
+    assert "\n" not in d.crash_reason and "Traceback" not in lab.xl_output("dmesg")
+    assert "(d1) ok" in lab.xl_output("dmesg")    # everything before it ran
