@@ -225,11 +225,118 @@ stack_top:
 """
 
 
+#: In long mode, with an IDT of its own: #UD, #GP (an unknown MSR), #PF (a write to an
+#: unmapped page) and #DE, each recorded by its handler, which steps over the instruction
+EXCEPTIONS = r"""
+    movabs $low, %rax              # back to the identity-mapped copy of the code
+    jmp *%rax
+low:
+    mov $0, %ecx
+    mov $h_de, %eax
+    call setgate
+    mov $6, %ecx
+    mov $h_ud, %eax
+    call setgate
+    mov $13, %ecx
+    mov $h_gp, %eax
+    call setgate
+    mov $14, %ecx
+    mov $h_pf, %eax
+    call setgate
+    lidt idt_ptr
+    movq $2, skip
+fault_ud:
+    ud2
+    mov $0xdead0001, %ecx
+fault_gp:
+    rdmsr
+    movq $6, skip
+    movabs $0x9000000000, %rax
+fault_pf:
+    movl $1, (%rax)
+    movq $2, skip
+    xor %ecx, %ecx
+    xor %edx, %edx
+    mov $1, %eax
+fault_de:
+    div %ecx
+    mov $'e', %al
+    out %al, $0xe9
+    mov $'\n', %al
+    out %al, $0xe9
+    jmp done
+
+setgate:                           # vector %ecx -> handler %eax: a 64-bit interrupt gate
+    shl $4, %ecx
+    add $idt, %ecx
+    mov %ax, (%ecx)
+    movw $0x18, 2(%ecx)
+    movw $0x8E00, 4(%ecx)
+    shr $16, %eax
+    mov %ax, 6(%ecx)
+    movq $0, 8(%ecx)
+    ret
+
+h_de: push $0
+    push $0
+    jmp common
+h_ud: push $0
+    push $6
+    jmp common
+h_gp: push $13
+    jmp common
+h_pf: push $14
+common:                            # vector, error, RIP, CS, RFLAGS, RSP, SS
+    push %rax
+    push %rbx
+    mov nrec, %rbx
+    shl $6, %rbx
+    add $records, %rbx
+    mov 16(%rsp), %rax
+    mov %rax, 0(%rbx)
+    mov 24(%rsp), %rax
+    mov %rax, 8(%rbx)
+    mov 32(%rsp), %rax
+    mov %rax, 16(%rbx)
+    mov 40(%rsp), %rax
+    mov %rax, 24(%rbx)
+    mov 48(%rsp), %rax
+    mov %rax, 32(%rbx)
+    mov 56(%rsp), %rax
+    mov %rax, 40(%rbx)
+    mov %cr2, %rax
+    mov %rax, 48(%rbx)
+    lea 16(%rsp), %rax
+    mov %rax, 56(%rbx)             # where the frame is
+    incq nrec
+    mov skip, %rax
+    add %rax, 32(%rsp)
+    pop %rbx
+    pop %rax
+    add $16, %rsp
+    iretq
+
+    .balign 16
+idt: .fill 64, 8, 0
+idt_ptr:
+    .word 32 * 16 - 1
+    .quad idt
+skip: .quad 0
+nrec: .quad 0
+    .balign 64
+records: .fill 8 * 64, 1, 0
+done:
+"""
+
+
 def _symbols(source: str) -> dict[str, int]:
     """Where the labels the test reads ended up (assembled again with markers)."""
     code = assemble(source, bits=64, org=BASE)
     out = {}
-    for name in ("page_a", "page_b", "page_c", "page_d", "results", "code_page"):
+    names = ["page_a", "page_b", "page_c", "page_d", "results", "code_page", "stack_top"]
+    if "fault_ud" in source:
+        names += ["fault_ud", "fault_gp", "fault_pf", "fault_de", "records"]
+    for name in names:
         probe = assemble(source + f"\n.code64\nmovabs ${name}, %rax\n", bits=64, org=BASE)
         out[name] = struct.unpack("<Q", probe[len(code) + 2:len(code) + 10])[0]
     return out
@@ -330,3 +437,28 @@ def test_an_msr_xen_does_not_give_hvm_guests_is_gp(tmp_path: Path, insn: str) ->
                                      ), d.crash_reason
     assert "\n" not in d.crash_reason and "Traceback" not in lab.xl_output("dmesg")
     assert "(d1) ok" in lab.xl_output("dmesg")    # everything before it ran
+
+
+def test_exceptions_in_long_mode_reach_the_guests_idt(tmp_path: Path) -> None:
+    """#UD, #GP (rdmsr of an MSR Xen does not give HVM guests), #PF and #DE in 64-bit
+    code go to the guest's own 64-bit interrupt gates with the frame the CPU builds:
+    RIP of the faulting instruction, CS, RFLAGS, RSP, SS, the error code where the
+    vector has one (#PF: write to a page not present = 2) and CR2."""
+    lab, sym = _boot(tmp_path, EXCEPTIONS)
+    d = lab.domain("paging")
+    assert not d.is_crashed, d.crash_reason
+    assert "(d1) e" in lab.xl_output("dmesg"), lab.xl_output("dmesg")
+    frames = [struct.unpack("<8Q", _read(lab, sym["records"] + 64 * i, 64)) for i in range(4)]
+    expected = [(6, 0, "fault_ud", None), (13, 0, "fault_gp", None),
+                (14, 2, "fault_pf", 0x9000000000), (0, 0, "fault_de", None)]
+    for frame, (vector, error, label, cr2) in zip(frames, expected, strict=True):
+        vec, err, rip, cs, rflags, rsp, cr2_seen, frame_at = frame
+        assert (vec, err, rip, cs) == (vector, error, sym[label], 0x18), (label, frame)
+        assert rflags & 0x2 and not rflags & (1 << 8)
+        assert rsp == sym["stack_top"]                   # the stack before the frame
+        # SS, RSP, RFLAGS, CS, RIP and an error code (the CPU's, or the handler's dummy)
+        # below the 16-byte aligned stack, then the handler's vector
+        assert frame_at == (sym["stack_top"] & ~0xF) - 56, (label, hex(frame_at))
+        if cr2 is not None:
+            assert cr2_seen == cr2
+    assert _u64(lab, sym["records"] + 4 * 64) == 0       # nothing else was delivered

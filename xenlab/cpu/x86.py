@@ -395,6 +395,8 @@ _uc_mem_write = _uclib().uc_mem_write
 # uc_err uc_vmem_read(uc_engine *uc, uint64_t address, uc_prot prot, void *bytes,
 #                     size_t size): a read through the guest's page tables (unicorn >= 2.1)
 _uc_vmem_read = getattr(_uclib(), "uc_vmem_read", None)
+_uc_vmem_write = getattr(_uclib(), "uc_vmem_write", None)
+_uc_vmem_translate = getattr(_uclib(), "uc_vmem_translate", None)
 
 
 # ---------------------------------------------------------------------------
@@ -895,7 +897,7 @@ class X86Vcpu:
         self.budget.left = budget
         if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
-        if self.long_mode:
+        if self.long_mode or self._uc64:
             self.forget_exceptions()
         start = self.pc() if begin is None else begin
         self._emu_start(start)
@@ -931,7 +933,7 @@ class X86Vcpu:
         self._charged = 0
         if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
-        if self.long_mode:
+        if self.long_mode or self._uc64:
             self.forget_exceptions()
         pc = self.pc()
         self._emu_start(pc, count=1)
@@ -1033,7 +1035,7 @@ class X86Vcpu:
             return
         if self.exits.interrupt(self, intno):
             return
-        if not self.long_mode:
+        if not self.long_mode and not self._sync_uc_mode():
             # unicorn does not vector interrupts: do it through the IVT (real mode) or the
             # IDT (protected mode) ourselves
             if intno in (VEC_UD, VEC_GP, VEC_PF, VEC_DF) and self.reg("cr0") & 1:
@@ -1470,12 +1472,19 @@ class X86Vcpu:
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
 
-    def deliver_interrupt(self, vector: int) -> None:
-        """Vector an interrupt the way the CPU's current mode does (32-bit engines)."""
+    def deliver_interrupt(self, vector: int) -> str | None:
+        """Vector an external interrupt the way the CPU's current mode does (32-bit
+        engines): None when delivered, else why the CPU could not."""
+        if self._sync_uc_mode():
+            return self.deliver_long_mode_exception(vector, None)
         if self.reg("cr0") & 1:
-            self.deliver_protected_mode_interrupt(vector)
+            try:
+                self.deliver_protected_mode_interrupt(vector)
+            except UcError:
+                return f"the IDT or the stack for interrupt {vector:#x} is not mapped"
         else:
             self.deliver_real_mode_interrupt(vector)
+        return None
 
     def deliver_protected_mode_interrupt(self, vector: int) -> None:
         """Through a 32-bit interrupt/trap gate of the IDT, same privilege level, flat stack:
@@ -1503,6 +1512,60 @@ class X86Vcpu:
         self.uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~EFLAGS_TF)
         self.uc.reg_write(X.UC_X86_REG_CS, selector)
         self.uc.reg_write(X.UC_X86_REG_EIP, offset)
+
+    def deliver_long_mode_exception(self, vector: int, error_code: int | None) -> str | None:
+        """Vector an exception through a 64-bit IDT gate as the CPU does for ring 0 code
+        (an HVM guest's kernel): align RSP to 16 (or take the gate's IST stack from the
+        TSS), push SS, RSP, RFLAGS, CS, RIP and the error code, clear TF, NT, RF (and IF
+        for an interrupt gate), load CS:RIP from the gate. None when delivered, else
+        why the CPU could not (the caller treats that as a double or triple fault)."""
+        base, limit = self._table_register(X.UC_X86_REG_IDTR)
+        if vector * 16 + 15 > limit:
+            return f"vector {vector} is beyond the IDT limit {limit:#x}"
+        try:
+            gate = self.code_at(base + vector * 16, 16, prot=uc_const.UC_PROT_READ)
+        except UcError:
+            return f"the IDT at {base:#x} is not mapped"
+        lo, hi, off_hi, _rsvd = struct.unpack("<IIII", gate)
+        gate_type = (hi >> 8) & 0xF
+        if not hi & (1 << 15) or gate_type not in (0xE, 0xF):
+            return f"IDT entry {vector} is not a present interrupt or trap gate"
+        target = (lo & 0xFFFF) | (hi & 0xFFFF_0000) | (off_hi << 32)
+        rsp = old_rsp = self.reg("rsp")
+        ist = hi & 7
+        if ist:
+            _sel, tss, _lim, _fl = self.uc.reg_read(X.UC_X86_REG_TR)
+            try:
+                rsp = struct.unpack("<Q", self.code_at(tss + 0x24 + 8 * (ist - 1), 8,
+                                                       prot=uc_const.UC_PROT_READ))[0]
+            except UcError:
+                return f"the TSS at {tss:#x} is not mapped"
+        rsp &= ~0xF
+        flags = self.reg("rflags")
+        frame = [self.reg("ss"), old_rsp, flags, self.reg("cs"), self.reg("rip")]
+        if error_code is not None:
+            frame.append(error_code)
+        data = struct.pack(f"<{len(frame)}Q", *reversed(frame))
+        rsp -= len(data)
+        if _uc_vmem_write is None or _uc_vmem_write(
+                self._uch, ctypes.c_uint64(rsp), uc_const.UC_PROT_WRITE, data,
+                ctypes.c_size_t(len(data))) != uc_const.UC_ERR_OK:
+            return f"the stack at {rsp:#x} is not mapped writable"
+        flags &= ~(EFLAGS_TF | (1 << 14) | (1 << 16) | (EFLAGS_IF if gate_type == 0xE else 0))
+        self.set_reg("rsp", rsp)
+        self.set_reg("rflags", flags)
+        self.set_reg("cs", lo >> 16)
+        self.set_reg("rip", target)
+        return None
+
+    def translate(self, linear: int, prot: int = uc_const.UC_PROT_READ) -> int | None:
+        """Guest-physical address of ``linear`` through the guest's page tables, or None
+        if it does not map (for the #PF error code's P bit)."""
+        if _uc_vmem_translate is None:
+            return None
+        out = ctypes.c_uint64()
+        err = _uc_vmem_translate(self._uch, ctypes.c_uint64(linear), prot, ctypes.byref(out))
+        return int(out.value) if err == uc_const.UC_ERR_OK else None
 
     def setup_flat32(self, *, gdt_base: int, eip: int, ebx: int = 0) -> None:
         """32-bit flat protected mode, paging off (how Xen starts hvmloader): the GDT at

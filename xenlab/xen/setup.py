@@ -51,6 +51,7 @@ from xenlab.xen.event_channel import (
 )
 from xenlab.xen.grant_table import GrantTable, gnttab_release_mappings
 from xenlab.xen.guest_access import GuestFault, copy_to_guest
+from xenlab.xen.hvm.hvm import hvm_inject_hw_exception
 from xenlab.xen.hypercall import PV_HYPERCALL_COST_NS, do_hypercall
 from xenlab.xen.mm import (
     _PAGE_GNTTAB,
@@ -1345,6 +1346,10 @@ class XenHost:
         elif (result.reason is ExitReason.FAULT and not d.is_shutting_down and d.is_pv
                 and result.vector is not None and pv_do_trap(self, v, cpu, result.vector)):
             pass  # emulated, or bounced to the guest's handler (or the bounce crashed it)
+        elif (result.reason is ExitReason.FAULT and not d.is_shutting_down
+                and d.hvm is not None and result.vector is not None
+                and hvm_inject_hw_exception(self, v, cpu, result.vector)):
+            pass  # an HVM guest in long mode: into its own IDT, as the CPU delivers it
         elif result.reason is ExitReason.FAULT and not d.is_shutting_down:
             regs = cpu.registers()
             rip = regs.get("rip", regs.get("eip", 0))

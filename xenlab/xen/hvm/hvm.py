@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from xenlab.xen.setup import XenHost
 
 __all__ = ["HYPERCALL_MSR", "PHASE_PREFIXES", "HvmDomain", "HvmTraps", "do_hvm_op",
-           "hvm_msr_read_intercept", "hvm_msr_write_intercept"]
+           "hvm_inject_hw_exception", "hvm_msr_read_intercept", "hvm_msr_write_intercept"]
 
 _IOREQ_PFN = int(HvmParam.HVM_PARAM_IOREQ_PFN)
 HYPERCALL_MSR = 0x40000000  # what CPUID 0x40000002 EBX tells the guest
@@ -82,6 +82,11 @@ _CANONICAL_MSRS = frozenset((MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_L
 _NO_EXIT_MSRS = frozenset((MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP,
                            MSR_IA32_CR_PAT, MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE))
 _PAT_TYPES = frozenset((0, 1, 4, 5, 6, 7))  # UC, WC, WT, WP, WB, UC-
+# vMCE (xen/arch/x86/cpu/mcheck/vmce.c): two banks, no MCG_CTL, nothing ever logged
+MSR_IA32_MCG_CAP, MSR_IA32_MCG_STATUS = 0x179, 0x17A
+MSR_IA32_MC0_CTL = 0x400
+GUEST_MC_BANK_NUM = 2
+GUEST_MCG_CAP = (1 << 24) | (1 << 11) | GUEST_MC_BANK_NUM   # MCG_SER_P | MCG_TES_P | banks
 
 
 def _canonical(value: int) -> bool:
@@ -206,7 +211,10 @@ class HvmDomain:
         vector = self.vpic.ack()
         if vector is None:
             return
-        cpu.deliver_interrupt(vector)
+        why = cpu.deliver_interrupt(vector)
+        if why is not None:  # the CPU would shut down (a triple fault)
+            self.host.domain_crash(self.d, v, f"triple fault: {why}", cpu.registers())
+            return
         self.host.trace.emit(now, self.d.domid, v.vcpu_id, Kind.EVENT, "inject_irq",
                              {"vector": hex(vector), "mode": cpu.mode().value})
 
@@ -312,6 +320,53 @@ class HvmTraps:
                                  Kind.VMEXIT, cause, {**args, "handler": "xen"})
 
 
+# -- exceptions in long mode -------------------------------------------------------------------
+#: vectors whose frame has an error code (#DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP)
+_ERROR_CODE_VECTORS = frozenset((8, 10, 11, 12, 13, 14, 17, 21))
+PFEC_PRESENT, PFEC_WRITE, PFEC_INSN_FETCH = 1 << 0, 1 << 1, 1 << 4
+
+
+def hvm_inject_hw_exception(host: XenHost, v: Vcpu, cpu: X86Vcpu, vector: int) -> bool:
+    """An exception an HVM vCPU in long mode raised goes to its own IDT, as the CPU
+    delivers it under VMX (no exit for a guest's #PF with HAP): the 64-bit frame, the
+    error code (for #PF: P from the guest's tables, W from the instruction, I/D for a
+    fetch with NX on) and CR2. A vector the IDT cannot take becomes #DF, and one #DF
+    cannot take a triple fault (the caller crashes the domain). False if the vCPU is
+    not in long mode (earlier modes crash as before)."""
+    state = cpu.paging_state()
+    if vector >= 32 or state is None or not state[3] & EFER_LMA:
+        return False
+    error: int | None = None
+    cr2 = 0
+    if vector == 14:
+        cr2 = cpu.fault_cr2
+        rip = cpu.reg("rip")
+        cpu.set_reg("cr2", cr2)
+        error = 0
+        if cpu.translate(cr2) is not None:
+            error |= PFEC_PRESENT
+        if rip <= cr2 < rip + 16:
+            if state[3] & EFER_NXE:
+                error |= PFEC_INSN_FETCH
+        else:
+            code = host.read_guest_code(v.domain, cpu, rip, 15)
+            if code and cpu.writes_memory(code, rip, cr2):
+                error |= PFEC_WRITE
+    elif vector in _ERROR_CODE_VECTORS:
+        error = 0
+    why = cpu.deliver_long_mode_exception(vector, error)
+    if why is not None and vector != 8:
+        why = cpu.deliver_long_mode_exception(8, 0)
+        vector, error = 8, 0
+    if why is not None:
+        return False
+    if host.trace.enabled:
+        host.trace.emit(host.now(), v.domain.domid, v.vcpu_id, Kind.EVENT, "inject_exception",
+                        {"vector": vector, "error_code": error, "cr2": hex(cr2),
+                         "rip": hex(cpu.reg("rip"))})
+    return True
+
+
 # -- MSRs --------------------------------------------------------------------------------------
 def hvm_msr_read_intercept(t: HvmTraps, cpu: X86Vcpu, msr: int) -> int | None:
     """An HVM guest's ``rdmsr``: the value, or None for #GP (an MSR Xen does not give
@@ -330,6 +385,12 @@ def hvm_msr_read_intercept(t: HvmTraps, cpu: X86Vcpu, msr: int) -> int | None:
         return MISC_ENABLE
     if msr == MSR_IA32_UCODE_REV:
         return 0
+    if msr == MSR_IA32_MCG_CAP:
+        return GUEST_MCG_CAP
+    if msr == MSR_IA32_MCG_STATUS:
+        return 0
+    if MSR_IA32_MC0_CTL <= msr < MSR_IA32_MC0_CTL + 4 * GUEST_MC_BANK_NUM:
+        return 0xFFFF_FFFF_FFFF_FFFF if msr % 4 == 0 else 0   # MCi_CTL all ones, the rest 0
     if msr in _CPU_MSRS:
         return cpu.msr_read(msr)
     return None
@@ -364,6 +425,10 @@ def hvm_msr_write_intercept(t: HvmTraps, cpu: X86Vcpu, msr: int, value: int) -> 
         return None if value == MISC_ENABLE else "MISC_ENABLE bits a guest cannot change"
     if msr == MSR_IA32_UCODE_REV:
         return None if value == 0 else "only 0 may be written"
+    if msr == MSR_IA32_MCG_STATUS or (
+            MSR_IA32_MC0_CTL <= msr < MSR_IA32_MC0_CTL + 4 * GUEST_MC_BANK_NUM):
+        # vmce_wrmsr: MCi_CTL takes anything; status, address, misc only 0 (no error)
+        return None if msr % 4 == 0 or value == 0 else "a vMCE register takes only 0"
     if msr == MSR_IA32_CR_PAT:
         if any((value >> (8 * i)) & 0xFF not in _PAT_TYPES for i in range(8)):
             return f"{value:#x} is not a valid PAT"
