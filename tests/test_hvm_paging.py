@@ -13,6 +13,7 @@ exception delivery to the guest's IDT yet, the domain crashes with one line nami
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -462,3 +463,30 @@ def test_exceptions_in_long_mode_reach_the_guests_idt(tmp_path: Path) -> None:
         if cr2 is not None:
             assert cr2_seen == cr2
     assert _u64(lab, sym["records"] + 4 * 64) == 0       # nothing else was delivered
+
+
+REAL_GUESTS = Path(os.environ.get("XENLAB_REAL_GUESTS") or "~/.cache/xenlab/real-guests"
+                   ).expanduser()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REAL_GUESTS / "vmlinuz").is_file(),
+                    reason=f"no real guests in {REAL_GUESTS}: run `make real-guests`")
+def test_debians_linux_as_a_pvh_guest_prints_its_banner_on_hvc0(tmp_path: Path) -> None:
+    """Debian's Linux through the PVH entry point: 32-bit start, its own page tables,
+    long mode, its early #PF handler building the direct map, the MSRs it reads, and
+    its console on hvc0 (about 250 M instructions, a few seconds)."""
+    cfg = tmp_path / "linux-pvh.cfg"
+    cfg.write_text(f'name = "linux-pvh"\ntype = "pvh"\nkernel = "{REAL_GUESTS / "vmlinuz"}"\n'
+                   'memory = 256\ncmdline = "console=hvc0"\non_crash = "preserve"\n')
+    lab = Lab(memory_mib=512, dom0_mem_mib=64)
+    lab.xl(f"create {cfg}")
+    lab.run(max_instructions=250_000_000, max_seconds=30.0)
+    d = lab.domain("linux-pvh")
+    assert not d.is_crashed, d.crash_reason
+    out = lab.xl_output("console linux-pvh")
+    assert out.startswith("[    0.000000] Linux version "), out[:300]
+    for line in ("Hypervisor detected: Xen HVM", "Booting kernel on Xen PVH",
+                 "Xen version: 4.17.0-xenlab", "printk: console [hvc0] enabled"):
+        assert line in out, (line, out[-2000:])
+    assert "Kernel panic" not in out and "unchecked MSR access" not in out
