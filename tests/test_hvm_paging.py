@@ -50,6 +50,7 @@ GUEST = r"""
     mov $0x40000010, %ecx
     vmcall
     mov %eax, results + 0
+    PM_EXCEPTIONS
     movl $page_b + 3, pt32         # remap 0x40000000 to page_b, then invlpg
     invlpg 0x40000000
     movl $0x22222222, 0x40000000   # lands in page_b
@@ -330,21 +331,120 @@ done:
 """
 
 
+#: In 32-bit protected mode with paging, with an IDT of its own: the same four faults
+PM_EXCEPTIONS = r"""
+    mov $0, %ecx
+    mov $pm_de, %eax
+    call pm_setgate
+    mov $6, %ecx
+    mov $pm_ud, %eax
+    call pm_setgate
+    mov $13, %ecx
+    mov $pm_gp, %eax
+    call pm_setgate
+    mov $14, %ecx
+    mov $pm_pf, %eax
+    call pm_setgate
+    lidt pm_idt_ptr
+    movl $2, pm_skip
+pm_fault_ud:
+    ud2
+    mov $0xdead0001, %ecx
+pm_fault_gp:
+    rdmsr
+    movl $6, pm_skip
+    mov $0x50000000, %eax          # no page table for it
+pm_fault_pf:
+    movl $1, (%eax)
+    movl $2, pm_skip
+    xor %ecx, %ecx
+    xor %edx, %edx
+    mov $1, %eax
+pm_fault_de:
+    div %ecx
+    lidt pm_no_idt
+    jmp pm_done
+
+pm_setgate:                        # vector %ecx -> handler %eax: a 32-bit interrupt gate
+    shl $3, %ecx
+    add $pm_idt, %ecx
+    mov %ax, (%ecx)
+    movw $0x08, 2(%ecx)
+    movw $0x8E00, 4(%ecx)
+    shr $16, %eax
+    mov %ax, 6(%ecx)
+    ret
+
+pm_de: push $0
+    push $0
+    jmp pm_common
+pm_ud: push $0
+    push $6
+    jmp pm_common
+pm_gp: push $13
+    jmp pm_common
+pm_pf: push $14
+pm_common:                         # vector, error, EIP, CS, EFLAGS
+    push %eax
+    push %ebx
+    mov pm_nrec, %ebx
+    shl $5, %ebx
+    add $pm_records, %ebx
+    mov 8(%esp), %eax
+    mov %eax, 0(%ebx)
+    mov 12(%esp), %eax
+    mov %eax, 4(%ebx)
+    mov 16(%esp), %eax
+    mov %eax, 8(%ebx)
+    mov 20(%esp), %eax
+    mov %eax, 12(%ebx)
+    mov 24(%esp), %eax
+    mov %eax, 16(%ebx)
+    mov %cr2, %eax
+    mov %eax, 20(%ebx)
+    lea 8(%esp), %eax
+    mov %eax, 24(%ebx)
+    incl pm_nrec
+    mov pm_skip, %eax
+    add %eax, 16(%esp)
+    pop %ebx
+    pop %eax
+    add $8, %esp
+    iret
+
+    .balign 8
+pm_idt: .fill 32, 8, 0
+pm_idt_ptr:
+    .word 32 * 8 - 1
+    .long pm_idt
+pm_no_idt:
+    .word 0
+    .long 0
+pm_skip: .long 0
+pm_nrec: .long 0
+    .balign 32
+pm_records: .fill 8 * 32, 1, 0
+pm_done:
+"""
+
+
 def _symbols(source: str) -> dict[str, int]:
     """Where the labels the test reads ended up (assembled again with markers)."""
     code = assemble(source, bits=64, org=BASE)
     out = {}
     names = ["page_a", "page_b", "page_c", "page_d", "results", "code_page", "stack_top"]
-    if "fault_ud" in source:
+    if "\nfault_ud:" in source:
         names += ["fault_ud", "fault_gp", "fault_pf", "fault_de", "records"]
+    if "pm_fault_ud" in source:
+        names += ["pm_fault_ud", "pm_fault_gp", "pm_fault_pf", "pm_fault_de", "pm_records"]
     for name in names:
         probe = assemble(source + f"\n.code64\nmovabs ${name}, %rax\n", bits=64, org=BASE)
         out[name] = struct.unpack("<Q", probe[len(code) + 2:len(code) + 10])[0]
     return out
 
 
-def _boot(tmp: Path, bad_msr: str = "") -> tuple[Lab, dict[str, int]]:
-    source = GUEST.replace("BAD_MSR", bad_msr)
+def _boot(tmp: Path, bad_msr: str = "", pm: str = "") -> tuple[Lab, dict[str, int]]:
+    source = GUEST.replace("BAD_MSR", bad_msr).replace("PM_EXCEPTIONS", pm)
     kernel = tmp / "paging.elf"
     kernel.write_bytes(pvh_elf(assemble(source, bits=64, org=BASE), BASE))
     cfg = tmp / "paging.cfg"
@@ -463,6 +563,27 @@ def test_exceptions_in_long_mode_reach_the_guests_idt(tmp_path: Path) -> None:
         if cr2 is not None:
             assert cr2_seen == cr2
     assert _u64(lab, sym["records"] + 4 * 64) == 0       # nothing else was delivered
+
+
+def test_exceptions_in_protected_mode_reach_the_guests_idt(tmp_path: Path) -> None:
+    """The same four faults with 32-bit paging on and 32-bit interrupt gates: EFLAGS, CS,
+    EIP of the faulting instruction and the error code where the vector has one."""
+    lab, sym = _boot(tmp_path, pm=PM_EXCEPTIONS)
+    d = lab.domain("paging")
+    assert not d.is_crashed, d.crash_reason
+    assert "(d1) ok" in lab.xl_output("dmesg"), lab.xl_output("dmesg")
+    frames = [struct.unpack("<8I", _read(lab, sym["pm_records"] + 32 * i, 32))
+              for i in range(4)]
+    expected = [(6, 0, "pm_fault_ud", None), (13, 0, "pm_fault_gp", None),
+                (14, 2, "pm_fault_pf", 0x50000000), (0, 0, "pm_fault_de", None)]
+    for frame, (vector, error, label, cr2) in zip(frames, expected, strict=True):
+        vec, err, eip, cs, eflags, cr2_seen, frame_at, _ = frame
+        assert (vec, err, eip, cs) == (vector, error, sym[label], 0x08), (label, frame)
+        assert eflags & 0x2 and not eflags & (1 << 8)
+        assert frame_at == sym["stack_top"] - 20, (label, hex(frame_at))
+        if cr2 is not None:
+            assert cr2_seen == cr2
+    assert _u32(lab, sym["pm_records"] + 4 * 32) == 0
 
 
 REAL_GUESTS = Path(os.environ.get("XENLAB_REAL_GUESTS") or "~/.cache/xenlab/real-guests"

@@ -492,9 +492,13 @@ class X86Vcpu:
         #: long mode: RIP when the slice's exception was raised: the faulting instruction,
         #: or the one after an ``int n``/``int3`` (a trap); None if there was none
         self.fault_pc: int | None = None
+        self._delivered = False          # an exception was given to the guest's IDT
         self._ctx: Any = None            # a saved context, reused by forget_exceptions
         self._df_rip: int | None = None  # a #DF of QEMU's: the slice ends at this RIP
         self.fault_cr2 = 0                 # CR2 as the last #PF left it
+        #: the slice's fault is an exception of the guest's CPU (False: unicorn could not
+        #: emulate an access, e.g. a fetch from unassigned memory)
+        self.fault_is_cpu_exception = True
 
     def _add_native_hook(self, kind: int, callback: Any, *,
                          extra: int | None = None) -> int:
@@ -836,8 +840,8 @@ class X86Vcpu:
         """Whether the instruction in ``code`` (at ``address``) writes memory at or near
         ``target``: a memory operand it writes, or a push/call below the stack pointer
         (what a #PF error code's W bit says; for the hypervisor's fault decoding)."""
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if self.long_mode
-                         else capstone.CS_MODE_32)
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64
+                         if self.long_mode or self.code64() else capstone.CS_MODE_32)
         md.detail = True
         for insn in md.disasm(code, address, 1):
             from capstone import x86_const as cx
@@ -892,12 +896,14 @@ class X86Vcpu:
         self._stop_reason = None
         self._fault = None
         self.fault_pc = None
+        self.fault_is_cpu_exception = True
         self.slice_budget = budget
         self._charged = 0
         self.budget.left = budget
         if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
-        if self.long_mode or self._uc64:
+        if self.long_mode or self._uc64 or self._delivered:
+            self._delivered = False
             self.forget_exceptions()
         start = self.pc() if begin is None else begin
         self._emu_start(start)
@@ -928,12 +934,14 @@ class X86Vcpu:
         self._stop_reason = None
         self._fault = None
         self.fault_pc = None
+        self.fault_is_cpu_exception = True
         self.slice_budget = 1 << 40
         self.budget.left = 1 << 40
         self._charged = 0
         if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
-        if self.long_mode or self._uc64:
+        if self.long_mode or self._uc64 or self._delivered:
+            self._delivered = False
             self.forget_exceptions()
         pc = self.pc()
         self._emu_start(pc, count=1)
@@ -986,6 +994,9 @@ class X86Vcpu:
         except UcError as err:
             if self._fault is None:
                 self._fault = self._classify_error(err)
+                # an access to memory nothing is mapped at is the emulator's, not an
+                # exception the guest's CPU raised: never one to give to its IDT
+                self.fault_is_cpu_exception = err.errno == uc_const.UC_ERR_INSN_INVALID
 
     def _retranslated(self) -> bool:
         """Emulation stopped only so that a block is translated again with new traps."""
@@ -1040,6 +1051,8 @@ class X86Vcpu:
             # IDT (protected mode) ourselves
             if intno in (VEC_UD, VEC_GP, VEC_PF, VEC_DF) and self.reg("cr0") & 1:
                 self._fault = (intno, VECTOR_NAMES.get(intno, f"interrupt {intno:#x}"))
+                if intno == VEC_PF:
+                    self.fault_cr2 = self.reg("cr2")
                 uc.emu_stop()
                 return
             self.deliver_interrupt(intno)
@@ -1552,10 +1565,55 @@ class X86Vcpu:
                 ctypes.c_size_t(len(data))) != uc_const.UC_ERR_OK:
             return f"the stack at {rsp:#x} is not mapped writable"
         flags &= ~(EFLAGS_TF | (1 << 14) | (1 << 16) | (EFLAGS_IF if gate_type == 0xE else 0))
+        self._delivered = True
         self.set_reg("rsp", rsp)
         self.set_reg("rflags", flags)
         self.set_reg("cs", lo >> 16)
         self.set_reg("rip", target)
+        return None
+
+    def deliver_protected_mode_exception(self, vector: int, error_code: int | None
+                                         ) -> str | None:
+        """Vector an exception through a 32-bit IDT gate as the CPU does for ring 0 code
+        with flat segments: the gate read through the guest's page tables if paging is
+        on, EFLAGS, CS, EIP and the error code pushed, TF, NT, RF (and IF for an
+        interrupt gate) cleared, CS:EIP loaded from the gate. None when delivered, else
+        why the CPU could not (no privilege change from ring 3 yet)."""
+        base, limit = self._table_register(X.UC_X86_REG_IDTR)
+        if vector * 8 + 7 > limit:
+            return f"vector {vector} is beyond the IDT limit {limit:#x}"
+        try:
+            lo, hi = struct.unpack("<II", self.code_at(base + vector * 8, 8,
+                                                       prot=uc_const.UC_PROT_READ))
+        except UcError:
+            return f"the IDT at {base:#x} is not mapped"
+        gate_type = (hi >> 8) & 0x1F
+        if not hi & (1 << 15) or gate_type not in (0x0E, 0x0F):
+            return f"IDT entry {vector} is not a present 32-bit interrupt or trap gate"
+        if self.reg("cs") & 3:
+            return "an exception in ring 3 (xenlab switches no stacks in protected mode)"
+        frame = [self.reg("eflags"), self.reg("cs"), self.reg("eip")]
+        if error_code is not None:
+            frame.append(error_code)
+        data = struct.pack(f"<{len(frame)}I", *reversed(frame))
+        esp = (self.reg("esp") - len(data)) & 0xFFFF_FFFF
+        try:
+            if self.reg("cr0") & CR0_PG:
+                if _uc_vmem_write is None or _uc_vmem_write(
+                        self._uch, ctypes.c_uint64(esp), uc_const.UC_PROT_WRITE, data,
+                        ctypes.c_size_t(len(data))) != uc_const.UC_ERR_OK:
+                    raise UcError(uc_const.UC_ERR_WRITE_UNMAPPED)
+            else:
+                self._mem_write(esp, data)
+        except UcError:
+            return f"the stack at {esp:#x} is not mapped writable"
+        flags = frame[0] & ~(EFLAGS_TF | (1 << 14) | (1 << 16)
+                             | (EFLAGS_IF if gate_type == 0x0E else 0))
+        self._delivered = True
+        self.set_reg("esp", esp)
+        self.set_reg("eflags", flags)
+        self.set_reg("cs", lo >> 16)
+        self.set_reg("eip", (lo & 0xFFFF) | (hi & 0xFFFF_0000))
         return None
 
     def translate(self, linear: int, prot: int = uc_const.UC_PROT_READ) -> int | None:

@@ -327,26 +327,30 @@ PFEC_PRESENT, PFEC_WRITE, PFEC_INSN_FETCH = 1 << 0, 1 << 1, 1 << 4
 
 
 def hvm_inject_hw_exception(host: XenHost, v: Vcpu, cpu: X86Vcpu, vector: int) -> bool:
-    """An exception an HVM vCPU in long mode raised goes to its own IDT, as the CPU
-    delivers it under VMX (no exit for a guest's #PF with HAP): the 64-bit frame, the
-    error code (for #PF: P from the guest's tables, W from the instruction, I/D for a
-    fetch with NX on) and CR2. A vector the IDT cannot take becomes #DF, and one #DF
-    cannot take a triple fault (the caller crashes the domain). False if the vCPU is
-    not in long mode (earlier modes crash as before)."""
-    state = cpu.paging_state()
-    if vector >= 32 or state is None or not state[3] & EFER_LMA:
+    """An exception an HVM vCPU raised in protected or long mode goes to its own IDT,
+    as the CPU delivers it under VMX (no exit for a guest's #PF with HAP): the frame of
+    the mode (32-bit or 64-bit gates), the error code (for #PF: P from the guest's
+    tables, W from the instruction, I/D for a fetch with NX on) and CR2. A vector the
+    IDT cannot take becomes #DF, and one #DF cannot take a triple fault (the caller
+    crashes the domain). False in real mode (the IVT is used inline) and for faults
+    that are the emulator's, not the CPU's (an access to nothing at all)."""
+    cr0 = cpu.reg("cr0")
+    if vector >= 32 or not cr0 & 1 or not cpu.fault_is_cpu_exception:
         return False
+    state = cpu.paging_state()
+    long_mode = state is not None and bool(state[3] & EFER_LMA)
+    efer = state[3] if state is not None else 0
     error: int | None = None
     cr2 = 0
     if vector == 14:
         cr2 = cpu.fault_cr2
-        rip = cpu.reg("rip")
+        rip = cpu.pc()
         cpu.set_reg("cr2", cr2)
         error = 0
         if cpu.translate(cr2) is not None:
             error |= PFEC_PRESENT
         if rip <= cr2 < rip + 16:
-            if state[3] & EFER_NXE:
+            if efer & EFER_NXE:
                 error |= PFEC_INSN_FETCH
         else:
             code = host.read_guest_code(v.domain, cpu, rip, 15)
@@ -354,16 +358,18 @@ def hvm_inject_hw_exception(host: XenHost, v: Vcpu, cpu: X86Vcpu, vector: int) -
                 error |= PFEC_WRITE
     elif vector in _ERROR_CODE_VECTORS:
         error = 0
-    why = cpu.deliver_long_mode_exception(vector, error)
+    deliver = (cpu.deliver_long_mode_exception if long_mode
+               else cpu.deliver_protected_mode_exception)
+    why = deliver(vector, error)
     if why is not None and vector != 8:
-        why = cpu.deliver_long_mode_exception(8, 0)
+        why = deliver(8, 0)
         vector, error = 8, 0
     if why is not None:
         return False
     if host.trace.enabled:
         host.trace.emit(host.now(), v.domain.domid, v.vcpu_id, Kind.EVENT, "inject_exception",
                         {"vector": vector, "error_code": error, "cr2": hex(cr2),
-                         "rip": hex(cpu.reg("rip"))})
+                         "rip": hex(cpu.pc())})
     return True
 
 
