@@ -13,6 +13,7 @@ exception delivery to the guest's IDT yet, the domain crashes with one line nami
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 from pathlib import Path
@@ -428,6 +429,76 @@ pm_done:
 """
 
 
+#: In long mode: the PIC at vectors 0x20.., the PIT's channel 0 every 10 ms, a handler
+#: at vector 0x20 that counts, notes the interrupted RIP and RFLAGS and sends EOI; the
+#: guest waits in hlt for three ticks
+TIMER = r"""
+    movabs $tlow, %rax
+    jmp *%rax
+tlow:
+    mov $t_idt + 0x20 * 16, %ecx   # vector 0x20: a 64-bit interrupt gate to h_timer
+    mov $h_timer, %eax
+    mov %ax, (%ecx)
+    movw $0x18, 2(%ecx)
+    movw $0x8E00, 4(%ecx)
+    shr $16, %eax
+    mov %ax, 6(%ecx)
+    movq $0, 8(%ecx)
+    lidt t_idt_ptr
+    mov $0x11, %al                 # ICW1..ICW4: vectors 0x20.., then mask all but IRQ 0
+    out %al, $0x20
+    mov $0x20, %al
+    out %al, $0x21
+    mov $0x04, %al
+    out %al, $0x21
+    mov $0x01, %al
+    out %al, $0x21
+    mov $0xfe, %al
+    out %al, $0x21
+    mov $0x34, %al                 # PIT channel 0, mode 2, 11932 ticks: 10 ms
+    out %al, $0x43
+    mov $0x9c, %al
+    out %al, $0x40
+    mov $0x2e, %al
+    out %al, $0x40
+    sti
+t_wait:
+    hlt
+t_after_hlt:
+    cmpq $3, ticks
+    jb t_wait
+    cli
+    mov $'t', %al
+    out %al, $0xe9
+    mov $'\n', %al
+    out %al, $0xe9
+    jmp t_done
+h_timer:
+    push %rax
+    incq ticks
+    mov 8(%rsp), %rax
+    mov %rax, t_rip
+    mov 16(%rsp), %rax
+    mov %rax, t_cs
+    mov 24(%rsp), %rax
+    mov %rax, t_rflags
+    mov $0x20, %al                 # EOI
+    out %al, $0x20
+    pop %rax
+    iretq
+    .balign 16
+t_idt: .fill 0x21 * 2, 8, 0
+t_idt_ptr:
+    .word 0x21 * 16 - 1
+    .quad t_idt
+ticks: .quad 0
+t_rip: .quad 0
+t_cs: .quad 0
+t_rflags: .quad 0
+t_done:
+"""
+
+
 def _symbols(source: str) -> dict[str, int]:
     """Where the labels the test reads ended up (assembled again with markers)."""
     code = assemble(source, bits=64, org=BASE)
@@ -435,6 +506,8 @@ def _symbols(source: str) -> dict[str, int]:
     names = ["page_a", "page_b", "page_c", "page_d", "results", "code_page", "stack_top"]
     if "\nfault_ud:" in source:
         names += ["fault_ud", "fault_gp", "fault_pf", "fault_de", "records"]
+    if "t_after_hlt" in source:
+        names += ["t_after_hlt", "ticks", "t_rip", "t_cs", "t_rflags"]
     if "pm_fault_ud" in source:
         names += ["pm_fault_ud", "pm_fault_gp", "pm_fault_pf", "pm_fault_de", "pm_records"]
     for name in names:
@@ -611,3 +684,21 @@ def test_debians_linux_as_a_pvh_guest_prints_its_banner_on_hvc0(tmp_path: Path) 
                  "Xen version: 4.17.0-xenlab", "printk: console [hvc0] enabled"):
         assert line in out, (line, out[-2000:])
     assert "Kernel panic" not in out and "unchecked MSR access" not in out
+
+
+def test_timer_interrupts_in_long_mode_reach_the_guests_idt(tmp_path: Path) -> None:
+    """IRQ 0 from the PIT through the vPIC, while the guest waits in hlt in long mode:
+    the 64-bit frame holds the RIP after the hlt, CS and RFLAGS with IF set."""
+    lab, sym = _boot(tmp_path, TIMER)
+    d = lab.domain("paging")
+    assert not d.is_crashed, d.crash_reason
+    assert "(d1) t" in lab.xl_output("dmesg"), lab.xl_output("dmesg")
+    assert _u64(lab, sym["ticks"]) == 3
+    assert _u64(lab, sym["t_rip"]) == sym["t_after_hlt"]
+    assert _u64(lab, sym["t_cs"]) == 0x18
+    assert _u64(lab, sym["t_rflags"]) & (1 << 9)
+    injected = [r for r in lab.host.trace.records if r.dom == 1 and r.name == "inject_irq"]
+    assert [r.args["vector"] for r in injected] == ["0x20"] * 3
+    assert {r.args["mode"] for r in injected} == {"long"}
+    times = [r.time for r in injected]
+    assert all(9_000_000 <= b - a <= 11_000_000 for a, b in itertools.pairwise(times))
