@@ -219,3 +219,39 @@ def test_debians_linux_is_built_as_a_pvh_guest(tmp_path: Path) -> None:
     paddr, data, _memsz = max(kernel.segments)
     mfn = d.pfn_to_mfn(paddr >> 12)
     assert lab.host.mem.read((mfn << 12) | (paddr & 0xFFF), 64) == data[:64]
+
+
+def test_pvh_ramdisk_is_a_module_in_hvm_start_info(tmp_path: Path) -> None:
+    """xl.cfg's ramdisk for a PVH kernel: one hvm_modlist_entry in hvm_start_info (EBX),
+    the bytes as they are (Linux unpacks its initramfs itself) in the first page after
+    the kernel, which reads them there."""
+    from xenlab.labkit import assemble
+
+    results = BASE + 0x800
+    code = assemble(f"""
+        mov 12(%ebx), %eax             # nr_modules
+        mov %eax, {results}
+        mov 16(%ebx), %esi             # modlist_paddr
+        mov 0(%esi), %edi              # the module's paddr and size
+        mov %edi, {results + 4}
+        mov 8(%esi), %eax
+        mov %eax, {results + 8}
+        mov (%edi), %eax               # its first bytes
+        mov %eax, {results + 12}
+        cli
+    1:  hlt
+        jmp 1b
+    """, bits=32, org=BASE)
+    image = code + bytes(0x1000 - len(code))
+    ramdisk = tmp_path / "initrd.img"
+    ramdisk.write_bytes(b"RAMD" + bytes(5000))
+    cfg = _config(tmp_path, pvh_elf(image), 32)
+    cfg.write_text(cfg.read_text() + f'ramdisk = "{ramdisk}"\n')
+    lab = Lab(memory_mib=160, dom0_mem_mib=64)
+    lab.xl(f"create {cfg}")
+    lab.run(max_instructions=1_000_000, max_seconds=1.0)
+    assert not lab.domain("pvh").is_crashed
+    assert _guest_u32(lab, results) == 1
+    assert _guest_u32(lab, results + 4) == BASE + 0x1000     # the page after the kernel
+    assert _guest_u32(lab, results + 8) == 5004
+    assert _guest_u32(lab, results + 12) == int.from_bytes(b"RAMD", "little")

@@ -1532,6 +1532,8 @@ class X86Vcpu:
         TSS), push SS, RSP, RFLAGS, CS, RIP and the error code, clear TF, NT, RF (and IF
         for an interrupt gate), load CS:RIP from the gate. None when delivered, else
         why the CPU could not (the caller treats that as a double or triple fault)."""
+        if self.reg("cs") & 3:  # needs TSS.RSP0 and a CPL change: not modelled yet
+            return "an exception in ring 3 (xenlab switches no privilege levels yet)"
         base, limit = self._table_register(X.UC_X86_REG_IDTR)
         if vector * 16 + 15 > limit:
             return f"vector {vector} is beyond the IDT limit {limit:#x}"

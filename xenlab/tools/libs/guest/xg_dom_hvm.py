@@ -143,10 +143,11 @@ def load_pvh_kernel(path: str, max_size: int = MAX_PVH_KERNEL,
 
 
 def build_pvh(host: XenHost, d: Domain, kernel: HvmFirmware, *, memory_pages: int,
-              cmdline: str = "") -> None:
+              cmdline: str = "", ramdisk: bytes = b"") -> None:
     """A PVH guest: HVM's container without firmware or device model. The kernel's
     segments are loaded where they ask, vCPU 0 enters at PHYS32_ENTRY in 32-bit flat mode
-    with EBX -> hvm_start_info (the command line, no modules)."""
+    with EBX -> hvm_start_info: the command line and, with a ramdisk, one module in the
+    first page after the kernel (xc_dom_build_image places modules after it)."""
     assert d.hvm is not None
     special_base = memory_pages - len(SPECIAL_PAGES)
     for first, count in ((0, VGA_HOLE.start), (VGA_HOLE.stop, memory_pages - VGA_HOLE.stop)):
@@ -169,7 +170,17 @@ def build_pvh(host: XenHost, d: Domain, kernel: HvmFirmware, *, memory_pages: in
     for paddr, data, _memsz in kernel.segments:
         write(paddr, data)
     cmd = START_INFO_PADDR + 0x200
-    write(START_INFO_PADDR, hvm_start_info(0, 0, cmdline_paddr=cmd if cmdline else 0))
+    modlist = START_INFO_PADDR + 0x100
+    if ramdisk:
+        mod = (kernel.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        if mod + len(ramdisk) > special_base << PAGE_SHIFT:
+            raise ImageError(f"{kernel.path}: the kernel and its ramdisk end at "
+                             f"{mod + len(ramdisk):#x}, past the RAM below Xen's special "
+                             f"pages ({special_base << PAGE_SHIFT:#x}) (raise memory)")
+        write(mod, ramdisk)
+        write(modlist, hvm_modlist_entry(mod, len(ramdisk), 0))
+    write(START_INFO_PADDR, hvm_start_info(modlist if ramdisk else 0, 1 if ramdisk else 0,
+                                           cmdline_paddr=cmd if cmdline else 0))
     write(cmd, cmdline.encode("latin-1", "replace")[:1000] + b"\0")
     write(GDT_PADDR, struct.pack("<QQQ", 0, 0x00CF9B000000FFFF, 0x00CF93000000FFFF))
     d.hvm.e820 = [(0, 0xA0000, E820_RAM),

@@ -195,7 +195,12 @@ class Libxl:
                 raise ConfigError(f"{cfg.path}: type \"pvh\" needs a 'kernel'")
             kernel = load_pvh_kernel(cfg.resolve(cfg.kernel), cfg.memory << 20,
                                      _memory_text(cfg))
-            return PreparedDomain(cfg, None, pages=cfg.memory * PAGES_PER_MIB, firmware=kernel)
+            ramdisk = b""
+            if cfg.ramdisk:  # a module as it is: the kernel unpacks its initramfs itself
+                ramdisk = read_image_file(cfg.resolve(cfg.ramdisk), "ramdisk",
+                                          cfg.memory << 20, limit_text=_memory_text(cfg))
+            return PreparedDomain(cfg, None, ramdisk, pages=cfg.memory * PAGES_PER_MIB,
+                                  firmware=kernel)
         if cfg.type == "hvm":
             return self._prepare_hvm(cfg)
         assert cfg.kernel is not None
@@ -315,7 +320,7 @@ class Libxl:
         d.console_port = max(0, evtchn_alloc_unbound(self.host, self.host.domains[0], d.domid,
                                                      0))
         build_pvh(self.host, d, prep.firmware, memory_pages=prep.pages,
-                  cmdline=cfg.cmdline or "")
+                  cmdline=cfg.cmdline or "", ramdisk=prep.ramdisk)
         self.services.domain_created(d)
         self.host.log.printk(f"d{d.domid}: PVH guest, kernel {prep.firmware.path}")
 
