@@ -631,6 +631,13 @@ class X86Vcpu:
         """Drop translated code after the host wrote to guest code pages."""
         self.uc.ctl_remove_cache(begin, end)
 
+    def flush_code(self) -> None:
+        """Drop all translated code: another CPU may have rewritten any of it. Each
+        vCPU translates code on its own, and a store by one emulated CPU invalidates
+        only its own translations; a serializing instruction on the other CPU is the
+        point where a real one is sure to see the new code (SDM 8.1.3)."""
+        self.uc.ctl_flush_tb()
+
     def phys_read(self, addr: int, size: int) -> bytes:
         return bytes(self.uc.mem_read(addr, size))
 

@@ -65,6 +65,7 @@ class Vcpu:
     ready_at: int = 0                  # virtual time from which it may run (causality)
     time_info: Any = None              # ctypes view of its vcpu_time_info in shared_info
     stall_rip: int | None = None       # where the CPU last stopped without a reason
+    code_sync: bool = False            # a sibling sent it an IPI: drop its translated code
     callbacks: dict[str, int] = field(default_factory=dict)  # event/failsafe/syscall entry
     pv: Any = None                     # PV: trap table and CPU state (pv_traps.PvVcpu)
     pending_regs: dict[str, int] | None = None  # loaded on return to the guest (iret)

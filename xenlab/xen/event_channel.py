@@ -318,6 +318,11 @@ def evtchn_send(host: XenHost, d: Domain, port: int) -> int:
         if rd is not None:
             evtchn_set_pending(host, rd, ch.remote_port)
     elif ch.state is ECS.IPI:
+        # Cross-modifying code: a kernel that rewrites its text (Linux's text_poke,
+        # jump labels, kprobes) then IPIs every other CPU to serialize (sync_core).
+        # Each xenlab vCPU keeps its own translated code, so the target drops it.
+        if ch.notify_vcpu < len(d.vcpus):
+            d.vcpus[ch.notify_vcpu].code_sync = True
         evtchn_set_pending(host, d, port)
     elif ch.state is not ECS.UNBOUND:  # unbound: silently dropped, as in Xen
         return -Errno.EINVAL

@@ -1284,6 +1284,9 @@ class XenHost:
                 "priority": PRI_NAMES.get(v.priority, v.priority), "credit": v.credit})
         v.set_runstate(Runstate.RUNSTATE_running, pc.time)
         self.update_runstate_area(v)
+        if v.code_sync:   # a sibling rewrote code and sent an IPI (evtchn_send)
+            v.code_sync = False
+            cpu.flush_code()
         pc.current = v
         self._current = (pc, v)
         self._slice_end = pc.time + budget
@@ -1371,15 +1374,19 @@ class XenHost:
             self.sched.runq_insert(v)
         elif v.blocked:
             v.set_runstate(Runstate.RUNSTATE_blocked, pc.time)
-        self.update_runstate_area(v)
         return result.executed - result.charged  # guest instructions, not exit time
 
     def update_runstate_area(self, v: Vcpu) -> None:
-        """update_runstate_area: on every context switch, Xen copies the vCPU's
+        """update_runstate_area: when a vCPU is switched in, Xen copies its
         vcpu_runstate_info (state, state_entry_time, time[4] in each state) into the
         area its kernel registered (VCPUOP_register_runstate_memory_area), through the
         kernel's page tables; an address that does not map is skipped, as Xen skips it.
-        Linux reads it for steal time (xen_steal_clock)."""
+        Linux reads it for steal time (xen_steal_clock) and to see whether another vCPU
+        was preempted (xen_vcpu_stolen). Xen's context_switch also writes the area of
+        the vCPU it switches out; xenlab writes at switch-in only, because its pCPUs run
+        one after another in virtual time: between two of its slices a vCPU is, on
+        Xen, still running on its own pCPU, and "runnable" would tell its siblings it
+        had been preempted."""
         pv = v.pv
         if pv is None or not pv.runstate_area or not v.domain.is_pv or not v.guest_table:
             return
