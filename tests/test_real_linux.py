@@ -112,12 +112,15 @@ def test_a_student_types_into_debians_linux_from_the_lab(tmp_path: Path) -> None
     booted_at = host.elapsed()
     start = len(d.console)
     lab.console_input("linux-disk", "echo hello $((6*7)); uname -sr; cat /proc/partitions; "
+                      "ls /proc/xen; wc -c </proc/xen/capabilities; "
                       "head -c 31 /dev/xvda; echo; echo written by linux | "
                       "dd of=/dev/xvda bs=512 seek=200 conv=fsync; echo done\n")
     host.run(max_instructions=800_000_000, max_time_ns=10 * 10**9,
              until=lambda: b"done\r\n/ # " in d.console[start:])
     answer = bytes(d.console[start:]).decode("latin-1")
     assert "hello 42" in answer and "Linux 6." in answer, answer
+    assert re.search(r"capabilities\s+privcmd\s+xenbus\r\n0\r\n", answer), answer  # xenfs:
+    # /proc/xen is there, and capabilities is empty (a DomU's: Dom0's reads control_d)
     assert re.search(r"202\s+0\s+1024 xvda", answer), answer      # blkfront's disk
     assert "xenlab pv-disk.img: sector 0000" in answer, answer      # read through blkback
     assert "done" in answer

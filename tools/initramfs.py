@@ -27,7 +27,7 @@ from pathlib import Path
 
 __all__ = ["INIT", "CpioWriter", "build_initramfs", "module_closure"]
 
-FRONTENDS = ("xen-blkfront", "xen-netfront")
+FRONTENDS = ("xen-blkfront", "xen-netfront", "xenfs")   # the frontends, and /proc/xen
 
 INIT = """\
 #!/bin/sh
@@ -37,8 +37,10 @@ INIT = """\
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo
 echo "xenlab initramfs: Linux $(uname -r) is up as a Xen PV guest"
-echo "  /proc/xen/capabilities: $(cat /proc/xen/capabilities 2>/dev/null)"
-for m in xen-blkfront xen-netfront; do modprobe "$m" 2>/dev/null; done
+for m in xen-blkfront xen-netfront xenfs; do modprobe "$m" 2>/dev/null; done
+/bin/busybox mount -t xenfs xenfs /proc/xen 2>/dev/null
+echo "  /proc/xen: $(ls /proc/xen 2>/dev/null | tr '\\n' ' ')(capabilities is empty in a DomU;"
+echo "  Dom0's says control_d)"
 echo "Type commands (busybox sh on hvc0). 'poweroff -f' ends the guest."
 exec setsid cttyhack sh </dev/hvc0 >/dev/hvc0 2>&1
 """
