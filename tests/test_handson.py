@@ -310,3 +310,37 @@ def test_handson_has_the_exercise_shape(capsys: pytest.CaptureFixture[str]) -> N
     assert out[0] == "Reach the goal with xl commands."
     assert out[1].startswith("Not answered yet: a list of xl command lines")
     assert out[2] == "Correct: xl list now shows web ------, db --p---, mail gone."
+
+
+# ---------------------------------------------------------------- chapter 11
+PTE = """
+        lea     mmu_req(%rip), %rdi
+        mov     %rsi, (%rdi)
+        shl     $12, %rcx
+        or      $7, %rcx
+        mov     %rcx, 8(%rdi)
+        mov     $1, %esi
+        xor     %edx, %edx
+        mov     $DOMID_SELF, %r10d
+        HYPERCALL __HYPERVISOR_mmu_update
+"""
+
+
+@needs_binutils
+def test_pte_update_maps_the_other_page() -> None:
+    v = H.check_pte_update(PTE)
+    assert v.ok and "scratch now reads other's page" in text(v)
+
+
+@needs_binutils
+@pytest.mark.parametrize(("old", "new", "hint"), [
+    ("mov     %rsi, (%rdi)", "lea scratch(%rip), %rax\nmov %rax, (%rdi)",
+     "not a frame of the domain's). ptr must be the machine address of the L1 entry"),
+    ("shl     $12, %rcx", "mov $0x800, %rcx\nshl $12, %rcx",
+     "frame not owned by the domain). val must name other's machine frame"),
+    ("or      $7, %rcx", "or $6, %rcx", "its PRESENT bit (1) is clear"),
+    ("HYPERCALL __HYPERVISOR_mmu_update", "nop", "made no mmu_update hypercall (number 1)"),
+])
+def test_pte_update_wrong_attempts(old: str, new: str, hint: str) -> None:
+    v = H.check_pte_update(PTE.replace(old, new))
+    assert not v.ok and hint in text(v), text(v)

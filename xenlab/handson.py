@@ -19,6 +19,7 @@ or only comments) gives ``Not answered yet:`` and the exercise's hint, so Run Al
     check_credit_share(text)                     chapter 02: weights for a CPU share
     check_frontend_step(step)                    chapter 05: grant, event channel, xenstore
     check_xl_session(commands)                   chapter 09: reach a state with xl commands
+    check_pte_update(code)                       chapter 11: one page-table update (mmu_update)
 
 Every run is deterministic (virtual time), and every file it needs (configs, disk
 images) lives in a scratch folder removed afterwards: no check changes the repository.
@@ -54,6 +55,7 @@ __all__ = [
     "check_credit_share",
     "check_exit_prediction",
     "check_frontend_step",
+    "check_pte_update",
     "check_pv_console",
     "check_pv_idle",
     "check_xl_config",
@@ -508,6 +510,135 @@ def check_pv_console(code: str, expect: str = "Hello from my hypercall") -> Verd
     shown = " / ".join(ln for ln in run.dmesg if ln.strip()) or "nothing"
     return _wrong(f"console_io ran, but Xen's console shows {shown!r}, not {expect!r}: "
                   "ESI is the number of bytes (msg_len), RDX where they are (msg).")
+
+
+# ===================================================================== the PV MMU
+#: Chapter 11's guest: it finds the L1 entry that maps its page ``scratch`` (walking its
+#: page tables from start_info.pt_base through the M2P table, as pv-bench does) and the
+#: machine frame of its page ``other``; the student's code must ask Xen to make
+#: ``scratch`` map ``other``'s frame; then the guest reads ``scratch`` and says what it saw.
+PTE_MARK_SCRATCH, PTE_MARK_OTHER = 0x5343524154434821, 0x5245485430544F21
+PTE_GUEST = f"""
+        .include "xenlab-guest.inc"
+        XEN_ELF_NOTES "xenlab-handson-pte"
+        .section .text.head, "ax"
+        .globl  _start
+_start:
+        lea     boot_stack_top(%rip), %rsp
+        mov     %rsi, %rbx                      /* start_info */
+        movabs  ${PTE_MARK_SCRATCH:#x}, %rax
+        mov     %rax, scratch(%rip)
+        movabs  ${PTE_MARK_OTHER:#x}, %rax
+        mov     %rax, other(%rip)
+        lea     other(%rip), %rdi
+        call    l1e_of
+        movabs  $0x000FFFFFFFFFF000, %rcx
+        and     %rdx, %rcx
+        shr     $12, %rcx
+        push    %rcx                            /* other's machine frame */
+        lea     scratch(%rip), %rdi
+        call    l1e_of
+        mov     %rax, %rsi                      /* RSI: the L1 entry's machine address */
+        pop     %rcx                            /* RCX: other's mfn; RDX: the entry now */
+        PRINTLN "pte: scratch's L1 entry found; your code runs"
+        .globl  student
+student:
+        .include "student.s"
+        .globl  after
+after:
+        mov     scratch(%rip), %rax
+        movabs  ${PTE_MARK_OTHER:#x}, %rcx
+        cmp     %rcx, %rax
+        jne     1f
+        PRINTLN "pte: scratch now shows other's page"
+        SHUTDOWN SHUTDOWN_poweroff
+1:      PRINTLN "pte: scratch still shows its own page"
+        SHUTDOWN SHUTDOWN_poweroff
+
+/* l1e_of: RDI = a VA of ours -> RAX = the machine address of its L1 entry, RDX = the
+ * entry.  Each table's frame -> its pfn through the M2P table -> VIRT_BASE + pfn * 4096. */
+l1e_of: push    %r15
+        mov     start_info_pt_base(%rbx), %r15
+        mov     $39, %ecx
+        xor     %r11d, %r11d
+1:      mov     %rdi, %rax
+        shr     %cl, %rax
+        and     $511, %eax
+        lea     (%r15,%rax,8), %rsi
+        mov     (%rsi), %rdx
+        cmp     $12, %ecx
+        je      2f
+        movabs  $0x000FFFFFFFFFF000, %r11
+        and     %rdx, %r11
+        mov     %r11, %rdx
+        shr     $12, %rdx
+        movabs  $0xFFFF800000000000, %rax
+        mov     (%rax,%rdx,8), %rdx
+        shl     $12, %rdx
+        lea     _text(%rip), %rax
+        lea     (%rax,%rdx), %r15
+        sub     $9, %ecx
+        jmp     1b
+2:      mov     %rsi, %rax
+        sub     %r15, %rax
+        add     %r11, %rax
+        pop     %r15
+        ret
+
+        .data
+        .balign 16
+        .globl  mmu_req
+mmu_req:        .quad   0, 0            /* struct mmu_update {{ uint64_t ptr, val; }} */
+        .balign 4096
+scratch:        .skip   4096
+other:          .skip   4096
+"""
+
+
+@_guarded("ask Xen to rewrite scratch's L1 entry: one mmu_update whose request (a struct "
+          "mmu_update { ptr; val; } in mmu_req) names the entry's machine address (RSI) "
+          "and the new entry (built from other's frame, RCX).")
+def check_pte_update(code: str) -> Verdict:
+    """A PV guest whose ``code`` must have Xen point its page ``scratch`` at the frame
+    of its page ``other`` with one mmu_update; right when reading scratch shows other."""
+    run = _pv(PTE_GUEST, code, "mapper")
+    calls = [r for r in run.hypercalls if r.name == "mmu_update"]
+    if any("scratch now shows other's page" in ln for ln in run.dmesg):
+        first = calls[0].args if calls else {}
+        return _right(f"Xen validated your entry (ptr {first.get('ptr', '?')}, val "
+                      f"{first.get('val', '?')}: a frame of the domain's, not a page table) "
+                      "and wrote it: scratch now reads other's page. This is how a PV "
+                      "kernel changes its page tables.")
+    if run.crash:
+        vals = [int(str(r.args.get("val", "0x1")), 16) for r in calls if r.ret == 0]
+        if "#PF" in run.crash and vals and not vals[-1] & 1:
+            return _wrong(f"Xen wrote your entry {vals[-1]:#x}, but its PRESENT bit (1) is "
+                          "clear: scratch is no longer mapped, and reading it page-faulted "
+                          f"({run.crash}).")
+        return _wrong(f"the guest crashed: {run.crash}.")
+    if not calls:
+        names = sorted({r.name for r in run.hypercalls} - {"sched_op", "console_io"})
+        return _wrong("your code made no mmu_update hypercall (number 1)"
+                      + (f"; it made {', '.join(names)}" if names else "")
+                      + ": HYPERCALL __HYPERVISOR_mmu_update.")
+    refused = [r for r in calls if isinstance(r.ret, int) and r.ret < 0]
+    if refused:
+        r = refused[0]
+        why = str(r.args.get("refused", ""))
+        hint = " Check the four arguments: RDI = &mmu_req, RSI = 1, RDX = 0, R10 = DOMID_SELF."
+        if "not a frame of the domain" in why:
+            hint = (" ptr must be the machine address of the L1 entry (RSI when your code "
+                    "starts), not a virtual address.")
+        elif "frame not owned" in why:
+            hint = " val must name other's machine frame: RCX << 12, plus the flag bits."
+        elif "page-table page" in why:
+            hint = " That frame is a page table: Xen never lets a guest map one writable."
+        elif "reserved bits" in why:
+            hint = " Only the low flag bits and the frame number may be set in val."
+        return _wrong(f"mmu_update returned {r.ret} ({why or 'refused'}).{hint}")
+    return _wrong("mmu_update succeeded, but scratch still shows its own page: val must "
+                  "map other's frame (RCX << 12) with PRESENT (1); and ptr must be "
+                  "scratch's L1 entry (RSI).")
 
 
 # ===================================================================== xl configs

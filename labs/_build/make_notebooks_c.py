@@ -14,9 +14,24 @@ from __future__ import annotations
 import sys
 
 from exercise_cells import exercise_cells  # labs/_build/: nbgrader's three cells per exercise
+from handson_cells import handson_cells  # labs/_build/: hands-on exercises (xenlab.handson)
 from make_notebooks_b import code, md, write
 
 IGNORE = "nbval-ignore-output"
+
+HX112 = '''
+answer = r"""
+        lea     mmu_req(%rip), %rdi     # the request: struct mmu_update { ptr; val; }
+        mov     %rsi, (%rdi)            # ptr: scratch's L1 entry (a machine address)
+        shl     $12, %rcx
+        or      $7, %rcx                # val: other's frame | PRESENT | RW | USER
+        mov     %rcx, 8(%rdi)
+        mov     $1, %esi                # count
+        xor     %edx, %edx              # pdone: NULL
+        mov     $DOMID_SELF, %r10d      # foreigndom: our own page tables
+        HYPERCALL __HYPERVISOR_mmu_update
+"""
+'''
 
 
 def chapter_11() -> list:
@@ -164,6 +179,21 @@ if HAVE_LINUX:
 """),
         *exercise_cells("ex111", 'exercise("11.1")', '"b"',
                         setup="from xenlab.exercises import exercise"),
+        md("""
+**Exercise 11.2 (hands-on).** Now be the PV kernel. This one does not need Debian's Linux:
+it is a small 64-bit PV kernel built from your lines. It has two pages, `scratch` and
+`other`, each holding a different marker. Before your code runs it has walked its own
+page tables (as pv-bench does: each table's frame, through the read-only M2P table, to
+where the kernel sees it) and left you **RSI** = the machine address of the L1 entry that
+maps `scratch`, **RDX** = that entry's value now, and **RCX** = the machine frame number
+of `other`. Write the `mmu_update` hypercall that makes `scratch` map `other`'s frame:
+fill `mmu_req` (a `struct mmu_update { uint64_t ptr, val; }` in the kernel's data), then
+`HYPERCALL __HYPERVISOR_mmu_update` with RDI = the request, RSI = the count, RDX = NULL,
+R10 = `DOMID_SELF`. After your code, the kernel reads `scratch` and says what it saw. Try
+what Xen refuses, too: `ptr` as a virtual address, a frame that is not yours.
+"""),
+        *handson_cells("hx112", 'HandsOn("11.2: make scratch map other\'s frame with one '
+                       'mmu_update", check_pte_update)', HX112),
         md("""
 ## Summary
 
