@@ -356,16 +356,22 @@ on_poweroff = "preserve"
 on_crash = "preserve"
 """
 
-#: The idle guest: binds VIRQ_TIMER, arms a timer 5 ms after boot, runs the student's
-#: lines, then says it woke and powers off.
-IDLE_DEADLINE_NS = 5_000_000
-IDLE_GUEST = f"""
+def _pv_entry(name: str) -> str:
+    """The entry every hands-on PV guest starts with: the Xen ELF notes (guest name
+    ``name``), ``_start`` in .text.head, and the boot stack."""
+    return f"""
         .include "xenlab-guest.inc"
-        XEN_ELF_NOTES "xenlab-handson-idle"
+        XEN_ELF_NOTES "{name}"
         .section .text.head, "ax"
         .globl  _start
 _start:
-        lea     boot_stack_top(%rip), %rsp
+        lea     boot_stack_top(%rip), %rsp"""
+
+
+#: The idle guest: binds VIRQ_TIMER, arms a timer 5 ms after boot, runs the student's
+#: lines, then says it woke and powers off.
+IDLE_DEADLINE_NS = 5_000_000
+IDLE_GUEST = _pv_entry("xenlab-handson-idle") + f"""
         movl    $VIRQ_TIMER, bind_virq + evtchn_bind_virq_virq(%rip)
         movl    $0, bind_virq + evtchn_bind_virq_vcpu(%rip)
         mov     $EVTCHNOP_bind_virq, %edi
@@ -387,13 +393,7 @@ bind_virq:
         .skip   16
 """
 
-CONSOLE_GUEST = """
-        .include "xenlab-guest.inc"
-        XEN_ELF_NOTES "xenlab-handson-console"
-        .section .text.head, "ax"
-        .globl  _start
-_start:
-        lea     boot_stack_top(%rip), %rsp
+CONSOLE_GUEST = _pv_entry("xenlab-handson-console") + """
         .globl  student
 student:
         .include "student.s"
@@ -518,13 +518,7 @@ def check_pv_console(code: str, expect: str = "Hello from my hypercall") -> Verd
 #: machine frame of its page ``other``; the student's code must ask Xen to make
 #: ``scratch`` map ``other``'s frame; then the guest reads ``scratch`` and says what it saw.
 PTE_MARK_SCRATCH, PTE_MARK_OTHER = 0x5343524154434821, 0x5245485430544F21
-PTE_GUEST = f"""
-        .include "xenlab-guest.inc"
-        XEN_ELF_NOTES "xenlab-handson-pte"
-        .section .text.head, "ax"
-        .globl  _start
-_start:
-        lea     boot_stack_top(%rip), %rsp
+PTE_GUEST = _pv_entry("xenlab-handson-pte") + f"""
         mov     %rsi, %rbx                      /* start_info */
         movabs  ${PTE_MARK_SCRATCH:#x}, %rax
         mov     %rax, scratch(%rip)
