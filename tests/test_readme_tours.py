@@ -105,6 +105,21 @@ def test_make_lab_passes_allow_root_only_to_root() -> None:
     assert ("--allow-root" in _make_lab_dry_run()) == (os.geteuid() == 0)
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_lab_opens_the_language_asked_for() -> None:
+    """``make lab LANG=es`` opens the Spanish start page, a Portuguese locale the
+    Portuguese one, anything else the English one; LAB_LANG=en overrides the locale."""
+    start = "00-start-here/00-start-here"
+    assert f"{start}.es.ipynb" in _make_lab_dry_run("LANG=es")
+    assert f"{start}.pt.ipynb" in _make_lab_dry_run("LANG=pt_BR.UTF-8")
+    for english in ("LANG=C.UTF-8", "LANG=en_US.UTF-8", "LANG=es", "LANG=de_DE.UTF-8"):
+        extra = ("LAB_LANG=en",) if english == "LANG=es" else ()
+        out = _make_lab_dry_run(english, *extra)
+        assert f"{start}.ipynb" in out and ".es." not in out and ".pt." not in out, english
+    for lang in ("es", "pt"):
+        assert (ROOT / "labs-student" / f"{start}.{lang}.ipynb").exists()
+
+
 @pytest.mark.skipif(shutil.which("make") is None
                     or not Path(sys.executable).with_name("jupyter").exists(),
                     reason="needs make and JupyterLab")

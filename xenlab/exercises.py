@@ -45,6 +45,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
+from xenlab.i18n import exercise_texts, tr
+
 __all__ = ["CATALOGUE", "KINDS", "Exercise", "answer_digest", "choice", "exercise",
            "seeded"]
 
@@ -52,13 +54,8 @@ KINDS = ("number", "name", "state", "order", "choice", "custom")
 LETTERS = "abcdefghij"
 # xl list's State column: r b p s c d, one position each (tools/xl/xl_info.c)
 _STATE_LETTERS = "rbpscd"
-# what to type, said without an example value (an example could be some exercise's answer)
-_FORMATS = {"number": "a number, decimal or 0x hex",
-            "name": "a name, in quotes",
-            "state": "State letters, in quotes, as xl list shows them",
-            "order": "the letters in order, in quotes",
-            "choice": "an option's letter, in quotes",
-            "custom": "what the exercise asks for"}
+# what to type is said without an example value (an example could be some exercise's
+# answer): the messages format_<kind> of xenlab.i18n
 _STATE_WORDS = {"running": "r", "blocked": "b", "paused": "p", "shutdown": "s",
                 "shut down": "s", "crashed": "c", "dying": "d"}
 
@@ -79,13 +76,13 @@ def _is_placeholder(given: Any) -> bool:
 def _canonical_number(given: Any) -> tuple[int, str]:
     """(the number, a note for the reply) or _Unreadable."""
     if isinstance(given, bool):
-        raise _Unreadable(f"{given!r} is a truth value, not a number")
+        raise _Unreadable(tr("truth_value", given=repr(given)))
     if isinstance(given, int):
         return int(given), ""
     if isinstance(given, float):
         if math.isfinite(given) and given == int(given):
             return int(given), ""
-        raise _Unreadable(f"{given!r} is not a whole number")
+        raise _Unreadable(tr("not_whole", given=repr(given)))
     if isinstance(given, str):
         text = re.sub(r"[\s_,]", "", given)
         for base in (0, 10):
@@ -98,36 +95,33 @@ def _canonical_number(given: Any) -> tuple[int, str]:
             try:
                 f = float(text)
             except ValueError:
-                raise _Unreadable(f"{given!r} is not a number (try 8192 or 0x2000)") from None
+                raise _Unreadable(tr("not_number_try", given=repr(given))) from None
             if not (math.isfinite(f) and f == int(f)):
-                raise _Unreadable(f"{given!r} is not a whole number") from None
+                raise _Unreadable(tr("not_whole", given=repr(given))) from None
             value = int(f)
-        return value, (f" (you gave a string; it was read as the number {value}: "
-                       "a plain number, without quotes, works too)")
-    raise _Unreadable(f"{_short(given)} is not a number")
+        return value, tr("read_string", value=value)
+    raise _Unreadable(tr("not_number", given=_short(given)))
 
 
 def _canonical_name(given: Any) -> tuple[str, str]:
     if not isinstance(given, str):
-        raise _Unreadable(f"{_short(given)} is not a name: answer with a string in quotes")
+        raise _Unreadable(tr("not_name", given=_short(given)))
     return "".join(given.split()).casefold(), ""
 
 
 def _canonical_state(given: Any) -> tuple[str, str]:
     if not isinstance(given, str):
-        raise _Unreadable(f"{_short(given)} is not a State: answer with a letter in quotes, "
-                          'such as "r"')
+        raise _Unreadable(tr("not_state_type", given=_short(given)))
     text = given.strip().casefold()
     if text in _STATE_WORDS:
         return _STATE_WORDS[text], ""
     if len(text) == 6 and set(text) <= set(_STATE_LETTERS + "-"):
         letters = {c for c in text if c != "-"}
-        note = f" (the xl list form of {''.join(sorted(letters)) or 'no letter'!r})"
+        note = tr("xl_list_form", letters=repr("".join(sorted(letters)) or tr("no_letter")))
     elif text and set(text) <= set(_STATE_LETTERS):
         letters, note = set(text), ""
     else:
-        raise _Unreadable(f"{given!r} is not a State: the letters are r b p s c d, as in "
-                          "xl list's --p---")
+        raise _Unreadable(tr("not_state", given=repr(given)))
     return "".join(c for c in _STATE_LETTERS if c in letters), note
 
 
@@ -135,18 +129,16 @@ def _canonical_order(given: Any) -> tuple[str, str]:
     if isinstance(given, (list, tuple)) and all(isinstance(g, str) for g in given):
         given = "".join(given)
     if not isinstance(given, str):
-        raise _Unreadable(f"{_short(given)} is not an order: answer with letters in a string, "
-                          'such as "b a c"')
+        raise _Unreadable(tr("not_order_type", given=_short(given)))
     text = re.sub(r"[\s,;>\-]", "", given).casefold()
     if not text.isalpha():
-        raise _Unreadable(f"{given!r} is not an order: use the letters only")
+        raise _Unreadable(tr("not_order_letters", given=repr(given)))
     return text, ""
 
 
 def _canonical_choice(given: Any, options: Sequence[str]) -> tuple[str, str]:
     if not isinstance(given, str):
-        raise _Unreadable(f"{_short(given)} is not an option: answer with a letter in quotes, "
-                          'such as "a"')
+        raise _Unreadable(tr("not_option_type", given=_short(given)))
     text = " ".join(given.split()).casefold()
     letter = text.strip("() .")
     if len(letter) == 1 and letter in LETTERS[: len(options)]:
@@ -154,8 +146,7 @@ def _canonical_choice(given: Any, options: Sequence[str]) -> tuple[str, str]:
     for i, option in enumerate(options):
         if text == " ".join(option.split()).casefold():
             return LETTERS[i], ""
-    raise _Unreadable(f"{given!r} is none of the options: answer with a letter "
-                      f"(a to {LETTERS[len(options) - 1]}) or an option's text")
+    raise _Unreadable(tr("not_option", given=repr(given), last=LETTERS[len(options) - 1]))
 
 
 def _short(value: Any) -> str:
@@ -198,6 +189,8 @@ class Exercise:
     digest: str = field(default="", repr=False)
     judge: Callable[[Any], tuple[bool, str]] | None = field(default=None, repr=False)
     attempts: list[Any] = field(default_factory=list, repr=False)
+    # the values a seeded question was made of, for the translations' {placeholders}
+    params: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self, answer: Any) -> None:
         if not self.kind:
@@ -213,14 +206,44 @@ class Exercise:
         elif not self.digest:
             raise ValueError(f"exercise {self.ex_id or self.question!r} has no answer")
 
+    def localize(self) -> Exercise:
+        """Take the current language's question, hint, explanation, options and option
+        hints (``xenlab.i18n``); what a language does not translate stays English. The
+        answer does not change: a choice is judged by its letter."""
+        texts = exercise_texts(self.ex_id)
+        if not texts:
+            return self
+        values = dict(self.params)
+
+        def fill(text: str) -> str:
+            return text.format(**values) if values else text
+
+        for name in ("question", "hint", "explanation"):
+            if name in texts:
+                setattr(self, name, fill(texts[name]))
+        options = texts.get("options")
+        if isinstance(options, Mapping):      # shuffled options: translated one by one
+            self.options = [options.get(o, o) for o in self.options]
+        elif options and len(options) == len(self.options):
+            self.options = list(options)
+        if "option_hints" in texts:
+            self.option_hints = {k: fill(v) for k, v in texts["option_hints"].items()}
+        elif "option_hint" in texts and "definitions" in values:  # one per wrong option
+            defs = values["definitions"]
+            self.option_hints = {
+                letter: texts["option_hint"].format(term=o, definition=defs[o])
+                for letter, o in zip(LETTERS, self.options, strict=False)
+                if o in defs and letter in self.option_hints}
+        return self
+
     # ------------------------------------------------------------------ asking
     def text(self) -> str:
         """The question as shown: number, question, the options and how to answer."""
-        head = f"Exercise {self.ex_id}: " if self.ex_id else ""
+        head = tr("exercise", ex_id=self.ex_id) if self.ex_id else ""
         lines = [head + self.question]
         lines += [f"  ({LETTERS[i]}) {o}" for i, o in enumerate(self.options)]
         if self.kind == "choice":
-            lines.append("Answer with an option's letter, in quotes, or with its text.")
+            lines.append(tr("answer_choice"))
         return "\n".join(lines)
 
     def show(self) -> None:
@@ -234,7 +257,7 @@ class Exercise:
             try:
                 ok, message = self.judge(given)
             except Exception as e:  # a judge's bug must not become the student's traceback
-                return False, f"the check itself failed ({type(e).__name__}: {e})"
+                return False, tr("check_failed", error=f"{type(e).__name__}: {e}")
             return bool(ok), message
         try:
             canonical, note = _canonical(self.kind, given, self.options)
@@ -253,25 +276,26 @@ class Exercise:
     def check(self, given: Any) -> bool:
         """Say whether ``given`` is right; on a wrong answer, give the hint. Never raises."""
         if _is_placeholder(given):
-            print(f"Not answered yet: replace the ... with your answer ({_FORMATS[self.kind]})"
-                  " and run the cell again." + (f" Hint: {self.hint}" if self.hint else ""))
+            print(tr("not_answered", format=tr(f"format_{self.kind}"))
+                  + (tr("hint", hint=self.hint) if self.hint else ""))
             return False
         self.attempts.append(given)
         ok, note = self._judge(given)
         shown = self._shown(given)
         if ok:
-            print(f"Correct: {shown}{note}." + (f" {self.explanation}" if self.explanation
-                                                else ""))
+            print(tr("correct", shown=shown, note=note)
+                  + (f" {self.explanation}" if self.explanation else ""))
             return True
         hint = self.hint
         if ok is False and self.kind == "choice":
             hint = self.option_hints.get(_canonical_choice(given, self.options)[0], hint)
+        said = tr("hint", hint=hint) if hint else ""
         if ok is None:
-            print(f"Not quite: {note}." + (f" Hint: {hint}" if hint else ""))
+            print(tr("not_quite", note=note) + said)
         elif self.kind == "custom":
-            print(f"Not quite: {note}" + (f" Hint: {hint}" if hint else ""))
+            print(tr("not_quite_custom", note=note) + said)
         else:
-            print(f"Not quite: {shown}{note} is not it." + (f" Hint: {hint}" if hint else ""))
+            print(tr("not_it", shown=shown, note=note) + said)
         return False
 
     def _shown(self, given: Any) -> str:
@@ -282,7 +306,7 @@ class Exercise:
             except _Unreadable:
                 pass
         if self.kind == "custom":
-            return "your answer"
+            return tr("your_answer")
         return _short(given)
 
     def __repr__(self) -> str:
@@ -314,7 +338,7 @@ def exercise(ex_id: str, **context: Any) -> Exercise:
         make = CATALOGUE[ex_id]
     except KeyError:
         raise KeyError(f"no exercise {ex_id!r}; there are {', '.join(CATALOGUE)}") from None
-    return make(**context)
+    return make(**context).localize()
 
 
 def _fixed(ex_id: str, question: str, kind: str, digest: str, **kw: Any) -> Exercise:
@@ -340,6 +364,7 @@ def _ex_1_1(seed: int = 2026) -> Exercise:
     return Exercise(f"A company has {n} physical servers, each on average {util} % busy. How "
                     f"many hosts does it need if it loads each host up to {target} %? "
                     f"(seed {seed})", math.ceil(n * util / target), kind="number", ex_id="1.1",
+                    params={"n": n, "util": util, "target": target, "seed": seed},
                     hint="total work = servers x load; divide by what one host may carry; "
                          "round up.")
 
@@ -375,6 +400,7 @@ def _ex_2_1(seed: int = 2026) -> Exercise:
     return Exercise(f"Domain A has weight {a}, domain B has weight {b}; both spin on one CPU. "
                     f"What share of the CPU does A get, in percent (rounded)? (seed {seed})",
                     round(100 * a / (a + b)), kind="number", ex_id="2.1",
+                    params={"a": a, "b": b, "seed": seed},
                     hint="the share is proportional to the weight: A / (A + B).")
 
 
@@ -438,6 +464,7 @@ def _ex_4_1(seed: int = 2026) -> Exercise:
     name = seeded(seed).choice(HYPERCALL_PICKS)
     return Exercise(f"At which byte offset in the hypercall page is the stub of {name}? "
                     f"(seed {seed})", int(Hypercall[name]) * 32, kind="number", ex_id="4.1",
+                    params={"name": name, "seed": seed},
                     hint="each stub is 32 bytes; the stub of hypercall nr is at 32 * nr "
                          "(the numbers are in Hypercall).")
 
@@ -481,6 +508,7 @@ def _ex_5_2(seed: int = 2026) -> Exercise:
     state = seeded(seed).choice(sorted(XENBUS_STATES))
     return Exercise(f"What is the number of XenbusState {state}? (seed {seed})",
                     XENBUS_STATES[state], kind="number", ex_id="5.2",
+                    params={"state": state, "seed": seed},
                     hint="read the handshake printed above: each state is written to xenstore "
                          "as its number.")
 
@@ -515,6 +543,7 @@ def _ex_6_1(seed: int = 6) -> Exercise:
     return Exercise(f'Who handled the guest\'s accesses to port {port}: "xen" (emulated inside '
                     f'the hypervisor) or "dm" (an ioreq to the device model)? (seed {seed})',
                     PORT_HANDLERS[port], kind="name", ex_id="6.1",
+                    params={"port": port, "seed": seed},
                     hint=f'the trace says: the vmexit records of port {port} '
                          '(hvm.trace.select(kind="vmexit", name="io")) name their handler.',
                     explanation="Xen emulates the PIT, the PICs, the RTC and port 0xE9 itself; "
@@ -560,7 +589,7 @@ def _ex_7_1(seed: int = 7) -> Exercise:
     right = "".join(LETTERS[shuffled.index(s)] for s in BOOT_STEPS)
     return Exercise(f"Put the firmware steps in the order the guest runs them: answer with the "
                     f'letters in order, e.g. answer = "a b c ...". (seed {seed})', right,
-                    kind="order", options=shuffled, ex_id="7.1",
+                    kind="order", options=shuffled, ex_id="7.1", params={"seed": seed},
                     hint="the trace above is in order: hvmloader first, the BIOS next.")
 
 
@@ -647,6 +676,7 @@ def _ex_10_1(glossary: Sequence[tuple[str, str]], seed: int = 10) -> Exercise:
     defs = dict(glossary)
     return Exercise(f"Which term does this definition describe? (seed {seed})\n  {meaning}",
                     term, kind="choice", options=options, ex_id="10.1",
+                    params={"seed": seed, "meaning": meaning, "definitions": defs},
                     option_hints={LETTERS[i]: f"{t} is: {defs[t]}" for i, t in
                                   enumerate(options) if t != term},
                     hint="look it up in the table above.")

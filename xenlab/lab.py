@@ -14,7 +14,12 @@ import math
 from pathlib import Path
 
 from xenlab.errors import UsageError, XenlabError
-from xenlab.tools.libs.light.libxl import Libxl, rtc_base_wallclock
+from xenlab.tools.libs.light.libxl import (
+    REAL_PARTS,
+    Libxl,
+    missing_real_part,
+    rtc_base_wallclock,
+)
 from xenlab.tools.xenstore.xenstore_client import xenstore_main
 from xenlab.tools.xl.xl_cmdtable import xl_main
 from xenlab.xen.domain import Domain
@@ -182,6 +187,18 @@ class Lab:
         """What the domain has written to its console so far."""
         d = self.toolstack.lookup(_domain_arg("lab.console()", name_or_id))
         return bytes(d.console).decode("latin-1")
+
+    @staticmethod
+    def missing(part: str) -> str | None:
+        """Whether the distribution's real ``part`` is installed: None if it is, else a
+        line saying what is missing and how to install it. The parts: "seabios" (Xen's
+        hvmloader and SeaBIOS), "pvh-grub", "pv-grub" (``grub-xen-host``); they are
+        found where the distribution put them (no Xen version is assumed)."""
+        part = _str_arg("Lab.missing()", "the part", part, "'seabios'")
+        if part not in REAL_PARTS:
+            raise UsageError(f"Lab.missing(): no part {part!r}; the parts are "
+                             f"{', '.join(REAL_PARTS)}")
+        return missing_real_part(part)
 
     @staticmethod
     def image(name: str) -> str:

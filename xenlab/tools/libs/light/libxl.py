@@ -60,6 +60,38 @@ SEABIOS_PATHS = ("/usr/share/seabios/bios-256k.bin",)
 VGABIOS = "/usr/share/seabios/vgabios-stdvga.bin"
 
 
+PV_GRUB = "/usr/lib/grub-xen/grub-x86_64-xen.bin"      # grub-xen-host (Debian, Ubuntu)
+PVH_GRUB = "/usr/lib/grub-xen/grub-i386-xen_pvh.bin"
+# what a chapter needs from the distribution, and where it is not found, what to install
+REAL_PARTS = {
+    "seabios": "Xen's hvmloader and SeaBIOS (apt install xen-utils-4.17 seabios; on other "
+               "releases the xen-utils-4.x of their Xen)",
+    "pvh-grub": "PVH GRUB (apt install grub-xen-host)",
+    "pv-grub": "PV GRUB (apt install grub-xen-host)",
+}
+
+
+def find_hvmloader() -> str | None:
+    """The distribution's hvmloader, wherever its Xen version put it (/usr/lib/xen-4.17
+    on Debian 12 and Ubuntu 24.04, /usr/lib/xen-4.x elsewhere, /usr/libexec/xen)."""
+    found = [p for p in HVMLOADER_PATHS + tuple(sorted(glob.glob("/usr/lib/xen-*/boot/"
+                                                                 "hvmloader"), reverse=True))
+             if os.path.isfile(p)]
+    return found[0] if found else None
+
+
+def missing_real_part(part: str) -> str | None:
+    """None if the distribution's ``part`` ("seabios", "pvh-grub", "pv-grub") is
+    installed here, else one line saying what is missing and how to install it."""
+    if part not in REAL_PARTS:
+        raise KeyError(f"no part {part!r}; the parts are {', '.join(REAL_PARTS)}")
+    if part == "seabios":
+        ok = find_hvmloader() is not None and any(os.path.isfile(p) for p in SEABIOS_PATHS)
+    else:
+        ok = os.path.isfile(PVH_GRUB if part == "pvh-grub" else PV_GRUB)
+    return None if ok else f"not installed here: {REAL_PARTS[part]}"
+
+
 def find_firmware(cfg: DomainConfig) -> tuple[str, str]:
     """(hvmloader, BIOS image) for ``bios =``: xenlab's teaching firmware by default,
     the distribution's real hvmloader and SeaBIOS for ``bios = "seabios"``."""
@@ -72,14 +104,12 @@ def find_firmware(cfg: DomainConfig) -> tuple[str, str]:
                              "(build it with `make -C images`)")
         return str(loader), str(image)
     if bios == "seabios":
-        found = [p for p in HVMLOADER_PATHS + tuple(sorted(glob.glob("/usr/lib/xen-*/boot/"
-                                                                     "hvmloader")))
-                 if os.path.isfile(p)]
+        loader = find_hvmloader()
         seabios = [p for p in SEABIOS_PATHS if os.path.isfile(p)]
-        if not found or not seabios:
-            raise ImageError(f"{cfg.path}: bios = \"seabios\" needs Xen's hvmloader and "
-                             "SeaBIOS (Debian: apt install xen-utils-4.17 seabios)")
-        return found[0], seabios[0]
+        if loader is None or not seabios:
+            raise ImageError(f"{cfg.path}: bios = \"seabios\" needs "
+                             f"{REAL_PARTS['seabios']}")
+        return loader, seabios[0]
     raise ConfigError(f"{cfg.path}: bios = \"{bios}\" is not supported (xenlab has "
                       "\"xenlab\", its teaching firmware, and \"seabios\")")
 

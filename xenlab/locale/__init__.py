@@ -1,0 +1,4 @@
+"""Message tables of the labs' languages (see ``xenlab.i18n``).
+
+Real Xen: (none: teaching material)
+"""
