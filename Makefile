@@ -39,10 +39,14 @@ lab: $(STAMP)
 	cd $(EDITION) && ../$(VENV)/bin/jupyter lab --ServerApp.root_dir=. \
 	  $(if $(filter 0,$(LAB_UID)),--allow-root) $(LAB_ARGS) $(START)
 
+# TEST_JOBS pytest-xdist workers (one per core here; --dist loadfile keeps each test file,
+# and each notebook, on one worker, in order). TEST_JOBS=0 runs everything in this process.
+TEST_JOBS ?= 2
+XDIST := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 	@if ls labs/*/*.ipynb >/dev/null 2>&1; then \
-	  $(PY) -m pytest -q --nbval --nbval-current-env labs/ labs-student/ \
+	  $(PY) -m pytest -q $(XDIST) --nbval --nbval-current-env labs/ labs-student/ \
 	    --nbval-sanitize-with labs/sanitize.cfg; fi
 
 bench: $(STAMP)

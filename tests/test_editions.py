@@ -28,6 +28,15 @@ STUDENT = ROOT / "labs-student"
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(?P<body>.*?)### END SOLUTION", re.DOTALL)
 CHAPTERS = sorted(p.parent.name for p in LABS.glob("[0-9][0-9]-*/*.ipynb")
                   if p.stem == p.parent.name)
+LANGUAGES = ("en", "es", "pt")
+# how a check's stored output starts, per language: answered right (instructor edition),
+# not answered (student edition); xenlab/i18n.py and xenlab/locale/
+CORRECT = {"en": "Correct:", "es": "Correcto:", "pt": "Correto:"}
+UNANSWERED = {"en": "Not answered yet", "es": "Aún sin responder", "pt": "Ainda sem resposta"}
+
+
+def _notebook(folder: Path, chapter: str, lang: str) -> Path:
+    return folder / chapter / (f"{chapter}.ipynb" if lang == "en" else f"{chapter}.{lang}.ipynb")
 
 # (chapter, value): why the bare value may appear in the student edition
 EXEMPT: dict[tuple[str, Any], str] = {
@@ -121,16 +130,19 @@ def test_every_chapter_has_exercises_with_solutions() -> None:
     assert CHAPTERS and all(_answers(ch) for ch in CHAPTERS)
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c >= "02"])
-def test_every_chapter_from_02_has_a_hands_on_exercise(chapter: str) -> None:
+def test_every_chapter_from_02_has_a_hands_on_exercise(chapter: str, lang: str) -> None:
     """Issue 15: the student's code or config runs on the emulated host (xenlab.handson),
-    graded by a hidden test, and the instructor edition's stored check says Correct."""
-    nb = nbformat.read(LABS / chapter / f"{chapter}.ipynb", as_version=4)
+    graded by a hidden test, and the instructor edition's stored check says Correct (in
+    the notebook's language)."""
+    nb = nbformat.read(_notebook(LABS, chapter, lang), as_version=4)
     made = [c.source for c in nb.cells if "HandsOn(" in c.source and "check_" in c.source]
     answered = ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells
                 if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("hx")
                 and c.metadata["nbgrader"].get("solution")]
-    assert made and answered and all(a.startswith("Correct:") for a in answered), chapter
+    assert made and answered and all(a.startswith(CORRECT[lang]) for a in answered), \
+        (chapter, lang, answered)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -155,10 +167,11 @@ def test_student_edition_has_no_answer(chapter: str) -> None:
     assert not leaks, "answers in the student edition:\n" + "\n".join(leaks)
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_stored_outputs_of_both_editions(chapter: str) -> None:
+def test_stored_outputs_of_both_editions(chapter: str, lang: str) -> None:
     def answer_outputs(folder: Path) -> dict[str, str]:
-        nb = nbformat.read(folder / chapter / f"{chapter}.ipynb", as_version=4)
+        nb = nbformat.read(_notebook(folder, chapter, lang), as_version=4)
         return {c.metadata["nbgrader"]["grade_id"]:
                 "".join(o.get("text", "") for o in c.get("outputs", []))
                 for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")}
@@ -166,18 +179,19 @@ def test_stored_outputs_of_both_editions(chapter: str) -> None:
     instructor, student = answer_outputs(LABS), answer_outputs(STUDENT)
     assert instructor.keys() == student.keys()
     for gid, out in instructor.items():
-        assert out.startswith("Correct:"), f"labs/{chapter}: {gid} printed {out!r}"
+        assert out.startswith(CORRECT[lang]), f"labs/{chapter} ({lang}): {gid} printed {out!r}"
     for gid, out in student.items():
-        assert out.startswith("Not answered yet"), \
-            f"labs-student/{chapter}: {gid} printed {out!r}"
+        assert out.startswith(UNANSWERED[lang]), \
+            f"labs-student/{chapter} ({lang}): {gid} printed {out!r}"
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_student_edition_is_current(chapter: str) -> None:
+def test_student_edition_is_current(chapter: str, lang: str) -> None:
     """Every cell the same as the instructor edition's, but the answers and hidden tests."""
-    src = nbformat.read(LABS / chapter / f"{chapter}.ipynb", as_version=4).cells
-    rel = nbformat.read(STUDENT / chapter / f"{chapter}.ipynb", as_version=4).cells
-    assert len(src) == len(rel), f"labs-student/{chapter} is stale: run `make editions`"
+    src = nbformat.read(_notebook(LABS, chapter, lang), as_version=4).cells
+    rel = nbformat.read(_notebook(STUDENT, chapter, lang), as_version=4).cells
+    assert len(src) == len(rel), f"labs-student/{chapter} ({lang}) is stale: run `make editions`"
     for a, b in zip(src, rel, strict=True):
         meta = a.metadata.get("nbgrader", {})
         if meta.get("solution"):

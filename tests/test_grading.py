@@ -5,6 +5,11 @@ as its source: ``nbgrader generate_assignment`` makes the student edition (place
 no hidden test), students' notebooks are written from it (one right, one wrong, one left
 unanswered), ``nbgrader autograde`` runs them with the hidden tests put back, and the
 gradebook has 1, 0 and 0 points: an unanswered notebook is graded, not a crash.
+
+A chapter's folder holds its three languages; a class is graded in one of them, released
+with ``--notebook NN-name.es`` (INSTRUCTORS.md, "Grading"), so the assignment's points are
+that notebook's alone. The first test grades chapter 00 in Spanish, whose feedback is
+Spanish; the second grades chapter 03 in English.
 """
 
 from __future__ import annotations
@@ -33,15 +38,18 @@ def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_nbgrader_generates_and_autogrades_a_chapter(tmp_path: Path) -> None:
+def test_nbgrader_generates_and_autogrades_a_chapter_in_one_language(tmp_path: Path) -> None:
     course = tmp_path / "course"
     (course / "build").mkdir(parents=True)
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "labs" / CHAPTER, course / "labs" / CHAPTER)
+    notebook = f"{CHAPTER}.es"
 
-    gen = _nbgrader(course, "generate_assignment", CHAPTER)
+    gen = _nbgrader(course, "generate_assignment", CHAPTER, "--notebook", notebook)
     assert gen.returncode == 0, gen.stdout + gen.stderr
-    released = course / "labs-student" / CHAPTER / f"{CHAPTER}.ipynb"
+    release = course / "labs-student" / CHAPTER
+    assert sorted(p.name for p in release.iterdir()) == [f"{notebook}.ipynb"]
+    released = release / f"{notebook}.ipynb"
     text = released.read_text()
     assert STUB in text and "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
     assert "answer = 8192" not in text and ".correct(answer)" not in text
@@ -51,21 +59,21 @@ def test_nbgrader_generates_and_autogrades_a_chapter(tmp_path: Path) -> None:
         if answer is not None:
             cell = next(c for c in nb.cells if STUB in c.source)
             cell.source = cell.source.replace(STUB, f"answer = {answer}")
-        out = course / "submitted" / student / CHAPTER / f"{CHAPTER}.ipynb"
+        out = course / "submitted" / student / CHAPTER / f"{notebook}.ipynb"
         out.parent.mkdir(parents=True)
         nbformat.write(nb, out)
 
-    graded = _nbgrader(course, "autograde", CHAPTER, "--create")
+    graded = _nbgrader(course, "autograde", CHAPTER, "--create", "--notebook", notebook)
     assert graded.returncode == 0, graded.stdout + graded.stderr
 
     from nbgrader.api import Gradebook
 
     with Gradebook("sqlite:///" + str(course / "build" / "gradebook.db")) as gb:
         scores = {s: gb.find_submission(CHAPTER, s).score for s in ("alice", "bob", "carol")}
-        assert gb.find_assignment(CHAPTER).max_score == 1
+        assert gb.find_assignment(CHAPTER).max_score == 1      # the Spanish notebook only
     assert scores == {"alice": 1, "bob": 0, "carol": 0}
-    feedback = (course / "autograded" / "bob" / CHAPTER / f"{CHAPTER}.ipynb").read_text()
-    assert "Not answered yet" in feedback
+    feedback = (course / "autograded" / "bob" / CHAPTER / f"{notebook}.ipynb").read_text()
+    assert "Aún sin responder" in feedback and "Not answered yet" not in feedback
 
 
 @pytest.mark.slow
@@ -78,7 +86,7 @@ def test_nbgrader_grades_a_hands_on_exercise_by_what_the_answer_does(tmp_path: P
     (course / "build").mkdir(parents=True)
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "labs" / chapter, course / "labs" / chapter)
-    gen = _nbgrader(course, "generate_assignment", chapter)
+    gen = _nbgrader(course, "generate_assignment", chapter, "--notebook", chapter)
     assert gen.returncode == 0, gen.stdout + gen.stderr
     released = course / "labs-student" / chapter / f"{chapter}.ipynb"
 
@@ -92,7 +100,7 @@ def test_nbgrader_grades_a_hands_on_exercise_by_what_the_answer_does(tmp_path: P
         out.parent.mkdir(parents=True)
         nbformat.write(nb, out)
 
-    graded = _nbgrader(course, "autograde", chapter, "--create")
+    graded = _nbgrader(course, "autograde", chapter, "--create", "--notebook", chapter)
     assert graded.returncode == 0, graded.stdout + graded.stderr
 
     from nbgrader.api import Gradebook

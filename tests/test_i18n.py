@@ -58,6 +58,8 @@ def test_messages_have_the_english_keys_and_placeholders(lang: str) -> None:
         assert text != english, key
         assert _fields(text) == _fields(english), key
         assert text.startswith(" ") == english.startswith(" "), key
+        assert text.endswith(" ") == english.endswith(" "), key    # "Correct: " + ...
+    assert any(key.startswith("hx_") for key in table.MESSAGES)    # xenlab.handson's too
 
 
 @pytest.mark.parametrize("lang", TRANSLATED)

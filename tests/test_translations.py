@@ -56,7 +56,7 @@ def _code(text: str) -> str:
 def test_every_chapter_has_a_text_source() -> None:
     notebooks = sorted(p.parent.name for p in LABS.glob("[0-9][0-9]-*/*.ipynb")
                        if p.stem == p.parent.name)
-    assert notebooks and CHAPTERS == notebooks
+    assert notebooks and notebooks == CHAPTERS
 
 
 @pytest.mark.parametrize("lang", ["en", *TRANSLATIONS])

@@ -90,7 +90,7 @@ def make_source(lang: str, dest: Path, langs: list[str] | None = None) -> list[s
         if not nb.exists():
             raise SiteError(f"{nb.relative_to(ROOT)} is missing: run make editions")
         (dest / chapter).mkdir()
-        shutil.copy2(nb, dest / chapter / nb.name)
+        _copy_notebook(nb, dest / chapter / nb.name, lang, langs or list(LANGUAGES))
         docs.append(f"{chapter}/{nb.stem}")
     title, intro, chap, glos, glos_intro = TEXT[lang]
     others = " · ".join(f'<a href="../{code}/index.html" hreflang="{code}">{name}</a>'
@@ -104,6 +104,33 @@ def make_source(lang: str, dest: Path, langs: list[str] | None = None) -> list[s
         f"# {glos}\n\n{glos_intro}\n\n```{{glossary}}\n{_glossary_block(lang)}```\n",
         encoding="utf-8")
     return docs
+
+
+# a link from a chapter to a notebook of another language (the start page's "English ·
+# Español · Português" line): [text](path/NN-name.es.ipynb)
+_OTHER_LANGUAGE = re.compile(
+    r"\[([^\]]+)\]\((?:\.\./)?(?:([0-9]{2}-[\w-]+)/)?([0-9]{2}-[\w-]+?)(?:\.(es|pt))?\.ipynb\)")
+
+
+def _copy_notebook(nb: Path, dest: Path, lang: str, langs: list[str]) -> None:
+    """The notebook as stored, but links to another language's notebook lead to that
+    language's page (its own site), or are plain text when that site is not built."""
+    import nbformat
+    book = nbformat.read(nb, as_version=4)
+
+    def relink(m: re.Match[str]) -> str:
+        text, chapter, other = m.group(1), m.group(3), m.group(4) or "en"
+        if other == lang:
+            return m.group(0)
+        if other not in langs:
+            return text
+        return (f'<a href="../../{other}/{chapter}/{chapter}{suffix(other)}.html" '
+                f'hreflang="{other}">{text}</a>')
+
+    for cell in book.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _OTHER_LANGUAGE.sub(relink, cell.source)
+    nbformat.write(book, dest)
 
 
 def _glossary_block(lang: str) -> str:

@@ -9,6 +9,8 @@ end with the call. Whatever the attempt, the checker never raises: an attempt th
 breaks the checker (a Python error in the student's function, code the assembler
 refuses) is one line too. An attempt still holding the placeholder (``None``, ``...``,
 or only comments) gives ``Not answered yet:`` and the exercise's hint, so Run All works.
+Every sentence is a ``tr`` message (``hx_...`` in xenlab.i18n), in the language set by
+``set_language`` when the check runs; what Xen, xl and the assembler print stays as is.
 
     check_boot_sector(code, expect="Hello")      chapter 07: a boot sector that prints
     check_cpuid_signature(code)                  chapter 08: a boot sector that finds Xen
@@ -30,6 +32,7 @@ Real Xen: (none: teaching material, in the spirit of MIT 6.828's graded labs)
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -41,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xenlab.errors import AssemblyError, XenlabError
+from xenlab.i18n import tr
 from xenlab.lab import Lab
 from xenlab.labkit import assemble, build_pv_kernel
 
@@ -82,8 +86,8 @@ class Verdict:
 
     def __str__(self) -> str:
         if not self.answered:
-            return f"Not answered yet: {self.message}"
-        return ("Correct: " if self.ok else "Not yet: ") + self.message
+            return tr("hx_not_answered") + self.message
+        return tr("hx_correct" if self.ok else "hx_not_yet") + self.message
 
     __repr__ = __str__
 
@@ -106,34 +110,54 @@ def _unanswered(attempt: object) -> bool:
     return False
 
 
-def _guarded(hint: str) -> Callable[[Callable[..., Verdict]], Callable[..., Verdict]]:
-    """Wrap a checker: the placeholder gives the hint; any failure is one line."""
-    def wrap(check: Callable[..., Verdict]) -> Callable[..., Verdict]:
-        def run(attempt: object = None, *args: Any, **kw: Any) -> Verdict:
-            if _unanswered(attempt):
-                return Verdict(False, hint, answered=False)
-            try:
-                return check(attempt, *args, **kw)
-            except AssemblyError as err:
-                return _wrong(f"the assembler refused your code: {err}")
-            except XenlabError as err:
-                return _wrong(f"{err}")
-            except Exception as err:  # the student's attempt broke: one line, no traceback
-                text = str(err).splitlines()[0] if str(err) else ""
-                return _wrong(f"the attempt failed with {type(err).__name__}"
-                              + (f": {text}" if text else ""))
-        run.__name__ = check.__name__
-        run.__qualname__ = check.__qualname__
-        run.__doc__ = check.__doc__
-        run.hint = hint  # type: ignore[attr-defined]
-        return run
+def _raised(err: BaseException) -> str:
+    """An exception as one line: its type, and the first line of its text if any."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    return type(err).__name__ + (f": {text}" if text else "")
+
+
+class _Guarded:
+    """A checker behind ``_guarded``: called like the check; ``hint`` is the placeholder's
+    hint in the current language (looked up when read, as every verdict's text is)."""
+
+    def __init__(self, check: Callable[..., Verdict], hint_key: str, **values: Any) -> None:
+        functools.update_wrapper(self, check)
+        self._check = check
+        self._hint_key = hint_key
+        self._hint_values = values
+
+    @property
+    def hint(self) -> str:
+        return tr(self._hint_key, **self._hint_values)
+
+    def __call__(self, attempt: object = None, *args: Any, **kw: Any) -> Verdict:
+        if _unanswered(attempt):
+            return Verdict(False, self.hint, answered=False)
+        try:
+            return self._check(attempt, *args, **kw)
+        except AssemblyError as err:
+            return _wrong(tr("hx_assembler_refused", error=err))
+        except XenlabError as err:
+            return _wrong(f"{err}")
+        except Exception as err:  # the student's attempt broke: one line, no traceback
+            return _wrong(tr("hx_attempt_failed", error=_raised(err)))
+
+    def __repr__(self) -> str:
+        return f"<hands-on check {self._check.__name__}>"
+
+
+def _guarded(hint_key: str, **values: Any) -> Callable[[Callable[..., Verdict]], _Guarded]:
+    """Wrap a checker: the placeholder gives the hint (the message ``hint_key``, filled in
+    with ``values``); any failure is one line."""
+    def wrap(check: Callable[..., Verdict]) -> _Guarded:
+        return _Guarded(check, hint_key, **values)
     return wrap
 
 
 def _need_str(what: str, value: object) -> str:
+    """``value`` if it is a string; ``what`` is the message key naming it ("the code")."""
     if not isinstance(value, str):
-        raise XenlabError(f"{what} must be a string (text in quotes), not "
-                          f"{type(value).__name__}")
+        raise XenlabError(tr("hx_need_str", what=tr(what), type=type(value).__name__))
     return value
 
 
@@ -178,7 +202,7 @@ def _short_path(message: str, folder: str) -> str:
 def _crash_line(lab: Lab, domid: int) -> str | None:
     d = lab.host.domains.get(domid)
     if d is not None and d.is_crashed:
-        return d.crash_reason or "crashed"
+        return d.crash_reason or tr("hx_crashed")
     return None
 
 
@@ -208,11 +232,10 @@ class _BootRun:
 
 def _boot(code: str, name: str = "boot") -> _BootRun:
     """Assemble 16-bit ``code`` at 0x7C00, sign it, boot it on the teaching BIOS."""
-    code = _need_str("the code", code)
+    code = _need_str("hx_the_code", code)
     binary = assemble(code, bits=16, org=0x7C00)
     if len(binary) > 510:
-        raise XenlabError(f"your code assembles to {len(binary)} bytes; a boot sector "
-                          "holds 510 before its 55AA signature")
+        raise XenlabError(tr("hx_boot_too_big", size=len(binary)))
     sector = binary.ljust(510, b"\0") + b"\x55\xaa"
     with _scratch() as tmp:
         with open(os.path.join(tmp, "boot.img"), "wb") as f:
@@ -222,7 +245,7 @@ def _boot(code: str, name: str = "boot") -> _BootRun:
         out = _create(lab, tmp, name, HVM_CFG.format(name=name))
         err = _xl_error(out)
         if err:
-            raise XenlabError(f"xl create failed: {_short_path(err, tmp)}")
+            raise XenlabError(tr("hx_create_failed", error=_short_path(err, tmp)))
         domid = lab.domain(name).domid
         lab.run(max_seconds=BOOT_RUN_S)
     dm = lab.toolstack.device_models[domid]
@@ -255,62 +278,49 @@ def _port_summary(exits: list[Any]) -> str:
     for (name, where, direction, handler), n in c.most_common(6):
         what = f"{direction} {where}" if name == "io" else f"{name} {where}".strip()
         parts.append(f"{n} x {what} ({handler or 'xen'})")
-    return ", ".join(parts) if parts else "none"
+    return ", ".join(parts) if parts else tr("hx_no_exits")
 
 
 def _screen_hint(run: _BootRun, expect: str) -> str:
-    crash = (f" The guest crashed: {run.crash}. Did the CPU run past your last "
-             "instruction into your data or the zeros after it? End with cli; hlt "
-             "before any data.") if run.crash else ""
+    crash = tr("hx_screen_crashed", crash=run.crash) if run.crash else ""
     if not run.screen.strip():
         ports = sorted({r.args.get("port") for r in run.exits if r.name == "io"} - {None})
         if run.e9 or ports:
-            return (f"the screen stayed empty: your code wrote to port(s) {', '.join(ports)}"
-                    " but never asked the BIOS to print. int $0x10 with AH = 0x0E prints "
-                    "the character in AL (teletype)." + crash)
-        return ("the screen stayed empty: print each character with int $0x10, "
-                "AH = 0x0E, AL = the character." + crash)
+            return tr("hx_screen_empty_ports", ports=", ".join(ports)) + crash
+        return tr("hx_screen_empty") + crash
     first = run.screen.strip().splitlines()[0]
-    return f"the screen shows {first!r}, not {expect!r}." + crash
+    return tr("hx_screen_shows", shown=repr(first), expect=repr(expect)) + crash
 
 
-@_guarded("write 16-bit code that prints the text on the screen with int $0x10 "
-          "(AH = 0x0E, AL = the character), then stops with cli; hlt.")
+@_guarded("hx_boot_hint")
 def check_boot_sector(code: str, expect: str = "Hello from my boot sector") -> Verdict:
     """Boot ``code`` as a boot sector; right when the screen shows ``expect``."""
     run = _boot(code)
     if expect in run.screen:
-        tail = "" if run.halted else " (it did not halt: end with cli; hlt)"
-        return _right(f"the BIOS loaded your {run.size}-byte boot sector at 0000:7C00 and the "
-                      f"screen shows {expect!r}, with {len(run.exits)} VM exits from your "
-                      f"code{tail}.", screen=run.screen, exits=len(run.exits))
+        tail = "" if run.halted else tr("hx_boot_no_halt")
+        return _right(tr("hx_boot_right", size=run.size, expect=repr(expect),
+                         exits=len(run.exits), tail=tail),
+                      screen=run.screen, exits=len(run.exits))
     return _wrong(_screen_hint(run, expect), screen=run.screen, crash=run.crash)
 
 
 XEN_SIGNATURE = "XenVMMXenVMM"
 
 
-@_guarded("execute cpuid with EAX = 0x40000000; Xen answers with its signature in "
-          "EBX, ECX, EDX (4 characters each, lowest byte first). Print those 12 "
-          "characters with int $0x10 (AH = 0x0E), then cli; hlt.")
+@_guarded("hx_cpuid_hint")
 def check_cpuid_signature(code: str) -> Verdict:
     """A boot sector that asks CPUID leaf 0x40000000 and prints Xen's signature."""
     run = _boot(code, name="whoami")
     leaves = [r.args.get("leaf") for r in run.exits if r.name == "cpuid"]
     if XEN_SIGNATURE in run.screen:
         if "0x40000000" not in leaves:
-            return _wrong("the screen shows the signature, but your code never asked CPUID "
-                          "leaf 0x40000000: print what Xen answers, not a string you typed.")
-        return _right("CPUID leaf 0x40000000 was a VM exit Xen answered itself, and your "
-                      f"boot sector printed {XEN_SIGNATURE!r}: this guest knows it runs on "
-                      "Xen, the first thing PV drivers in an HVM guest check.",
-                      screen=run.screen)
+            return _wrong(tr("hx_cpuid_typed"))
+        return _right(tr("hx_cpuid_right", signature=repr(XEN_SIGNATURE)), screen=run.screen)
     if "0x40000000" not in leaves:
-        asked = ", ".join(sorted(set(leaves))) or "none"
-        return _wrong(f"your code never asked CPUID leaf 0x40000000 (leaves asked: {asked})"
-                      f". {_screen_hint(run, XEN_SIGNATURE)}", screen=run.screen)
-    return _wrong("you asked leaf 0x40000000; " + _screen_hint(run, XEN_SIGNATURE) +
-                  " Print EBX, then ECX, then EDX, lowest byte first (shr $8 between bytes).",
+        asked = ", ".join(sorted(set(leaves))) or tr("hx_no_leaves")
+        return _wrong(tr("hx_cpuid_never_asked", asked=asked,
+                         screen=_screen_hint(run, XEN_SIGNATURE)), screen=run.screen)
+    return _wrong(tr("hx_cpuid_asked", screen=_screen_hint(run, XEN_SIGNATURE)),
                   screen=run.screen)
 
 
@@ -325,26 +335,24 @@ def _number(value: object) -> int | None:
     return None
 
 
-@_guarded("write your prediction (a whole number) before you run the code, then run "
-          "the cell: the run counts every VM exit of the code after the BIOS jumps to it.")
+@_guarded("hx_exits_hint")
 def check_exit_prediction(predicted: object, code: str = "") -> Verdict:
     """Predict how many VM exits ``code`` makes (up to and with its final hlt); run it."""
     guess = _number(predicted)
     if guess is None:
-        return _wrong(f"the prediction must be a whole number, not {predicted!r}")
+        return _wrong(tr("hx_exits_not_whole", given=repr(predicted)))
     run = _boot(code, name="exits")
     n = len(run.exits)
     summary = _port_summary(run.exits)
     by = Counter(r.args.get("handler", "xen") for r in run.exits)
-    who = f"{by.get('xen', 0)} handled by Xen, {by.get('dm', 0)} by the device model"
+    who = tr("hx_exits_who", xen=by.get("xen", 0), dm=by.get("dm", 0))
     if run.crash:
-        return _wrong(f"the code crashed before it finished ({run.crash}); fix it first. "
-                      f"Exits so far: {summary}.", exits=n)
+        return _wrong(tr("hx_exits_crashed", crash=run.crash, summary=summary), exits=n)
     if guess == n:
-        return _right(f"{n} VM exits ({who}): {summary}.", exits=n)
-    off = "more" if n > guess else "fewer"
-    return _wrong(f"you predicted {guess}; the run measured {n} ({off}): {summary}; {who}. "
-                  "Which instructions of yours leave the guest?", exits=n)
+        return _right(tr("hx_exits_right", n=n, who=who, summary=summary), exits=n)
+    off = tr("hx_more") if n > guess else tr("hx_fewer")
+    return _wrong(tr("hx_exits_wrong", guess=guess, n=n, off=off, summary=summary, who=who),
+                  exits=n)
 
 
 # ===================================================================== PV guests
@@ -418,7 +426,7 @@ class _PvRun:
 
 
 def _pv(template: str, code: str, name: str) -> _PvRun:
-    code = _need_str("the code", code)
+    code = _need_str("hx_the_code", code)
     elf = build_pv_kernel(template, code)
     with _scratch() as tmp:
         with open(os.path.join(tmp, "guest.elf"), "wb") as f:
@@ -426,7 +434,7 @@ def _pv(template: str, code: str, name: str) -> _PvRun:
         lab = Lab()
         err = _xl_error(_create(lab, tmp, name, PV_CFG.format(name=name)))
         if err:
-            raise XenlabError(f"xl create failed: {_short_path(err, tmp)}")
+            raise XenlabError(tr("hx_create_failed", error=_short_path(err, tmp)))
         domid = lab.domain(name).domid
         lab.run(max_seconds=PV_RUN_S)
     d = lab.domain(domid)
@@ -441,10 +449,7 @@ def _cmd(r: Any) -> str:
     return str(r.args.get("cmd", ""))
 
 
-@_guarded("after the timer is armed, the guest has nothing to do until the timer's "
-          "event: give the CPU back to Xen with one sched_op hypercall (EDI = the "
-          "command, ESI = its argument, then HYPERCALL __HYPERVISOR_sched_op). Which "
-          "SCHEDOP_ command waits for an event?")
+@_guarded("hx_idle_hint")
 def check_pv_idle(code: str) -> Verdict:
     """A PV guest with a timer at 5 ms runs ``code`` to wait for it; right when it blocks."""
     run = _pv(IDLE_GUEST, code, "idler")
@@ -452,64 +457,52 @@ def check_pv_idle(code: str) -> Verdict:
     blocks = [r for r in sched if _cmd(r) in ("SCHEDOP_block", "SCHEDOP_poll")]
     yields = [r for r in sched if _cmd(r) == "SCHEDOP_yield"]
     cpu_ms = run.cpu_ns / 1e6
+    deadline_ms = IDLE_DEADLINE_NS // 1_000_000
     if run.crash:
         why = run.crash
-        extra = (" hlt is a privileged instruction: a PV kernel runs in ring 3 and Xen "
-                 "answers #GP, so it crashes the guest. Ask Xen instead.") \
-            if ("#GP" in why or "hlt" in why.lower()) else ""
-        return _wrong(f"the guest crashed: {why}.{extra}", cpu_ms=cpu_ms)
+        extra = tr("hx_idle_hlt") if ("#GP" in why or "hlt" in why.lower()) else ""
+        return _wrong(tr("hx_guest_crashed", crash=why) + extra, cpu_ms=cpu_ms)
     woke = any("past the idle code" in ln for ln in run.dmesg)
     if run.running:
-        how = (f" It called sched_op(SCHEDOP_yield) {len(yields)} times: yield keeps the "
-               "vCPU runnable, so it comes straight back.") if yields else \
-            " It made no sched_op call: it spins."
-        return _wrong(f"after {PV_RUN_S * 1000:.0f} ms the guest was still in your code, "
-                      f"having used the CPU all along ({cpu_ms:.0f} ms).{how} Block until an event "
-                      "instead, and let the timer's event end the wait.", cpu_ms=cpu_ms)
+        how = tr("hx_idle_yields", count=len(yields)) if yields else tr("hx_idle_spins")
+        return _wrong(tr("hx_idle_running", run_ms=f"{PV_RUN_S * 1000:.0f}",
+                         cpu_ms=f"{cpu_ms:.0f}", how=how), cpu_ms=cpu_ms)
     if not woke:
-        return _wrong("the guest stopped inside your code (it never reached the line after "
-                      "it): do not shut it down, just wait.", cpu_ms=cpu_ms)
+        return _wrong(tr("hx_idle_stopped"), cpu_ms=cpu_ms)
     if not blocks:
-        return _wrong(f"your code returned at once, without waiting for the timer at "
-                      f"{IDLE_DEADLINE_NS // 1_000_000} ms ({cpu_ms:.2f} ms of CPU, no "
-                      "SCHEDOP_block): the guest never gave the CPU back.", cpu_ms=cpu_ms)
-    return _right(f"sched_op({_cmd(blocks[0])}) blocked the vCPU until VIRQ_TIMER fired at "
-                  f"{IDLE_DEADLINE_NS // 1_000_000} ms; it used {run.cpu_ns / 1000:.0f} us of "
-                  "CPU in all. This is how a PV kernel idles.", cpu_ms=cpu_ms)
+        return _wrong(tr("hx_idle_at_once", deadline_ms=deadline_ms, cpu_ms=f"{cpu_ms:.2f}"),
+                      cpu_ms=cpu_ms)
+    return _right(tr("hx_idle_right", command=_cmd(blocks[0]), deadline_ms=deadline_ms,
+                     cpu_us=f"{run.cpu_ns / 1000:.0f}"), cpu_ms=cpu_ms)
 
 
-@_guarded("call HYPERVISOR_console_io(CONSOLEIO_write, count, buffer): EDI = "
-          "CONSOLEIO_write, ESI = msg_len, RDX = the address of msg (lea msg(%rip), %rdx), "
-          "then HYPERCALL __HYPERVISOR_console_io.")
+def _made(names: list[str]) -> str:
+    """"; it made sched_op, ..." naming the hypercalls a guest made instead (or "")."""
+    return tr("hx_it_made", names=", ".join(names)) if names else ""
+
+
+@_guarded("hx_console_hint")
 def check_pv_console(code: str, expect: str = "Hello from my hypercall") -> Verdict:
     """A PV guest whose ``code`` must write ``msg`` (``expect``) to Xen's console."""
     if not re.fullmatch(r"[ -~]{1,60}", expect) or '"' in expect or "\\" in expect:
-        raise XenlabError("the expected text must be 1-60 printable characters without "
-                          "quotes or backslashes")
+        raise XenlabError(tr("hx_console_bad_expect"))
     run = _pv(CONSOLE_GUEST.format(text=expect), code, "talker")
     calls = [r for r in run.hypercalls if r.name == "console_io"]
     if any(expect == ln.rstrip() for ln in run.dmesg):
-        return _right(f"Xen's console shows (d{run.domid}) {expect}: your console_io "
-                      "hypercall (number 18) went through the hypercall page.")
+        return _right(tr("hx_console_right", line=f"(d{run.domid}) {expect}"))
     if run.crash:
-        return _wrong(f"the guest crashed: {run.crash}.")
+        return _wrong(tr("hx_guest_crashed", crash=run.crash))
     if not calls:
         names = sorted({r.name for r in run.hypercalls} - {"sched_op"})
-        return _wrong("your code made no console_io hypercall (number 18)"
-                      + (f"; it made {', '.join(names)}" if names else "")
-                      + ": HYPERCALL __HYPERVISOR_console_io.")
+        return _wrong(tr("hx_console_none", made=_made(names)))
     bad = [r for r in calls if isinstance(r.ret, int) and r.ret < 0]
     if bad:
-        return _wrong(f"console_io returned {bad[0].ret} ({bad[0].args}): check EDI (the "
-                      "command), ESI (the count) and RDX (the buffer's address).")
+        return _wrong(tr("hx_console_returned", ret=bad[0].ret, args=bad[0].args))
     counts = [r.args.get("count") for r in calls]
     if len(expect) + 1 not in counts:
-        return _wrong(f"console_io wrote {counts[0]} bytes; msg is {len(expect) + 1} bytes "
-                      "with its newline (msg_len), and Xen prints a line only when it sees "
-                      "the newline: ESI is the count.")
-    shown = " / ".join(ln for ln in run.dmesg if ln.strip()) or "nothing"
-    return _wrong(f"console_io ran, but Xen's console shows {shown!r}, not {expect!r}: "
-                  "ESI is the number of bytes (msg_len), RDX where they are (msg).")
+        return _wrong(tr("hx_console_count", count=counts[0], size=len(expect) + 1))
+    shown = " / ".join(ln for ln in run.dmesg if ln.strip()) or tr("hx_nothing")
+    return _wrong(tr("hx_console_shows", shown=repr(shown), expect=repr(expect)))
 
 
 # ===================================================================== the PV MMU
@@ -589,9 +582,7 @@ other:          .skip   4096
 """
 
 
-@_guarded("ask Xen to rewrite scratch's L1 entry: one mmu_update whose request (a struct "
-          "mmu_update { ptr; val; } in mmu_req) names the entry's machine address (RSI) "
-          "and the new entry (built from other's frame, RCX).")
+@_guarded("hx_pte_hint", fields="{ ptr; val; }")
 def check_pte_update(code: str) -> Verdict:
     """A PV guest whose ``code`` must have Xen point its page ``scratch`` at the frame
     of its page ``other`` with one mmu_update; right when reading scratch shows other."""
@@ -599,40 +590,30 @@ def check_pte_update(code: str) -> Verdict:
     calls = [r for r in run.hypercalls if r.name == "mmu_update"]
     if any("scratch now shows other's page" in ln for ln in run.dmesg):
         first = calls[0].args if calls else {}
-        return _right(f"Xen validated your entry (ptr {first.get('ptr', '?')}, val "
-                      f"{first.get('val', '?')}: a frame of the domain's, not a page table) "
-                      "and wrote it: scratch now reads other's page. This is how a PV "
-                      "kernel changes its page tables.")
+        return _right(tr("hx_pte_right", ptr=first.get("ptr", "?"), val=first.get("val", "?")))
     if run.crash:
         vals = [int(str(r.args.get("val", "0x1")), 16) for r in calls if r.ret == 0]
         if "#PF" in run.crash and vals and not vals[-1] & 1:
-            return _wrong(f"Xen wrote your entry {vals[-1]:#x}, but its PRESENT bit (1) is "
-                          "clear: scratch is no longer mapped, and reading it page-faulted "
-                          f"({run.crash}).")
-        return _wrong(f"the guest crashed: {run.crash}.")
+            return _wrong(tr("hx_pte_not_present", val=f"{vals[-1]:#x}", crash=run.crash))
+        return _wrong(tr("hx_guest_crashed", crash=run.crash))
     if not calls:
         names = sorted({r.name for r in run.hypercalls} - {"sched_op", "console_io"})
-        return _wrong("your code made no mmu_update hypercall (number 1)"
-                      + (f"; it made {', '.join(names)}" if names else "")
-                      + ": HYPERCALL __HYPERVISOR_mmu_update.")
+        return _wrong(tr("hx_pte_none", made=_made(names)))
     refused = [r for r in calls if isinstance(r.ret, int) and r.ret < 0]
     if refused:
         r = refused[0]
         why = str(r.args.get("refused", ""))
-        hint = " Check the four arguments: RDI = &mmu_req, RSI = 1, RDX = 0, R10 = DOMID_SELF."
+        hint = tr("hx_pte_check_args")
         if "not a frame of the domain" in why:
-            hint = (" ptr must be the machine address of the L1 entry (RSI when your code "
-                    "starts), not a virtual address.")
+            hint = tr("hx_pte_virtual_ptr")
         elif "frame not owned" in why:
-            hint = " val must name other's machine frame: RCX << 12, plus the flag bits."
+            hint = tr("hx_pte_not_owned")
         elif "page-table page" in why:
-            hint = " That frame is a page table: Xen never lets a guest map one writable."
+            hint = tr("hx_pte_page_table")
         elif "reserved bits" in why:
-            hint = " Only the low flag bits and the frame number may be set in val."
-        return _wrong(f"mmu_update returned {r.ret} ({why or 'refused'}).{hint}")
-    return _wrong("mmu_update succeeded, but scratch still shows its own page: val must "
-                  "map other's frame (RCX << 12) with PRESENT (1); and ptr must be "
-                  "scratch's L1 entry (RSI).")
+            hint = tr("hx_pte_reserved_bits")
+        return _wrong(tr("hx_pte_returned", ret=r.ret, why=why or tr("hx_refused"), hint=hint))
+    return _wrong(tr("hx_pte_unchanged"))
 
 
 # ===================================================================== xl configs
@@ -647,41 +628,35 @@ on_poweroff = "destroy"
 """
 
 
-@_guarded("fix the config one error at a time: run the cell, read what xl says, "
-          "change that line.")
+@_guarded("hx_config_hint")
 def check_xl_config(text: str, name: str = "my-guest") -> Verdict:
     """``xl create`` the student's config (pv-hello); right when the guest boots, prints,
     powers off and is still listed (``on_poweroff = "preserve"``)."""
-    text = _need_str("the config", text)
+    text = _need_str("hx_the_config", text)
     with _scratch(kernels=True) as tmp:
         lab = Lab()
         out = _create(lab, tmp, name, text)
         err = _xl_error(out)
         if err:
-            return _wrong(f"xl create refused it: {_short_path(err, tmp)}")
+            return _wrong(tr("hx_xl_refused", error=_short_path(err, tmp)))
         names = {d.name: d for d in lab.host.domains.values() if d.domid}
         if name not in names:
-            got = ", ".join(sorted(names)) or "none"
-            return _wrong(f"xl created {got}, not a domain named {name!r}: the name line "
-                          "decides what xl list shows.")
+            got = ", ".join(sorted(names)) or tr("hx_no_domains")
+            return _wrong(tr("hx_config_other_name", got=got, name=repr(name)))
         domid = names[name].domid
         lab.run(max_seconds=PV_RUN_S)
     crash = _crash_line(lab, domid)
     if crash:
-        return _wrong(f"the guest crashed: {crash}.")
+        return _wrong(tr("hx_guest_crashed", crash=crash))
     if domid in lab.toolstack.device_models:
-        return _wrong("xl built an HVM guest (type = \"hvm\"): it boots firmware from a "
-                      "disk and ignores kernel. pv-hello is a PV kernel.")
+        return _wrong(tr("hx_config_hvm"))
     if domid not in lab.host.domains:
-        return _wrong("the guest ran and powered off, and xl list no longer shows it: "
-                      "on_poweroff decides what happens then (destroy, restart, preserve).")
+        return _wrong(tr("hx_config_gone"))
     console = lab.console(domid)
     if HELLO_LINE not in console:
-        return _wrong("the guest never printed its greeting on its console: is the kernel "
-                      "pv-hello's?")
+        return _wrong(tr("hx_config_no_greeting"))
     state = lab.xl_output(["list", name]).splitlines()[-1].split()[4]
-    return _right(f"{name} booted, printed {HELLO_LINE!r}, powered off and stays listed "
-                  f"in state {state}.")
+    return _right(tr("hx_config_right", name=name, line=repr(HELLO_LINE), state=state))
 
 
 #: The config of the guest ``heavy`` competes with (chapter 02 shows it to the student).
@@ -694,35 +669,33 @@ on_poweroff = "preserve"
 """
 
 
-@_guarded("write heavy's config: a copy of light's with its own name and a weight.")
+@_guarded("hx_credit_hint")
 def check_credit_share(text: str, at_least: int = 60) -> Verdict:
     """Two pv-spin guests on one CPU: right when ``heavy`` (the student's config) gets at
     least ``at_least`` % of the CPU the two used in the first 70 ms."""
-    text = _need_str("the config", text)
+    text = _need_str("hx_the_config", text)
     with _scratch(kernels=True) as tmp:
         lab = Lab(nr_cpus=1)
         out = _create(lab, tmp, "heavy", text)
         err = _xl_error(out)
         if err:
-            return _wrong(f"xl create refused it: {_short_path(err, tmp)}")
+            return _wrong(tr("hx_xl_refused", error=_short_path(err, tmp)))
         try:
             heavy = lab.domain("heavy")
         except XenlabError:
-            return _wrong("there is no domain named 'heavy': set name = \"heavy\".")
+            return _wrong(tr("hx_credit_no_heavy"))
         _create(lab, tmp, "light", LIGHT_CFG)
         light = lab.domain("light")
         lab.run(max_seconds=0.07)
     if heavy.is_crashed:
-        return _wrong(f"heavy crashed: {heavy.crash_reason} (is its kernel pv-spin's?)")
+        return _wrong(tr("hx_credit_crashed", crash=heavy.crash_reason))
     total = heavy.cpu_time + light.cpu_time
     share = round(100 * heavy.cpu_time / total) if total else 0
-    measured = f"heavy (weight {heavy.weight}) got {share} % of the CPU, light (weight " \
-               f"{light.weight}) {100 - share} %"
+    measured = tr("hx_credit_measured", weight=heavy.weight, share=share,
+                  light_weight=light.weight, light_share=100 - share)
     if share >= at_least:
-        return _right(f"{measured} in the first 70 ms.", share=share)
-    return _wrong(f"{measured}; the goal is {at_least} %. The credit scheduler shares in "
-                  "proportion to the weights: give heavy a larger weight than light's.",
-                  share=share)
+        return _right(tr("hx_credit_right", measured=measured), share=share)
+    return _wrong(tr("hx_credit_wrong", measured=measured, goal=at_least), share=share)
 
 
 # ===================================================================== split drivers
@@ -755,6 +728,7 @@ class FrontendStandIn:
         self.ring_pfn = self._d.tot_pages - 1
         self._next_ref = _FIRST_REF
         self.log: list[str] = []
+        self._read_only_grants = 0
 
     def grant_access(self, domid: int, pfn: int, readonly: bool = False) -> int:
         from xenlab.public import grant_table as G
@@ -762,12 +736,12 @@ class FrontendStandIn:
         host = self._lab.host
         for what, value in (("domid", domid), ("pfn", pfn)):
             if _number(value) is None or isinstance(value, str):
-                raise XenlabError(f"grant_access: {what} must be a whole number, not "
-                                  f"{value!r}")
+                raise XenlabError(tr("hx_fe_not_whole", call="grant_access", what=what,
+                                     given=repr(value)))
         mfn = self._d.pfn_to_mfn(pfn) if hasattr(self._d, "pfn_to_mfn") else \
             self._d.p2m[pfn] if 0 <= pfn < len(self._d.p2m) else None
         if mfn is None or not self._d.owns_mfn(mfn):
-            raise XenlabError(f"grant_access: pfn {pfn} is not a page of this guest")
+            raise XenlabError(tr("hx_fe_not_a_page", pfn=pfn))
         gt = self._d.grant_table
         assert gt is not None
         if gt.nr_frames == 0:
@@ -780,25 +754,25 @@ class FrontendStandIn:
         # frame and domid first, flags last: the order a frontend must keep
         host.mem.write(addr + 2, struct.pack("<HI", domid & 0xFFFF, mfn))
         host.mem.write(addr, struct.pack("<H", flags))
-        self.log.append(f"grant ref {ref}: d{domid} may use pfn {pfn:#x}"
-                        + (" read-only" if readonly else ""))
+        self._read_only_grants += bool(readonly)
+        self.log.append(tr("hx_fe_log_grant", ref=ref, domid=domid, pfn=f"{pfn:#x}",
+                           read_only=tr("hx_fe_read_only") if readonly else ""))
         return ref
 
     def alloc_unbound(self, remote_domid: int) -> int:
         from xenlab.xen.event_channel import evtchn_alloc_unbound
         if _number(remote_domid) is None or isinstance(remote_domid, str):
-            raise XenlabError(f"alloc_unbound: remote_domid must be a whole number, not "
-                              f"{remote_domid!r}")
+            raise XenlabError(tr("hx_fe_not_whole", call="alloc_unbound",
+                                 what="remote_domid", given=repr(remote_domid)))
         port = evtchn_alloc_unbound(self._lab.host, self._d, self.domid, remote_domid)
         if port < 0:
-            raise XenlabError(f"alloc_unbound({remote_domid}) failed: {port}")
-        self.log.append(f"event channel port {port} for d{remote_domid}")
+            raise XenlabError(tr("hx_fe_alloc_failed", domid=remote_domid, error=port))
+        self.log.append(tr("hx_fe_log_port", port=port, domid=remote_domid))
         return port
 
     def write(self, key: str, value: object) -> None:
         if not isinstance(key, str) or not key or "/" in key:
-            raise XenlabError(f"write: the key is a node name such as 'ring-ref', not "
-                              f"{key!r}")
+            raise XenlabError(tr("hx_fe_bad_key", given=repr(key)))
         services = self._lab.toolstack.services
         services.xenstored.store.write(f"{self.path}/{key}", str(value), domid=self.domid)
         services.xenstored.flush()
@@ -809,14 +783,12 @@ class FrontendStandIn:
         return self._lab.toolstack.services.xenstored.store.read(be)
 
 
-@_guarded("write a function answer(fe) that grants fe.ring_pfn to the backend, "
-          "allocates an event channel for it, writes ring-ref, event-channel and "
-          "finally state = 3 (Initialised).")
+@_guarded("hx_fe_hint")
 def check_frontend_step(step: Callable[[FrontendStandIn], object]) -> Verdict:
     """Run the student's ``step(fe)`` as the frontend of a paused PV guest with a disk;
     right when blkback maps the ring's grant, binds the channel and goes to Connected."""
     if not callable(step):
-        return _wrong(f"the answer is a function answer(fe), not {type(step).__name__}")
+        return _wrong(tr("hx_fe_not_function", type=type(step).__name__))
     with _scratch() as tmp:
         with open(os.path.join(tmp, "disk.img"), "wb") as f:
             f.truncate(1 << 20)
@@ -824,42 +796,35 @@ def check_frontend_step(step: Callable[[FrontendStandIn], object]) -> Verdict:
         kernel = Lab.image("pv-hello/pv-hello.elf")
         err = _xl_error(_create(lab, tmp, "front", FRONTEND_CFG.format(kernel=kernel), "-p"))
         if err:
-            raise XenlabError(f"xl create failed: {_short_path(err, tmp)}")
+            raise XenlabError(tr("hx_create_failed", error=_short_path(err, tmp)))
         fe = FrontendStandIn(lab, lab.domain("front").domid)
         try:
             step(fe)
         except XenlabError as e:
             return _wrong(f"{e}")
         except Exception as e:
-            text = str(e).splitlines()[0] if str(e) else ""
-            return _wrong(f"your step raised {type(e).__name__}" + (f": {text}" if text
-                                                                     else ""))
+            return _wrong(tr("hx_fe_raised", error=_raised(e)))
         state = fe.read_backend("state")
         error = fe.read_backend("error")
-        did = "; ".join(fe.log) or "nothing"
+        did = "; ".join(fe.log) or tr("hx_nothing")
         maps = [r for r in lab.trace.select(dom=0) if r.kind == "hypercall"
                 and r.name == "grant_table_op"]
     if state == "4":
-        return _right(f"blkback mapped your grant, bound your port and went to 4 "
-                      f"(Connected). You did: {did}.", grant_maps=len(maps))
+        return _right(tr("hx_fe_right", did=did), grant_maps=len(maps))
     if error:
         hint = ""
-        if "permission_denied" in error and "read-only" in did:
-            hint = " blkback maps the ring read-write: a read-only grant is refused."
+        if "permission_denied" in error and fe._read_only_grants:
+            hint = tr("hx_fe_read_only_refused")
         elif "permission_denied" in error:
-            hint = (" The grant must name the domain that maps it: the backend's "
-                    "(fe.backend_id), not the guest itself.")
+            hint = tr("hx_fe_wrong_domain")
         elif "bad_gntref" in error:
-            hint = " ring-ref must be the ref grant_access returned."
+            hint = tr("hx_fe_bad_ref")
         elif "reading ring-ref" in error:
-            hint = (" blkback reads ring-ref and event-channel as soon as it sees state 3:"
-                    " write them first, the state last.")
+            hint = tr("hx_fe_state_last")
         elif "binding event channel" in error:
-            hint = " The port must be allocated for the backend's domain (alloc_unbound(0))."
-        return _wrong(f"blkback gave up with error {error!r} and went to state {state}."
-                      f"{hint} You did: {did}.")
-    return _wrong(f"blkback is still in state {state} (InitWait): it acts when the "
-                  f"frontend's state node says 3 (Initialised). You did: {did}.")
+            hint = tr("hx_fe_port_domain")
+        return _wrong(tr("hx_fe_gave_up", error=repr(error), state=state, hint=hint, did=did))
+    return _wrong(tr("hx_fe_waiting", state=state, did=did))
 
 
 # ===================================================================== the manager
@@ -876,8 +841,7 @@ def _states(lab: Lab) -> dict[str, str]:
     return {r.split()[0]: r.split()[4] for r in rows if len(r.split()) >= 6}
 
 
-@_guarded("a list of xl command lines such as [\"list\"], run in order: one command "
-          "per goal that is not met yet.")
+@_guarded("hx_session_hint")
 def check_xl_session(commands: object, goal: dict[str, str] | None = None) -> Verdict:
     """Three paused guests (web, db, mail); run the student's ``xl`` commands; right when
     ``xl list`` matches ``goal`` (name -> "running" / "paused" / "gone")."""
@@ -885,8 +849,7 @@ def check_xl_session(commands: object, goal: dict[str, str] | None = None) -> Ve
     if isinstance(commands, str):
         commands = [commands]
     if not isinstance(commands, (list, tuple)) or not all(isinstance(c, str) for c in commands):
-        return _wrong("the answer is a list of xl command lines (strings), such as "
-                      "[\"pause web\"]")
+        return _wrong(tr("hx_session_not_a_list"))
     with _scratch() as tmp:
         lab = Lab()
         kernel = Lab.image("pv-spin/pv-spin.elf")
@@ -899,22 +862,22 @@ def check_xl_session(commands: object, goal: dict[str, str] | None = None) -> Ve
         out = lab.xl_output(words or [""])
         err = _xl_error(out)
         if err:
-            return _wrong(f"`xl {' '.join(words)}` failed: {err}")
+            return _wrong(tr("hx_session_failed", command=" ".join(words), error=err))
     states = _states(lab)
+    goals = {"running": tr("hx_goal_running"), "paused": tr("hx_goal_paused")}
     for name, want in goal.items():
         have = states.get(name)
         if want == "gone" and have is not None:
-            return _wrong(f"{name} is still listed (state {have}); the goal is that it is "
-                          "gone.")
+            return _wrong(tr("hx_session_still_listed", name=name, state=have))
         if want != "gone" and have is None:
-            return _wrong(f"{name} is gone; the goal is {want}: a destroyed domain cannot "
-                          "come back (xl create would build a new one).")
+            return _wrong(tr("hx_session_gone", name=name, goal=goals.get(want, want)))
         if want == "paused" and have is not None and "p" not in have:
-            return _wrong(f"{name} shows State {have}, not paused (p).")
+            return _wrong(tr("hx_session_not_paused", name=name, state=have))
         if want == "running" and have is not None and "p" in have:
-            return _wrong(f"{name} shows State {have}: still paused.")
-    summary = ", ".join(f"{n} {states.get(n, 'gone')}" for n in goal)
-    return _right(f"xl list now shows {summary}.")
+            return _wrong(tr("hx_session_still_paused", name=name, state=have))
+    gone = tr("hx_gone")
+    summary = ", ".join(f"{n} {states.get(n, gone)}" for n in goal)
+    return _right(tr("hx_session_right", summary=summary))
 
 
 # ===================================================================== in a notebook

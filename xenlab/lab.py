@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from xenlab.errors import UsageError, XenlabError
+from xenlab.i18n import tr
 from xenlab.tools.libs.light.libxl import (
     REAL_PARTS,
     Libxl,
@@ -193,12 +194,13 @@ class Lab:
         """Whether the distribution's real ``part`` is installed: None if it is, else a
         line saying what is missing and how to install it. The parts: "seabios" (Xen's
         hvmloader and SeaBIOS), "pvh-grub", "pv-grub" (``grub-xen-host``); they are
-        found where the distribution put them (no Xen version is assumed)."""
+        found where the distribution put them (no Xen version is assumed). The line is
+        in the labs' language (``xenlab.i18n.set_language``)."""
         part = _str_arg("Lab.missing()", "the part", part, "'seabios'")
         if part not in REAL_PARTS:
             raise UsageError(f"Lab.missing(): no part {part!r}; the parts are "
                              f"{', '.join(REAL_PARTS)}")
-        return missing_real_part(part)
+        return None if missing_real_part(part) is None else tr(f"missing_{part}")
 
     @staticmethod
     def image(name: str) -> str:

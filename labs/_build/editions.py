@@ -30,6 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "labs"
 STUDENT = ROOT / "labs-student"
@@ -58,8 +60,14 @@ def sync(chapter: str, lang: str) -> Path | None:
 
 
 def execute(notebook: Path) -> None:
+    # no per-cell timestamps: a re-run that prints the same leaves the file the same
     subprocess.run([str(BIN / "jupyter"), "nbconvert", "--to", "notebook", "--execute",
-                    "--inplace", notebook.name], cwd=notebook.parent, check=True)
+                    "--ExecutePreprocessor.record_timing=False", "--inplace", notebook.name],
+                   cwd=notebook.parent, check=True)
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)                # left by an older run
+    nbformat.write(nb, notebook)
 
 
 def generate_assignment(chapter: str) -> None:

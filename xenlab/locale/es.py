@@ -51,6 +51,200 @@ MESSAGES: dict[str, str] = {
                        'como "a"',
     "not_option": "{given} no es ninguna de las opciones: responde con una letra (de la a a "
                   "la {last}) o con el texto de una opción",
+    "missing_seabios": "El hvmloader real de Xen y SeaBIOS no están instalados aquí (apt install "
+                       "xen-utils-4.17 seabios; en otras versiones, el xen-utils-4.x de su Xen); "
+                       "el firmware didáctico de arriba muestra los mismos pasos.",
+    "missing_pvh-grub": "GRUB PVH no está instalado aquí (apt install grub-xen-host); el capítulo"
+                        " sigue sin él.",
+    "missing_pv-grub": "GRUB PV no está instalado aquí (apt install grub-xen-host); el capítulo "
+                       "sigue sin él.",
+    # ---------------------------------------------------------------- xenlab.handson
+    # Los veredictos de los ejercicios prácticos (ver xenlab/i18n.py).
+    "hx_correct": "Correcto: ",
+    "hx_not_yet": "Aún no: ",
+    "hx_not_answered": "Aún sin responder: ",
+    "hx_assembler_refused": "el ensamblador rechazó tu código: {error}",
+    "hx_attempt_failed": "el intento falló con {error}",
+    "hx_need_str": "{what} debe ser una cadena (texto entre comillas), no {type}",
+    "hx_the_code": "el código",
+    "hx_the_config": "la configuración",
+    "hx_create_failed": "xl create falló: {error}",
+    "hx_xl_refused": "xl create la rechazó: {error}",
+    "hx_crashed": "caído",
+    "hx_guest_crashed": "el invitado se cayó: {crash}.",
+    "hx_no_exits": "ninguna",
+    "hx_no_leaves": "ninguna",
+    "hx_no_domains": "ninguno",
+    "hx_nothing": "nada",
+    "hx_refused": "rechazado",
+    "hx_it_made": "; hizo {names}",
+    "hx_screen_crashed": " El invitado se cayó: {crash}. ¿Siguió la CPU más allá de tu última "
+                         "instrucción, hasta tus datos o los ceros que vienen detrás? Termina con "
+                         "cli; hlt antes de cualquier dato.",
+    "hx_screen_empty_ports": "la pantalla quedó vacía: tu código escribió en el/los puerto(s) "
+                             "{ports}, pero nunca le pidió a la BIOS que imprimiera. int $0x10 "
+                             "con AH = 0x0E imprime el carácter de AL (teletipo).",
+    "hx_screen_empty": "la pantalla quedó vacía: imprime cada carácter con int $0x10, AH = 0x0E, "
+                       "AL = el carácter.",
+    "hx_screen_shows": "la pantalla muestra {shown}, no {expect}.",
+    "hx_boot_hint": "escribe código de 16 bits que imprima el texto en la pantalla con int $0x10 "
+                    "(AH = 0x0E, AL = el carácter) y que luego se detenga con cli; hlt.",
+    "hx_boot_too_big": "tu código ensamblado ocupa {size} bytes; un sector de arranque admite 510 "
+                       "antes de su firma 55AA",
+    "hx_boot_no_halt": " (no se detuvo: termina con cli; hlt)",
+    "hx_boot_right": "la BIOS cargó tu sector de arranque de {size} bytes en 0000:7C00 y la "
+                     "pantalla muestra {expect}, con {exits} salidas de VM desde tu código{tail}.",
+    "hx_cpuid_hint": "ejecuta cpuid con EAX = 0x40000000; Xen responde con su firma en EBX, ECX, "
+                     "EDX (4 caracteres cada uno, primero el byte más bajo). Imprime esos 12 "
+                     "caracteres con int $0x10 (AH = 0x0E) y luego cli; hlt.",
+    "hx_cpuid_typed": "la pantalla muestra la firma, pero tu código nunca consultó la hoja "
+                      "0x40000000 de CPUID: imprime lo que responde Xen, no una cadena que "
+                      "tecleaste.",
+    "hx_cpuid_right": "la hoja 0x40000000 de CPUID fue una salida de VM que Xen respondió él "
+                      "mismo, y tu sector de arranque imprimió {signature}: este invitado sabe "
+                      "que se ejecuta sobre Xen, lo primero que comprueban los controladores PV "
+                      "de un invitado HVM.",
+    "hx_cpuid_never_asked": "tu código nunca consultó la hoja 0x40000000 de CPUID (hojas "
+                            "consultadas: {asked}). {screen}",
+    "hx_cpuid_asked": "consultaste la hoja 0x40000000; {screen} Imprime EBX, luego ECX, luego "
+                      "EDX, primero el byte más bajo (shr $8 entre bytes).",
+    "hx_exits_hint": "escribe tu predicción (un número entero) antes de ejecutar el código y "
+                     "luego ejecuta la celda: la ejecución cuenta cada salida de VM del código "
+                     "después de que la BIOS salte a él.",
+    "hx_exits_not_whole": "la predicción debe ser un número entero, no {given}",
+    "hx_exits_who": "{xen} atendidas por Xen, {dm} por el modelo de dispositivos",
+    "hx_exits_crashed": "el código se cayó antes de terminar ({crash}); corrígelo primero. "
+                        "Salidas hasta ahora: {summary}.",
+    "hx_exits_right": "{n} salidas de VM ({who}): {summary}.",
+    "hx_more": "más",
+    "hx_fewer": "menos",
+    "hx_exits_wrong": "predijiste {guess}; la ejecución midió {n} ({off}): {summary}; {who}. ¿Qué "
+                      "instrucciones tuyas salen del invitado?",
+    "hx_idle_hint": "una vez armado el temporizador, el invitado no tiene nada que hacer hasta el "
+                    "evento del temporizador: devuélvele la CPU a Xen con una hiperllamada "
+                    "sched_op (EDI = el comando, ESI = su argumento, luego HYPERCALL "
+                    "__HYPERVISOR_sched_op). ¿Qué comando SCHEDOP_ espera un evento?",
+    "hx_idle_hlt": " hlt es una instrucción privilegiada: un kernel PV se ejecuta en el anillo 3 "
+                   "y Xen responde con #GP, así que el invitado se cae. Pídeselo a Xen.",
+    "hx_idle_yields": " Llamó a sched_op(SCHEDOP_yield) {count} veces: yield deja la vCPU "
+                      "ejecutable, así que vuelve enseguida.",
+    "hx_idle_spins": " No hizo ninguna llamada a sched_op: da vueltas en un bucle.",
+    "hx_idle_running": "después de {run_ms} ms el invitado seguía en tu código y había usado la "
+                       "CPU todo el tiempo ({cpu_ms} ms).{how} Bloquea la vCPU hasta que llegue "
+                       "un evento y deja que el evento del temporizador ponga fin a la espera.",
+    "hx_idle_stopped": "el invitado se detuvo dentro de tu código (nunca llegó a la línea "
+                       "siguiente): no lo apagues, solo espera.",
+    "hx_idle_at_once": "tu código volvió enseguida, sin esperar al temporizador de los "
+                       "{deadline_ms} ms ({cpu_ms} ms de CPU, ningún SCHEDOP_block): el invitado "
+                       "nunca devolvió la CPU.",
+    "hx_idle_right": "sched_op({command}) bloqueó la vCPU hasta que VIRQ_TIMER saltó a los "
+                     "{deadline_ms} ms; usó {cpu_us} us de CPU en total. Así queda inactivo un "
+                     "kernel PV.",
+    "hx_console_hint": "llama a HYPERVISOR_console_io(CONSOLEIO_write, count, buffer): EDI = "
+                       "CONSOLEIO_write, ESI = msg_len, RDX = la dirección de msg (lea msg(%rip), "
+                       "%rdx), y luego HYPERCALL __HYPERVISOR_console_io.",
+    "hx_console_bad_expect": "el texto esperado debe tener de 1 a 60 caracteres imprimibles, sin "
+                             "comillas ni barras invertidas",
+    "hx_console_right": "la consola de Xen muestra {line}: tu hiperllamada console_io (número 18) "
+                        "pasó por la página de hiperllamadas.",
+    "hx_console_none": "tu código no hizo ninguna hiperllamada console_io (número 18){made}: "
+                       "HYPERCALL __HYPERVISOR_console_io.",
+    "hx_console_returned": "console_io devolvió {ret} ({args}): revisa EDI (el comando), ESI (la "
+                           "cuenta) y RDX (la dirección del búfer).",
+    "hx_console_count": "console_io escribió {count} bytes; msg tiene {size} bytes con su salto "
+                        "de línea (msg_len), y Xen imprime una línea solo cuando ve el salto de "
+                        "línea: ESI es la cuenta.",
+    "hx_console_shows": "console_io se ejecutó, pero la consola de Xen muestra {shown}, no "
+                        "{expect}: ESI es el número de bytes (msg_len); RDX, dónde están (msg).",
+    "hx_pte_hint": "pídele a Xen que reescriba la entrada L1 de scratch: un mmu_update cuya "
+                   "petición (un struct mmu_update {fields} en mmu_req) indique la dirección de "
+                   "máquina de la entrada (RSI) y la nueva entrada (construida a partir del marco "
+                   "de other, RCX).",
+    "hx_pte_right": "Xen validó tu entrada (ptr {ptr}, val {val}: un marco del dominio, no una "
+                    "tabla de páginas) y la escribió: scratch lee ahora la página de other. Así "
+                    "cambia un kernel PV sus tablas de páginas.",
+    "hx_pte_not_present": "Xen escribió tu entrada {val}, pero su bit PRESENT (1) está a cero: "
+                          "scratch ya no está mapeada, y leerla provocó un fallo de página "
+                          "({crash}).",
+    "hx_pte_none": "tu código no hizo ninguna hiperllamada mmu_update (número 1){made}: HYPERCALL "
+                   "__HYPERVISOR_mmu_update.",
+    "hx_pte_check_args": " Revisa los cuatro argumentos: RDI = &mmu_req, RSI = 1, RDX = 0, R10 = "
+                         "DOMID_SELF.",
+    "hx_pte_virtual_ptr": " ptr debe ser la dirección de máquina de la entrada L1 (RSI cuando "
+                          "empieza tu código), no una dirección virtual.",
+    "hx_pte_not_owned": " val debe indicar el marco de máquina de other: RCX << 12, más los bits "
+                        "de flags.",
+    "hx_pte_page_table": " Ese marco es una tabla de páginas: Xen nunca deja que un invitado la "
+                         "mapee con permiso de escritura.",
+    "hx_pte_reserved_bits": " En val solo pueden estar activos los bits de flags bajos y el "
+                            "número de marco.",
+    "hx_pte_returned": "mmu_update devolvió {ret} ({why}).{hint}",
+    "hx_pte_unchanged": "mmu_update tuvo éxito, pero scratch sigue mostrando su propia página: "
+                        "val debe mapear el marco de other (RCX << 12) con PRESENT (1), y ptr "
+                        "debe ser la entrada L1 de scratch (RSI).",
+    "hx_config_hint": "corrige la configuración error a error: ejecuta la celda, lee lo que dice "
+                      "xl y cambia esa línea.",
+    "hx_config_other_name": "xl creó {got}, no un dominio llamado {name}: la línea name decide lo "
+                            "que muestra xl list.",
+    "hx_config_hvm": 'xl construyó un invitado HVM (type = "hvm"): arranca un firmware desde un '
+                     "disco e ignora kernel. pv-hello es un kernel PV.",
+    "hx_config_gone": "el invitado se ejecutó y se apagó, y xl list ya no lo muestra: on_poweroff "
+                      "decide qué pasa entonces (destroy, restart, preserve).",
+    "hx_config_no_greeting": "el invitado nunca imprimió su saludo en su consola: ¿es su kernel "
+                             "el de pv-hello?",
+    "hx_config_right": "{name} arrancó, imprimió {line}, se apagó y sigue en la lista en el "
+                       "estado {state}.",
+    "hx_credit_hint": "escribe la configuración de heavy: una copia de la de light con su propio "
+                      "nombre y un peso.",
+    "hx_credit_no_heavy": "no hay ningún dominio llamado 'heavy': pon name = \"heavy\".",
+    "hx_credit_crashed": "heavy se cayó: {crash} (¿es su kernel el de pv-spin?)",
+    "hx_credit_measured": "heavy (peso {weight}) recibió el {share} % de la CPU, light (peso "
+                          "{light_weight}) el {light_share} %",
+    "hx_credit_right": "{measured} en los primeros 70 ms.",
+    "hx_credit_wrong": "{measured}; el objetivo es el {goal} %. El planificador credit reparte en "
+                       "proporción a los pesos: dale a heavy un peso mayor que el de light.",
+    "hx_fe_hint": "escribe una función answer(fe) que conceda fe.ring_pfn al backend, reserve un "
+                  "canal de eventos para él y escriba ring-ref, event-channel y, por último, "
+                  "state = 3 (Initialised).",
+    "hx_fe_not_whole": "{call}: {what} debe ser un número entero, no {given}",
+    "hx_fe_not_a_page": "grant_access: el pfn {pfn} no es una página de este invitado",
+    "hx_fe_alloc_failed": "alloc_unbound({domid}) falló: {error}",
+    "hx_fe_bad_key": "write: la clave es un nombre de nodo como 'ring-ref', no {given}",
+    "hx_fe_log_grant": "concesión ref {ref}: d{domid} puede usar el pfn {pfn}{read_only}",
+    "hx_fe_read_only": " en solo lectura",
+    "hx_fe_log_port": "puerto de canal de eventos {port} para d{domid}",
+    "hx_fe_not_function": "la respuesta es una función answer(fe), no {type}",
+    "hx_fe_raised": "tu paso lanzó {error}",
+    "hx_fe_right": "blkback mapeó tu concesión, enlazó tu puerto y pasó a 4 (Connected). Hiciste: "
+                   "{did}.",
+    "hx_fe_read_only_refused": " blkback mapea el anillo en lectura y escritura: rechaza una "
+                               "concesión de solo lectura.",
+    "hx_fe_wrong_domain": " La concesión debe nombrar al dominio que la mapea: el del backend "
+                          "(fe.backend_id), no el propio invitado.",
+    "hx_fe_bad_ref": " ring-ref debe ser la ref que devolvió grant_access.",
+    "hx_fe_state_last": " blkback lee ring-ref y event-channel en cuanto ve el estado 3: "
+                        "escríbelos primero, y el estado al final.",
+    "hx_fe_port_domain": " El puerto debe reservarse para el dominio del backend "
+                         "(alloc_unbound(0)).",
+    "hx_fe_gave_up": "blkback se rindió con el error {error} y pasó al estado {state}.{hint} "
+                     "Hiciste: {did}.",
+    "hx_fe_waiting": "blkback sigue en el estado {state} (InitWait): actúa cuando el nodo state "
+                     "del frontend dice 3 (Initialised). Hiciste: {did}.",
+    "hx_session_hint": 'una lista de líneas de comandos de xl como ["list"], ejecutadas en orden: '
+                       "un comando por cada objetivo que aún no se cumple.",
+    "hx_session_not_a_list": "la respuesta es una lista de líneas de comandos de xl (cadenas), "
+                             'como ["pause web"]',
+    "hx_session_failed": "`xl {command}` falló: {error}",
+    "hx_goal_running": "en ejecución",
+    "hx_goal_paused": "en pausa",
+    "hx_gone": "ya no está",
+    "hx_session_still_listed": "{name} sigue en la lista (estado {state}); el objetivo es que ya "
+                               "no esté.",
+    "hx_session_gone": "{name} ya no está; el objetivo es que esté {goal}: un dominio destruido "
+                       "no puede volver (xl create construiría uno nuevo).",
+    "hx_session_not_paused": "{name} muestra State {state}: no está en pausa (p).",
+    "hx_session_still_paused": "{name} muestra State {state}: sigue en pausa.",
+    "hx_session_right": "xl list muestra ahora {summary}.",
 }
 
 EXERCISES: dict[str, dict[str, Any]] = {

@@ -51,6 +51,201 @@ MESSAGES: dict[str, str] = {
                        '"a"',
     "not_option": "{given} não é nenhuma das opções: responda com uma letra (de a até "
                   "{last}) ou com o texto de uma opção",
+    "missing_seabios": "O hvmloader real do Xen e o SeaBIOS não estão instalados aqui (apt "
+                       "install xen-utils-4.17 seabios; em outras versões, o xen-utils-4.x do seu"
+                       " Xen); o firmware didático acima mostra os mesmos passos.",
+    "missing_pvh-grub": "O GRUB PVH não está instalado aqui (apt install grub-xen-host); o "
+                        "capítulo continua sem ele.",
+    "missing_pv-grub": "O GRUB PV não está instalado aqui (apt install grub-xen-host); o capítulo"
+                       " continua sem ele.",
+    # ---------------------------------------------------------------- xenlab.handson
+    # Os veredictos dos exercícios práticos (ver xenlab/i18n.py).
+    "hx_correct": "Correto: ",
+    "hx_not_yet": "Ainda não: ",
+    "hx_not_answered": "Ainda sem resposta: ",
+    "hx_assembler_refused": "o montador recusou o seu código: {error}",
+    "hx_attempt_failed": "a tentativa falhou com {error}",
+    "hx_need_str": "{what} deve ser uma string (texto entre aspas), não {type}",
+    "hx_the_code": "o código",
+    "hx_the_config": "a configuração",
+    "hx_create_failed": "o xl create falhou: {error}",
+    "hx_xl_refused": "o xl create a recusou: {error}",
+    "hx_crashed": "caiu",
+    "hx_guest_crashed": "o convidado caiu: {crash}.",
+    "hx_no_exits": "nenhuma",
+    "hx_no_leaves": "nenhuma",
+    "hx_no_domains": "nenhum",
+    "hx_nothing": "nada",
+    "hx_refused": "recusado",
+    "hx_it_made": "; ele fez {names}",
+    "hx_screen_crashed": " O convidado caiu: {crash}. A CPU passou da sua última instrução e "
+                         "seguiu para os seus dados ou para os zeros depois deles? Termine com "
+                         "cli; hlt antes de qualquer dado.",
+    "hx_screen_empty_ports": "a tela ficou vazia: o seu código escreveu na(s) porta(s) {ports}, "
+                             "mas nunca pediu ao BIOS que imprimisse. int $0x10 com AH = 0x0E "
+                             "imprime o caractere em AL (teletipo).",
+    "hx_screen_empty": "a tela ficou vazia: imprima cada caractere com int $0x10, AH = 0x0E, AL = "
+                       "o caractere.",
+    "hx_screen_shows": "a tela mostra {shown}, não {expect}.",
+    "hx_boot_hint": "escreva código de 16 bits que imprima o texto na tela com int $0x10 (AH = "
+                    "0x0E, AL = o caractere) e depois pare com cli; hlt.",
+    "hx_boot_too_big": "o seu código montado ocupa {size} bytes; um setor de inicialização "
+                       "comporta 510 antes da sua assinatura 55AA",
+    "hx_boot_no_halt": " (ele não parou: termine com cli; hlt)",
+    "hx_boot_right": "o BIOS carregou o seu setor de inicialização de {size} bytes em 0000:7C00 e "
+                     "a tela mostra {expect}, com {exits} saídas de VM a partir do seu "
+                     "código{tail}.",
+    "hx_cpuid_hint": "execute cpuid com EAX = 0x40000000; o Xen responde com a sua assinatura em "
+                     "EBX, ECX, EDX (4 caracteres cada, o byte mais baixo primeiro). Imprima "
+                     "esses 12 caracteres com int $0x10 (AH = 0x0E) e depois cli; hlt.",
+    "hx_cpuid_typed": "a tela mostra a assinatura, mas o seu código nunca consultou a folha "
+                      "0x40000000 do CPUID: imprima o que o Xen responde, não uma string que você "
+                      "digitou.",
+    "hx_cpuid_right": "a folha 0x40000000 do CPUID foi uma saída de VM que o próprio Xen "
+                      "respondeu, e o seu setor de inicialização imprimiu {signature}: este "
+                      "convidado sabe que executa sobre o Xen, a primeira coisa que os drivers PV "
+                      "de um convidado HVM verificam.",
+    "hx_cpuid_never_asked": "o seu código nunca consultou a folha 0x40000000 do CPUID (folhas "
+                            "consultadas: {asked}). {screen}",
+    "hx_cpuid_asked": "você consultou a folha 0x40000000; {screen} Imprima EBX, depois ECX, "
+                      "depois EDX, o byte mais baixo primeiro (shr $8 entre os bytes).",
+    "hx_exits_hint": "escreva a sua previsão (um número inteiro) antes de executar o código e "
+                     "depois execute a célula: a execução conta cada saída de VM do código depois "
+                     "que o BIOS salta para ele.",
+    "hx_exits_not_whole": "a previsão deve ser um número inteiro, não {given}",
+    "hx_exits_who": "{xen} tratadas pelo Xen, {dm} pelo modelo de dispositivos",
+    "hx_exits_crashed": "o código caiu antes de terminar ({crash}); corrija-o primeiro. Saídas "
+                        "até agora: {summary}.",
+    "hx_exits_right": "{n} saídas de VM ({who}): {summary}.",
+    "hx_more": "mais",
+    "hx_fewer": "menos",
+    "hx_exits_wrong": "você previu {guess}; a execução mediu {n} ({off}): {summary}; {who}. Quais "
+                      "das suas instruções saem do convidado?",
+    "hx_idle_hint": "depois que o temporizador é armado, o convidado não tem nada a fazer até o "
+                    "evento do temporizador: devolva a CPU ao Xen com uma hiperchamada sched_op "
+                    "(EDI = o comando, ESI = o seu argumento, depois HYPERCALL "
+                    "__HYPERVISOR_sched_op). Qual comando SCHEDOP_ espera por um evento?",
+    "hx_idle_hlt": " hlt é uma instrução privilegiada: um kernel PV executa no anel 3 e o Xen "
+                   "responde com #GP, então o convidado cai. Em vez disso, peça ao Xen.",
+    "hx_idle_yields": " Ele chamou sched_op(SCHEDOP_yield) {count} vezes: yield mantém a vCPU "
+                      "executável, então ela volta na hora.",
+    "hx_idle_spins": " Ele não fez nenhuma chamada sched_op: fica girando em um laço.",
+    "hx_idle_running": "depois de {run_ms} ms o convidado ainda estava no seu código e tinha "
+                       "usado a CPU o tempo todo ({cpu_ms} ms).{how} Em vez disso, bloqueie a "
+                       "vCPU até chegar um evento e deixe o evento do temporizador encerrar a "
+                       "espera.",
+    "hx_idle_stopped": "o convidado parou dentro do seu código (ele nunca chegou à linha "
+                       "seguinte): não o desligue, apenas espere.",
+    "hx_idle_at_once": "o seu código retornou na hora, sem esperar pelo temporizador de "
+                       "{deadline_ms} ms ({cpu_ms} ms de CPU, nenhum SCHEDOP_block): o convidado "
+                       "nunca devolveu a CPU.",
+    "hx_idle_right": "sched_op({command}) bloqueou a vCPU até VIRQ_TIMER disparar em "
+                     "{deadline_ms} ms; ele usou {cpu_us} us de CPU no total. É assim que um "
+                     "kernel PV fica ocioso.",
+    "hx_console_hint": "chame HYPERVISOR_console_io(CONSOLEIO_write, count, buffer): EDI = "
+                       "CONSOLEIO_write, ESI = msg_len, RDX = o endereço de msg (lea msg(%rip), "
+                       "%rdx), depois HYPERCALL __HYPERVISOR_console_io.",
+    "hx_console_bad_expect": "o texto esperado deve ter de 1 a 60 caracteres imprimíveis, sem "
+                             "aspas nem barras invertidas",
+    "hx_console_right": "o console do Xen mostra {line}: a sua hiperchamada console_io (número "
+                        "18) passou pela página de hiperchamadas.",
+    "hx_console_none": "o seu código não fez nenhuma hiperchamada console_io (número 18){made}: "
+                       "HYPERCALL __HYPERVISOR_console_io.",
+    "hx_console_returned": "console_io retornou {ret} ({args}): verifique EDI (o comando), ESI (a "
+                           "contagem) e RDX (o endereço do buffer).",
+    "hx_console_count": "console_io escreveu {count} bytes; msg tem {size} bytes com a sua quebra "
+                        "de linha (msg_len), e o Xen só imprime uma linha quando vê a quebra de "
+                        "linha: ESI é a contagem.",
+    "hx_console_shows": "console_io executou, mas o console do Xen mostra {shown}, não {expect}: "
+                        "ESI é o número de bytes (msg_len); RDX, onde eles estão (msg).",
+    "hx_pte_hint": "peça ao Xen que reescreva a entrada L1 de scratch: um mmu_update cuja "
+                   "requisição (uma struct mmu_update {fields} em mmu_req) indique o endereço de "
+                   "máquina da entrada (RSI) e a nova entrada (construída a partir do quadro de "
+                   "other, RCX).",
+    "hx_pte_right": "o Xen validou a sua entrada (ptr {ptr}, val {val}: um quadro do domínio, não "
+                    "uma tabela de páginas) e a escreveu: scratch agora lê a página de other. É "
+                    "assim que um kernel PV altera as suas tabelas de páginas.",
+    "hx_pte_not_present": "o Xen escreveu a sua entrada {val}, mas o bit PRESENT (1) dela está "
+                          "zerado: scratch não está mais mapeada, e lê-la causou uma falta de "
+                          "página ({crash}).",
+    "hx_pte_none": "o seu código não fez nenhuma hiperchamada mmu_update (número 1){made}: "
+                   "HYPERCALL __HYPERVISOR_mmu_update.",
+    "hx_pte_check_args": " Verifique os quatro argumentos: RDI = &mmu_req, RSI = 1, RDX = 0, R10 "
+                         "= DOMID_SELF.",
+    "hx_pte_virtual_ptr": " ptr deve ser o endereço de máquina da entrada L1 (RSI quando o seu "
+                          "código começa), não um endereço virtual.",
+    "hx_pte_not_owned": " val deve indicar o quadro de máquina de other: RCX << 12, mais os bits "
+                        "de flag.",
+    "hx_pte_page_table": " Esse quadro é uma tabela de páginas: o Xen nunca deixa um convidado "
+                         "mapeá-la com permissão de escrita.",
+    "hx_pte_reserved_bits": " Em val só podem estar ligados os bits de flag baixos e o número do "
+                            "quadro.",
+    "hx_pte_returned": "mmu_update retornou {ret} ({why}).{hint}",
+    "hx_pte_unchanged": "mmu_update teve sucesso, mas scratch ainda mostra a sua própria página: "
+                        "val deve mapear o quadro de other (RCX << 12) com PRESENT (1), e ptr "
+                        "deve ser a entrada L1 de scratch (RSI).",
+    "hx_config_hint": "corrija a configuração um erro de cada vez: execute a célula, leia o que o "
+                      "xl diz e mude essa linha.",
+    "hx_config_other_name": "o xl criou {got}, não um domínio chamado {name}: a linha name decide "
+                            "o que o xl list mostra.",
+    "hx_config_hvm": 'o xl construiu um convidado HVM (type = "hvm"): ele inicializa um firmware '
+                     "a partir de um disco e ignora kernel. pv-hello é um kernel PV.",
+    "hx_config_gone": "o convidado executou e se desligou, e o xl list não o mostra mais: "
+                      "on_poweroff decide o que acontece então (destroy, restart, preserve).",
+    "hx_config_no_greeting": "o convidado nunca imprimiu a sua saudação no console: o kernel dele "
+                             "é o de pv-hello?",
+    "hx_config_right": "{name} inicializou, imprimiu {line}, se desligou e continua listado no "
+                       "estado {state}.",
+    "hx_credit_hint": "escreva a configuração de heavy: uma cópia da de light com o seu próprio "
+                      "nome e um peso.",
+    "hx_credit_no_heavy": "não há nenhum domínio chamado 'heavy': defina name = \"heavy\".",
+    "hx_credit_crashed": "heavy caiu: {crash} (o kernel dele é o de pv-spin?)",
+    "hx_credit_measured": "heavy (peso {weight}) recebeu {share} % da CPU, light (peso "
+                          "{light_weight}) {light_share} %",
+    "hx_credit_right": "{measured} nos primeiros 70 ms.",
+    "hx_credit_wrong": "{measured}; o objetivo é {goal} %. O escalonador credit divide a CPU em "
+                       "proporção aos pesos: dê a heavy um peso maior que o de light.",
+    "hx_fe_hint": "escreva uma função answer(fe) que conceda fe.ring_pfn ao backend, aloque um "
+                  "canal de eventos para ele e escreva ring-ref, event-channel e, por fim, state "
+                  "= 3 (Initialised).",
+    "hx_fe_not_whole": "{call}: {what} deve ser um número inteiro, não {given}",
+    "hx_fe_not_a_page": "grant_access: o pfn {pfn} não é uma página deste convidado",
+    "hx_fe_alloc_failed": "alloc_unbound({domid}) falhou: {error}",
+    "hx_fe_bad_key": "write: a chave é um nome de nó como 'ring-ref', não {given}",
+    "hx_fe_log_grant": "concessão ref {ref}: d{domid} pode usar o pfn {pfn}{read_only}",
+    "hx_fe_read_only": " somente para leitura",
+    "hx_fe_log_port": "porta de canal de eventos {port} para d{domid}",
+    "hx_fe_not_function": "a resposta é uma função answer(fe), não {type}",
+    "hx_fe_raised": "o seu passo lançou {error}",
+    "hx_fe_right": "o blkback mapeou a sua concessão, vinculou a sua porta e foi para 4 "
+                   "(Connected). Você fez: {did}.",
+    "hx_fe_read_only_refused": " O blkback mapeia o anel para leitura e escrita: uma concessão "
+                               "somente para leitura é recusada.",
+    "hx_fe_wrong_domain": " A concessão deve indicar o domínio que a mapeia: o do backend "
+                          "(fe.backend_id), não o próprio convidado.",
+    "hx_fe_bad_ref": " ring-ref deve ser a ref que grant_access retornou.",
+    "hx_fe_state_last": " O blkback lê ring-ref e event-channel assim que vê o estado 3: "
+                        "escreva-os primeiro, e o estado por último.",
+    "hx_fe_port_domain": " A porta deve ser alocada para o domínio do backend (alloc_unbound(0)).",
+    "hx_fe_gave_up": "o blkback desistiu com o erro {error} e foi para o estado {state}.{hint} "
+                     "Você fez: {did}.",
+    "hx_fe_waiting": "o blkback ainda está no estado {state} (InitWait): ele age quando o nó "
+                     "state do frontend diz 3 (Initialised). Você fez: {did}.",
+    "hx_session_hint": 'uma lista de linhas de comando do xl como ["list"], executadas em ordem: '
+                       "um comando para cada objetivo ainda não cumprido.",
+    "hx_session_not_a_list": "a resposta é uma lista de linhas de comando do xl (strings), como "
+                             '["pause web"]',
+    "hx_session_failed": "`xl {command}` falhou: {error}",
+    "hx_goal_running": "em execução",
+    "hx_goal_paused": "pausado",
+    "hx_gone": "não existe mais",
+    "hx_session_still_listed": "{name} ainda está listado (estado {state}); o objetivo é que ele "
+                               "não exista mais.",
+    "hx_session_gone": "{name} não existe mais; o objetivo é que ele esteja {goal}: um domínio "
+                       "destruído não pode voltar (o xl create construiria um novo).",
+    "hx_session_not_paused": "{name} mostra State {state}: não está pausado (p).",
+    "hx_session_still_paused": "{name} mostra State {state}: ainda está pausado.",
+    "hx_session_right": "o xl list agora mostra {summary}.",
 }
 
 EXERCISES: dict[str, dict[str, Any]] = {
