@@ -391,6 +391,49 @@ def hvm_boot(bios: str, repeat: int, *, vga: str = "stdvga") -> dict[str, Any] |
     return {"seconds": min(times), "runs": times, "bios": bios, "vga": vga}
 
 
+#: A boot sector that polls the BIOS forever: INT 16h AH=01h (a key?) and INT 1Ah AH=00h
+#: (the tick count), as DOS-era programs and games wait. Nearly every instruction it runs
+#: is in a real-mode software interrupt or its handler.
+POLL_SECTOR = r"""
+    .code16
+1:  mov $0x01, %ah
+    int $0x16
+    mov $0x00, %ah
+    int $0x1a
+    jmp 1b
+"""
+GOAL_POLL_RATIO = 1.0          # virtual time at least as fast as wall time (issue 14)
+
+
+def bios_poll(bios: str, virtual_s: float = 0.01) -> dict[str, Any] | None:
+    """Wall time per virtual second of POLL_SECTOR under ``bios`` ("xenlab" or
+    "seabios"), measured once the boot sector runs. None without that firmware or
+    without binutils to assemble the sector."""
+    from xenlab.lab import Lab
+    from xenlab.labkit import assemble, have_binutils
+
+    if not have_binutils() or (bios == "seabios" and Lab.missing("seabios") is not None):
+        return None
+    code = assemble(POLL_SECTOR, bits=16, org=0x7C00)
+    with tempfile.TemporaryDirectory(prefix="xenlab-bench-") as tmp:
+        disk = Path(tmp) / "poll.img"
+        disk.write_bytes((code.ljust(510, b"\0") + b"\x55\xaa").ljust(1 << 20, b"\0"))
+        cfg = Path(tmp) / "poll.cfg"
+        cfg.write_text(f'name = "poll"\ntype = "hvm"\nmemory = 32\nbios = "{bios}"\n'
+                       f'vga = "none"\n'
+                       f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
+        lab = Lab(memory_mib=256, dom0_mem_mib=64)
+        if lab.xl_output(f"create {cfg}").startswith("xl: error"):
+            return None
+        # to the boot sector: SeaBIOS waits 2.5 s (virtual) at its boot menu
+        lab.run(max_seconds=3.0 if bios == "seabios" else 0.02)
+        t0, v0 = time.perf_counter(), lab.host.now()
+        lab.run(max_seconds=virtual_s)
+        wall, virtual = time.perf_counter() - t0, (lab.host.now() - v0) / 1e9
+    return {"bios": bios, "wall_s": wall, "virtual_s": virtual,
+            "wall_per_virtual": wall / virtual if virtual else 0.0}
+
+
 def linux_boot() -> dict[str, Any] | None:
     """Debian's Linux (``make real-guests``) as a PV DomU: wall time, instructions and
     the guest's virtual time from ``xl create`` to its busybox prompt, then the round
@@ -616,6 +659,8 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     boot_teaching = hvm_boot("xenlab", repeat)
     pairs = seabios_pairs(repeat)
     boot_seabios, boot_qemu = pairs["xenlab_novga"], pairs["qemu_novga"]
+    say("real-mode BIOS polling (INT 16h / INT 1Ah loop): teaching BIOS, SeaBIOS")
+    polls = {b: bios_poll(b) for b in ("xenlab", "seabios")}
     store_path = raw_store_path()
     vcpu_stores = vcpu_store_path()
     say("Debian's Linux as a PV DomU (make real-guests): xl create to its prompt, once")
@@ -652,6 +697,7 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         "qemu_boot_seabios": boot_qemu,
         "hvm_boot_seabios_vga": pairs["xenlab_vga"],
         "qemu_boot_seabios_vga": pairs["qemu_vga"],
+        "bios_poll": polls,
         "unicorn_store_path": store_path,
         "vcpu_store_path": vcpu_stores,
         "stepper": stepper,
@@ -663,6 +709,8 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
             "seabios_within_2x_qemu": bool(boot_seabios and boot_qemu and
                                            boot_seabios["seconds"] <= 2 * boot_qemu["seconds"]),
             "xenlab_ratio_ge_50pct": ratio >= GOAL_RATIO,
+            "seabios_poll_realtime": bool(polls["seabios"]) and
+                                     polls["seabios"]["wall_per_virtual"] <= GOAL_POLL_RATIO,
             "hypercalls_ge_100k_per_s": hc_rate_on >= GOAL_HYPERCALLS,
         },
     }
@@ -759,6 +807,15 @@ def format_report(r: dict[str, Any]) -> str:
                      f"identity TLB; {vs['cpu_tlb']['ns_per_store'] * 1e-9:.1e} with "
                      "unicorn's)")
     st = r.get("stepper")
+    lines += ["", f"  {'BIOS polling loop (INT 16h/1Ah)':<36} {'wall/virt':>9}   goal"]
+    for name, poll in (r.get("bios_poll") or {}).items():
+        label = f"under {'SeaBIOS' if name == 'seabios' else 'the teaching BIOS'}"
+        if poll is None:
+            lines.append(f"  {label:<36} {'-':>9}   (firmware or binutils missing)")
+            continue
+        lines.append(f"  {label:<36} {poll['wall_per_virtual']:>8.1f}x   " + (
+                         goal(r['goals']['seabios_poll_realtime']) + " (<= 1x)"
+                         if name == "seabios" else "(information)"))
     lines += ["", f"  {'stepper (hvm-hello)':<36} {'seconds':>9}   goal",
               f"  {'-' * 36} {'-' * 9}   {'-' * 28}"]
     if st:

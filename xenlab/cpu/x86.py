@@ -93,6 +93,7 @@ class ExitReason(enum.Enum):
     FAULT = "fault"          # an exception the hypervisor must handle (the domain crashes)
     STEP = "step"            # single-step finished
     STALLED = "stalled"      # stopped at an instruction without running it or saying why
+    INTR_WINDOW = "intr_window"  # the guest set IF with an interrupt waiting (VMX exit 7)
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,12 @@ def _skip_prefixes(code: bytes) -> int:
 # ---------------------------------------------------------------------------
 # The native budget callback.
 class _Budget(ctypes.Structure):
-    _fields_ = (("left", ctypes.c_int64), ("stop", ctypes.c_uint64))
+    """What the native block callback reads and writes: the budget left, uc_emu_stop,
+    and the interrupt window (``window`` armed: stop at the first block that starts with
+    EFLAGS.IF set, read with ``reg_read`` = uc_reg_read into ``eflags``)."""
+    _fields_ = (("left", ctypes.c_int64), ("stop", ctypes.c_uint64),
+                ("window", ctypes.c_uint64), ("reg_read", ctypes.c_uint64),
+                ("eflags", ctypes.c_uint64), ("uc", ctypes.c_uint64))
 
 
 # void cb(uc_engine *uc /*rdi*/, uint64_t addr /*rsi*/, uint32_t size /*edx*/, void *user /*rcx*/)
@@ -199,7 +205,21 @@ _THUNK = bytes.fromhex(
     "83c003"        # add  eax, 3
     "c1e802"        # shr  eax, 2            ; ~instructions = ceil(bytes / 4)
     "482901"        # sub  [rcx], rax        ; budget->left -= cost
-    "7e01"          # jle  stop
+    "7e2e"          # jle  stop
+    "4883791000"    # cmp  qword [rcx+16], 0 ; the interrupt window armed?
+    "7501"          # jne  window
+    "c3"            # ret
+    "53"            # window: push rbx       ; (keeps the stack 16-byte aligned)
+    "4889cb"        # mov  rbx, rcx
+    "48897b28"      # mov  [rbx+40], rdi     ; budget->uc = uc
+    "be19000000"    # mov  esi, 25           ; UC_X86_REG_EFLAGS
+    "488d5320"      # lea  rdx, [rbx+32]     ; &budget->eflags
+    "ff5318"        # call [rbx+24]          ; uc_reg_read(uc, EFLAGS, &eflags)
+    "4889d9"        # mov  rcx, rbx
+    "488b7b28"      # mov  rdi, [rbx+40]     ; uc
+    "5b"            # pop  rbx
+    "f7412000020000"  # test dword [rcx+32], 0x200 ; IF set: the window is open
+    "7501"          # jnz  stop
     "c3"            # ret
     "488b4108"      # stop: mov rax, [rcx+8] ; budget->stop = &uc_emu_stop
     "ffe0"          # jmp  rax               ; tail call uc_emu_stop(uc)
@@ -229,7 +249,7 @@ _FILL_THUNK = bytes.fromhex(
     "b801000000"    # mov  eax, 1            ; handled
     "c3"            # ret
 )
-_FILL_OFFSET = 64
+_FILL_OFFSET = 96
 
 # The native MMIO callbacks of unassigned memory. Every read is all ones (unicorn keeps
 # the low ``size`` bytes): uint64_t cb(uc_engine *uc, uint64_t offset, unsigned size,
@@ -239,9 +259,9 @@ _ONES_THUNK = bytes.fromhex(
     "48c7c0ffffffff"  # mov  rax, -1
     "c3"              # ret
 )
-_ONES_OFFSET = 128
+_ONES_OFFSET = 160
 _DROP_THUNK = bytes.fromhex("c3")  # ret
-_DROP_OFFSET = 144
+_DROP_OFFSET = 176
 _native_page: mmap.mmap | None = None
 # Where CPUX86State.old_exception sits in a uc_context (found by experiment, -1: not found)
 _OLD_EXCEPTION_OFFSET: int | None = None
@@ -420,7 +440,8 @@ class X86Vcpu:
         # The slice's virtual time: run() sets ``slice_budget`` and ``budget.left`` to the
         # slice's budget; the native block callback and charge() count ``budget.left`` down.
         # Public because the hypervisor's clock (XenHost.now) reads them for every record.
-        self.budget = _Budget(0, ctypes.cast(_uclib().uc_emu_stop, ctypes.c_void_p).value or 0)
+        self.budget = _Budget(0, ctypes.cast(_uclib().uc_emu_stop, ctypes.c_void_p).value or 0,
+                              0, ctypes.cast(_uclib().uc_reg_read, ctypes.c_void_p).value or 0)
         self.slice_budget = 0
         self._stop_reason: ExitReason | None = None
         self._fault: tuple[int, str] | None = None
@@ -448,6 +469,13 @@ class X86Vcpu:
         self._intr_regs = (ctypes.c_uint64 * 5)()
         self._intr_ptrs = (ctypes.c_void_p * 5)(
             *(ctypes.addressof(self._intr_regs) + 8 * i for i in range(5)))
+        # ... and a real-mode `int n` reads CR0 and the IDTR (the IVT's base and limit)
+        # in that same call: one read, one IVT entry, one frame, one write per `int`
+        self._rm_cr0 = ctypes.c_uint64()
+        self._rm_idtr = _UcMmr()
+        self._rm_ids = (ctypes.c_int * 7)(X.UC_X86_REG_CR0, X.UC_X86_REG_IDTR, *self._intr_ids)
+        self._rm_ptrs = (ctypes.c_void_p * 7)(
+            ctypes.addressof(self._rm_cr0), ctypes.addressof(self._rm_idtr), *self._intr_ptrs)
         self._membuf = ctypes.create_string_buffer(4096)
         self._add_native_hook(uc_const.UC_HOOK_INTR, _INTR_CB(self._raw_intr))
         self._add_native_hook(uc_const.UC_HOOK_INSN_INVALID, _INVALID_CB(self._raw_invalid))
@@ -916,6 +944,7 @@ class X86Vcpu:
         self._emu_start(start)
         while self._retranslated() and self.budget.left > 0:
             self._emu_start(self.pc())  # the same block again, translated with its new traps
+        window, self.budget.window = self.budget.window, 0   # armed for this slice only
         if self._df_rip is not None:    # unicorn moved RIP on after the hook: back to it
             self.set_reg("rip", self._df_rip)
             self._df_rip = None
@@ -929,12 +958,78 @@ class X86Vcpu:
             return RunResult(self._stop_reason, used, charged=charged)
         if self.budget.left <= 0:
             return RunResult(ExitReason.BUDGET, used, charged=charged)
+        if window and self.reg("eflags") & EFLAGS_IF:
+            return self._intr_window_exit(used, charged)
         if self.ring0 and self._byte_before_pc() == 0xF4:
             return RunResult(ExitReason.HLT, used, charged=charged)
         # unicorn 2.1.4, after a stop requested from a hook, can drop the next CPU
         # exception and return at the faulting instruction without a word: report it,
         # the hypervisor decodes the instruction and raises the fault itself.
         return RunResult(ExitReason.STALLED, used, charged=charged)
+
+    def arm_intr_window(self, armed: bool) -> None:
+        """VMX's interrupt-window exiting for the next slice: an interrupt waits and the
+        guest has IF clear, so run() ends at the first block that starts with IF set
+        (after the sti, popf or iret that set it) with ExitReason.INTR_WINDOW. The native
+        block callback checks it (one uc_reg_read per block while armed); TCG itself
+        looks for interrupts at block boundaries, and sti ends a block."""
+        self.budget.window = 1 if armed else 0
+
+    def _intr_window_exit(self, used: int, charged: int) -> RunResult:
+        """The window opened. After an ``sti`` the CPU takes the interrupt one
+        instruction later (the interrupt shadow: ``sti; hlt`` halts, then wakes with the
+        return address after the hlt), so that instruction runs first."""
+        if self._byte_before_pc() == 0xFB:          # sti
+            pc = self.pc()
+            size = self._shadowed_insn_size(pc)
+            if size is None:                        # a jump, call, int...: take it now
+                return RunResult(ExitReason.INTR_WINDOW, used, charged=charged)
+            before = self.budget.left
+            self._run_one(pc, size)
+            used += max(0, before - self.budget.left)
+            if self._fault is not None:
+                vec, detail = self._fault
+                return RunResult(ExitReason.FAULT, used, vec, detail, charged)
+            if self.ring0 and self._byte_before_pc() == 0xF4:
+                return RunResult(ExitReason.HLT, used, charged=charged)
+        return RunResult(ExitReason.INTR_WINDOW, used, charged=charged)
+
+    def _run_one(self, pc: int, size: int) -> None:
+        """Run the one instruction at ``pc`` (``size`` bytes): a code hook on the next
+        one stops the CPU there (blocks already translated are dropped so that it is
+        seen). A ``hlt`` stops the CPU by itself."""
+        lin = self._linear(pc)
+
+        def stop(uc: Uc, address: int, n: int, user: object) -> None:
+            uc.emu_stop()
+
+        hook = self.uc.hook_add(uc_const.UC_HOOK_CODE, stop, None, lin + size, lin + size)
+        self.invalidate_code(lin, lin + size + 1)
+        try:
+            self._emu_start(pc)
+            self._reraise_hook_error()
+        finally:
+            self.uc.hook_del(hook)
+            self.invalidate_code(lin, lin + size + 1)
+
+    def _shadowed_insn_size(self, pc: int) -> int | None:
+        """The length of the instruction at ``pc`` (in sti's shadow) when it runs on to
+        the next one or halts; None for one that transfers control or cannot be read."""
+        try:
+            if not self.long_mode and not self.reg("cr0") & 1:
+                code = bytes(self.uc.mem_read((self.reg("cs") << 4) + pc, 16))
+            else:
+                code = self.code_at(pc, 16)
+        except UcError:
+            return None
+        mode = capstone.CS_MODE_32 if self.reg("cr0") & 1 else capstone.CS_MODE_16
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if self._uc64 else mode)
+        md.detail = True
+        for insn in md.disasm(code, pc, 1):
+            flow = {capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL, capstone.CS_GRP_RET,
+                    capstone.CS_GRP_INT, capstone.CS_GRP_IRET}
+            return None if flow & set(insn.groups) else int(insn.size)
+        return None
 
     def step(self) -> RunResult:
         """Execute exactly one instruction (single-stepping; the one per-instruction path)."""
@@ -944,6 +1039,7 @@ class X86Vcpu:
         self.fault_is_cpu_exception = True
         self.slice_budget = 1 << 40
         self.budget.left = 1 << 40
+        self.budget.window = 0
         self._charged = 0
         if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
@@ -993,11 +1089,11 @@ class X86Vcpu:
             ctypes.memmove(ctx.context.value + offset, b"\xff\xff\xff\xff", 4)
             self.uc.context_restore(ctx)
 
-    def _emu_start(self, begin: int, count: int = 0) -> None:
+    def _emu_start(self, begin: int, count: int = 0, until: int = _UNTIL) -> None:
         """uc_emu_start from ``begin``; an error becomes the slice's fault."""
         self._retranslate = False
         try:
-            self.uc.emu_start(begin, _UNTIL, 0, count)
+            self.uc.emu_start(begin, until, 0, count)
         except UcError as err:
             if self._fault is None:
                 self._fault = self._classify_error(err)
@@ -1042,7 +1138,7 @@ class X86Vcpu:
     # -- hooks ------------------------------------------------------------------
     def _py_block(self, uc: Uc, address: int, size: int, user: object) -> None:
         self.budget.left -= (size + 3) >> 2
-        if self.budget.left <= 0:
+        if self.budget.left <= 0 or (self.budget.window and self.reg("eflags") & EFLAGS_IF):
             uc.emu_stop()
 
     def _on_intr(self, uc: Uc, intno: int, user: object) -> None:
@@ -1053,6 +1149,8 @@ class X86Vcpu:
             return
         if self.exits.interrupt(self, intno):
             return
+        if not self.long_mode and self._real_mode_intr(intno):
+            return          # the hot path: firmware and DOS-era code `int` all the time
         if not self.long_mode and not self._sync_uc_mode():
             # unicorn does not vector interrupts: do it through the IVT (real mode) or the
             # IDT (protected mode) ourselves
@@ -1464,20 +1562,27 @@ class X86Vcpu:
         return count
 
     # -- real mode interrupts -----------------------------------------------------
-    def deliver_real_mode_interrupt(self, vector: int) -> None:
-        """Vector through the IVT as a real-mode CPU does (unicorn does not).
-
-        Push FLAGS, CS, IP on SS:SP; clear IF and TF; load CS:IP from 0000:vector*4.
-        """
-        ivt_base, ivt_limit = self._table_register(X.UC_X86_REG_IDTR)
-        if vector * 4 + 3 > ivt_limit:  # no vector: #GP, no vector for that: triple fault
-            self.raise_fault(VEC_DF, f"triple fault (interrupt {vector:#x} beyond the IVT "
-                                     f"limit {ivt_limit:#x})")
-            return
-        regs = self._intr_regs  # EFLAGS, CS, EIP, SS, ESP in one call
-        err = _uc_reg_read_batch(self._uch, self._intr_ids, self._intr_ptrs, 5)
+    def _real_mode_intr(self, vector: int) -> bool:
+        """``int n`` (or an exception) in real mode, vectored through the IVT with the
+        fewest engine calls: False, having changed nothing, if the CPU is not in real mode.
+        The same steps as deliver_real_mode_interrupt."""
+        err = _uc_reg_read_batch(self._uch, self._rm_ids, self._rm_ptrs, 7)
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
+        if self._rm_cr0.value & 1:
+            return False
+        ivt_base, ivt_limit = self._rm_idtr.base, self._rm_idtr.limit
+        if vector * 4 + 3 > ivt_limit:
+            self.raise_fault(VEC_DF, f"triple fault (interrupt {vector:#x} beyond the IVT "
+                                     f"limit {ivt_limit:#x})")
+            return True
+        self._push_real_mode_frame(vector, ivt_base)
+        return True
+
+    def _push_real_mode_frame(self, vector: int, ivt_base: int) -> None:
+        """With EFLAGS, CS, EIP, SS, ESP just read into _intr_regs: push FLAGS, CS, IP,
+        clear IF and TF, load CS:IP from the IVT, write the registers back."""
+        regs = self._intr_regs
         flags, cs, ip, ss, sp = regs[0], regs[1], regs[2] & 0xFFFF, regs[3], regs[4] & 0xFFFF
         frame = struct.pack("<HHH", ip, cs, flags & 0xFFFF)  # FLAGS, CS, IP pushed in turn
         if sp >= 6:
@@ -1491,6 +1596,21 @@ class X86Vcpu:
         err = _uc_reg_write_batch(self._uch, self._intr_ids, self._intr_ptrs, 5)
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
+
+    def deliver_real_mode_interrupt(self, vector: int) -> None:
+        """Vector through the IVT as a real-mode CPU does (unicorn does not).
+
+        Push FLAGS, CS, IP on SS:SP; clear IF and TF; load CS:IP from 0000:vector*4.
+        """
+        ivt_base, ivt_limit = self._table_register(X.UC_X86_REG_IDTR)
+        if vector * 4 + 3 > ivt_limit:  # no vector: #GP, no vector for that: triple fault
+            self.raise_fault(VEC_DF, f"triple fault (interrupt {vector:#x} beyond the IVT "
+                                     f"limit {ivt_limit:#x})")
+            return
+        err = _uc_reg_read_batch(self._uch, self._intr_ids, self._intr_ptrs, 5)
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        self._push_real_mode_frame(vector, ivt_base)
 
     def deliver_interrupt(self, vector: int) -> str | None:
         """Vector an external interrupt the way the CPU's current mode does (32-bit

@@ -218,6 +218,15 @@ class HvmDomain:
         self.host.trace.emit(now, self.d.domid, v.vcpu_id, Kind.EVENT, "inject_irq",
                              {"vector": hex(vector), "mode": cpu.mode().value})
 
+    def intr_window(self, v: Vcpu) -> bool:
+        """After ``tick``: whether an interrupt waits for the guest to set IF, so the
+        slice must end as soon as it does (vmx_intr_assist's interrupt-window exiting,
+        ``X86Vcpu.arm_intr_window``): an interrupt is then never held back longer than
+        the guest holds IF clear."""
+        cpu = v.cpu
+        return (cpu is not None and self.vpic.has_pending()
+                and not cpu.reg("eflags") & EFLAGS_IF)
+
     def wake_deadline(self, v: Vcpu) -> int | None:
         """When a halted vCPU must wake for the timer (only if it can take interrupts)."""
         cpu = v.cpu
