@@ -18,6 +18,7 @@ module                 what
                        guest, panels, Back to any earlier instruction
 ``pagetables``         ``explain_mmu_update``/``check_l1e``: a PV guest's
                        page-table update as Xen validates it
+``display``            ``draw_vga``: an HVM guest's screen, text or mode 13h
 =====================  ===================================================
 
 The submodules are imported lazily (``xenlab.views.Dashboard`` imports
@@ -33,7 +34,7 @@ from typing import Any
 
 __all__ = [
     "Dashboard", "Stepper", "StepperView", "build_topology", "check_l1e", "compare_pv_hvm",
-    "draw_topology", "explain_mmu_update",
+    "draw_topology", "draw_vga", "explain_mmu_update",
     "format_conversation", "handshake_conversation", "hypercall_counts",
     "load_ipython_extension", "plot_hypercall_counts", "plot_sequence", "run_with_progress",
     "running_intervals", "save_topology", "split_driver_sequence", "swimlanes",
@@ -51,6 +52,7 @@ _WHERE = {
     "load_ipython_extension": "magics",
     "run_with_progress": "progress",
     "explain_mmu_update": "pagetables", "check_l1e": "pagetables",
+    "draw_vga": "display",
 }
 
 

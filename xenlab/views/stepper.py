@@ -431,6 +431,8 @@ class Stepper:
             objs += [hvm.vpic, hvm.irq, hvm.pit, hvm.rtc, hvm.pmtimer]
         if self.dm is not None:
             objs += [self.dm.serial, self.dm.kbd, *self.dm.ide]
+            if self.dm.vga is not None:
+                objs.append(self.dm.vga.regs)
         return objs
 
     def _nearest(self, position: int) -> Snapshot | None:
