@@ -1089,11 +1089,11 @@ class X86Vcpu:
             ctypes.memmove(ctx.context.value + offset, b"\xff\xff\xff\xff", 4)
             self.uc.context_restore(ctx)
 
-    def _emu_start(self, begin: int, count: int = 0, until: int = _UNTIL) -> None:
+    def _emu_start(self, begin: int, count: int = 0) -> None:
         """uc_emu_start from ``begin``; an error becomes the slice's fault."""
         self._retranslate = False
         try:
-            self.uc.emu_start(begin, until, 0, count)
+            self.uc.emu_start(begin, _UNTIL, 0, count)
         except UcError as err:
             if self._fault is None:
                 self._fault = self._classify_error(err)
