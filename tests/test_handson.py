@@ -7,7 +7,7 @@ import pytest
 
 from xenlab import handson as H
 from xenlab.lab import Lab
-from xenlab.labkit import assemble, have_binutils
+from xenlab.labkit import assemble, boot_disk, have_binutils
 
 needs_binutils = pytest.mark.skipif(not have_binutils(), reason="needs as/ld/objcopy "
                                     "(Debian: binutils)")
@@ -90,6 +90,14 @@ def test_assembler_warnings_are_errors_not_silently_different_code() -> None:
 def test_assemble_refuses_a_non_string() -> None:
     with pytest.raises(H.AssemblyError, match="must be a string"):
         assemble(42)  # type: ignore[arg-type]
+
+
+def test_boot_disk_signs_sector_0() -> None:
+    disk = boot_disk(b"\xf4")
+    assert len(disk) == 1 << 20 and disk[0] == 0xF4 and disk[510:512] == b"\x55\xaa"
+    assert disk[1:510] == bytes(509) and disk[512:] == bytes(len(disk) - 512)
+    with pytest.raises(H.AssemblyError, match="510 bytes"):
+        boot_disk(bytes(511))
 
 
 # ---------------------------------------------------------------- chapter 07

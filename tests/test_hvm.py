@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from qemu_monitor import qemu_monitor
 
 from xenlab.cli import run_configs
 from xenlab.lab import Lab
@@ -203,22 +204,8 @@ SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
 def _qemu_screen(disk: Path) -> list[str]:
     """Boot ``disk`` on qemu-system-i386 with its SeaBIOS and read the VGA text memory
     back through the QEMU monitor (pmemsave)."""
-    import time
-
     dump = disk.with_suffix(".vga")
-    proc = subprocess.Popen(
-        [QEMU or "qemu-system-i386", "-nodefaults", "-machine", "pc", "-m", "32", "-vga",
-         "std", "-drive", f"file={disk},format=raw,if=ide,snapshot=on", "-display", "none",
-         "-monitor", "stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    time.sleep(3)  # SeaBIOS's boot is well under a second; its retry waits far longer
-    proc.stdin.write(f'pmemsave 0xb8000 4000 "{dump}"\n'.encode())
-    proc.stdin.flush()
-    time.sleep(1)
-    proc.stdin.write(b"quit\n")
-    proc.stdin.flush()
-    proc.communicate(timeout=30)
+    qemu_monitor(disk, [f'pmemsave 0xb8000 4000 "{dump}"'])
     raw = dump.read_bytes()
     return ["".join(chr(c) if 32 <= c < 127 else " " for c in raw[r * 160:(r + 1) * 160:2])
             .rstrip() for r in range(25)]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from xenlab.lab import Lab
-from xenlab.labkit import assemble, have_binutils
+from xenlab.labkit import assemble, boot_disk, have_binutils
 
 pytestmark = pytest.mark.skipif(not have_binutils(), reason="needs as/ld/objcopy "
                                 "(apt install binutils)")
@@ -98,7 +98,7 @@ def _boot(tmp_path: Path, wait: str, marker: bytes, bios: str) -> tuple[str, int
     code = assemble(PROGRAM.replace("{wait}", wait), bits=16, org=0x7C00)
     after = 0x7C00 + code.index(marker + b"\xfa") + len(marker)     # ... then cli
     image = tmp_path / "boot.img"
-    image.write_bytes((code.ljust(510, b"\0") + b"\x55\xaa").ljust(1 << 20, b"\0"))
+    image.write_bytes(boot_disk(code))
     cfg = tmp_path / "tick.cfg"
     cfg.write_text(f'name = "tick"\ntype = "hvm"\nmemory = 32\nbios = "{bios}"\n'
                    f"disk = [ 'format=raw, vdev=hda, access=ro, target={image}' ]\n")

@@ -9,18 +9,15 @@ firmware (its ``screendump``), pixel for pixel.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from qemu_monitor import QEMU, qemu_monitor
 
 from xenlab.devicemodel.vga import Vga
 from xenlab.lab import Lab
-from xenlab.labkit import assemble, have_binutils
+from xenlab.labkit import assemble, boot_disk, have_binutils
 
-QEMU = shutil.which("qemu-system-i386")
 pytestmark = pytest.mark.skipif(not have_binutils(),
                                 reason="needs as/ld/objcopy (apt install binutils)")
 BIOS = Path(__file__).resolve().parents[1] / "images" / "firmware" / "xenlab-bios.bin"
@@ -48,7 +45,7 @@ PROGRAM = "\n".join([
 def _disk(tmp_path: Path) -> Path:
     code = assemble(PROGRAM, bits=16, org=0x7C00)
     image = tmp_path / "mode13.img"
-    image.write_bytes((code.ljust(510, b"\0") + b"\x55\xaa").ljust(1 << 20, b"\0"))
+    image.write_bytes(boot_disk(code))
     return image
 
 
@@ -98,9 +95,14 @@ def test_back_to_text_mode(tmp_path: Path) -> None:
     code = assemble(PROGRAM.replace("1:  hlt", "    mov $0x0003, %ax\n    int $0x10\n1:  hlt"),
                     bits=16, org=0x7C00)
     image = tmp_path / "mode3.img"
-    image.write_bytes((code.ljust(510, b"\0") + b"\x55\xaa").ljust(1 << 20, b"\0"))
-    vga = _xenlab(image, "xenlab")
-    assert vga.mode() == "text" and vga.framebuffer() == b""
+    image.write_bytes(boot_disk(code))
+    lab = _xenlab_lab(image, "xenlab")
+    vga = lab.toolstack.device_models[lab.domain("mode13").domid].vga
+    assert vga is not None and vga.mode() == "text" and vga.framebuffer() == b""
+    pytest.importorskip("matplotlib")
+    from xenlab.views import draw_vga
+
+    assert "text mode" in draw_vga(lab, "mode13").axes[0].get_title()
 
 
 def test_draw_vga_shows_the_picture(tmp_path: Path) -> None:
@@ -120,20 +122,8 @@ def _qemu_picture(image: Path, bios: str) -> tuple[int, int, bytes]:
     """(width, height, RGB bytes) of qemu-system-i386's screen for ``image``, booted by
     its own SeaBIOS or by the teaching BIOS (``-bios``)."""
     dump = image.with_suffix(".ppm")
-    firmware = ["-bios", str(BIOS)] if bios == "xenlab" else []
-    proc = subprocess.Popen(
-        [QEMU or "qemu-system-i386", "-nodefaults", "-machine", "pc", "-m", "32", *firmware,
-         "-vga", "std", "-drive", f"file={image},format=raw,if=ide,snapshot=on", "-display", "none",
-         "-monitor", "stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    time.sleep(4)
-    proc.stdin.write(f'screendump "{dump}"\n'.encode())
-    proc.stdin.flush()
-    time.sleep(1)
-    proc.stdin.write(b"quit\n")
-    proc.stdin.flush()
-    proc.communicate(timeout=30)
+    qemu_monitor(image, [f'screendump "{dump}"'], bios=BIOS if bios == "xenlab" else None,
+                 boot_s=4.0)
     raw = dump.read_bytes()
     magic, width, height, maxval, rest = raw.split(maxsplit=4)
     assert magic == b"P6" and maxval == b"255"

@@ -410,14 +410,14 @@ def bios_poll(bios: str, virtual_s: float = 0.01) -> dict[str, Any] | None:
     "seabios"), measured once the boot sector runs. None without that firmware or
     without binutils to assemble the sector."""
     from xenlab.lab import Lab
-    from xenlab.labkit import assemble, have_binutils
+    from xenlab.labkit import assemble, boot_disk, have_binutils
 
     if not have_binutils() or (bios == "seabios" and Lab.missing("seabios") is not None):
         return None
     code = assemble(POLL_SECTOR, bits=16, org=0x7C00)
     with tempfile.TemporaryDirectory(prefix="xenlab-bench-") as tmp:
         disk = Path(tmp) / "poll.img"
-        disk.write_bytes((code.ljust(510, b"\0") + b"\x55\xaa").ljust(1 << 20, b"\0"))
+        disk.write_bytes(boot_disk(code))
         cfg = Path(tmp) / "poll.cfg"
         cfg.write_text(f'name = "poll"\ntype = "hvm"\nmemory = 32\nbios = "{bios}"\n'
                        f'vga = "none"\n'

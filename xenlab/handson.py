@@ -46,7 +46,7 @@ from typing import Any
 from xenlab.errors import AssemblyError, XenlabError
 from xenlab.i18n import tr
 from xenlab.lab import Lab
-from xenlab.labkit import assemble, build_pv_kernel
+from xenlab.labkit import assemble, boot_disk, build_pv_kernel
 
 __all__ = [
     "BROKEN_CFG",
@@ -236,11 +236,9 @@ def _boot(code: str, name: str = "boot") -> _BootRun:
     binary = assemble(code, bits=16, org=0x7C00)
     if len(binary) > 510:
         raise XenlabError(tr("hx_boot_too_big", size=len(binary)))
-    sector = binary.ljust(510, b"\0") + b"\x55\xaa"
     with _scratch() as tmp:
         with open(os.path.join(tmp, "boot.img"), "wb") as f:
-            f.write(sector)
-            f.truncate(1 << 20)
+            f.write(boot_disk(binary))
         lab = Lab()
         out = _create(lab, tmp, name, HVM_CFG.format(name=name))
         err = _xl_error(out)

@@ -18,7 +18,7 @@ from xenlab.i18n import tr
 from xenlab.tools.libs.light.libxl import (
     REAL_PARTS,
     Libxl,
-    missing_real_part,
+    real_part_installed,
     rtc_base_wallclock,
 )
 from xenlab.tools.xenstore.xenstore_client import xenstore_main
@@ -200,7 +200,7 @@ class Lab:
         if part not in REAL_PARTS:
             raise UsageError(f"Lab.missing(): no part {part!r}; the parts are "
                              f"{', '.join(REAL_PARTS)}")
-        return None if missing_real_part(part) is None else tr(f"missing_{part}")
+        return None if real_part_installed(part) else tr(f"missing_{part}")
 
     @staticmethod
     def image(name: str) -> str:

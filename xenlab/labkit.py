@@ -24,7 +24,7 @@ from pathlib import Path
 
 from xenlab.errors import AssemblyError
 
-__all__ = ["assemble", "build_pv_kernel", "have_binutils"]
+__all__ = ["assemble", "boot_disk", "build_pv_kernel", "have_binutils"]
 
 _INCLUDE = Path(__file__).resolve().parents[1] / "images" / "include"
 _TIMEOUT_S = 30
@@ -75,6 +75,14 @@ def _run(argv: list[str], cwd: Path, what: str) -> None:
              if ln.strip() and not ln.endswith("Assembler messages:")]
     last = lines[-1] if lines else f"exit status {done.returncode}"
     raise AssemblyError(f"{what} failed: {last.removeprefix(tool + ': ')}")
+
+
+def boot_disk(sector: bytes, size: int = 1 << 20) -> bytes:
+    """A raw disk of ``size`` bytes whose sector 0 is ``sector`` (at most 510 bytes,
+    e.g. ``assemble``'s output) signed 55h AAh, what INT 19h checks before it jumps."""
+    if len(sector) > 510:
+        raise AssemblyError(f"a boot sector holds 510 bytes of code, not {len(sector)}")
+    return (sector.ljust(510, b"\0") + b"\x55\xaa").ljust(size, b"\0")
 
 
 def assemble(source: str, *, bits: int = 16, org: int = 0x7C00) -> bytes:

@@ -93,7 +93,7 @@ class ExitReason(enum.Enum):
     FAULT = "fault"          # an exception the hypervisor must handle (the domain crashes)
     STEP = "step"            # single-step finished
     STALLED = "stalled"      # stopped at an instruction without running it or saying why
-    INTR_WINDOW = "intr_window"  # the guest set IF with an interrupt waiting (VMX exit 7)
+    INTR_WINDOW = "intr_window"  # IF set with an interrupt waiting (EXIT_REASON_PENDING_VIRT_INTR)
 
 
 @dataclass(frozen=True)
@@ -967,12 +967,13 @@ class X86Vcpu:
         # the hypervisor decodes the instruction and raises the fault itself.
         return RunResult(ExitReason.STALLED, used, charged=charged)
 
-    def arm_intr_window(self, armed: bool) -> None:
-        """VMX's interrupt-window exiting for the next slice: an interrupt waits and the
-        guest has IF clear, so run() ends at the first block that starts with IF set
-        (after the sti, popf or iret that set it) with ExitReason.INTR_WINDOW. The native
-        block callback checks it (one uc_reg_read per block while armed); TCG itself
-        looks for interrupts at block boundaries, and sti ends a block."""
+    def enable_intr_window(self, armed: bool) -> None:
+        """VMX's interrupt-window exiting for the next slice (Xen's vmx_enable_intr_window,
+        xen/arch/x86/hvm/vmx/intr.c): an interrupt waits and the guest has IF clear, so
+        run() ends at the first block that starts with IF set (after the sti, popf or
+        iret that set it) with ExitReason.INTR_WINDOW. The native block callback checks
+        it (one uc_reg_read per block while armed); TCG itself looks for interrupts at
+        block boundaries, and sti ends a block."""
         self.budget.window = 1 if armed else 0
 
     def _intr_window_exit(self, used: int, charged: int) -> RunResult:
@@ -1150,7 +1151,7 @@ class X86Vcpu:
         if self.exits.interrupt(self, intno):
             return
         if not self.long_mode and self._real_mode_intr(intno):
-            return          # the hot path: firmware and DOS-era code `int` all the time
+            return
         if not self.long_mode and not self._sync_uc_mode():
             # unicorn does not vector interrupts: do it through the IVT (real mode) or the
             # IDT (protected mode) ourselves
@@ -1562,26 +1563,37 @@ class X86Vcpu:
         return count
 
     # -- real mode interrupts -----------------------------------------------------
-    def _real_mode_intr(self, vector: int) -> bool:
-        """``int n`` (or an exception) in real mode, vectored through the IVT with the
-        fewest engine calls: False, having changed nothing, if the CPU is not in real mode.
-        The same steps as deliver_real_mode_interrupt."""
+    def _read_real_mode_state(self) -> bool:
+        """CR0, the IDTR (the IVT's base and limit), EFLAGS, CS, EIP, SS and ESP in one
+        engine call; whether the CPU is in real mode (CR0.PE clear)."""
         err = _uc_reg_read_batch(self._uch, self._rm_ids, self._rm_ptrs, 7)
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
-        if self._rm_cr0.value & 1:
+        return not self._rm_cr0.value & 1
+
+    def _real_mode_intr(self, vector: int) -> bool:
+        """``int n`` (or an exception) in real mode, with the fewest engine calls (the
+        hot path: firmware and DOS-era code `int` all the time): False, having changed
+        nothing, if the CPU is not in real mode."""
+        if not self._read_real_mode_state():
             return False
+        self._vector_through_ivt(vector)
+        return True
+
+    def deliver_real_mode_interrupt(self, vector: int) -> None:
+        """Vector through the IVT as a real-mode CPU does (unicorn does not)."""
+        self._read_real_mode_state()
+        self._vector_through_ivt(vector)
+
+    def _vector_through_ivt(self, vector: int) -> None:
+        """With the state just read (_read_real_mode_state): push FLAGS, CS, IP on SS:SP,
+        clear IF and TF, load CS:IP from the IVT entry, write the registers back. A vector
+        beyond the IVT's limit is a triple fault (#GP, then no vector for that either)."""
         ivt_base, ivt_limit = self._rm_idtr.base, self._rm_idtr.limit
         if vector * 4 + 3 > ivt_limit:
             self.raise_fault(VEC_DF, f"triple fault (interrupt {vector:#x} beyond the IVT "
                                      f"limit {ivt_limit:#x})")
-            return True
-        self._push_real_mode_frame(vector, ivt_base)
-        return True
-
-    def _push_real_mode_frame(self, vector: int, ivt_base: int) -> None:
-        """With EFLAGS, CS, EIP, SS, ESP just read into _intr_regs: push FLAGS, CS, IP,
-        clear IF and TF, load CS:IP from the IVT, write the registers back."""
+            return
         regs = self._intr_regs
         flags, cs, ip, ss, sp = regs[0], regs[1], regs[2] & 0xFFFF, regs[3], regs[4] & 0xFFFF
         frame = struct.pack("<HHH", ip, cs, flags & 0xFFFF)  # FLAGS, CS, IP pushed in turn
@@ -1596,21 +1608,6 @@ class X86Vcpu:
         err = _uc_reg_write_batch(self._uch, self._intr_ids, self._intr_ptrs, 5)
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
-
-    def deliver_real_mode_interrupt(self, vector: int) -> None:
-        """Vector through the IVT as a real-mode CPU does (unicorn does not).
-
-        Push FLAGS, CS, IP on SS:SP; clear IF and TF; load CS:IP from 0000:vector*4.
-        """
-        ivt_base, ivt_limit = self._table_register(X.UC_X86_REG_IDTR)
-        if vector * 4 + 3 > ivt_limit:  # no vector: #GP, no vector for that: triple fault
-            self.raise_fault(VEC_DF, f"triple fault (interrupt {vector:#x} beyond the IVT "
-                                     f"limit {ivt_limit:#x})")
-            return
-        err = _uc_reg_read_batch(self._uch, self._intr_ids, self._intr_ptrs, 5)
-        if err != uc_const.UC_ERR_OK:
-            raise UcError(err)
-        self._push_real_mode_frame(vector, ivt_base)
 
     def deliver_interrupt(self, vector: int) -> str | None:
         """Vector an external interrupt the way the CPU's current mode does (32-bit

@@ -44,23 +44,54 @@ SR_MEMORY_MODE = 0x04     # sequencer: bit 3 chain-4 (VGA_SEQ_MEMORY_MODE)
 
 
 @dataclass
+class IndexedRegs:
+    """A register file behind an index port and a data port (the sequencer, the
+    graphics controller, the CRTC): ``index`` selects which of ``data`` the data port
+    reads and writes."""
+
+    data: bytearray
+    mask: int                             # the index bits the chip decodes
+    index: int = 0
+
+
+# index port -> (the number of registers behind it, the index bits decoded)
+_INDEXED = {0x3C4: (8, 0x07), 0x3CE: (16, 0x0F), 0x3D4: (256, 0xFF)}
+# every port of those files -> (its register file's index port, a data port?)
+_INDEXED_PORTS = {0x3C4: (0x3C4, False), 0x3C5: (0x3C4, True),      # sequencer
+                  0x3CE: (0x3CE, False), 0x3CF: (0x3CE, True),      # graphics controller
+                  0x3D4: (0x3D4, False), 0x3D5: (0x3D4, True),      # CRTC, colour
+                  0x3B4: (0x3D4, False), 0x3B5: (0x3D4, True)}      # CRTC, mono addresses
+
+
+@dataclass
 class VgaRegs:
     """The registers a guest programs (a plain object: the boot stepper copies it)."""
 
     misc: int = 0x67                      # colour, 0x3Dx ports (what a BIOS leaves)
-    sr_index: int = 0
-    sr: bytearray = field(default_factory=lambda: bytearray(8))
-    gr_index: int = 0
-    gr: bytearray = field(default_factory=lambda: bytearray(16))
+    indexed: dict[int, IndexedRegs] = field(default_factory=lambda: {
+        port: IndexedRegs(bytearray(size), mask) for port, (size, mask) in _INDEXED.items()})
     ar_index: int = 0
     ar_flip: bool = False                 # False: the next 0x3C0 write is an index
     ar: bytearray = field(default_factory=lambda: bytearray(21))
     dac_read: int = 0                     # entry * 3 + component
     dac_write: int = 0
     dac: bytearray = field(default_factory=lambda: bytearray(256 * 3))
-    crtc_index: int = 0
-    crtc: bytearray = field(default_factory=lambda: bytearray(256))
     retrace: int = 0
+
+    @property
+    def sr(self) -> bytearray:
+        """The sequencer's registers (0x3C4/0x3C5)."""
+        return self.indexed[0x3C4].data
+
+    @property
+    def gr(self) -> bytearray:
+        """The graphics controller's registers (0x3CE/0x3CF)."""
+        return self.indexed[0x3CE].data
+
+    @property
+    def crtc(self) -> bytearray:
+        """The CRT controller's registers (0x3D4/0x3D5)."""
+        return self.indexed[0x3D4].data
 
 
 class Vga:
@@ -80,14 +111,16 @@ class Vga:
     def io(self, port: int, write: bool, value: int) -> int:
         r = self.regs
         value &= 0xFF
-        if port in (0x3D4, 0x3B4):
+        if port in _INDEXED_PORTS:
+            base, is_data = _INDEXED_PORTS[port]
+            regs = r.indexed[base]
+            if not is_data:
+                if write:
+                    regs.index = value & regs.mask
+                return regs.index
             if write:
-                r.crtc_index = value
-            return r.crtc_index
-        if port in (0x3D5, 0x3B5):
-            if write:
-                r.crtc[r.crtc_index] = value
-            return r.crtc[r.crtc_index]
+                regs.data[regs.index] = value
+            return regs.data[regs.index]
         if port in (0x3DA, 0x3BA):            # input status 1: resets the AR flip-flop
             r.ar_flip = False
             r.retrace ^= 0x09
@@ -109,22 +142,6 @@ class Vga:
             return 0                          # input status 0
         if port == 0x3CC:
             return r.misc
-        if port == 0x3C4:
-            if write:
-                r.sr_index = value & 7
-            return r.sr_index
-        if port == 0x3C5:
-            if write:
-                r.sr[r.sr_index] = value
-            return r.sr[r.sr_index]
-        if port == 0x3CE:
-            if write:
-                r.gr_index = value & 0x0F
-            return r.gr_index
-        if port == 0x3CF:
-            if write:
-                r.gr[r.gr_index] = value
-            return r.gr[r.gr_index]
         if port == 0x3C7:
             if write:
                 r.dac_read = value * 3

@@ -1,10 +1,5 @@
-"""The exercises in Portuguese: the replies (MESSAGES) and each exercise's texts (EXERCISES).
-
-MESSAGES has the keys of ``xenlab.i18n.MESSAGES`` (same {placeholders}). EXERCISES maps
-an exercise's number to its "question", "hint", "explanation", "options" (a list in the
-English order, or for shuffled options a dict from each English option to its
-translation) and "option_hints" (by letter); a seeded question's {placeholders} are the
-names in its ``params`` (xenlab/exercises.py). What is missing stays English.
+"""The exercises in Portuguese: the replies (MESSAGES) and each exercise's texts (EXERCISES),
+laid out as ``xenlab/locale/es.py`` describes. What is missing stays English.
 
 Real Xen: (none: teaching material)
 """

@@ -1300,7 +1300,7 @@ class XenHost:
             self._apply_pending_maps(v)
         if d.hvm is not None:
             d.hvm.tick(v)
-            cpu.arm_intr_window(d.hvm.intr_window(v))   # an interrupt waits for IF
+            cpu.enable_intr_window(d.hvm.intr_window(v))   # an interrupt waits for IF
             v.timer_deadline = d.hvm.wake_deadline(v)  # bounds the slice at the next IRQ0
             if v.timer_deadline is not None and v.timer_deadline <= pc.time:
                 v.timer_deadline = None

@@ -221,7 +221,7 @@ class HvmDomain:
     def intr_window(self, v: Vcpu) -> bool:
         """After ``tick``: whether an interrupt waits for the guest to set IF, so the
         slice must end as soon as it does (vmx_intr_assist's interrupt-window exiting,
-        ``X86Vcpu.arm_intr_window``): an interrupt is then never held back longer than
+        ``X86Vcpu.enable_intr_window``): an interrupt is then never held back longer than
         the guest holds IF clear."""
         cpu = v.cpu
         return (cpu is not None and self.vpic.has_pending()

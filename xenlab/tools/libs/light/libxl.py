@@ -62,13 +62,11 @@ VGABIOS = "/usr/share/seabios/vgabios-stdvga.bin"
 
 PV_GRUB = "/usr/lib/grub-xen/grub-x86_64-xen.bin"      # grub-xen-host (Debian, Ubuntu)
 PVH_GRUB = "/usr/lib/grub-xen/grub-i386-xen_pvh.bin"
-# what a chapter needs from the distribution, and where it is not found, what to install
-REAL_PARTS = {
-    "seabios": "Xen's hvmloader and SeaBIOS (apt install xen-utils-4.17 seabios; on other "
-               "releases the xen-utils-4.x of their Xen)",
-    "pvh-grub": "PVH GRUB (apt install grub-xen-host)",
-    "pv-grub": "PV GRUB (apt install grub-xen-host)",
-}
+# what a chapter may use from the distribution (Lab.missing says, in the labs' language,
+# what to install where one is not found)
+REAL_PARTS = ("seabios", "pvh-grub", "pv-grub")
+SEABIOS_NEEDS = ("Xen's hvmloader and SeaBIOS (apt install xen-utils-4.17 seabios; on other "
+                 "releases the xen-utils-4.x of their Xen)")
 
 
 def find_hvmloader() -> str | None:
@@ -80,16 +78,15 @@ def find_hvmloader() -> str | None:
     return found[0] if found else None
 
 
-def missing_real_part(part: str) -> str | None:
-    """None if the distribution's ``part`` ("seabios", "pvh-grub", "pv-grub") is
-    installed here, else one line saying what is missing and how to install it."""
-    if part not in REAL_PARTS:
-        raise KeyError(f"no part {part!r}; the parts are {', '.join(REAL_PARTS)}")
+def real_part_installed(part: str) -> bool:
+    """Whether the distribution's ``part`` (one of REAL_PARTS) is installed here."""
     if part == "seabios":
-        ok = find_hvmloader() is not None and any(os.path.isfile(p) for p in SEABIOS_PATHS)
-    else:
-        ok = os.path.isfile(PVH_GRUB if part == "pvh-grub" else PV_GRUB)
-    return None if ok else f"not installed here: {REAL_PARTS[part]}"
+        return find_hvmloader() is not None and any(os.path.isfile(p) for p in SEABIOS_PATHS)
+    if part == "pvh-grub":
+        return os.path.isfile(PVH_GRUB)
+    if part == "pv-grub":
+        return os.path.isfile(PV_GRUB)
+    raise KeyError(f"no part {part!r}; the parts are {', '.join(REAL_PARTS)}")
 
 
 def find_firmware(cfg: DomainConfig) -> tuple[str, str]:
@@ -107,8 +104,7 @@ def find_firmware(cfg: DomainConfig) -> tuple[str, str]:
         loader = find_hvmloader()
         seabios = [p for p in SEABIOS_PATHS if os.path.isfile(p)]
         if loader is None or not seabios:
-            raise ImageError(f"{cfg.path}: bios = \"seabios\" needs "
-                             f"{REAL_PARTS['seabios']}")
+            raise ImageError(f"{cfg.path}: bios = \"seabios\" needs {SEABIOS_NEEDS}")
         return loader, seabios[0]
     raise ConfigError(f"{cfg.path}: bios = \"{bios}\" is not supported (xenlab has "
                       "\"xenlab\", its teaching firmware, and \"seabios\")")
