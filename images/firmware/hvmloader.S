@@ -39,6 +39,9 @@ CMOS_INDEX      = 0x70          /* RTC/CMOS register index */
 CMOS_DATA       = 0x71          /* RTC/CMOS register data */
 
 HYPERCALL_PAGE  = 0x80000       /* where we ask Xen to write the hypercall stubs */
+LAPIC_BASE      = 0xFEE00000    /* the local APIC's registers (Xen's vlapic) */
+IOAPIC_BASE     = 0xFEC00000    /* the IO-APIC's window (Xen's vioapic) */
+IOAPIC_ID       = 1             /* as in the MP/ACPI tables hvmloader writes */
 HVM_INFO_PADDR  = 0x9F800       /* HVM_INFO_PFN 0x9F << 12 | HVM_INFO_OFFSET 0x800 */
 BIOS_PADDR      = 0xF0000       /* the BIOS ROM image: 64 KiB below 1 MiB */
 BIOS_SIZE       = 0x10000
@@ -286,6 +289,20 @@ _start:
         incl    %ecx
         cmpl    $4, %ecx
         jb      15b
+
+/* ---- 8b. The virtual wire, as apic_setup() does: the local APIC on (spurious
+        vector 0xFF), LINT0 ExtINT but masked, LINT1 NMI, and the 8259A's output
+        routed through IO-APIC pin 0 in ExtINT mode to the BSP (APIC ID 0), so that
+        Xen delivers the PIC's interrupts (__vlapic_accept_pic_intr). Silent. */
+        movl    $0, IOAPIC_BASE                 /* IOREGSEL = 0: the ID */
+        movl    $IOAPIC_ID << 24, IOAPIC_BASE + 0x10
+        movl    $0x1FF, LAPIC_BASE + 0xF0       /* APIC_SPIV: enabled | 0xFF */
+        movl    $0x10700, LAPIC_BASE + 0x350    /* APIC_LVT0: ExtINT, masked */
+        movl    $0x400, LAPIC_BASE + 0x360      /* APIC_LVT1: NMI */
+        movl    $0x10, IOAPIC_BASE              /* redirection entry 0, low */
+        movl    $0x700, IOAPIC_BASE + 0x10      /* APIC_DM_EXTINT */
+        movl    $0x11, IOAPIC_BASE              /* ... high: destination APIC 0 */
+        movl    $0, IOAPIC_BASE + 0x10
 
 /* ---- 9. Invoke the BIOS: back to real mode at F000:FFF0. */
         movl    $msg_invoke, %esi

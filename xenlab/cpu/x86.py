@@ -152,6 +152,7 @@ _CPUID_REGS32 = (X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_
 
 EFLAGS_IF = 1 << 9
 EFLAGS_TF = 1 << 8
+EFLAGS_NT, EFLAGS_RF, EFLAGS_VM = 1 << 14, 1 << 16, 1 << 17
 
 # Instruction prefixes, as regex classes: segment overrides, operand and address size;
 # and those plus LOCK, REPNE and REP.
@@ -303,6 +304,74 @@ def _old_exception_offset() -> int:
         found = []
     _OLD_EXCEPTION_OFFSET = found[0] if len(found) == 1 else -1
     return _OLD_EXCEPTION_OFFSET
+class _GateDpl(Exception):
+    """A software interrupt through a gate whose DPL is below the CPL (#GP)."""
+
+
+# Where CPUX86State's error_code, exception_is_int and hflags sit in a uc_context (found by
+# experiment; -1: not found)
+_ENV_FIELDS: dict[str, int] | None = None
+
+
+def _env_fields() -> dict[str, int]:
+    """Offsets in this unicorn's saved CPU context of three QEMU fields unicorn has no
+    register for, each found by experiment as the one int that behaves so (-1 if none):
+
+    - ``error_code``: the error code of the last exception QEMU raised (0x28, then 0x30,
+      for a #GP on loading selector 0x28, then 0x30, beyond the GDT limit);
+    - ``exception_is_int``: 1 after ``int $0x80``, 0 after a #DE (a software interrupt
+      is checked against its gate's DPL and pushes no error code);
+    - ``hflags``: its low two bits are the CPL (0 in ring 0, 3 after an ``iretq`` to
+      ring 3). unicorn loads SS and CS only as the current CPL allows, so entering ring 0
+      from ring 3, as the CPU does through an interrupt gate, sets the CPL here first."""
+    global _ENV_FIELDS
+    if _ENV_FIELDS is not None:
+        return _ENV_FIELDS
+
+    def context_after(code: bytes, start: int = 0x1000) -> bytes:
+        uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64)
+        uc.mem_map(0, 0x10000)
+        uc.mem_write(0x1000, code)
+        gdt = struct.pack("<4Q", 0, 0x00AF9A000000FFFF, 0x00CFF2000000FFFF, 0x00AFFA000000FFFF)
+        uc.mem_write(0x4000, gdt)
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, 0x4000, 31, 0))
+        # an iretq frame to ring 3: RIP 0x1002, CS 0x1b, RFLAGS, RSP 0x9000, SS 0x13
+        uc.mem_write(0x8000, struct.pack("<5Q", 0x1002, 0x1B, 2, 0x9000, 0x13))
+        uc.reg_write(X.UC_X86_REG_RSP, 0x8000)
+        uc.hook_add(uc_const.UC_HOOK_INTR, lambda u, n, d: u.emu_stop())
+        with contextlib.suppress(UcError):
+            uc.emu_start(start, 0x1000 + len(code))
+        ctx = uc.context_save()
+        return ctypes.string_at(ctx.context.value, ctx.size)
+
+    fields = {"error_code": -1, "exception_is_int": -1, "hflags": -1}
+    try:
+        gp28 = context_after(bytes.fromhex("66b828008ed8"))   # mov $0x28,%ax; mov %ax,%ds
+        gp30 = context_after(bytes.fromhex("66b830008ed8"))   # ... 0x30
+        int80 = context_after(bytes.fromhex("cd80"))
+        de = context_after(bytes.fromhex("31dbf7f3"))          # xor %ebx,%ebx; div %ebx
+        ring0 = context_after(bytes.fromhex("9090"), start=0x1002)
+        ring3 = context_after(bytes.fromhex("48cf9090"))      # iretq; nop; nop
+        size = min(map(len, (gp28, gp30, int80, de, ring0, ring3)))
+        ints = [[struct.unpack_from("<i", b, off)[0] for b in (gp28, gp30, int80, de)]
+                for off in range(0, size - 3, 4)]
+        codes = [4 * i for i, v in enumerate(ints) if v[:2] == [0x28, 0x30]
+                 and v[2:] == [0, 0] and 4 * i + 4 < size]
+        codes = [off for off in codes if ints[off // 4 + 1] == [0, 0, 1, 0]]
+        hflags = [off for off in range(0, size - 3, 4)
+                  if struct.unpack_from("<I", ring0, off)[0] & 3 == 0
+                  and struct.unpack_from("<I", ring3, off)[0]
+                  == struct.unpack_from("<I", ring0, off)[0] | 3]
+    except (UcError, AttributeError, ValueError):
+        codes, hflags = [], []
+    if len(codes) == 1:
+        fields["error_code"], fields["exception_is_int"] = codes[0], codes[0] + 4
+    if len(hflags) == 1:
+        fields["hflags"] = hflags[0]
+    _ENV_FIELDS = fields
+    return fields
+
+
 _NATIVE_CPUID: dict[tuple[bool, int, int], tuple[int, int, int, int]] = {}
 
 
@@ -527,6 +596,8 @@ class X86Vcpu:
         #: the slice's fault is an exception of the guest's CPU (False: unicorn could not
         #: emulate an access, e.g. a fetch from unassigned memory)
         self.fault_is_cpu_exception = True
+        #: QEMU's error code for the slice's exception (HVM vCPUs; None: none was read)
+        self.fault_error_code: int | None = None
 
     def _add_native_hook(self, kind: int, callback: Any, *,
                          extra: int | None = None) -> int:
@@ -604,6 +675,30 @@ class X86Vcpu:
         self.uc.mem_map_ptr(addr, size, perms, host_ptr)
         self.mapped.append((addr, size))
         self._host_maps.append((addr, addr + size, (ctypes.c_char * size).from_address(host_ptr)))
+
+    def map_mmio(self, addr: int, size: int, read: Callable[[int, int], int],
+                 write: Callable[[int, int, int], None]) -> None:
+        """Make guest-physical ``addr``..``addr + size`` a device's registers: every load
+        calls ``read(offset, size)``, every store ``write(offset, size, value)`` (an
+        APIC-access VM exit, say). For pages a guest touches rarely: each access is a
+        call into Python."""
+        def on_read(uc: Uc, offset: int, nbytes: int, user: object) -> int:
+            try:
+                return read(offset, nbytes)
+            except BaseException as err:  # surfaced by run(): unicorn would swallow it
+                self._hook_error = err
+                self.uc.emu_stop()
+                return 0
+
+        def on_write(uc: Uc, offset: int, nbytes: int, value: int, user: object) -> None:
+            try:
+                write(offset, nbytes, value)
+            except BaseException as err:
+                self._hook_error = err
+                self.uc.emu_stop()
+
+        self.uc.mmio_map(addr, size, on_read, None, on_write, None)
+        self._keep.extend((on_read, on_write))
 
     def map_bytes(self, addr: int, data: bytes, *, writable: bool = False) -> None:
         """Map fresh memory at ``addr`` filled with ``data`` (a ROM, a test's RAM)."""
@@ -932,6 +1027,7 @@ class X86Vcpu:
         self._fault = None
         self.fault_pc = None
         self.fault_is_cpu_exception = True
+        self.fault_error_code = None
         self.slice_budget = budget
         self._charged = 0
         self.budget.left = budget
@@ -946,7 +1042,7 @@ class X86Vcpu:
             self._emu_start(self.pc())  # the same block again, translated with its new traps
         window, self.budget.window = self.budget.window, 0   # armed for this slice only
         if self._df_rip is not None:    # unicorn moved RIP on after the hook: back to it
-            self.set_reg("rip", self._df_rip)
+            self.set_reg(self._pc_name(), self._df_rip)
             self._df_rip = None
         self._reraise_hook_error()
         used = max(0, budget - self.budget.left)
@@ -1038,6 +1134,7 @@ class X86Vcpu:
         self._fault = None
         self.fault_pc = None
         self.fault_is_cpu_exception = True
+        self.fault_error_code = None
         self.slice_budget = 1 << 40
         self.budget.left = 1 << 40
         self.budget.window = 0
@@ -1150,19 +1247,25 @@ class X86Vcpu:
             return
         if self.exits.interrupt(self, intno):
             return
-        if not self.long_mode and self._real_mode_intr(intno):
-            return
-        if not self.long_mode and not self._sync_uc_mode():
-            # unicorn does not vector interrupts: do it through the IVT (real mode) or the
-            # IDT (protected mode) ourselves
-            if intno in (VEC_UD, VEC_GP, VEC_PF, VEC_DF) and self.reg("cr0") & 1:
-                self._fault = (intno, VECTOR_NAMES.get(intno, f"interrupt {intno:#x}"))
-                if intno == VEC_PF:
-                    self.fault_cr2 = self.reg("cr2")
+        if not self.long_mode:
+            # unicorn does not vector interrupts: real mode's IVT here, inline; in
+            # protected and long mode a software interrupt goes through the IDT here too
+            # (no VM exit under VMX) and an exception ends the slice for Xen's
+            # hvm_inject_hw_exception, with QEMU's error code
+            if self._real_mode_intr(intno):
+                return
+            error, software = self.exception_info()
+            if software and self._fault is None:
+                why = self.deliver_exception(intno, None, software=True)
+                if why is None:
+                    return
+                self.fault_is_cpu_exception = False
+                self._fault = (intno, f"int {intno:#x}: {why}")
+                self.fault_pc = self.pc()
                 uc.emu_stop()
                 return
-            self.deliver_interrupt(intno)
-            return
+            if self._fault is None:
+                self.fault_error_code = error
         if self._fault is not None:
             # the CPU went on to the faulting instruction again before it stopped; the
             # fault that stopped it is the one to report (the second is QEMU's #DF)
@@ -1173,14 +1276,15 @@ class X86Vcpu:
             # this fault with one it raised and dropped earlier in the slice (after a
             # hook stopped the CPU). End the slice at the instruction: the next one
             # starts with old_exception forgotten and reports the fault itself.
-            self._df_rip = self.reg("rip")
+            self._df_rip = self.pc()
+            self._delivered = True   # the next slice forgets the dropped exception
             self.request_stop(ExitReason.YIELD)
             return
         detail = VECTOR_NAMES.get(intno, f"interrupt {intno:#x}")
         if intno == VEC_PF:
             self.fault_cr2 = self.reg("cr2")  # read now: later emulator work changes it
             detail += f" at {self.fault_cr2:#x}"
-        self.fault_pc = self.reg("rip")
+        self.fault_pc = self.pc()
         self._fault = (intno, detail)
         uc.emu_stop()
 
@@ -1612,134 +1716,177 @@ class X86Vcpu:
     def deliver_interrupt(self, vector: int) -> str | None:
         """Vector an external interrupt the way the CPU's current mode does (32-bit
         engines): None when delivered, else why the CPU could not."""
-        if self._sync_uc_mode():
-            return self.deliver_long_mode_exception(vector, None)
-        if self.reg("cr0") & 1:
-            try:
-                self.deliver_protected_mode_interrupt(vector)
-            except UcError:
-                return f"the IDT or the stack for interrupt {vector:#x} is not mapped"
-        else:
+        if not self._sync_uc_mode() and not self.reg("cr0") & 1:
             self.deliver_real_mode_interrupt(vector)
-        return None
+            return None
+        return self.deliver_exception(vector, None)
 
-    def deliver_protected_mode_interrupt(self, vector: int) -> None:
-        """Through a 32-bit interrupt/trap gate of the IDT, same privilege level, flat stack:
-        push EFLAGS, CS, EIP; interrupt gates clear IF; load CS:EIP from the gate."""
-        _sel, base, limit, _flags = self.uc.reg_read(X.UC_X86_REG_IDTR)
-        if vector * 8 + 7 > limit:  # no handler: an exception stays what it was
-            if vector < 32:
-                self.raise_fault(vector, VECTOR_NAMES.get(vector, f"exception {vector}")
-                                 + " with no IDT entry")
-            else:
-                self.raise_fault(VEC_GP, f"interrupt {vector:#x} beyond the IDT limit")
+    # -- protected and long mode: the IDT -------------------------------------------------
+    def exception_info(self) -> tuple[int, bool]:
+        """For the exception QEMU just raised (read in the interrupt hook): its error code
+        and whether it was a software interrupt (``int n``, ``int3``, ``into``), from the
+        CPU state unicorn keeps but has no register for (_env_fields); (0, False) where
+        this unicorn's layout was not found."""
+        fields = _env_fields()
+        if fields["error_code"] < 0:
+            return 0, False
+        ctx = self._context()
+        error, is_int = struct.unpack_from(
+            "<iI", ctypes.string_at(ctx.context.value + fields["error_code"], 8))
+        return error & 0xFFFF_FFFF, bool(is_int)
+
+    def _context(self) -> Any:
+        """The CPU state as a uc_context, saved into one buffer made once."""
+        if self._ctx is None:
+            self._ctx = self.uc.context_save()
+        else:
+            self.uc.context_update(self._ctx)
+        return self._ctx
+
+    def _set_cpl(self, cpl: int) -> bool:
+        """Set the CPL QEMU keeps in hflags (see _env_fields), so that unicorn lets SS and
+        CS be loaded with a more privileged ring's selectors, as an interrupt gate does."""
+        offset = _env_fields()["hflags"]
+        if offset < 0:
+            return False
+        ctx = self._context()
+        at = ctx.context.value + offset
+        hflags = struct.unpack("<I", ctypes.string_at(at, 4))[0]
+        ctypes.memmove(at, struct.pack("<I", (hflags & ~3) | cpl), 4)
+        self.uc.context_restore(ctx)
+        return True
+
+    def _write_linear(self, addr: int, data: bytes) -> None:
+        """Write at linear ``addr`` (through the guest's page tables while paging is on)
+        with supervisor rights; UcError if it does not map writable."""
+        if _uc_vmem_write is None or self._identity_tlb or not self.reg("cr0") & CR0_PG:
+            self._mem_write(addr, data)
             return
-        lo, hi = struct.unpack("<II", bytes(self.uc.mem_read(base + vector * 8, 8)))
-        offset = (lo & 0xFFFF) | (hi & 0xFFFF0000)
-        selector = lo >> 16
-        gate_type = (hi >> 8) & 0x1F
-        flags = self.reg("eflags")
-        esp = self.reg("esp")
-        for value in (flags, self.reg("cs"), self.reg("eip")):
-            esp = (esp - 4) & 0xFFFFFFFF
-            self.uc.mem_write(esp, struct.pack("<I", value))
-        self.uc.reg_write(X.UC_X86_REG_ESP, esp)
-        if gate_type in (0x0E, 0x06):  # interrupt gates clear IF
-            flags &= ~EFLAGS_IF
-        self.uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~EFLAGS_TF)
-        self.uc.reg_write(X.UC_X86_REG_CS, selector)
-        self.uc.reg_write(X.UC_X86_REG_EIP, offset)
+        if _uc_vmem_write(self._uch, ctypes.c_uint64(addr), uc_const.UC_PROT_WRITE, data,
+                          ctypes.c_size_t(len(data))) != uc_const.UC_ERR_OK:
+            raise UcError(uc_const.UC_ERR_WRITE_UNMAPPED)
 
-    def deliver_long_mode_exception(self, vector: int, error_code: int | None) -> str | None:
-        """Vector an exception through a 64-bit IDT gate as the CPU does for ring 0 code
-        (an HVM guest's kernel): align RSP to 16 (or take the gate's IST stack from the
-        TSS), push SS, RSP, RFLAGS, CS, RIP and the error code, clear TF, NT, RF (and IF
-        for an interrupt gate), load CS:RIP from the gate. None when delivered, else
-        why the CPU could not (the caller treats that as a double or triple fault)."""
-        if self.reg("cs") & 3:  # needs TSS.RSP0 and a CPL change: not modelled yet
-            return "an exception in ring 3 (xenlab switches no privilege levels yet)"
-        base, limit = self._table_register(X.UC_X86_REG_IDTR)
-        if vector * 16 + 15 > limit:
-            return f"vector {vector} is beyond the IDT limit {limit:#x}"
+    def deliver_exception(self, vector: int, error_code: int | None, *,
+                          software: bool = False) -> str | None:
+        """Vector an exception or interrupt through the guest's IDT as the CPU does in
+        protected and long mode (unicorn never runs QEMU's do_interrupt): a present
+        32-bit (64-bit in long mode) interrupt or trap gate; for a software interrupt a
+        gate DPL below the CPL is #GP(vector * 8 + 2) instead; a gate to a more
+        privileged code segment switches to that ring's stack from the TSS (SS0:ESP0,
+        RSP0 with a null SS; in long mode an IST entry always wins) and pushes the old SS
+        and ESP first (long mode pushes them always, on a 16-byte aligned stack); then
+        EFLAGS, CS, EIP and the error code; TF, NT, RF, VM and, for an interrupt gate,
+        IF are cleared. None when delivered, else why the CPU could not (the caller
+        makes that a #DF, and a #DF that cannot be delivered a triple fault)."""
+        cpl = self.reg("cs") & 3
+        rollback = None
+        if cpl:  # the gate, the GDT, the TSS and the new stack are supervisor accesses
+            rollback = self.uc.context_save()
+            if not self._set_cpl(0):
+                return "an interrupt in ring 3 (this unicorn's CPL field was not found)"
         try:
-            gate = self.code_at(base + vector * 16, 16, prot=uc_const.UC_PROT_READ)
-        except UcError:
-            return f"the IDT at {base:#x} is not mapped"
-        lo, hi, off_hi, _rsvd = struct.unpack("<IIII", gate)
-        gate_type = (hi >> 8) & 0xF
-        if not hi & (1 << 15) or gate_type not in (0xE, 0xF):
-            return f"IDT entry {vector} is not a present interrupt or trap gate"
-        target = (lo & 0xFFFF) | (hi & 0xFFFF_0000) | (off_hi << 32)
-        rsp = old_rsp = self.reg("rsp")
-        ist = hi & 7
-        if ist:
-            _sel, tss, _lim, _fl = self.uc.reg_read(X.UC_X86_REG_TR)
-            try:
-                rsp = struct.unpack("<Q", self.code_at(tss + 0x24 + 8 * (ist - 1), 8,
-                                                       prot=uc_const.UC_PROT_READ))[0]
-            except UcError:
-                return f"the TSS at {tss:#x} is not mapped"
-        rsp &= ~0xF
-        flags = self.reg("rflags")
-        frame = [self.reg("ss"), old_rsp, flags, self.reg("cs"), self.reg("rip")]
-        if error_code is not None:
-            frame.append(error_code)
-        data = struct.pack(f"<{len(frame)}Q", *reversed(frame))
-        rsp -= len(data)
-        if _uc_vmem_write is None or _uc_vmem_write(
-                self._uch, ctypes.c_uint64(rsp), uc_const.UC_PROT_WRITE, data,
-                ctypes.c_size_t(len(data))) != uc_const.UC_ERR_OK:
-            return f"the stack at {rsp:#x} is not mapped writable"
-        flags &= ~(EFLAGS_TF | (1 << 14) | (1 << 16) | (EFLAGS_IF if gate_type == 0xE else 0))
-        self._delivered = True
-        self.set_reg("rsp", rsp)
-        self.set_reg("rflags", flags)
-        self.set_reg("cs", lo >> 16)
-        self.set_reg("rip", target)
-        return None
+            why = self._through_idt(vector, error_code, software, cpl)
+        except UcError as err:
+            why = f"a table or stack for vector {vector} is not mapped ({err})"
+        except _GateDpl:
+            why = "#GP"
+        if why is not None and rollback is not None:
+            self.uc.context_restore(rollback)
+        if why == "#GP":   # a fault: at the int instruction itself, not after it
+            self._back_to_int_instruction(vector)
+            return self.deliver_exception(VEC_GP, vector * 8 + 2)
+        if why is None:
+            self._delivered = True
+        return why
 
-    def deliver_protected_mode_exception(self, vector: int, error_code: int | None
-                                         ) -> str | None:
-        """Vector an exception through a 32-bit IDT gate as the CPU does for ring 0 code
-        with flat segments: the gate read through the guest's page tables if paging is
-        on, EFLAGS, CS, EIP and the error code pushed, TF, NT, RF (and IF for an
-        interrupt gate) cleared, CS:EIP loaded from the gate. None when delivered, else
-        why the CPU could not (no privilege change from ring 3 yet)."""
-        base, limit = self._table_register(X.UC_X86_REG_IDTR)
-        if vector * 8 + 7 > limit:
-            return f"vector {vector} is beyond the IDT limit {limit:#x}"
+    def _back_to_int_instruction(self, vector: int) -> None:
+        """unicorn reports ``int n`` with the instruction pointer after it: go back over
+        the instruction (``int3``, ``into``: one byte; ``int n``: two)."""
+        name = "rip" if self._sync_uc_mode() else "eip"
+        ip = self.reg(name)
         try:
-            lo, hi = struct.unpack("<II", self.code_at(base + vector * 8, 8,
-                                                       prot=uc_const.UC_PROT_READ))
+            before = self.code_at(ip - 1, 1, prot=uc_const.UC_PROT_EXEC)[0]
         except UcError:
-            return f"the IDT at {base:#x} is not mapped"
+            before = -1
+        one_byte = (vector, before) in ((VEC_BP, 0xCC), (VEC_OF, 0xCE))
+        self.set_reg(name, ip - (1 if one_byte else 2))
+
+    def _through_idt(self, vector: int, error_code: int | None, software: bool,
+                     cpl: int) -> str | None:
+        lm = self._sync_uc_mode()
+        size = 16 if lm else 8
+        base, limit = self._table_register(X.UC_X86_REG_IDTR)
+        if vector * size + size - 1 > limit:
+            return f"vector {vector} is beyond the IDT limit {limit:#x}"
+        gate = self.code_at(base + vector * size, size, prot=uc_const.UC_PROT_READ)
+        lo, hi = struct.unpack_from("<II", gate)
         gate_type = (hi >> 8) & 0x1F
         if not hi & (1 << 15) or gate_type not in (0x0E, 0x0F):
-            return f"IDT entry {vector} is not a present 32-bit interrupt or trap gate"
-        if self.reg("cs") & 3:
-            return "an exception in ring 3 (xenlab switches no stacks in protected mode)"
-        frame = [self.reg("eflags"), self.reg("cs"), self.reg("eip")]
+            return (f"IDT entry {vector} is not a present {64 if lm else 32}-bit "
+                    "interrupt or trap gate")
+        if software and (hi >> 13) & 3 < cpl:
+            raise _GateDpl
+        selector = lo >> 16
+        target = (lo & 0xFFFF) | (hi & 0xFFFF_0000)
+        if lm:
+            target |= struct.unpack_from("<I", gate, 8)[0] << 32
+        gdt_base, gdt_limit = self._table_register(X.UC_X86_REG_GDTR)
+        if selector & 4 or selector < 8 or (selector | 7) > gdt_limit:
+            return f"IDT entry {vector}'s code selector {selector:#x} is not in the GDT"
+        desc = struct.unpack("<I", self.code_at(gdt_base + (selector & ~7) + 4, 4,
+                                                prot=uc_const.UC_PROT_READ))[0]
+        new_cpl = cpl if desc & (1 << 10) else (desc >> 13) & 3  # conforming: the CPL stays
+        if new_cpl > cpl:
+            return f"IDT entry {vector} leads to a less privileged code segment"
+        switch = new_cpl < cpl
+        flags = self.reg("eflags")
+        old_ss, old_cs = self.reg("ss"), self.reg("cs")
+        old_sp, old_ip = (self.reg("rsp"), self.reg("rip")) if lm else (
+            self.reg("esp"), self.reg("eip"))
+        new_ss = old_ss
+        tss = self.uc.reg_read(X.UC_X86_REG_TR)[1] if switch or (lm and hi & 7) else 0
+        if lm:
+            sp = old_sp
+            if hi & 7:    # the gate's IST entry
+                sp = struct.unpack("<Q", self.code_at(tss + 0x24 + 8 * ((hi & 7) - 1), 8,
+                                                      prot=uc_const.UC_PROT_READ))[0]
+            elif switch:  # RSP0..2
+                sp = struct.unpack("<Q", self.code_at(tss + 4 + 8 * new_cpl, 8,
+                                                      prot=uc_const.UC_PROT_READ))[0]
+            if switch:
+                new_ss = new_cpl   # a null selector with the new RPL
+            sp &= ~0xF
+            words = [old_ss, old_sp, flags, old_cs, old_ip]
+            fmt, mask = "Q", 0xFFFF_FFFF_FFFF_FFFF
+        else:
+            sp = old_sp
+            words = [flags, old_cs, old_ip]
+            if switch:    # SS0:ESP0 (SS1:ESP1, SS2:ESP2)
+                sp, new_ss = struct.unpack("<IH", self.code_at(tss + 4 + 8 * new_cpl, 6,
+                                                                prot=uc_const.UC_PROT_READ))
+                words = [old_ss, old_sp, *words]
+            fmt, mask = "I", 0xFFFF_FFFF
         if error_code is not None:
-            frame.append(error_code)
-        data = struct.pack(f"<{len(frame)}I", *reversed(frame))
-        esp = (self.reg("esp") - len(data)) & 0xFFFF_FFFF
-        try:
-            if self.reg("cr0") & CR0_PG:
-                if _uc_vmem_write is None or _uc_vmem_write(
-                        self._uch, ctypes.c_uint64(esp), uc_const.UC_PROT_WRITE, data,
-                        ctypes.c_size_t(len(data))) != uc_const.UC_ERR_OK:
-                    raise UcError(uc_const.UC_ERR_WRITE_UNMAPPED)
-            else:
-                self._mem_write(esp, data)
-        except UcError:
-            return f"the stack at {esp:#x} is not mapped writable"
-        flags = frame[0] & ~(EFLAGS_TF | (1 << 14) | (1 << 16)
-                             | (EFLAGS_IF if gate_type == 0x0E else 0))
-        self._delivered = True
-        self.set_reg("esp", esp)
-        self.set_reg("eflags", flags)
-        self.set_reg("cs", lo >> 16)
-        self.set_reg("eip", (lo & 0xFFFF) | (hi & 0xFFFF_0000))
+            words.append(error_code & mask)
+        data = struct.pack(f"<{len(words)}{fmt}", *reversed(words))
+        sp = (sp - len(data)) & mask
+        self._write_linear(sp, data)
+        flags &= ~(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF | EFLAGS_VM
+                   | (EFLAGS_IF if gate_type == 0x0E else 0))
+        if lm:
+            self.set_reg("cs", selector)
+            if switch:
+                self.set_reg("ss", new_ss)
+            self.set_reg("rsp", sp)
+            self.set_reg("rflags", flags)
+            self.set_reg("rip", target)
+        else:
+            if switch:
+                self.set_reg("ss", new_ss)
+            self.set_reg("esp", sp)
+            self.set_reg("cs", selector)
+            self.set_reg("eflags", flags)
+            self.set_reg("eip", target)
         return None
 
     def translate(self, linear: int, prot: int = uc_const.UC_PROT_READ) -> int | None:

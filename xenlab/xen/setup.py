@@ -52,6 +52,8 @@ from xenlab.xen.event_channel import (
 from xenlab.xen.grant_table import GrantTable, gnttab_release_mappings
 from xenlab.xen.guest_access import GuestFault, copy_to_guest
 from xenlab.xen.hvm.hvm import hvm_inject_hw_exception
+from xenlab.xen.hvm.vioapic import IOAPIC_BASE
+from xenlab.xen.hvm.vlapic import APIC_BASE
 from xenlab.xen.hypercall import PV_HYPERCALL_COST_NS, do_hypercall
 from xenlab.xen.mm import (
     _PAGE_GNTTAB,
@@ -406,6 +408,8 @@ class XenHost:
                 v.cpu = X86Vcpu(HvmTraps(self, v, d.hvm), long_mode=False,
                                 name=f"d{domid}v{i}", native_budget=self.native_budget)
                 v.cpu.fill_unassigned_with_ones()
+                v.cpu.map_mmio(APIC_BASE, PAGE_SIZE, *d.hvm.apic_mmio(v))
+                v.cpu.map_mmio(IOAPIC_BASE, PAGE_SIZE, *d.hvm.ioapic_mmio(v))
                 v.cpu.watch_new_code_for_wrmsr()
                 v.cpu.identity_tlb_until_paging()
             else:

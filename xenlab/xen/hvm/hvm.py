@@ -23,17 +23,21 @@ xen/arch/x86/hvm/vmx/intr.c (vmx_intr_assist)
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from xenlab.public.errno import Errno
 from xenlab.public.hvm import HVM_NR_PARAMS, HvmOp, HvmParam, XenHvmParam
 from xenlab.public.xen import DOMID_SELF
 from xenlab.xen import traps
+from xenlab.xen.domain import DomainType
 from xenlab.xen.hvm.i8254 import Pit
 from xenlab.xen.hvm.io import VMEXIT_COST_NS, handle_pio, handle_pio_rep
 from xenlab.xen.hvm.irq import HvmIrq
 from xenlab.xen.hvm.pmtimer import PM_BASE, PmTimer
 from xenlab.xen.hvm.rtc import Rtc
+from xenlab.xen.hvm.vioapic import IOAPIC_BASE, Vioapic
+from xenlab.xen.hvm.vlapic import APIC_DM_EXTINT, APIC_LVT0, APIC_LVT_MASKED, APIC_LVTT, Vlapic
 from xenlab.xen.hvm.vpic import Vpic
 from xenlab.xen.trace import Kind
 
@@ -102,6 +106,8 @@ class HvmDomain:
         self.d = d
         self.params: dict[int, int] = {}
         self.vpic = Vpic()
+        self.vlapics: dict[int, Vlapic] = {}   # by vCPU id
+        self.vioapic = Vioapic()
         self.irq = HvmIrq()              # the ISA IRQ lines' levels (hvm_irq)
         self.pit = Pit(host.now)
         self.rtc = Rtc(lambda: host.get_localtime(d))
@@ -200,15 +206,36 @@ class HvmDomain:
         return True
 
     # -- interrupts ------------------------------------------------------------------------
+    def vlapic(self, v: Vcpu) -> Vlapic:
+        """The vCPU's local APIC (made on first use, in its reset state). A PVH domain's
+        has LINT0 in ExtINT mode from the start: xenlab keeps the PIC and the PIT for
+        PVH guests (Xen's PVH has neither), wired as QEMU's firmware leaves them before
+        a PVH entry, since no hvmloader runs to set up the virtual wire."""
+        lapic = self.vlapics.get(v.vcpu_id)
+        if lapic is None:
+            lapic = self.vlapics[v.vcpu_id] = Vlapic(v.vcpu_id, self.host.now)
+            if self.d.dtype is DomainType.PVH:
+                lapic.lvt[APIC_LVT0] = APIC_DM_EXTINT
+        return lapic
+
     def tick(self, v: Vcpu) -> None:
-        """Before the vCPU runs: timer interrupts due, then inject one if it can take it."""
+        """Before the vCPU runs: timer interrupts due, then inject one if it can take it:
+        the PIC's while the local APIC accepts it (LINT0 as ExtINT, or the APIC
+        disabled), else the local APIC's highest above its priority
+        (hvm_vcpu_has_pending_irq, hvm_vcpu_ack_pending_irq)."""
         now = self.host.now()
         if self.pit.irq0_due(now):
             self.vpic.raise_irq(0)
+        lapic = self.vlapic(v)
+        lapic.timer_due(now)
         cpu = v.cpu
-        if cpu is None or not cpu.reg("eflags") & EFLAGS_IF or not self.vpic.has_pending():
+        if cpu is None or not cpu.reg("eflags") & EFLAGS_IF:
             return
-        vector = self.vpic.ack()
+        vector = None
+        if self._accepts_pic(lapic) and self.vpic.has_pending():
+            vector = self.vpic.ack()
+        if vector is None:
+            vector = lapic.ack()
         if vector is None:
             return
         why = cpu.deliver_interrupt(vector)
@@ -218,24 +245,76 @@ class HvmDomain:
         self.host.trace.emit(now, self.d.domid, v.vcpu_id, Kind.EVENT, "inject_irq",
                              {"vector": hex(vector), "mode": cpu.mode().value})
 
+    def _accepts_pic(self, lapic: Vlapic) -> bool:
+        return lapic.accepts_pic(self.vioapic.pic_wired_to(lapic.vcpu_id * 2))
+
+    def _pending(self, v: Vcpu) -> bool:
+        lapic = self.vlapic(v)
+        return ((self._accepts_pic(lapic) and self.vpic.has_pending())
+                or lapic.pending() is not None)
+
     def intr_window(self, v: Vcpu) -> bool:
         """After ``tick``: whether an interrupt waits for the guest to set IF, so the
         slice must end as soon as it does (vmx_intr_assist's interrupt-window exiting,
         ``X86Vcpu.enable_intr_window``): an interrupt is then never held back longer than
         the guest holds IF clear."""
         cpu = v.cpu
-        return (cpu is not None and self.vpic.has_pending()
-                and not cpu.reg("eflags") & EFLAGS_IF)
+        return cpu is not None and not cpu.reg("eflags") & EFLAGS_IF and self._pending(v)
 
     def wake_deadline(self, v: Vcpu) -> int | None:
-        """When a halted vCPU must wake for the timer (only if it can take interrupts)."""
+        """When the vCPU must stop (halted: wake) for its next timer interrupt, the PIT's
+        or the local APIC's (only if it can take interrupts)."""
         cpu = v.cpu
         if cpu is None or not cpu.reg("eflags") & EFLAGS_IF:
             return None
-        if self.vpic.has_pending():
+        if self._pending(v):
             return self.host.now()
-        masked = self.vpic.master.imr & 1
-        return None if masked else self.pit.next_irq0
+        lapic = self.vlapic(v)
+        deadlines = [] if lapic.lvt[APIC_LVTT] & APIC_LVT_MASKED else [lapic.next_timer]
+        if self._accepts_pic(lapic) and not self.vpic.master.imr & 1:
+            deadlines.append(self.pit.next_irq0)
+        times = [t for t in deadlines if t is not None]
+        return min(times) if times else None
+
+    def apic_mmio(self, v: Vcpu) -> tuple[Callable[[int, int], int],
+                                          Callable[[int, int, int], None]]:
+        """The vCPU's local APIC page: each access an ``apic_access`` VM exit
+        (EXIT_REASON_APIC_ACCESS under VMX) that Xen's vlapic answers."""
+        lapic = self.vlapic(v)
+        return self._mmio(v, "apic_access", lapic.mmio_read, lapic.mmio_write)
+
+    def ioapic_mmio(self, v: Vcpu) -> tuple[Callable[[int, int], int],
+                                           Callable[[int, int, int], None]]:
+        """The IO-APIC's page as this vCPU reaches it: each access an ``ept_violation``
+        exit (no RAM there) that Xen's vioapic answers, as an internal MMIO handler."""
+        return self._mmio(v, "ept_violation", self.vioapic.mmio_read,
+                          self.vioapic.mmio_write, base=IOAPIC_BASE)
+
+    def _mmio(self, v: Vcpu, cause: str, read: Callable[[int, int], int],
+              write: Callable[[int, int, int], None], base: int | None = None,
+              ) -> tuple[Callable[[int, int], int], Callable[[int, int, int], None]]:
+        def exit_(args: dict[str, object]) -> None:
+            if v.cpu is not None:
+                v.cpu.charge(VMEXIT_COST_NS)
+            if self.host.trace.enabled:
+                self.host.trace.emit(self.host.now(), self.d.domid, v.vcpu_id, Kind.VMEXIT,
+                                     cause, {**args, "handler": "xen"})
+
+        def where(offset: int) -> dict[str, object]:
+            return {"offset": hex(offset)} if base is None else {"gpa": hex(base + offset)}
+
+        def on_read(offset: int, size: int) -> int:
+            value = read(offset, size)
+            exit_({**where(offset), "read": hex(value)})
+            return value
+
+        def on_write(offset: int, size: int, value: int) -> None:
+            exit_({**where(offset), "write": hex(value)})
+            write(offset, size, value)
+            if v.cpu is not None and self._pending(v):
+                v.cpu.request_stop()   # a self IPI or an EOI that uncovers one: take it now
+
+        return on_read, on_write
 
 
 #: Debug-port lines that mark a firmware phase: xenlab's hvmloader and BIOS, Xen's own
@@ -338,40 +417,27 @@ PFEC_PRESENT, PFEC_WRITE, PFEC_INSN_FETCH = 1 << 0, 1 << 1, 1 << 4
 def hvm_inject_hw_exception(host: XenHost, v: Vcpu, cpu: X86Vcpu, vector: int) -> bool:
     """An exception an HVM vCPU raised in protected or long mode goes to its own IDT,
     as the CPU delivers it under VMX (no exit for a guest's #PF with HAP): the frame of
-    the mode (32-bit or 64-bit gates), the error code (for #PF: P from the guest's
-    tables, W from the instruction, I/D for a fetch with NX on) and CR2. A vector the
-    IDT cannot take becomes #DF, and one #DF cannot take a triple fault (the caller
-    crashes the domain). False in real mode (the IVT is used inline) and for faults
-    that are the emulator's, not the CPU's (an access to nothing at all)."""
+    the mode and ring (X86Vcpu.deliver_exception), the error code the CPU computed
+    (for #PF: P, W, U, RSVD, I/D) and CR2. A vector the IDT cannot take becomes #DF,
+    and one #DF cannot take a triple fault (the caller crashes the domain). False in
+    real mode (the IVT is used inline) and for faults that are the emulator's, not the
+    CPU's (an access to nothing at all)."""
     cr0 = cpu.reg("cr0")
     if vector >= 32 or not cr0 & 1 or not cpu.fault_is_cpu_exception:
         return False
-    state = cpu.paging_state()
-    long_mode = state is not None and bool(state[3] & EFER_LMA)
-    efer = state[3] if state is not None else 0
     error: int | None = None
     cr2 = 0
     if vector == 14:
         cr2 = cpu.fault_cr2
-        rip = cpu.pc()
         cpu.set_reg("cr2", cr2)
-        error = 0
-        if cpu.translate(cr2) is not None:
-            error |= PFEC_PRESENT
-        if rip <= cr2 < rip + 16:
-            if efer & EFER_NXE:
-                error |= PFEC_INSN_FETCH
-        else:
-            code = host.read_guest_code(v.domain, cpu, rip, 15)
-            if code and cpu.writes_memory(code, rip, cr2):
-                error |= PFEC_WRITE
+        error = cpu.fault_error_code
+        if error is None:
+            error = _pf_error_code(host, v, cpu, cr2)
     elif vector in _ERROR_CODE_VECTORS:
-        error = 0
-    deliver = (cpu.deliver_long_mode_exception if long_mode
-               else cpu.deliver_protected_mode_exception)
-    why = deliver(vector, error)
+        error = cpu.fault_error_code or 0
+    why = cpu.deliver_exception(vector, error)
     if why is not None and vector != 8:
-        why = deliver(8, 0)
+        why = cpu.deliver_exception(8, 0)
         vector, error = 8, 0
     if why is not None:
         return False
@@ -380,6 +446,23 @@ def hvm_inject_hw_exception(host: XenHost, v: Vcpu, cpu: X86Vcpu, vector: int) -
                         {"vector": vector, "error_code": error, "cr2": hex(cr2),
                          "rip": hex(cpu.pc())})
     return True
+
+
+def _pf_error_code(host: XenHost, v: Vcpu, cpu: X86Vcpu, cr2: int) -> int:
+    """A #PF's error code where the CPU's own was not read: P from the guest's tables,
+    W from the instruction, I/D for a fetch with NX on."""
+    state = cpu.paging_state()
+    efer = state[3] if state is not None else 0
+    rip = cpu.pc()
+    error = PFEC_PRESENT if cpu.translate(cr2) is not None else 0
+    if rip <= cr2 < rip + 16:
+        if efer & EFER_NXE:
+            error |= PFEC_INSN_FETCH
+    else:
+        code = host.read_guest_code(v.domain, cpu, rip, 15)
+        if code and cpu.writes_memory(code, rip, cr2):
+            error |= PFEC_WRITE
+    return error
 
 
 # -- MSRs --------------------------------------------------------------------------------------
@@ -430,6 +513,7 @@ def hvm_msr_write_intercept(t: HvmTraps, cpu: X86Vcpu, msr: int, value: int) -> 
         if value & ~0xFFFF_FD00 or value & ~0xFFF != 0xFEE00000:  # vlapic_msr_set
             return "the APIC stays at 0xfee00000"
         t.apic_base = value
+        t.hvm.vlapic(t.v).hw_disabled = not value & (1 << 11)
         return None
     if msr == MSR_MTRRcap:
         return "MTRRcap is read-only"
