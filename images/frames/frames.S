@@ -12,7 +12,8 @@
  * the stack pointer ("at"): the TSS's ESP0/RSP0, an IST stack, or the same stack.
  *
  *   32-bit protected mode, 4 MiB pages:   ring 0: #DE, #UD, #GP(selector), #PF (write,
- *     not present), int3, the PIT's IRQ 0 through the 8259A, the local APIC timer;
+ *     not present), int3, #NP and #GP for gates the CPU cannot use, a #DF (a #DE whose
+ *     gate is not present), the PIT's IRQ 0 through the 8259A, the local APIC timer;
  *     ring 3: #UD, #GP(0) (cli), #PF (read of a supervisor page), int $0x80 (a DPL 3
  *     trap gate), int $0x81 (a DPL 0 gate: #GP(0x40a)), int3, the APIC timer.
  *   Long mode, 2 MiB pages, the same list (#GP(0) for a non-canonical address, #UD on
@@ -105,6 +106,11 @@ start:
         mov     $0x50000000, %eax
         SKIP    movl $1, (%eax)                 /* #PF: write, not present */
         int3                                    /* #BP: a trap, no skip */
+        SKIP    int $0x55                       /* a gate not present: #NP(0x55 * 8 + 2) */
+        SKIP    int $0x56                       /* an empty entry: #GP(0x56 * 8 + 2) */
+        andb    $0x7f, pm_idt + 5               /* #DE's gate not present: */
+        xor     %ecx, %ecx
+        SKIP    div %ecx                        /* #DE, then #NP: a #DF */
         /* IRQ 0: the PIT every 10 ms, waited for in hlt */
         movb    $0x34, %al
         out     %al, $0x43
@@ -212,6 +218,11 @@ long64:
         mov     $0x50000000, %eax
         SKIP    movl $1, (%rax)                 /* #PF: write, not present */
         int3
+        SKIP    int $0x55
+        SKIP    int $0x56
+        andb    $0x7f, lm_idt + 5
+        xor     %ecx, %ecx
+        SKIP    div %ecx                        /* #DE, then #NP: a #DF */
         movb    $0xfe, %al                      /* the PIT again */
         out     %al, $0x21
         movq    $0, ticks
@@ -280,6 +291,8 @@ lm_after_user:
         LM_STUB lm_de, 0, 0
         LM_STUB lm_bp, 3, 0
         LM_STUB lm_ud, 6, 0
+        LM_STUB lm_df, 8, 1
+        LM_STUB lm_np, 11, 1
         LM_STUB lm_gp, 13, 1
         LM_STUB lm_pf, 14, 1
         LM_STUB lm_pit, 0x20, 0
@@ -344,7 +357,10 @@ lm_common:                      /* vector, error, RIP, CS, RFLAGS, RSP, SS */
         mov     $'\n', %al
         call    putc64
         mov     32(%rbp), %rax
-        cmp     $0x20, %rax
+        cmp     $8, %rax
+        jne     1f
+        orb     $0x80, lm_idt + 5               /* #DF: #DE's gate present again */
+1:      cmp     $0x20, %rax
         jne     1f
         mov     $0x20, %al                      /* the PIC's EOI */
         out     %al, $0x20
@@ -429,6 +445,8 @@ putc64:
         PM_STUB pm_de, 0, 0
         PM_STUB pm_bp, 3, 0
         PM_STUB pm_ud, 6, 0
+        PM_STUB pm_df, 8, 1
+        PM_STUB pm_np, 11, 1
         PM_STUB pm_gp, 13, 1
         PM_STUB pm_pf, 14, 1
         PM_STUB pm_pit, 0x20, 0
@@ -498,7 +516,10 @@ pm_common:                      /* vector, error, EIP, CS, EFLAGS, [ESP, SS] */
         mov     $'\n', %al
         call    putc32
         mov     20(%ebp), %eax
-        cmp     $0x20, %eax
+        cmp     $8, %eax
+        jne     1f
+        orb     $0x80, pm_idt + 5               /* #DF: #DE's gate present again */
+1:      cmp     $0x20, %eax
         jne     1f
         mov     $0x20, %al
         out     %al, $0x20
@@ -603,6 +624,9 @@ pm_gates:                       /* vector, handler, type: 0x8e00 interrupt gate 
         .long   0, pm_de, 0x8e00                /* 0xee00 DPL 3, 0xef00 trap gate DPL 3 */
         .long   3, pm_bp, 0xee00
         .long   6, pm_ud, 0x8e00
+        .long   8, pm_df, 0x8e00
+        .long   11, pm_np, 0x8e00
+        .long   0x55, pm_de, 0x0e00             /* an interrupt gate, not present */
         .long   13, pm_gp, 0x8e00
         .long   14, pm_pf, 0x8e00
         .long   0x20, pm_pit, 0x8e00
@@ -614,6 +638,9 @@ lm_gates:                       /* the same in long mode; #UD takes IST1 */
         .long   0, lm_de, 0x8e00
         .long   3, lm_bp, 0xee00
         .long   6, lm_ud, 0x8e01
+        .long   8, lm_df, 0x8e00
+        .long   11, lm_np, 0x8e00
+        .long   0x55, lm_de, 0x0e00
         .long   13, lm_gp, 0x8e00
         .long   14, lm_pf, 0x8e00
         .long   0x20, lm_pit, 0x8e00

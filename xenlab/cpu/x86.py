@@ -304,8 +304,17 @@ def _old_exception_offset() -> int:
         found = []
     _OLD_EXCEPTION_OFFSET = found[0] if len(found) == 1 else -1
     return _OLD_EXCEPTION_OFFSET
-class _GateDpl(Exception):
-    """A software interrupt through a gate whose DPL is below the CPL (#GP)."""
+class _IdtFault(Exception):
+    """The exception the CPU raises when it cannot use a gate (#GP or #NP, the IDT index
+    in the error code)."""
+
+    def __init__(self, vector: int, error: int, why: str) -> None:
+        super().__init__(why)
+        self.vector, self.error = vector, error
+
+
+#: exceptions that make a #DF when one follows another (Intel SDM vol. 3, table 6-5)
+_CONTRIBUTORY = frozenset((0, 10, 11, 12, 13))
 
 
 # Where CPUX86State's error_code, exception_is_int and hflags sit in a uc_context (found by
@@ -598,6 +607,8 @@ class X86Vcpu:
         self.fault_is_cpu_exception = True
         #: QEMU's error code for the slice's exception (HVM vCPUs; None: none was read)
         self.fault_error_code: int | None = None
+        #: (vector, error code) of the last exception deliver_exception delivered
+        self.delivered: tuple[int, int | None] = (0, None)
 
     def _add_native_hook(self, kind: int, callback: Any, *,
                          extra: int | None = None) -> int:
@@ -1770,34 +1781,53 @@ class X86Vcpu:
                           software: bool = False) -> str | None:
         """Vector an exception or interrupt through the guest's IDT as the CPU does in
         protected and long mode (unicorn never runs QEMU's do_interrupt): a present
-        32-bit (64-bit in long mode) interrupt or trap gate; for a software interrupt a
-        gate DPL below the CPL is #GP(vector * 8 + 2) instead; a gate to a more
+        32-bit (64-bit in long mode) interrupt or trap gate; a gate to a more
         privileged code segment switches to that ring's stack from the TSS (SS0:ESP0,
         RSP0 with a null SS; in long mode an IST entry always wins) and pushes the old SS
         and ESP first (long mode pushes them always, on a 16-byte aligned stack); then
         EFLAGS, CS, EIP and the error code; TF, NT, RF, VM and, for an interrupt gate,
-        IF are cleared. None when delivered, else why the CPU could not (the caller
-        makes that a #DF, and a #DF that cannot be delivered a triple fault)."""
+        IF are cleared.
+
+        A gate the CPU cannot use raises an exception of its own, with the IDT index in
+        its error code (EXT set for an event the program did not ask for): #GP beyond
+        the IDT's limit, for a wrong gate type or, for a software interrupt, a gate DPL
+        below the CPL; #NP for a gate not present. Two contributory exceptions (#DE,
+        #TS, #NP, #SS, #GP), or a #PF and then a contributory exception or #PF, make a
+        #DF; an exception in delivering a #DF is a triple fault. The vector and error
+        code delivered in the end are in ``delivered``. None when delivered, else why
+        the CPU could not (a triple fault, or a table or stack it cannot reach)."""
         cpl = self.reg("cs") & 3
         rollback = None
         if cpl:  # the gate, the GDT, the TSS and the new stack are supervisor accesses
             rollback = self.uc.context_save()
             if not self._set_cpl(0):
                 return "an interrupt in ring 3 (this unicorn's CPL field was not found)"
+        nested: _IdtFault | None = None
         try:
             why = self._through_idt(vector, error_code, software, cpl)
         except UcError as err:
             why = f"a table or stack for vector {vector} is not mapped ({err})"
-        except _GateDpl:
-            why = "#GP"
+        except _IdtFault as fault:
+            why, nested = str(fault), fault
         if why is not None and rollback is not None:
             self.uc.context_restore(rollback)
-        if why == "#GP":   # a fault: at the int instruction itself, not after it
-            self._back_to_int_instruction(vector)
-            return self.deliver_exception(VEC_GP, vector * 8 + 2)
         if why is None:
             self._delivered = True
-        return why
+            self.delivered = (vector, error_code)
+            return None
+        if nested is None:
+            return why
+        if vector == VEC_DF:
+            return f"triple fault: {why} in delivering a #DF"
+        ext = 0 if software else 1
+        if software:   # a fault: at the int instruction itself, not after it
+            self._back_to_int_instruction(vector)
+        second, error = nested.vector, nested.error | ext
+        if not software and (
+                (vector in _CONTRIBUTORY and second in _CONTRIBUTORY)
+                or (vector == VEC_PF and (second in _CONTRIBUTORY or second == VEC_PF))):
+            return self.deliver_exception(VEC_DF, 0)
+        return self.deliver_exception(second, error)
 
     def _back_to_int_instruction(self, vector: int) -> None:
         """unicorn reports ``int n`` with the instruction pointer after it: go back over
@@ -1816,16 +1846,22 @@ class X86Vcpu:
         lm = self._sync_uc_mode()
         size = 16 if lm else 8
         base, limit = self._table_register(X.UC_X86_REG_IDTR)
+        index = vector * 8 + 2    # the IDT index as a selector error code
+        if not limit:             # no IDT at all: the caller reports the exception itself
+            return "no IDT loaded"
         if vector * size + size - 1 > limit:
-            return f"vector {vector} is beyond the IDT limit {limit:#x}"
+            raise _IdtFault(VEC_GP, index, f"vector {vector} is beyond the IDT limit "
+                                          f"{limit:#x}")
         gate = self.code_at(base + vector * size, size, prot=uc_const.UC_PROT_READ)
         lo, hi = struct.unpack_from("<II", gate)
         gate_type = (hi >> 8) & 0x1F
-        if not hi & (1 << 15) or gate_type not in (0x0E, 0x0F):
-            return (f"IDT entry {vector} is not a present {64 if lm else 32}-bit "
-                    "interrupt or trap gate")
+        if gate_type not in (0x0E, 0x0F):
+            raise _IdtFault(VEC_GP, index, f"IDT entry {vector} is not a "
+                                          f"{64 if lm else 32}-bit interrupt or trap gate")
         if software and (hi >> 13) & 3 < cpl:
-            raise _GateDpl
+            raise _IdtFault(VEC_GP, index, f"IDT entry {vector}'s DPL is below the CPL")
+        if not hi & (1 << 15):
+            raise _IdtFault(VEC_NP, index, f"IDT entry {vector} is not present")
         selector = lo >> 16
         target = (lo & 0xFFFF) | (hi & 0xFFFF_0000)
         if lm:

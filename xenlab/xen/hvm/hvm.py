@@ -240,7 +240,8 @@ class HvmDomain:
             return
         why = cpu.deliver_interrupt(vector)
         if why is not None:  # the CPU would shut down (a triple fault)
-            self.host.domain_crash(self.d, v, f"triple fault: {why}", cpu.registers())
+            why = why if why.startswith("triple fault") else f"triple fault: {why}"
+            self.host.domain_crash(self.d, v, why, cpu.registers())
             return
         self.host.trace.emit(now, self.d.domid, v.vcpu_id, Kind.EVENT, "inject_irq",
                              {"vector": hex(vector), "mode": cpu.mode().value})
@@ -436,11 +437,14 @@ def hvm_inject_hw_exception(host: XenHost, v: Vcpu, cpu: X86Vcpu, vector: int) -
     elif vector in _ERROR_CODE_VECTORS:
         error = cpu.fault_error_code or 0
     why = cpu.deliver_exception(vector, error)
-    if why is not None and vector != 8:
-        why = cpu.deliver_exception(8, 0)
-        vector, error = 8, 0
+    if why is not None and vector != 8 and not why.startswith("triple fault"):
+        why = cpu.deliver_exception(8, 0)    # a table or stack it could not reach
+    if why is not None and why.startswith("triple fault"):
+        host.domain_crash(v.domain, v, why, cpu.registers())
+        return True                          # the CPU shut down: the domain crashed
     if why is not None:
         return False
+    vector, error = cpu.delivered
     if host.trace.enabled:
         host.trace.emit(host.now(), v.domain.domid, v.vcpu_id, Kind.EVENT, "inject_exception",
                         {"vector": vector, "error_code": error, "cr2": hex(cr2),
