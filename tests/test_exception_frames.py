@@ -6,8 +6,8 @@ images/frames/frames.S is a PVH guest that installs its own IDT, GDT and TSS, an
 interrupt through a DPL 0 gate or an empty IDT entry), #NP (a gate not present), a #DF
 (a #DE whose gate is not present: two contributory exceptions), #PF (with CR2 and the
 P/W/U error code bits), int3, int $0x80 through a DPL 3 trap gate, the PIT's IRQ 0
-through the 8259A and the local APIC's timer, in its own handlers, and prints each
-frame on port 0xE9. The same image
+through the 8259A and the local APIC's timer, in its own handlers, and a ``syscall``
+from ring 3, and prints each frame on port 0xE9. The same image
 boots on qemu-system-x86_64 (``-kernel``: QEMU reads the same PVH note), and the two
 lists of frames must be the same line for line.
 """
@@ -57,6 +57,10 @@ def test_the_guest_runs_through_every_case_and_powers_off(
     lab, lines = xenlab_run
     assert lines[-1] == "frames: done", lines[-5:]
     assert "SHUTDOWN_poweroff" in lab.xl_output("dmesg")
+    # SYSCALL from ring 3: RCX the next instruction, R11 RFLAGS, CS/SS from STAR, IF
+    # masked by SFMASK; sysretq went back (the ring-3 code carried on to its int $0x80)
+    syscall = next(line for line in lines if line.startswith("lm syscall "))
+    assert syscall.endswith(" r11=00000202 cs=0050 ss=0058 fl=00000002"), syscall
     assert len(_frames(lines, "pm ring ")) == 19 and len(_frames(lines, "lm ring ")) == 19
 
 

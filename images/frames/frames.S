@@ -17,8 +17,8 @@
  *     ring 3: #UD, #GP(0) (cli), #PF (read of a supervisor page), int $0x80 (a DPL 3
  *     trap gate), int $0x81 (a DPL 0 gate: #GP(0x40a)), int3, the APIC timer.
  *   Long mode, 2 MiB pages, the same list (#GP(0) for a non-canonical address, #UD on
- *     the IST1 stack), then a shutdown: SCHEDOP_shutdown on Xen, the isa-debug-exit
- *     port on QEMU.
+ *     the IST1 stack), a syscall from ring 3 and its sysret, then a shutdown:
+ *     SCHEDOP_shutdown on Xen, the isa-debug-exit port on QEMU.
  *
  * Build: as --32 (xenlab.labkit.assemble(source, bits=32, org=0x100000)), then an ELF
  * with the PVH note (tests/test_pvh_physmap.py's pvh_elf).
@@ -149,9 +149,9 @@ pm_user:
         int     $0x80                           /* a DPL 3 trap gate */
         SKIP    int $0x81                       /* a DPL 0 gate: #GP(0x81 * 8 + 2) */
         int3
-        movl    $0x30, %eax                     /* the APIC timer from ring 3 */
-        int     $0x80
-        cmpl    $0, ticks
+        xor     %eax, %eax                      /* the wait loop's flags (ZF, PF), */
+        movl    $0x30, %eax                     /* kept by int and iret: the APIC */
+        int     $0x80                           /* timer from ring 3, waited for */
 pm_loop:
         cmpl    $0, ticks
         je      pm_loop
@@ -237,7 +237,22 @@ long64:
         sti
         hlt
         cli
-/* ---- 64-bit, ring 3 */
+/* ---- 64-bit, ring 3; syscall and sysret first set up */
+        mov     $0xc0000081, %ecx               /* STAR: sysret 0x20 (+16 | 3, +8 | 3), */
+        xor     %eax, %eax                      /*       syscall 0x50 (and 0x58)       */
+        mov     $0x00200050, %edx
+        wrmsr
+        mov     $0xc0000082, %ecx               /* LSTAR */
+        mov     $lm_syscall, %eax
+        xor     %edx, %edx
+        wrmsr
+        mov     $0xc0000084, %ecx               /* SFMASK: IF */
+        mov     $0x200, %eax
+        wrmsr
+        mov     $0xc0000080, %ecx               /* EFER.SCE */
+        rdmsr
+        or      $1, %eax
+        wrmsr
         pushq   $0x2b                           /* SS */
         pushq   $ustack_top                     /* RSP */
         pushq   $0x202                          /* RFLAGS: IF */
@@ -251,13 +266,14 @@ lm_user:
         int     $0x80
         SKIP    int $0x81
         int3
+        xor     %eax, %eax
         mov     $0x30, %eax
         int     $0x80
-        cmpq    $0, ticks
 lm_loop:
         cmpq    $0, ticks
         je      lm_loop
 lm_loop_end:
+        syscall                                 /* into the kernel at LSTAR, and back */
         mov     $0xe0, %eax
         int     $0x80
 lm_after_user:
@@ -277,6 +293,38 @@ lm_after_user:
 5:      cli
         hlt
         jmp     5b
+
+lm_syscall:                     /* print what SYSCALL left: RCX, R11, CS, SS, RFLAGS */
+        push    %rcx
+        push    %r11
+        mov     $msg_syscall, %esi
+        call    puts64
+        mov     $msg_rcx, %esi
+        mov     8(%rsp), %rax
+        mov     $16, %ecx
+        call    field64
+        mov     $msg_r11, %esi
+        mov     (%rsp), %rax
+        mov     $8, %ecx
+        call    field64
+        mov     $msg_cs, %esi
+        mov     %cs, %eax
+        mov     $4, %ecx
+        call    field64
+        mov     $msg_ss, %esi
+        mov     %ss, %eax
+        mov     $4, %ecx
+        call    field64
+        mov     $msg_fl, %esi
+        pushfq
+        pop     %rax
+        mov     $8, %ecx
+        call    field64
+        mov     $'\n', %al
+        call    putc64
+        pop     %r11
+        pop     %rcx
+        sysretq
 
 /* ---- 64-bit handlers: stub (RSP as the CPU left it, a dummy error code, the vector),
         then the common part prints the line and returns */
@@ -300,6 +348,7 @@ lm_after_user:
         LM_STUB lm_sys, 0x80, 0
         LM_STUB lm_81, 0x81, 0
 lm_common:                      /* vector, error, RIP, CS, RFLAGS, RSP, SS */
+        cli                         /* a trap gate left IF set: no timer inside */
         push    %rax
         push    %rsi
         push    %rcx
@@ -454,6 +503,7 @@ putc64:
         PM_STUB pm_sys, 0x80, 0
         PM_STUB pm_81, 0x81, 0
 pm_common:                      /* vector, error, EIP, CS, EFLAGS, [ESP, SS] */
+        cli
         push    %eax
         push    %esi
         push    %ecx
@@ -617,6 +667,8 @@ gdt:
         .quad   0x00AFFA000000FFFF              /* 0x30 ring 3 code, 64-bit */
         .quad   0x0000890000000067              /* 0x38 32-bit TSS (base filled in) */
         .quad   0x0000890000000067, 0           /* 0x40 64-bit TSS */
+        .quad   0x00AF9A000000FFFF              /* 0x50 ring 0 code, 64-bit: STAR's */
+        .quad   0x00CF92000000FFFF              /* 0x58 ring 0 data: STAR's + 8 */
 gdt_ptr:
         .word   gdt_ptr - gdt - 1
         .long   gdt
@@ -669,6 +721,9 @@ msg_sp:         .asciz  " sp="
 msg_ss:         .asciz  " ss="
 msg_cr2:        .asciz  " cr2="
 msg_at:         .asciz  " at="
+msg_syscall:    .asciz  "lm syscall"
+msg_rcx:        .asciz  " rcx="
+msg_r11:        .asciz  " r11="
         .balign 8
 skip:           .quad   0
 ticks:          .quad   0

@@ -139,6 +139,8 @@ REGS: dict[str, int] = {
     "cr4": X.UC_X86_REG_CR4,
 }
 MSR_EFER = 0xC0000080
+MSR_STAR, MSR_LSTAR, MSR_SYSCALL_MASK = 0xC0000081, 0xC0000082, 0xC0000084
+EFER_SCE = 1 << 0
 EFER_LME, EFER_LMA = 1 << 8, 1 << 10
 GPRS64 = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
           "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
@@ -655,6 +657,9 @@ class X86Vcpu:
 
         def on_syscall(uc_handle: int, user: int) -> None:
             try:
+                if not self.long_mode:   # an HVM guest's own: no VM exit
+                    self._syscall()
+                    return
                 self.exits.hypercall(self, "syscall")
             except BaseException as err:  # surfaced by run(): ctypes would swallow it
                 self._hook_error = err
@@ -662,6 +667,31 @@ class X86Vcpu:
 
         self._add_native_hook(uc_const.UC_HOOK_INSN, _SYSCALL_CB(on_syscall),
                               extra=X.UC_X86_INS_SYSCALL)
+
+    def _syscall(self) -> None:
+        """SYSCALL in an HVM guest, as the CPU executes it: RCX the next instruction, R11
+        RFLAGS, CS from STAR[47:32] and SS the descriptor after it, at CPL 0, RFLAGS
+        masked with SFMASK, RIP from LSTAR; #UD with EFER.SCE clear or outside 64-bit
+        mode. Called from unicorn's hook, which moves RIP on by the instruction's two
+        bytes when it returns (so RIP is set two bytes short)."""
+        rip = self.reg("rip" if self._sync_uc_mode() else "eip")
+        if not self.msr_read(MSR_EFER) & EFER_SCE or not self.code64():
+            self._fault = (VEC_UD, "syscall with EFER.SCE clear or outside 64-bit mode")
+            self.fault_pc = rip
+            self.set_reg(self._pc_name(), rip - 2)
+            self.uc.emu_stop()
+            return
+        rflags = self.reg("rflags") & ~EFLAGS_RF
+        star = self.msr_read(MSR_STAR)
+        self.set_reg("rcx", rip + 2)
+        self.set_reg("r11", rflags)
+        if not self._set_cpl(0):
+            raise UcError(uc_const.UC_ERR_EXCEPTION)
+        cs = (star >> 32) & 0xFFFC
+        self.set_reg("cs", cs)
+        self.set_reg("ss", cs + 8)
+        self.set_reg("rflags", rflags & ~self.msr_read(MSR_SYSCALL_MASK))
+        self.set_reg("rip", self.msr_read(MSR_LSTAR) - 2)
 
     def _add_native_block_hook(self, thunk: int) -> None:
         handle = ctypes.c_size_t()
@@ -863,6 +893,11 @@ class X86Vcpu:
             return True
         if not self._sync_uc_mode():
             return False
+        offset = _env_fields()["hflags"]
+        if offset >= 0:   # QEMU's HF_CS64_MASK: CS.L as loaded, readable from ring 3 too
+            ctx = self._context()
+            return bool(struct.unpack("<I", ctypes.string_at(ctx.context.value + offset, 4)
+                                      )[0] & (1 << 15))
         sel = self.reg("cs")
         gdt_base, limit = self._table_register(X.UC_X86_REG_GDTR)
         if sel & 4 or (sel & ~7) + 7 > limit:
