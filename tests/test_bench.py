@@ -63,6 +63,13 @@ def test_run_bench_small() -> None:
         assert r["hvm_boot_seabios"]["runs"] and r["qemu_boot_seabios"]["runs"]
         assert r["hvm_boot_seabios_vga"]["runs"] and r["qemu_boot_seabios_vga"]["runs"]
         assert "the same with the standard VGA" in bench.format_report(r)
+    ss = r["stepper_seabios"]      # None without Debian's hvmloader and SeaBIOS
+    if ss is not None:             # the boot stepper over SeaBIOS: to the boot sector, Back
+        assert ss["instructions"] > 4_000_000 and ss["checkpoints"] >= 3
+        assert len(ss["back_seconds"]) == ss["backs"] and ss["divergences"] == 0
+        assert set(ss["goals"]) == {"run_lt_2x_plain", "back_mean_lt_100ms",
+                                    "back_max_lt_200ms"}
+        assert "stepper (SeaBIOS boot)" in bench.format_report(r)
     assert r["machine"]["cores"] and r["machine"]["unicorn"]
     sp = r["unicorn_store_path"]   # both loops ran to their hlt; the time is information
     assert sp["stores"] > 0 and sp["store_loop_seconds"] > 0 and sp["nop_loop_seconds"] > 0

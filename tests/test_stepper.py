@@ -1,9 +1,10 @@
 """The Stepper (xenlab/views/stepper.py): single steps, runs to events and phases, and Back.
 
-hvm-hello is created paused; the Stepper moves it one instruction at a time
-from hvmloader's entry (32-bit flat, EIP 0x100000) into the BIOS's real-mode
-POST and on to the end of the boot. Tests click the view's buttons and read
-the model's panel strings.
+hvm-hello is created paused; the Stepper moves it from hvmloader's entry (32-bit
+flat, EIP 0x100000) into the BIOS's real-mode POST and on to the end of the boot,
+an exact number of instructions at a time. Tests click the view's buttons and
+read the model's panel strings. The real firmware (SeaBIOS, PVH GRUB):
+tests/test_stepper_seabios.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from xenlab.errors import UsageError
 from xenlab.lab import IMAGES, Lab
 from xenlab.views.stepper import REGISTER_LINE, TEACHING_PHASES, Stepper, StepperView
-from xenlab.xen.trace import Kind
+from xenlab.xen.trace import Kind, TraceRecord
 
 CFG = IMAGES / "hvm-hello.cfg"
 
@@ -48,7 +49,7 @@ def test_first_step_at_hvmloader_entry(stepper: Stepper) -> None:
     assert stepper.disassembly_text().startswith("=> 00100000")
     view = StepperView(stepper)
     view.step_button.click()
-    assert stepper.position == 1 and stepper.host.instructions == 1
+    assert stepper.position == 1 and stepper.replay.counter.recent(2) == [0x100000]
     after = stepper.registers_text()
     assert after != before and "mode: protected" in after
     assert stepper.cpu.reg("eip") != 0x100000
@@ -95,8 +96,9 @@ def test_run_to_next_event_and_step_over(stepper: Stepper) -> None:
 def test_back_is_exact_and_forward_reproduces(stepper: Stepper) -> None:
     stepper.run_to_phase("xenlab BIOS: IVT")
     start, p0 = _state(stepper), stepper.position
-    for _ in range(2500):  # crosses a checkpoint (every 2,000)
+    for _ in range(5):
         stepper.step()
+    stepper.forward(2495)
     end = _state(stepper)
     assert end != start
     stepper.back(2500)
@@ -139,19 +141,32 @@ def test_stepper_on_a_pv_guest() -> None:
     assert st.position == where - 3
 
 
-def test_a_step_over_an_exit_costs_what_a_run_charges(stepper: Stepper) -> None:
-    """Single-stepping keeps the same clock as running: a step that makes a VM exit moves
-    the vCPU's time on by the exit's cost, a plain instruction by one nanosecond."""
-    from xenlab.xen.hvm.io import VMEXIT_COST_NS
+def _timeline(s: Stepper) -> list[tuple[object, ...]]:
+    return [(r.seq, r.time, r.dom, r.vcpu, r.kind, r.name, repr(r.args), repr(r.ret))
+            for r in s.host.trace.records]
 
-    v = stepper.d.vcpus[0]
+
+def test_stopping_and_going_back_do_not_change_the_timeline(stepper: Stepper) -> None:
+    """The boot run to its end in one go, and the same boot stopped at every kind of stop
+    (steps, next events, a phase, Back, Forward, the slider) on the way: the same trace
+    records, times and all, and the same instruction count. A stop never ends a slice of
+    the guest's: Xen's clock at every exit is the one of the run that did not stop."""
+    whole = Lab(memory_mib=256, dom0_mem_mib=64)
+    whole.xl_output(f"create -p {CFG}")
+    one_go = Stepper(whole, "hvm-hello")
+    total = one_go.run_to_end()
+    for _ in range(3):
+        stepper.step()
     rec = stepper.run_to_next_event()
     assert rec is not None and rec.kind is Kind.VMEXIT and rec.args["handler"] == "xen"
-    assert v.exit_time == VMEXIT_COST_NS   # the first exit of hvmloader: cpuid
-    before = v.cpu_time
-    stepper.step()
-    plain = v.cpu_time - before
-    assert plain == 1 and v.exit_time == VMEXIT_COST_NS
+    stepper.run_to_phase("xenlab BIOS: POST")
+    here = stepper.position
+    stepper.back(1000)
+    stepper.forward(300)
+    stepper.widget().slider.value = here + 50
+    assert stepper.run_to_end() == total
+    assert _timeline(stepper) == _timeline(one_go)
+    assert stepper.replay.divergences == [] == one_go.replay.divergences
 
 
 # ---------------------------------------------------------------- issue 15: the stepper list
@@ -204,3 +219,21 @@ def test_register_values_are_never_cut_in_two(stepper: Stepper) -> None:
             assert re.fullmatch(r"(\s*\w+ 0x[0-9a-f]{8}(?:[0-9a-f]{8})?)+", line), line
     html = stepper.widget().registers.value
     assert "white-space:pre" in html and "overflow-x:auto" in html
+
+
+def test_run_until_any_predicate_stops_where_a_watched_kind_does(stepper: Stepper) -> None:
+    """``run_until`` with a predicate alone tries it on each slice's new records and then
+    replays to the record that matched; with the record's kinds given it watches them as
+    they are emitted. Both stop right after the instruction that made the record."""
+    def done(r: TraceRecord) -> bool:
+        return r.kind is Kind.PHASE and r.name.startswith("xenlab BIOS: PIC")
+
+    rec = stepper.run_until(done)
+    other = Lab(memory_mib=256, dom0_mem_mib=64)
+    other.xl_output(f"create -p {CFG}")
+    watched = Stepper(other, "hvm-hello")
+    rec2 = watched.run_until(done, kinds=(Kind.PHASE,))
+    assert rec is not None and rec2 is not None and rec.to_dict() == rec2.to_dict()
+    assert stepper.position == watched.position
+    assert stepper.cpu.registers() == watched.cpu.registers()
+    assert stepper.last_event is rec

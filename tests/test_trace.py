@@ -218,3 +218,35 @@ def test_trace_file_that_fills_up_mid_run_is_one_error_line(
     err = capsys.readouterr().err
     assert err == f"xenlab: error: {path}: cannot write trace: File too large\n"
     assert not path.exists()   # the partial file is removed
+
+
+def test_cut_and_paste_put_the_same_records_back() -> None:
+    """The boot stepper's Back cuts the trace back to a checkpoint and, going forwards
+    to a later one, pastes back what it held: the same records, whether they had been
+    read (TraceRecords) or not (plain tuples)."""
+    same = Trace()
+    _emit_some(same, 16)
+    seen = [r.to_dict() for r in same.records]
+    t = Trace()
+    _emit_some(t, 10)
+    assert [r.to_dict() for r in t.records] == seen[:10]   # read: TraceRecords
+    _emit_some(t, 6, first=10)                             # not read: plain tuples
+    gone = t.cut(7)
+    assert len(gone) == 9 and len(t) == 7
+    assert [r.to_dict() for r in t.records] == seen[:7]
+    t.paste(gone[:5])
+    assert [r.to_dict() for r in t.records] == seen[:12]
+    t.paste(gone[5:])
+    assert [r.to_dict() for r in t.records] == seen
+    assert t.count(kind=Kind.VMEXIT) == 8
+
+
+def test_a_watcher_sees_only_its_kinds_as_they_are_emitted() -> None:
+    t = Trace()
+    seen: list[tuple[int, str]] = []
+    stop = t.watch({Kind.HYPERCALL}, lambda r: seen.append((r.seq, r.name)))
+    _emit_some(t, 4)
+    assert seen == [(0, "xen_version"), (2, "xen_version")]
+    stop()
+    _emit_some(t, 4, first=4)
+    assert len(seen) == 2 and len(t) == 8

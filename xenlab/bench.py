@@ -72,7 +72,7 @@ from xenlab.xen.domain import DomainType
 from xenlab.xen.setup import RunStatus, XenHost
 
 __all__ = ["BENCH_ELF", "DISK_ELF", "DISK_IMG", "INSNS_PER_ITER", "block_bench", "loop_code",
-           "machine_info", "main", "run_bench", "trace_memory"]
+           "machine_info", "main", "run_bench", "stepper_seabios_bench", "trace_memory"]
 
 IMAGES = Path(__file__).resolve().parent.parent / "images"
 BENCH_ELF = IMAGES / "pv-bench" / "pv-bench.elf"
@@ -610,11 +610,84 @@ def stepper_bench(steps: int = 200, backs: int = 10, seed: int = 1) -> dict[str,
         stepper.back_to(total)
     back_mean = sum(times) / len(times)
     return {"steps": steps, "step_seconds": step_s, "boot_instructions": total,
-            "boot_stepped_seconds": boot_s, "checkpoint_every": stepper.checkpoint_every,
+            "boot_stepped_seconds": boot_s, "checkpoint_every_s": stepper.checkpoint_every_s,
             "checkpoints": len(stepper.checkpoints), "backs": backs,
             "back_seconds_mean": back_mean, "back_seconds_max": max(times),
             "goals": {"step_lt_50ms": step_s < GOAL_STEP_S,
                       "back_lt_200ms": back_mean < GOAL_BACK_S}}
+
+
+GOAL_STEPPER_RATIO = 2.0   # the stepper's run to the boot sector, against the plain boot
+GOAL_STEPPER_BACK_MEAN_S = 0.100
+GOAL_STEPPER_BACK_MAX_S = 0.200
+
+
+def stepper_seabios_bench(repeat: int = DEFAULT_REPEAT, backs: int = 20,
+                          seed: int = 1) -> dict[str, Any] | None:
+    """The boot stepper on the SeaBIOS boot (images/hvm-seabios.cfg: Xen's hvmloader,
+    SeaBIOS and the hvm-hello disk, the standard VGA). In turn, best of ``repeat`` each:
+    the plain boot, wall time from ``xl create`` to SeaBIOS's "Booting from 0000:7c00"
+    line (``XenHost.run``, its ``until`` looking at Xen's log after each slice); and
+    the stepped one, from ``xl create -p`` through ``Stepper(...)`` to
+    ``run_to_phase("Booting from 0000")``, which stops the vCPU right after the
+    instruction that wrote that line. Then, on the last stepper, ``backs`` jumps to
+    random instructions of that run (``back_to``: restore the nearest checkpoint,
+    replay to the exact instruction), each from where the one before left it, as a
+    student moves the slider. None without Debian's hvmloader and SeaBIOS."""
+    import random
+
+    from xenlab.lab import Lab
+    from xenlab.views.stepper import Stepper
+
+    if Lab.missing("seabios") is not None:
+        return None
+    cfg = Lab.image("hvm-seabios.cfg")
+    plain_s: list[float] = []
+    stepped_s: list[float] = []
+    stepper: Stepper | None = None
+    for _ in range(repeat):
+        lab = Lab(memory_mib=256, dom0_mem_mib=64)
+        lines = lab.host.log.lines
+        t0 = time.perf_counter()
+        lab.xl_output(f"create {cfg}")
+        lab.host.run(until=lambda lines=lines: any("Booting from 0000" in line  # type: ignore[misc]
+                                                   for line in lines[-3:]),
+                     max_time_ns=5_000_000_000)
+        plain_s.append(time.perf_counter() - t0)
+        if not any("Booting from 0000" in line for line in lines):
+            return None
+        del lab
+        lab = Lab(memory_mib=256, dom0_mem_mib=64)
+        t0 = time.perf_counter()
+        lab.xl_output(f"create -p {cfg}")
+        stepper = Stepper(lab, "hvm-seabios")
+        rec = stepper.run_to_phase("Booting from 0000")
+        stepped_s.append(time.perf_counter() - t0)
+        if rec is None:
+            return None
+    assert stepper is not None
+    total = stepper.position
+    checkpoints = len(stepper.checkpoints)
+    rng = random.Random(seed)
+    times = []
+    for _ in range(backs):
+        target = rng.randrange(0, total)
+        t0 = time.perf_counter()
+        stepper.back_to(target)
+        times.append(time.perf_counter() - t0)
+        assert stepper.position == target
+    plain, stepped = min(plain_s), min(stepped_s)
+    mean = sum(times) / len(times) if times else 0.0
+    return {"plain_seconds": plain, "plain_runs": plain_s, "stepper_seconds": stepped,
+            "stepper_runs": stepped_s, "ratio": stepped / plain if plain else 0.0,
+            "instructions": total, "checkpoints": checkpoints,
+            "checkpoint_every_s": stepper.checkpoint_every_s, "backs": backs,
+            "back_seconds": times, "back_seconds_mean": mean,
+            "back_seconds_max": max(times, default=0.0),
+            "divergences": len(stepper.replay.divergences),
+            "goals": {"run_lt_2x_plain": stepped <= GOAL_STEPPER_RATIO * plain,
+                      "back_mean_lt_100ms": mean < GOAL_STEPPER_BACK_MEAN_S,
+                      "back_max_lt_200ms": max(times, default=0.0) < GOAL_STEPPER_BACK_MAX_S}}
 
 
 def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
@@ -667,6 +740,9 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     linux = linux_boot()
     say("stepper: Step clicks on hvm-hello, the whole boot stepped, Back to random points")
     stepper = stepper_bench()
+    say(f"stepper on the SeaBIOS boot: to the boot sector, plain and stepped in turn, x "
+        f"{repeat}; Back to random points")
+    stepper_seabios = stepper_seabios_bench(repeat)
     counts = ", ".join(f"{n:,}" for n in trace_memory_points)
     say(f"trace memory: a hypercall-loop guest to {counts} instructions, one child each"
         + (", then 2 G instructions with 5 M hypercalls" if trace_memory_2g else ""))
@@ -701,6 +777,7 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         "unicorn_store_path": store_path,
         "vcpu_store_path": vcpu_stores,
         "stepper": stepper,
+        "stepper_seabios": stepper_seabios,
         "linux_boot": linux,
         "trace_memory": rss,
         "goals": {
@@ -830,6 +907,28 @@ def format_report(r: dict[str, Any]) -> str:
                      f"{st['checkpoints']} checkpoints)")
     else:
         lines.append(f"  {'Step / Back':<36} {'-':>9}   (firmware not built)")
+    ss = r.get("stepper_seabios")
+    lines += ["", f"  {'stepper (SeaBIOS boot)':<36} {'seconds':>9}   goal",
+              f"  {'-' * 36} {'-' * 9}   {'-' * 28}"]
+    if ss:
+        sg = ss["goals"]
+        lines.append(f"  {'plain: create -> Booting from 0000':<36} "
+                     f"{ss['plain_seconds']:>9.3f}   (reference)")
+        lines.append(f"  {'stepper: the same, run_to_phase':<36} "
+                     f"{ss['stepper_seconds']:>9.3f}   {ss['ratio']:.2f}x plain (< 2x): "
+                     f"{goal(sg['run_lt_2x_plain'])}")
+        lines.append(f"  {'Back to a random point (mean)':<36} "
+                     f"{ss['back_seconds_mean']:>9.4f}   < 0.100 s: "
+                     f"{goal(sg['back_mean_lt_100ms'])}")
+        lines.append(f"  {'Back to a random point (max)':<36} "
+                     f"{ss['back_seconds_max']:>9.4f}   < 0.200 s: "
+                     f"{goal(sg['back_max_lt_200ms'])}")
+        lines.append(f"  {'':<4}{ss['instructions']:,} instructions to the boot sector, "
+                     f"{ss['checkpoints']} checkpoints, {ss['backs']} Backs, "
+                     f"{ss['divergences']} replays diverged")
+    else:
+        lines.append(f"  {'run to the boot sector / Back':<36} {'-':>9}   "
+                     "(xen-utils-4.17 / seabios not installed)")
     lx = r.get("linux_boot")
     lines += ["", f"  {'Debian Linux 6.1, PV DomU':<36} {'seconds':>9}   what",
               f"  {'-' * 36} {'-' * 9}   {'-' * 28}"]

@@ -14,8 +14,9 @@ module                 what
 ``magics``             ``%xl``, ``%xenstore``, ``%%xlcfg``
                        (``%load_ext xenlab.views.magics``)
 ``progress``           ``run_with_progress``: long runs with a progress bar
-``stepper``            ``Stepper(lab, name)``/``StepperView``: single-step a
-                       guest, panels, Back to any earlier instruction
+``stepper``            ``Stepper(lab, name)``/``StepperView``: step a guest,
+                       run it to an event at full speed, panels, Back to
+                       any earlier instruction (``replay``: checkpoints)
 ``pagetables``         ``explain_mmu_update``/``check_l1e``: a PV guest's
                        page-table update as Xen validates it
 ``display``            ``draw_vga``: an HVM guest's screen, text or mode 13h

@@ -1,58 +1,58 @@
-"""A single-step debugger for one guest: Step, Step over, Run to event/phase, and Back.
+"""A debugger for one guest's boot: Step, Step over, Run to event/phase, and Back.
 
 ``Stepper(lab, "hvm-hello")`` takes a guest created paused (``xl create -p``),
-unpauses it and from then on moves it only itself, one instruction at a time:
+unpauses it and from then on moves it only itself. It runs on
+``xenlab.views.replay``, which works as record/replay debuggers do:
 
-* **One instruction, accounted as the run loop does.** ``step()`` calls
-  ``host.run(max_instructions=1)`` with the vCPU's ``run`` swapped (on that
-  one ``X86Vcpu`` instance, for the duration of the call) for its exact
-  ``step()``. So the scheduler, ``hvm.tick`` (timer interrupts injected
-  before the instruction), the pCPU clocks (+1 ns), ``host.instructions``,
-  HLT (the vCPU sleeps until its PIT interrupt; the host clock jumps there)
-  and the trace all stay what ``XenHost.run`` keeps them. The difference
-  from a free run: interrupts are injected at instruction granularity rather
-  than at slice boundaries, and both pCPUs take turns (one ``sched`` record
-  per step), so a stepped boot is a valid but not byte-identical timeline.
-* **Position** = instructions of this vCPU executed since the Stepper
-  attached. ``run_to_next_event``/``run_to_phase`` are loops of ``step()``
-  (exact, ~10-20 us an instruction; the hvm-hello boot is ~100 k).
-* **Back.** Every ``checkpoint_every`` instructions (and at 0) a snapshot
-  holds: the unicorn CPU context, the guest's RAM (per page, pages equal to
-  the previous checkpoint's are shared), VGA memory, the Xen-side devices
-  (vPIC, PIT, RTC, PM timer: deep copies that keep the host's clock), the
-  device model's UART, keyboard and IDE registers and buffers (not the disk
-  files), the serial/console/log lengths, the trace length, the pCPU clocks,
-  the scheduler and the vCPUs' scheduling fields. ``back_to(n)`` restores the
-  nearest checkpoint at or before ``n`` and replays ``step()`` to exactly
-  ``n``: the guest is deterministic, so this is the state it had there.
-  Input typed into the guest after a checkpoint is not replayed.
+* **Position** = instructions this vCPU has started since the Stepper attached,
+  counted exactly in native code. ``step()`` goes to position + 1, ``back(n)``
+  to position - n, ``back_to(n)`` anywhere; each stops the vCPU just before it
+  starts the next instruction.
+* **Full speed.** The guest runs in ``XenHost.run`` as it does without the
+  Stepper (slices, the scheduler, timers, exits, Dom0's back ends, the trace),
+  with one native hook counting instructions. ``run_to_phase``,
+  ``run_to_next_event``, ``run_until`` and ``step_over`` run until what they wait
+  for (a trace record of this domain; the instruction after a ``call``) and stop
+  before the vCPU's next instruction; ``run_to(address)`` stops before the
+  instruction at a linear address. The SeaBIOS boot (about 6 M instructions
+  counted this way) runs to its boot sector in about a second.
+* **Back** restores the nearest checkpoint before the position (taken
+  automatically while the guest runs: every ``checkpoint_every_s`` of wall
+  time) and replays the difference at full speed, ending each of the vCPU's
+  slices where the first pass ended it: the same registers, memory, devices and
+  trace records as when the run first passed there. A move forward from a stop
+  inside a slice goes the same way (the host was left inside that slice), so a
+  Step costs a restore and a short replay (tens of milliseconds), not one
+  emulated instruction.
+* With the counter on, a stop a VM exit asks for takes effect at the next
+  instruction rather than at the end of its block, and a slice ends after at
+  most 500,000 instructions: a boot the Stepper drives is a valid timeline of
+  its own, the same whether it was stopped on the way or not (the same phases
+  and screen as a free run, its clock a few nanoseconds apart). Input typed
+  into the guest after a checkpoint is not replayed.
 
 ``StepperView(stepper)`` (or ``stepper.widget()``) is the ipywidgets front
 end; tests click its buttons and read the model's panel strings.
 
 Real Xen: ``gdbsx`` (tools/debugger/gdbsx: a gdb stub over
 XEN_DOMCTL_gdbsx_guestmemio / XEN_DOMCTL_gdbsx_pausevcpu) and ``xl debug-keys``;
-the Back button is xenlab's own (real Xen has no reverse execution)
+the Back button is xenlab's own (real Xen has no reverse execution; QEMU's is
+replay/replay.c with ``-icount rr=``)
 """
 
 from __future__ import annotations
 
-import bisect
-import contextlib
-import copy
-import ctypes
-import gc
 import html
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import capstone
 import ipywidgets as W
 
-from xenlab.cpu.x86 import CpuMode, ExitReason, RunResult
+from xenlab.cpu.x86 import CpuMode
 from xenlab.errors import UsageError, XenlabError
+from xenlab.views.replay import CHECKPOINT_EVERY_S, MAX_RUN_NS, Replay, Snapshot
 from xenlab.xen.trace import Kind, TraceRecord
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EVENT_KINDS", "PHASES", "TEACHING_PHASES", "Snapshot", "Stepper", "StepperView"]
 
-PAGE = 4096
+#: Instructions ``step_over`` and ``run_until`` run at most (a call that never returns).
+MAX_INSTRUCTIONS = 100_000_000
 
 #: Trace kinds that end ``run_to_next_event``.
 EVENT_KINDS = frozenset({Kind.VMEXIT, Kind.IOREQ, Kind.HYPERCALL, Kind.PHASE, Kind.EVENT})
@@ -177,55 +178,11 @@ def explain_phase(name: str) -> tuple[str, str]:
     return ("The firmware reported a phase xenlab has no note for.", "xenlab's own")
 
 
-@dataclass
-class Snapshot:
-    """Everything ``back_to`` restores (see the module docstring)."""
-
-    position: int
-    cpu_context: Any
-    ram: list[list[bytes]]                      # per extent, per page
-    vram: bytes
-    objects: list[tuple[Any, dict[str, Any]]]   # (live object, deep copy of its __dict__)
-    lengths: dict[str, int]
-    scalars: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def _no_gc() -> Any:
-    """Pause the cyclic collector for a loop of steps, as XenHost.run does for a run."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _shallow_state(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Scalars as they are, containers copied one level (their elements are shared)."""
-    out: dict[str, Any] = {}
-    for key, value in vars(obj).items():
-        if key in skip:
-            continue
-        if isinstance(value, (int, float, str, bool, type(None))) or hasattr(value, "value"):
-            out[key] = value
-        elif isinstance(value, (list, dict, set, bytearray, deque)):
-            out[key] = copy.copy(value)
-    return out
-
-
-def _restore_shallow(obj: Any, state: dict[str, Any]) -> None:
-    for key, value in state.items():
-        setattr(obj, key, copy.copy(value) if isinstance(
-            value, (list, dict, set, bytearray, deque)) else value)
-
-
 class Stepper:
-    """Single-step one guest vCPU, with checkpoints for going Back, and text panels."""
+    """Step one guest vCPU, run it to events at full speed, go Back; text panels."""
 
     def __init__(self, lab: Lab, domain_name: str | int, *, vcpu: int = 0,
-                 checkpoint_every: int = 2_000, history: int = 4) -> None:
+                 checkpoint_every_s: float = CHECKPOINT_EVERY_S, history: int = 4) -> None:
         self.lab = lab
         self.host = lab.host
         self.d: Domain = lab.domain(domain_name)
@@ -233,110 +190,93 @@ class Stepper:
         assert self.v.cpu is not None
         self.cpu = self.v.cpu
         self.dm: DeviceModel | None = lab.toolstack.device_models.get(self.d.domid)
-        self.checkpoint_every = checkpoint_every
-        self.position = 0
-        self.furthest = 0
-        self.checkpoints: dict[int, Snapshot] = {}
-        self._positions: list[int] = []
-        self._executed = 0
-        self._history: deque[int] = deque(maxlen=history)   # linear PCs of the last steps
+        self.history = history
         self._scan = 0                                        # trace records scanned
         self._io: list[tuple[int, TraceRecord]] = []
         self._phases: list[tuple[int, TraceRecord]] = []
         self.last_event: TraceRecord | None = None
         if self.d.paused:
             lab.xl_output(f"unpause {self.d.domid}")
-        self._memo_base = {id(self.host): self.host, id(self.d): self.d, id(lab): lab}
-        if self.dm is not None:
-            self._memo_base[id(self.dm)] = self.dm
-            for ch in self.dm.ide:
-                for disk in ch.disks:
-                    if disk is not None:
-                        self._memo_base[id(disk)] = disk
-        self.checkpoint()
+        self.replay = Replay(lab, self.d, self.v, self.dm,
+                             checkpoint_every_s=checkpoint_every_s)
+        # a Stepper dropped (a notebook cell run again) gives the vCPU back its speed
+        weakref.finalize(self, self.replay.close).atexit = False
+
+    def close(self) -> None:
+        """Stop driving the guest: the instruction counter leaves its vCPU (``lab.run()``
+        then runs it at its own speed, from where the Stepper left it)."""
+        self.replay.close()
+
+    @property
+    def position(self) -> int:
+        """Instructions this vCPU has started since the Stepper attached."""
+        return self.replay.position
+
+    @property
+    def furthest(self) -> int:
+        """The furthest position reached (the slider's end)."""
+        return self.replay.furthest
+
+    @property
+    def checkpoints(self) -> list[Snapshot]:
+        return self.replay.checkpoints
+
+    @property
+    def checkpoint_every_s(self) -> float:
+        """First-pass wall time between checkpoints (see ``xenlab.views.replay``)."""
+        return self.replay.checkpoint_every_s
 
     # ================================================================ moving forward
-    def _run_one(self, budget: int, *, begin: int | None = None) -> RunResult:
-        """Stands in for ``X86Vcpu.run`` during ``step()``: exactly one instruction."""
-        linear = self.linear_pc()
-        try:
-            opcode = self.cpu.uc.mem_read(linear, 1)[0]
-        except Exception:  # unmapped (UcError): the step itself reports the fault
-            opcode = -1
-        result = self.cpu.step()
-        self._executed += 1
-        self._history.append(linear)
-        if result.reason is ExitReason.STEP and opcode == 0xF4 and self.cpu.ring0:
-            return RunResult(ExitReason.HLT, result.executed, charged=result.charged)
-        return result
-
     def step(self) -> bool:
         """Execute one instruction of this vCPU; False if the guest can no longer run."""
-        before = self._executed
-        host = self.host
-        self.cpu.run = self._run_one  # type: ignore[method-assign]
-        try:
-            for _ in range(64):  # other guests' vCPUs may take the pCPU first
-                # XenHost._run is run() without its per-call SIGINT and gc set-up, which
-                # would cost a third of a step; the loops below pause gc once instead
-                status = host._run(1, None, 10_000_000_000)
-                if self._executed != before or status.value == "idle":
-                    break
-        finally:
-            del self.cpu.run
-        if self._executed == before:
-            return False
-        self.position += 1
-        self.furthest = max(self.furthest, self.position)
-        if self.position % self.checkpoint_every == 0 and self.position not in self.checkpoints:
-            self.checkpoint()
-        return True
+        before = self.position
+        self.back_to(before + 1)
+        return self.position != before
 
-    def step_over(self) -> bool:
+    def step_over(self, *, max_instructions: int = MAX_INSTRUCTIONS) -> bool:
         """Step; over a ``call``/``int`` run until the instruction after it."""
         insn = self._decode(self.linear_pc())
         if insn is None or insn[1].split()[0] not in ("call", "int", "lcall", "into"):
             return self.step()
-        target = self.linear_pc() + insn[0]
-        if not self.step():
-            return False
-        with _no_gc():
-            for _ in range(2_000_000):
-                if self.linear_pc() == target:
-                    return True
-                if not self.step():
-                    return False
-        return True
+        before = self.position
+        self._after_move()
+        self.replay.run(before + max_instructions, brk=self.linear_pc() + insn[0])
+        return self.position != before
+
+    def run_to(self, linear: int, *, max_instructions: int = MAX_INSTRUCTIONS) -> bool:
+        """Run until the vCPU is about to execute the instruction at linear address
+        ``linear`` (a breakpoint: ``run_to(0x7C00)`` stops at the first instruction of
+        the boot sector). False if the guest stops first, or after ``max_instructions``."""
+        self._after_move()
+        before = self.position
+        self.replay.run(before + max_instructions, brk=linear)
+        return self.linear_pc() == linear and self.position > before
 
     def run_until(self, done: Callable[[TraceRecord], bool], *,
-                  max_instructions: int = 2_000_000) -> TraceRecord | None:
-        """Step until a new trace record of this domain satisfies ``done`` (returns it)."""
-        with _no_gc():
-            return self._run_until(done, max_instructions)
-
-    def _run_until(self, done: Callable[[TraceRecord], bool],
-                   max_instructions: int) -> TraceRecord | None:
-        trace = self.host.trace
-        for _ in range(max_instructions):
-            start = len(trace)
-            if not self.step():
-                return None
-            for rec in trace.records[start:] if len(trace) > start else ():
-                if rec.dom == self.d.domid and done(rec):
-                    self.last_event = rec
-                    return rec
-        return None
+                  kinds: Iterable[Kind] | None = None,
+                  max_instructions: int = MAX_INSTRUCTIONS,
+                  max_ns: int = MAX_RUN_NS) -> TraceRecord | None:
+        """Run until a new trace record of this domain satisfies ``done`` (returns it),
+        stopped before the vCPU's next instruction. None if the guest stops first, or
+        after ``max_instructions`` or ``max_ns`` of virtual time. ``kinds``: the kinds of
+        record ``done`` can accept, if known (faster: see ``Replay.run``)."""
+        self._after_move()
+        rec = self.replay.run(self.position + max_instructions, done=done, kinds=kinds,
+                              max_ns=max_ns)
+        if rec is not None:
+            self.last_event = rec
+        return rec
 
     def run_to_next_event(self, **kw: int) -> TraceRecord | None:
         """Until a VM exit, ioreq, hypercall, event or firmware phase of this domain."""
-        return self.run_until(lambda r: r.kind in EVENT_KINDS, **kw)
+        return self.run_until(lambda r: r.kind in EVENT_KINDS, kinds=EVENT_KINDS, **kw)
 
     def phases(self) -> list[str]:
         """The firmware phases this guest reaches, in boot order (what the widget offers):
         the teaching firmware's ``TEACHING_PHASES``; with ``bios = "seabios"`` the real
         hvmloader's and SeaBIOS's (every ``PHASES`` entry but the teaching BIOS's); none
         for a guest without firmware (PV, PVH)."""
-        if self.d.hvm is None:
+        if self.d.hvm is None or self.dm is None:
             return []
         cfg = self.lab.toolstack.configs.get(self.d.domid)
         if ((cfg.bios if cfg is not None else None) or "xenlab") == "xenlab":
@@ -348,7 +288,7 @@ class Stepper:
 
         A name that is none of ``phases()`` is a ``UsageError`` listing them; so is a phase
         the guest has already passed (firmware phases come once per boot: Back or the
-        slider return to it), rather than stepping to the end of the boot looking for it.
+        slider return to it), rather than running to the end of the boot looking for it.
         Returns None if the guest stops before the phase."""
         offered = self.phases()
         if not isinstance(name_prefix, str) or not name_prefix or not any(
@@ -362,131 +302,33 @@ class Stepper:
                              f"{passed[-1]!r} (now: {self.phase()!r}) and the firmware "
                              "reaches each phase once per boot; Back or the slider go back")
         return self.run_until(lambda r: r.kind is Kind.PHASE and r.name.startswith(name_prefix),
-                              **kw)
+                              kinds=(Kind.PHASE,), **kw)
 
-    def run_to_end(self, *, max_instructions: int = 2_000_000) -> int:
-        """Step until the guest cannot run any more (halted for good, shut down)."""
-        with _no_gc():
-            for _ in range(max_instructions):
-                if not self.step():
-                    break
+    def run_to_end(self, *, max_instructions: int = MAX_INSTRUCTIONS,
+                   max_ns: int = MAX_RUN_NS) -> int:
+        """Run until the guest cannot run any more (halted for good, shut down)."""
+        self._after_move()
+        self.replay.run(self.position + max_instructions, max_ns=max_ns)
         return self.position
 
     # ================================================================ checkpoints, Back
     def checkpoint(self) -> Snapshot:
-        host, d = self.host, self.d
-        prev = self._nearest(self.position - 1)
-        ram: list[list[bytes]] = []
-        for i, ext in enumerate(d.extents):
-            data = host.mem.read(ext.mfn << 12, ext.count << 12)
-            pages = [data[o:o + PAGE] for o in range(0, len(data), PAGE)]
-            if prev is not None and i < len(prev.ram) and len(prev.ram[i]) == len(pages):
-                old = prev.ram[i]
-                pages = [o if o == p else p for o, p in zip(old, pages, strict=True)]
-            ram.append(pages)
-        memo = dict(self._memo_base)
-        objects: list[tuple[Any, dict[str, Any]]] = []
-        for obj in self._device_objects():
-            objects.append((obj, copy.deepcopy(vars(obj), dict(memo))))
-        scalars: list[tuple[Any, dict[str, Any]]] = []
-        for v in host._all_vcpus():
-            scalars.append((v, _shallow_state(v, ("cpu", "domain", "time_info"))))
-        for p in host.pcpus:
-            scalars.append((p, _shallow_state(p)))
-        scalars.append((host.sched, _shallow_state(host.sched)))
-        scalars.append((host, {k: getattr(host, k) for k in (
-            "instructions", "_slice_end", "_dom0_time")}
-            | {"_dom0_pending": list(host._dom0_pending)}))
-        # (not p2m_gen: it counts changes to the P2M, which Back leaves as it is)
-        dstate = {k: v for k, v in vars(d).items()
-                  if isinstance(v, (int, bool, str, type(None))) and k != "p2m_gen"}
-        scalars.append((d, dstate))
-        if d.hvm is not None:
-            scalars.append((d.hvm, {"pci_cf8": d.hvm.pci_cf8, "params": dict(d.hvm.params),
-                                    "hypercall_page_gpa": d.hvm.hypercall_page_gpa,
-                                    "debug_line": bytearray(d.hvm.debug_line)}))
-        if self.dm is not None:
-            scalars.append((self.dm, {"requests": self.dm.requests}))
-        lengths = {
-            "trace": len(host.trace.records), "trace_dropped": host.trace.dropped,
-            "console": len(d.console), "log": len(host.log.lines), "log_size": host.log._size,
-            "serial": len(d.hvm.serial) if d.hvm is not None else 0,
-            "debugcon": len(self.dm.debugcon) if self.dm is not None else 0,
-            "executed": self._executed,
-        }
-        snap = Snapshot(self.position, self.cpu.uc.context_save(), ram,
-                        bytes(self.dm.vga.vram) if self.dm is not None and self.dm.vga is not None
-                        else b"",
-                        objects, lengths, scalars)
-        snap.lengths["log_partial"] = 0
-        snap.objects.append((host.log, {"_partial": dict(host.log._partial)}))
-        self.checkpoints[self.position] = snap
-        bisect.insort(self._positions, self.position)
-        return snap
-
-    def _device_objects(self) -> list[Any]:
-        objs: list[Any] = []
-        if self.d.hvm is not None:
-            hvm = self.d.hvm
-            objs += [hvm.vpic, hvm.irq, hvm.pit, hvm.rtc, hvm.pmtimer]
-        if self.dm is not None:
-            objs += [self.dm.serial, self.dm.kbd, *self.dm.ide]
-            if self.dm.vga is not None:
-                objs.append(self.dm.vga.regs)
-        return objs
-
-    def _nearest(self, position: int) -> Snapshot | None:
-        i = bisect.bisect_right(self._positions, position)
-        return self.checkpoints[self._positions[i - 1]] if i else None
+        """A checkpoint here, now (a clean point: see ``xenlab.views.replay``)."""
+        if not self.replay.clean:
+            raise UsageError("checkpoint: the guest stopped inside a slice; checkpoints are "
+                             "taken between slices (the Stepper takes them as it runs)")
+        return self.replay.checkpoint()
 
     def restore(self, snap: Snapshot) -> None:
-        """Put the host back exactly as it was at ``snap`` (see the module docstring)."""
-        host, d = self.host, self.d
-        self.cpu.uc.context_restore(snap.cpu_context)
-        for ext, pages in zip(d.extents, snap.ram, strict=False):
-            host.mem.view(ext.mfn << 12, ext.count << 12)[:] = b"".join(pages)
-        top = max((a + s for a, s in self.cpu.mapped), default=0)
-        self.cpu.invalidate_code(0, min(top, 1 << 32))
-        if self.dm is not None and self.dm.vga is not None:
-            ctypes.memmove(self.dm.vga.vram, snap.vram, len(snap.vram))
-        for obj, state in snap.objects:
-            if obj is host.log:
-                obj._partial = dict(state["_partial"])
-                continue
-            fresh = copy.deepcopy(state, dict(self._memo_base))
-            vars(obj).clear()
-            vars(obj).update(fresh)
-        for obj, state in snap.scalars:
-            _restore_shallow(obj, state)
-        n = snap.lengths
-        del host.trace.records[n["trace"]:]
-        host.trace.dropped = n["trace_dropped"]
-        del d.console[n["console"]:]
-        del host.log.lines[n["log"]:]
-        host.log._size = n["log_size"]
-        if d.hvm is not None:
-            del d.hvm.serial[n["serial"]:]
-        if self.dm is not None:
-            del self.dm.debugcon[n["debugcon"]:]
-        self._executed = n["executed"]
-        self.position = snap.position
-        self._history.clear()
-        self._scan = min(self._scan, n["trace"])
-        self._io = [(i, r) for i, r in self._io if i < n["trace"]]
-        self._phases = [(i, r) for i, r in self._phases if i < n["trace"]]
-        self.last_event = None
+        """Put the host back exactly as it was at ``snap``."""
+        self.replay.restore(snap)
+        self._after_move()
 
     def back_to(self, position: int) -> int:
-        """Go to instruction ``position`` (backwards: restore + replay; forwards: step)."""
-        position = max(0, position)
-        if position < self.position:
-            snap = self._nearest(position)
-            assert snap is not None
-            self.restore(snap)
-        with _no_gc():
-            while self.position < position:
-                if not self.step():
-                    break
+        """Go to instruction ``position`` (backwards or forwards: from the nearest
+        checkpoint, replayed at full speed)."""
+        self.replay.goto(position)
+        self._after_move()
         return self.position
 
     def back(self, n_instructions: int = 1) -> int:
@@ -494,6 +336,16 @@ class Stepper:
 
     def forward(self, n_instructions: int = 1) -> int:
         return self.back_to(self.position + n_instructions)
+
+    def _after_move(self) -> None:
+        """The trace may have been cut back: forget what was scanned beyond it."""
+        n = self.host.trace.dropped + len(self.host.trace)
+        if self._scan > n:
+            self._scan = n
+            self._io = [(i, r) for i, r in self._io if i < n]
+            self._phases = [(i, r) for i, r in self._phases if i < n]
+        if self.last_event is not None and self.last_event.seq >= n:
+            self.last_event = None
 
     # ================================================================ panels
     def linear_pc(self) -> int:
@@ -564,7 +416,7 @@ class Stepper:
         """The last executed instructions, ``=>`` the current one, then the next ones."""
         md = self._capstone()
         lines: list[str] = []
-        for linear in list(self._history):
+        for linear in self.replay.counter.recent(self.history):
             for insn in md.disasm(self._read(linear, 15), self._address(linear), 1):
                 lines.append(f"   {self._label(linear)}  {insn.mnemonic} {insn.op_str}".rstrip())
         linear = self.linear_pc()
@@ -588,17 +440,18 @@ class Stepper:
         return bytes(data).decode("latin-1")
 
     def _scan_trace(self) -> None:
-        records = self.host.trace.records
+        trace = self.host.trace
+        records = trace.records
         dom = self.d.domid
-        for i in range(self._scan, len(records)):
-            r = records[i]
+        first = trace.dropped
+        for r in records[max(0, self._scan - first):]:
             if r.dom != dom:
                 continue
             if r.kind is Kind.VMEXIT and r.name == "io":
-                self._io.append((i, r))
+                self._io.append((r.seq, r))
             elif r.kind is Kind.PHASE:
-                self._phases.append((i, r))
-        self._scan = len(records)
+                self._phases.append((r.seq, r))
+        self._scan = first + len(records)
 
     def port_io_text(self, last: int = 12) -> str:
         self._scan_trace()

@@ -134,6 +134,18 @@ class HostMemory:
             self.count_info[ext.mfn : ext.end] = array("Q", [_ALLOCATED]) * ext.count
         return taken
 
+    def alloc_frame(self, domid: int, mfn: int) -> bool:
+        """Take the free frame ``mfn`` itself for ``domid`` (False if it is not free): a
+        domain's memory put back as a checkpoint had it (the boot stepper's Back)."""
+        for i, ext in enumerate(self._free):
+            if ext.mfn <= mfn < ext.end:
+                rest = [Extent(ext.mfn, mfn - ext.mfn), Extent(mfn + 1, ext.end - mfn - 1)]
+                self._free[i : i + 1] = [e for e in rest if e.count]
+                self.owner[mfn] = domid
+                self.count_info[mfn] = _ALLOCATED
+                return True
+        return False
+
     def free(self, extents: list[Extent]) -> None:
         """Give frames back, scrubbed as Xen scrubs freed domain pages.
 

@@ -140,6 +140,9 @@ class Trace:
         self._dropped_counts: Counter[tuple[int, Kind, str]] = Counter()
         self._spill: LineSink | None = None
         self._listeners: list[Callable[[TraceRecord], None]] = []
+        # functions called with each new record of some kinds only (``watch``)
+        self._watchers: list[tuple[frozenset[Kind], Callable[[TraceRecord], None]]] = []
+        self._watched: frozenset[Kind] = frozenset()
         self._records: list[TraceRecord] = []
         # (time, dom, vcpu, kind, name, render or None, values or args, ret)
         self._pending: list[tuple[Any, ...]] = []
@@ -199,7 +202,8 @@ class Trace:
             return
         pending = self._pending
         pending.append((time, dom, vcpu, kind, name, None, args, ret))
-        if len(pending) >= self._room or self._listeners:
+        if (len(pending) >= self._room or self._listeners
+                or (self._watched and kind in self._watched)):
             self._flush()
 
     def emit_deferred(self, time: int, dom: int, vcpu: int, kind: Kind, name: str,
@@ -212,13 +216,14 @@ class Trace:
             return
         pending = self._pending
         pending.append((time, dom, vcpu, kind, name, render, values, ret))
-        if len(pending) >= self._room or self._listeners:
+        if (len(pending) >= self._room or self._listeners
+                or (self._watched and kind in self._watched)):
             self._flush()
 
     def _flush(self) -> None:
         """Off the hot path: hand new records to the listeners, and when the ring holds a
         quarter more than its limit, let the oldest go down to the limit."""
-        if self._listeners:
+        if self._listeners or self._watched:
             self._make_records()
         if len(self._records) + len(self._pending) >= self._limit + max(1, self._limit >> 2):
             self._trim(self._limit)
@@ -236,6 +241,26 @@ class Trace:
         for rec in records[first:] if self._listeners else ():
             for listener in self._listeners:
                 listener(rec)
+        for rec in records[first:] if self._watchers else ():
+            if rec.kind in self._watched:
+                for kinds, watcher in self._watchers:
+                    if rec.kind in kinds:
+                        watcher(rec)
+
+    def watch(self, kinds: Iterable[Kind],
+              watcher: Callable[[TraceRecord], None]) -> Callable[[], None]:
+        """Call ``watcher`` with each new record of one of ``kinds`` as it is emitted (a
+        listener that costs the other records nothing: they stay plain tuples). Returns
+        the function that stops it."""
+        entry = (frozenset(kinds), watcher)
+        self._watchers.append(entry)
+        self._watched = frozenset().union(*(k for k, _w in self._watchers))
+
+        def unwatch() -> None:
+            if entry in self._watchers:
+                self._watchers.remove(entry)
+                self._watched = frozenset().union(*(k for k, _w in self._watchers))
+        return unwatch
 
     def _trim(self, keep: int) -> None:
         """Let the oldest records go until at most ``keep`` are left: count them, write
@@ -262,6 +287,40 @@ class Trace:
                     in enumerate(gone_t, self._dropped))
             del pending[:excess]
             self._dropped += excess
+        self._set_room()
+
+    def cut(self, total: int) -> list[Any]:
+        """Forget the records numbered ``total`` and after (the run went back to before
+        they were emitted: the boot stepper's Back) and return them, oldest first, as
+        kept (TraceRecords, or the plain tuples of records nobody has read), for
+        ``paste``."""
+        records, pending = self._records, self._pending
+        keep = max(0, total - self._dropped)
+        if keep < len(records):
+            gone: list[Any] = records[keep:] + pending
+            del records[keep:]
+            pending.clear()
+        else:
+            gone = pending[keep - len(records):]
+            del pending[keep - len(records):]
+        self._set_room()
+        return gone
+
+    def paste(self, items: list[Any]) -> None:
+        """Put back records ``cut`` returned, after the last one kept (the run went
+        forward again to where they were emitted). Listeners are not called again."""
+        for item in items:
+            if isinstance(item, TraceRecord):
+                if self._pending:   # made into records, without telling anyone again
+                    listeners, watchers = self._listeners, self._watchers
+                    self._listeners, self._watchers = [], []
+                    self._make_records()
+                    self._listeners, self._watchers = listeners, watchers
+                self._records.append(item)
+            else:
+                self._pending.append(item)
+        if len(self._records) + len(self._pending) >= self._limit + max(1, self._limit >> 2):
+            self._trim(self._limit)
         self._set_room()
 
     def spill_to(self, fp: LineSink | None) -> None:
