@@ -91,11 +91,6 @@ _CODE = bytes.fromhex(
     "488b4110"        # 1: mov rax, [rcx+16]     ; uc_emu_stop
     "ffe0"            # jmp  rax                 ; tail call uc_emu_stop(uc)
 )
-#: X86Vcpu's code traps (a code hook on one instruction each): the dict of hooks by
-#: address, and the method each calls. The counter calls them itself (see ``adopt``).
-_TRAPS = (("_wrmsr_hooks", "_on_wrmsr"), ("_rdmsr_hooks", "_on_rdmsr"),
-          ("_rdtsc_hooks", "_on_rdtsc"), ("_string_io_hooks", "_on_string_io"),
-          ("_mov_cr_hooks", "_on_mov_cr"))
 _CODE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
                             ctypes.c_void_p)
 _page: mmap.mmap | None = None
@@ -141,7 +136,8 @@ class InstructionCounter:
         self._c.trap = ctypes.cast(self._dispatch, ctypes.c_void_p).value or 0
         #: adopted code traps: address -> the X86Vcpu methods to call, in order
         self._traps: dict[int, list[Callable[..., object]]] = {}
-        self._adopted: list[tuple[str, int]] = []   # (X86Vcpu dict, address)
+        #: (the vCPU's table, its method, address) of each trap taken over
+        self._adopted: list[tuple[dict[int, int | None], Callable[..., object], int]] = []
         self._keep: object = None
         if native is not None:
             callback = ctypes.c_void_p(native)
@@ -168,18 +164,14 @@ class InstructionCounter:
         would cost every instruction about 2 ns more (the counter alone, about 18 ns).
         Traps the vCPU adds while it runs work as usual until the next ``adopt``."""
         cpu = self.cpu
-        for table, method in _TRAPS:
-            hooks = getattr(cpu, table, None)
-            callback = getattr(cpu, method, None)
-            if not isinstance(hooks, dict) or callback is None:
-                continue
+        for hooks, callback in cpu.code_traps():
             for address, handle in hooks.items():
                 if handle is None:
                     continue
                 cpu.uc.hook_del(handle)
                 hooks[address] = None        # the counter calls it (see close())
                 self._traps.setdefault(address, []).append(callback)
-                self._adopted.append((table, address))
+                self._adopted.append((hooks, callback, address))
                 self._c.traps[(address & 0xFFFF) >> 6] |= 1 << (address & 63)
 
     def _on_trap(self, uc: int, address: int, size: int, user: int) -> None:
@@ -190,8 +182,7 @@ class InstructionCounter:
             for callback in self._traps.get(address, ()):
                 callback(cpu.uc, address, size, None)
         except BaseException as err:  # ctypes would swallow it
-            cpu._hook_error = err
-            cpu.uc.emu_stop()
+            cpu.fail_from_hook(err)
 
     def _py_hook(self, uc: int, address: int, size: int, user: int) -> None:
         c = self._c
@@ -261,10 +252,8 @@ class InstructionCounter:
         _uclib().uc_hook_del(self.cpu.uc._uch, ctypes.c_size_t(self._handle))
         self._handle = None
         cpu = self.cpu
-        for table, address in self._adopted:
-            hooks = getattr(cpu, table)
-            method = dict(_TRAPS)[table]
-            hooks[address] = cpu.uc.hook_add(uc_const.UC_HOOK_CODE, getattr(cpu, method),
+        for hooks, callback, address in self._adopted:
+            hooks[address] = cpu.uc.hook_add(uc_const.UC_HOOK_CODE, callback,
                                              None, address, address)
         self._adopted.clear()
         self._traps.clear()

@@ -584,11 +584,11 @@ class X86Vcpu:
         self.mapped: list[tuple[int, int]] = []
         self._hook_error: BaseException | None = None
         self.int82_hypercalls = False  # set for 32-bit PV guests
-        self._wrmsr_hooks: dict[int, int] = {}
-        self._rdmsr_hooks: dict[int, int] = {}
-        self._string_io_hooks: dict[int, int] = {}
-        self._mov_cr_hooks: dict[int, int] = {}
-        self._rdtsc_hooks: dict[int, int] = {}
+        self._wrmsr_hooks: dict[int, int | None] = {}
+        self._rdmsr_hooks: dict[int, int | None] = {}
+        self._string_io_hooks: dict[int, int | None] = {}
+        self._mov_cr_hooks: dict[int, int | None] = {}
+        self._rdtsc_hooks: dict[int, int | None] = {}
         self._watching_new_code = False
         self._entry_scanned = True       # set False when new code is watched
         self._retranslate = False
@@ -1365,6 +1365,23 @@ class X86Vcpu:
         uc.reg_write_batch(list(zip(regs, result, strict=True)))
         return 1
 
+    # -- code traps: one code hook on one instruction each ------------------------------
+    def code_traps(self) -> list[tuple[dict[int, int | None], Callable[..., None]]]:
+        """The vCPU's code traps, one table per kind (wrmsr, rdmsr, rdtsc, mov to a
+        control register, rep ins/outs): the unicorn hook handle by instruction address,
+        and the method each hook calls. An instruction counter that hooks every
+        instruction anyway (xenlab.cpu.icount) takes them over: it deletes a hook, sets
+        its handle to None and calls the method itself."""
+        return [(self._wrmsr_hooks, self._on_wrmsr), (self._rdmsr_hooks, self._on_rdmsr),
+                (self._rdtsc_hooks, self._on_rdtsc),
+                (self._string_io_hooks, self._on_string_io),
+                (self._mov_cr_hooks, self._on_mov_cr)]
+
+    def fail_from_hook(self, err: BaseException) -> None:
+        """An error in a hook: stop the CPU; run() raises it (ctypes would swallow it)."""
+        self._hook_error = err
+        self.uc.emu_stop()
+
     # -- WRMSR ------------------------------------------------------------------------
     def trap_wrmsr_at(self, address: int) -> None:
         """Trap the ``wrmsr`` (0F 30) at ``address``: unicorn has no WRMSR hook, so a code
@@ -1498,7 +1515,7 @@ class X86Vcpu:
             self.flush_tlb()
 
     def _trap_matches(self, pc: int, code: bytes, pattern: re.Pattern[bytes], anchor: bytes,
-                      hooks: dict[int, int], callback: Callback) -> tuple[int, bool]:
+                      hooks: dict[int, int | None], callback: Callback) -> tuple[int, bool]:
         """A code trap at every place each ``pattern`` match in ``code`` (at linear ``pc``)
         may start: the prefixes before its last ``anchor`` byte and that byte (a code hook
         fires only where an instruction really starts). Returns how many were added and
