@@ -688,7 +688,8 @@ def test_debians_linux_as_a_pvh_guest_boots_to_its_busybox_prompt(tmp_path: Path
     assert out.startswith("[    0.000000] Linux version "), out[:300]
     for line in ("Hypervisor detected: Xen HVM", "Booting kernel on Xen PVH",
                  "Xen version: 4.17.0-xenlab", "printk: console [hvc0] enabled",
-                 "Run /init as init process", "BusyBox v1.35.0"):
+                 "Run /init as init process", "is up as a Xen PVH guest",
+                 "BusyBox v1.35.0"):
         assert line in out, (line, out[-2000:])
     assert out.rstrip().endswith("/ #") or "/ # " in out, out[-1000:]
     assert "Kernel panic" not in out and "unchecked MSR access" not in out

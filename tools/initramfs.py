@@ -31,12 +31,13 @@ FRONTENDS = ("xen-blkfront", "xen-netfront", "xenfs")   # the frontends, and /pr
 
 INIT = """\
 #!/bin/sh
-# /init of xenlab's initramfs: Debian's Linux as a PV guest on xenlab.
+# /init of xenlab's initramfs: Debian's Linux as a PV (or PVH) guest on xenlab.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo
-echo "xenlab initramfs: Linux $(uname -r) is up as a Xen PV guest"
+echo "xenlab initramfs: Linux $(uname -r) is up as a Xen \
+$(cat /sys/hypervisor/guest_type 2>/dev/null || echo PV) guest"
 for m in xen-blkfront xen-netfront xenfs; do modprobe "$m" 2>/dev/null; done
 /bin/busybox mount -t xenfs xenfs /proc/xen 2>/dev/null
 echo "  /proc/xen: $(ls /proc/xen 2>/dev/null | tr '\\n' ' ')(capabilities is empty in a DomU;"
