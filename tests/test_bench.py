@@ -51,6 +51,7 @@ def test_run_bench_small() -> None:
     poll = r["bios_poll"]["xenlab"]    # the teaching BIOS polled; virtual time went on
     if poll is not None:               # (None only without binutils)
         assert poll["virtual_s"] > 0 and poll["wall_per_virtual"] > 0
+        assert poll["native_interrupts"] > 1000   # vectored by the native callback
         assert "BIOS polling loop" in bench.format_report(r)
     # the hypercall-loop guest ran in a child process, every hypercall traced and counted
     (tm,) = r["trace_memory"]

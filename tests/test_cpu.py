@@ -492,3 +492,67 @@ def test_unmapping_one_page_of_a_larger_mapping_keeps_the_rest() -> None:
     assert not cpu.is_mapped(0x105000)
     assert sorted(cpu.mapped) == [(0x100000, 0x5000), (0x106000, 0xA000)]
     cpu.close()
+
+
+# Real-mode interrupts every way they come: `int n`, a fault (#DE) whose handler fixes
+# the cause and returns to the faulting instruction, and `int n` again through an IVT
+# moved with lidt; ESP's upper half set and EFLAGS.AC set before the first one.
+RM_INT_PROGRAM = bytes.fromhex(
+    "66bc00703412"        # 7C00 mov esp, 0x12347000
+    "669c6658"            # pushfd ; pop eax
+    "660d00000400"        # or eax, 0x40000       ; AC
+    "6650669d"            # push eax ; popfd
+    "cd10"                # int 0x10              ; IVT[0x10] -> 0000:8000
+    "31db"                # xor bx, bx
+    "b80700"              # mov ax, 7
+    "f6f3"                # div bl                ; #DE -> IVT[0] -> 0000:8040
+    "a22060"              # mov [0x6020], al
+    "0f011e007d"          # lidt [0x7d00]         ; the IVT at 0x9000
+    "cd10"                # int 0x10              ; -> 0000:8080
+    "669c668f062460"      # pushfd ; pop dword [0x6024]
+    "6689262860"          # mov [0x6028], esp
+    "f4")                 # hlt
+RM_INT_HANDLERS = {
+    0x8000: bytes.fromhex("669c668f060060" "6689260460" "fe061060" "cf"),
+    0x8040: bytes.fromhex("b301" "669c668f060860" "6689260c60" "cf"),  # mov bl, 1 first
+    0x8080: bytes.fromhex("fe061160" "6689261460" "cf"),
+}
+
+
+def _rm_int_run(native: bool) -> tuple[X86Vcpu, bytes]:
+    cpu = X86Vcpu(Exits(), long_mode=False, native_budget=native)
+    memory = bytearray(0x10000)
+    memory[0:4] = struct.pack("<HH", 0x8040, 0)                       # IVT[0]: #DE
+    memory[0x40:0x44] = struct.pack("<HH", 0x8000, 0)                 # IVT[0x10]
+    memory[0x9040:0x9044] = struct.pack("<HH", 0x8080, 0)             # moved IVT[0x10]
+    memory[0x7C00:0x7C00 + len(RM_INT_PROGRAM)] = RM_INT_PROGRAM
+    memory[0x7D00:0x7D06] = struct.pack("<HI", 0x3FF, 0x9000)
+    for at, code in RM_INT_HANDLERS.items():
+        memory[at:at + len(code)] = code
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    cpu.setup_real_mode(0, 0x7C00)
+    assert cpu.run(10_000).reason is ExitReason.HLT
+    return cpu, cpu.mem(0, 0x10000)
+
+
+def test_real_mode_interrupts_native_and_in_python_leave_the_same_machine() -> None:
+    """The native interrupt callback (x86._RM_INTR_THUNK) and the Python path
+    (_vector_through_ivt) leave the same registers and memory, and both do what QEMU's
+    do_interrupt_real does: SP decremented in ESP's low half only, AC (like IF and TF)
+    clear in the handler and after its 16-bit iret."""
+    native, native_mem = _rm_int_run(True)
+    python, python_mem = _rm_int_run(False)
+    if native.native_budget:
+        assert native.native_interrupts() == 3
+    assert python.native_interrupts() == 0
+    assert native_mem == python_mem
+    for name in ("eax", "ebx", "ecx", "edx", "esp", "eip", "eflags", "cs", "ss"):
+        assert native.reg(name) == python.reg(name), name
+    flags_in_int, esp_in_int, flags_in_de, esp_in_de = struct.unpack_from(
+        "<IIII", native_mem, 0x6000)
+    assert esp_in_int == esp_in_de == 0x12347000 - 6
+    assert not flags_in_int & (1 << 18 | 1 << 9 | 1 << 8) and not flags_in_de & (1 << 18)
+    assert native_mem[0x6010:0x6012] == b"\x01\x01" and native_mem[0x6020] == 7
+    flags_after, esp_after = struct.unpack_from("<II", native_mem, 0x6024)
+    assert esp_after == 0x12347000 and not flags_after & (1 << 18)
+    assert struct.unpack_from("<I", native_mem, 0x6014)[0] == 0x12347000 - 6

@@ -427,11 +427,16 @@ def bios_poll(bios: str, virtual_s: float = 0.01) -> dict[str, Any] | None:
             return None
         # to the boot sector: SeaBIOS waits 2.5 s (virtual) at its boot menu
         lab.run(max_seconds=3.0 if bios == "seabios" else 0.02)
-        t0, v0 = time.perf_counter(), lab.host.now()
+        cpu = lab.domain("poll").vcpus[0].cpu
+        t0, v0, n0, i0 = (time.perf_counter(), lab.host.now(), cpu.native_interrupts(),
+                          lab.host.instructions)
         lab.run(max_seconds=virtual_s)
         wall, virtual = time.perf_counter() - t0, (lab.host.now() - v0) / 1e9
+        ints, insns = cpu.native_interrupts() - n0, lab.host.instructions - i0
     return {"bios": bios, "wall_s": wall, "virtual_s": virtual,
-            "wall_per_virtual": wall / virtual if virtual else 0.0}
+            "wall_per_virtual": wall / virtual if virtual else 0.0,
+            "native_interrupts": ints, "instructions": insns,
+            "us_per_interrupt": wall * 1e6 / ints if ints else None}
 
 
 def linux_boot() -> dict[str, Any] | None:
@@ -893,6 +898,11 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"  {label:<36} {poll['wall_per_virtual']:>8.1f}x   " + (
                          goal(r['goals']['seabios_poll_realtime']) + " (<= 1x)"
                          if name == "seabios" else "(information)"))
+        if poll.get("us_per_interrupt"):
+            lines.append(f"  {'':<36} {'':>9}   {poll['native_interrupts']:,} int vectored "
+                         f"natively, {poll['us_per_interrupt']:.2f} us each with its "
+                         f"handler ({poll['instructions'] / poll['native_interrupts']:.0f} "
+                         "instructions)")
     lines += ["", f"  {'stepper (hvm-hello)':<36} {'seconds':>9}   goal",
               f"  {'-' * 36} {'-' * 9}   {'-' * 28}"]
     if st:

@@ -112,6 +112,7 @@ class VcpuExits(Protocol):
     def io_in(self, vcpu: X86Vcpu, port: int, size: int) -> int: ...
     def io_out(self, vcpu: X86Vcpu, port: int, size: int, value: int) -> None: ...
     def cpuid(self, vcpu: X86Vcpu, leaf: int, subleaf: int) -> tuple[int, int, int, int] | None: ...
+    # asked about interrupts outside real mode (real mode's are vectored natively)
     def interrupt(self, vcpu: X86Vcpu, vector: int) -> bool: ...
     def msr_write(self, vcpu: X86Vcpu, msr: int, value: int) -> bool: ...
     def msr_read(self, vcpu: X86Vcpu, msr: int) -> int | None: ...
@@ -155,6 +156,7 @@ _CPUID_REGS32 = (X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_
 EFLAGS_IF = 1 << 9
 EFLAGS_TF = 1 << 8
 EFLAGS_NT, EFLAGS_RF, EFLAGS_VM = 1 << 14, 1 << 16, 1 << 17
+EFLAGS_AC = 1 << 18
 
 # Instruction prefixes, as regex classes: segment overrides, operand and address size;
 # and those plus LOCK, REPNE and REP.
@@ -265,6 +267,108 @@ _ONES_THUNK = bytes.fromhex(
 _ONES_OFFSET = 160
 _DROP_THUNK = bytes.fromhex("c3")  # ret
 _DROP_OFFSET = 176
+
+
+class _UcMmr(ctypes.Structure):  # uc_x86_mmr: IDTR, GDTR
+    _fields_ = [("selector", ctypes.c_uint16), ("base", ctypes.c_uint64),
+                ("limit", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+
+
+class _RmIntr(ctypes.Structure):
+    """What the native real-mode ``int`` callback reads and writes (its offsets are in
+    the code below): unicorn's functions, the vectors that go to Python, the register
+    ids and value pointers of its two batch calls, and the values themselves."""
+    _fields_ = (("python", ctypes.c_uint64),          # 0: the Python hook (_INTR_CB)
+                ("reg_read_batch", ctypes.c_uint64),  # 8
+                ("reg_write_batch", ctypes.c_uint64),  # 16
+                ("mem_read", ctypes.c_uint64),        # 24
+                ("mem_write", ctypes.c_uint64),       # 32
+                ("to_python", ctypes.c_uint64 * 4),   # 40: a bit per vector
+                ("delivered", ctypes.c_uint64),       # 72: ints vectored natively
+                ("read_ids", ctypes.c_int * 8),       # 80: CR0 IDTR EFLAGS CS EIP SS ESP
+                ("write_ids", ctypes.c_int * 6),      # 112: EFLAGS CS EIP SS ESP
+                ("read_ptrs", ctypes.c_uint64 * 7),   # 136
+                ("write_ptrs", ctypes.c_uint64 * 5),  # 192
+                ("cr0", ctypes.c_uint64),             # 232
+                ("idtr", _UcMmr),                     # 240: base at 248, limit at 256
+                ("regs", ctypes.c_uint64 * 5),        # 264: EFLAGS CS EIP SS ESP
+                ("entry", ctypes.c_uint16 * 2),       # 304: the IVT entry (IP, CS)
+                ("frame", ctypes.c_uint16 * 3))       # 308: IP, CS, FLAGS as pushed
+
+
+# The native real-mode interrupt callback (UC_HOOK_INTR of a 32-bit engine). unicorn
+# never vectors an interrupt itself, so without it every `int n` of real-mode firmware
+# is a trip to Python. It does what QEMU's do_interrupt_real does: FLAGS, CS, IP pushed
+# on SS:SP, IF, TF, AC and RF cleared, CS:IP loaded from the IVT entry; everything else
+# (protected mode, a vector past the IVT's limit, a stack that wraps, a vector in
+# ``to_python``, an engine error) it hands, unchanged, to the Python hook.
+# void cb(uc_engine *uc /*rdi*/, uint32_t intno /*esi*/, struct _RmIntr *r /*rdx*/)
+_RM_INTR_THUNK = bytes.fromhex(
+    "89f6"              # mov  esi, esi
+    "480fa37228"        # bt   [rdx+40], rsi      ; r->to_python has this vector?
+    "0f822f010000"      # jc   python
+    "53" "4154" "4155"  # push rbx; push r12; push r13 (the stack stays 16-byte aligned)
+    "4889d3"            # mov  rbx, rdx           ; r
+    "4989fc"            # mov  r12, rdi           ; uc
+    "4189f5"            # mov  r13d, esi          ; intno
+    "488d7350"          # lea  rsi, [rbx+80]      ; read_ids
+    "488d9388000000"    # lea  rdx, [rbx+136]     ; read_ptrs
+    "b907000000"        # mov  ecx, 7
+    "ff5308"            # call [rbx+8]            ; uc_reg_read_batch(uc, ids, ptrs, 7)
+    "85c0"              # test eax, eax
+    "0f85f8000000"      # jnz  back
+    "f683e800000001"    # test byte [rbx+232], 1  ; CR0.PE: protected mode
+    "0f85eb000000"      # jnz  back
+    "428d04ad03000000"  # lea  eax, [r13*4+3]
+    "3b8300010000"      # cmp  eax, [rbx+256]     ; past the IVT's limit?
+    "0f87d7000000"      # ja   back
+    "6683bb2801000006"  # cmp  word [rbx+296], 6  ; SP < 6: the stack wraps
+    "0f82c9000000"      # jb   back
+    "4c89e7"            # mov  rdi, r12
+    "488bb3f8000000"    # mov  rsi, [rbx+248]     ; the IVT's base
+    "4a8d34ae"          # lea  rsi, [rsi+r13*4]
+    "488d9330010000"    # lea  rdx, [rbx+304]     ; &entry
+    "b904000000"        # mov  ecx, 4
+    "ff5318"            # call [rbx+24]           ; uc_mem_read(uc, base + 4n, entry, 4)
+    "85c0"              # test eax, eax
+    "0f85a4000000"      # jnz  back
+    "668b8318010000"    # mov  ax, [rbx+280]      ; IP
+    "66898334010000"    # mov  [rbx+308], ax
+    "668b8310010000"    # mov  ax, [rbx+272]      ; CS
+    "66898336010000"    # mov  [rbx+310], ax
+    "668b8308010000"    # mov  ax, [rbx+264]      ; FLAGS
+    "66898338010000"    # mov  [rbx+312], ax
+    "0fb7b320010000"    # movzx esi, word [rbx+288] ; SS
+    "c1e604"            # shl  esi, 4
+    "0fb78328010000"    # movzx eax, word [rbx+296] ; SP
+    "8d7406fa"          # lea  esi, [rsi+rax-6]
+    "4c89e7"            # mov  rdi, r12
+    "488d9334010000"    # lea  rdx, [rbx+308]     ; &frame
+    "b906000000"        # mov  ecx, 6
+    "ff5320"            # call [rbx+32]           ; uc_mem_write(uc, SS*16+SP-6, frame, 6)
+    "85c0"              # test eax, eax
+    "754f"              # jnz  back
+    "4881a308010000fffcfaff"  # and qword [rbx+264], ~(AC|RF|IF|TF)
+    "0fb78330010000"    # movzx eax, word [rbx+304]
+    "48898318010000"    # mov  [rbx+280], rax     ; EIP = the entry's offset
+    "0fb78332010000"    # movzx eax, word [rbx+306]
+    "48898310010000"    # mov  [rbx+272], rax     ; CS = its segment
+    "6683ab2801000006"  # sub  word [rbx+296], 6  ; SP -= 6 (ESP's upper half kept)
+    "4c89e7"            # mov  rdi, r12
+    "488d7370"          # lea  rsi, [rbx+112]     ; write_ids
+    "488d93c0000000"    # lea  rdx, [rbx+192]     ; write_ptrs
+    "b905000000"        # mov  ecx, 5
+    "ff5310"            # call [rbx+16]           ; uc_reg_write_batch(uc, ids, ptrs, 5)
+    "48ff4348"          # inc  qword [rbx+72]     ; delivered
+    "415d" "415c" "5b"  # pop r13; pop r12; pop rbx
+    "c3"                # ret
+    "4c89e7"            # back: mov rdi, r12
+    "4489ee"            # mov  esi, r13d
+    "4889da"            # mov  rdx, rbx
+    "415d" "415c" "5b"  # pop r13; pop r12; pop rbx
+    "ff22"              # python: jmp [rdx]      ; tail call the Python hook
+)
+_RM_INTR_OFFSET = 256
 _native_page: mmap.mmap | None = None
 # Where CPUX86State.old_exception sits in a uc_context (found by experiment, -1: not found)
 _OLD_EXCEPTION_OFFSET: int | None = None
@@ -418,7 +522,8 @@ def _native_code() -> int | None:
         return None
     code = b""
     for offset, thunk in ((0, _THUNK), (_FILL_OFFSET, _FILL_THUNK),
-                          (_ONES_OFFSET, _ONES_THUNK), (_DROP_OFFSET, _DROP_THUNK)):
+                          (_ONES_OFFSET, _ONES_THUNK), (_DROP_OFFSET, _DROP_THUNK),
+                          (_RM_INTR_OFFSET, _RM_INTR_THUNK)):
         code = code.ljust(offset, b"\xcc") + thunk
     page.write(code)
     _native_page = page
@@ -435,6 +540,12 @@ def _native_fill() -> int | None:
     """Address of the native TLB-fill callback, or None where it cannot run."""
     base = _native_code()
     return None if base is None else base + _FILL_OFFSET
+
+
+def _native_rm_intr() -> int | None:
+    """Address of the native real-mode interrupt callback, or None where it cannot run."""
+    base = _native_code()
+    return None if base is None else base + _RM_INTR_OFFSET
 
 
 def _native_unassigned() -> tuple[int, int] | None:
@@ -475,11 +586,6 @@ _INVALID_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
 class _UcTb(ctypes.Structure):
     _fields_ = [("pc", ctypes.c_uint64), ("icount", ctypes.c_uint16),
                 ("size", ctypes.c_uint16)]
-
-
-class _UcMmr(ctypes.Structure):  # uc_x86_mmr: IDTR, GDTR
-    _fields_ = [("selector", ctypes.c_uint16), ("base", ctypes.c_uint64),
-                ("limit", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
 
 
 # void uc_hook_edge_gen_t(uc_engine *uc, uc_tb *cur_tb, uc_tb *prev_tb, void *user_data)
@@ -557,7 +663,7 @@ class X86Vcpu:
         self._rm_ptrs = (ctypes.c_void_p * 7)(
             ctypes.addressof(self._rm_cr0), ctypes.addressof(self._rm_idtr), *self._intr_ptrs)
         self._membuf = ctypes.create_string_buffer(4096)
-        self._add_native_hook(uc_const.UC_HOOK_INTR, _INTR_CB(self._raw_intr))
+        self._add_intr_hook(native_budget)
         self._add_native_hook(uc_const.UC_HOOK_INSN_INVALID, _INVALID_CB(self._raw_invalid))
         self._add_native_syscall_hook()
         self._add_native_io_hooks()
@@ -612,13 +718,14 @@ class X86Vcpu:
         #: (vector, error code) of the last exception deliver_exception delivered
         self.delivered: tuple[int, int | None] = (0, None)
 
-    def _add_native_hook(self, kind: int, callback: Any, *,
-                         extra: int | None = None) -> int:
-        """uc_hook_add for all addresses through ctypes with a CFUNCTYPE ``callback`` (no
-        binding wrapper); ``extra`` is the instruction of a UC_HOOK_INSN."""
+    def _add_native_hook(self, kind: int, callback: Any, *, extra: int | None = None,
+                         user: int | None = None) -> int:
+        """uc_hook_add for all addresses through ctypes with a CFUNCTYPE ``callback`` or
+        the address of native code (no binding wrapper); ``extra`` is the instruction of
+        a UC_HOOK_INSN, ``user`` the callback's user data."""
         handle = ctypes.c_size_t()
         args: list[object] = [self._uch, ctypes.byref(handle), kind,
-                              ctypes.cast(callback, ctypes.c_void_p), None,
+                              ctypes.cast(callback, ctypes.c_void_p), ctypes.c_void_p(user),
                               ctypes.c_uint64(1), ctypes.c_uint64(0)]
         if extra is not None:
             args.append(ctypes.c_int(extra))
@@ -627,6 +734,41 @@ class X86Vcpu:
             raise UcError(err)
         self._keep.extend((callback, handle))
         return handle.value
+
+    def _add_intr_hook(self, native: bool) -> None:
+        """The interrupt hook: on a 32-bit engine (an HVM vCPU: real-mode firmware) the
+        native real-mode callback, which hands the rest to ``_raw_intr``; elsewhere, or
+        where native code cannot run, ``_raw_intr`` itself."""
+        python = _INTR_CB(self._raw_intr)
+        thunk = _native_rm_intr() if native and not self.long_mode else None
+        if thunk is None:
+            self._rm_native = None
+            self._add_native_hook(uc_const.UC_HOOK_INTR, python)
+            return
+        lib = _uclib()
+        r = self._rm_native = _RmIntr()
+        r.python = ctypes.cast(python, ctypes.c_void_p).value or 0
+        for field, function in (("reg_read_batch", lib.uc_reg_read_batch),
+                                ("reg_write_batch", lib.uc_reg_write_batch),
+                                ("mem_read", lib.uc_mem_read),
+                                ("mem_write", lib.uc_mem_write)):
+            setattr(r, field, ctypes.cast(function, ctypes.c_void_p).value or 0)
+        r.to_python[VEC_DB // 64] |= 1 << (VEC_DB % 64)  # the stepper's single steps
+        r.to_python[0x82 // 64] |= 1 << (0x82 % 64)      # a 32-bit PV guest's hypercall
+        ids = (X.UC_X86_REG_EFLAGS, X.UC_X86_REG_CS, X.UC_X86_REG_EIP, X.UC_X86_REG_SS,
+               X.UC_X86_REG_ESP)
+        r.read_ids[:7] = (X.UC_X86_REG_CR0, X.UC_X86_REG_IDTR, *ids)
+        r.write_ids[:5] = ids
+        base = ctypes.addressof(r)
+        r.read_ptrs[:] = (base + _RmIntr.cr0.offset, base + _RmIntr.idtr.offset,
+                          *(base + _RmIntr.regs.offset + 8 * i for i in range(5)))
+        r.write_ptrs[:] = tuple(base + _RmIntr.regs.offset + 8 * i for i in range(5))
+        self._add_native_hook(uc_const.UC_HOOK_INTR, thunk, user=ctypes.addressof(r))
+        self._keep.extend((python, r))
+
+    def native_interrupts(self) -> int:
+        """How many interrupts the native real-mode callback has vectored (0 without it)."""
+        return 0 if self._rm_native is None else int(self._rm_native.delivered)
 
     def _raw_intr(self, uc_handle: int, intno: int, user: int) -> None:
         try:
@@ -1770,8 +1912,10 @@ class X86Vcpu:
             for i in range(3):
                 self._mem_write((ss << 4) + ((sp - 2 * (3 - i)) & 0xFFFF), frame[2 * i:2 * i + 2])
         new_ip, new_cs = struct.unpack("<HH", self.mem(ivt_base + vector * 4, 4))
-        regs[0], regs[1], regs[2], regs[4] = (flags & ~(EFLAGS_IF | EFLAGS_TF), new_cs,
-                                              new_ip, (sp - 6) & 0xFFFF)
+        # QEMU's do_interrupt_real: IF, TF, AC and RF cleared, only SP (ESP's low half)
+        regs[0], regs[1], regs[2], regs[4] = (
+            flags & ~(EFLAGS_IF | EFLAGS_TF | EFLAGS_AC | EFLAGS_RF), new_cs, new_ip,
+            (regs[4] & ~0xFFFF) | ((sp - 6) & 0xFFFF))
         err = _uc_reg_write_batch(self._uch, self._intr_ids, self._intr_ptrs, 5)
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
