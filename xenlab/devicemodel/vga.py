@@ -11,7 +11,8 @@ each) and the CRT controller (0x3D4/0x3D5, 0x3B4/0x3B5). What the registers
 say selects the picture:
 
 - text mode (the graphics controller's Misc register, index 6, bit 0 clear):
-  80x25 characters at 0xB8000 (``screen``, ``screen_text``);
+  80x25 characters at 0xB8000 (``screen``, ``screen_text``; ``cells`` with their
+  attributes);
 - mode 13h (graphics, the attribute controller's 8-bit colour, index 0x10 bit
   6, and the sequencer's chain-4, index 4 bit 3): 320x200 pixels, one byte
   each, at 0xA0000, coloured through the DAC (``framebuffer``, ``rgb``).
@@ -196,9 +197,14 @@ class Vga:
         pos = (self.regs.crtc[0x0E] << 8) | self.regs.crtc[0x0F]
         return pos // COLS, pos % COLS
 
+    def cells(self) -> bytes:
+        """The text screen's 80x25 cells as the adapter holds them at 0xB8000: two bytes
+        each, the character (code page 437) and its attribute (colours, blink)."""
+        return ctypes.string_at(self.host_ptr + TEXT_OFFSET, COLS * ROWS * 2)
+
     def screen(self) -> list[str]:
         """The 25 lines of the text screen, trailing blanks removed."""
-        raw = bytes(self.vram)[TEXT_OFFSET : TEXT_OFFSET + COLS * ROWS * 2]
+        raw = self.cells()
         lines = []
         for row in range(ROWS):
             chars = raw[row * COLS * 2 : (row + 1) * COLS * 2 : 2]

@@ -31,11 +31,27 @@ class _Channel:
             return self.reload - (ticks % self.reload)
         return max(0, self.reload - ticks) & 0xFFFF
 
+    def out(self, now_ns: int) -> int:
+        """The channel's OUT pin (pit_get_out): mode 0 goes high at the terminal count
+        and stays there, mode 1 is low from the trigger to the terminal count, mode 2
+        pulses once per period, mode 3 is a square wave, modes 4 and 5 strobe once."""
+        ticks = (now_ns - self.start_ns) * PIT_FREQ // 1_000_000_000
+        if self.mode == 1:
+            return int(ticks < self.reload)
+        if self.mode == 2:
+            return int(ticks % self.reload == 0 and ticks != 0)
+        if self.mode == 3:
+            return int(ticks % self.reload < (self.reload + 1) >> 1)
+        if self.mode in (4, 5):
+            return int(ticks == self.reload)
+        return int(ticks >= self.reload)
+
 
 class Pit:
     def __init__(self, clock: Callable[[], int]) -> None:
         self.clock = clock
         self.ch = [_Channel(), _Channel(), _Channel()]
+        self.ch[2].gate = False  # pit_reset: channel 2's gate is port 0x61 bit 0, clear
         self.port61 = 0
         self.next_irq0: int | None = None
 
@@ -45,18 +61,19 @@ class Pit:
     def io(self, port: int, write: bool, value: int) -> int:
         now = self.clock()
         if port == 0x61:
+            c2 = self.ch[2]
             if write:
                 self.port61 = value & 0x0F
-                self.ch[2].gate = bool(value & 1)
-                if value & 1:
-                    self.ch[2].start_ns = now
+                gate = bool(value & 1)
+                # pit_set_gate: a rising gate restarts modes 1, 2, 3 and 5; modes 0 and 4
+                # count on from where they were
+                if gate and not c2.gate and c2.mode in (1, 2, 3, 5):
+                    c2.start_ns = now
+                c2.gate = gate
                 return 0
-            # bit 5: channel 2 output; bit 4 toggles (refresh), both from virtual time
-            c2 = self.ch[2]
-            out = 1 if c2.count(now) > c2.reload // 2 or (
-                c2.mode == 0 and c2.count(now) == 0) else 0
+            # bit 5: channel 2's OUT; bit 4 toggles (refresh), both from virtual time
             refresh = (now // 15_000) & 1
-            return self.port61 | (out << 5) | (refresh << 4)
+            return self.port61 | (c2.out(now) << 5) | (refresh << 4)
         if port == 0x43:
             if write:
                 chan = value >> 6
