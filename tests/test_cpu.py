@@ -556,3 +556,21 @@ def test_real_mode_interrupts_native_and_in_python_leave_the_same_machine() -> N
     flags_after, esp_after = struct.unpack_from("<II", native_mem, 0x6024)
     assert esp_after == 0x12347000 and not flags_after & (1 << 18)
     assert struct.unpack_from("<I", native_mem, 0x6014)[0] == 0x12347000 - 6
+
+
+def test_the_native_interrupt_callback_reads_the_struct_where_it_is() -> None:
+    """x86._RM_INTR_THUNK addresses _RmIntr's fields by fixed offsets (and the IDTR's
+    base and limit inside it): the struct must keep them."""
+    from xenlab.cpu.x86 import _RM_INTR_THUNK, _RmIntr, _UcMmr
+
+    offsets = {name: getattr(_RmIntr, name).offset for name in (
+        "python", "reg_read_batch", "reg_write_batch", "mem_read", "mem_write", "to_python",
+        "delivered", "read_ids", "write_ids", "read_ptrs", "write_ptrs", "cr0", "idtr",
+        "regs", "entry", "frame")}
+    assert offsets == {"python": 0, "reg_read_batch": 8, "reg_write_batch": 16,
+                       "mem_read": 24, "mem_write": 32, "to_python": 40, "delivered": 72,
+                       "read_ids": 80, "write_ids": 112, "read_ptrs": 136,
+                       "write_ptrs": 192, "cr0": 232, "idtr": 240, "regs": 264,
+                       "entry": 304, "frame": 308}
+    assert (_UcMmr.base.offset, _UcMmr.limit.offset) == (8, 16)
+    assert len(_RM_INTR_THUNK) == 318 and _RM_INTR_THUNK.endswith(b"\xff\x22")
