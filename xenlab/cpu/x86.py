@@ -112,7 +112,7 @@ class VcpuExits(Protocol):
     def io_in(self, vcpu: X86Vcpu, port: int, size: int) -> int: ...
     def io_out(self, vcpu: X86Vcpu, port: int, size: int, value: int) -> None: ...
     def cpuid(self, vcpu: X86Vcpu, leaf: int, subleaf: int) -> tuple[int, int, int, int] | None: ...
-    # asked about interrupts outside real mode (real mode's are vectored natively)
+    # asked about an interrupt the native real-mode callback did not vector
     def interrupt(self, vcpu: X86Vcpu, vector: int) -> bool: ...
     def msr_write(self, vcpu: X86Vcpu, msr: int, value: int) -> bool: ...
     def msr_read(self, vcpu: X86Vcpu, msr: int) -> int | None: ...
@@ -286,9 +286,10 @@ class _RmIntr(ctypes.Structure):
                 ("to_python", ctypes.c_uint64 * 4),   # 40: a bit per vector
                 ("delivered", ctypes.c_uint64),       # 72: ints vectored natively
                 ("read_ids", ctypes.c_int * 8),       # 80: CR0 IDTR EFLAGS CS EIP SS ESP
-                ("write_ids", ctypes.c_int * 6),      # 112: EFLAGS CS EIP SS ESP
-                ("read_ptrs", ctypes.c_uint64 * 7),   # 136
-                ("write_ptrs", ctypes.c_uint64 * 5),  # 192
+                ("write_ids", ctypes.c_int * 6),      # 112: EFLAGS CS EIP SS ESP (each
+                #   array one int longer than used: the next field 8-byte aligned)
+                ("read_ptrs", ctypes.c_void_p * 7),   # 136
+                ("write_ptrs", ctypes.c_void_p * 5),  # 192
                 ("cr0", ctypes.c_uint64),             # 232
                 ("idtr", _UcMmr),                     # 240: base at 248, limit at 256
                 ("regs", ctypes.c_uint64 * 5),        # 264: EFLAGS CS EIP SS ESP
@@ -649,19 +650,18 @@ class X86Vcpu:
         self._regref = ctypes.byref(self._regbuf)
         self._mmr = _UcMmr()
         self._host_maps: list[tuple[int, int, ctypes.Array[ctypes.c_char]]] = []
-        # real-mode interrupt delivery reads and writes its registers in one call each
-        self._intr_ids = (ctypes.c_int * 5)(X.UC_X86_REG_EFLAGS, X.UC_X86_REG_CS,
-                                            X.UC_X86_REG_EIP, X.UC_X86_REG_SS, X.UC_X86_REG_ESP)
-        self._intr_regs = (ctypes.c_uint64 * 5)()
-        self._intr_ptrs = (ctypes.c_void_p * 5)(
-            *(ctypes.addressof(self._intr_regs) + 8 * i for i in range(5)))
-        # ... and a real-mode `int n` reads CR0 and the IDTR (the IVT's base and limit)
-        # in that same call: one read, one IVT entry, one frame, one write per `int`
-        self._rm_cr0 = ctypes.c_uint64()
-        self._rm_idtr = _UcMmr()
-        self._rm_ids = (ctypes.c_int * 7)(X.UC_X86_REG_CR0, X.UC_X86_REG_IDTR, *self._intr_ids)
-        self._rm_ptrs = (ctypes.c_void_p * 7)(
-            ctypes.addressof(self._rm_cr0), ctypes.addressof(self._rm_idtr), *self._intr_ptrs)
+        # real-mode interrupt delivery, native or in Python, reads CR0, the IDTR (the
+        # IVT's base and limit), FLAGS, CS, IP, SS and SP in one call and writes them back
+        # in one: one read, one IVT entry, one frame, one write per `int`
+        self._rm = _RmIntr()
+        ids = (X.UC_X86_REG_EFLAGS, X.UC_X86_REG_CS, X.UC_X86_REG_EIP, X.UC_X86_REG_SS,
+               X.UC_X86_REG_ESP)
+        self._rm.read_ids[:7] = (X.UC_X86_REG_CR0, X.UC_X86_REG_IDTR, *ids)
+        self._rm.write_ids[:5] = ids
+        rm = ctypes.addressof(self._rm)
+        regs = [rm + _RmIntr.regs.offset + 8 * i for i in range(5)]
+        self._rm.read_ptrs[:] = (rm + _RmIntr.cr0.offset, rm + _RmIntr.idtr.offset, *regs)
+        self._rm.write_ptrs[:] = regs
         self._membuf = ctypes.create_string_buffer(4096)
         self._add_intr_hook(native_budget)
         self._add_native_hook(uc_const.UC_HOOK_INSN_INVALID, _INVALID_CB(self._raw_invalid))
@@ -742,11 +742,10 @@ class X86Vcpu:
         python = _INTR_CB(self._raw_intr)
         thunk = _native_rm_intr() if native and not self.long_mode else None
         if thunk is None:
-            self._rm_native = None
             self._add_native_hook(uc_const.UC_HOOK_INTR, python)
             return
         lib = _uclib()
-        r = self._rm_native = _RmIntr()
+        r = self._rm
         r.python = ctypes.cast(python, ctypes.c_void_p).value or 0
         for field, function in (("reg_read_batch", lib.uc_reg_read_batch),
                                 ("reg_write_batch", lib.uc_reg_write_batch),
@@ -755,20 +754,12 @@ class X86Vcpu:
             setattr(r, field, ctypes.cast(function, ctypes.c_void_p).value or 0)
         r.to_python[VEC_DB // 64] |= 1 << (VEC_DB % 64)  # the stepper's single steps
         r.to_python[0x82 // 64] |= 1 << (0x82 % 64)      # a 32-bit PV guest's hypercall
-        ids = (X.UC_X86_REG_EFLAGS, X.UC_X86_REG_CS, X.UC_X86_REG_EIP, X.UC_X86_REG_SS,
-               X.UC_X86_REG_ESP)
-        r.read_ids[:7] = (X.UC_X86_REG_CR0, X.UC_X86_REG_IDTR, *ids)
-        r.write_ids[:5] = ids
-        base = ctypes.addressof(r)
-        r.read_ptrs[:] = (base + _RmIntr.cr0.offset, base + _RmIntr.idtr.offset,
-                          *(base + _RmIntr.regs.offset + 8 * i for i in range(5)))
-        r.write_ptrs[:] = tuple(base + _RmIntr.regs.offset + 8 * i for i in range(5))
         self._add_native_hook(uc_const.UC_HOOK_INTR, thunk, user=ctypes.addressof(r))
-        self._keep.extend((python, r))
+        self._keep.append(python)
 
     def native_interrupts(self) -> int:
         """How many interrupts the native real-mode callback has vectored (0 without it)."""
-        return 0 if self._rm_native is None else int(self._rm_native.delivered)
+        return int(self._rm.delivered)
 
     def _raw_intr(self, uc_handle: int, intno: int, user: int) -> None:
         try:
@@ -1875,10 +1866,10 @@ class X86Vcpu:
     def _read_real_mode_state(self) -> bool:
         """CR0, the IDTR (the IVT's base and limit), EFLAGS, CS, EIP, SS and ESP in one
         engine call; whether the CPU is in real mode (CR0.PE clear)."""
-        err = _uc_reg_read_batch(self._uch, self._rm_ids, self._rm_ptrs, 7)
+        err = _uc_reg_read_batch(self._uch, self._rm.read_ids, self._rm.read_ptrs, 7)
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
-        return not self._rm_cr0.value & 1
+        return not self._rm.cr0 & 1
 
     def _real_mode_intr(self, vector: int) -> bool:
         """``int n`` (or an exception) in real mode, with the fewest engine calls (the
@@ -1896,14 +1887,15 @@ class X86Vcpu:
 
     def _vector_through_ivt(self, vector: int) -> None:
         """With the state just read (_read_real_mode_state): push FLAGS, CS, IP on SS:SP,
-        clear IF and TF, load CS:IP from the IVT entry, write the registers back. A vector
-        beyond the IVT's limit is a triple fault (#GP, then no vector for that either)."""
-        ivt_base, ivt_limit = self._rm_idtr.base, self._rm_idtr.limit
+        clear IF, TF, AC and RF, load CS:IP from the IVT entry, write the registers back
+        (what the native callback, _RM_INTR_THUNK, does). A vector beyond the IVT's limit
+        is a triple fault (#GP, then no vector for that either)."""
+        ivt_base, ivt_limit = self._rm.idtr.base, self._rm.idtr.limit
         if vector * 4 + 3 > ivt_limit:
             self.raise_fault(VEC_DF, f"triple fault (interrupt {vector:#x} beyond the IVT "
                                      f"limit {ivt_limit:#x})")
             return
-        regs = self._intr_regs
+        regs = self._rm.regs
         flags, cs, ip, ss, sp = regs[0], regs[1], regs[2] & 0xFFFF, regs[3], regs[4] & 0xFFFF
         frame = struct.pack("<HHH", ip, cs, flags & 0xFFFF)  # FLAGS, CS, IP pushed in turn
         if sp >= 6:
@@ -1916,7 +1908,7 @@ class X86Vcpu:
         regs[0], regs[1], regs[2], regs[4] = (
             flags & ~(EFLAGS_IF | EFLAGS_TF | EFLAGS_AC | EFLAGS_RF), new_cs, new_ip,
             (regs[4] & ~0xFFFF) | ((sp - 6) & 0xFFFF))
-        err = _uc_reg_write_batch(self._uch, self._intr_ids, self._intr_ptrs, 5)
+        err = _uc_reg_write_batch(self._uch, self._rm.write_ids, self._rm.write_ptrs, 5)
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
 
