@@ -77,11 +77,15 @@ def test_run_bench_small() -> None:
     vs = r["vcpu_store_path"]      # the same loops on an HVM vCPU, both TLBs, to their hlt
     assert vs["stores"] == sp["stores"]
     assert vs["cpu_tlb"]["store_loop_seconds"] > 0 and vs["identity_tlb"]["nop_loop_seconds"] > 0
+    ts = r["vcpu_tsc_path"]        # rdtsc loops to their hlt, natively and in Python
+    assert ts["native"]["reads"] > ts["python"]["reads"] > 0
+    assert ts["native"]["tsc_loop_seconds"] > 0 and ts["python"]["nop_loop_seconds"] > 0
     json.dumps(r)  # JSON-able
     text = bench.format_report(r)
     assert "raw unicorn" in text and "goal" in text
     assert "block requests" in text and "notifications per request" in text
     assert "one guest byte store" in text and "HVM vCPU" in text
+    assert "one rdtsc, HVM vCPU" in text
     assert "trace memory: hypercall-loop guest" in text and "peak RSS" in text
 
 

@@ -175,9 +175,9 @@ def test_memtest_first_pass(grub_image: Path) -> None:
     typed as a user would at its start prompt: F1 (settings), F1 (test selection), F2
     (remove one test) 10 Enter, F10; F2 (address range), F2 (upper limit) 1m Enter, F10;
     F10. memtest's keymap reads F1-F10 and 1-0 the same, so the digits are typed. About
-    1.4 billion instructions from the reset vector, 17-19 s on the 2-core CI machine:
-    memtest's menus and delays poll the TSC, and every rdtsc is a trip to Python
-    (xenlab.cpu.x86._on_rdtsc)."""
+    1.4 billion instructions from the reset vector, 11-12 s on the 2-core CI machine
+    (17-19 s while every rdtsc of memtest's menus and delays was a trip to Python; the
+    native callback, x86._TSC_THUNK, answers them now)."""
     lab, d, vga = _boot(grub_image, "xenlab", memory=16)
     _run_until(lab, d, vga, _shows("grub>"), 100_000_000)
     lab.console_input("suite", f"linux16 {MEMTEST_PATH}\nboot\n")

@@ -4,6 +4,7 @@ the identity TLB HVM vCPUs use while paging is off."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -365,11 +366,12 @@ def test_a_real_mode_interrupt_frame_wraps_around_the_stack_segment() -> None:
     assert struct.unpack("<H", cpu.mem(0xFFFE, 2))[0] == 0  # CS at SS:0xFFFE
 
 
-def test_rdtsc_and_rdtscp_read_the_hypervisors_tsc() -> None:
-    """unicorn's TSC is the host's cycle counter; a vCPU that watches new code traps
-    ``rdtsc``/``rdtscp`` (also in the engine's very first block) and returns ``tsc()``."""
+@pytest.mark.parametrize("native", [True, False])
+def test_rdtsc_and_rdtscp_read_the_hypervisors_tsc(native: bool) -> None:
+    """unicorn's TSC is the host's cycle counter; a vCPU answers ``rdtsc``/``rdtscp``
+    (also in the engine's very first block) with ``tsc()``, natively or in Python."""
     exits = Exits()  # tsc() = 0x1234_5678_9ABC
-    cpu = X86Vcpu(exits, long_mode=False)
+    cpu = X86Vcpu(exits, long_mode=False, native_budget=native)
     program = bytes.fromhex(
         "0f31"      # 7C00 rdtsc            ; in the first block
         "e6e9"      # 7C02 out 0xe9, al     ; 0xBC
@@ -385,6 +387,69 @@ def test_rdtsc_and_rdtscp_read_the_hypervisors_tsc() -> None:
     cpu.watch_new_code_for_wrmsr()
     assert cpu.run(10_000).reason is ExitReason.HLT
     assert exits.outs == [(0xE9, 0xBC), (0xE9, 0x9A), (0xE9, 0x34), (0xE9, 0x00)]
+
+
+class ClockExits(Exits):
+    """A TSC that runs with the slice's virtual time, as an HVM guest's does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.time = (0x10000 << 32) - 100  # the high half changes on the way
+
+    def tsc(self, vcpu: X86Vcpu) -> int:
+        return self.time + vcpu.elapsed()
+
+
+def _tsc_loop(native: bool) -> tuple[X86Vcpu, list[int]]:
+    exits = ClockExits()
+    cpu = X86Vcpu(exits, long_mode=False, native_budget=native)
+    program = bytes.fromhex(
+        "bf0060"      # 7C00 mov di, 0x6000
+        "b92800"      # 7C03 mov cx, 40
+        "0f31"        # 7C06 rdtsc
+        "668905"      # 7C08 mov [di], eax
+        "66895504"    # 7C0B mov [di+4], edx
+        "83c708"      # 7C0F add di, 8
+        "e2f2"        # 7C12 loop 7C06        ; a block per read: the clock moves on
+        "f4")         # 7C14 hlt
+    cpu.map_bytes(0, bytes(0x7C00) + program.ljust(0x400, b"\0") + bytes(0x8000),
+                  writable=True)
+    cpu.setup_real_mode(0, 0x7C00)
+    while True:                        # slices that end mid-loop
+        result = cpu.run(37)
+        exits.time += result.executed
+        if result.reason is ExitReason.HLT:
+            break
+    return cpu, list(struct.unpack("<40Q", cpu.mem(0x6000, 320)))
+
+
+def test_the_native_tsc_callback_and_python_read_the_same_clock() -> None:
+    """x86._TSC_THUNK answers rdtsc from a base Python works out at the first read of each
+    run (``tsc() + budget left``): over many slices it reads what ``tsc()`` says, the
+    same values, read for read, as the Python callback."""
+    native, native_reads = _tsc_loop(True)
+    python, python_reads = _tsc_loop(False)
+    assert native_reads == python_reads
+    assert all(a < b for a, b in itertools.pairwise(native_reads))
+    assert native_reads[0] >> 32 == 0xFFFF and native_reads[-1] >> 32 == 0x10000
+    if native.native_budget:
+        assert 20 < native.native_tsc_reads() < 40  # the first read of each run: Python
+    assert python.native_tsc_reads() == 0
+
+
+def test_the_native_tsc_callback_reads_the_struct_where_it_is() -> None:
+    """x86._TSC_THUNK addresses _Tsc's fields by fixed offsets; rdtscp enters it at
+    _TSCP_ENTRY."""
+    from xenlab.cpu.x86 import _TSC_THUNK, _TSCP_ENTRY, _Tsc
+
+    offsets = {name: getattr(_Tsc, name).offset for name in (
+        "valid", "base", "left", "reg_write_batch", "python", "n", "ids", "ptrs", "vals",
+        "answered")}
+    assert offsets == {"valid": 0, "base": 8, "left": 16, "reg_write_batch": 24,
+                       "python": 32, "n": 40, "ids": 48, "ptrs": 64, "vals": 88,
+                       "answered": 112}
+    assert _TSC_THUNK[_TSCP_ENTRY:_TSCP_ENTRY + 5] == bytes.fromhex("b903000000")
+    assert len(_TSC_THUNK) == 76 and _TSC_THUNK.endswith(b"\xff\x66\x20")
 
 
 # -- differential: the identity TLB against unicorn's own, on self-modifying programs ------

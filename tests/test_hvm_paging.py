@@ -151,6 +151,20 @@ high_code:
     rdmsr
     mov %eax, results + 80
     mov %edx, results + 84
+    mov $-1, %rax
+    mov %rax, %rdx
+    rdtsc                          # EDX:EAX, the upper halves of RAX and RDX cleared
+    mov %rax, results + 96
+    mov %rdx, results + 104
+    mov $0x10, %ecx                # TSC := 2**40: the guest's TSC moves
+    xor %eax, %eax
+    mov $0x100, %edx
+    wrmsr
+    mov $-1, %rcx
+    rdtscp                         # and the next read follows it; ECX = TSC_AUX
+    mov %eax, results + 112
+    mov %edx, results + 116
+    mov %rcx, results + 120
     mov $0xC0000100, %ecx          # FS base: page_d's linear address
     mov $0x00000000, %eax
     mov $0x00000080, %edx
@@ -597,6 +611,11 @@ def test_msrs_a_guest_may_read_and_write(booted: tuple[Lab, dict[str, int]]) -> 
     assert _u32(lab, res + 72) == 0xFEE00900                         # APIC base: on, BSP
     assert 0 < _u64(lab, res + 80) <= lab.host.now()                 # TSC: virtual ns
     assert _u32(lab, res + 88) == 0x44444444                         # %fs:0 is page_d
+    low, high = _u64(lab, res + 96), _u64(lab, res + 104)            # rdtsc in 64-bit code
+    assert low < 1 << 32 and high < 1 << 32
+    assert _u64(lab, res + 80) < high << 32 | low <= lab.host.now()
+    assert 1 << 40 <= _u64(lab, res + 112) < (1 << 40) + 100_000     # after wrmsr(TSC)
+    assert _u64(lab, res + 120) == 0                                 # TSC_AUX, RCX's top too
     exits = [r for r in lab.host.trace.records if r.dom == 1 and r.name == "rdmsr"]
     assert {r.args["msr"] for r in exits} >= {"0xc0000080", "0xc0000082", "0x10", "0x1b"}
     assert "0x277" not in {r.args["msr"] for r in exits}            # PAT: no exit (VMX)

@@ -703,6 +703,50 @@ def stepper_seabios_bench(repeat: int = DEFAULT_REPEAT, backs: int = 20,
                       "back_max_lt_200ms": max(times, default=0.0) < GOAL_STEPPER_BACK_MAX_S}}
 
 
+class _ClockExits:
+    """The rdtsc loop's only exits: the TSC (virtual time) and its final ``hlt``."""
+
+    def tsc(self, vcpu: Any) -> int:
+        return int(vcpu.elapsed())
+
+
+def vcpu_tsc_path(n: int = 1 << 18, repeat: int = 3) -> dict[str, Any]:
+    """What one ``rdtsc`` costs on a xenlab HVM vCPU: a loop of ``n`` against the same
+    loop with two NOPs, answered by the native callback (``X86Vcpu``'s ``_TSC_THUNK``:
+    Python only at the first read of a run) and, for comparison, by the Python callback
+    it falls back to where native code cannot run (that configuration also counts the
+    budget in Python: the NOP loop, subtracted, pays that too)."""
+    from xenlab.cpu.x86 import ExitReason, X86Vcpu
+
+    def once(body: str, native: bool, n: int) -> float:
+        cpu = X86Vcpu(_ClockExits(), long_mode=False,  # type: ignore[arg-type]
+                      native_budget=native)
+        memory = bytearray(2 << 20)
+        memory[0x800:0x800 + len(_FLAT_GDT)] = _FLAT_GDT
+        code = bytes.fromhex(_STORE_LOOP.format(n=n.to_bytes(4, "little").hex(),
+                                                body=body).replace(" ", ""))
+        memory[0x1000:0x1000 + len(code)] = code
+        cpu.map_bytes(0, bytes(memory), writable=True)
+        cpu.setup_flat32(gdt_base=0x800, eip=0x1000)
+        t0 = time.perf_counter()
+        result = cpu.run(1 << 40)
+        dt = time.perf_counter() - t0
+        if result.reason is not ExitReason.HLT or cpu.reg("edi") != 0x10000 + n:
+            raise RuntimeError("the rdtsc loop stopped early")
+        if native and body == "0f31" and cpu.native_budget and cpu.native_tsc_reads() != n - 1:
+            raise RuntimeError("the native rdtsc callback did not answer the loop")
+        cpu.close()
+        return dt
+
+    out: dict[str, Any] = {}
+    for name, native, count in (("native", True, n), ("python", False, n // 8)):
+        tsc = min(once("0f31", native, count) for _ in range(repeat))
+        nops = min(once("9090", native, count) for _ in range(repeat))
+        out[name] = {"reads": count, "tsc_loop_seconds": tsc, "nop_loop_seconds": nops,
+                     "ns_per_rdtsc": max(0.0, tsc - nops) / count * 1e9}
+    return out
+
+
 def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
               repeat: int = DEFAULT_REPEAT, *, mmu_updates: int = DEFAULT_MMU_UPDATES,
               block_requests: int = DEFAULT_BLOCK_REQUESTS,
@@ -749,6 +793,7 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     polls = {b: bios_poll(b) for b in ("xenlab", "seabios")}
     store_path = raw_store_path()
     vcpu_stores = vcpu_store_path()
+    tsc_path = vcpu_tsc_path()
     say("Debian's Linux as a PV DomU (make real-guests): xl create to its prompt, once")
     linux = linux_boot()
     say("stepper: Step clicks on hvm-hello, the whole boot stepped, Back to random points")
@@ -789,6 +834,7 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         "bios_poll": polls,
         "unicorn_store_path": store_path,
         "vcpu_store_path": vcpu_stores,
+        "vcpu_tsc_path": tsc_path,
         "stepper": stepper,
         "stepper_seabios": stepper_seabios,
         "linux_boot": linux,
@@ -896,6 +942,11 @@ def format_report(r: dict[str, Any]) -> str:
                      f"{vs['identity_tlb']['ns_per_store'] * 1e-9:>9.1e}   (information: "
                      f"identity TLB; {vs['cpu_tlb']['ns_per_store'] * 1e-9:.1e} with "
                      "unicorn's)")
+    ts = r.get("vcpu_tsc_path")
+    if ts:
+        lines.append(f"  {'one rdtsc, HVM vCPU':<36} "
+                     f"{ts['native']['ns_per_rdtsc'] * 1e-9:>9.1e}   (information: native "
+                     f"callback; {ts['python']['ns_per_rdtsc'] * 1e-9:.1e} in Python)")
     st = r.get("stepper")
     lines += ["", f"  {'BIOS polling loop (INT 16h/1Ah)':<36} {'wall/virt':>9}   goal"]
     for name, poll in (r.get("bios_poll") or {}).items():

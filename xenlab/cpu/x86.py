@@ -166,11 +166,11 @@ _ANY_PREFIX = rb"[\x26\x2e\x36\x3e\x64\x65\x66\x67\xf0\xf2\xf3]"
 _REP_STRING_IO = re.compile(_SEG_SIZE + rb"{0,2}\xf3" + _SEG_SIZE + rb"{0,2}[\x6c-\x6f]")
 _PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF3))
 _PREFIXES_ALL = _PREFIXES | {0xF0, 0xF2}
-# what every code trap's pattern contains: wrmsr, mov to CR, rdtsc(p), rdmsr, F3 before
-# ins/outs
-_ANY_CODE_TRAP = re.compile(rb"\x0f[\x22\x30\x31\x32]|\x0f\x01\xf9|\xf3" + _SEG_SIZE
-                            + rb"{0,2}[\x6c-\x6f]")
-# rdtsc (0F 31) and rdtscp (0F 01 F9) with up to four prefixes before them
+# what every code trap's pattern in an HVM guest's code contains: wrmsr, mov to CR,
+# rdmsr, F3 before ins/outs (rdtsc has its own hook there, see _TSC_THUNK)
+_ANY_CODE_TRAP = re.compile(rb"\x0f[\x22\x30\x32]|\xf3" + _SEG_SIZE + rb"{0,2}[\x6c-\x6f]")
+# rdtsc (0F 31) and rdtscp (0F 01 F9) with up to four prefixes before them: trapped in a
+# PV guest's code, where CR4.TSD would make them a #GP before any UC_HOOK_INSN runs
 _RDTSC = re.compile(_ANY_PREFIX + rb"{0,4}\x0f(?:\x31|\x01\xf9)")
 _SEG_OVERRIDE = {0x26: "es", 0x2E: "cs", 0x36: "ss", 0x3E: "ds", 0x64: "fs", 0x65: "gs"}
 # Code that keeps generating new wrmsr or string I/O instructions (a hostile guest)
@@ -370,6 +370,56 @@ _RM_INTR_THUNK = bytes.fromhex(
     "ff22"              # python: jmp [rdx]      ; tail call the Python hook
 )
 _RM_INTR_OFFSET = 256
+
+
+class _Tsc(ctypes.Structure):
+    """What the native ``rdtsc``/``rdtscp`` callback reads and writes (its offsets are in
+    the code below). The guest's TSC is ``base - *left``: ``base`` is worked out in Python
+    (``VcpuExits.tsc`` plus the budget left) at the first ``rdtsc`` of each emulation run
+    and whenever ``valid`` is cleared; from then on the callback alone answers."""
+    _fields_ = (("valid", ctypes.c_uint64),            # 0: base is up to date
+                ("base", ctypes.c_uint64),             # 8
+                ("left", ctypes.c_uint64),             # 16: &budget.left
+                ("reg_write_batch", ctypes.c_uint64),  # 24
+                ("python", ctypes.c_uint64),           # 32: the Python callback (_TSC_CB)
+                ("n", ctypes.c_uint64),                # 40: 2 rdtsc (EAX, EDX), 3 rdtscp
+                ("ids", ctypes.c_int * 4),             # 48: RAX RDX RCX (EAX EDX ECX)
+                ("ptrs", ctypes.c_void_p * 3),         # 64
+                ("vals", ctypes.c_uint64 * 3),         # 88: low, high, TSC_AUX (0)
+                ("answered", ctypes.c_uint64))         # 112: answered natively
+
+
+# The native rdtsc/rdtscp callback (UC_HOOK_INSN; unicorn's helper_rdtsc calls it after
+# the CR4.TSD check, with EIP at the instruction, and skips its own TSC when it returns
+# 1). Without it every rdtsc is a trip to Python: memtest86+ and Linux poll the TSC.
+# int cb(uc_engine *uc /*rdi*/, struct _Tsc *t /*rsi*/); rdtscp enters 7 bytes in.
+_TSC_THUNK = bytes.fromhex(
+    "b902000000"        # rdtsc: mov ecx, 2       ; EAX, EDX
+    "eb05"              # jmp  common
+    "b903000000"        # rdtscp: mov ecx, 3      ; EAX, EDX, ECX (TSC_AUX)
+    "48894e28"          # common: mov [rsi+40], rcx ; t->n
+    "48833e00"          # cmp  qword [rsi], 0     ; base valid?
+    "7433"              # je   python
+    "488b4608"          # mov  rax, [rsi+8]       ; base
+    "488b5610"          # mov  rdx, [rsi+16]      ; &budget.left
+    "482b02"            # sub  rax, [rdx]         ; TSC = base - left
+    "89c2"              # mov  edx, eax
+    "48895658"          # mov  [rsi+88], rdx      ; vals[0] = low half
+    "48c1e820"          # shr  rax, 32
+    "48894660"          # mov  [rsi+96], rax      ; vals[1] = high half
+    "48ff4670"          # inc  qword [rsi+112]    ; answered
+    "53"                # push rbx                ; (the stack 16-byte aligned)
+    "488b4618"          # mov  rax, [rsi+24]
+    "488d5640"          # lea  rdx, [rsi+64]      ; ptrs
+    "488d7630"          # lea  rsi, [rsi+48]      ; ids
+    "ffd0"              # call rax                ; uc_reg_write_batch(uc, ids, ptrs, n)
+    "5b"                # pop  rbx
+    "b801000000"        # mov  eax, 1             ; skip unicorn's own TSC
+    "c3"                # ret
+    "ff6620"            # python: jmp [rsi+32]    ; tail call the Python callback
+)
+_TSC_OFFSET = 640
+_TSCP_ENTRY = 7
 _native_page: mmap.mmap | None = None
 # Where CPUX86State.old_exception sits in a uc_context (found by experiment, -1: not found)
 _OLD_EXCEPTION_OFFSET: int | None = None
@@ -524,7 +574,7 @@ def _native_code() -> int | None:
     code = b""
     for offset, thunk in ((0, _THUNK), (_FILL_OFFSET, _FILL_THUNK),
                           (_ONES_OFFSET, _ONES_THUNK), (_DROP_OFFSET, _DROP_THUNK),
-                          (_RM_INTR_OFFSET, _RM_INTR_THUNK)):
+                          (_RM_INTR_OFFSET, _RM_INTR_THUNK), (_TSC_OFFSET, _TSC_THUNK)):
         code = code.ljust(offset, b"\xcc") + thunk
     page.write(code)
     _native_page = page
@@ -547,6 +597,13 @@ def _native_rm_intr() -> int | None:
     """Address of the native real-mode interrupt callback, or None where it cannot run."""
     base = _native_code()
     return None if base is None else base + _RM_INTR_OFFSET
+
+
+def _native_tsc() -> int | None:
+    """Address of the native rdtsc callback (rdtscp's entry is ``_TSCP_ENTRY`` bytes
+    in), or None where it cannot run."""
+    base = _native_code()
+    return None if base is None else base + _TSC_OFFSET
 
 
 def _native_unassigned() -> tuple[int, int] | None:
@@ -582,6 +639,8 @@ def _uclib() -> ctypes.CDLL:
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 # bool uc_cb_hookinsn_invalid_t(uc_engine *uc, void *user_data)
 _INVALID_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
+# int uc_cb_insn_cpuid_t(uc_engine *uc, void *user_data): rdtsc and rdtscp hooks
+_TSC_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 
 class _UcTb(ctypes.Structure):
@@ -683,6 +742,8 @@ class X86Vcpu:
         self._uc64 = long_mode
         self._mode_field = None if long_mode else _uc_mode_field(self._uch.value if hasattr(
             self._uch, "value") else self._uch)
+        self._tsc = _Tsc()
+        self._add_tsc_hooks(native_budget)
         self._hc_vals = (ctypes.c_uint64 * 6)()
         base = ctypes.addressof(self._hc_vals)
         self._hc_ptrs = (ctypes.c_void_p * 6)(*(base + 8 * i for i in range(6)))
@@ -756,6 +817,62 @@ class X86Vcpu:
         r.to_python[0x82 // 64] |= 1 << (0x82 % 64)      # a 32-bit PV guest's hypercall
         self._add_native_hook(uc_const.UC_HOOK_INTR, thunk, user=ctypes.addressof(r))
         self._keep.append(python)
+
+    def _add_tsc_hooks(self, native: bool) -> None:
+        """UC_HOOK_INSN for ``rdtsc`` and ``rdtscp``: the native callback (``_TSC_THUNK``),
+        which calls ``_raw_tsc`` only when its base is stale; where native code cannot
+        run, ``_raw_tsc`` for every one. Either way the TSC is ``VcpuExits.tsc``, virtual
+        time, never the host's cycle counter that unicorn would give."""
+        t = self._tsc
+        t.left = ctypes.addressof(self.budget) + _Budget.left.offset
+        t.reg_write_batch = ctypes.cast(_uclib().uc_reg_write_batch, ctypes.c_void_p).value or 0
+        base = ctypes.addressof(t) + _Tsc.vals.offset
+        t.ptrs[:] = (base, base + 8, base + 16)
+        self._set_tsc_ids()
+        thunk = _native_tsc() if native else None
+        if thunk is None:
+            for insn, n in ((X.UC_X86_INS_RDTSC, 2), (X.UC_X86_INS_RDTSCP, 3)):
+                self._add_native_hook(uc_const.UC_HOOK_INSN, _TSC_CB(
+                    lambda uc, user, n=n: self._raw_tsc(uc, user, n)), extra=insn)
+            return
+        python = _TSC_CB(self._raw_tsc)
+        t.python = ctypes.cast(python, ctypes.c_void_p).value or 0
+        self._keep.append(python)
+        for insn, entry in ((X.UC_X86_INS_RDTSC, thunk), (X.UC_X86_INS_RDTSCP,
+                                                          thunk + _TSCP_ENTRY)):
+            self._add_native_hook(uc_const.UC_HOOK_INSN, entry, extra=insn,
+                                  user=ctypes.addressof(t))
+
+    def _set_tsc_ids(self) -> None:
+        """The registers rdtsc writes, named as the engine's mode wants them (a 32-bit
+        engine ignores RAX; a 64-bit one must clear RAX's and RDX's upper halves)."""
+        self._tsc.ids[:3] = ((X.UC_X86_REG_RAX, X.UC_X86_REG_RDX, X.UC_X86_REG_RCX)
+                             if self._uc64 else
+                             (X.UC_X86_REG_EAX, X.UC_X86_REG_EDX, X.UC_X86_REG_ECX))
+
+    def _raw_tsc(self, uc_handle: int, user: int, n: int = 0) -> int:
+        """rdtsc (``n`` 2) or rdtscp (3; 0: the native callback stored it in the struct)
+        in Python: the value from ``VcpuExits.tsc``, and the native callback's base for the
+        rest of this emulation run."""
+        try:
+            t = self._tsc
+            if n:
+                t.n = n
+            tsc = self.exits.tsc(self) & 0xFFFF_FFFF_FFFF_FFFF
+            t.base = (tsc + self.budget.left) & 0xFFFF_FFFF_FFFF_FFFF
+            t.valid = 1
+            t.vals[0], t.vals[1] = tsc & 0xFFFF_FFFF, tsc >> 32
+            err = _uc_reg_write_batch(self._uch, t.ids, t.ptrs, int(t.n))
+            if err != uc_const.UC_ERR_OK:
+                raise UcError(err)
+        except BaseException as err:  # surfaced by run(): ctypes would swallow it
+            self._hook_error = err
+            self.uc.emu_stop()
+        return 1
+
+    def native_tsc_reads(self) -> int:
+        """How many rdtsc/rdtscp the native callback has answered (0 without it)."""
+        return int(self._tsc.answered)
 
     def native_interrupts(self) -> int:
         """How many interrupts the native real-mode callback has vectored (0 without it)."""
@@ -1005,6 +1122,7 @@ class X86Vcpu:
             ctypes.memmove(self._mode_field, struct.pack(
                 "<i", uc_const.UC_MODE_64 if lma else uc_const.UC_MODE_32), 4)
             self._uc64 = lma
+            self._set_tsc_ids()
         return lma
 
     def _pc_name(self) -> str:
@@ -1369,6 +1487,7 @@ class X86Vcpu:
     def _emu_start(self, begin: int, count: int = 0) -> None:
         """uc_emu_start from ``begin``; an error becomes the slice's fault."""
         self._retranslate = False
+        self._tsc.valid = 0  # the clock's base may have moved since the last run
         try:
             self.uc.emu_start(begin, _UNTIL, 0, count)
         except UcError as err:
@@ -1533,7 +1652,9 @@ class X86Vcpu:
             return  # the code changed since the scan: let the CPU execute what is there
         msr = self.reg("ecx")
         value = (self.reg("edx") << 32) | self.reg("eax")
-        if self.exits.msr_write(self, msr, value):
+        accepted = self.exits.msr_write(self, msr, value)
+        self._tsc.valid = 0  # IA32_TSC, TSC_ADJUST: the TSC's offset may have changed
+        if accepted:
             pc = self.pc()
             self.set_reg(self._pc_name(), pc + 2)
 
@@ -1636,7 +1757,8 @@ class X86Vcpu:
             if self._identity_tlb:
                 self._note_code_page(start, len(code))
                 self._trap_mov_cr(start, code)
-            self._trap_rdtsc(start, code)
+            if self.long_mode:
+                self._trap_rdtsc(start, code)
 
     def _note_code_page(self, pc: int, size: int) -> None:
         """A new block: if it is the first code in its page, drop the TLB so that no
@@ -1763,7 +1885,6 @@ class X86Vcpu:
                 self.trap_wrmsr_at(pc + pos)
                 found = True
             pos = code.find(b"\x0f\x30", pos + 1)
-        found |= self._trap_rdtsc(pc, code)
         rdmsr = False
         pos = code.find(b"\x0f\x32")
         while pos >= 0:
