@@ -1,5 +1,5 @@
 """The third-party boot suite (issue 14, item 7): boot programs nobody here wrote, built
-at test time from Debian's packages (``tests/boot_images.py``), and the project's own
+at test time from Debian's packages (``xenlab/boot_images.py``), and the project's own
 disks, booted on xenlab with both firmwares (the teaching BIOS, and Xen's real hvmloader
 with SeaBIOS) and on qemu-system-i386 with the same SeaBIOS; the text screens are
 compared cell by cell, character and attribute.
@@ -35,7 +35,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from boot_images import (
+from qemu_monitor import QEMU, qemu_text_screen
+
+from xenlab import bench
+from xenlab.boot_images import (
     MEMTEST,
     SYSLINUX_MBR,
     grub_disk,
@@ -43,8 +46,6 @@ from boot_images import (
     missing_memtest,
     syslinux_mbr_disk,
 )
-from qemu_monitor import QEMU, qemu_text_screen
-
 from xenlab.devicemodel.vga import Vga
 from xenlab.lab import Lab
 from xenlab.xen.domain import Domain
@@ -59,11 +60,9 @@ NEEDS_MEMTEST = pytest.mark.skipif(missing_memtest() is not None, reason=str(mis
 NEEDS_QEMU = [pytest.mark.qemu, pytest.mark.skipif(
     QEMU is None, reason="needs qemu-system-i386 (apt install qemu-system-x86)")]
 QEMU_AS_UNDER_XEN = ("-boot", "menu=on,reboot-timeout=60000")
-# in the memdisk under a name typed without shift: the teaching BIOS's keyboard handler
-# knows no shift state (an unshifted US map; '(' arrives as '9', '+' as '=')
-MEMTEST_PATH = "/boot/memtest.bin"
+# memtest86+ in the memdisk, as make bench boots it
+MEMTEST_PATH, MEMTEST_PROMPT = bench.MEMTEST_PATH, bench.MEMTEST_PROMPT
 GRUB_BANNER = "GNU GRUB  version 2.06"
-MEMTEST_PROMPT = "<Enter> to start testing"
 COLS, ROWS = 80, 25
 
 
@@ -166,37 +165,27 @@ def test_grub_linux16_boots_memtest(grub_image: Path, bios: str) -> None:
 
 @NEEDS_MEMTEST
 @pytest.mark.slow
-def test_memtest_first_pass(grub_image: Path) -> None:
-    """memtest86+ through its first pass, on the teaching BIOS.
+def test_memtest_first_pass() -> None:
+    """memtest86+ through its first pass, on the teaching BIOS (``bench.memtest_pass``,
+    which ``make bench`` runs over the guest's whole 16 MiB: about 14 billion
+    instructions, 3 minutes here).
 
-    A pass of the default selection is out of reach: tests 0-9 on 16 MiB are about 14
-    billion instructions (6 minutes here) and test 10, the bit fade test, waits 2 x 80 s
-    of guest time on the TSC (160 billion more). So memtest's own configuration menu is
-    typed as a user would at its start prompt: F1 (settings), F1 (test selection), F2
-    (remove one test) 10 Enter, F10; F2 (address range), F2 (upper limit) 1m Enter, F10;
-    F10. memtest's keymap reads F1-F10 and 1-0 the same, so the digits are typed. About
-    1.4 billion instructions from the reset vector, 11-12 s on the 2-core CI machine
-    (17-19 s while every rdtsc of memtest's menus and delays was a trip to Python; the
-    native callback, x86._TSC_THUNK, answers them now)."""
-    lab, d, vga = _boot(grub_image, "xenlab", memory=16)
-    _run_until(lab, d, vga, _shows("grub>"), 100_000_000)
-    lab.console_input("suite", f"linux16 {MEMTEST_PATH}\nboot\n")
-    _run_until(lab, d, vga, _shows(MEMTEST_PROMPT), 60_000_000, step=1_000_000)
-    lab.console_input("suite", "1" "1" "2" "10\n" "0" "2" "2" "1m\n" "0" "0")
-    seen: set[int] = set()
-
-    def passed(screen: str) -> bool:
-        seen.update(int(n) for n in re.findall(r"Test #(\d+)", screen))
-        return re.search(r"Pass:\s+1\b", screen) is not None
-
-    start = lab.host.instructions
-    screen = _run_until(lab, d, vga, passed, 3_000_000_000, step=20_000_000)
-    lines = screen.splitlines()
+    Test 10, the bit fade test, waits 2 x 80 s of guest time on the TSC (160 billion
+    instructions), so memtest's own configuration menu is typed as a user would at its
+    start prompt: F1 (settings), F1 (test selection), F2 (remove one test) 10 Enter,
+    F10; here also F2 (address range), F2 (upper limit) 1m Enter, F10; F10. About 1.4
+    billion instructions from the reset vector, 10-12 s on the 2-core CI machine (17-19
+    s while every rdtsc of memtest's menus and delays was a trip to Python; the native
+    callback, x86._TSC_THUNK, answers them now)."""
+    run = bench.memtest_pass(upper_limit="1m")
+    assert run is not None
+    lines = run["screen"].splitlines()
     # below 1 MiB: the teaching BIOS's 639 KiB of base memory, less memtest's own pages
-    assert "Testing: 0KB - 632KB [632KB of 632KB]" in lines[4], screen
-    assert re.search(r"Status: Pass\b", lines[7]) and re.search(r"Errors: 0\b", lines[8]), screen
-    assert 10 not in seen and {5, 9} <= seen, seen
-    assert lab.host.instructions - start < 3_000_000_000
+    assert "Testing: 0KB - 632KB [632KB of 632KB]" in lines[4], run["screen"]
+    assert re.search(r"Status: Pass\b", lines[7]), run["screen"]
+    assert run["status_pass"] and run["errors"] == 0
+    assert 10 not in run["tests_seen"] and {5, 9} <= set(run["tests_seen"])
+    assert run["instructions"] < 3_000_000_000
 
 
 # -- the screens, next to QEMU's -----------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Boot images built at test time from Debian's packages, never committed (issue 14's
-third-party boot suite; ../shared/REAL_GUESTS.md).
+"""Boot images built at run time from Debian's packages, never committed (the
+third-party boot suite, ``tests/test_boot_suite.py``, and ``make bench``'s memtest86+
+pass; ../shared/REAL_GUESTS.md).
 
 - ``grub_disk``: GRUB 2's i386-pc boot on a raw disk, laid out as ``grub-install`` leaves
   a disk with an MS-DOS partition table: ``boot.img`` in the MBR (sector 0), ``core.img``
