@@ -13,8 +13,8 @@ pass; ../shared/REAL_GUESTS.md).
 - ``syslinux_mbr_disk``: syslinux's ``mbr.bin`` on a disk whose partition table has no
   active partition: it prints its error and waits.
 
-Real GRUB: grub-core/boot/i386/pc/boot.S, diskboot.S, util/setup.c (grub-bios-setup),
-util/mkimage.c; syslinux: mbr/mbr.S
+Real Xen: (none: the disks an HVM guest boots.) Real GRUB: grub-core/boot/i386/pc/boot.S,
+diskboot.S, util/setup.c (grub-bios-setup), util/mkimage.c; syslinux: mbr/mbr.S
 """
 
 from __future__ import annotations
