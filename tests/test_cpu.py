@@ -5,7 +5,10 @@ the identity TLB HVM vCPUs use while paging is off."""
 from __future__ import annotations
 
 import itertools
+import shutil
 import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
@@ -450,6 +453,29 @@ def test_the_native_tsc_callback_reads_the_struct_where_it_is() -> None:
                        "answered": 112}
     assert _TSC_THUNK[_TSCP_ENTRY:_TSCP_ENTRY + 5] == bytes.fromhex("b903000000")
     assert len(_TSC_THUNK) == 76 and _TSC_THUNK.endswith(b"\xff\x66\x20")
+
+
+@pytest.mark.skipif(shutil.which("as") is None, reason="needs GNU as (Debian: binutils)")
+def test_the_native_callbacks_are_their_assembly_source(tmp_path: Path) -> None:
+    """xenlab/cpu/native.S, assembled by GNU as, is byte for byte the machine code the CPU
+    layer copies into its executable page: the comments beside the bytes say what runs."""
+    from elftools.elf.elffile import ELFFile
+
+    from xenlab.cpu import icount
+
+    source = Path(x86.__file__).with_name("native.S")
+    subprocess.run(["as", "--64", "-o", str(tmp_path / "native.o"), str(source)], check=True)
+    expected = {".text.budget": x86._THUNK, ".text.fill": x86._FILL_THUNK,
+                ".text.ones": x86._ONES_THUNK, ".text.drop": x86._DROP_THUNK,
+                ".text.rm_intr": x86._RM_INTR_THUNK, ".text.tsc": x86._TSC_THUNK,
+                ".text.icount": icount._CODE}
+    with open(tmp_path / "native.o", "rb") as f:
+        elf = ELFFile(f)
+        found = {s.name: s.data() for s in elf.iter_sections() if s.name.startswith(".text.")}
+        relocated = [s.name for s in elf.iter_sections() if s.name.startswith(".rela")]
+    assert found == expected
+    assert not relocated        # position-independent: it runs wherever the page is
+    assert found[".text.tsc"][x86._TSCP_ENTRY:].startswith(bytes.fromhex("b903000000"))
 
 
 # -- differential: the identity TLB against unicorn's own, on self-modifying programs ------

@@ -63,6 +63,8 @@ class _Counter(ctypes.Structure):
                 ("trap", ctypes.c_uint64), ("traps", ctypes.c_uint64 * (TRAP_BITS // 64)))
 
 
+# The native code hook; its source is xenlab/cpu/native.S's .text.icount (tests/test_cpu.py
+# assembles it and compares).
 # void cb(uc_engine *uc /*rdi*/, uint64_t address /*rsi*/, uint32_t size /*edx*/,
 #         struct _Counter *c /*rcx*/)
 _CODE = bytes.fromhex(

@@ -194,7 +194,11 @@ def _skip_prefixes(code: bytes) -> int:
 
 
 # ---------------------------------------------------------------------------
-# The native budget callback.
+# The native callbacks below are x86-64 machine code, written out as bytes with their
+# assembly beside them; their source is xenlab/cpu/native.S, one section each, which
+# tests/test_cpu.py assembles and compares with these constants byte for byte.
+#
+# The native budget callback (native.S: .text.budget).
 class _Budget(ctypes.Structure):
     """What the native block callback reads and writes: the budget left, uc_emu_stop,
     and the interrupt window (``window`` armed: stop at the first block that starts with

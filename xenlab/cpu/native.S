@@ -1,0 +1,212 @@
+/*
+ * The native callbacks of xenlab's CPU layer, as source. xenlab/cpu/x86.py and
+ * xenlab/cpu/icount.py carry them as bytes (no assembler at run time: they are copied
+ * into an executable page, and unicorn calls them as hook callbacks with the System V
+ * x86-64 ABI); tests/test_cpu.py assembles this file with GNU as and checks that every
+ * section is, byte for byte, the constant named beside it. Change both together.
+ *
+ * Real Xen: none (an emulator's fast paths). The callbacks stand in for what QEMU does
+ * inside cpu_exec: accel/tcg's icount budget (gen_tb_start), target/i386's
+ * do_interrupt_real, helper_rdtsc.
+ */
+        .intel_syntax noprefix
+
+/* x86._THUNK: UC_HOOK_BLOCK, the budget in virtual instructions.
+ * void cb(uc_engine *uc, uint64_t addr, uint32_t size, struct _Budget *b)
+ * _Budget: left 0, stop 8 (uc_emu_stop), window 16, reg_read 24, eflags 32, uc 40 */
+        .section .text.budget, "ax"
+budget:
+        mov     eax, edx                        /* the block's size in bytes */
+        add     eax, 3
+        shr     eax, 2                          /* ~instructions = ceil(bytes / 4) */
+        sub     [rcx], rax                      /* b->left -= cost */
+        jle     1f
+        cmp     qword ptr [rcx+16], 0           /* the interrupt window armed? */
+        jne     2f
+        ret
+2:      push    rbx                             /* (keeps the stack 16-byte aligned) */
+        mov     rbx, rcx
+        mov     [rbx+40], rdi                   /* b->uc = uc */
+        mov     esi, 25                         /* UC_X86_REG_EFLAGS */
+        lea     rdx, [rbx+32]                   /* &b->eflags */
+        call    qword ptr [rbx+24]              /* uc_reg_read(uc, EFLAGS, &eflags) */
+        mov     rcx, rbx
+        mov     rdi, [rbx+40]
+        pop     rbx
+        test    dword ptr [rcx+32], 0x200       /* IF set: the window is open */
+        jnz     1f
+        ret
+1:      mov     rax, [rcx+8]
+        jmp     rax                             /* tail call uc_emu_stop(uc) */
+
+/* x86._FILL_THUNK: UC_HOOK_TLB_FILL while paging is off (linear = physical).
+ * bool cb(uc_engine *uc, uint64_t addr, uc_mem_type type, uc_tlb_entry *e,
+ *         uint64_t *code_pages)   -- a bit per 4 KiB page below 4 GiB */
+        .section .text.fill, "ax"
+fill:
+        mov     [rcx], rsi                      /* e->paddr = addr */
+        mov     rax, rsi
+        shr     rax, 12                         /* the page number */
+        mov     r9d, 7                          /* UC_PROT_ALL */
+        cmp     rax, 0x100000                   /* at or above 4 GiB: no bitmap */
+        jae     1f
+        cmp     edx, 18                         /* UC_MEM_FETCH? */
+        jne     2f
+        bts     [r8], rax                       /* code is fetched from this page */
+        jmp     1f
+2:      bt      [r8], rax                       /* a page that ever held code? */
+        jc      1f                              /* yes: executable too */
+        mov     r9d, 3                          /* UC_PROT_READ | UC_PROT_WRITE */
+1:      mov     [rcx+8], r9d                    /* e->perms */
+        mov     eax, 1
+        ret
+
+/* x86._ONES_THUNK and x86._DROP_THUNK: the MMIO callbacks of unassigned memory
+ * (all-ones reads, dropped writes) */
+        .section .text.ones, "ax"
+ones:
+        mov     rax, -1
+        ret
+        .section .text.drop, "ax"
+drop:
+        ret
+
+/* x86._RM_INTR_THUNK: UC_HOOK_INTR of a 32-bit engine, QEMU's do_interrupt_real.
+ * void cb(uc_engine *uc, uint32_t intno, struct _RmIntr *r)
+ * _RmIntr: python 0, reg_read_batch 8, reg_write_batch 16, mem_read 24, mem_write 32,
+ * to_python 40, delivered 72, read_ids 80, write_ids 112, read_ptrs 136, write_ptrs 192,
+ * cr0 232, idtr 240 (base 248, limit 256), regs 264 (FLAGS CS EIP SS ESP), entry 304,
+ * frame 308 */
+        .section .text.rm_intr, "ax"
+rm_intr:
+        mov     esi, esi
+        bt      [rdx+40], rsi                   /* r->to_python has this vector? */
+        jc      9f
+        push    rbx
+        push    r12
+        push    r13                             /* the stack stays 16-byte aligned */
+        mov     rbx, rdx                        /* r */
+        mov     r12, rdi                        /* uc */
+        mov     r13d, esi                       /* intno */
+        lea     rsi, [rbx+80]                   /* read_ids */
+        lea     rdx, [rbx+136]                  /* read_ptrs */
+        mov     ecx, 7
+        call    qword ptr [rbx+8]               /* uc_reg_read_batch(uc, ids, ptrs, 7) */
+        test    eax, eax
+        jnz     8f
+        test    byte ptr [rbx+232], 1           /* CR0.PE: protected mode */
+        jnz     8f
+        lea     eax, [r13*4+3]
+        cmp     eax, [rbx+256]                  /* past the IVT's limit? */
+        ja      8f
+        cmp     word ptr [rbx+296], 6           /* SP < 6: the stack wraps */
+        jb      8f
+        mov     rdi, r12
+        mov     rsi, [rbx+248]                  /* the IVT's base */
+        lea     rsi, [rsi+r13*4]
+        lea     rdx, [rbx+304]                  /* &entry */
+        mov     ecx, 4
+        call    qword ptr [rbx+24]              /* uc_mem_read(uc, base + 4n, entry, 4) */
+        test    eax, eax
+        jnz     8f
+        mov     ax, [rbx+280]                   /* IP */
+        mov     [rbx+308], ax
+        mov     ax, [rbx+272]                   /* CS */
+        mov     [rbx+310], ax
+        mov     ax, [rbx+264]                   /* FLAGS */
+        mov     [rbx+312], ax
+        movzx   esi, word ptr [rbx+288]         /* SS */
+        shl     esi, 4
+        movzx   eax, word ptr [rbx+296]         /* SP */
+        lea     esi, [rsi+rax-6]
+        mov     rdi, r12
+        lea     rdx, [rbx+308]                  /* &frame */
+        mov     ecx, 6
+        call    qword ptr [rbx+32]              /* uc_mem_write(uc, SS*16+SP-6, frame, 6) */
+        test    eax, eax
+        jnz     8f
+        and     qword ptr [rbx+264], ~0x50300   /* clear AC, RF, IF and TF */
+        movzx   eax, word ptr [rbx+304]
+        mov     [rbx+280], rax                  /* EIP = the entry's offset */
+        movzx   eax, word ptr [rbx+306]
+        mov     [rbx+272], rax                  /* CS = its segment */
+        sub     word ptr [rbx+296], 6           /* SP -= 6 (ESP's upper half kept) */
+        mov     rdi, r12
+        lea     rsi, [rbx+112]                  /* write_ids */
+        lea     rdx, [rbx+192]                  /* write_ptrs */
+        mov     ecx, 5
+        call    qword ptr [rbx+16]              /* uc_reg_write_batch(uc, ids, ptrs, 5) */
+        inc     qword ptr [rbx+72]              /* delivered */
+        pop     r13
+        pop     r12
+        pop     rbx
+        ret
+8:      mov     rdi, r12                        /* back to Python, arguments as they came */
+        mov     esi, r13d
+        mov     rdx, rbx
+        pop     r13
+        pop     r12
+        pop     rbx
+9:      jmp     qword ptr [rdx]                 /* tail call the Python hook */
+
+/* x86._TSC_THUNK: UC_HOOK_INSN for rdtsc (entry) and rdtscp (_TSCP_ENTRY bytes in).
+ * int cb(uc_engine *uc, struct _Tsc *t)
+ * _Tsc: valid 0, base 8, left 16 (&budget.left), reg_write_batch 24, python 32, n 40,
+ * ids 48, ptrs 64, vals 88, answered 112 */
+        .section .text.tsc, "ax"
+tsc:
+        mov     ecx, 2                          /* rdtsc: EAX, EDX */
+        jmp     1f
+tscp:
+        mov     ecx, 3                          /* rdtscp: EAX, EDX, ECX (TSC_AUX) */
+1:      mov     [rsi+40], rcx                   /* t->n */
+        cmp     qword ptr [rsi], 0              /* the base valid? */
+        je      2f
+        mov     rax, [rsi+8]                    /* base */
+        mov     rdx, [rsi+16]
+        sub     rax, [rdx]                      /* TSC = base - budget.left */
+        mov     edx, eax
+        mov     [rsi+88], rdx                   /* vals[0] = the low half */
+        shr     rax, 32
+        mov     [rsi+96], rax                   /* vals[1] = the high half */
+        inc     qword ptr [rsi+112]             /* answered */
+        push    rbx                             /* (the stack 16-byte aligned) */
+        mov     rax, [rsi+24]
+        lea     rdx, [rsi+64]                   /* ptrs */
+        lea     rsi, [rsi+48]                   /* ids */
+        call    rax                             /* uc_reg_write_batch(uc, ids, ptrs, n) */
+        pop     rbx
+        mov     eax, 1                          /* skip unicorn's own TSC */
+        ret
+2:      jmp     qword ptr [rsi+32]              /* tail call the Python callback */
+
+/* icount._CODE: UC_HOOK_CODE over every address, the instruction counter.
+ * void cb(uc_engine *uc, uint64_t address, uint32_t size, struct _Counter *c)
+ * _Counter: count 0, target 8, stop 16 (uc_emu_stop), window 24 (&budget.window),
+ * reached 32, brk 40, brk_after 48, ring 56 (16 addresses), trap 184, traps 192 */
+        .section .text.icount, "ax"
+icount:
+        mov     rax, [rcx]                      /* count */
+        cmp     rax, [rcx+8]                    /* the target reached? */
+        jae     3f
+        cmp     rsi, [rcx+40]                   /* the breakpoint's address? */
+        jne     1f
+        cmp     rax, [rcx+48]                   /* ... and armed (count >= brk_after)? */
+        jae     3f
+1:      mov     r8d, eax
+        and     r8d, 15                         /* RING - 1 */
+        mov     [rcx+r8*8+56], rsi              /* ring[count % RING] = address */
+        inc     qword ptr [rcx]                 /* count += 1 */
+        movzx   eax, si                         /* the address's low 16 bits */
+        bt      [rcx+192], rax                  /* a code trap there? */
+        jc      2f
+        ret
+2:      mov     rax, [rcx+184]                  /* the traps' dispatcher (Python) */
+        jmp     rax                             /* tail call it, same arguments */
+3:      mov     qword ptr [rcx+32], 1           /* reached = 1 */
+        mov     rax, [rcx+24]                   /* &budget.window (0: none) */
+        test    rax, rax
+        jz      4f
+        mov     qword ptr [rax], 0              /* disarm the interrupt window */
+4:      mov     rax, [rcx+16]
+        jmp     rax                             /* tail call uc_emu_stop(uc) */
