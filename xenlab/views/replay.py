@@ -532,10 +532,15 @@ class Replay:
             rows = self._live(run)
             imaged = self._imaged(run)
             if imaged is None:
-                copy_ = rows.copy()
-                used = np.asarray(copy_.any(axis=1)).tolist()
-                mine = [row.tobytes() if u else _ZERO for row, u in zip(copy_, used,
-                                                                        strict=True)]
+                # a new image: np.zeros is calloc'd, so its pages of zeros take neither
+                # memory nor time until written, and only the guest's non-zero pages are
+                # copied in (most of a freshly built guest's RAM is zeros)
+                used = np.flatnonzero(rows.any(axis=1))
+                copy_ = np.zeros(rows.shape, dtype=rows.dtype)
+                copy_[used] = rows[used]
+                mine = [_ZERO] * len(rows)
+                for i in used.tolist():
+                    mine[i] = copy_[i].tobytes()
             else:
                 copy_, old = imaged
                 mine = list(old)
