@@ -196,11 +196,45 @@ def raw_store_path(n: int = 1 << 19, repeat: int = 3) -> dict[str, Any]:
             "ns_per_store": max(0.0, store - nops) / n * 1e9}
 
 
-class _NoExits:
-    """The store loop makes no exits but its final ``hlt``."""
+class _LoopExits:
+    """The timing loops make no exits but ``rdtsc`` (virtual time) and their final
+    ``hlt``."""
+
+    def tsc(self, vcpu: Any) -> int:
+        return int(vcpu.elapsed())
 
 
 _FLAT_GDT = bytes(8) + bytes.fromhex("ffff0000009acf00") + bytes.fromhex("ffff00000092cf00")
+
+
+def _flat32_loop(body: str, n: int, *, native: bool = True, identity: bool = False,
+                 check: Any = None) -> float:
+    """Wall seconds of ``_STORE_LOOP`` with ``body`` run ``n`` times on a fresh HVM vCPU
+    (32-bit flat, paging off; ``native``: the native callbacks, ``identity``: the
+    identity TLB, NaN where unavailable); ``check(cpu)`` looks at the vCPU after the
+    run."""
+    from xenlab.cpu.x86 import ExitReason, X86Vcpu
+
+    cpu = X86Vcpu(_LoopExits(), long_mode=False,  # type: ignore[arg-type]
+                  native_budget=native)
+    memory = bytearray(2 << 20)
+    memory[0x800:0x800 + len(_FLAT_GDT)] = _FLAT_GDT
+    code = bytes.fromhex(_STORE_LOOP.format(n=n.to_bytes(4, "little").hex(),
+                                            body=body).replace(" ", ""))
+    memory[0x1000:0x1000 + len(code)] = code
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    cpu.setup_flat32(gdt_base=0x800, eip=0x1000)
+    if identity and not cpu.identity_tlb_until_paging():
+        return float("nan")
+    t0 = time.perf_counter()
+    result = cpu.run(1 << 40)
+    dt = time.perf_counter() - t0
+    if result.reason is not ExitReason.HLT or cpu.reg("edi") != 0x10000 + n:
+        raise RuntimeError(f"the loop of {body} stopped early")
+    if check is not None:
+        check(cpu)
+    cpu.close()
+    return dt
 
 
 def vcpu_store_path(n: int = 1 << 19, repeat: int = 3) -> dict[str, Any]:
@@ -208,26 +242,8 @@ def vcpu_store_path(n: int = 1 << 19, repeat: int = 3) -> dict[str, Any]:
     callback), with unicorn's CPU TLB and with the identity TLB xenlab gives HVM vCPUs
     while paging is off (``X86Vcpu.identity_tlb_until_paging``): there data pages are
     entered read-write only, so their stores leave unicorn's slow path."""
-    from xenlab.cpu.x86 import ExitReason, X86Vcpu
-
     def once(body: str, identity: bool) -> float:
-        cpu = X86Vcpu(_NoExits(), long_mode=False)  # type: ignore[arg-type]
-        memory = bytearray(2 << 20)
-        memory[0x800:0x800 + len(_FLAT_GDT)] = _FLAT_GDT
-        code = bytes.fromhex(_STORE_LOOP.format(n=n.to_bytes(4, "little").hex(),
-                                                body=body).replace(" ", ""))
-        memory[0x1000:0x1000 + len(code)] = code
-        cpu.map_bytes(0, bytes(memory), writable=True)
-        cpu.setup_flat32(gdt_base=0x800, eip=0x1000)
-        if identity and not cpu.identity_tlb_until_paging():
-            return float("nan")
-        t0 = time.perf_counter()
-        result = cpu.run(1 << 40)
-        dt = time.perf_counter() - t0
-        if result.reason is not ExitReason.HLT or cpu.reg("edi") != 0x10000 + n:
-            raise RuntimeError("the store loop stopped early")
-        cpu.close()
-        return dt
+        return _flat32_loop(body, n, identity=identity)
 
     out: dict[str, Any] = {"stores": n}
     for name, identity in (("cpu_tlb", False), ("identity_tlb", True)):
@@ -772,40 +788,19 @@ def memtest_pass(*, upper_limit: str | None = None, memory_mib: int = 16,
                 "errors": int(errors.group(1)) if errors else None, "screen": screen}
 
 
-class _ClockExits:
-    """The rdtsc loop's only exits: the TSC (virtual time) and its final ``hlt``."""
-
-    def tsc(self, vcpu: Any) -> int:
-        return int(vcpu.elapsed())
-
-
 def vcpu_tsc_path(n: int = 1 << 18, repeat: int = 3) -> dict[str, Any]:
     """What one ``rdtsc`` costs on a xenlab HVM vCPU: a loop of ``n`` against the same
     loop with two NOPs, answered by the native callback (``X86Vcpu``'s ``_TSC_THUNK``:
     Python only at the first read of a run) and, for comparison, by the Python callback
     it falls back to where native code cannot run (that configuration also counts the
     budget in Python: the NOP loop, subtracted, pays that too)."""
-    from xenlab.cpu.x86 import ExitReason, X86Vcpu
+    def answered_natively(cpu: Any, n: int) -> None:
+        if cpu.native_budget and cpu.native_tsc_reads() != n - 1:
+            raise RuntimeError("the native rdtsc callback did not answer the loop")
 
     def once(body: str, native: bool, n: int) -> float:
-        cpu = X86Vcpu(_ClockExits(), long_mode=False,  # type: ignore[arg-type]
-                      native_budget=native)
-        memory = bytearray(2 << 20)
-        memory[0x800:0x800 + len(_FLAT_GDT)] = _FLAT_GDT
-        code = bytes.fromhex(_STORE_LOOP.format(n=n.to_bytes(4, "little").hex(),
-                                                body=body).replace(" ", ""))
-        memory[0x1000:0x1000 + len(code)] = code
-        cpu.map_bytes(0, bytes(memory), writable=True)
-        cpu.setup_flat32(gdt_base=0x800, eip=0x1000)
-        t0 = time.perf_counter()
-        result = cpu.run(1 << 40)
-        dt = time.perf_counter() - t0
-        if result.reason is not ExitReason.HLT or cpu.reg("edi") != 0x10000 + n:
-            raise RuntimeError("the rdtsc loop stopped early")
-        if native and body == "0f31" and cpu.native_budget and cpu.native_tsc_reads() != n - 1:
-            raise RuntimeError("the native rdtsc callback did not answer the loop")
-        cpu.close()
-        return dt
+        check = (lambda cpu: answered_natively(cpu, n)) if native and body == "0f31" else None
+        return _flat32_loop(body, n, native=native, check=check)
 
     out: dict[str, Any] = {}
     for name, native, count in (("native", True, n), ("python", False, n // 8)):
