@@ -468,7 +468,8 @@ def test_the_native_callbacks_are_their_assembly_source(tmp_path: Path) -> None:
     expected = {".text.budget": x86._THUNK, ".text.fill": x86._FILL_THUNK,
                 ".text.ones": x86._ONES_THUNK, ".text.drop": x86._DROP_THUNK,
                 ".text.rm_intr": x86._RM_INTR_THUNK, ".text.tsc": x86._TSC_THUNK,
-                ".text.icount": icount._CODE}
+                ".text.icount": icount._CODE, ".text.bcount": icount._BLOCK_CODE,
+                ".text.bfine": icount._FINE_CODE, ".text.bedge": icount._EDGE_CODE}
     with open(tmp_path / "native.o", "rb") as f:
         elf = ELFFile(f)
         found = {s.name: s.data() for s in elf.iter_sections() if s.name.startswith(".text.")}

@@ -49,7 +49,7 @@ def test_seabios_to_the_boot_sector_and_back_to_any_instruction() -> None:
     rec = st.run_to_phase("Booting from 0000")
     assert rec is not None and rec.name == "Booting from 0000:7c00"
     boot = st.position
-    assert boot > 4_000_000 and len(st.checkpoints) >= 4
+    assert boot > 4_000_000 and len(st.checkpoints) >= 2   # (taken by wall time)
     assert "SeaBIOS (version" in st.screen_text()
     # stops of the first pass: the phase, the boot sector's first instruction (SeaBIOS
     # leaves 32-bit mode for it), single steps, an event

@@ -1,5 +1,14 @@
 """Exact instruction counts for one vCPU at full speed: count, stop before instruction N.
 
+Two counters with one interface. ``BlockCounter`` (what the stepper uses, through
+``counter_for``) counts per translated block: a native block hook adds the block's
+instruction count as unicorn gave it when it translated the block, so nothing runs per
+instruction; only the block that holds the target (or the breakpoint) is counted
+instruction by instruction, and a block that an exception, a code trap or an error cuts
+short is corrected to the instructions that started (see its docstring).
+``InstructionCounter``, below, hooks every instruction: simpler, about 18 ns an
+instruction, and the fallback where native code cannot run.
+
 ``InstructionCounter(cpu)`` adds one code hook over every address to the vCPU's
 unicorn engine. The hook is a few bytes of native x86-64 code (like the budget
 callback of ``xenlab.cpu.x86``): no Python runs per instruction. For each
@@ -31,19 +40,21 @@ the instruction budget in ``icount_decr``) and record/replay's instruction count
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import mmap
 import platform
 import sys
 from collections.abc import Callable
 
+import capstone
 import unicorn
 from unicorn import UcError
 from unicorn import unicorn_const as uc_const
 
 from xenlab.cpu.x86 import X86Vcpu
 
-__all__ = ["RING", "InstructionCounter"]
+__all__ = ["RING", "BlockCounter", "InstructionCounter", "counter_for"]
 
 #: How many of the last instructions' addresses ``recent()`` can give.
 RING = 16
@@ -93,6 +104,37 @@ _CODE = bytes.fromhex(
     "488b4110"        # 1: mov rax, [rcx+16]     ; uc_emu_stop
     "ffe0"            # jmp  rax                 ; tail call uc_emu_stop(uc)
 )
+
+# The block counter's two native hooks (xenlab/cpu/native.S, .text.bcount and .text.bfine),
+# in the same executable page as _CODE, at these offsets.
+_BLOCK_AT, _FINE_AT, _EDGE_AT = 256, 512, 768
+_BLOCK_CODE = bytes.fromhex(
+    "89d2" "4889f0" "48c1e80d" "4831f0" "25ffff0000" "c1e004"   # r8 = &table[hash(pc)]
+    "4c8d8401f0210000"
+    "493b30" "7568" "413b5008" "7562"               # not this block's entry: Python
+    "458b480c" "488b01" "4585c9" "781e"             # its instructions; a fine block?
+    "4e8d1408" "4c3b5108" "774c"                    # past the target: Python
+    "4c8b5928" "4929f3" "4939d3" "7240"             # the breakpoint inside: Python
+    "4c8911" "4531c9" "eb06" "41b901000000"         # count += n; in_fine = 0 (or 1)
+    "4c894940" "48897150" "48895158" "48894160"     # in_fine, last_pc/size/count
+    "4c8b4148" "48ff4148" "4183e00f"                # seq += 1
+    "4a8974c170" "4a8994c1f0000000" "4a8984c170010000" "c3"   # the ring
+    "ff6138")                                       # Python: jmp [rcx+56]
+_FINE_CODE = bytes.fromhex(
+    "4883794000" "7418"                             # not in the fine block: traps only
+    "488b01" "483b4108" "7320"                      # the target reached: stop
+    "483b7128" "7506" "483b4130" "7314"             # the armed breakpoint: stop
+    "48ff01"                                        # count += 1
+    "0fb7c6" "480fa381f0010000" "7201" "c3" "ff6168"  # an adopted trap: Python
+    "48c7412001000000" "488b4118" "4885c0" "7407" "48c70000000000"  # reached, window
+    "ff6110")                                       # uc_emu_stop(uc)
+_EDGE_CODE = bytes.fromhex(
+    "488b06" "440fb74e08" "440fb7560a"              # cur->pc, ->icount, ->size
+    "4585c9" "7433"
+    "4989c0" "49c1e80d" "4931c0" "4181e0ffff0000" "41c1e004"   # r8 = &table[hash(pc)]
+    "4e8d8401f0210000"
+    "493b00" "7506" "453b5008" "740b"               # the same block's entry: kept
+    "498900" "45895008" "4589480c" "c3")            # the entry = pc, size, icount
 _CODE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
                             ctypes.c_void_p)
 _page: mmap.mmap | None = None
@@ -117,6 +159,12 @@ def _native_hook() -> int | None:
     except (OSError, ValueError):  # W^X policies
         return None
     page.write(_CODE)
+    page.seek(_BLOCK_AT)
+    page.write(_BLOCK_CODE)
+    page.seek(_FINE_AT)
+    page.write(_FINE_CODE)
+    page.seek(_EDGE_AT)
+    page.write(_EDGE_CODE)
     _page = page
     _native = ctypes.addressof(ctypes.c_char.from_buffer(page))
     return _native
@@ -255,8 +303,371 @@ class InstructionCounter:
         self._handle = None
         cpu = self.cpu
         for hooks, callback, address in self._adopted:
-            hooks[address] = cpu.uc.hook_add(uc_const.UC_HOOK_CODE, callback,
-                                             None, address, address)
+            hooks[address] = cpu.add_code_trap(callback, address)
         self._adopted.clear()
         self._traps.clear()
         cpu.flush_code()
+
+
+# -- counting per block ------------------------------------------------------------------
+#: Entries of the block counter's table of block shapes (direct-mapped by address)
+TABLE = 1 << 16
+#: Bit of a table entry's instruction count that marks a fine block
+FINE = 1 << 31
+
+
+class _Entry(ctypes.Structure):
+    _fields_ = (("pc", ctypes.c_uint64), ("size", ctypes.c_uint32), ("n", ctypes.c_uint32))
+
+
+class _Blocks(ctypes.Structure):
+    """What the block counter's two native hooks read and write (offsets in native.S)."""
+    _fields_ = (("count", ctypes.c_uint64), ("target", ctypes.c_uint64),
+                ("stop", ctypes.c_uint64), ("window", ctypes.c_uint64),
+                ("reached", ctypes.c_uint64), ("brk", ctypes.c_uint64),
+                ("brk_after", ctypes.c_uint64), ("python", ctypes.c_uint64),
+                ("in_fine", ctypes.c_uint64), ("seq", ctypes.c_uint64),
+                ("last_pc", ctypes.c_uint64), ("last_size", ctypes.c_uint64),
+                ("last_count", ctypes.c_uint64), ("trap", ctypes.c_uint64),
+                ("ring_pc", ctypes.c_uint64 * RING), ("ring_size", ctypes.c_uint64 * RING),
+                ("ring_count", ctypes.c_uint64 * RING),
+                ("traps", ctypes.c_uint64 * (TRAP_BITS // 64)), ("table", _Entry * TABLE))
+
+
+def _slot(pc: int) -> int:
+    return ((pc >> 13) ^ pc) & (TABLE - 1)
+
+
+_MODES = (capstone.CS_MODE_16, capstone.CS_MODE_32, capstone.CS_MODE_64)
+_DISASM = {mode: capstone.Cs(capstone.CS_ARCH_X86, mode) for mode in _MODES}
+
+
+class BlockCounter:
+    """The same counts as ``InstructionCounter`` (same interface), taken per translated
+    block instead of per instruction: the stepper's counter.
+
+    A native block hook adds a block's instruction count when the block starts (the
+    count comes from a table the hook fills, through Python, the first time it meets a
+    block: capstone decodes the block's bytes). Per instruction nothing runs, and a
+    stop that a VM exit requests ends the slice at the end of its block, as in a run
+    without a counter. Where the count cannot be known ahead:
+
+    * **the target or the breakpoint is inside the block** about to start: the block
+      becomes *fine*: a native code hook over just its bytes counts its instructions one
+      by one and stops before the target; unicorn translates it again with that hook
+      (the block is left at its start and entered again at once, its budget given back);
+    * **the block is cut short**: an exception raised by one of its instructions (the
+      vCPU reports every interrupt hook before it delivers), a code trap that emulated
+      its instruction (the rest of the block does not run) or stopped before it, an
+      error from unicorn: the count becomes the block's start plus the instructions
+      before the cut, the faulting or emulated one included.
+
+    A stop asked from inside a block (``stop_before(count)`` while it runs) takes
+    effect at the end of that block, where the count then is.
+
+    Needs native code (x86-64 Linux); elsewhere ``counter_for`` gives the
+    ``InstructionCounter``.
+    """
+
+    def __init__(self, cpu: X86Vcpu) -> None:
+        base = _native_hook()
+        if base is None:
+            raise RuntimeError("the block counter needs native code (x86-64 Linux)")
+        self.cpu = cpu
+        self.native = True
+        self._c = c = _Blocks()
+        c.target = c.brk = c.last_pc = NEVER
+        c.stop = ctypes.cast(_uclib().uc_emu_stop, ctypes.c_void_p).value or 0
+        budget = cpu.budget
+        c.window = ctypes.addressof(budget) + type(budget).window.offset  # type: ignore[attr-defined]
+        self._python = _CODE_CB(self._on_block)
+        self._dispatch = _CODE_CB(self._on_trap)
+        c.python = ctypes.cast(self._python, ctypes.c_void_p).value or 0
+        c.trap = ctypes.cast(self._dispatch, ctypes.c_void_p).value or 0
+        #: instructions of each block met (linear address, size), and their offsets
+        self._counts: dict[tuple[int, int], int] = {}
+        self._shapes: dict[tuple[int, int], tuple[int, ...]] = {}
+        #: fine blocks: (address, size) -> their code hook's handle
+        self._fine: dict[tuple[int, int], int] = {}
+        self._traps: dict[int, list[Callable[..., object]]] = {}
+        self._adopted: list[tuple[dict[int, int | None], Callable[..., object], int]] = []
+        #: a code trap that stopped the CPU before its instruction: (address, seq)
+        self._pending: tuple[int, int] | None = None
+        self._hooks = [self._add_hook(uc_const.UC_HOOK_EDGE_GENERATED, base + _EDGE_AT, 1, 0),
+                       self._add_hook(uc_const.UC_HOOK_BLOCK, base + _BLOCK_AT, 1, 0)]
+        self._fine_at = base + _FINE_AT
+        cpu.flush_code()  # blocks translated before have no call to the hook
+        cpu.attach_counter(self)
+
+    def _add_hook(self, kind: int, address: int, begin: int, end: int) -> int:
+        handle = ctypes.c_size_t()
+        err = _uclib().uc_hook_add(
+            self.cpu.uc._uch, ctypes.byref(handle), kind, ctypes.c_void_p(address),
+            ctypes.cast(ctypes.byref(self._c), ctypes.c_void_p),
+            ctypes.c_uint64(begin), ctypes.c_uint64(end))
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        return handle.value
+
+    # -- the block hook's slow path -------------------------------------------------
+    def _on_block(self, uc: int, address: int, size: int, user: int) -> None:
+        """A block the table does not know, or with the target or the breakpoint in it."""
+        try:
+            self._block(address, size)
+        except BaseException as err:  # ctypes would swallow it
+            self.cpu.fail_from_hook(err)
+
+    def _block(self, address: int, size: int) -> None:
+        c = self._c
+        n = self.instructions(address, size)
+        start = c.count
+        fine = (address, size) in self._fine
+        if not fine:
+            if start >= c.target:     # stop before this block: it does not run
+                self._stop()
+                return
+            if start + n > c.target or self._armed_in(address, size, start):
+                self._make_fine(address, size)
+                return
+            c.count = start + n
+        c.in_fine = int(fine)
+        c.last_pc, c.last_size, c.last_count = address, size, start
+        i = c.seq % RING
+        c.ring_pc[i], c.ring_size[i], c.ring_count[i] = address, size, start
+        c.seq += 1
+
+    def _armed_in(self, address: int, size: int, start: int) -> bool:
+        c = self._c
+        offset = c.brk - address
+        if not 0 <= offset < size:
+            return False
+        shape = self.shape(address, size)
+        if offset not in shape:
+            return False
+        return start + shape.index(offset) >= c.brk_after
+
+    def _stop(self) -> None:
+        c = self._c
+        c.reached = 1
+        if c.window:
+            ctypes.c_uint64.from_address(c.window).value = 0
+        self.cpu.uc.emu_stop()
+
+    def instructions(self, address: int, size: int) -> int:
+        """How many instructions the block at linear ``address`` (``size`` bytes) has:
+        what unicorn said when it translated it (the table's entry, from the edge hook),
+        else decoded; the table has it afterwards."""
+        key = (address, size)
+        e = self._c.table[_slot(address)]
+        if e.pc == address and e.size == size:
+            n = e.n & ~FINE
+            self._counts[key] = n
+        else:
+            n = self._counts.get(key) or len(self.shape(address, size))
+            self._counts[key] = n
+        e.pc, e.size, e.n = address, size, n | (FINE if key in self._fine else 0)
+        return n
+
+    def shape(self, address: int, size: int) -> tuple[int, ...]:
+        """The offsets of the instructions of the block at linear ``address`` (``size``
+        bytes), decoded once (only where a count inside a block is needed)."""
+        key = (address, size)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = self._decode(address, size, self._counts.get(key))
+        return shape
+
+    def _decode(self, address: int, size: int, n: int | None) -> tuple[int, ...]:
+        """Instruction offsets in the block's bytes, in the mode its code ran in: the
+        mode whose decoding ends exactly at the block's end (unicorn ended it there)
+        with as many instructions as unicorn counted, the CPU's current mode first."""
+        cpu = self.cpu
+        code = cpu.code_at(address, size)
+        first = cpu.code_mode()
+        best: tuple[int, ...] = ()
+        for mode in (first, *(m for m in _MODES if m != first)):
+            offsets = []
+            end = 0
+            for insn_address, insn_size, _, _ in _DISASM[mode].disasm_lite(code, 0):
+                offsets.append(insn_address)
+                end = insn_address + insn_size
+            if end == size and n in (None, len(offsets)):
+                return tuple(offsets)
+            if mode == first:
+                best = (*offsets, end) if end < size else tuple(offsets)
+        return best or (0,)  # bytes capstone cannot decode: one instruction
+
+    def _make_fine(self, address: int, size: int) -> None:
+        """Count this block's instructions one by one from now on: a native code hook over
+        its bytes, the code traps there taken over (so that the count and the stop come
+        before them), and the block left at its start, to be translated again."""
+        cpu = self.cpu
+        lo, hi = address, address + size
+        for hooks, callback in cpu.code_traps():
+            for at, handle in hooks.items():
+                if handle is not None and lo <= at < hi:
+                    cpu.uc.hook_del(handle)
+                    hooks[at] = None
+                    self._traps.setdefault(at, []).append(callback)
+                    self._adopted.append((hooks, callback, at))
+                    self._c.traps[(at & 0xFFFF) >> 6] |= 1 << (at & 63)
+        self._fine[(address, size)] = self._add_hook(uc_const.UC_HOOK_CODE, self._fine_at,
+                                                     lo, hi - 1)
+        self.instructions(address, size)          # its table entry says fine now
+        cpu.budget.left += (size + 3) >> 2        # charged again when it starts again
+        cpu.invalidate_code(lo, hi)
+        name = cpu.pc_name()
+        cpu.set_reg(name, cpu.reg(name))          # leave the block: unicorn enters it anew
+
+    def _on_trap(self, uc: int, address: int, size: int, user: int) -> None:
+        cpu = self.cpu
+        try:
+            for callback in self._traps.get(address, ()):
+                callback(cpu.uc, address, size, None)
+        except BaseException as err:
+            cpu.fail_from_hook(err)
+
+    def _unfine(self) -> None:
+        """Back to counting per block everywhere (outside emulation)."""
+        if not self._fine:
+            return
+        cpu = self.cpu
+        for (address, size), handle in self._fine.items():
+            _uclib().uc_hook_del(cpu.uc._uch, ctypes.c_size_t(handle))
+            e = self._c.table[_slot(address)]
+            if e.pc == address and e.size == size:
+                e.n &= ~FINE
+            cpu.invalidate_code(address, address + size)
+        self._fine.clear()
+        for hooks, callback, at in self._adopted:
+            hooks[at] = cpu.add_code_trap(callback, at)
+            cpu.invalidate_code(at, at + 1)
+        self._adopted.clear()
+        self._traps.clear()
+        ctypes.memset(self._c.traps, 0, ctypes.sizeof(self._c.traps))
+
+    # -- what the vCPU reports (X86Vcpu.attach_counter) --------------------------------
+    def _cut(self, address: int, started: bool) -> None:
+        """The last block stopped at the instruction at ``address`` (it ran if
+        ``started``): none after it ran."""
+        c = self._c
+        offset = address - c.last_pc
+        if c.in_fine or not 0 <= offset < c.last_size:
+            return
+        shape = self.shape(c.last_pc, c.last_size)
+        done = bisect.bisect_left(shape, offset) + (1 if started and offset in shape else 0)
+        c.count = c.last_count + done
+        c.last_pc = NEVER
+
+    def trap(self, address: int) -> None:
+        """A code trap at ``address`` returned: it emulated its instruction (the program
+        counter moved: the rest of the block does not run), or left it to the CPU, or
+        stopped the CPU before it (seen when the run ends there)."""
+        if self.cpu.linear_pc() != address:
+            self._cut(address, True)
+        else:
+            self._pending = (address, self._c.seq)
+
+    def interrupt(self) -> None:
+        """An exception or interrupt is about to be delivered; the program counter is at
+        the instruction that faulted (it ran), or after the one that trapped."""
+        self._cut(self.cpu.linear_pc(), True)
+
+    def emu_done(self, faulted: bool) -> None:
+        """``uc_emu_start`` returned: where the CPU stopped decides the last block's
+        count when a trap stopped it or unicorn reported an error inside it."""
+        c = self._c
+        pending, self._pending = self._pending, None
+        if c.last_pc == NEVER or c.in_fine:
+            return
+        pc = self.cpu.linear_pc()
+        if faulted:
+            self._cut(pc, True)
+        elif pending is not None and pending == (pc, c.seq):
+            self._cut(pc, False)
+        c.last_pc = NEVER
+
+    # -- the InstructionCounter interface -------------------------------------------
+    def adopt(self) -> None:
+        """Nothing to do: code traps stay the vCPU's (they report to the counter)."""
+
+    @property
+    def count(self) -> int:
+        return int(self._c.count)
+
+    @count.setter
+    def count(self, value: int) -> None:
+        self._c.count = value
+        self._c.last_pc = NEVER
+
+    @property
+    def reached(self) -> bool:
+        return bool(self._c.reached)
+
+    def stop_before(self, count: int | None) -> None:
+        self._c.target = NEVER if count is None else max(0, count)
+        self._c.reached = 0
+        if not self.cpu.running:
+            self._unfine()
+
+    @property
+    def target(self) -> int | None:
+        return None if self._c.target == NEVER else int(self._c.target)
+
+    def break_at(self, address: int | None, *, after: int = 0) -> None:
+        self._c.brk = NEVER if address is None else address
+        self._c.brk_after = after
+        if not self.cpu.running:
+            self._unfine()
+
+    def recent(self, n: int) -> list[int]:
+        """Linear addresses of the last ``n`` (at most ``RING``) instructions started,
+        oldest first (from the last blocks entered)."""
+        c = self._c
+        out: list[int] = []
+        end = c.count
+        for k in range(min(int(c.seq), RING)):
+            i = (c.seq - 1 - k) % RING
+            pc, size, start = int(c.ring_pc[i]), int(c.ring_size[i]), int(c.ring_count[i])
+            shape = self.shape(pc, size)
+            done = max(0, min(len(shape), end - start))
+            out[:0] = [pc + off for off in shape[:done]]
+            end = start
+            if len(out) >= n:
+                break
+        return out[-n:] if n > 0 else []
+
+    def save(self) -> tuple[int, tuple[tuple[int, ...], ...]]:
+        c = self._c
+        return c.count, (tuple(c.ring_pc), tuple(c.ring_size), tuple(c.ring_count),
+                         (c.seq,))
+
+    def restore(self, state: tuple[int, tuple[tuple[int, ...], ...]]) -> None:
+        count, (pcs, sizes, counts, (seq,)) = state
+        c = self._c
+        c.count = count
+        c.ring_pc[:], c.ring_size[:], c.ring_count[:] = pcs, sizes, counts
+        c.seq = seq
+        c.last_pc = NEVER
+        self._pending = None
+        self.stop_before(None)
+
+    def close(self) -> None:
+        """Take the counter's hooks out."""
+        if not self._hooks:
+            return
+        cpu = self.cpu
+        self._unfine()
+        for handle in self._hooks:
+            _uclib().uc_hook_del(cpu.uc._uch, ctypes.c_size_t(handle))
+        self._hooks.clear()
+        cpu.attach_counter(None)
+        cpu.flush_code()
+
+
+def counter_for(cpu: X86Vcpu) -> InstructionCounter | BlockCounter:
+    """The fastest exact counter this host runs: per block with native code, else the
+    Python per-instruction one."""
+    if _native_hook() is None:
+        return InstructionCounter(cpu)
+    return BlockCounter(cpu)

@@ -210,3 +210,105 @@ icount:
         mov     qword ptr [rax], 0              /* disarm the interrupt window */
 4:      mov     rax, [rcx+16]
         jmp     rax                             /* tail call uc_emu_stop(uc) */
+
+/* icount._BLOCK_CODE: UC_HOOK_BLOCK of the block counter, one call per block entered.
+ * void cb(uc_engine *uc, uint64_t pc, uint32_t size, struct _Blocks *c)
+ * _Blocks: count 0, target 8, stop 16, window 24, reached 32, brk 40, brk_after 48,
+ * python 56, in_fine 64, seq 72, last_pc 80, last_size 88, last_count 96, trap 104,
+ * ring_pc 112, ring_size 240, ring_count 368, traps 496, table 8688 (65536 x 16 bytes:
+ * pc, size, instructions; bit 31 of instructions: a fine block) */
+        .section .text.bcount, "ax"
+bcount:
+        mov     edx, edx                        /* size, zero-extended */
+        mov     rax, rsi
+        shr     rax, 13
+        xor     rax, rsi
+        and     eax, 0xFFFF                     /* hash(pc) = (pc ^ pc >> 13) % 65536 */
+        shl     eax, 4
+        lea     r8, [rcx+rax+8688]              /* &table[hash(pc)] */
+        cmp     rsi, [r8]                       /* this block's entry? */
+        jne     9f
+        cmp     edx, [r8+8]                     /* ... of the same size? */
+        jne     9f
+        mov     r9d, [r8+12]                    /* its instructions */
+        mov     rax, [rcx]                      /* count before it */
+        test    r9d, r9d
+        js      2f                              /* a fine block: counted one by one */
+        lea     r10, [rax+r9]
+        cmp     r10, [rcx+8]                    /* would it pass the target? */
+        ja      9f
+        mov     r11, [rcx+40]
+        sub     r11, rsi
+        cmp     r11, rdx                        /* the breakpoint inside it? */
+        jb      9f
+        mov     [rcx], r10                      /* count += instructions */
+        xor     r9d, r9d                        /* in_fine = 0 */
+        jmp     3f
+2:      mov     r9d, 1                          /* in_fine = 1 */
+3:      mov     [rcx+64], r9
+        mov     [rcx+80], rsi                   /* last_pc */
+        mov     [rcx+88], rdx                   /* last_size */
+        mov     [rcx+96], rax                   /* last_count */
+        mov     r8, [rcx+72]
+        inc     qword ptr [rcx+72]              /* seq += 1 */
+        and     r8d, 15                         /* RING - 1 */
+        mov     [rcx+r8*8+112], rsi             /* ring_pc[seq % RING] */
+        mov     [rcx+r8*8+240], rdx             /* ring_size */
+        mov     [rcx+r8*8+368], rax             /* ring_count */
+        ret
+9:      jmp     qword ptr [rcx+56]              /* a new block, the target or the
+                                                   breakpoint: Python, same arguments */
+
+/* icount._FINE_CODE: UC_HOOK_CODE over a fine block (the one the target or the
+ * breakpoint is in): counts its instructions one by one, stops before the target.
+ * void cb(uc_engine *uc, uint64_t address, uint32_t size, struct _Blocks *c) */
+        .section .text.bfine, "ax"
+bfine:
+        cmp     qword ptr [rcx+64], 0           /* running the fine block itself? */
+        je      2f
+        mov     rax, [rcx]
+        cmp     rax, [rcx+8]                    /* the target reached? */
+        jae     3f
+        cmp     rsi, [rcx+40]                   /* the breakpoint's address? */
+        jne     1f
+        cmp     rax, [rcx+48]                   /* ... and armed? */
+        jae     3f
+1:      inc     qword ptr [rcx]                 /* count += 1 */
+2:      movzx   eax, si
+        bt      [rcx+496], rax                  /* a code trap adopted there? */
+        jc      4f
+        ret
+4:      jmp     qword ptr [rcx+104]             /* the traps' dispatcher (Python) */
+3:      mov     qword ptr [rcx+32], 1           /* reached = 1 */
+        mov     rax, [rcx+24]                   /* &budget.window (0: none) */
+        test    rax, rax
+        jz      5f
+        mov     qword ptr [rax], 0              /* disarm the interrupt window */
+5:      jmp     qword ptr [rcx+16]              /* tail call uc_emu_stop(uc) */
+
+/* icount._EDGE_CODE: UC_HOOK_EDGE_GENERATED of the block counter: a block unicorn has
+ * just translated goes into the table with its instruction count (tb->icount), so the
+ * block hook finds it without Python. An entry of the same block is kept (it may be fine).
+ * void cb(uc_engine *uc, uc_tb *cur, uc_tb *prev, struct _Blocks *c)
+ * uc_tb: pc 0, icount 8 (uint16), size 10 (uint16) */
+        .section .text.bedge, "ax"
+bedge:
+        mov     rax, [rsi]                      /* cur->pc */
+        movzx   r9d, word ptr [rsi+8]           /* cur->icount */
+        movzx   r10d, word ptr [rsi+10]         /* cur->size */
+        test    r9d, r9d
+        jz      2f
+        mov     r8, rax
+        shr     r8, 13
+        xor     r8, rax
+        and     r8d, 0xFFFF
+        shl     r8d, 4
+        lea     r8, [rcx+r8+8688]               /* &table[hash(pc)] */
+        cmp     rax, [r8]
+        jne     1f
+        cmp     r10d, [r8+8]
+        je      2f                              /* known already (perhaps fine): kept */
+1:      mov     [r8], rax
+        mov     [r8+8], r10d
+        mov     [r8+12], r9d
+2:      ret

@@ -669,6 +669,14 @@ _uc_vmem_write = getattr(_uclib(), "uc_vmem_write", None)
 _uc_vmem_translate = getattr(_uclib(), "uc_vmem_translate", None)
 
 
+class BlockCounterEvents(Protocol):
+    """What a vCPU tells an attached per-block instruction counter (attach_counter)."""
+
+    def interrupt(self) -> None: ...
+    def trap(self, address: int) -> None: ...
+    def emu_done(self, faulted: bool) -> None: ...
+
+
 # ---------------------------------------------------------------------------
 class X86Vcpu:
     """One virtual CPU with its own unicorn engine and guest-physical address space.
@@ -763,6 +771,12 @@ class X86Vcpu:
         self._watching_new_code = False
         self._entry_scanned = True       # set False when new code is watched
         self._retranslate = False
+        #: an instruction counter per block (xenlab.cpu.icount.BlockCounter) told about
+        #: what cuts a block short: exceptions, code traps, errors (attach_counter)
+        self._counter: BlockCounterEvents | None = None
+        self._to_python_before: tuple[int, ...] | None = None
+        #: inside uc_emu_start (a hook is running)
+        self.running = False
         self._identity_tlb = False      # unicorn's virtual TLB, linear = physical
         self._code_pages: ctypes.Array[ctypes.c_uint64] | None = None
         self._seen_code_pages: set[int] = set()
@@ -884,6 +898,8 @@ class X86Vcpu:
 
     def _raw_intr(self, uc_handle: int, intno: int, user: int) -> None:
         try:
+            if self._counter is not None:
+                self._counter.interrupt()
             self._on_intr(self.uc, intno, None)
         except BaseException as err:  # surfaced by run(): ctypes would swallow it
             self._hook_error = err
@@ -1400,6 +1416,8 @@ class X86Vcpu:
 
         def stop(uc: Uc, address: int, n: int, user: object) -> None:
             uc.emu_stop()
+            if self._counter is not None:
+                self._counter.trap(address)     # stopped before it
 
         hook = self.uc.hook_add(uc_const.UC_HOOK_CODE, stop, None, lin + size, lin + size)
         self.invalidate_code(lin, lin + size + 1)
@@ -1492,14 +1510,21 @@ class X86Vcpu:
         """uc_emu_start from ``begin``; an error becomes the slice's fault."""
         self._retranslate = False
         self._tsc.valid = 0  # the clock's base may have moved since the last run
+        self.running = True
+        faulted = False
         try:
             self.uc.emu_start(begin, _UNTIL, 0, count)
         except UcError as err:
+            faulted = True
             if self._fault is None:
                 self._fault = self._classify_error(err)
                 # an access to memory nothing is mapped at is the emulator's, not an
                 # exception the guest's CPU raised: never one to give to its IDT
                 self.fault_is_cpu_exception = err.errno == uc_const.UC_ERR_INSN_INVALID
+        finally:
+            self.running = False
+        if self._counter is not None:
+            self._counter.emu_done(faulted)
 
     def _retranslated(self) -> bool:
         """Emulation stopped only so that a block is translated again with new traps."""
@@ -1633,6 +1658,48 @@ class X86Vcpu:
                 (self._string_io_hooks, self._on_string_io),
                 (self._mov_cr_hooks, self._on_mov_cr)]
 
+    def add_code_trap(self, callback: Callback, address: int) -> int:
+        """A code hook on the instruction at linear ``address`` that calls ``callback``
+        (then tells an attached block counter, whose count depends on whether the trap
+        emulated the instruction); its unicorn handle."""
+        def trap(uc: Uc, at: int, size: int, user: object) -> None:
+            callback(uc, at, size, user)
+            if self._counter is not None:
+                self._counter.trap(at)
+
+        return self.uc.hook_add(uc_const.UC_HOOK_CODE, trap, None, address, address)
+
+    def attach_counter(self, counter: BlockCounterEvents | None) -> None:
+        """Report to ``counter`` (None: to nobody) what cuts a translated block short:
+        each interrupt hook before delivery, each code trap after it ran, the end of each
+        ``uc_emu_start``. While one is attached the real-mode exceptions that can come
+        from the middle of a block (#DE, #BR, #NM, #SS, #GP) go through Python, which
+        tells it; the ``int n`` the native callback vectors always end their block."""
+        self._counter = counter
+        r = self._rm
+        if counter is not None and self._to_python_before is None:
+            self._to_python_before = tuple(r.to_python)
+            for vec in (0, 5, 7, 12, 13):
+                r.to_python[vec // 64] |= 1 << (vec % 64)
+        elif counter is None and self._to_python_before is not None:
+            r.to_python[:] = self._to_python_before
+            self._to_python_before = None
+
+    def linear_pc(self) -> int:
+        """The linear address of the next instruction (CS:IP in real mode)."""
+        return self._linear(self.pc())
+
+    def pc_name(self) -> str:
+        """The program counter's register name in the engine's current mode."""
+        return self._pc_name()
+
+    def code_mode(self) -> int:
+        """The capstone mode the code runs in now (16-bit code segments in protected
+        mode are not told apart: a caller that must know tries the others)."""
+        if self.long_mode or self.code64():
+            return capstone.CS_MODE_64
+        return capstone.CS_MODE_32 if self.reg("cr0") & 1 else capstone.CS_MODE_16
+
     def fail_from_hook(self, err: BaseException) -> None:
         """An error in a hook: stop the CPU; run() raises it (ctypes would swallow it)."""
         self._hook_error = err
@@ -1644,8 +1711,7 @@ class X86Vcpu:
         hook on exactly that instruction hands it to the hypervisor (zero cost elsewhere)."""
         if address in self._wrmsr_hooks:
             return
-        self._wrmsr_hooks[address] = self.uc.hook_add(
-            uc_const.UC_HOOK_CODE, self._on_wrmsr, None, address, address)
+        self._wrmsr_hooks[address] = self.add_code_trap(self._on_wrmsr, address)
 
     def _on_wrmsr(self, uc: Uc, address: int, size: int, user: object) -> None:
         try:
@@ -1668,8 +1734,7 @@ class X86Vcpu:
         it (or raises #GP), not unicorn's CPU model, which reads unknown MSRs as 0."""
         if address in self._rdmsr_hooks:
             return
-        self._rdmsr_hooks[address] = self.uc.hook_add(
-            uc_const.UC_HOOK_CODE, self._on_rdmsr, None, address, address)
+        self._rdmsr_hooks[address] = self.add_code_trap(self._on_rdmsr, address)
 
     def _on_rdmsr(self, uc: Uc, address: int, size: int, user: object) -> None:
         try:
@@ -1787,8 +1852,7 @@ class X86Vcpu:
                     continue
                 if len(hooks) >= MAX_CODE_TRAPS:
                     return added, False
-                hooks[start] = self.uc.hook_add(uc_const.UC_HOOK_CODE, callback, None,
-                                                start, start)
+                hooks[start] = self.add_code_trap(callback, start)
                 added += 1
         return added, True
 

@@ -7,7 +7,9 @@ taken while the guest runs, and going to a position restores the nearest
 checkpoint before it and replays the difference at full speed.
 
 * **Position** = instructions the vCPU has started since the Replay attached,
-  counted in native code (``xenlab.cpu.icount``). Going to position ``n`` stops
+  counted in native code per translated block (``xenlab.cpu.icount.BlockCounter``;
+  a stop asked for while a block runs, as a record's listener does, takes effect at
+  the end of that block, as a VM exit's does). Going to position ``n`` stops
   the vCPU just before it starts instruction ``n + 1``, whatever Xen did in
   between (exits, a slice's end, an interrupt injected at the next slice's
   start); if it never starts one (halted for good), the run goes on until
@@ -74,7 +76,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xenlab.cpu.icount import InstructionCounter
+from xenlab.cpu.icount import counter_for
 from xenlab.cpu.x86 import ExitReason, RunResult
 from xenlab.errors import XenlabError
 from xenlab.xen.domain import INVALID_MFN
@@ -219,7 +221,7 @@ class Replay:
         # passed a clean point (None: not running at the frontier now)
         self._front_spent = 0.0
         self._front_at: float | None = None
-        self.counter = InstructionCounter(self.cpu)
+        self.counter = counter_for(self.cpu)
         self.checkpoints: list[Snapshot] = []
         self._keys: list[tuple[int, int]] = []     # (position, runs) of each checkpoint
         self.log: list[Slice] = []
@@ -359,7 +361,8 @@ class Replay:
     def _stop_at_record(self, seq: int, before: tuple[int, int],
                         max_ns: int) -> TraceRecord | None:
         """Replay from the clean point ``before`` until record ``seq`` is emitted, and stop
-        the vCPU before its next instruction."""
+        the vCPU before its next instruction (per block: at the end of the block that
+        emitted it)."""
         trace, counter = self.host.trace, self.counter
         got: list[TraceRecord] = []
 
