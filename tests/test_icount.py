@@ -247,3 +247,73 @@ def test_the_instruction_in_an_sti_shadow_runs_alone_and_counts_once() -> None:
     assert cpu.reg("eip") == 0x7C05 and counter.count == 3      # mov, sti, inc
     assert cpu.run(100_000).reason is ExitReason.HLT
     assert counter.count == 5 and cpu.reg("eax") & 0xFFFF == 2
+
+
+class StoppingExits(Exits):
+    """A hypervisor that ends the slice at the first ``out`` (as Xen does for an ioreq
+    the device model must answer)."""
+
+    def io_out(self, vcpu: X86Vcpu, port: int, size: int, value: int) -> None:
+        super().io_out(vcpu, port, size, value)
+        if len(self.outs) == 1:
+            vcpu.request_stop()
+
+
+def test_a_stop_asked_for_by_an_out_takes_effect_at_the_end_of_its_block() -> None:
+    """Without a code hook on the next instruction unicorn ends the run at the end of
+    the ``out``'s block (here after the ``loop``, at the loop's start), as in any run
+    without a counter: the whole block counted. (The per-instruction counter's hook
+    stops the CPU at the instruction after the ``out`` and counts it as started.)"""
+    cpu, _ = _machine()
+    cpu.exits = stopping = StoppingExits()
+    counter = BlockCounter(cpu)
+    assert cpu.run(100_000).reason is ExitReason.YIELD
+    assert cpu.reg("eip") == 0x7C03 and cpu.reg("ecx") & 0xFFFF == 9
+    assert counter.count == 4 and stopping.outs == [1]       # mov, inc, out, loop
+    assert cpu.run(100_000).reason is ExitReason.HLT
+    assert counter.count == INSTRUCTIONS and stopping.outs == list(range(1, 11))
+
+
+def test_a_stop_from_an_mmio_write_counts_the_access_when_it_runs_again() -> None:
+    """A handler's stop from an MMIO write leaves the CPU at that instruction, which
+    unicorn runs again (and writes again) in the next run: the per-block counter counts
+    it there, once. (The per-instruction counter has counted it at each attempt.)"""
+    cpu = X86Vcpu(Exits(), long_mode=False)
+    memory = bytearray(0x9000)
+    program = bytes.fromhex("40" "a20090" "40" "f4")  # inc ax; mov [0x9000], al; inc ax; hlt
+    memory[0x7C00 : 0x7C00 + len(program)] = program
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    writes: list[int] = []
+
+    def write(uc: object, offset: int, size: int, value: int, user: object) -> None:
+        writes.append(value)
+        if len(writes) == 1:
+            cpu.request_stop()
+
+    cpu.map_mmio(0x9000, 0x1000, lambda offset, size: 0,
+                 lambda offset, size, value: write(None, offset, size, value, None))
+    cpu.setup_real_mode(0, 0x7C00)
+    counter = BlockCounter(cpu)
+    assert cpu.run(100_000).reason is ExitReason.YIELD
+    assert cpu.reg("eip") == 0x7C01 and counter.count == 1 and writes == [1]
+    assert cpu.run(100_000).reason is ExitReason.HLT
+    assert counter.count == 4 and writes == [1, 1] and cpu.reg("eax") & 0xFFFF == 2
+
+
+def test_a_stop_asked_for_by_an_out_ends_before_a_later_slow_memory_access() -> None:
+    """After the ``out`` whose handler asked for a stop, the block's next instruction
+    misses unicorn's TLB (the stack's page, touched for the first time by a pop):
+    unicorn ends the run before it, inside the block."""
+    cpu = X86Vcpu(StoppingExits(), long_mode=False)
+    memory = bytearray(0x10000)
+    memory[0x800 : 0x800 + len(FLAT_GDT)] = FLAT_GDT
+    program = bytes.fromhex("b801000000" "bafc0c0000" "ef" "5b" "5e" "f4")
+    memory[0x1000 : 0x1000 + len(program)] = program  # mov eax; mov edx, 0xcfc; out; pop; pop
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    cpu.setup_flat32(gdt_base=0x800, eip=0x1000)
+    cpu.set_reg("esp", 0x8000)
+    counter = BlockCounter(cpu)
+    assert cpu.run(100_000).reason is ExitReason.YIELD
+    assert cpu.reg("eip") == 0x100B and counter.count == 3      # mov, mov, out
+    assert cpu.run(100_000).reason is ExitReason.HLT
+    assert counter.count == 6

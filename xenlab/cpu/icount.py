@@ -256,6 +256,10 @@ class InstructionCounter:
     def count(self, value: int) -> None:
         self._c.count = value
 
+    def running_block(self) -> None:
+        """Always None: ``count`` is exact inside a block too (see BlockCounter's)."""
+        return None
+
     @property
     def reached(self) -> bool:
         """The CPU was stopped before an instruction because the count reached the target
@@ -340,6 +344,9 @@ def _slot(pc: int) -> int:
 
 _MODES = (capstone.CS_MODE_16, capstone.CS_MODE_32, capstone.CS_MODE_64)
 _DISASM = {mode: capstone.Cs(capstone.CS_ARCH_X86, mode) for mode in _MODES}
+_DISASM_DETAIL = {mode: capstone.Cs(capstone.CS_ARCH_X86, mode) for mode in _MODES}
+for _md in _DISASM_DETAIL.values():
+    _md.detail = True
 
 
 class BlockCounter:
@@ -348,9 +355,8 @@ class BlockCounter:
 
     A native block hook adds a block's instruction count when the block starts (the
     count comes from a table the hook fills, through Python, the first time it meets a
-    block: capstone decodes the block's bytes). Per instruction nothing runs, and a
-    stop that a VM exit requests ends the slice at the end of its block, as in a run
-    without a counter. Where the count cannot be known ahead:
+    block: capstone decodes the block's bytes). Per instruction nothing runs. Where
+    the count cannot be known ahead:
 
     * **the target or the breakpoint is inside the block** about to start: the block
       becomes *fine*: a native code hook over just its bytes counts its instructions one
@@ -358,12 +364,15 @@ class BlockCounter:
       (the block is left at its start and entered again at once, its budget given back);
     * **the block is cut short**: an exception raised by one of its instructions (the
       vCPU reports every interrupt hook before it delivers), a code trap that emulated
-      its instruction (the rest of the block does not run) or stopped before it, an
+      its instruction (the rest of the block does not run) or stopped before it, a
+      handler's stop that unicorn carries out inside the block (see ``stopping``), an
       error from unicorn: the count becomes the block's start plus the instructions
       before the cut, the faulting or emulated one included.
 
-    A stop asked from inside a block (``stop_before(count)`` while it runs) takes
-    effect at the end of that block, where the count then is.
+    ``stop_before(count)`` called from inside a block (a trace record's listener) takes
+    effect at the end of that block, where the count then is; ``running_block()`` says
+    which block that was, so that the caller can replay it instruction by instruction
+    (the Replay does).
 
     Needs native code (x86-64 Linux); elsewhere ``counter_for`` gives the
     ``InstructionCounter``.
@@ -393,6 +402,8 @@ class BlockCounter:
         self._adopted: list[tuple[dict[int, int | None], Callable[..., object], int]] = []
         #: a code trap that stopped the CPU before its instruction: (address, seq)
         self._pending: tuple[int, int] | None = None
+        #: the block entry (seq) during which a handler asked for a stop
+        self._stopped: int | None = None
         self._hooks = [self._add_hook(uc_const.UC_HOOK_EDGE_GENERATED, base + _EDGE_AT, 1, 0),
                        self._add_hook(uc_const.UC_HOOK_BLOCK, base + _BLOCK_AT, 1, 0)]
         self._fine_at = base + _FINE_AT
@@ -568,6 +579,14 @@ class BlockCounter:
         else:
             self._pending = (address, self._c.seq)
 
+    def stopping(self) -> None:
+        """A handler asked for a stop from inside an instruction of the running block.
+        unicorn then ends the run at the block's end, or before a later instruction of
+        the block that takes a slow memory access (a TLB miss: its state is restored to
+        that instruction), or at an MMIO access itself (which runs again): seen when the
+        run has ended."""
+        self._stopped = int(self._c.seq)
+
     def interrupt(self) -> None:
         """An exception or interrupt is about to be delivered; the program counter is at
         the instruction that faulted (it ran), or after the one that trapped."""
@@ -578,14 +597,41 @@ class BlockCounter:
         count when a trap stopped it or unicorn reported an error inside it."""
         c = self._c
         pending, self._pending = self._pending, None
+        stopped, self._stopped = self._stopped, None
         if c.last_pc == NEVER or c.in_fine:
             return
         pc = self.cpu.linear_pc()
         if faulted:
             self._cut(pc, True)
         elif pending is not None and pending == (pc, c.seq):
+            self._cut(pc, False)      # the instructions before pc ran, pc's did not
+        elif stopped == c.seq and not self._branches_to(pc):
             self._cut(pc, False)
         c.last_pc = NEVER
+
+    def _branches_to(self, pc: int) -> bool:
+        """Whether the last block ends with a direct jump, call or loop to ``pc``: then a
+        stop inside the block that lands at ``pc`` is the block's end (it ran whole and
+        jumped back into itself), not an instruction it stopped before. (Both at once
+        cannot be told apart; this takes the first.)"""
+        c = self._c
+        shape = self.shape(c.last_pc, c.last_size)
+        if not shape:
+            return False
+        last = c.last_pc + shape[-1]
+        try:
+            code = self.cpu.code_at(last, c.last_pc + c.last_size - last)
+        except UcError:
+            return False
+        md = _DISASM_DETAIL[self.cpu.code_mode()]
+        for insn in md.disasm(code, last, 1):
+            if not {capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL,
+                    capstone.CS_GRP_BRANCH_RELATIVE} & set(insn.groups):
+                return False
+            ops = insn.operands
+            return len(ops) == 1 and ops[0].type == capstone.x86.X86_OP_IMM \
+                and ops[0].imm == pc
+        return False
 
     # -- the InstructionCounter interface -------------------------------------------
     def adopt(self) -> None:
@@ -599,6 +645,17 @@ class BlockCounter:
     def count(self, value: int) -> None:
         self._c.count = value
         self._c.last_pc = NEVER
+
+    def running_block(self) -> tuple[int, int] | None:
+        """Called from a hook while the vCPU runs: (the count before the block running
+        now, its instructions) when ``count`` already holds the whole block, so which of
+        its instructions is running is not known (unicorn keeps the program counter
+        of the block's start in I/O hooks); None when ``count`` is exact (a fine block,
+        or between blocks)."""
+        c = self._c
+        if c.in_fine or c.last_pc == NEVER or not self.cpu.running:
+            return None
+        return int(c.last_count), int(c.count - c.last_count)
 
     @property
     def reached(self) -> bool:

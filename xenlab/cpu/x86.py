@@ -674,6 +674,7 @@ class BlockCounterEvents(Protocol):
 
     def interrupt(self) -> None: ...
     def trap(self, address: int) -> None: ...
+    def stopping(self) -> None: ...
     def emu_done(self, faulted: bool) -> None: ...
 
 
@@ -775,8 +776,9 @@ class X86Vcpu:
         #: what cuts a block short: exceptions, code traps, errors (attach_counter)
         self._counter: BlockCounterEvents | None = None
         self._to_python_before: tuple[int, ...] | None = None
-        #: inside uc_emu_start (a hook is running)
+        #: inside uc_emu_start (a hook is running); in the new-block hook
         self.running = False
+        self._translating = False
         self._identity_tlb = False      # unicorn's virtual TLB, linear = physical
         self._code_pages: ctypes.Array[ctypes.c_uint64] | None = None
         self._seen_code_pages: set[int] = set()
@@ -915,12 +917,15 @@ class X86Vcpu:
 
     def _raw_new_tb(self, uc_handle: int, cur: ctypes._Pointer[_UcTb], prev: object,
                     user: int) -> None:
+        self._translating = True     # between two blocks, not inside an instruction
         try:
             tb = cur.contents
             self._on_new_tb(self.uc, tb, None, None)
         except BaseException as err:
             self._hook_error = err
             self.uc.emu_stop()
+        finally:
+            self._translating = False
 
     def _add_native_syscall_hook(self) -> None:
         """UC_HOOK_INSN for ``syscall`` registered through ctypes directly (no wrapper)."""
@@ -1245,6 +1250,8 @@ class X86Vcpu:
         if self._stop_reason is None:
             self._stop_reason = reason
         self.uc.emu_stop()
+        if self._counter is not None and self.running and not self._translating:
+            self._counter.stopping()   # from inside an instruction of the running block
 
     def raise_fault(self, vector: int, detail: str) -> None:
         """Called from a handler: the current instruction faults (e.g. #GP for a PV ``out``)."""
@@ -1671,10 +1678,14 @@ class X86Vcpu:
 
     def attach_counter(self, counter: BlockCounterEvents | None) -> None:
         """Report to ``counter`` (None: to nobody) what cuts a translated block short:
-        each interrupt hook before delivery, each code trap after it ran, the end of each
-        ``uc_emu_start``. While one is attached the real-mode exceptions that can come
-        from the middle of a block (#DE, #BR, #NM, #SS, #GP) go through Python, which
-        tells it; the ``int n`` the native callback vectors always end their block."""
+        each interrupt hook before delivery, each code trap after it ran, each stop a
+        handler asks for from inside an instruction (an ``in``/``out``, an MMIO access:
+        unicorn ends the run at the block's end, or before the next of its instructions
+        that takes a slow memory access, or at the MMIO access itself, which runs again),
+        the end of each ``uc_emu_start``. While one
+        is attached the real-mode exceptions that can come from the middle of a block
+        (#DE, #BR, #NM, #SS, #GP) go through Python, which tells it; the ``int n`` the
+        native callback vectors always end their block."""
         self._counter = counter
         r = self._rm
         if counter is not None and self._to_python_before is None:
@@ -1694,9 +1705,19 @@ class X86Vcpu:
         return self._pc_name()
 
     def code_mode(self) -> int:
-        """The capstone mode the code runs in now (16-bit code segments in protected
-        mode are not told apart: a caller that must know tries the others)."""
-        if self.long_mode or self.code64():
+        """The capstone mode the code runs in now: 64-bit, or 32- or 16-bit as CS.D says
+        (QEMU's HF_CS64 and HF_CS32 in hflags: a 16-bit code segment in protected
+        mode, as hvmloader's way back to real mode has, decodes as 16-bit)."""
+        if self.long_mode:
+            return capstone.CS_MODE_64
+        offset = _env_fields()["hflags"]
+        if offset >= 0:
+            ctx = self._context()
+            hflags = struct.unpack("<I", ctypes.string_at(ctx.context.value + offset, 4))[0]
+            if hflags & (1 << 15):
+                return capstone.CS_MODE_64
+            return capstone.CS_MODE_32 if hflags & (1 << 4) else capstone.CS_MODE_16
+        if self.code64():
             return capstone.CS_MODE_64
         return capstone.CS_MODE_32 if self.reg("cr0") & 1 else capstone.CS_MODE_16
 

@@ -7,9 +7,10 @@ taken while the guest runs, and going to a position restores the nearest
 checkpoint before it and replays the difference at full speed.
 
 * **Position** = instructions the vCPU has started since the Replay attached,
-  counted in native code per translated block (``xenlab.cpu.icount.BlockCounter``;
-  a stop asked for while a block runs, as a record's listener does, takes effect at
-  the end of that block, as a VM exit's does). Going to position ``n`` stops
+  counted in native code per translated block (``xenlab.cpu.icount.BlockCounter``:
+  a stop asked for while a block runs takes effect at the end of that block, as a VM
+  exit's does; a stop at a trace record then replays that block instruction by
+  instruction to stop right after the one that made it). Going to position ``n`` stops
   the vCPU just before it starts instruction ``n + 1``, whatever Xen did in
   between (exits, a slice's end, an interrupt injected at the next slice's
   start); if it never starts one (halted for good), the run goes on until
@@ -338,11 +339,13 @@ class Replay:
             with _no_gc():
                 self.restore(self.nearest(start))
         found: list[TraceRecord] = []
+        block: list[tuple[int, int] | None] = []
         domid = self.d.domid
 
         def watcher(rec: TraceRecord) -> None:
             if not found and rec.seq >= seq0 and rec.dom == domid and done(rec):
                 found.append(rec)
+                block.append(counter.running_block())
                 self._target = counter.count     # stop before the next instruction
                 counter.stop_before(counter.count)
 
@@ -356,19 +359,51 @@ class Replay:
             unwatch()
             counter.break_at(None)
             self._target = None
+        if found and block[0] is not None:
+            self._to_instruction(found[0].seq, *block[0], max_ns=max_ns)
         return found[0] if found else None
+
+    def _to_instruction(self, seq: int, start: int, n: int, *, max_ns: int) -> None:
+        """Record ``seq`` came from the block of ``n`` instructions that began after
+        instruction ``start``, counted whole (the stop came at its end). Replay that
+        block one instruction at a time (a target inside it makes the counter do so),
+        to stop right after the instruction that made the record; if it is the
+        block's last, that is where the vCPU was."""
+        if n <= 1 or self.position != start + n:
+            return
+        trace, counter = self.host.trace, self.counter
+        got: list[int] = []
+
+        def listen(rec: TraceRecord) -> None:
+            if rec.seq == seq and not got:
+                got.append(counter.count)        # exact: counted one by one here
+                self._target = counter.count
+                counter.stop_before(counter.count)
+
+        with _no_gc():
+            self.restore(self.nearest(start))
+        trace.listeners.append(listen)
+        try:
+            self._target = start + n - 1
+            self._forward(max_ns)
+        finally:
+            trace.listeners.remove(listen)
+            self._target = None
+        if not got:
+            self.goto(start + n)
 
     def _stop_at_record(self, seq: int, before: tuple[int, int],
                         max_ns: int) -> TraceRecord | None:
         """Replay from the clean point ``before`` until record ``seq`` is emitted, and stop
-        the vCPU before its next instruction (per block: at the end of the block that
-        emitted it)."""
+        the vCPU before its next instruction."""
         trace, counter = self.host.trace, self.counter
         got: list[TraceRecord] = []
+        block: list[tuple[int, int] | None] = []
 
         def listen(rec: TraceRecord) -> None:
             if rec.seq == seq:
                 got.append(rec)
+                block.append(counter.running_block())
                 self._target = counter.count     # stop before the next instruction
                 counter.stop_before(counter.count)
 
@@ -381,6 +416,8 @@ class Replay:
             self._forward(max_ns)
         finally:
             trace.listeners.remove(listen)
+        if got and block[0] is not None:
+            self._to_instruction(seq, *block[0], max_ns=max_ns)
         return got[0] if got else None
 
     def _forward(self, max_ns: int) -> None:
