@@ -237,3 +237,20 @@ def test_run_until_any_predicate_stops_where_a_watched_kind_does(stepper: Steppe
     assert stepper.position == watched.position
     assert stepper.cpu.registers() == watched.cpu.registers()
     assert stepper.last_event is rec
+
+
+def test_each_event_stops_right_after_the_instruction_that_made_it(stepper: Stepper) -> None:
+    """The counter counts whole blocks; a record's stop still lands right after its
+    instruction: straight away when that ``in``/``out`` is the last one that ran in the
+    block, else by replaying the block one instruction at a time (two ports in a row,
+    the RTC's index and data, say)."""
+    stepper.run_to_phase("xenlab BIOS: POST")
+    seen = set()
+    for _ in range(40):
+        rec = stepper.run_to_next_event()
+        assert rec is not None
+        if rec.kind is Kind.VMEXIT and rec.name == "io":
+            insn = stepper._decode(stepper.replay.counter.recent(1)[-1])
+            assert insn is not None and insn[1].split()[0] in ("in", "out"), insn
+            seen.add(insn[1].split()[0])
+    assert "out" in seen

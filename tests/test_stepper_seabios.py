@@ -108,3 +108,30 @@ def test_pvh_grub_to_its_prompt_and_back() -> None:
     assert st.cpu.registers() == regs and lab.console("pvh-grub") == screen
     assert _timeline(st) == whole
     assert st.replay.divergences == []
+
+
+@pytest.mark.slow     # ~1 s: the boot to its sector, then a dozen events
+@pytest.mark.skipif(SEABIOS is not None, reason=str(SEABIOS))
+def test_each_port_access_event_stops_right_after_its_own_instruction() -> None:
+    """After the boot sector's line, SeaBIOS reads the RTC: ``out 0x70`` then ``in 0x71``
+    in one block. The counter counts whole blocks and the CPU ends up after both; the
+    stop for the ``out``'s record goes back to right after the ``out`` (the block
+    replayed one instruction at a time), the next one right after the ``in``."""
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl_output(f"create -p {Lab.image('hvm-seabios.cfg')}")
+    st = Stepper(lab, "hvm-seabios")
+    st.run_to_phase("Booting from 0000")
+    ports = []
+    for _ in range(12):
+        rec = st.run_to_next_event()
+        assert rec is not None
+        if rec.kind is Kind.VMEXIT and rec.name == "io":
+            insn = st._decode(st.replay.counter.recent(1)[-1])
+            assert insn is not None
+            mnemonic, _, operands = insn[1].partition(" ")
+            assert mnemonic == rec.args["dir"], (rec.args, insn)
+            if "dx" not in operands:
+                assert rec.args["port"] in operands, (rec.args, insn)
+            ports.append(rec.args["port"])
+    assert ports[:2] == ["0x70", "0x71"]
+    assert st.replay.divergences == []

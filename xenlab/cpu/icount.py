@@ -260,6 +260,14 @@ class InstructionCounter:
         """Always None: ``count`` is exact inside a block too (see BlockCounter's)."""
         return None
 
+    def stop_now(self) -> None:
+        """Called from a hook: stop before the next instruction."""
+        self.stop_before(self.count)
+
+    def last_ran_only_io(self, address: int, size: int, ran: int) -> bool:
+        """Never asked (``running_block`` is None): counts are exact here."""
+        return False
+
     @property
     def reached(self) -> bool:
         """The CPU was stopped before an instruction because the count reached the target
@@ -345,6 +353,8 @@ def _slot(pc: int) -> int:
 _MODES = (capstone.CS_MODE_16, capstone.CS_MODE_32, capstone.CS_MODE_64)
 _DISASM = {mode: capstone.Cs(capstone.CS_ARCH_X86, mode) for mode in _MODES}
 _DISASM_DETAIL = {mode: capstone.Cs(capstone.CS_ARCH_X86, mode) for mode in _MODES}
+#: Port I/O mnemonics (capstone's; a ``rep`` prefix comes before them)
+_PORT_IO = frozenset({"in", "out", "insb", "insw", "insd", "outsb", "outsw", "outsd"})
 for _md in _DISASM_DETAIL.values():
     _md.detail = True
 
@@ -353,10 +363,11 @@ class BlockCounter:
     """The same counts as ``InstructionCounter`` (same interface), taken per translated
     block instead of per instruction: the stepper's counter.
 
-    A native block hook adds a block's instruction count when the block starts (the
-    count comes from a table the hook fills, through Python, the first time it meets a
-    block: capstone decodes the block's bytes). Per instruction nothing runs. Where
-    the count cannot be known ahead:
+    A native block hook adds a block's instruction count when the block starts. The
+    count comes from a 64 K-entry table that a native new-block hook fills with what
+    unicorn says when it translates a block (``uc_tb.icount``); a block the table does
+    not have goes through Python once (capstone decodes it, in its code segment's
+    mode). Per instruction nothing runs. Where the count cannot be known ahead:
 
     * **the target or the breakpoint is inside the block** about to start: the block
       becomes *fine*: a native code hook over just its bytes counts its instructions one
@@ -646,16 +657,47 @@ class BlockCounter:
         self._c.count = value
         self._c.last_pc = NEVER
 
-    def running_block(self) -> tuple[int, int] | None:
+    def running_block(self) -> tuple[int, int, int, int] | None:
         """Called from a hook while the vCPU runs: (the count before the block running
-        now, its instructions) when ``count`` already holds the whole block, so which of
-        its instructions is running is not known (unicorn keeps the program counter
-        of the block's start in I/O hooks); None when ``count`` is exact (a fine block,
-        or between blocks)."""
+        now, its instructions, its linear address, its size) when ``count`` already
+        holds the whole block, so which of its instructions is running is not known
+        (unicorn keeps the program counter of the block's start in I/O hooks); None
+        when ``count`` is exact (a fine block, or between blocks)."""
         c = self._c
         if c.in_fine or c.last_pc == NEVER or not self.cpu.running:
             return None
-        return int(c.last_count), int(c.count - c.last_count)
+        return (int(c.last_count), int(c.count - c.last_count), int(c.last_pc),
+                int(c.last_size))
+
+    def last_ran_only_io(self, address: int, size: int, ran: int) -> bool:
+        """Whether, of the first ``ran`` instructions of the block at linear ``address``
+        (``size`` bytes), the last is an ``in``/``out`` (string forms too) and the only
+        one: then a VM exit record made in that block came from it."""
+        offsets = self.shape(address, size)[:ran]
+        try:
+            code = self.cpu.code_at(address, size)
+        except UcError:
+            return False
+        md = _DISASM[self.cpu.code_mode()]
+        io = [i for i, off in enumerate(offsets)
+              for _, _, mnemonic, _ in md.disasm_lite(code[off:], address + off, 1)
+              if mnemonic.split()[-1] in _PORT_IO]
+        return bool(offsets) and io == [len(offsets) - 1]
+
+    def stop_now(self) -> None:
+        """Called from a hook (a trace record's listener): stop as soon as unicorn can,
+        no further block started. Inside a counted block that is its end, or before its
+        next instruction that misses unicorn's TLB, which is flushed for it: after an
+        ``out`` the next stack access, say (``emu_done`` works out where it was)."""
+        c = self._c
+        if c.in_fine or c.last_pc == NEVER or not self.cpu.running:
+            self.stop_before(self.count)
+            return
+        c.target = c.last_count            # no block starts any more
+        c.reached = 0
+        self._stopped = int(c.seq)
+        self.cpu.flush_tlb()
+        self._stop()
 
     @property
     def reached(self) -> bool:

@@ -1682,10 +1682,10 @@ class X86Vcpu:
         handler asks for from inside an instruction (an ``in``/``out``, an MMIO access:
         unicorn ends the run at the block's end, or before the next of its instructions
         that takes a slow memory access, or at the MMIO access itself, which runs again),
-        the end of each ``uc_emu_start``. While one
-        is attached the real-mode exceptions that can come from the middle of a block
-        (#DE, #BR, #NM, #SS, #GP) go through Python, which tells it; the ``int n`` the
-        native callback vectors always end their block."""
+        the end of each ``uc_emu_start``. While one is attached the real-mode exceptions
+        that can come from the middle of a block (#DE, #BR, #NM, #SS, #GP) go through
+        Python, which tells it; the ``int n`` the native callback vectors always end
+        their block."""
         self._counter = counter
         r = self._rm
         if counter is not None and self._to_python_before is None:

@@ -8,8 +8,9 @@ checkpoint before it and replays the difference at full speed.
 
 * **Position** = instructions the vCPU has started since the Replay attached,
   counted in native code per translated block (``xenlab.cpu.icount.BlockCounter``:
-  a stop asked for while a block runs takes effect at the end of that block, as a VM
-  exit's does; a stop at a trace record then replays that block instruction by
+  a stop at a trace record asked for while a block runs ends the run at the block's
+  end or before its next memory access; unless the ``in``/``out`` that made the
+  record is the last instruction that ran, the block is then replayed instruction by
   instruction to stop right after the one that made it). Going to position ``n`` stops
   the vCPU just before it starts instruction ``n + 1``, whatever Xen did in
   between (exits, a slice's end, an interrupt injected at the next slice's
@@ -339,7 +340,7 @@ class Replay:
             with _no_gc():
                 self.restore(self.nearest(start))
         found: list[TraceRecord] = []
-        block: list[tuple[int, int] | None] = []
+        block: list[tuple[int, int, int, int] | None] = []
         domid = self.d.domid
 
         def watcher(rec: TraceRecord) -> None:
@@ -347,7 +348,7 @@ class Replay:
                 found.append(rec)
                 block.append(counter.running_block())
                 self._target = counter.count     # stop before the next instruction
-                counter.stop_before(counter.count)
+                counter.stop_now()
 
         if brk is not None:
             counter.break_at(brk, after=start + 1)
@@ -363,13 +364,18 @@ class Replay:
             self._to_instruction(found[0].seq, *block[0], max_ns=max_ns)
         return found[0] if found else None
 
-    def _to_instruction(self, seq: int, start: int, n: int, *, max_ns: int) -> None:
-        """Record ``seq`` came from the block of ``n`` instructions that began after
-        instruction ``start``, counted whole (the stop came at its end). Replay that
-        block one instruction at a time (a target inside it makes the counter do so),
-        to stop right after the instruction that made the record; if it is the
-        block's last, that is where the vCPU was."""
-        if n <= 1 or self.position != start + n:
+    def _to_instruction(self, seq: int, start: int, n: int, pc: int, size: int, *,
+                        max_ns: int) -> None:
+        """Record ``seq`` came from the block of ``n`` instructions at linear ``pc``
+        that began after instruction ``start``, counted whole, and the vCPU stopped in
+        it or at its end. Where the last instruction that ran is the only ``in``/
+        ``out`` of those that ran, it made the record: the vCPU is right after it.
+        Else replay that block one instruction at a time (a target inside it makes
+        the counter do so), to stop right after the instruction that made the record;
+        if it is the block's last, that is where the vCPU was."""
+        if not start < self.position <= start + n or n == 1:
+            return
+        if self.counter.last_ran_only_io(pc, size, self.position - start):
             return
         trace, counter = self.host.trace, self.counter
         got: list[int] = []
@@ -398,14 +404,14 @@ class Replay:
         the vCPU before its next instruction."""
         trace, counter = self.host.trace, self.counter
         got: list[TraceRecord] = []
-        block: list[tuple[int, int] | None] = []
+        block: list[tuple[int, int, int, int] | None] = []
 
         def listen(rec: TraceRecord) -> None:
             if rec.seq == seq:
                 got.append(rec)
                 block.append(counter.running_block())
                 self._target = counter.count     # stop before the next instruction
-                counter.stop_before(counter.count)
+                counter.stop_now()
 
         with _no_gc():
             i = bisect.bisect_right(self._keys, before)
