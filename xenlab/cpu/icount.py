@@ -605,7 +605,8 @@ class BlockCounter:
 
     def emu_done(self, faulted: bool) -> None:
         """``uc_emu_start`` returned: where the CPU stopped decides the last block's
-        count when a trap stopped it or unicorn reported an error inside it."""
+        count when a code trap stopped it, a handler's stop ended the run inside it
+        (``stopping``) or unicorn reported an error there."""
         c = self._c
         pending, self._pending = self._pending, None
         stopped, self._stopped = self._stopped, None
