@@ -997,7 +997,9 @@ class X86Vcpu:
         """Make guest-physical ``addr``..``addr + size`` a device's registers: every load
         calls ``read(offset, size)``, every store ``write(offset, size, value)`` (an
         APIC-access VM exit, say). For pages a guest touches rarely: each access is a
-        call into Python."""
+        call into Python. A handler should not ``request_stop``: unicorn ends the run at
+        the access itself and runs the instruction (and the access) again in the next
+        run; ``enable_intr_window`` ends it at the next block instead."""
         def on_read(uc: Uc, offset: int, nbytes: int, user: object) -> int:
             try:
                 return read(offset, nbytes)

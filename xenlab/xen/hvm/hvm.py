@@ -313,7 +313,11 @@ class HvmDomain:
             exit_({**where(offset), "write": hex(value)})
             write(offset, size, value)
             if v.cpu is not None and self._pending(v):
-                v.cpu.request_stop()   # a self IPI or an EOI that uncovers one: take it now
+                # A self IPI or an EOI that uncovers one: taken at the next instruction
+                # boundary the CPU checks (the next block, as QEMU's TCG does) where IF
+                # allows it: interrupt-window exiting. Not a stop from here: unicorn
+                # would end the run *at* this store and run it again (a second IPI).
+                v.cpu.enable_intr_window(True)
 
         return on_read, on_write
 
