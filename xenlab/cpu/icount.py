@@ -170,6 +170,51 @@ def _native_hook() -> int | None:
     return _native
 
 
+class _AdoptedTraps:
+    """The vCPU's code traps a counter's native code hook calls instead of unicorn: by
+    address, the X86Vcpu methods to call, and a bit per address (its low 16) in the
+    counter's ``traps`` map, which the hook tests."""
+
+    def __init__(self, bits: ctypes.Array[ctypes.c_uint64]) -> None:
+        self.bits = bits
+        self.by_address: dict[int, list[Callable[..., object]]] = {}
+        #: (the vCPU's table, its method, address) of each trap taken over
+        self.taken: list[tuple[dict[int, int | None], Callable[..., object], int]] = []
+
+    def take(self, cpu: X86Vcpu, lo: int = 0, hi: int = 1 << 64) -> None:
+        """Take the vCPU's traps at linear ``lo`` <= address < ``hi`` out of unicorn's
+        list (their table keeps None: see ``give_back``)."""
+        for hooks, callback in cpu.code_traps():
+            for address, handle in hooks.items():
+                if handle is None or not lo <= address < hi:
+                    continue
+                cpu.uc.hook_del(handle)
+                hooks[address] = None
+                self.by_address.setdefault(address, []).append(callback)
+                self.taken.append((hooks, callback, address))
+                self.bits[(address & 0xFFFF) >> 6] |= 1 << (address & 63)
+
+    def call(self, cpu: X86Vcpu, address: int, size: int) -> None:
+        """The native hook found a trap's bit: call the X86Vcpu's method(s) for it, as
+        unicorn called them (an error stops the run and surfaces from it)."""
+        try:
+            for callback in self.by_address.get(address, ()):
+                callback(cpu.uc, address, size, None)
+        except BaseException as err:  # ctypes would swallow it
+            cpu.fail_from_hook(err)
+
+    def give_back(self, cpu: X86Vcpu, *, invalidate: bool = False) -> None:
+        """The vCPU's own hooks again (``invalidate``: drop the code translated with
+        the counter's calls at those addresses)."""
+        for hooks, callback, address in self.taken:
+            hooks[address] = cpu.add_code_trap(callback, address)
+            if invalidate:
+                cpu.invalidate_code(address, address + 1)
+        self.taken.clear()
+        self.by_address.clear()
+        ctypes.memset(self.bits, 0, ctypes.sizeof(self.bits))
+
+
 class InstructionCounter:
     """Counts the instructions ``cpu`` starts and stops it before a chosen one (see the
     module docstring). ``close()`` takes the hook out again."""
@@ -184,10 +229,7 @@ class InstructionCounter:
         native = _native_hook()
         self._dispatch = _CODE_CB(self._on_trap)
         self._c.trap = ctypes.cast(self._dispatch, ctypes.c_void_p).value or 0
-        #: adopted code traps: address -> the X86Vcpu methods to call, in order
-        self._traps: dict[int, list[Callable[..., object]]] = {}
-        #: (the vCPU's table, its method, address) of each trap taken over
-        self._adopted: list[tuple[dict[int, int | None], Callable[..., object], int]] = []
+        self._traps = _AdoptedTraps(self._c.traps)
         self._keep: object = None
         if native is not None:
             callback = ctypes.c_void_p(native)
@@ -213,26 +255,10 @@ class InstructionCounter:
         for every instruction once one hook covers every address: each trap left there
         would cost every instruction about 2 ns more (the counter alone, about 18 ns).
         Traps the vCPU adds while it runs work as usual until the next ``adopt``."""
-        cpu = self.cpu
-        for hooks, callback in cpu.code_traps():
-            for address, handle in hooks.items():
-                if handle is None:
-                    continue
-                cpu.uc.hook_del(handle)
-                hooks[address] = None        # the counter calls it (see close())
-                self._traps.setdefault(address, []).append(callback)
-                self._adopted.append((hooks, callback, address))
-                self._c.traps[(address & 0xFFFF) >> 6] |= 1 << (address & 63)
+        self._traps.take(self.cpu)
 
     def _on_trap(self, uc: int, address: int, size: int, user: int) -> None:
-        """The native hook found a trap's bit: call the X86Vcpu's method(s) for it, as
-        unicorn called them (an error stops the run and surfaces from it)."""
-        cpu = self.cpu
-        try:
-            for callback in self._traps.get(address, ()):
-                callback(cpu.uc, address, size, None)
-        except BaseException as err:  # ctypes would swallow it
-            cpu.fail_from_hook(err)
+        self._traps.call(self.cpu, address, size)
 
     def _py_hook(self, uc: int, address: int, size: int, user: int) -> None:
         c = self._c
@@ -244,7 +270,7 @@ class InstructionCounter:
             return
         c.ring[c.count % RING] = address
         c.count += 1
-        if address in self._traps:
+        if address in self._traps.by_address:
             self._on_trap(uc, address, size, user)
 
     @property
@@ -313,12 +339,8 @@ class InstructionCounter:
             return
         _uclib().uc_hook_del(self.cpu.uc._uch, ctypes.c_size_t(self._handle))
         self._handle = None
-        cpu = self.cpu
-        for hooks, callback, address in self._adopted:
-            hooks[address] = cpu.add_code_trap(callback, address)
-        self._adopted.clear()
-        self._traps.clear()
-        cpu.flush_code()
+        self._traps.give_back(self.cpu)
+        self.cpu.flush_code()
 
 
 # -- counting per block ------------------------------------------------------------------
@@ -409,8 +431,7 @@ class BlockCounter:
         self._shapes: dict[tuple[int, int], tuple[int, ...]] = {}
         #: fine blocks: (address, size) -> their code hook's handle
         self._fine: dict[tuple[int, int], int] = {}
-        self._traps: dict[int, list[Callable[..., object]]] = {}
-        self._adopted: list[tuple[dict[int, int | None], Callable[..., object], int]] = []
+        self._traps = _AdoptedTraps(c.traps)
         #: a code trap that stopped the CPU before its instruction: (address, seq)
         self._pending: tuple[int, int] | None = None
         #: the block entry (seq) during which a handler asked for a stop
@@ -525,14 +546,7 @@ class BlockCounter:
         before them), and the block left at its start, to be translated again."""
         cpu = self.cpu
         lo, hi = address, address + size
-        for hooks, callback in cpu.code_traps():
-            for at, handle in hooks.items():
-                if handle is not None and lo <= at < hi:
-                    cpu.uc.hook_del(handle)
-                    hooks[at] = None
-                    self._traps.setdefault(at, []).append(callback)
-                    self._adopted.append((hooks, callback, at))
-                    self._c.traps[(at & 0xFFFF) >> 6] |= 1 << (at & 63)
+        self._traps.take(cpu, lo, hi)
         self._fine[(address, size)] = self._add_hook(uc_const.UC_HOOK_CODE, self._fine_at,
                                                      lo, hi - 1)
         self.instructions(address, size)          # its table entry says fine now
@@ -542,12 +556,7 @@ class BlockCounter:
         cpu.set_reg(name, cpu.reg(name))          # leave the block: unicorn enters it anew
 
     def _on_trap(self, uc: int, address: int, size: int, user: int) -> None:
-        cpu = self.cpu
-        try:
-            for callback in self._traps.get(address, ()):
-                callback(cpu.uc, address, size, None)
-        except BaseException as err:
-            cpu.fail_from_hook(err)
+        self._traps.call(self.cpu, address, size)
 
     def _unfine(self) -> None:
         """Back to counting per block everywhere (outside emulation)."""
@@ -561,12 +570,7 @@ class BlockCounter:
                 e.n &= ~FINE
             cpu.invalidate_code(address, address + size)
         self._fine.clear()
-        for hooks, callback, at in self._adopted:
-            hooks[at] = cpu.add_code_trap(callback, at)
-            cpu.invalidate_code(at, at + 1)
-        self._adopted.clear()
-        self._traps.clear()
-        ctypes.memset(self._c.traps, 0, ctypes.sizeof(self._c.traps))
+        self._traps.give_back(cpu, invalidate=True)
 
     # -- what the vCPU reports (X86Vcpu.attach_counter) --------------------------------
     def _cut(self, address: int, started: bool) -> None:
