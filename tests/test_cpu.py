@@ -127,6 +127,29 @@ def test_single_step_and_budget() -> None:
     assert result.executed >= 1_000_000
 
 
+class _ChargingExits(Exits):
+    def io_out(self, vcpu: X86Vcpu, port: int, size: int, value: int) -> None:
+        super().io_out(vcpu, port, size, value)
+        vcpu.charge(1_000)          # what Xen's port handler costs the guest's clock
+
+
+def test_a_hlt_right_after_an_exit_that_used_the_budget_up_halts() -> None:
+    """``out; hlt`` in one block, the ``out``'s cost using the slice up: the run ends at
+    the ``hlt`` and says HLT (it said BUDGET, and the next slice ran on past the hlt)."""
+    cpu = X86Vcpu(_ChargingExits(), long_mode=False)
+    cpu.map_bytes(0, bytes.fromhex("b041" "e6e9" "f4").ljust(0x1000, b"\0"))
+    cpu.setup_real_mode(0, 0)        # mov al, 'A' ; out 0xe9, al ; hlt ; (zeros)
+    result = cpu.run(500)
+    assert result.reason is ExitReason.HLT and cpu.reg("eip") == 5
+    # a budget used up the same way, the run stopped at the next block's start: BUDGET,
+    # even where the byte before that block is an F4 that is not an instruction
+    cpu = X86Vcpu(_ChargingExits(), long_mode=False)
+    cpu.map_bytes(0, bytes.fromhex("e6e9" "eb01" "f4" "ebfe").ljust(0x1000, b"\0"))
+    cpu.setup_real_mode(0, 0)        # out 0xe9, al ; jmp 1f ; .byte 0xf4 ; 1: jmp 1b
+    result = cpu.run(500)
+    assert result.reason is ExitReason.BUDGET and cpu.reg("eip") == 5
+
+
 def test_int82_is_a_hypercall_for_32bit_pv() -> None:
     exits = Exits()
     cpu = X86Vcpu(exits, long_mode=False)
@@ -468,6 +491,7 @@ def test_the_native_callbacks_are_their_assembly_source(tmp_path: Path) -> None:
     expected = {".text.budget": x86._THUNK, ".text.fill": x86._FILL_THUNK,
                 ".text.ones": x86._ONES_THUNK, ".text.drop": x86._DROP_THUNK,
                 ".text.rm_intr": x86._RM_INTR_THUNK, ".text.tsc": x86._TSC_THUNK,
+                ".text.portlog": x86._PORTLOG_THUNK, ".text.newtb": x86._NEWTB_THUNK,
                 ".text.icount": icount._CODE, ".text.bcount": icount._BLOCK_CODE,
                 ".text.bfine": icount._FINE_CODE, ".text.bedge": icount._EDGE_CODE}
     with open(tmp_path / "native.o", "rb") as f:

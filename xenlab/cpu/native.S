@@ -13,7 +13,8 @@
 
 /* x86._THUNK: UC_HOOK_BLOCK, the budget in virtual instructions.
  * void cb(uc_engine *uc, uint64_t addr, uint32_t size, struct _Budget *b)
- * _Budget: left 0, stop 8 (uc_emu_stop), window 16, reg_read 24, eflags 32, uc 40 */
+ * _Budget: left 0, stop 8 (uc_emu_stop), window 16, reg_read 24, eflags 32, uc 40,
+ * stopped_at 48 */
         .section .text.budget, "ax"
 budget:
         mov     eax, edx                        /* the block's size in bytes */
@@ -36,7 +37,8 @@ budget:
         test    dword ptr [rcx+32], 0x200       /* IF set: the window is open */
         jnz     1f
         ret
-1:      mov     rax, [rcx+8]
+1:      mov     [rcx+48], rsi                   /* b->stopped_at = the block's address */
+        mov     rax, [rcx+8]
         jmp     rax                             /* tail call uc_emu_stop(uc) */
 
 /* x86._FILL_THUNK: UC_HOOK_TLB_FILL while paging is off (linear = physical).
@@ -179,6 +181,135 @@ tscp:
         mov     eax, 1                          /* skip unicorn's own TSC */
         ret
 2:      jmp     qword ptr [rsi+32]              /* tail call the Python callback */
+
+/* x86._PORTLOG_THUNK: UC_HOOK_INSN for out, byte writes to one port kept natively (a
+ * firmware's debug port: one character per exit) with the budget left before each; the
+ * rest, and a write that finds the log full, go to the Python callback.
+ * void cb(uc_engine *uc, uint32_t port, int size, uint32_t value, struct _PortLog *p)
+ * _PortLog: port 0 (u32), python 8, left 16 (&budget.left), cost 24, count 32,
+ * capacity 40, lefts 48 (int64 x 512), values 4144 (u64 x 512) */
+        .section .text.portlog, "ax"
+portlog:
+        cmp     edx, 1                          /* a byte? */
+        jne     1f
+        cmp     esi, dword ptr [r8]             /* to the logged port? */
+        jne     1f
+        mov     rax, [r8+32]                    /* count */
+        cmp     rax, [r8+40]                    /* full: Python takes the log first */
+        jae     1f
+        mov     r9, [r8+16]                     /* &budget.left */
+        mov     r10, [r9]
+        mov     [r8+rax*8+48], r10              /* lefts[count] = the budget before it */
+        mov     r10d, ecx
+        mov     [r8+rax*8+4144], r10            /* values[count] = the byte */
+        inc     rax
+        mov     [r8+32], rax
+        mov     rax, [r8+24]
+        sub     [r9], rax                       /* budget.left -= the exit's cost */
+        ret
+1:      jmp     qword ptr [r8+8]                /* tail call the Python callback */
+
+/* x86._NEWTB_THUNK: UC_HOOK_EDGE_GENERATED of an HVM vCPU while the identity TLB is on.
+ * A new block in pages whose first code Python has seen, with none of the code traps'
+ * patterns in its bytes (x86._ANY_CODE_TRAP: wrmsr, rdmsr, mov to CR, F3 and at most
+ * two segment or size prefixes before ins/outs), needs nothing; the rest go to Python.
+ * void cb(uc_engine *uc, uc_tb *cur, uc_tb *prev, struct _NewTb *t)
+ * uc_tb: pc 0, icount 8, size 10. _NewTb: python 0, mem_read 8, seen 16 (a bit per
+ * 4 KiB page below 4 GiB), enabled 24, answered 32, buf 40 (8192 bytes) */
+        .section .text.newtb, "ax"
+newtb:
+        cmp     qword ptr [rcx+24], 0           /* enabled? */
+        je      9f
+        movzx   eax, word ptr [rsi+10]          /* size */
+        test    eax, eax
+        jz      8f                              /* nothing translated */
+        cmp     eax, 8192
+        ja      9f
+        mov     r8, [rsi]                       /* pc */
+        lea     r9, [r8+rax-1]
+        shr     r9, 12                          /* its last page */
+        cmp     r9, 0x100000
+        jae     9f                              /* at or above 4 GiB */
+        mov     r10, r8
+        shr     r10, 12                         /* its first page */
+        mov     r11, [rcx+16]
+        bt      [r11], r10                      /* code new to a page: Python notes it */
+        jnc     9f
+        bt      [r11], r9
+        jnc     9f
+        push    rbx                             /* (five: the stack 16-byte aligned) */
+        push    r12
+        push    r13
+        push    r14
+        push    r15
+        mov     rbx, rdi
+        mov     r12, rsi
+        mov     r13, rdx
+        mov     r14, rcx
+        mov     r15, rax
+        mov     rsi, r8
+        lea     rdx, [r14+40]
+        mov     rcx, r15
+        call    qword ptr [r14+8]               /* uc_mem_read(uc, pc, buf, size) */
+        test    eax, eax
+        jnz     7f                              /* unreadable: Python decides */
+        lea     rsi, [r14+40]                   /* p */
+        lea     rdi, [rsi+r15]                  /* end */
+1:      cmp     rsi, rdi
+        jae     6f                              /* no pattern: done */
+        movzx   eax, byte ptr [rsi]
+        inc     rsi
+        cmp     al, 0x0f
+        je      2f
+        cmp     al, 0xf3
+        jne     1b
+        mov     rdx, rsi                        /* F3: up to two prefixes, ins/outs? */
+        mov     ecx, 3
+3:      cmp     rdx, rdi
+        jae     1b
+        movzx   eax, byte ptr [rdx]
+        inc     rdx
+        mov     r8d, eax
+        and     r8d, 0xfc
+        cmp     r8d, 0x6c                       /* 6C-6F: ins, outs */
+        je      7f
+        dec     ecx
+        jz      1b
+        cmp     al, 0x64                        /* FS, GS, operand and address size */
+        jb      4f
+        cmp     al, 0x67
+        jbe     3b
+4:      and     eax, 0xe7
+        cmp     eax, 0x26                       /* ES, CS, SS, DS */
+        je      3b
+        jmp     1b
+2:      cmp     rsi, rdi
+        jae     6f
+        movzx   eax, byte ptr [rsi]             /* 0F: then 22, 30 or 32? */
+        cmp     al, 0x22
+        je      7f
+        cmp     al, 0x30
+        je      7f
+        cmp     al, 0x32
+        je      7f
+        jmp     1b
+6:      inc     qword ptr [r14+32]              /* answered */
+        pop     r15
+        pop     r14
+        pop     r13
+        pop     r12
+        pop     rbx
+8:      ret
+7:      mov     rdi, rbx
+        mov     rsi, r12
+        mov     rdx, r13
+        mov     rcx, r14
+        pop     r15
+        pop     r14
+        pop     r13
+        pop     r12
+        pop     rbx
+9:      jmp     qword ptr [rcx]                 /* tail call the Python callback */
 
 /* icount._CODE: UC_HOOK_CODE over every address, the instruction counter.
  * void cb(uc_engine *uc, uint64_t address, uint32_t size, struct _Counter *c)

@@ -202,10 +202,15 @@ def _skip_prefixes(code: bytes) -> int:
 class _Budget(ctypes.Structure):
     """What the native block callback reads and writes: the budget left, uc_emu_stop,
     and the interrupt window (``window`` armed: stop at the first block that starts with
-    EFLAGS.IF set, read with ``reg_read`` = uc_reg_read into ``eflags``)."""
+    EFLAGS.IF set, read with ``reg_read`` = uc_reg_read into ``eflags``); the address of
+    the block it stopped the run at (before the block ran)."""
     _fields_ = (("left", ctypes.c_int64), ("stop", ctypes.c_uint64),
                 ("window", ctypes.c_uint64), ("reg_read", ctypes.c_uint64),
-                ("eflags", ctypes.c_uint64), ("uc", ctypes.c_uint64))
+                ("eflags", ctypes.c_uint64), ("uc", ctypes.c_uint64),
+                ("stopped_at", ctypes.c_uint64))   # the block it stopped at, or _NOT_STOPPED
+
+
+_NOT_STOPPED = 0xFFFF_FFFF_FFFF_FFFF
 
 
 # void cb(uc_engine *uc /*rdi*/, uint64_t addr /*rsi*/, uint32_t size /*edx*/, void *user /*rcx*/)
@@ -230,7 +235,8 @@ _THUNK = bytes.fromhex(
     "f7412000020000"  # test dword [rcx+32], 0x200 ; IF set: the window is open
     "7501"          # jnz  stop
     "c3"            # ret
-    "488b4108"      # stop: mov rax, [rcx+8] ; budget->stop = &uc_emu_stop
+    "48897130"      # stop: mov [rcx+48], rsi ; budget->stopped_at = the block
+    "488b4108"      # mov  rax, [rcx+8]      ; budget->stop = &uc_emu_stop
     "ffe0"          # jmp  rax               ; tail call uc_emu_stop(uc)
 )
 
@@ -424,6 +430,164 @@ _TSC_THUNK = bytes.fromhex(
 )
 _TSC_OFFSET = 640
 _TSCP_ENTRY = 7
+
+# The native port-log callback (native.S: .text.portlog): UC_HOOK_INSN for ``out``. Byte
+# writes to one port (an HVM vCPU's 0xE9 debug port: SeaBIOS writes its whole log there,
+# one character per exit, some 4,000 in a boot) are kept here with the budget left
+# before each, and the exit's cost charged; every other ``out`` is the Python callback.
+PORT_LOG_ENTRIES = 512
+_NO_PORT = 0xFFFF_FFFF      # log no port (ports are 16 bits)
+
+
+class _PortLog(ctypes.Structure):
+    _fields_ = (("port", ctypes.c_uint32), ("pad", ctypes.c_uint32),
+                ("python", ctypes.c_uint64),       # 8: the Python ``out`` callback
+                ("left", ctypes.c_uint64),         # 16: &budget.left
+                ("cost", ctypes.c_int64),          # 24: virtual ns one write costs
+                ("count", ctypes.c_uint64),        # 32
+                ("capacity", ctypes.c_uint64),     # 40
+                ("lefts", ctypes.c_int64 * PORT_LOG_ENTRIES),     # 48
+                ("values", ctypes.c_uint64 * PORT_LOG_ENTRIES))   # 4144
+
+
+# void cb(uc_engine *uc /*rdi*/, uint32_t port /*esi*/, int size /*edx*/,
+#         uint32_t value /*ecx*/, struct _PortLog *p /*r8*/)
+_PORTLOG_THUNK = bytes.fromhex(
+    "83fa01"            # cmp  edx, 1             ; a byte?
+    "7535"              # jne  python
+    "413b30"            # cmp  esi, dword [r8]    ; to the logged port?
+    "7530"              # jne  python
+    "498b4020"          # mov  rax, [r8+32]       ; count
+    "493b4028"          # cmp  rax, [r8+40]       ; full: Python takes the log first
+    "7326"              # jae  python
+    "4d8b4810"          # mov  r9, [r8+16]        ; &budget.left
+    "4d8b11"            # mov  r10, [r9]
+    "4d8954c030"        # mov  [r8+rax*8+48], r10 ; lefts[count] = the budget before it
+    "4189ca"            # mov  r10d, ecx
+    "4d8994c030100000"  # mov  [r8+rax*8+4144], r10 ; values[count] = the byte
+    "48ffc0"            # inc  rax
+    "49894020"          # mov  [r8+32], rax
+    "498b4018"          # mov  rax, [r8+24]
+    "492901"            # sub  [r9], rax          ; budget.left -= the exit's cost
+    "c3"                # ret
+    "41ff6008"          # python: jmp [r8+8]      ; tail call the Python callback
+)
+_PORTLOG_OFFSET = 768
+
+# The native new-block filter (native.S: .text.newtb): UC_HOOK_EDGE_GENERATED of an HVM
+# vCPU while the identity TLB is on. Python's new-block hook (_on_new_tb) looks at every
+# block unicorn translates, for code new to its page and for the code traps' patterns;
+# in a firmware boot nearly every block has neither (SeaBIOS: ~2,700 blocks, ~12 % of
+# the boot in that hook). This callback answers those itself and hands Python the rest.
+_NEWTB_BUF = 8192
+
+
+class _NewTb(ctypes.Structure):
+    _fields_ = (("python", ctypes.c_uint64),       # 0: the Python new-block callback
+                ("mem_read", ctypes.c_uint64),     # 8: uc_mem_read
+                ("seen", ctypes.c_uint64),         # 16: a bit per page Python has noted
+                ("enabled", ctypes.c_uint64),      # 24: the identity TLB is on
+                ("answered", ctypes.c_uint64),     # 32: blocks answered natively
+                ("buf", ctypes.c_uint8 * _NEWTB_BUF))  # 40: the block's bytes
+
+
+# void cb(uc_engine *uc /*rdi*/, uc_tb *cur /*rsi*/, uc_tb *prev /*rdx*/,
+#         struct _NewTb *t /*rcx*/); offsets and targets in hex
+_NEWTB_THUNK = bytes.fromhex(
+    "4883791800"            #   0: cmp qword [rcx+0x18],0x0
+    "0f8408010000"          #   5: je 113
+    "0fb7460a"              #   b: movzx eax,word [rsi+0xa]
+    "85c0"                  #   f: test eax,eax
+    "0f84e6000000"          #  11: je fd
+    "3d00200000"            #  17: cmp eax,0x2000
+    "0f87f1000000"          #  1c: ja 113
+    "4c8b06"                #  22: mov r8,qword [rsi]
+    "4d8d4c00ff"            #  25: lea r9,[r8+rax*1-0x1]
+    "49c1e90c"              #  2a: shr r9,0xc
+    "4981f900001000"        #  2e: cmp r9,0x100000
+    "0f83d8000000"          #  35: jae 113
+    "4d89c2"                #  3b: mov r10,r8
+    "49c1ea0c"              #  3e: shr r10,0xc
+    "4c8b5910"              #  42: mov r11,qword [rcx+0x10]
+    "4d0fa313"              #  46: bt qword [r11],r10
+    "0f83c3000000"          #  4a: jae 113
+    "4d0fa30b"              #  50: bt qword [r11],r9
+    "0f83b9000000"          #  54: jae 113
+    "53"                    #  5a: push rbx
+    "4154"                  #  5b: push r12
+    "4155"                  #  5d: push r13
+    "4156"                  #  5f: push r14
+    "4157"                  #  61: push r15
+    "4889fb"                #  63: mov rbx,rdi
+    "4989f4"                #  66: mov r12,rsi
+    "4989d5"                #  69: mov r13,rdx
+    "4989ce"                #  6c: mov r14,rcx
+    "4989c7"                #  6f: mov r15,rax
+    "4c89c6"                #  72: mov rsi,r8
+    "498d5628"              #  75: lea rdx,[r14+0x28]
+    "4c89f9"                #  79: mov rcx,r15
+    "41ff5608"              #  7c: call qword [r14+0x8]
+    "85c0"                  #  80: test eax,eax
+    "757a"                  #  82: jne fe
+    "498d7628"              #  84: lea rsi,[r14+0x28]
+    "4a8d3c3e"              #  88: lea rdi,[rsi+r15*1]
+    "4839fe"                #  8c: cmp rsi,rdi
+    "735f"                  #  8f: jae f0
+    "0fb606"                #  91: movzx eax,byte [rsi]
+    "48ffc6"                #  94: inc rsi
+    "3c0f"                  #  97: cmp al,0xf
+    "743f"                  #  99: je da
+    "3cf3"                  #  9b: cmp al,0xf3
+    "75ed"                  #  9d: jne 8c
+    "4889f2"                #  9f: mov rdx,rsi
+    "b903000000"            #  a2: mov ecx,0x3
+    "4839fa"                #  a7: cmp rdx,rdi
+    "73e0"                  #  aa: jae 8c
+    "0fb602"                #  ac: movzx eax,byte [rdx]
+    "48ffc2"                #  af: inc rdx
+    "4189c0"                #  b2: mov r8d,eax
+    "4181e0fc000000"        #  b5: and r8d,0xfc
+    "4183f86c"              #  bc: cmp r8d,0x6c
+    "743c"                  #  c0: je fe
+    "ffc9"                  #  c2: dec ecx
+    "74c6"                  #  c4: je 8c
+    "3c64"                  #  c6: cmp al,0x64
+    "7204"                  #  c8: jb ce
+    "3c67"                  #  ca: cmp al,0x67
+    "76d9"                  #  cc: jbe a7
+    "25e7000000"            #  ce: and eax,0xe7
+    "83f826"                #  d3: cmp eax,0x26
+    "74cf"                  #  d6: je a7
+    "ebb2"                  #  d8: jmp 8c
+    "4839fe"                #  da: cmp rsi,rdi
+    "7311"                  #  dd: jae f0
+    "0fb606"                #  df: movzx eax,byte [rsi]
+    "3c22"                  #  e2: cmp al,0x22
+    "7418"                  #  e4: je fe
+    "3c30"                  #  e6: cmp al,0x30
+    "7414"                  #  e8: je fe
+    "3c32"                  #  ea: cmp al,0x32
+    "7410"                  #  ec: je fe
+    "eb9c"                  #  ee: jmp 8c
+    "49ff4620"              #  f0: inc qword [r14+0x20]
+    "415f"                  #  f4: pop r15
+    "415e"                  #  f6: pop r14
+    "415d"                  #  f8: pop r13
+    "415c"                  #  fa: pop r12
+    "5b"                    #  fc: pop rbx
+    "c3"                    #  fd: ret
+    "4889df"                #  fe: mov rdi,rbx
+    "4c89e6"                # 101: mov rsi,r12
+    "4c89ea"                # 104: mov rdx,r13
+    "4c89f1"                # 107: mov rcx,r14
+    "415f"                  # 10a: pop r15
+    "415e"                  # 10c: pop r14
+    "415d"                  # 10e: pop r13
+    "415c"                  # 110: pop r12
+    "5b"                    # 112: pop rbx
+    "ff21"                  # 113: jmp qword [rcx]
+)
+_NEWTB_OFFSET = 832
 _native_page: mmap.mmap | None = None
 # Where CPUX86State.old_exception sits in a uc_context (found by experiment, -1: not found)
 _OLD_EXCEPTION_OFFSET: int | None = None
@@ -578,7 +742,8 @@ def _native_code() -> int | None:
     code = b""
     for offset, thunk in ((0, _THUNK), (_FILL_OFFSET, _FILL_THUNK),
                           (_ONES_OFFSET, _ONES_THUNK), (_DROP_OFFSET, _DROP_THUNK),
-                          (_RM_INTR_OFFSET, _RM_INTR_THUNK), (_TSC_OFFSET, _TSC_THUNK)):
+                          (_RM_INTR_OFFSET, _RM_INTR_THUNK), (_TSC_OFFSET, _TSC_THUNK),
+                          (_PORTLOG_OFFSET, _PORTLOG_THUNK), (_NEWTB_OFFSET, _NEWTB_THUNK)):
         code = code.ljust(offset, b"\xcc") + thunk
     page.write(code)
     _native_page = page
@@ -608,6 +773,18 @@ def _native_tsc() -> int | None:
     in), or None where it cannot run."""
     base = _native_code()
     return None if base is None else base + _TSC_OFFSET
+
+
+def _native_portlog() -> int | None:
+    """Address of the native port-log ``out`` callback, or None where it cannot run."""
+    base = _native_code()
+    return None if base is None else base + _PORTLOG_OFFSET
+
+
+def _native_newtb() -> int | None:
+    """Address of the native new-block filter, or None where it cannot run."""
+    base = _native_code()
+    return None if base is None else base + _NEWTB_OFFSET
 
 
 def _native_unassigned() -> tuple[int, int] | None:
@@ -738,7 +915,15 @@ class X86Vcpu:
         self._add_intr_hook(native_budget)
         self._add_native_hook(uc_const.UC_HOOK_INSN_INVALID, _INVALID_CB(self._raw_invalid))
         self._add_native_syscall_hook()
-        self._add_native_io_hooks()
+        # byte writes to one port kept natively (log_port_writes); nothing logged yet
+        self._plog = _PortLog(port=_NO_PORT, capacity=PORT_LOG_ENTRIES)
+        self._plog.left = ctypes.addressof(self.budget) + _Budget.left.offset
+        self._plog_port = _NO_PORT
+        self._port_sink: Callable[[list[tuple[int, int]]], None] | None = None
+        #: log_port_writes' log in this run (the hypervisor clears it while someone
+        #: wants each trace record as it happens); never while a counter is attached
+        self.log_ports = True
+        self._add_native_io_hooks(native_budget)
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None, 1, 0,
                                             X.UC_X86_INS_CPUID))
         self.hypercall_regs = _HC_REGS if long_mode else _HC_REGS32
@@ -782,6 +967,10 @@ class X86Vcpu:
         self._identity_tlb = False      # unicorn's virtual TLB, linear = physical
         self._code_pages: ctypes.Array[ctypes.c_uint64] | None = None
         self._seen_code_pages: set[int] = set()
+        #: the native new-block filter (watch_new_code_for_wrmsr) and its copy of
+        #: _seen_code_pages, a bit per page below 4 GiB
+        self._newtb = _NewTb()
+        self._newtb_seen = (ctypes.c_uint64 * (1 << 14))()
         self._ones_at_first_run = False  # lay the all-ones hooks before the first run
         self._ones_hooks: list[tuple[int, int, int]] = []  # (first, last, hook) covered
         #: long mode: RIP when the slice's exception was raised: the faulting instruction,
@@ -875,6 +1064,8 @@ class X86Vcpu:
         in Python: the value from ``VcpuExits.tsc``, and the native callback's base for the
         rest of this emulation run."""
         try:
+            if self._plog.count:
+                self._drain_ports()
             t = self._tsc
             if n:
                 t.n = n
@@ -900,6 +1091,8 @@ class X86Vcpu:
 
     def _raw_intr(self, uc_handle: int, intno: int, user: int) -> None:
         try:
+            if self._plog.count:
+                self._drain_ports()
             if self._counter is not None:
                 self._counter.interrupt()
             self._on_intr(self.uc, intno, None)
@@ -909,6 +1102,8 @@ class X86Vcpu:
 
     def _raw_invalid(self, uc_handle: int, user: int) -> bool:
         try:
+            if self._plog.count:
+                self._drain_ports()
             return self._on_invalid(self.uc, None)
         except BaseException as err:
             self._hook_error = err
@@ -932,6 +1127,8 @@ class X86Vcpu:
 
         def on_syscall(uc_handle: int, user: int) -> None:
             try:
+                if self._plog.count:
+                    self._drain_ports()
                 if not self.long_mode:   # an HVM guest's own: no VM exit
                     self._syscall()
                     return
@@ -1002,6 +1199,8 @@ class X86Vcpu:
         run; ``enable_intr_window`` ends it at the next block instead."""
         def on_read(uc: Uc, offset: int, nbytes: int, user: object) -> int:
             try:
+                if self._plog.count:
+                    self._drain_ports()
                 return read(offset, nbytes)
             except BaseException as err:  # surfaced by run(): unicorn would swallow it
                 self._hook_error = err
@@ -1010,6 +1209,8 @@ class X86Vcpu:
 
         def on_write(uc: Uc, offset: int, nbytes: int, value: int, user: object) -> None:
             try:
+                if self._plog.count:
+                    self._drain_ports()
                 write(offset, nbytes, value)
             except BaseException as err:
                 self._hook_error = err
@@ -1261,12 +1462,16 @@ class X86Vcpu:
             self._fault = (vector, detail)
         self.uc.emu_stop()
 
-    def _add_native_io_hooks(self) -> None:
+    def _add_native_io_hooks(self, native: bool) -> None:
         """UC_HOOK_INSN for ``in`` and ``out`` through ctypes directly: port I/O is the
-        commonest exit of firmware, and the binding's generic wrapper doubles its cost."""
+        commonest exit of firmware, and the binding's generic wrapper doubles its cost.
+        ``out`` goes through the native port-log callback first where it can run."""
+        plog = self._plog
 
         def on_in(uc_handle: int, port: int, size: int, user: int) -> int:
             try:
+                if plog.count:
+                    self._drain_ports()
                 return self.exits.io_in(self, port, size) & ((1 << (8 * size)) - 1)
             except BaseException as err:  # surfaced by run(): ctypes would swallow it
                 self._hook_error = err
@@ -1275,13 +1480,53 @@ class X86Vcpu:
 
         def on_out(uc_handle: int, port: int, size: int, value: int, user: int) -> None:
             try:
+                if plog.count:
+                    self._drain_ports()
                 self.exits.io_out(self, port, size, value)
             except BaseException as err:
                 self._hook_error = err
                 self.uc.emu_stop()
 
         self._add_native_hook(uc_const.UC_HOOK_INSN, _IN_CB(on_in), extra=X.UC_X86_INS_IN)
-        self._add_native_hook(uc_const.UC_HOOK_INSN, _OUT_CB(on_out), extra=X.UC_X86_INS_OUT)
+        python = _OUT_CB(on_out)
+        thunk = _native_portlog() if native else None
+        if thunk is None:
+            self._add_native_hook(uc_const.UC_HOOK_INSN, python, extra=X.UC_X86_INS_OUT)
+            return
+        plog.python = ctypes.cast(python, ctypes.c_void_p).value or 0
+        self._keep.append(python)
+        self._add_native_hook(uc_const.UC_HOOK_INSN, thunk, extra=X.UC_X86_INS_OUT,
+                              user=ctypes.addressof(plog))
+
+    def log_port_writes(self, port: int, cost_ns: int,
+                        sink: Callable[[list[tuple[int, int]]], None]) -> bool:
+        """Keep the guest's byte ``out``s to ``port`` natively instead of making each a
+        trip to Python (a firmware's debug port: one exit per character). Each costs
+        ``cost_ns`` of the slice's virtual time as it happens, as ``charge`` would;
+        ``sink`` gets them as ``(elapsed, value)`` pairs, the slice's virtual time before
+        each exit and the byte, before any other exit of the vCPU reaches Python and at
+        the end of each emulation run: in the order the guest made them, between the
+        exits it made before and after. Only within ``run()``, while ``log_ports`` is
+        true and no counter is attached (a write is then an ``io_out`` exit at once, as
+        every other is). False where native code cannot run (nothing changes)."""
+        if not self._plog.python:
+            return False
+        self._plog_port = port & 0xFFFF
+        self._plog.cost = cost_ns
+        self._port_sink = sink
+        return True
+
+    def _drain_ports(self) -> None:
+        """Hand the logged port writes to the sink (called when the log is not empty)."""
+        log = self._plog
+        n = int(log.count)
+        log.count = 0
+        budget = self.slice_budget
+        writes = [(budget - left, value)
+                  for left, value in zip(log.lefts[:n], log.values[:n], strict=True)]
+        self._charged += n * log.cost
+        if self._port_sink is not None:
+            self._port_sink(writes)
 
     def disassemble(self, code: bytes, address: int) -> str:
         """One instruction of ``code`` (fetched by the caller) as text, for crash reports."""
@@ -1357,15 +1602,21 @@ class X86Vcpu:
         self.slice_budget = budget
         self._charged = 0
         self.budget.left = budget
+        self.budget.stopped_at = _NOT_STOPPED
         if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
             self._before_run()
         if self.long_mode or self._uc64 or self._delivered:
             self._delivered = False
             self.forget_exceptions()
         start = self.pc() if begin is None else begin
-        self._emu_start(start)
-        while self._retranslated() and self.budget.left > 0:
-            self._emu_start(self.pc())  # the same block again, translated with its new traps
+        if self.log_ports and self._counter is None:
+            self._plog.port = self._plog_port
+        try:
+            self._emu_start(start)
+            while self._retranslated() and self.budget.left > 0:
+                self._emu_start(self.pc())  # the same block again, with its new traps
+        finally:
+            self._plog.port = _NO_PORT
         window, self.budget.window = self.budget.window, 0   # armed for this slice only
         if self._df_rip is not None:    # unicorn moved RIP on after the hook: back to it
             self.set_reg(self._pc_name(), self._df_rip)
@@ -1379,6 +1630,11 @@ class X86Vcpu:
         if self._stop_reason is not None:
             return RunResult(self._stop_reason, used, charged=charged)
         if self.budget.left <= 0:
+            # an exit's cost can use the budget up inside a block that then halts (``out;
+            # hlt``): no block's start stopped the run, it ended at the ``hlt``
+            if (self.budget.stopped_at == _NOT_STOPPED and self.ring0
+                    and self._byte_before_pc() == 0xF4):
+                return RunResult(ExitReason.HLT, used, charged=charged)
             return RunResult(ExitReason.BUDGET, used, charged=charged)
         if window and self.reg("eflags") & EFLAGS_IF:
             return self._intr_window_exit(used, charged)
@@ -1532,6 +1788,8 @@ class X86Vcpu:
                 self.fault_is_cpu_exception = err.errno == uc_const.UC_ERR_INSN_INVALID
         finally:
             self.running = False
+        if self._plog.count:
+            self._drain_ports()
         if self._counter is not None:
             self._counter.emu_done(faulted)
 
@@ -1573,6 +1831,7 @@ class X86Vcpu:
     def _py_block(self, uc: Uc, address: int, size: int, user: object) -> None:
         self.budget.left -= (size + 3) >> 2
         if self.budget.left <= 0 or (self.budget.window and self.reg("eflags") & EFLAGS_IF):
+            self.budget.stopped_at = address
             uc.emu_stop()
 
     def _on_intr(self, uc: Uc, intno: int, user: object) -> None:
@@ -1646,6 +1905,8 @@ class X86Vcpu:
         return pc
 
     def _on_cpuid(self, uc: Uc, user: object) -> int:
+        if self._plog.count:
+            self._drain_ports()
         leaf = self.reg("eax")
         sub = self.reg("ecx")
         result = self.exits.cpuid(self, leaf, sub)
@@ -1672,6 +1933,8 @@ class X86Vcpu:
         (then tells an attached block counter, whose count depends on whether the trap
         emulated the instruction); its unicorn handle."""
         def trap(uc: Uc, at: int, size: int, user: object) -> None:
+            if self._plog.count:
+                self._drain_ports()
             callback(uc, at, size, user)
             if self._counter is not None:
                 self._counter.trap(at)
@@ -1783,7 +2046,22 @@ class X86Vcpu:
             return
         self._watching_new_code = True
         self._entry_scanned = False
-        self._add_native_hook(uc_const.UC_HOOK_EDGE_GENERATED, _EDGE_CB(self._raw_new_tb))
+        python = _EDGE_CB(self._raw_new_tb)
+        thunk = _native_newtb() if self.native_budget and not self.long_mode else None
+        if thunk is None:
+            self._add_native_hook(uc_const.UC_HOOK_EDGE_GENERATED, python)
+            return
+        t = self._newtb
+        t.python = ctypes.cast(python, ctypes.c_void_p).value or 0
+        t.mem_read = ctypes.cast(_uclib().uc_mem_read, ctypes.c_void_p).value or 0
+        t.seen = ctypes.addressof(self._newtb_seen)
+        t.enabled = 1 if self._identity_tlb else 0
+        self._keep.append(python)
+        self._add_native_hook(uc_const.UC_HOOK_EDGE_GENERATED, thunk, user=ctypes.addressof(t))
+
+    def native_new_blocks(self) -> int:
+        """How many new blocks the native filter has answered without Python."""
+        return int(self._newtb.answered)
 
     # -- fast guest stores: unicorn's virtual TLB while paging is off ---------------------
     def identity_tlb_until_paging(self) -> bool:
@@ -1817,11 +2095,14 @@ class X86Vcpu:
         self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
         self._identity_tlb = True
         self._seen_code_pages.clear()
+        ctypes.memset(self._newtb_seen, 0, ctypes.sizeof(self._newtb_seen))
+        self._newtb.enabled = 1 if self._newtb.python else 0
         return True
 
     def _leave_identity_tlb(self) -> None:
         """Paging is (about to be) on: unicorn's own page walk from now on."""
         self._identity_tlb = False
+        self._newtb.enabled = 0
         self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_CPU)
         self.flush_tlb()
 
@@ -1859,6 +2140,10 @@ class X86Vcpu:
         first, last = pc >> 12, (pc + size - 1) >> 12
         if first not in self._seen_code_pages or last not in self._seen_code_pages:
             self._seen_code_pages.update((first, last))
+            seen = self._newtb_seen    # the native filter's copy, below 4 GiB
+            for page in (first, last):
+                if page < 1 << 20:
+                    seen[page >> 6] |= 1 << (page & 63)
             self.flush_tlb()
 
     def _trap_matches(self, pc: int, code: bytes, pattern: re.Pattern[bytes], anchor: bytes,

@@ -52,6 +52,7 @@ from xenlab.xen.event_channel import (
 from xenlab.xen.grant_table import GrantTable, gnttab_release_mappings
 from xenlab.xen.guest_access import GuestFault, copy_to_guest
 from xenlab.xen.hvm.hvm import hvm_inject_hw_exception
+from xenlab.xen.hvm.io import DEBUG_PORT, VMEXIT_COST_NS
 from xenlab.xen.hvm.vioapic import IOAPIC_BASE
 from xenlab.xen.hvm.vlapic import APIC_BASE
 from xenlab.xen.hypercall import PV_HYPERCALL_COST_NS, do_hypercall
@@ -405,11 +406,14 @@ class XenHost:
             if d.hvm is not None:
                 from xenlab.xen.hvm.hvm import HvmTraps
 
-                v.cpu = X86Vcpu(HvmTraps(self, v, d.hvm), long_mode=False,
+                traps = HvmTraps(self, v, d.hvm)
+                v.cpu = X86Vcpu(traps, long_mode=False,
                                 name=f"d{domid}v{i}", native_budget=self.native_budget)
                 v.cpu.fill_unassigned_with_ones()
                 v.cpu.map_mmio(APIC_BASE, PAGE_SIZE, *d.hvm.apic_mmio(v))
                 v.cpu.map_mmio(IOAPIC_BASE, PAGE_SIZE, *d.hvm.ioapic_mmio(v))
+                # the debug port's characters stay in the vCPU until its next exit
+                v.cpu.log_port_writes(DEBUG_PORT, VMEXIT_COST_NS, traps.debug_port_log)
                 v.cpu.watch_new_code_for_wrmsr()
                 v.cpu.identity_tlb_until_paging()
             else:
@@ -1305,6 +1309,7 @@ class XenHost:
         if d.hvm is not None:
             d.hvm.tick(v)
             cpu.enable_intr_window(d.hvm.intr_window(v))   # an interrupt waits for IF
+            cpu.log_ports = not self.trace.wants_each_record  # (a stepper stops at each)
             v.timer_deadline = d.hvm.wake_deadline(v)  # bounds the slice at the next IRQ0
             if v.timer_deadline is not None and v.timer_deadline <= pc.time:
                 v.timer_deadline = None

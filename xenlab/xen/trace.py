@@ -187,6 +187,13 @@ class Trace:
         return self._listeners
 
     @property
+    def wants_each_record(self) -> bool:
+        """Someone is called with records as they are emitted (a listener, a watcher):
+        an exit must then make its record at once, not when the vCPU hands over what it
+        kept natively (``X86Vcpu.log_port_writes``)."""
+        return bool(self._listeners or self._watched)
+
+    @property
     def records(self) -> list[TraceRecord]:
         """The records kept, oldest first: the most recent ``limit`` (``del`` on a tail
         forgets them). Read it again after running: a list read earlier does not see

@@ -32,7 +32,7 @@ from xenlab.public.xen import DOMID_SELF
 from xenlab.xen import traps
 from xenlab.xen.domain import DomainType
 from xenlab.xen.hvm.i8254 import Pit
-from xenlab.xen.hvm.io import VMEXIT_COST_NS, handle_pio, handle_pio_rep
+from xenlab.xen.hvm.io import DEBUG_PORT, VMEXIT_COST_NS, handle_pio, handle_pio_log, handle_pio_rep
 from xenlab.xen.hvm.irq import HvmIrq
 from xenlab.xen.hvm.pmtimer import PM_BASE, PmTimer
 from xenlab.xen.hvm.rtc import Rtc
@@ -126,30 +126,34 @@ class HvmDomain:
             self.intercepts[port] = self.rtc.io
         for port in (0x20, 0x21, 0xA0, 0xA1):
             self.intercepts[port] = self.vpic.io
-        self.intercepts[0xE9] = self.debug_port
+        self.intercepts[DEBUG_PORT] = self.debug_port
         self.pmtimer = PmTimer(host.now)
         for port in range(PM_BASE, PM_BASE + 12):
             self.intercepts[port] = self.pmtimer.io
 
     # -- the 0xE9 debug port: firmware's console in the Xen log -------------------------
     def debug_port(self, port: int, write: bool, value: int) -> int:
-        """hvm_print_line: collect bytes, print whole lines as ``(d1) ...``."""
+        """The port's handler: a write is one byte of the line, a read Bochs' signature."""
         if not write:
             return 0xE9  # Bochs' "port E9 hack" signature
+        self.hvm_print_line(value, self.host.now())
+        return 0
+
+    def hvm_print_line(self, value: int, now: int) -> None:
+        """Collect bytes, print whole lines as ``(d1) ...`` (their records at ``now``, the
+        virtual time of the write that ended the line)."""
         ch = value & 0xFF
         if ch == 0x0A or len(self.debug_line) >= 1024:
             text = self.debug_line.decode("latin-1")
             self.debug_line.clear()
             self.host.log.guest_write(self.d.domid, text + "\n")
-            self.host.trace.emit(self.host.now(), self.d.domid, 0, Kind.CONSOLE, "debug_port",
+            self.host.trace.emit(now, self.d.domid, 0, Kind.CONSOLE, "debug_port",
                                  {"line": text})
             phase = _phase_of(text)
             if phase:
-                self.host.trace.emit(self.host.now(), self.d.domid, 0, Kind.PHASE, phase,
-                                     {"line": text})
+                self.host.trace.emit(now, self.d.domid, 0, Kind.PHASE, phase, {"line": text})
         elif ch != 0x0D:
             self.debug_line.append(ch)
-        return 0
 
     def io_assist(self, port: int) -> None:
         """hvm_io_assist: the device model notified ``vp_eport``, its answer is in the slot."""
@@ -360,6 +364,10 @@ class HvmTraps:
 
     def io_out(self, cpu: X86Vcpu, port: int, size: int, value: int) -> None:
         handle_pio(self.host, self.v.domain, self.hvm, port, size, False, value, cpu)
+
+    def debug_port_log(self, writes: list[tuple[int, int]]) -> None:
+        """The debug port's byte writes the vCPU kept natively (``log_port_writes``)."""
+        handle_pio_log(self.host, self.v.domain, self.hvm, writes, self.v.cpu)
 
     def io_rep(self, cpu: X86Vcpu, port: int, size: int, count: int, addr: int,
                write: bool) -> int:

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from xenlab.xen.hvm.hvm import HvmDomain
     from xenlab.xen.setup import XenHost
 
-__all__ = ["IOREQ_COST_NS", "VMEXIT_COST_NS", "handle_pio", "handle_pio_rep",
-           "hvm_create_ioreq_server"]
+__all__ = ["DEBUG_PORT", "IOREQ_COST_NS", "VMEXIT_COST_NS", "handle_pio", "handle_pio_log",
+           "handle_pio_rep", "hvm_create_ioreq_server"]
 
 VMEXIT_COST_NS = 1_000   # VM exit + Xen's handler + VM entry (xenlab's model)
 IOREQ_COST_NS = 9_000    # the ioreq round trip to the device model in Dom0, on top
@@ -160,6 +160,10 @@ class _Clock(Protocol):
     def charge(self, ns: int) -> None: ...
 
 
+class _SliceClock(_Clock, Protocol):
+    def elapsed(self) -> int: ...
+
+
 def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, read: bool,
                value: int = 0, cpu: _Clock | None = None) -> int:
     """One port access: Xen's own device, a PCI config access, or an ioreq to the DM.
@@ -194,6 +198,28 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
         host.trace.emit_deferred(host.now(), d.domid, 0, _KIND_VMEXIT, "io", _exit_args,
                                  (port, size, read, result if read else value, who))
     return result if read else 0
+
+
+DEBUG_PORT = 0xE9     # Bochs' debug port: firmware's console (Xen's hvm_print_line)
+
+
+def handle_pio_log(host: XenHost, d: Domain, hvm: HvmDomain, writes: list[tuple[int, int]],
+                   cpu: _SliceClock) -> None:
+    """The debug port's byte writes that the vCPU kept natively instead of one trip to
+    Python each (``X86Vcpu.log_port_writes``; SeaBIOS writes its whole log there, a
+    character per exit): each the exit ``handle_pio`` would have made, in order, at its
+    own virtual time (``writes``: the slice's elapsed time before the exit and the
+    byte): ``hvm_print_line``, then the ``io`` record. Their cost was charged as they
+    happened. The vCPU hands them over before its next exit reaches Python and when its
+    run ends, so the trace and the log are what one exit at a time makes."""
+    base = host.now() - cpu.elapsed()      # the slice's start on this pCPU
+    trace, domid = host.trace, d.domid
+    for elapsed, value in writes:
+        now = base + elapsed
+        hvm.hvm_print_line(value, now)
+        if trace.enabled:
+            trace.emit_deferred(now + VMEXIT_COST_NS, domid, 0, _KIND_VMEXIT, "io",
+                                _exit_args, (DEBUG_PORT, 1, False, value, "xen"))
 
 
 MAX_REP_CHUNKS = 16   # pages of one ``rep ins/outs`` handled per exit; the rest restarts

@@ -1,0 +1,114 @@
+"""The native new-block filter (x86._NEWTB_THUNK): it answers exactly the blocks Python's
+new-block hook would have found nothing to do in, and hands it every other one.
+
+Python's hook (X86Vcpu._on_new_tb) looks at each block unicorn translates for code new
+to its page (the identity TLB drops its entries then) and for the code traps' patterns
+(x86._ANY_CODE_TRAP: wrmsr, rdmsr, mov to CR, rep ins/outs). The native callback is
+called here directly with blocks of random bytes and compared with that regular
+expression; then a firmware boot with and without it leaves the same trace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import pytest
+from firmware_boot import FIRMWARES, assert_same_boot, boot_bootdisk
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from xenlab.cpu import x86
+
+PC = 0x000F_1FF0                 # a block may cross into the next page
+_READ = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
+                         ctypes.c_size_t)
+_FILTER = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(x86._UcTb),
+                           ctypes.POINTER(x86._UcTb), ctypes.c_void_p)
+
+pytestmark = pytest.mark.skipif(x86._native_newtb() is None,
+                                reason="the native callbacks cannot run here")
+
+
+def _filter(code: bytes, *, pc: int = PC, seen: tuple[int, ...] | None = None,
+            enabled: bool = True, readable: bool = True) -> tuple[bool, int]:
+    """Run the native filter on a block of ``code`` at ``pc`` whose pages (``seen``:
+    those Python has noted; default both) are known: (Python called, answered)."""
+    called: list[int] = []
+
+    def python(uc: int, cur: ctypes._Pointer[x86._UcTb], prev: object, user: int) -> None:
+        called.append(int(cur.contents.pc))
+
+    def read(uc: int, addr: int, buf: int, size: int) -> int:
+        if not readable:
+            return 11                     # UC_ERR_READ_UNMAPPED
+        assert addr == pc and size == len(code)
+        ctypes.memmove(buf, code, size)
+        return 0
+
+    py_cb, read_cb = x86._EDGE_CB(python), _READ(read)
+    t = x86._NewTb()
+    bitmap = (ctypes.c_uint64 * (1 << 14))()
+    for page in (seen if seen is not None else (pc >> 12, (pc + len(code) - 1) >> 12)):
+        if page < 1 << 20:
+            bitmap[page >> 6] |= 1 << (page & 63)
+    t.python = ctypes.cast(py_cb, ctypes.c_void_p).value or 0
+    t.mem_read = ctypes.cast(read_cb, ctypes.c_void_p).value or 0
+    t.seen = ctypes.addressof(bitmap)
+    t.enabled = int(enabled)
+    tb = x86._UcTb(pc, 1, len(code))
+    _FILTER(x86._native_newtb())(None, ctypes.byref(tb), None, ctypes.addressof(t))
+    assert called in ([], [pc])
+    return bool(called), int(t.answered)
+
+
+_interesting = st.sampled_from([0x0F, 0x22, 0x30, 0x32, 0x20, 0x31, 0xF3, 0xF2, 0x26, 0x2E,
+                                0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0x6C, 0x6D, 0x6E, 0x6F,
+                                0x68, 0x6B, 0x90, 0xA4, 0xAA, 0x06, 0xE6])
+
+
+@settings(derandomize=True, deadline=None, max_examples=400)
+@given(st.lists(st.one_of(_interesting, st.integers(0, 255)), min_size=1, max_size=40))
+@example([0xF3, 0x26, 0x66, 0x6C])       # two prefixes: still rep ins
+@example([0xF3, 0x26, 0x66, 0x67, 0x6C])  # three: not the pattern
+@example([0x90, 0x0F])                   # 0F as the last byte
+@example([0x0F, 0x0F, 0x30])             # wrmsr after a stray 0F
+@example([0xF3, 0xF3, 0x6F])
+@example([0xF3, 0x2E, 0xF3, 0x6E])
+@example([0xF3, 0x2E, 0x6E])             # each segment prefix: ES CS SS DS FS GS
+@example([0x90, 0xF3, 0x36, 0x3E, 0x6D])
+@example([0xF3, 0x26, 0x6C])
+@example([0xF3, 0x64, 0x65, 0x6F])
+@example([0xF3, 0x63, 0x6F])             # not prefixes: 63, 68, 06
+@example([0xF3, 0x68, 0x6F])
+@example([0xF3, 0x06, 0x6F])
+def test_the_filter_hands_python_exactly_the_blocks_with_a_trap_pattern(code: list[int]) -> None:
+    block = bytes(code)
+    to_python, answered = _filter(block)
+    assert to_python == (x86._ANY_CODE_TRAP.search(block) is not None)
+    assert answered == (not to_python)
+
+
+def test_what_the_filter_always_hands_python() -> None:
+    nop = b"\x90" * 32                  # crosses from one page into the next
+    assert _filter(nop) == (False, 1)
+    assert _filter(nop, seen=(PC >> 12,)) == (True, 0)        # the next page is new code
+    assert _filter(nop, seen=()) == (True, 0)
+    assert _filter(nop, enabled=False) == (True, 0)           # the identity TLB is off
+    assert _filter(nop, readable=False) == (True, 0)          # cannot read it: Python's call
+    assert _filter(nop, pc=0x1_0000_0000) == (True, 0)        # at or above 4 GiB
+    assert _filter(b"\x90" * x86._NEWTB_BUF, pc=0x10000) == (False, 1)
+    assert _filter(b"\x90" * (x86._NEWTB_BUF + 1), pc=0x10000) == (True, 0)
+    assert _filter(b"", pc=0x10000) == (False, 0)             # nothing translated
+
+
+@pytest.mark.parametrize("bios", FIRMWARES)
+def test_a_firmware_boot_is_the_same_with_and_without_the_filter(
+        tmp_path: Path, bios: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    *filtered, lab = boot_bootdisk(tmp_path / "a", bios)
+    answered = lab.domain("boot").vcpus[0].cpu.native_new_blocks()
+    monkeypatch.setattr(x86, "_native_newtb", lambda: None)
+    *plain, lab = boot_bootdisk(tmp_path / "b", bios)
+    assert lab.domain("boot").vcpus[0].cpu.native_new_blocks() == 0
+    assert answered > 200                     # most blocks never reached Python
+    assert_same_boot(filtered, plain)

@@ -1,0 +1,189 @@
+"""The debug port's characters kept natively (X86Vcpu.log_port_writes): the same exits, the
+same order, the same virtual times as one trip to Python per character.
+
+SeaBIOS writes its whole log to port 0xE9, about 4,000 ``out``s in a boot, each an exit
+that Xen answers itself (hvm_print_line). The vCPU keeps them in a native log and hands
+them to the hypervisor before its next exit reaches Python and when the run ends; these
+tests hold the result to what one exit at a time gives, at the CPU layer (every kind of
+exit between the characters, a full log, budgets that end mid-program) and for whole
+firmware boots (trace and console log, record by record).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from firmware_boot import FIRMWARES, assert_same_boot, boot_bootdisk
+
+from xenlab.cpu.x86 import PORT_LOG_ENTRIES, ExitReason, X86Vcpu
+from xenlab.xen.hvm.hvm import HvmTraps
+from xenlab.xen.trace import Kind
+
+COST = 1_000
+LOOP = PORT_LOG_ENTRIES + 88          # more characters than the log holds
+
+# Real mode at 0000:1000; every kind of exit between debug-port characters.
+PROGRAM = b"".join([
+    bytes.fromhex("b061" "e6e9"),            # mov al, 'a' ; out 0xe9, al
+    bytes.fromhex("b062" "e6e9"),            # mov al, 'b' ; out 0xe9, al
+    bytes.fromhex("e680"),                   # out 0x80, al      (another port: Python)
+    bytes.fromhex("e461"),                   # in al, 0x61
+    bytes.fromhex("b063" "e6e9"),            # mov al, 'c' ; out 0xe9, al
+    bytes.fromhex("b83412" "e7e9"),          # mov ax, 0x1234 ; out 0xe9, ax (a word: Python)
+    bytes.fromhex("bae900" "b064" "ee"),     # mov dx, 0xe9 ; mov al, 'd' ; out dx, al
+    bytes.fromhex("6631c0" "0fa2"),          # xor eax, eax ; cpuid
+    bytes.fromhex("b065" "e6e9"),            # mov al, 'e' ; out 0xe9, al
+    bytes.fromhex("cd82"),                   # int 0x82 (a vector Python delivers)
+    bytes.fromhex("b9") + struct.pack("<H", LOOP),  # mov cx, LOOP
+    bytes.fromhex("b078" "e6e9" "e2fa"),     # 1: mov al, 'x' ; out 0xe9, al ; loop 1b
+    bytes.fromhex("b07a" "e6e9"),            # mov al, 'z' ; out 0xe9, al
+    bytes.fromhex("f4"),                     # hlt
+])
+HANDLER = bytes.fromhex("b069" "e6e9" "cf")  # int 0x82: mov al, 'i' ; out 0xe9, al ; iret
+
+
+class Exits:
+    """A hypervisor that writes down every exit with the slice's virtual time at it, and
+    charges each ``out`` what Xen's port handler does."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, int, int]] = []
+        self.sunk = 0          # port-log hand-overs
+
+    def io_out(self, vcpu: X86Vcpu, port: int, size: int, value: int) -> None:
+        self.events.append(("out", port, value, vcpu.elapsed()))
+        vcpu.charge(COST)
+
+    def io_in(self, vcpu: X86Vcpu, port: int, size: int) -> int:
+        self.events.append(("in", port, 0, vcpu.elapsed()))
+        return 0x20
+
+    def cpuid(self, vcpu: X86Vcpu, leaf: int, subleaf: int) -> None:
+        self.events.append(("cpuid", leaf, 0, vcpu.elapsed()))
+
+    def interrupt(self, vcpu: X86Vcpu, vector: int) -> bool:
+        self.events.append(("int", vector, 0, vcpu.elapsed()))
+        return False            # the CPU layer vectors it through the IVT
+
+    def log(self, writes: list[tuple[int, int]]) -> None:
+        self.sunk += 1
+        self.events.extend(("out", 0xE9, value, elapsed) for elapsed, value in writes)
+
+    def hypercall(self, vcpu: X86Vcpu, via: str) -> None: ...
+    def msr_write(self, vcpu: X86Vcpu, msr: int, value: int) -> bool: return True
+    def msr_read(self, vcpu: X86Vcpu, msr: int) -> int | None: return None
+    def io_rep(self, vcpu: X86Vcpu, port: int, size: int, count: int, addr: int,
+               write: bool) -> int: return 0
+    def tsc(self, vcpu: X86Vcpu) -> int: return 0
+
+
+def _machine(*, logged: bool) -> tuple[X86Vcpu, Exits]:
+    exits = Exits()
+    cpu = X86Vcpu(exits, long_mode=False)  # type: ignore[arg-type]
+    memory = bytearray(0x10000)
+    memory[0x82 * 4:0x82 * 4 + 4] = struct.pack("<HH", 0x2000, 0)   # IVT[0x82]
+    memory[0x1000:0x1000 + len(PROGRAM)] = PROGRAM
+    memory[0x2000:0x2000 + len(HANDLER)] = HANDLER
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    cpu.setup_real_mode(0, 0x1000)
+    cpu.set_reg("esp", 0x7000)
+    if logged and not cpu.log_port_writes(0xE9, COST, exits.log):
+        pytest.skip("the native callbacks cannot run here")
+    return cpu, exits
+
+
+def _run(cpu: X86Vcpu, budget: int) -> list[tuple[ExitReason, int, int]]:
+    """Slices of ``budget`` until the program halts: (reason, executed, charged) each."""
+    slices = []
+    for _ in range(10_000):
+        result = cpu.run(budget)
+        slices.append((result.reason, result.executed, result.charged))
+        cpu.end_slice()
+        if result.reason is ExitReason.HLT:
+            return slices
+    raise AssertionError("the program did not halt")
+
+
+@pytest.mark.parametrize("budget", [10_000_000, 2_500, 700])
+def test_logged_characters_are_the_exits_one_at_a_time_would_be(budget: int) -> None:
+    """Whole program in one slice, and slices that end every few characters (the
+    characters' own cost uses the budget up): the same exits in the same order at the
+    same virtual times, the same slices, the same machine at the end."""
+    cpu, exits = _machine(logged=False)
+    plain = _run(cpu, budget)
+    logged_cpu, logged = _machine(logged=True)
+    assert _run(logged_cpu, budget) == plain
+    assert logged.events == exits.events
+    assert logged_cpu.reg("eip") == cpu.reg("eip") and logged_cpu.reg("ecx") & 0xFFFF == 0
+    chars = bytes(value for kind, port, value, _t in exits.events
+                  if kind == "out" and port == 0xE9 and value < 0x100)
+    assert chars == b"abcdei" + b"x" * LOOP + b"z"
+    # every character but none of the other exits went through the log, in several
+    # hand-overs (each other exit takes one, and the log is smaller than the loop)
+    assert logged.sunk >= 5
+
+
+def test_the_log_hands_over_before_every_other_exit() -> None:
+    cpu, exits = _machine(logged=True)
+    _run(cpu, 10_000_000)
+    kinds = [(kind, port) for kind, port, _v, _t in exits.events]
+    assert kinds[:12] == [("out", 0xE9), ("out", 0xE9), ("out", 0x80), ("in", 0x61),
+                          ("out", 0xE9), ("out", 0xE9), ("out", 0xE9), ("cpuid", 0),
+                          ("out", 0xE9), ("int", 0x82), ("out", 0xE9), ("out", 0xE9)]
+    assert exits.events[5][2] == 0x1234      # the word write: an exit of its own
+    times = [t for *_x, t in exits.events]
+    assert times == sorted(times)
+
+
+def test_nothing_is_logged_when_switched_off_or_counted() -> None:
+    """``log_ports`` false (a trace listener wants each record as it is made) or an
+    instruction counter attached (the stepper stops right after each exit): every
+    character is an exit at once."""
+    cpu, exits = _machine(logged=True)
+    cpu.log_ports = False
+    _run(cpu, 10_000_000)
+    assert exits.sunk == 0 and len(exits.events) == 12 + LOOP
+
+    class Counter:
+        def interrupt(self) -> None: ...
+        def trap(self, address: int) -> None: ...
+        def stopping(self) -> None: ...
+        def emu_done(self, faulted: bool) -> None: ...
+
+    cpu, exits = _machine(logged=True)
+    cpu.attach_counter(Counter())
+    _run(cpu, 10_000_000)
+    assert exits.sunk == 0 and len(exits.events) == 12 + LOOP
+    # and single steps never keep one back
+    cpu, exits = _machine(logged=True)
+    for _ in range(4):
+        cpu.step()
+    assert exits.sunk == 0 and [e[:3] for e in exits.events] == [("out", 0xE9, 0x61),
+                                                                 ("out", 0xE9, 0x62)]
+
+
+# -- whole boots: the trace and Xen's console log, record by record ----------------------
+@pytest.mark.parametrize("bios", FIRMWARES)
+def test_a_firmware_boot_traces_the_same_with_and_without_the_log(
+        tmp_path: Path, bios: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    handed = [0]
+    original = HvmTraps.debug_port_log
+
+    def counted(self: HvmTraps, writes: list[tuple[int, int]]) -> None:
+        handed[0] += len(writes)
+        original(self, writes)
+
+    monkeypatch.setattr(HvmTraps, "debug_port_log", counted)
+    logged, log_lines, _lab = boot_bootdisk(tmp_path / "a", bios)
+    through_log, handed[0] = handed[0], 0
+    # someone wants each PHASE record as it is made (the stepper does): no log
+    plain, plain_lines, _lab = boot_bootdisk(tmp_path / "b", bios, watched=True)
+    assert handed[0] == 0
+    chars = [r for r in plain if r[3] is Kind.VMEXIT and r[5].get("port") == "0xe9"]
+    # without one: every character through the log, but one in each run of more than
+    # PORT_LOG_ENTRIES without another exit (the full log: an exit through Python)
+    assert len(chars) > 300
+    assert len(chars) - len(chars) // PORT_LOG_ENTRIES <= through_log <= len(chars)
+    assert_same_boot((logged, log_lines), (plain, plain_lines))
