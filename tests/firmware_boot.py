@@ -26,11 +26,13 @@ FIRMWARES = [
 ]
 
 
-def boot_bootdisk(tmp: Path, bios: str, *, watched: bool = False
+def boot_bootdisk(tmp: Path, bios: str, *, watch: tuple[Kind, ...] = (),
+                  seen: list[tuple[int, int]] | None = None
                   ) -> tuple[list[tuple], list[str], Lab]:
     """Boot ``images/firmware/bootdisk.img`` with the config lines ``bios`` until it
-    halts; ``watched``: with a trace watcher (someone wants each PHASE record as it is
-    made, as the stepper does). (records as tuples, Xen's console log, the lab)."""
+    halts; ``watch``: with a trace watcher of those kinds (someone wants those records as
+    they are made, as the stepper does), which puts (the record's time, the clock when
+    it was called) in ``seen``. (records as tuples, Xen's console log, the lab)."""
     tmp.mkdir(parents=True, exist_ok=True)
     disk = tmp / "boot.img"
     shutil.copy(FW / "bootdisk.img", disk)
@@ -38,8 +40,9 @@ def boot_bootdisk(tmp: Path, bios: str, *, watched: bool = False
     cfg.write_text(f'name = "boot"\ntype = "hvm"\nmemory = 32\n{bios}'
                    f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
     lab = Lab(memory_mib=256, dom0_mem_mib=64)
-    if watched:
-        lab.trace.watch({Kind.PHASE}, lambda record: None)
+    if watch:
+        calls = seen if seen is not None else []
+        lab.trace.watch(watch, lambda r: calls.append((r.time, lab.host.now())))
     lab.xl(f"create {cfg}")
     lab.run(max_seconds=3.0)
     records = [(r.time, r.dom, r.vcpu, r.kind, r.name, r.args, r.ret)

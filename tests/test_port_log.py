@@ -137,26 +137,13 @@ def test_the_log_hands_over_before_every_other_exit() -> None:
     assert times == sorted(times)
 
 
-def test_nothing_is_logged_when_switched_off_or_counted() -> None:
-    """``log_ports`` false (a trace listener wants each record as it is made) or an
-    instruction counter attached (the stepper stops right after each exit): every
-    character is an exit at once."""
+def test_nothing_is_logged_when_switched_off_or_single_stepped() -> None:
+    """``log_ports`` false (someone wants the exits' records as they are made), or
+    single steps: every character is an exit at once."""
     cpu, exits = _machine(logged=True)
     cpu.log_ports = False
     _run(cpu, 10_000_000)
     assert exits.sunk == 0 and len(exits.events) == 12 + LOOP
-
-    class Counter:
-        def interrupt(self) -> None: ...
-        def trap(self, address: int) -> None: ...
-        def stopping(self) -> None: ...
-        def emu_done(self, faulted: bool) -> None: ...
-
-    cpu, exits = _machine(logged=True)
-    cpu.attach_counter(Counter())
-    _run(cpu, 10_000_000)
-    assert exits.sunk == 0 and len(exits.events) == 12 + LOOP
-    # and single steps never keep one back
     cpu, exits = _machine(logged=True)
     for _ in range(4):
         cpu.step()
@@ -164,10 +151,90 @@ def test_nothing_is_logged_when_switched_off_or_counted() -> None:
                                                                  ("out", 0xE9, 0x62)]
 
 
+class LineExits(Exits):
+    """Keeps the debug port's line as Xen does: a newline ends it; ``room`` is what it
+    takes before a character must be an exit of its own (here 3 characters a line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.line = b""
+        self.paths: list[tuple[str, bytes]] = []
+
+    def _char(self, value: int, path: str) -> None:
+        self.paths.append((path, bytes([value])))
+        self.line = b"" if value == 0x0A else self.line + bytes([value])
+
+    def io_out(self, vcpu: X86Vcpu, port: int, size: int, value: int) -> None:
+        super().io_out(vcpu, port, size, value)
+        if port == 0xE9 and size == 1:
+            self._char(value, "exit")
+
+    def log(self, writes: list[tuple[int, int]]) -> None:
+        super().log(writes)
+        for _elapsed, value in writes:
+            self._char(value, "log")
+
+    def room(self) -> int:
+        return 3 - len(self.line)
+
+
+def _text_machine(text: bytes, *, logged: bool) -> tuple[X86Vcpu, LineExits]:
+    code = b"".join(bytes([0xB0, ch, 0xE6, 0xE9]) for ch in text) + b"\xf4"
+    exits = LineExits()
+    cpu = X86Vcpu(exits, long_mode=False)  # type: ignore[arg-type]
+    cpu.map_bytes(0, code.ljust(0x2000, b"\0"), writable=True)
+    cpu.setup_real_mode(0, 0)
+    if logged and not cpu.log_port_writes(0xE9, COST, exits.log, exit_on=0x0A,
+                                          room=exits.room):
+        pytest.skip("the native callbacks cannot run here")
+    return cpu, exits
+
+
+def test_the_exit_byte_and_a_full_line_are_exits_of_their_own() -> None:
+    """A newline is always an exit (Xen prints the line and makes its records then), and
+    so is a character the line has no room for: whoever waits for those records gets
+    them at the instruction that made them."""
+    cpu, exits = _text_machine(b"ab\ncdefg\nh", logged=True)
+    _run(cpu, 10_000_000)
+    assert [(path, ch.decode()) for path, ch in exits.paths] == [
+        ("log", "a"), ("log", "b"), ("exit", "\n"), ("log", "c"), ("log", "d"),
+        ("log", "e"), ("exit", "f"), ("exit", "g"), ("exit", "\n"), ("log", "h")]
+    plain, plain_exits = _text_machine(b"ab\ncdefg\nh", logged=False)
+    _run(plain, 10_000_000)
+    assert exits.events == plain_exits.events
+
+
+def test_the_stepper_counts_exactly_with_the_log_on() -> None:
+    """A block counter attached (the stepper's first pass and its replays keep the log
+    on unless they watch the exits): stopping before every instruction leaves the
+    machine and the exits handed over so far as that many single steps do."""
+    from xenlab.cpu.icount import counter_for
+
+    text = b"ab\ncd\nefgh"
+    total = 2 * len(text) + 1
+    for n in range(total):
+        cpu, exits = _text_machine(text, logged=True)
+        counter = counter_for(cpu)
+        counter.stop_before(n)
+        cpu.run(10_000_000)
+        assert counter.count == n
+        stepped, stepped_exits = _text_machine(text, logged=False)
+        for _ in range(n):
+            stepped.step()
+        assert cpu.registers() == stepped.registers(), n
+        assert [e[:3] for e in exits.events] == [e[:3] for e in stepped_exits.events], n
+        counter.stop_before(None)
+        assert cpu.run(10_000_000).reason is ExitReason.HLT and counter.count == total
+        assert exits.sunk > 0 or n > total - 3
+
+
 # -- whole boots: the trace and Xen's console log, record by record ----------------------
 @pytest.mark.parametrize("bios", FIRMWARES)
 def test_a_firmware_boot_traces_the_same_with_and_without_the_log(
         tmp_path: Path, bios: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three boots: nobody watching; someone watching the phase and console records
+    (the stepper's Run to phase: the log stays on, a newline exits and makes them at
+    once); someone watching VM exits (the log is off, every character an exit)."""
     handed = [0]
     original = HvmTraps.debug_port_log
 
@@ -178,12 +245,22 @@ def test_a_firmware_boot_traces_the_same_with_and_without_the_log(
     monkeypatch.setattr(HvmTraps, "debug_port_log", counted)
     logged, log_lines, _lab = boot_bootdisk(tmp_path / "a", bios)
     through_log, handed[0] = handed[0], 0
-    # someone wants each PHASE record as it is made (the stepper does): no log
-    plain, plain_lines, _lab = boot_bootdisk(tmp_path / "b", bios, watched=True)
+    seen: list[tuple[int, int]] = []
+    phased, phased_lines, _lab = boot_bootdisk(tmp_path / "b", bios,
+                                               watch=(Kind.PHASE, Kind.CONSOLE), seen=seen)
+    through_log_watched, handed[0] = handed[0], 0
+    plain, plain_lines, _lab = boot_bootdisk(tmp_path / "c", bios, watch=(Kind.VMEXIT,))
     assert handed[0] == 0
     chars = [r for r in plain if r[3] is Kind.VMEXIT and r[5].get("port") == "0xe9"]
-    # without one: every character through the log, but one in each run of more than
-    # PORT_LOG_ENTRIES without another exit (the full log: an exit through Python)
-    assert len(chars) > 300
-    assert len(chars) - len(chars) // PORT_LOG_ENTRIES <= through_log <= len(chars)
+    lines = sum(1 for r in plain if r[3] is Kind.CONSOLE)
+    # without a VMEXIT watcher, every character but the newlines through the log (and
+    # one in each run of more than PORT_LOG_ENTRIES without another exit: the full log)
+    assert len(chars) > 300 and lines > 10
+    for through in (through_log, through_log_watched):
+        assert len(chars) - lines - len(chars) // PORT_LOG_ENTRIES <= through
+        assert through <= len(chars) - lines
+    # the watcher saw each phase and console record at the instruction that made it
+    assert len(seen) == sum(1 for r in plain if r[3] in (Kind.PHASE, Kind.CONSOLE))
+    assert all(called == made for made, called in seen)
     assert_same_boot((logged, log_lines), (plain, plain_lines))
+    assert_same_boot((phased, phased_lines), (plain, plain_lines))

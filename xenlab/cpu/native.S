@@ -184,16 +184,19 @@ tscp:
 
 /* x86._PORTLOG_THUNK: UC_HOOK_INSN for out, byte writes to one port kept natively (a
  * firmware's debug port: one character per exit) with the budget left before each; the
- * rest, and a write that finds the log full, go to the Python callback.
+ * rest, the exit byte (a newline) and a write that finds the log full (capacity: what
+ * Python allows before the next must exit) go to the Python callback.
  * void cb(uc_engine *uc, uint32_t port, int size, uint32_t value, struct _PortLog *p)
- * _PortLog: port 0 (u32), python 8, left 16 (&budget.left), cost 24, count 32,
- * capacity 40, lefts 48 (int64 x 512), values 4144 (u64 x 512) */
+ * _PortLog: port 0 (u32), exit_value 4 (u32), python 8, left 16 (&budget.left), cost 24,
+ * count 32, capacity 40, lefts 48 (int64 x 512), values 4144 (u64 x 512) */
         .section .text.portlog, "ax"
 portlog:
         cmp     edx, 1                          /* a byte? */
         jne     1f
         cmp     esi, dword ptr [r8]             /* to the logged port? */
         jne     1f
+        cmp     ecx, dword ptr [r8+4]           /* the byte that always exits? */
+        je      1f
         mov     rax, [r8+32]                    /* count */
         cmp     rax, [r8+40]                    /* full: Python takes the log first */
         jae     1f

@@ -434,13 +434,15 @@ _TSCP_ENTRY = 7
 # The native port-log callback (native.S: .text.portlog): UC_HOOK_INSN for ``out``. Byte
 # writes to one port (an HVM vCPU's 0xE9 debug port: SeaBIOS writes its whole log there,
 # one character per exit, some 4,000 in a boot) are kept here with the budget left
-# before each, and the exit's cost charged; every other ``out`` is the Python callback.
+# before each, and the exit's cost charged; every other ``out``, the exit byte (a
+# newline) and a write beyond ``capacity`` are the Python callback.
 PORT_LOG_ENTRIES = 512
 _NO_PORT = 0xFFFF_FFFF      # log no port (ports are 16 bits)
 
 
 class _PortLog(ctypes.Structure):
-    _fields_ = (("port", ctypes.c_uint32), ("pad", ctypes.c_uint32),
+    _fields_ = (("port", ctypes.c_uint32),
+                ("exit_value", ctypes.c_uint32),   # 4: a byte that always exits
                 ("python", ctypes.c_uint64),       # 8: the Python ``out`` callback
                 ("left", ctypes.c_uint64),         # 16: &budget.left
                 ("cost", ctypes.c_int64),          # 24: virtual ns one write costs
@@ -454,9 +456,11 @@ class _PortLog(ctypes.Structure):
 #         uint32_t value /*ecx*/, struct _PortLog *p /*r8*/)
 _PORTLOG_THUNK = bytes.fromhex(
     "83fa01"            # cmp  edx, 1             ; a byte?
-    "7535"              # jne  python
+    "753b"              # jne  python
     "413b30"            # cmp  esi, dword [r8]    ; to the logged port?
-    "7530"              # jne  python
+    "7536"              # jne  python
+    "413b4804"          # cmp  ecx, dword [r8+4]  ; the byte that always exits?
+    "7430"              # je   python
     "498b4020"          # mov  rax, [r8+32]       ; count
     "493b4028"          # cmp  rax, [r8+40]       ; full: Python takes the log first
     "7326"              # jae  python
@@ -587,7 +591,7 @@ _NEWTB_THUNK = bytes.fromhex(
     "5b"                    # 112: pop rbx
     "ff21"                  # 113: jmp qword [rcx]
 )
-_NEWTB_OFFSET = 832
+_NEWTB_OFFSET = 896
 _native_page: mmap.mmap | None = None
 # Where CPUX86State.old_exception sits in a uc_context (found by experiment, -1: not found)
 _OLD_EXCEPTION_OFFSET: int | None = None
@@ -916,12 +920,13 @@ class X86Vcpu:
         self._add_native_hook(uc_const.UC_HOOK_INSN_INVALID, _INVALID_CB(self._raw_invalid))
         self._add_native_syscall_hook()
         # byte writes to one port kept natively (log_port_writes); nothing logged yet
-        self._plog = _PortLog(port=_NO_PORT, capacity=PORT_LOG_ENTRIES)
+        self._plog = _PortLog(port=_NO_PORT, exit_value=_NO_PORT, capacity=PORT_LOG_ENTRIES)
         self._plog.left = ctypes.addressof(self.budget) + _Budget.left.offset
         self._plog_port = _NO_PORT
         self._port_sink: Callable[[list[tuple[int, int]]], None] | None = None
+        self._port_room: Callable[[], int] | None = None
         #: log_port_writes' log in this run (the hypervisor clears it while someone
-        #: wants each trace record as it happens); never while a counter is attached
+        #: wants the logged exits' own records as they are made)
         self.log_ports = True
         self._add_native_io_hooks(native_budget)
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None, 1, 0,
@@ -1483,6 +1488,8 @@ class X86Vcpu:
                 if plog.count:
                     self._drain_ports()
                 self.exits.io_out(self, port, size, value)
+                if port == self._plog_port and self._port_room is not None:
+                    self._refresh_port_room()   # the exit may have changed what fits
             except BaseException as err:
                 self._hook_error = err
                 self.uc.emu_stop()
@@ -1499,22 +1506,35 @@ class X86Vcpu:
                               user=ctypes.addressof(plog))
 
     def log_port_writes(self, port: int, cost_ns: int,
-                        sink: Callable[[list[tuple[int, int]]], None]) -> bool:
+                        sink: Callable[[list[tuple[int, int]]], None], *,
+                        exit_on: int | None = None,
+                        room: Callable[[], int] | None = None) -> bool:
         """Keep the guest's byte ``out``s to ``port`` natively instead of making each a
         trip to Python (a firmware's debug port: one exit per character). Each costs
         ``cost_ns`` of the slice's virtual time as it happens, as ``charge`` would;
         ``sink`` gets them as ``(elapsed, value)`` pairs, the slice's virtual time before
         each exit and the byte, before any other exit of the vCPU reaches Python and at
         the end of each emulation run: in the order the guest made them, between the
-        exits it made before and after. Only within ``run()``, while ``log_ports`` is
-        true and no counter is attached (a write is then an ``io_out`` exit at once, as
-        every other is). False where native code cannot run (nothing changes)."""
+        exits it made before and after. The byte ``exit_on`` (a newline) is always an
+        ``io_out`` exit of its own, and so is every write beyond ``room()`` (asked at
+        each run's start and after each hand-over or exit to the port): what the sink
+        needs to see at once, where it would make a record someone waits for. Only
+        within ``run()``, while ``log_ports`` is true. False where native code cannot
+        run (nothing changes)."""
         if not self._plog.python:
             return False
         self._plog_port = port & 0xFFFF
+        self._plog.exit_value = _NO_PORT if exit_on is None else exit_on & 0xFF
         self._plog.cost = cost_ns
         self._port_sink = sink
+        self._port_room = room
         return True
+
+    def _refresh_port_room(self) -> None:
+        """The log's capacity: what ``room()`` allows, at most its size."""
+        room = self._port_room
+        self._plog.capacity = (PORT_LOG_ENTRIES if room is None
+                               else max(0, min(PORT_LOG_ENTRIES, room())))
 
     def _drain_ports(self) -> None:
         """Hand the logged port writes to the sink (called when the log is not empty)."""
@@ -1527,6 +1547,8 @@ class X86Vcpu:
         self._charged += n * log.cost
         if self._port_sink is not None:
             self._port_sink(writes)
+        if self._port_room is not None:
+            self._refresh_port_room()
 
     def disassemble(self, code: bytes, address: int) -> str:
         """One instruction of ``code`` (fetched by the caller) as text, for crash reports."""
@@ -1609,8 +1631,9 @@ class X86Vcpu:
             self._delivered = False
             self.forget_exceptions()
         start = self.pc() if begin is None else begin
-        if self.log_ports and self._counter is None:
+        if self.log_ports and self._plog_port != _NO_PORT:
             self._plog.port = self._plog_port
+            self._refresh_port_room()
         try:
             self._emu_start(start)
             while self._retranslated() and self.budget.left > 0:

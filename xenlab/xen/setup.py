@@ -95,6 +95,8 @@ XEN_RESERVED_MIB = 8  # the hypervisor image, its heap and frame table
 WALLCLOCK_DEFAULT = 1767225600
 _PTE_P, _PTE_RW, _PTE_US = 1, 2, 4
 _MAX_ACCT_CATCH_UP = 64   # credit accounting periods counted out after an idle stretch
+#: the records an HVM vCPU's debug-port log makes late (X86Vcpu.log_port_writes)
+_LOGGED_KINDS = (Kind.VMEXIT,)
 
 
 class RunStatus(str, enum.Enum):
@@ -412,8 +414,11 @@ class XenHost:
                 v.cpu.fill_unassigned_with_ones()
                 v.cpu.map_mmio(APIC_BASE, PAGE_SIZE, *d.hvm.apic_mmio(v))
                 v.cpu.map_mmio(IOAPIC_BASE, PAGE_SIZE, *d.hvm.ioapic_mmio(v))
-                # the debug port's characters stay in the vCPU until its next exit
-                v.cpu.log_port_writes(DEBUG_PORT, VMEXIT_COST_NS, traps.debug_port_log)
+                # the debug port's characters stay in the vCPU until its next exit; a
+                # newline, and a character that fills the line, make the console and
+                # phase records, and exit at once
+                v.cpu.log_port_writes(DEBUG_PORT, VMEXIT_COST_NS, traps.debug_port_log,
+                                      exit_on=0x0A, room=d.hvm.debug_line_room)
                 v.cpu.watch_new_code_for_wrmsr()
                 v.cpu.identity_tlb_until_paging()
             else:
@@ -1309,7 +1314,8 @@ class XenHost:
         if d.hvm is not None:
             d.hvm.tick(v)
             cpu.enable_intr_window(d.hvm.intr_window(v))   # an interrupt waits for IF
-            cpu.log_ports = not self.trace.wants_each_record  # (a stepper stops at each)
+            # the debug port's characters wait in the vCPU, their io records with them
+            cpu.log_ports = not self.trace.wants_at_once(_LOGGED_KINDS)
             v.timer_deadline = d.hvm.wake_deadline(v)  # bounds the slice at the next IRQ0
             if v.timer_deadline is not None and v.timer_deadline <= pc.time:
                 v.timer_deadline = None

@@ -186,12 +186,11 @@ class Trace:
             self._make_records()  # a listener added now must not see earlier records
         return self._listeners
 
-    @property
-    def wants_each_record(self) -> bool:
-        """Someone is called with records as they are emitted (a listener, a watcher):
-        an exit must then make its record at once, not when the vCPU hands over what it
-        kept natively (``X86Vcpu.log_port_writes``)."""
-        return bool(self._listeners or self._watched)
+    def wants_at_once(self, kinds: Iterable[Kind]) -> bool:
+        """Someone is called with records of one of ``kinds`` as they are emitted (a
+        listener, or a watcher of such a kind): an exit must then make its record at once,
+        not when the vCPU hands over what it kept natively (``X86Vcpu.log_port_writes``)."""
+        return bool(self._listeners) or any(k in self._watched for k in kinds)
 
     @property
     def records(self) -> list[TraceRecord]:

@@ -98,6 +98,9 @@ def _canonical(value: int) -> bool:
     return top == 0 or top == 0x1FFFF
 
 
+DEBUG_LINE_MAX = 1024   # the debug port's line: longer ones are printed in pieces
+
+
 class HvmDomain:
     """Per-domain HVM state: params, emulated platform devices, the ioreq server."""
 
@@ -139,11 +142,15 @@ class HvmDomain:
         self.hvm_print_line(value, self.host.now())
         return 0
 
+    def debug_line_room(self) -> int:
+        """How many more characters the line takes before one makes its records."""
+        return DEBUG_LINE_MAX - len(self.debug_line)
+
     def hvm_print_line(self, value: int, now: int) -> None:
         """Collect bytes, print whole lines as ``(d1) ...`` (their records at ``now``, the
         virtual time of the write that ended the line)."""
         ch = value & 0xFF
-        if ch == 0x0A or len(self.debug_line) >= 1024:
+        if ch == 0x0A or len(self.debug_line) >= DEBUG_LINE_MAX:
             text = self.debug_line.decode("latin-1")
             self.debug_line.clear()
             self.host.log.guest_write(self.d.domid, text + "\n")
