@@ -28,6 +28,7 @@ _FILTER = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(x86._UcTb),
 
 pytestmark = pytest.mark.skipif(x86._native_newtb() is None,
                                 reason="the native callbacks cannot run here")
+# (x86._NEWTB64_THUNK, the PV vCPUs' filter, is tested further down)
 
 
 def _filter(code: bytes, *, pc: int = PC, seen: tuple[int, ...] | None = None,
@@ -100,6 +101,89 @@ def test_what_the_filter_always_hands_python() -> None:
     assert _filter(b"\x90" * x86._NEWTB_BUF, pc=0x10000) == (False, 1)
     assert _filter(b"\x90" * (x86._NEWTB_BUF + 1), pc=0x10000) == (True, 0)
     assert _filter(b"", pc=0x10000) == (False, 0)             # nothing translated
+
+
+# -- a PV vCPU's filter: rdtsc and rdtscp, read through the guest's page tables ---------
+_VREAD = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
+                          ctypes.c_void_p, ctypes.c_size_t)
+VA = 0xFFFF_8000_0010_0FF0
+
+
+def _filter64(code: bytes, *, readable: bool = True, enabled: bool = True
+              ) -> tuple[bool, int]:
+    """Run the PV filter on a block of ``code`` at virtual ``VA``: (Python called,
+    answered)."""
+    called: list[int] = []
+
+    def python(uc: int, cur: ctypes._Pointer[x86._UcTb], prev: object, user: int) -> None:
+        called.append(int(cur.contents.pc))
+
+    def vread(uc: int, addr: int, prot: int, buf: int, size: int) -> int:
+        if not readable:
+            return 14                     # UC_ERR_EXCEPTION: not mapped in the guest
+        assert addr == VA and prot == 4 and size == len(code)   # UC_PROT_EXEC
+        ctypes.memmove(buf, code, size)
+        return 0
+
+    py_cb, read_cb = x86._EDGE_CB(python), _VREAD(vread)
+    t = x86._NewTb()
+    t.python = ctypes.cast(py_cb, ctypes.c_void_p).value or 0
+    t.mem_read = ctypes.cast(read_cb, ctypes.c_void_p).value or 0
+    t.enabled = int(enabled)
+    tb = x86._UcTb(VA, 1, len(code))
+    _FILTER(x86._native_newtb64())(None, ctypes.byref(tb), None, ctypes.addressof(t))
+    assert called in ([], [VA])
+    return bool(called), int(t.answered)
+
+
+_interesting64 = st.sampled_from([0x0F, 0x31, 0x01, 0xF9, 0x66, 0xF3, 0x48, 0x90, 0xC3])
+
+
+@pytest.mark.skipif(x86._native_newtb64() is None, reason="needs unicorn's uc_vmem_read")
+@settings(derandomize=True, deadline=None, max_examples=400)
+@given(st.lists(st.one_of(_interesting64, st.integers(0, 255)), min_size=1, max_size=40))
+@example([0x0F, 0x31])
+@example([0x0F, 0x01, 0xF9])
+@example([0x90, 0x0F, 0x01])             # rdtscp's first two bytes at the block's end
+@example([0x0F, 0x0F, 0x31])
+@example([0x0F, 0x01, 0xF8])             # swapgs, not rdtscp
+@example([0x0F])
+def test_the_pv_filter_hands_python_exactly_the_blocks_with_rdtsc(code: list[int]) -> None:
+    block = bytes(code)
+    to_python, answered = _filter64(block)
+    assert to_python == (x86._RDTSC.search(block) is not None)
+    assert answered == (not to_python)
+
+
+@pytest.mark.skipif(x86._native_newtb64() is None, reason="needs unicorn's uc_vmem_read")
+def test_what_the_pv_filter_always_hands_python() -> None:
+    ret = b"\xc3"
+    assert _filter64(ret) == (False, 1)
+    assert _filter64(ret, readable=False) == (True, 0)
+    assert _filter64(ret, enabled=False) == (True, 0)
+
+
+def test_a_pv_guests_rdtsc_is_trapped_the_same_with_and_without_the_filter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PV guest that reads its TSC three ways: the same values, the same trace, the
+    same code traps, whether its new blocks went to Python or through the filter."""
+    from elfgen import boot, results
+    from test_pv_cpu_state import _tsc_guest
+
+    def run() -> tuple[list[int], list[tuple], list[int], int]:
+        host, d = boot(_tsc_guest())
+        assert d.is_shut_down and not d.is_crashed, d.crash_reason
+        cpu = d.vcpus[0].cpu
+        records = [(r.time, r.dom, r.vcpu, r.kind, r.name, r.args, r.ret)
+                   for r in host.trace.records]
+        return results(host, d, 4), records, sorted(cpu._rdtsc_hooks), cpu.native_new_blocks()
+
+    values, records, traps, answered = run()
+    monkeypatch.setattr(x86, "_native_newtb64", lambda: None)
+    plain_values, plain_records, plain_traps, none = run()
+    assert none == 0 and (answered > 0 or x86._uc_vmem_read is None)
+    assert len(traps) >= 3 and traps == plain_traps          # every rdtsc(p) trapped
+    assert values == plain_values and records == plain_records
 
 
 @pytest.mark.parametrize("bios", FIRMWARES)

@@ -314,6 +314,73 @@ newtb:
         pop     rbx
 9:      jmp     qword ptr [rcx]                 /* tail call the Python callback */
 
+/* x86._NEWTB64_THUNK: UC_HOOK_EDGE_GENERATED of a PV vCPU (64-bit, its addresses
+ * virtual). A new block with neither rdtsc (0F 31) nor rdtscp (0F 01 F9) in its bytes
+ * (what x86._RDTSC needs) needs nothing; the rest go to Python, which traps them.
+ * void cb(uc_engine *uc, uc_tb *cur, uc_tb *prev, struct _NewTb *t)
+ * _NewTb as above; mem_read is uc_vmem_read here, seen unused */
+        .section .text.newtb64, "ax"
+newtb64:
+        cmp     qword ptr [rcx+24], 0           /* enabled? */
+        je      9f
+        movzx   eax, word ptr [rsi+10]          /* size */
+        test    eax, eax
+        jz      8f                              /* nothing translated */
+        cmp     eax, 8192
+        ja      9f
+        push    rbx                             /* (five: the stack 16-byte aligned) */
+        push    r12
+        push    r13
+        push    r14
+        push    r15
+        mov     rbx, rdi
+        mov     r12, rsi
+        mov     r13, rdx
+        mov     r14, rcx
+        mov     r15, rax
+        mov     rsi, [r12]                      /* pc */
+        mov     edx, 4                          /* UC_PROT_EXEC */
+        lea     rcx, [r14+40]
+        mov     r8, r15
+        call    qword ptr [r14+8]               /* uc_vmem_read(uc, pc, EXEC, buf, size) */
+        test    eax, eax
+        jnz     7f                              /* unreadable: Python decides */
+        lea     rsi, [r14+40]                   /* p */
+        lea     rdi, [rsi+r15-1]                /* the last byte */
+1:      cmp     rsi, rdi
+        jae     6f                              /* no pattern: done */
+        cmp     byte ptr [rsi], 0x0f
+        jne     2f
+        movzx   eax, byte ptr [rsi+1]
+        cmp     al, 0x31                        /* rdtsc */
+        je      7f
+        cmp     al, 0x01
+        jne     2f
+        lea     rax, [rsi+2]
+        cmp     rax, rdi
+        ja      2f
+        cmp     byte ptr [rsi+2], 0xf9          /* rdtscp */
+        je      7f
+2:      inc     rsi
+        jmp     1b
+6:      inc     qword ptr [r14+32]              /* answered */
+        pop     r15
+        pop     r14
+        pop     r13
+        pop     r12
+        pop     rbx
+8:      ret
+7:      mov     rdi, rbx
+        mov     rsi, r12
+        mov     rdx, r13
+        mov     rcx, r14
+        pop     r15
+        pop     r14
+        pop     r13
+        pop     r12
+        pop     rbx
+9:      jmp     qword ptr [rcx]                 /* tail call the Python callback */
+
 /* icount._CODE: UC_HOOK_CODE over every address, the instruction counter.
  * void cb(uc_engine *uc, uint64_t address, uint32_t size, struct _Counter *c)
  * _Counter: count 0, target 8, stop 16 (uc_emu_stop), window 24 (&budget.window),
