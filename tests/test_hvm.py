@@ -450,3 +450,34 @@ def test_pci_slots_are_those_xens_qemu_gives(tmp_path: Path) -> None:
     assert present == {"00:00.0": "0x12378086", "00:01.0": "0x70008086",
                        "00:01.1": "0x70108086", "00:02.0": "0x11111234",
                        "00:03.0": "0x15853"}
+
+
+def test_cpuid_leaf_1_hides_rdrand_and_keeps_the_cpus_own_bits() -> None:
+    """unicorn's RDRAND is the host's randomness: an HVM or PVH guest that used it
+    (Debian's Linux does) drew different numbers on every run. Leaf 1 is the CPU's
+    own answer without RDRAND, OSXSAVE following the guest's CR4 as on the CPU."""
+    from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
+    from unicorn import x86_const as X
+
+    def unicorns(cr4: int) -> tuple[int, int, int, int]:
+        uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        uc.mem_map(0, 0x1000)
+        uc.mem_write(0, b"\x0f\xa2")
+        uc.reg_write(X.UC_X86_REG_CR0, 0x11)
+        uc.reg_write(X.UC_X86_REG_CR4, cr4)
+        uc.reg_write(X.UC_X86_REG_EAX, 1)
+        uc.emu_start(0, 2)
+        return tuple(uc.reg_read(r) & 0xFFFFFFFF for r in (  # type: ignore[return-value]
+            X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX))
+
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create {Lab.image('hvm-hello.cfg')}")
+    v = lab.domain("hvm-hello").vcpus[0]
+    for cr4 in (0, 1 << 18):                         # OSXSAVE off, on
+        v.cpu.set_reg("cr4", cr4)
+        a, b, c, d = v.cpu.exits.cpuid(v.cpu, 1, 0)
+        own = unicorns(cr4)
+        assert own[2] & (1 << 30)                    # unicorn offers RDRAND ...
+        assert not c & (1 << 30)                     # ... the guest is not told
+        assert (a, b, c, d) == (own[0], own[1], own[2] & ~(1 << 30), own[3])
+    assert c & (1 << 27)                             # OSXSAVE with CR4.OSXSAVE set

@@ -212,16 +212,19 @@ portlog:
         ret
 1:      jmp     qword ptr [r8+8]                /* tail call the Python callback */
 
-/* x86._NEWTB_THUNK: UC_HOOK_EDGE_GENERATED of an HVM vCPU while the identity TLB is on.
- * A new block in pages whose first code Python has seen, with none of the code traps'
- * patterns in its bytes (x86._ANY_CODE_TRAP: wrmsr, rdmsr, mov to CR, F3 and at most
- * two segment or size prefixes before ins/outs), needs nothing; the rest go to Python.
+/* x86._NEWTB_THUNK: UC_HOOK_EDGE_GENERATED of an HVM vCPU. A new block with none of
+ * the code traps' patterns in its bytes (x86._ANY_CODE_TRAP: wrmsr, rdmsr, mov to CR,
+ * F3 and at most two segment or size prefixes before ins/outs) needs nothing, while the
+ * identity TLB is on (enabled 1: read guest-physical, and only in pages whose first code
+ * Python has seen) or once paging is on (enabled 2: read through the guest's page
+ * tables); the rest go to Python.
  * void cb(uc_engine *uc, uc_tb *cur, uc_tb *prev, struct _NewTb *t)
  * uc_tb: pc 0, icount 8, size 10. _NewTb: python 0, mem_read 8, seen 16 (a bit per
- * 4 KiB page below 4 GiB), enabled 24, answered 32, buf 40 (8192 bytes) */
+ * 4 KiB page below 4 GiB), enabled 24, answered 32, vmem_read 40, buf 48 (8192 bytes) */
         .section .text.newtb, "ax"
 newtb:
-        cmp     qword ptr [rcx+24], 0           /* enabled? */
+        mov     rax, [rcx+24]                   /* enabled? */
+        test    rax, rax
         je      9f
         movzx   eax, word ptr [rsi+10]          /* size */
         test    eax, eax
@@ -229,6 +232,8 @@ newtb:
         cmp     eax, 8192
         ja      9f
         mov     r8, [rsi]                       /* pc */
+        cmp     qword ptr [rcx+24], 1
+        jne     10f                             /* paging on: no page bitmap */
         lea     r9, [r8+rax-1]
         shr     r9, 12                          /* its last page */
         cmp     r9, 0x100000
@@ -240,7 +245,7 @@ newtb:
         jnc     9f
         bt      [r11], r9
         jnc     9f
-        push    rbx                             /* (five: the stack 16-byte aligned) */
+10:     push    rbx                             /* (five: the stack 16-byte aligned) */
         push    r12
         push    r13
         push    r14
@@ -251,12 +256,19 @@ newtb:
         mov     r14, rcx
         mov     r15, rax
         mov     rsi, r8
-        lea     rdx, [r14+40]
+        cmp     qword ptr [r14+24], 1
+        jne     11f
+        lea     rdx, [r14+48]
         mov     rcx, r15
         call    qword ptr [r14+8]               /* uc_mem_read(uc, pc, buf, size) */
-        test    eax, eax
+        jmp     12f
+11:     mov     edx, 4                          /* UC_PROT_EXEC */
+        lea     rcx, [r14+48]
+        mov     r8, r15
+        call    qword ptr [r14+40]              /* uc_vmem_read(uc, pc, EXEC, buf, size) */
+12:     test    eax, eax
         jnz     7f                              /* unreadable: Python decides */
-        lea     rsi, [r14+40]                   /* p */
+        lea     rsi, [r14+48]                   /* p */
         lea     rdi, [rsi+r15]                  /* end */
 1:      cmp     rsi, rdi
         jae     6f                              /* no pattern: done */
@@ -318,7 +330,7 @@ newtb:
  * virtual). A new block with neither rdtsc (0F 31) nor rdtscp (0F 01 F9) in its bytes
  * (what x86._RDTSC needs) needs nothing; the rest go to Python, which traps them.
  * void cb(uc_engine *uc, uc_tb *cur, uc_tb *prev, struct _NewTb *t)
- * _NewTb as above; mem_read is uc_vmem_read here, seen unused */
+ * _NewTb as above (vmem_read, answered, buf) */
         .section .text.newtb64, "ax"
 newtb64:
         cmp     qword ptr [rcx+24], 0           /* enabled? */
@@ -340,12 +352,12 @@ newtb64:
         mov     r15, rax
         mov     rsi, [r12]                      /* pc */
         mov     edx, 4                          /* UC_PROT_EXEC */
-        lea     rcx, [r14+40]
+        lea     rcx, [r14+48]
         mov     r8, r15
-        call    qword ptr [r14+8]               /* uc_vmem_read(uc, pc, EXEC, buf, size) */
+        call    qword ptr [r14+40]              /* uc_vmem_read(uc, pc, EXEC, buf, size) */
         test    eax, eax
         jnz     7f                              /* unreadable: Python decides */
-        lea     rsi, [r14+40]                   /* p */
+        lea     rsi, [r14+48]                   /* p */
         lea     rdi, [rsi+r15-1]                /* the last byte */
 1:      cmp     rsi, rdi
         jae     6f                              /* no pattern: done */

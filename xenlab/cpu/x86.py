@@ -479,124 +479,139 @@ _PORTLOG_THUNK = bytes.fromhex(
 _PORTLOG_OFFSET = 768
 
 # The native new-block filter (native.S: .text.newtb): UC_HOOK_EDGE_GENERATED of an HVM
-# vCPU while the identity TLB is on. Python's new-block hook (_on_new_tb) looks at every
-# block unicorn translates, for code new to its page and for the code traps' patterns;
-# in a firmware boot nearly every block has neither (SeaBIOS: ~2,700 blocks, ~12 % of
-# the boot in that hook). This callback answers those itself and hands Python the rest.
+# vCPU. Python's new-block hook (_on_new_tb) looks at every block unicorn translates,
+# for code new to its page (while the identity TLB is on) and for the code traps'
+# patterns; nearly every block has neither (SeaBIOS: ~2,700 blocks, ~12 % of the boot in
+# that hook; Linux as a PVH guest, paging on: ~310,000 blocks, 8 %). This callback
+# answers those itself and hands Python the rest.
 _NEWTB_BUF = 8192
+
+
+_NEWTB_OFF, _NEWTB_IDENTITY, _NEWTB_PAGING = 0, 1, 2    # _NewTb.enabled
 
 
 class _NewTb(ctypes.Structure):
     _fields_ = (("python", ctypes.c_uint64),       # 0: the Python new-block callback
                 ("mem_read", ctypes.c_uint64),     # 8: uc_mem_read
                 ("seen", ctypes.c_uint64),         # 16: a bit per page Python has noted
-                ("enabled", ctypes.c_uint64),      # 24: the identity TLB is on
+                ("enabled", ctypes.c_uint64),      # 24: off, identity TLB, paging on
                 ("answered", ctypes.c_uint64),     # 32: blocks answered natively
-                ("buf", ctypes.c_uint8 * _NEWTB_BUF))  # 40: the block's bytes
+                ("vmem_read", ctypes.c_uint64),    # 40: uc_vmem_read (0: none)
+                ("buf", ctypes.c_uint8 * _NEWTB_BUF))  # 48: the block's bytes
 
 
 # void cb(uc_engine *uc /*rdi*/, uc_tb *cur /*rsi*/, uc_tb *prev /*rdx*/,
 #         struct _NewTb *t /*rcx*/); offsets and targets in hex
 _NEWTB_THUNK = bytes.fromhex(
-    "4883791800"            #   0: cmp qword [rcx+0x18],0x0
-    "0f8408010000"          #   5: je 113
-    "0fb7460a"              #   b: movzx eax,word [rsi+0xa]
-    "85c0"                  #   f: test eax,eax
-    "0f84e6000000"          #  11: je fd
-    "3d00200000"            #  17: cmp eax,0x2000
-    "0f87f1000000"          #  1c: ja 113
-    "4c8b06"                #  22: mov r8,qword [rsi]
-    "4d8d4c00ff"            #  25: lea r9,[r8+rax*1-0x1]
-    "49c1e90c"              #  2a: shr r9,0xc
-    "4981f900001000"        #  2e: cmp r9,0x100000
-    "0f83d8000000"          #  35: jae 113
-    "4d89c2"                #  3b: mov r10,r8
-    "49c1ea0c"              #  3e: shr r10,0xc
-    "4c8b5910"              #  42: mov r11,qword [rcx+0x10]
-    "4d0fa313"              #  46: bt qword [r11],r10
-    "0f83c3000000"          #  4a: jae 113
-    "4d0fa30b"              #  50: bt qword [r11],r9
-    "0f83b9000000"          #  54: jae 113
-    "53"                    #  5a: push rbx
-    "4154"                  #  5b: push r12
-    "4155"                  #  5d: push r13
-    "4156"                  #  5f: push r14
-    "4157"                  #  61: push r15
-    "4889fb"                #  63: mov rbx,rdi
-    "4989f4"                #  66: mov r12,rsi
-    "4989d5"                #  69: mov r13,rdx
-    "4989ce"                #  6c: mov r14,rcx
-    "4989c7"                #  6f: mov r15,rax
-    "4c89c6"                #  72: mov rsi,r8
-    "498d5628"              #  75: lea rdx,[r14+0x28]
-    "4c89f9"                #  79: mov rcx,r15
-    "41ff5608"              #  7c: call qword [r14+0x8]
-    "85c0"                  #  80: test eax,eax
-    "757a"                  #  82: jne fe
-    "498d7628"              #  84: lea rsi,[r14+0x28]
-    "4a8d3c3e"              #  88: lea rdi,[rsi+r15*1]
-    "4839fe"                #  8c: cmp rsi,rdi
-    "735f"                  #  8f: jae f0
-    "0fb606"                #  91: movzx eax,byte [rsi]
-    "48ffc6"                #  94: inc rsi
-    "3c0f"                  #  97: cmp al,0xf
-    "743f"                  #  99: je da
-    "3cf3"                  #  9b: cmp al,0xf3
-    "75ed"                  #  9d: jne 8c
-    "4889f2"                #  9f: mov rdx,rsi
-    "b903000000"            #  a2: mov ecx,0x3
-    "4839fa"                #  a7: cmp rdx,rdi
-    "73e0"                  #  aa: jae 8c
-    "0fb602"                #  ac: movzx eax,byte [rdx]
-    "48ffc2"                #  af: inc rdx
-    "4189c0"                #  b2: mov r8d,eax
-    "4181e0fc000000"        #  b5: and r8d,0xfc
-    "4183f86c"              #  bc: cmp r8d,0x6c
-    "743c"                  #  c0: je fe
-    "ffc9"                  #  c2: dec ecx
-    "74c6"                  #  c4: je 8c
-    "3c64"                  #  c6: cmp al,0x64
-    "7204"                  #  c8: jb ce
-    "3c67"                  #  ca: cmp al,0x67
-    "76d9"                  #  cc: jbe a7
-    "25e7000000"            #  ce: and eax,0xe7
-    "83f826"                #  d3: cmp eax,0x26
-    "74cf"                  #  d6: je a7
-    "ebb2"                  #  d8: jmp 8c
-    "4839fe"                #  da: cmp rsi,rdi
-    "7311"                  #  dd: jae f0
-    "0fb606"                #  df: movzx eax,byte [rsi]
-    "3c22"                  #  e2: cmp al,0x22
-    "7418"                  #  e4: je fe
-    "3c30"                  #  e6: cmp al,0x30
-    "7414"                  #  e8: je fe
-    "3c32"                  #  ea: cmp al,0x32
-    "7410"                  #  ec: je fe
-    "eb9c"                  #  ee: jmp 8c
-    "49ff4620"              #  f0: inc qword [r14+0x20]
-    "415f"                  #  f4: pop r15
-    "415e"                  #  f6: pop r14
-    "415d"                  #  f8: pop r13
-    "415c"                  #  fa: pop r12
-    "5b"                    #  fc: pop rbx
-    "c3"                    #  fd: ret
-    "4889df"                #  fe: mov rdi,rbx
-    "4c89e6"                # 101: mov rsi,r12
-    "4c89ea"                # 104: mov rdx,r13
-    "4c89f1"                # 107: mov rcx,r14
-    "415f"                  # 10a: pop r15
-    "415e"                  # 10c: pop r14
-    "415d"                  # 10e: pop r13
-    "415c"                  # 110: pop r12
-    "5b"                    # 112: pop rbx
-    "ff21"                  # 113: jmp qword [rcx]
+    "488b4118"              #   0: mov rax,qword [rcx+0x18]
+    "4885c0"                #   4: test rax,rax
+    "0f8428010000"          #   7: je 135
+    "0fb7460a"              #   d: movzx eax,word [rsi+0xa]
+    "85c0"                  #  11: test eax,eax
+    "0f8406010000"          #  13: je 11f
+    "3d00200000"            #  19: cmp eax,0x2000
+    "0f8711010000"          #  1e: ja 135
+    "4c8b06"                #  24: mov r8,qword [rsi]
+    "4883791801"            #  27: cmp qword [rcx+0x18],0x1
+    "7535"                  #  2c: jne 63
+    "4d8d4c00ff"            #  2e: lea r9,[r8+rax*1-0x1]
+    "49c1e90c"              #  33: shr r9,0xc
+    "4981f900001000"        #  37: cmp r9,0x100000
+    "0f83f1000000"          #  3e: jae 135
+    "4d89c2"                #  44: mov r10,r8
+    "49c1ea0c"              #  47: shr r10,0xc
+    "4c8b5910"              #  4b: mov r11,qword [rcx+0x10]
+    "4d0fa313"              #  4f: bt qword [r11],r10
+    "0f83dc000000"          #  53: jae 135
+    "4d0fa30b"              #  59: bt qword [r11],r9
+    "0f83d2000000"          #  5d: jae 135
+    "53"                    #  63: push rbx
+    "4154"                  #  64: push r12
+    "4155"                  #  66: push r13
+    "4156"                  #  68: push r14
+    "4157"                  #  6a: push r15
+    "4889fb"                #  6c: mov rbx,rdi
+    "4989f4"                #  6f: mov r12,rsi
+    "4989d5"                #  72: mov r13,rdx
+    "4989ce"                #  75: mov r14,rcx
+    "4989c7"                #  78: mov r15,rax
+    "4c89c6"                #  7b: mov rsi,r8
+    "49837e1801"            #  7e: cmp qword [r14+0x18],0x1
+    "750d"                  #  83: jne 92
+    "498d5630"              #  85: lea rdx,[r14+0x30]
+    "4c89f9"                #  89: mov rcx,r15
+    "41ff5608"              #  8c: call qword [r14+0x8]
+    "eb10"                  #  90: jmp a2
+    "ba04000000"            #  92: mov edx,0x4
+    "498d4e30"              #  97: lea rcx,[r14+0x30]
+    "4d89f8"                #  9b: mov r8,r15
+    "41ff5628"              #  9e: call qword [r14+0x28]
+    "85c0"                  #  a2: test eax,eax
+    "757a"                  #  a4: jne 120
+    "498d7630"              #  a6: lea rsi,[r14+0x30]
+    "4a8d3c3e"              #  aa: lea rdi,[rsi+r15*1]
+    "4839fe"                #  ae: cmp rsi,rdi
+    "735f"                  #  b1: jae 112
+    "0fb606"                #  b3: movzx eax,byte [rsi]
+    "48ffc6"                #  b6: inc rsi
+    "3c0f"                  #  b9: cmp al,0xf
+    "743f"                  #  bb: je fc
+    "3cf3"                  #  bd: cmp al,0xf3
+    "75ed"                  #  bf: jne ae
+    "4889f2"                #  c1: mov rdx,rsi
+    "b903000000"            #  c4: mov ecx,0x3
+    "4839fa"                #  c9: cmp rdx,rdi
+    "73e0"                  #  cc: jae ae
+    "0fb602"                #  ce: movzx eax,byte [rdx]
+    "48ffc2"                #  d1: inc rdx
+    "4189c0"                #  d4: mov r8d,eax
+    "4181e0fc000000"        #  d7: and r8d,0xfc
+    "4183f86c"              #  de: cmp r8d,0x6c
+    "743c"                  #  e2: je 120
+    "ffc9"                  #  e4: dec ecx
+    "74c6"                  #  e6: je ae
+    "3c64"                  #  e8: cmp al,0x64
+    "7204"                  #  ea: jb f0
+    "3c67"                  #  ec: cmp al,0x67
+    "76d9"                  #  ee: jbe c9
+    "25e7000000"            #  f0: and eax,0xe7
+    "83f826"                #  f5: cmp eax,0x26
+    "74cf"                  #  f8: je c9
+    "ebb2"                  #  fa: jmp ae
+    "4839fe"                #  fc: cmp rsi,rdi
+    "7311"                  #  ff: jae 112
+    "0fb606"                # 101: movzx eax,byte [rsi]
+    "3c22"                  # 104: cmp al,0x22
+    "7418"                  # 106: je 120
+    "3c30"                  # 108: cmp al,0x30
+    "7414"                  # 10a: je 120
+    "3c32"                  # 10c: cmp al,0x32
+    "7410"                  # 10e: je 120
+    "eb9c"                  # 110: jmp ae
+    "49ff4620"              # 112: inc qword [r14+0x20]
+    "415f"                  # 116: pop r15
+    "415e"                  # 118: pop r14
+    "415d"                  # 11a: pop r13
+    "415c"                  # 11c: pop r12
+    "5b"                    # 11e: pop rbx
+    "c3"                    # 11f: ret
+    "4889df"                # 120: mov rdi,rbx
+    "4c89e6"                # 123: mov rsi,r12
+    "4c89ea"                # 126: mov rdx,r13
+    "4c89f1"                # 129: mov rcx,r14
+    "415f"                  # 12c: pop r15
+    "415e"                  # 12e: pop r14
+    "415d"                  # 130: pop r13
+    "415c"                  # 132: pop r12
+    "5b"                    # 134: pop rbx
+    "ff21"                  # 135: jmp qword [rcx]
 )
 _NEWTB_OFFSET = 896
 
 # The same for a PV vCPU (native.S: .text.newtb64): its blocks need Python only where
 # they hold rdtsc or rdtscp (x86._RDTSC), which get code traps; a Debian Linux boot
-# translates some 700,000 blocks (~11 % of its time in Python's hook). ``mem_read`` is
-# uc_vmem_read here: the block's address is virtual.
+# translates some 700,000 blocks (~11 % of its time in Python's hook). It reads them
+# with uc_vmem_read: the block's address is virtual.
 # void cb(uc_engine *uc /*rdi*/, uc_tb *cur /*rsi*/, uc_tb *prev /*rdx*/,
 #         struct _NewTb *t /*rcx*/); offsets and targets in hex
 _NEWTB64_THUNK = bytes.fromhex(
@@ -619,12 +634,12 @@ _NEWTB64_THUNK = bytes.fromhex(
     "4989c7"                #  33: mov r15,rax
     "498b3424"              #  36: mov rsi,qword [r12]
     "ba04000000"            #  3a: mov edx,0x4
-    "498d4e28"              #  3f: lea rcx,[r14+0x28]
+    "498d4e30"              #  3f: lea rcx,[r14+0x30]
     "4d89f8"                #  43: mov r8,r15
-    "41ff5608"              #  46: call qword [r14+0x8]
+    "41ff5628"              #  46: call qword [r14+0x28]
     "85c0"                  #  4a: test eax,eax
     "7541"                  #  4c: jne 8f
-    "498d7628"              #  4e: lea rsi,[r14+0x28]
+    "498d7630"              #  4e: lea rsi,[r14+0x30]
     "4a8d7c3eff"            #  52: lea rdi,[rsi+r15*1-0x1]
     "4839fe"                #  57: cmp rsi,rdi
     "7325"                  #  5a: jae 81
@@ -2154,12 +2169,19 @@ class X86Vcpu:
             return
         t = self._newtb
         t.python = ctypes.cast(python, ctypes.c_void_p).value or 0
-        reader = _uc_vmem_read if self.long_mode else _uclib().uc_mem_read
-        t.mem_read = ctypes.cast(reader, ctypes.c_void_p).value or 0
+        t.mem_read = ctypes.cast(_uclib().uc_mem_read, ctypes.c_void_p).value or 0
+        if _uc_vmem_read is not None:
+            t.vmem_read = ctypes.cast(_uc_vmem_read, ctypes.c_void_p).value or 0
         t.seen = ctypes.addressof(self._newtb_seen)
-        t.enabled = 1 if self._identity_tlb or self.long_mode else 0
+        t.enabled = (_NEWTB_IDENTITY if self._identity_tlb or self.long_mode
+                     else self._newtb_paged())
         self._keep.append(python)
         self._add_native_hook(uc_const.UC_HOOK_EDGE_GENERATED, thunk, user=ctypes.addressof(t))
+
+    def _newtb_paged(self) -> int:
+        """The filter's mode without the identity TLB: through the guest's page tables
+        where unicorn can read them, else off."""
+        return _NEWTB_PAGING if self._newtb.vmem_read else _NEWTB_OFF
 
     def native_new_blocks(self) -> int:
         """How many new blocks the native filter has answered without Python."""
@@ -2198,13 +2220,13 @@ class X86Vcpu:
         self._identity_tlb = True
         self._seen_code_pages.clear()
         ctypes.memset(self._newtb_seen, 0, ctypes.sizeof(self._newtb_seen))
-        self._newtb.enabled = 1 if self._newtb.python else 0
+        self._newtb.enabled = _NEWTB_IDENTITY if self._newtb.python else _NEWTB_OFF
         return True
 
     def _leave_identity_tlb(self) -> None:
         """Paging is (about to be) on: unicorn's own page walk from now on."""
         self._identity_tlb = False
-        self._newtb.enabled = 0
+        self._newtb.enabled = self._newtb_paged() if self._newtb.python else _NEWTB_OFF
         self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_CPU)
         self.flush_tlb()
 

@@ -99,6 +99,21 @@ def _canonical(value: int) -> bool:
 
 
 DEBUG_LINE_MAX = 1024   # the debug port's line: longer ones are printed in pieces
+_CPUID1_ECX_XSAVE, _CPUID1_ECX_OSXSAVE, _CPUID1_ECX_RDRAND = 1 << 26, 1 << 27, 1 << 30
+_X86_CR4_OSXSAVE = 1 << 18
+
+
+def _leaf1_without_rdrand(cpu: X86Vcpu, subleaf: int) -> tuple[int, int, int, int]:
+    """The host CPU's CPUID leaf 1 without RDRAND: unicorn's RDRAND is the host's
+    randomness (two runs of Debian's Linux as a PVH guest drew different numbers and
+    drifted apart), so runs would differ. xenlab's simplification, as for PV guests
+    (pv_traps); Xen's own policy would pass it through. OSXSAVE follows the guest's
+    CR4, as the CPU's own answer does."""
+    a, b, c, d = cpu.native_cpuid(1, subleaf)
+    c &= ~(_CPUID1_ECX_RDRAND | _CPUID1_ECX_OSXSAVE)
+    if c & _CPUID1_ECX_XSAVE and cpu.reg("cr4") & _X86_CR4_OSXSAVE:
+        c |= _CPUID1_ECX_OSXSAVE
+    return a, b, c, d
 
 
 class HvmDomain:
@@ -387,6 +402,8 @@ class HvmTraps:
         # Xen's own leaves are answered here; the others from the host CPU's (unicorn's)
         self._exit("cpuid", {"leaf": hex(leaf)} if result is None else
                    {"leaf": hex(leaf), "result": [hex(x) for x in result]})
+        if result is None and leaf == 1:
+            return _leaf1_without_rdrand(cpu, subleaf)
         return result
 
     def interrupt(self, cpu: X86Vcpu, vector: int) -> bool:
