@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from firmware_boot import SEABIOS_OK
 from qemu_monitor import qemu_monitor
 
 from xenlab.cli import run_configs
@@ -151,9 +152,6 @@ def test_serial_matches_real_qemu(tmp_path: Path) -> None:
     assert all(line in ours for line in BOOT_LINES)
 
 
-SEABIOS_OK = (Path("/usr/share/seabios/bios-256k.bin").is_file()
-              and any(Path(p).is_file() for p in ("/usr/lib/xen-4.17/boot/hvmloader",
-                                                  "/usr/libexec/xen/boot/hvmloader")))
 
 
 @pytest.mark.skipif(not SEABIOS_OK, reason="needs Debian's xen-utils-4.17 and seabios")

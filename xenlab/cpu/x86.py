@@ -840,47 +840,48 @@ def _native_code() -> int | None:
     return _native_base
 
 
+def _native_at(offset: int) -> int | None:
+    """Address of the native callback ``offset`` bytes into the page, or None where the
+    callbacks cannot run."""
+    base = _native_code()
+    return None if base is None else base + offset
+
+
 def _native_thunk() -> int | None:
     """Address of the native block callback, or None where it cannot run."""
-    return _native_code()
+    return _native_at(0)
 
 
 def _native_fill() -> int | None:
     """Address of the native TLB-fill callback, or None where it cannot run."""
-    base = _native_code()
-    return None if base is None else base + _FILL_OFFSET
+    return _native_at(_FILL_OFFSET)
 
 
 def _native_rm_intr() -> int | None:
     """Address of the native real-mode interrupt callback, or None where it cannot run."""
-    base = _native_code()
-    return None if base is None else base + _RM_INTR_OFFSET
+    return _native_at(_RM_INTR_OFFSET)
 
 
 def _native_tsc() -> int | None:
     """Address of the native rdtsc callback (rdtscp's entry is ``_TSCP_ENTRY`` bytes
     in), or None where it cannot run."""
-    base = _native_code()
-    return None if base is None else base + _TSC_OFFSET
+    return _native_at(_TSC_OFFSET)
 
 
 def _native_portlog() -> int | None:
     """Address of the native port-log ``out`` callback, or None where it cannot run."""
-    base = _native_code()
-    return None if base is None else base + _PORTLOG_OFFSET
+    return _native_at(_PORTLOG_OFFSET)
 
 
 def _native_newtb() -> int | None:
     """Address of the native new-block filter, or None where it cannot run."""
-    base = _native_code()
-    return None if base is None else base + _NEWTB_OFFSET
+    return _native_at(_NEWTB_OFFSET)
 
 
 def _native_newtb64() -> int | None:
     """Address of the PV vCPUs' native new-block filter, or None where it cannot run
     (or unicorn has no uc_vmem_read)."""
-    base = _native_code()
-    return None if base is None or _uc_vmem_read is None else base + _NEWTB64_OFFSET
+    return None if _uc_vmem_read is None else _native_at(_NEWTB64_OFFSET)
 
 
 def _native_unassigned() -> tuple[int, int] | None:
