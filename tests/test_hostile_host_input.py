@@ -17,6 +17,7 @@ import math
 import os
 import resource
 import signal
+import struct
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -207,6 +208,63 @@ def test_bios_image_that_is_a_device_is_refused() -> None:
         load_hvmloader(str(loader), "/dev/zero")
     assert str(info.value) == ("/dev/zero: is a character device; only a regular file can "
                                "be loaded as a BIOS image")
+
+
+def _hvmloader_blobs() -> list[Path]:
+    found = [FIRMWARE / "hvmloader.elf", *sorted(Path("/usr/lib").glob("xen-*/boot/hvmloader"))]
+    return [p for p in found if p.is_file()]
+
+
+def test_hvmloader_program_headers_read_as_an_elf_library_reads_them() -> None:
+    """load_hvmloader reads the ELF header and program headers with ``struct``: the same
+    entry and loadable segments as pyelftools gives, for the teaching hvmloader and
+    the distribution's (where installed)."""
+    from elftools.elf.elffile import ELFFile
+
+    loaders = _hvmloader_blobs()
+    if not loaders:
+        pytest.skip("no hvmloader (make -C images)")
+    for loader in loaders:
+        fw = load_hvmloader(str(loader), str(FIRMWARE / "xenlab-bios.bin"))
+        with loader.open("rb") as f:
+            elf = ELFFile(f)
+            segs = [(s["p_paddr"], s.data(), s["p_memsz"]) for s in elf.iter_segments()
+                    if s["p_type"] == "PT_LOAD" and s["p_memsz"]]
+            assert (fw.entry, fw.segments) == (elf["e_entry"], segs), loader
+
+
+def _patched(blob: bytes, offset: int, fmt: str, value: int) -> bytes:
+    out = bytearray(blob)
+    struct.pack_into(fmt, out, offset, value)
+    return bytes(out)
+
+
+def test_malformed_hvmloader_is_one_line(tmp_path: Path) -> None:
+    """Each way the headers can be wrong is one ImageError line naming the file."""
+    loaders = _hvmloader_blobs()
+    if not loaders:
+        pytest.skip("no hvmloader (make -C images)")
+    good = loaders[0].read_bytes()
+    phoff = struct.unpack_from("<I", good, 28)[0]
+    cases = {
+        "short": (good[:40], "not a 32-bit ELF file"),
+        "elf64": (good[:4] + b"\x02" + good[5:], "not a 32-bit ELF file"),
+        "big-endian": (good[:5] + b"\x02" + good[6:], "malformed ELF: not little-endian"),
+        "machine": (_patched(good, 18, "<H", 62), "ELF for machine 62, not x86"),
+        "phoff": (_patched(good, 28, "<I", len(good) - 8), "program headers past the end"),
+        "phnum": (_patched(good, 44, "<H", 0xFFFF), "program headers past the end"),
+        "phentsize": (_patched(good, 42, "<H", 8), "program headers past the end"),
+        "segment": (_patched(good, phoff + 16, "<I", len(good) + 1), "truncated ELF segment"),
+        "low": (_patched(good, phoff + 12, "<I", 0x1000), "must load between 1 MiB and 16 MiB"),
+        "no-load": (_patched(good, 44, "<H", 0), "must load between 1 MiB and 16 MiB"),
+    }
+    for name, (blob, message) in cases.items():
+        path = tmp_path / f"hvmloader-{name}"
+        path.write_bytes(blob)
+        with pytest.raises(ImageError) as info:
+            load_hvmloader(str(path), str(FIRMWARE / "xenlab-bios.bin"))
+        line = str(info.value)
+        assert line.startswith(f"{path}: ") and message in line and "\n" not in line, name
 
 
 def test_read_image_file_bounds_a_file_that_grows(tmp_path: Path,

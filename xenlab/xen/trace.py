@@ -25,6 +25,7 @@ import enum
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any, Protocol
 
@@ -222,6 +223,21 @@ class Trace:
             return
         pending = self._pending
         pending.append((time, dom, vcpu, kind, name, render, values, ret))
+        if (len(pending) >= self._room or self._listeners
+                or (self._watched and kind in self._watched)):
+            self._flush()
+
+    def emit_deferred_series(self, dom: int, vcpu: int, kind: Kind, name: str,
+                             render: Render, times: list[int],
+                             values: list[tuple[Any, ...]]) -> None:
+        """``emit_deferred`` for each time and values in turn, one record each, as one
+        call: the exits a vCPU kept natively (a firmware's debug-port characters,
+        thousands in a boot) are handed over together. The same records, in order."""
+        if not self.enabled or not times:
+            return
+        pending = self._pending
+        pending.extend(zip(times, repeat(dom), repeat(vcpu), repeat(kind), repeat(name),
+                           repeat(render), values, repeat(None)))
         if (len(pending) >= self._room or self._listeners
                 or (self._watched and kind in self._watched)):
             self._flush()

@@ -177,6 +177,15 @@ class HvmDomain:
         elif ch != 0x0D:
             self.debug_line.append(ch)
 
+    def hvm_print_run(self, data: bytes) -> bool:
+        """``hvm_print_line`` for each byte of ``data`` at once, when none of them ends the
+        line (no newline, and room for all): they only join it, and nothing is printed
+        or recorded. False, with nothing done, otherwise."""
+        if b"\n" in data or len(self.debug_line) + len(data) > DEBUG_LINE_MAX:
+            return False
+        self.debug_line += data.replace(b"\r", b"")
+        return True
+
     def io_assist(self, port: int) -> None:
         """hvm_io_assist: the device model notified ``vp_eport``, its answer is in the slot."""
         self.io_answered = True

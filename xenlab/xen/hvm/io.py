@@ -214,6 +214,16 @@ def handle_pio_log(host: XenHost, d: Domain, hvm: HvmDomain, writes: list[tuple[
     run ends, so the trace and the log are what one exit at a time makes."""
     base = host.now() - cpu.elapsed()      # the slice's start on this pCPU
     trace, domid = host.trace, d.domid
+    if hvm.hvm_print_run(bytes([value for _elapsed, value in writes])):
+        # no line ended among them (the vCPU keeps no more than the line has room for
+        # and exits at a newline): the records only, made together
+        if trace.enabled:
+            end = base + VMEXIT_COST_NS
+            trace.emit_deferred_series(
+                domid, 0, _KIND_VMEXIT, "io", _exit_args,
+                [end + elapsed for elapsed, _value in writes],
+                [(DEBUG_PORT, 1, False, value, "xen") for _elapsed, value in writes])
+        return
     for elapsed, value in writes:
         now = base + elapsed
         hvm.hvm_print_line(value, now)

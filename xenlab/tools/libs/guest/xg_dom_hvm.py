@@ -63,25 +63,36 @@ class HvmFirmware:
         return max(p + m for p, _d, m in self.segments)
 
 
+_ELF32_EHDR = struct.Struct("<16sHHIIIIIHHHHHH")   # Elf32_Ehdr
+_ELF32_PHDR = struct.Struct("<8I")                   # Elf32_Phdr
+_EM_386, _PT_LOAD = 3, 1
+
+
 def load_hvmloader(path: str, bios_path: str) -> HvmFirmware:
-    """Read hvmloader (ELF32 x86) and the BIOS image; ImageError with one line if unusable."""
+    """Read hvmloader (ELF32 x86) and the BIOS image; ImageError with one line if unusable.
+
+    Only the ELF header and the program headers matter here (the loadable segments and
+    the entry), so they are read with ``struct`` as libelf's loader reads them: a
+    general ELF library costs more than the rest of the domain's creation."""
     blob = read_image_file(path, "hvmloader image", 16 << 20)
-    if blob[:4] != b"\x7fELF" or len(blob) < 52 or blob[4] != 1:
+    if blob[:4] != b"\x7fELF" or len(blob) < _ELF32_EHDR.size or blob[4] != 1:
         raise ImageError(f"{path}: not a 32-bit ELF file (hvmloader is ELF32)")
-    try:
-        elf = ELFFile(io.BytesIO(blob))
-        if elf["e_machine"] != "EM_386":
-            raise ImageError(f"{path}: ELF for {elf['e_machine']}, not x86")
-        segs = []
-        for seg in elf.iter_segments():
-            if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]:
-                off, filesz = seg["p_offset"], seg["p_filesz"]
-                if off + filesz > len(blob):
-                    raise ImageError(f"{path}: truncated ELF segment")
-                segs.append((seg["p_paddr"], blob[off : off + filesz], seg["p_memsz"]))
-        entry = elf["e_entry"]
-    except (ELFError, ValueError, OverflowError, KeyError) as err:
-        raise ImageError(f"{path}: malformed ELF: {err}") from None
+    if blob[5] != 1:
+        raise ImageError(f"{path}: malformed ELF: not little-endian (EI_DATA {blob[5]})")
+    (_ident, _etype, machine, _version, entry, phoff, _shoff, _flags, _ehsize, phentsize,
+     phnum, *_rest) = _ELF32_EHDR.unpack_from(blob, 0)
+    if machine != _EM_386:
+        raise ImageError(f"{path}: ELF for machine {machine}, not x86 (EM_386)")
+    if phnum and (phentsize < _ELF32_PHDR.size or phoff + phnum * phentsize > len(blob)):
+        raise ImageError(f"{path}: malformed ELF: program headers past the end of the file")
+    segs = []
+    for i in range(phnum):
+        ptype, off, _vaddr, paddr, filesz, memsz, _pflags, _align = _ELF32_PHDR.unpack_from(
+            blob, phoff + i * phentsize)
+        if ptype == _PT_LOAD and memsz:
+            if off + filesz > len(blob):
+                raise ImageError(f"{path}: truncated ELF segment")
+            segs.append((paddr, blob[off : off + filesz], memsz))
     if not segs or any(p < 0x100000 or p + m > 0x1000000 for p, _d, m in segs):
         raise ImageError(f"{path}: hvmloader must load between 1 MiB and 16 MiB")
     bios = read_image_file(bios_path, "BIOS image", 1 << 20)
