@@ -264,3 +264,88 @@ def test_a_firmware_boot_traces_the_same_with_and_without_the_log(
     assert all(called == made for made, called in seen)
     assert_same_boot((logged, log_lines), (plain, plain_lines))
     assert_same_boot((phased, phased_lines), (plain, plain_lines))
+
+
+# -- Xen's line rules, whichever path the characters take ---------------------------------
+def _xen_hvm_print_line(data: bytes) -> list[str]:
+    """xen/arch/x86/hvm/hvm.c hvm_print_line, transcribed: only is_console_printable
+    bytes (isprint in Xen's Latin-1 ctype, newline, tab) are kept; a newline or the
+    199th character of DOMAIN_PBUF_SIZE (200) prints the line."""
+    lines, pbuf = [], bytearray()
+    for c in data:
+        if not (0x20 <= c <= 0x7E or c >= 0xA0 or c in (0x09, 0x0A)):
+            continue
+        if c != 0x0A:
+            pbuf.append(c)
+        if len(pbuf) == 199 or c == 0x0A:
+            lines.append(pbuf.decode("latin-1"))
+            pbuf.clear()
+    return lines
+
+
+def _paused_hvm(tmp: Path) -> tuple[object, object]:
+    from xenlab.lab import Lab
+
+    FW = Path(__file__).resolve().parents[1] / "images" / "firmware"
+    tmp.mkdir(parents=True)
+    cfg = tmp / "hvm.cfg"
+    cfg.write_text(f'name = "boot"\ntype = "hvm"\nmemory = 32\n'
+                   f"disk = [ 'format=raw, vdev=hda, access=ro, target={FW / 'bootdisk.img'}' ]\n")
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    lab.xl(f"create -p {cfg}")
+    return lab, lab.domain("boot")
+
+
+def test_debug_port_lines_are_xens_whichever_path(tmp_path: Path) -> None:
+    """Control bytes dropped, tabs and Latin-1 kept, a newline or the 199th character ends
+    a line (Xen's DOMAIN_PBUF_SIZE): one character at a time through the port's
+    handler, and in hand-overs of the native log of any size (``handle_pio_log``: all at
+    once when no line ends among them, one by one otherwise), the same lines and records."""
+    import random
+
+    from xenlab.xen.hvm.io import handle_pio_log
+
+    rng = random.Random(14)
+    alphabet = b"ab \t\r\n\x00\x1b\x7f\x85\xa0\xe9" + bytes(range(0x41, 0x5B))
+    data = (b"x" * 450 + b"\r\nshort\n" + b"tab\there \x1b[0m caf\xe9\n"
+            + bytes(rng.choice(alphabet) for _ in range(3000)) + b"\n")
+    expected = _xen_hvm_print_line(data)
+    assert [len(line) for line in expected[:3]] == [199, 199, 52]
+    assert expected[3:5] == ["short", "tab\there [0m caf\xe9"]
+
+    outcomes = []
+    for way in ("exits", "handed over"):
+        lab, d = _paused_hvm(tmp_path / way.replace(" ", "-"))
+        hvm, cpu = d.hvm, d.vcpus[0].cpu
+        if way == "exits":
+            for c in data:
+                hvm.debug_port(0xE9, True, c)
+        else:
+            pos, sizes = 0, [199, 198, 53, 1, 250, 2]   # then at random
+            while pos < len(data):
+                n = sizes.pop(0) if sizes else rng.choice((1, 2, 7, 40, 198, 199, 250))
+                handle_pio_log(lab.host, d, hvm, [(0, c) for c in data[pos:pos + n]], cpu)
+                pos += n
+        lines = [line[len("(d1) "):] for line in lab.host.log.lines if line.startswith("(d1) ")]
+        records = [r.args["line"] for r in lab.trace.records
+                   if r.kind is Kind.CONSOLE and r.name == "debug_port"]
+        outcomes.append((lines, records))
+    assert outcomes[0] == outcomes[1] == (expected, expected)
+
+
+def test_the_line_takes_room_characters_before_one_prints_it(tmp_path: Path) -> None:
+    """``debug_line_room`` (the native log's capacity): that many characters only join
+    the line; the one after them prints it."""
+    lab, d = _paused_hvm(tmp_path / "room")
+    hvm = d.hvm
+    for text in (b"", b"abc", b"y" * 150):
+        for c in text:
+            hvm.debug_port(0xE9, True, c)
+        room = hvm.debug_line_room()
+        assert room == 198 - len(text)
+        before = len(lab.host.log.lines)
+        for _ in range(room):
+            hvm.debug_port(0xE9, True, ord("z"))
+        assert len(lab.host.log.lines) == before
+        hvm.debug_port(0xE9, True, ord("z"))
+        assert lab.host.log.lines[before:] == ["(d1) " + (text + b"z" * (room + 1)).decode()]

@@ -98,7 +98,14 @@ def _canonical(value: int) -> bool:
     return top == 0 or top == 0x1FFFF
 
 
-DEBUG_LINE_MAX = 1024   # the debug port's line: longer ones are printed in pieces
+#: Xen's per-domain line buffer for the debug port (``DOMAIN_PBUF_SIZE``): a line is
+#: printed when it ends or when it reaches 199 characters, whichever comes first
+DOMAIN_PBUF_SIZE = 200
+#: is_console_printable: what Xen keeps of the port's bytes (isprint in Xen's Latin-1
+#: ctype, newline, tab); the rest are dropped
+_CONSOLE_PRINTABLE = tuple(0x20 <= c <= 0x7E or c >= 0xA0 or c in (0x09, 0x0A)
+                           for c in range(256))
+_NOT_PRINTABLE = bytes(c for c in range(256) if not _CONSOLE_PRINTABLE[c])
 _CPUID1_ECX_XSAVE, _CPUID1_ECX_OSXSAVE, _CPUID1_ECX_RDRAND = 1 << 26, 1 << 27, 1 << 30
 _X86_CR4_OSXSAVE = 1 << 18
 
@@ -159,13 +166,18 @@ class HvmDomain:
 
     def debug_line_room(self) -> int:
         """How many more characters the line takes before one makes its records."""
-        return DEBUG_LINE_MAX - len(self.debug_line)
+        return DOMAIN_PBUF_SIZE - 2 - len(self.debug_line)
 
     def hvm_print_line(self, value: int, now: int) -> None:
-        """Collect bytes, print whole lines as ``(d1) ...`` (their records at ``now``, the
-        virtual time of the write that ended the line)."""
+        """Xen's hvm_print_line: keep printable bytes, print the line as ``(d1) ...`` at a
+        newline or when it holds 199 characters (its records at ``now``, the virtual
+        time of the write that ended it)."""
         ch = value & 0xFF
-        if ch == 0x0A or len(self.debug_line) >= DEBUG_LINE_MAX:
+        if not _CONSOLE_PRINTABLE[ch]:
+            return
+        if ch != 0x0A:
+            self.debug_line.append(ch)
+        if ch == 0x0A or len(self.debug_line) == DOMAIN_PBUF_SIZE - 1:
             text = self.debug_line.decode("latin-1")
             self.debug_line.clear()
             self.host.log.guest_write(self.d.domid, text + "\n")
@@ -174,16 +186,14 @@ class HvmDomain:
             phase = _phase_of(text)
             if phase:
                 self.host.trace.emit(now, self.d.domid, 0, Kind.PHASE, phase, {"line": text})
-        elif ch != 0x0D:
-            self.debug_line.append(ch)
 
     def hvm_print_run(self, data: bytes) -> bool:
         """``hvm_print_line`` for each byte of ``data`` at once, when none of them ends the
         line (no newline, and room for all): they only join it, and nothing is printed
         or recorded. False, with nothing done, otherwise."""
-        if b"\n" in data or len(self.debug_line) + len(data) > DEBUG_LINE_MAX:
+        if b"\n" in data or len(self.debug_line) + len(data) > DOMAIN_PBUF_SIZE - 2:
             return False
-        self.debug_line += data.replace(b"\r", b"")
+        self.debug_line += data.translate(None, _NOT_PRINTABLE)
         return True
 
     def io_assist(self, port: int) -> None:
