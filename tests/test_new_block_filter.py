@@ -3,7 +3,7 @@ new-block hook would have found nothing to do in, and hands it every other one.
 
 Python's hook (X86Vcpu._on_new_tb) looks at each block unicorn translates for code new
 to its page (the identity TLB drops its entries then) and for the code traps' patterns
-(x86._ANY_CODE_TRAP: wrmsr, rdmsr, mov to CR, rep ins/outs). The native callback is
+(x86._ANY_CODE_TRAP: wrmsr, rdmsr, mov to CR, rdrand, rep ins/outs). The native callback is
 called here directly with blocks of random bytes and compared with that regular
 expression; then a firmware boot with and without it leaves the same trace.
 """
@@ -84,7 +84,8 @@ def _filter(code: bytes, *, pc: int = PC, seen: tuple[int, ...] | None = None,
 
 _interesting = st.sampled_from([0x0F, 0x22, 0x30, 0x32, 0x20, 0x31, 0xF3, 0xF2, 0x26, 0x2E,
                                 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0x6C, 0x6D, 0x6E, 0x6F,
-                                0x68, 0x6B, 0x90, 0xA4, 0xAA, 0x06, 0xE6])
+                                0x68, 0x6B, 0x90, 0xA4, 0xAA, 0x06, 0xE6, 0xC7, 0xF0, 0xF7,
+                                0xF8, 0xEF])
 
 
 @settings(derandomize=True, deadline=None, max_examples=400)
@@ -102,6 +103,11 @@ _interesting = st.sampled_from([0x0F, 0x22, 0x30, 0x32, 0x20, 0x31, 0xF3, 0xF2, 
 @example([0xF3, 0x63, 0x6F])             # not prefixes: 63, 68, 06
 @example([0xF3, 0x68, 0x6F])
 @example([0xF3, 0x06, 0x6F])
+@example([0x0F, 0xC7, 0xF0])             # rdrand eax
+@example([0x66, 0x0F, 0xC7, 0xF7])       # rdrand di
+@example([0x0F, 0xC7, 0xF8])             # rdseed: not trapped
+@example([0x0F, 0xC7, 0x0E])             # cmpxchg8b [esi]: not rdrand
+@example([0x90, 0x0F, 0xC7])             # the ModRM byte past the block's end
 def test_the_filter_hands_python_exactly_the_blocks_with_a_trap_pattern(code: list[int]) -> None:
     block = bytes(code)
     wanted = x86._ANY_CODE_TRAP.search(block) is not None
@@ -128,7 +134,7 @@ def test_what_the_filter_always_hands_python() -> None:
     assert _filter(nop, readable=False, paging=True) == (True, 0)
 
 
-# -- a PV vCPU's filter: rdtsc and rdtscp, read through the guest's page tables ---------
+# -- a PV vCPU's filter: rdtsc, rdtscp, rdrand, read through the guest's page tables --
 VA = 0xFFFF_8000_0010_0FF0
 
 
@@ -162,7 +168,8 @@ def _filter64(code: bytes, *, readable: bool = True, enabled: bool = True
     return bool(called), int(t.answered)
 
 
-_interesting64 = st.sampled_from([0x0F, 0x31, 0x01, 0xF9, 0x66, 0xF3, 0x48, 0x90, 0xC3])
+_interesting64 = st.sampled_from([0x0F, 0x31, 0x01, 0xF9, 0x66, 0xF3, 0x48, 0x90, 0xC3,
+                                  0xC7, 0xF0, 0xF7, 0xF8, 0xEF, 0x49])
 
 
 @pytest.mark.skipif(x86._native_newtb64() is None, reason="needs unicorn's uc_vmem_read")
@@ -174,10 +181,16 @@ _interesting64 = st.sampled_from([0x0F, 0x31, 0x01, 0xF9, 0x66, 0xF3, 0x48, 0x90
 @example([0x0F, 0x0F, 0x31])
 @example([0x0F, 0x01, 0xF8])             # swapgs, not rdtscp
 @example([0x0F])
-def test_the_pv_filter_hands_python_exactly_the_blocks_with_rdtsc(code: list[int]) -> None:
+@example([0x49, 0x0F, 0xC7, 0xF1])       # rdrand r9
+@example([0x0F, 0xC7, 0xF8])             # rdseed: not trapped
+@example([0x48, 0x0F, 0xC7, 0x0E])       # cmpxchg16b [rsi]: not rdrand
+@example([0x90, 0x0F, 0xC7])             # the ModRM byte past the block's end
+def test_the_pv_filter_hands_python_exactly_the_blocks_with_rdtsc_or_rdrand(
+        code: list[int]) -> None:
     block = bytes(code)
     to_python, answered = _filter64(block)
-    assert to_python == (x86._RDTSC.search(block) is not None)
+    assert to_python == (x86._RDTSC.search(block) is not None
+                         or x86._RDRAND.search(block) is not None)
     assert answered == (not to_python)
 
 

@@ -214,7 +214,8 @@ portlog:
 
 /* x86._NEWTB_THUNK: UC_HOOK_EDGE_GENERATED of an HVM vCPU. A new block with none of
  * the code traps' patterns in its bytes (x86._ANY_CODE_TRAP: wrmsr, rdmsr, mov to CR,
- * F3 and at most two segment or size prefixes before ins/outs) needs nothing, while the
+ * rdrand to a register, F3 and at most two segment or size prefixes before ins/outs)
+ * needs nothing, while the
  * identity TLB is on (enabled 1: read guest-physical, and only in pages whose first code
  * Python has seen) or once paging is on (enabled 2: read through the guest's page
  * tables); the rest go to Python.
@@ -307,6 +308,15 @@ newtb:
         je      7f
         cmp     al, 0x32
         je      7f
+        cmp     al, 0xc7                        /* or C7 F0-F7: rdrand r */
+        jne     1b
+        lea     rdx, [rsi+1]
+        cmp     rdx, rdi
+        jae     1b
+        movzx   eax, byte ptr [rsi+1]
+        and     eax, 0xf8
+        cmp     eax, 0xf0
+        je      7f
         jmp     1b
 6:      inc     qword ptr [r14+32]              /* answered */
         pop     r15
@@ -327,8 +337,9 @@ newtb:
 9:      jmp     qword ptr [rcx]                 /* tail call the Python callback */
 
 /* x86._NEWTB64_THUNK: UC_HOOK_EDGE_GENERATED of a PV vCPU (64-bit, its addresses
- * virtual). A new block with neither rdtsc (0F 31) nor rdtscp (0F 01 F9) in its bytes
- * (what x86._RDTSC needs) needs nothing; the rest go to Python, which traps them.
+ * virtual). A new block with no rdtsc (0F 31), rdtscp (0F 01 F9) or rdrand to a register
+ * (0F C7 F0-F7) in its bytes (what x86._RDTSC and x86._RDRAND need) needs nothing; the
+ * rest go to Python, which traps them.
  * void cb(uc_engine *uc, uc_tb *cur, uc_tb *prev, struct _NewTb *t)
  * _NewTb as above (vmem_read, answered, buf) */
         .section .text.newtb64, "ax"
@@ -366,12 +377,22 @@ newtb64:
         movzx   eax, byte ptr [rsi+1]
         cmp     al, 0x31                        /* rdtsc */
         je      7f
+        cmp     al, 0xc7
+        je      3f
         cmp     al, 0x01
         jne     2f
         lea     rax, [rsi+2]
         cmp     rax, rdi
         ja      2f
         cmp     byte ptr [rsi+2], 0xf9          /* rdtscp */
+        je      7f
+        jmp     2f
+3:      lea     rax, [rsi+2]
+        cmp     rax, rdi
+        ja      2f
+        movzx   eax, byte ptr [rsi+2]
+        and     eax, 0xf8
+        cmp     eax, 0xf0                       /* C7 F0-F7: rdrand r */
         je      7f
 2:      inc     rsi
         jmp     1b

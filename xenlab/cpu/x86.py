@@ -40,6 +40,7 @@ import platform
 import re
 import struct
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -167,8 +168,16 @@ _REP_STRING_IO = re.compile(_SEG_SIZE + rb"{0,2}\xf3" + _SEG_SIZE + rb"{0,2}[\x6
 _PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF3))
 _PREFIXES_ALL = _PREFIXES | {0xF0, 0xF2}
 # what every code trap's pattern in an HVM guest's code contains: wrmsr, mov to CR,
-# rdmsr, F3 before ins/outs (rdtsc has its own hook there, see _TSC_THUNK)
-_ANY_CODE_TRAP = re.compile(rb"\x0f[\x22\x30\x32]|\xf3" + _SEG_SIZE + rb"{0,2}[\x6c-\x6f]")
+# rdmsr, rdrand to a register, F3 before ins/outs (rdtsc has its own hook there, see
+# _TSC_THUNK)
+_ANY_CODE_TRAP = re.compile(rb"\x0f(?:[\x22\x30\x32]|\xc7[\xf0-\xf7])|\xf3" + _SEG_SIZE
+                            + rb"{0,2}[\x6c-\x6f]")
+# rdrand to a register (0F C7 /6, mod 11) with up to four prefixes (and a REX in 64-bit
+# code) before it: trapped in every guest's code, since unicorn's answers with the host's
+# randomness, which would make two runs of the same guest differ
+_RDRAND = re.compile(rb"(?:" + _ANY_PREFIX + rb"|[\x40-\x4f]){0,4}\x0f\xc7[\xf0-\xf7]")
+_RDRAND_CLEARED = (1 << 11) | (1 << 7) | (1 << 6) | (1 << 4) | (1 << 2)  # OF SF ZF AF PF
+_M64 = 0xFFFF_FFFF_FFFF_FFFF
 # rdtsc (0F 31) and rdtscp (0F 01 F9) with up to four prefixes before them: trapped in a
 # PV guest's code, where CR4.TSD would make them a #GP before any UC_HOOK_INSN runs
 _RDTSC = re.compile(_ANY_PREFIX + rb"{0,4}\x0f(?:\x31|\x01\xf9)")
@@ -181,8 +190,22 @@ MAX_CODE_TRAPS = 1024
 MAX_UNASSIGNED_HOOKS = 16
 CR0_PG = 1 << 31
 _GPR32 = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
+_GPR64 = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
+          "r12", "r13", "r14", "r15")
 # mov to a control register (0F 22 /r) with up to four prefixes before it
 _MOV_TO_CR = re.compile(_ANY_PREFIX + rb"{0,4}\x0f\x22")
+
+
+def rdrand_value(seed: str, tsc: int, address: int) -> int:
+    """What ``rdrand`` gives a guest: splitmix64's finalizer over the vCPU's name (its
+    seed), the virtual TSC and the instruction's address, so that every run of the same
+    guest draws the same numbers (an emulator's choice: a CPU's come from its entropy
+    source, unicorn's from the host's)."""
+    z = (zlib.crc32(seed.encode()) * 0xD1B5_4A32_D192_ED03 + tsc * 0x9E37_79B9_7F4A_7C15
+         + address) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58_476D_1CE4_E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D0_49BB_1331_11EB) & _M64
+    return z ^ (z >> 31)
 
 
 def _skip_prefixes(code: bytes) -> int:
@@ -505,26 +528,26 @@ class _NewTb(ctypes.Structure):
 _NEWTB_THUNK = bytes.fromhex(
     "488b4118"              #   0: mov rax,qword [rcx+0x18]
     "4885c0"                #   4: test rax,rax
-    "0f8428010000"          #   7: je 135
+    "0f844c010000"          #   7: je 159
     "0fb7460a"              #   d: movzx eax,word [rsi+0xa]
     "85c0"                  #  11: test eax,eax
-    "0f8406010000"          #  13: je 11f
+    "0f842a010000"          #  13: je 143
     "3d00200000"            #  19: cmp eax,0x2000
-    "0f8711010000"          #  1e: ja 135
+    "0f8735010000"          #  1e: ja 159
     "4c8b06"                #  24: mov r8,qword [rsi]
     "4883791801"            #  27: cmp qword [rcx+0x18],0x1
     "7535"                  #  2c: jne 63
     "4d8d4c00ff"            #  2e: lea r9,[r8+rax*1-0x1]
     "49c1e90c"              #  33: shr r9,0xc
     "4981f900001000"        #  37: cmp r9,0x100000
-    "0f83f1000000"          #  3e: jae 135
+    "0f8315010000"          #  3e: jae 159
     "4d89c2"                #  44: mov r10,r8
     "49c1ea0c"              #  47: shr r10,0xc
     "4c8b5910"              #  4b: mov r11,qword [rcx+0x10]
     "4d0fa313"              #  4f: bt qword [r11],r10
-    "0f83dc000000"          #  53: jae 135
+    "0f8300010000"          #  53: jae 159
     "4d0fa30b"              #  59: bt qword [r11],r9
-    "0f83d2000000"          #  5d: jae 135
+    "0f83f6000000"          #  5d: jae 159
     "53"                    #  63: push rbx
     "4154"                  #  64: push r12
     "4155"                  #  66: push r13
@@ -547,135 +570,155 @@ _NEWTB_THUNK = bytes.fromhex(
     "4d89f8"                #  9b: mov r8,r15
     "41ff5628"              #  9e: call qword [r14+0x28]
     "85c0"                  #  a2: test eax,eax
-    "757a"                  #  a4: jne 120
-    "498d7630"              #  a6: lea rsi,[r14+0x30]
-    "4a8d3c3e"              #  aa: lea rdi,[rsi+r15*1]
-    "4839fe"                #  ae: cmp rsi,rdi
-    "735f"                  #  b1: jae 112
-    "0fb606"                #  b3: movzx eax,byte [rsi]
-    "48ffc6"                #  b6: inc rsi
-    "3c0f"                  #  b9: cmp al,0xf
-    "743f"                  #  bb: je fc
-    "3cf3"                  #  bd: cmp al,0xf3
-    "75ed"                  #  bf: jne ae
-    "4889f2"                #  c1: mov rdx,rsi
-    "b903000000"            #  c4: mov ecx,0x3
-    "4839fa"                #  c9: cmp rdx,rdi
-    "73e0"                  #  cc: jae ae
-    "0fb602"                #  ce: movzx eax,byte [rdx]
-    "48ffc2"                #  d1: inc rdx
-    "4189c0"                #  d4: mov r8d,eax
-    "4181e0fc000000"        #  d7: and r8d,0xfc
-    "4183f86c"              #  de: cmp r8d,0x6c
-    "743c"                  #  e2: je 120
-    "ffc9"                  #  e4: dec ecx
-    "74c6"                  #  e6: je ae
-    "3c64"                  #  e8: cmp al,0x64
-    "7204"                  #  ea: jb f0
-    "3c67"                  #  ec: cmp al,0x67
-    "76d9"                  #  ee: jbe c9
-    "25e7000000"            #  f0: and eax,0xe7
-    "83f826"                #  f5: cmp eax,0x26
-    "74cf"                  #  f8: je c9
-    "ebb2"                  #  fa: jmp ae
-    "4839fe"                #  fc: cmp rsi,rdi
-    "7311"                  #  ff: jae 112
-    "0fb606"                # 101: movzx eax,byte [rsi]
-    "3c22"                  # 104: cmp al,0x22
-    "7418"                  # 106: je 120
-    "3c30"                  # 108: cmp al,0x30
-    "7414"                  # 10a: je 120
-    "3c32"                  # 10c: cmp al,0x32
-    "7410"                  # 10e: je 120
-    "eb9c"                  # 110: jmp ae
-    "49ff4620"              # 112: inc qword [r14+0x20]
-    "415f"                  # 116: pop r15
-    "415e"                  # 118: pop r14
-    "415d"                  # 11a: pop r13
-    "415c"                  # 11c: pop r12
-    "5b"                    # 11e: pop rbx
-    "c3"                    # 11f: ret
-    "4889df"                # 120: mov rdi,rbx
-    "4c89e6"                # 123: mov rsi,r12
-    "4c89ea"                # 126: mov rdx,r13
-    "4c89f1"                # 129: mov rcx,r14
-    "415f"                  # 12c: pop r15
-    "415e"                  # 12e: pop r14
-    "415d"                  # 130: pop r13
-    "415c"                  # 132: pop r12
-    "5b"                    # 134: pop rbx
-    "ff21"                  # 135: jmp qword [rcx]
+    "0f859a000000"          #  a4: jne 144
+    "498d7630"              #  aa: lea rsi,[r14+0x30]
+    "4a8d3c3e"              #  ae: lea rdi,[rsi+r15*1]
+    "4839fe"                #  b2: cmp rsi,rdi
+    "737f"                  #  b5: jae 136
+    "0fb606"                #  b7: movzx eax,byte [rsi]
+    "48ffc6"                #  ba: inc rsi
+    "3c0f"                  #  bd: cmp al,0xf
+    "743f"                  #  bf: je 100
+    "3cf3"                  #  c1: cmp al,0xf3
+    "75ed"                  #  c3: jne b2
+    "4889f2"                #  c5: mov rdx,rsi
+    "b903000000"            #  c8: mov ecx,0x3
+    "4839fa"                #  cd: cmp rdx,rdi
+    "73e0"                  #  d0: jae b2
+    "0fb602"                #  d2: movzx eax,byte [rdx]
+    "48ffc2"                #  d5: inc rdx
+    "4189c0"                #  d8: mov r8d,eax
+    "4181e0fc000000"        #  db: and r8d,0xfc
+    "4183f86c"              #  e2: cmp r8d,0x6c
+    "745c"                  #  e6: je 144
+    "ffc9"                  #  e8: dec ecx
+    "74c6"                  #  ea: je b2
+    "3c64"                  #  ec: cmp al,0x64
+    "7204"                  #  ee: jb f4
+    "3c67"                  #  f0: cmp al,0x67
+    "76d9"                  #  f2: jbe cd
+    "25e7000000"            #  f4: and eax,0xe7
+    "83f826"                #  f9: cmp eax,0x26
+    "74cf"                  #  fc: je cd
+    "ebb2"                  #  fe: jmp b2
+    "4839fe"                # 100: cmp rsi,rdi
+    "7331"                  # 103: jae 136
+    "0fb606"                # 105: movzx eax,byte [rsi]
+    "3c22"                  # 108: cmp al,0x22
+    "7438"                  # 10a: je 144
+    "3c30"                  # 10c: cmp al,0x30
+    "7434"                  # 10e: je 144
+    "3c32"                  # 110: cmp al,0x32
+    "7430"                  # 112: je 144
+    "3cc7"                  # 114: cmp al,0xc7
+    "759a"                  # 116: jne b2
+    "488d5601"              # 118: lea rdx,[rsi+0x1]
+    "4839fa"                # 11c: cmp rdx,rdi
+    "7391"                  # 11f: jae b2
+    "0fb64601"              # 121: movzx eax,byte [rsi+0x1]
+    "25f8000000"            # 125: and eax,0xf8
+    "3df0000000"            # 12a: cmp eax,0xf0
+    "7413"                  # 12f: je 144
+    "e97cffffff"            # 131: jmp b2
+    "49ff4620"              # 136: inc qword [r14+0x20]
+    "415f"                  # 13a: pop r15
+    "415e"                  # 13c: pop r14
+    "415d"                  # 13e: pop r13
+    "415c"                  # 140: pop r12
+    "5b"                    # 142: pop rbx
+    "c3"                    # 143: ret
+    "4889df"                # 144: mov rdi,rbx
+    "4c89e6"                # 147: mov rsi,r12
+    "4c89ea"                # 14a: mov rdx,r13
+    "4c89f1"                # 14d: mov rcx,r14
+    "415f"                  # 150: pop r15
+    "415e"                  # 152: pop r14
+    "415d"                  # 154: pop r13
+    "415c"                  # 156: pop r12
+    "5b"                    # 158: pop rbx
+    "ff21"                  # 159: jmp qword [rcx]
 )
 _NEWTB_OFFSET = 896
 
 # The same for a PV vCPU (native.S: .text.newtb64): its blocks need Python only where
-# they hold rdtsc or rdtscp (x86._RDTSC), which get code traps; a Debian Linux boot
-# translates some 700,000 blocks (~11 % of its time in Python's hook). It reads them
+# they hold rdtsc, rdtscp (x86._RDTSC) or rdrand (x86._RDRAND), which get code traps; a
+# Debian Linux boot translates some 700,000 blocks (~11 % of its time in Python's hook).
+# It reads them
 # with uc_vmem_read: the block's address is virtual.
 # void cb(uc_engine *uc /*rdi*/, uc_tb *cur /*rsi*/, uc_tb *prev /*rdx*/,
 #         struct _NewTb *t /*rcx*/); offsets and targets in hex
 _NEWTB64_THUNK = bytes.fromhex(
     "4883791800"            #   0: cmp qword [rcx+0x18],0x0
-    "0f8499000000"          #   5: je a4
+    "0f84bc000000"          #   5: je c7
     "0fb7460a"              #   b: movzx eax,word [rsi+0xa]
     "85c0"                  #   f: test eax,eax
-    "747b"                  #  11: je 8e
-    "3d00200000"            #  13: cmp eax,0x2000
-    "0f8786000000"          #  18: ja a4
-    "53"                    #  1e: push rbx
-    "4154"                  #  1f: push r12
-    "4155"                  #  21: push r13
-    "4156"                  #  23: push r14
-    "4157"                  #  25: push r15
-    "4889fb"                #  27: mov rbx,rdi
-    "4989f4"                #  2a: mov r12,rsi
-    "4989d5"                #  2d: mov r13,rdx
-    "4989ce"                #  30: mov r14,rcx
-    "4989c7"                #  33: mov r15,rax
-    "498b3424"              #  36: mov rsi,qword [r12]
-    "ba04000000"            #  3a: mov edx,0x4
-    "498d4e30"              #  3f: lea rcx,[r14+0x30]
-    "4d89f8"                #  43: mov r8,r15
-    "41ff5628"              #  46: call qword [r14+0x28]
-    "85c0"                  #  4a: test eax,eax
-    "7541"                  #  4c: jne 8f
-    "498d7630"              #  4e: lea rsi,[r14+0x30]
-    "4a8d7c3eff"            #  52: lea rdi,[rsi+r15*1-0x1]
-    "4839fe"                #  57: cmp rsi,rdi
-    "7325"                  #  5a: jae 81
-    "803e0f"                #  5c: cmp byte [rsi],0xf
-    "751b"                  #  5f: jne 7c
-    "0fb64601"              #  61: movzx eax,byte [rsi+0x1]
-    "3c31"                  #  65: cmp al,0x31
-    "7426"                  #  67: je 8f
-    "3c01"                  #  69: cmp al,0x1
-    "750f"                  #  6b: jne 7c
-    "488d4602"              #  6d: lea rax,[rsi+0x2]
-    "4839f8"                #  71: cmp rax,rdi
-    "7706"                  #  74: ja 7c
-    "807e02f9"              #  76: cmp byte [rsi+0x2],0xf9
-    "7413"                  #  7a: je 8f
-    "48ffc6"                #  7c: inc rsi
-    "ebd6"                  #  7f: jmp 57
-    "49ff4620"              #  81: inc qword [r14+0x20]
-    "415f"                  #  85: pop r15
-    "415e"                  #  87: pop r14
-    "415d"                  #  89: pop r13
-    "415c"                  #  8b: pop r12
-    "5b"                    #  8d: pop rbx
-    "c3"                    #  8e: ret
-    "4889df"                #  8f: mov rdi,rbx
-    "4c89e6"                #  92: mov rsi,r12
-    "4c89ea"                #  95: mov rdx,r13
-    "4c89f1"                #  98: mov rcx,r14
-    "415f"                  #  9b: pop r15
-    "415e"                  #  9d: pop r14
-    "415d"                  #  9f: pop r13
-    "415c"                  #  a1: pop r12
-    "5b"                    #  a3: pop rbx
-    "ff21"                  #  a4: jmp qword [rcx]
+    "0f849a000000"          #  11: je b1
+    "3d00200000"            #  17: cmp eax,0x2000
+    "0f87a5000000"          #  1c: ja c7
+    "53"                    #  22: push rbx
+    "4154"                  #  23: push r12
+    "4155"                  #  25: push r13
+    "4156"                  #  27: push r14
+    "4157"                  #  29: push r15
+    "4889fb"                #  2b: mov rbx,rdi
+    "4989f4"                #  2e: mov r12,rsi
+    "4989d5"                #  31: mov r13,rdx
+    "4989ce"                #  34: mov r14,rcx
+    "4989c7"                #  37: mov r15,rax
+    "498b3424"              #  3a: mov rsi,qword [r12]
+    "ba04000000"            #  3e: mov edx,0x4
+    "498d4e30"              #  43: lea rcx,[r14+0x30]
+    "4d89f8"                #  47: mov r8,r15
+    "41ff5628"              #  4a: call qword [r14+0x28]
+    "85c0"                  #  4e: test eax,eax
+    "7560"                  #  50: jne b2
+    "498d7630"              #  52: lea rsi,[r14+0x30]
+    "4a8d7c3eff"            #  56: lea rdi,[rsi+r15*1-0x1]
+    "4839fe"                #  5b: cmp rsi,rdi
+    "7344"                  #  5e: jae a4
+    "803e0f"                #  60: cmp byte [rsi],0xf
+    "753a"                  #  63: jne 9f
+    "0fb64601"              #  65: movzx eax,byte [rsi+0x1]
+    "3c31"                  #  69: cmp al,0x31
+    "7445"                  #  6b: je b2
+    "3cc7"                  #  6d: cmp al,0xc7
+    "7415"                  #  6f: je 86
+    "3c01"                  #  71: cmp al,0x1
+    "752a"                  #  73: jne 9f
+    "488d4602"              #  75: lea rax,[rsi+0x2]
+    "4839f8"                #  79: cmp rax,rdi
+    "7721"                  #  7c: ja 9f
+    "807e02f9"              #  7e: cmp byte [rsi+0x2],0xf9
+    "742e"                  #  82: je b2
+    "eb19"                  #  84: jmp 9f
+    "488d4602"              #  86: lea rax,[rsi+0x2]
+    "4839f8"                #  8a: cmp rax,rdi
+    "7710"                  #  8d: ja 9f
+    "0fb64602"              #  8f: movzx eax,byte [rsi+0x2]
+    "25f8000000"            #  93: and eax,0xf8
+    "3df0000000"            #  98: cmp eax,0xf0
+    "7413"                  #  9d: je b2
+    "48ffc6"                #  9f: inc rsi
+    "ebb7"                  #  a2: jmp 5b
+    "49ff4620"              #  a4: inc qword [r14+0x20]
+    "415f"                  #  a8: pop r15
+    "415e"                  #  aa: pop r14
+    "415d"                  #  ac: pop r13
+    "415c"                  #  ae: pop r12
+    "5b"                    #  b0: pop rbx
+    "c3"                    #  b1: ret
+    "4889df"                #  b2: mov rdi,rbx
+    "4c89e6"                #  b5: mov rsi,r12
+    "4c89ea"                #  b8: mov rdx,r13
+    "4c89f1"                #  bb: mov rcx,r14
+    "415f"                  #  be: pop r15
+    "415e"                  #  c0: pop r14
+    "415d"                  #  c2: pop r13
+    "415c"                  #  c4: pop r12
+    "5b"                    #  c6: pop rbx
+    "ff21"                  #  c7: jmp qword [rcx]
 )
-_NEWTB64_OFFSET = 1216
+_NEWTB64_OFFSET = 1248
 _native_page: mmap.mmap | None = None
 # Where CPUX86State.old_exception sits in a uc_context (found by experiment, -1: not found)
 _OLD_EXCEPTION_OFFSET: int | None = None
@@ -1052,6 +1095,7 @@ class X86Vcpu:
         self._string_io_hooks: dict[int, int | None] = {}
         self._mov_cr_hooks: dict[int, int | None] = {}
         self._rdtsc_hooks: dict[int, int | None] = {}
+        self._rdrand_hooks: dict[int, int | None] = {}
         self._watching_new_code = False
         self._entry_scanned = True       # set False when new code is watched
         self._retranslate = False
@@ -2034,13 +2078,13 @@ class X86Vcpu:
 
     # -- code traps: one code hook on one instruction each ------------------------------
     def code_traps(self) -> list[tuple[dict[int, int | None], Callable[..., None]]]:
-        """The vCPU's code traps, one table per kind (wrmsr, rdmsr, rdtsc, mov to a
-        control register, rep ins/outs): the unicorn hook handle by instruction address,
+        """The vCPU's code traps, one table per kind (wrmsr, rdmsr, rdtsc, rdrand, mov to
+        a control register, rep ins/outs): the unicorn hook handle by instruction address,
         and the method each hook calls. An instruction counter that hooks every
         instruction anyway (xenlab.cpu.icount) takes them over: it deletes a hook, sets
         its handle to None and calls the method itself."""
         return [(self._wrmsr_hooks, self._on_wrmsr), (self._rdmsr_hooks, self._on_rdmsr),
-                (self._rdtsc_hooks, self._on_rdtsc),
+                (self._rdtsc_hooks, self._on_rdtsc), (self._rdrand_hooks, self._on_rdrand),
                 (self._string_io_hooks, self._on_string_io),
                 (self._mov_cr_hooks, self._on_mov_cr)]
 
@@ -2238,8 +2282,8 @@ class X86Vcpu:
             self._leave_identity_tlb()
         if not self._entry_scanned:
             # unicorn reports every new block but an engine's very first: scan from the
-            # entry point to the end of the next page for ``mov cr`` and ``rdtsc`` (a
-            # block is shorter)
+            # entry point to the end of the next page for ``mov cr``, ``rdtsc`` and
+            # ``rdrand`` (a block is shorter)
             self._entry_scanned = True
             code = b""
             with contextlib.suppress(UcError):
@@ -2257,6 +2301,7 @@ class X86Vcpu:
                 self._trap_mov_cr(start, code)
             if self.long_mode:
                 self._trap_rdtsc(start, code)
+            self._trap_rdrand(start, code)
 
     def _note_code_page(self, pc: int, size: int) -> None:
         """A new block: if it is the first code in its page, drop the TLB so that no
@@ -2331,6 +2376,50 @@ class X86Vcpu:
         self.set_reg("rdx" if wide else "edx", tsc >> 32)
         self.set_reg(self._pc_name(), pc + length)
 
+    # -- RDRAND -------------------------------------------------------------------------
+    def _trap_rdrand(self, pc: int, code: bytes) -> bool:
+        """Trap every ``rdrand`` to a register in ``code``; True if traps were added."""
+        return self._trap_matches(pc, code, _RDRAND, b"\x0f", self._rdrand_hooks,
+                                  self._on_rdrand)[0] > 0
+
+    def _on_rdrand(self, uc: Uc, address: int, size: int, user: object) -> None:
+        """Before ``rdrand r16/r32/r64``: a value from xenlab's own generator (rdrand_value:
+        the vCPU's seed, the virtual TSC, the instruction's address), CF set (a value was
+        ready), OF, SF, ZF, AF and PF clear, and on to the next instruction. unicorn
+        would answer with the host's randomness. With a LOCK, REP or REPNE prefix the
+        CPU raises #UD itself."""
+        try:  # at most four prefixes, a REX, two opcode bytes and the ModRM byte
+            code = self.code_at(address, min(8, PAGE_SIZE - (address & 0xFFF)))
+        except UcError:
+            return  # let the CPU execute what is there
+        i = _skip_prefixes(code)
+        if {0xF0, 0xF2, 0xF3} & set(code[:i]):
+            return
+        wide = self.code64()
+        rex = code[i] if wide and i < len(code) and 0x40 <= code[i] <= 0x4F else 0
+        i += bool(rex)
+        if code[i:i + 2] != b"\x0f\xc7" or len(code) < i + 3 or code[i + 2] & 0xF8 != 0xF0:
+            return  # the code changed since the scan, or not an instruction start
+        reg = (code[i + 2] & 7) | (8 if rex & 1 else 0)
+        if rex & 8:
+            width = 8
+        else:
+            try:
+                code16 = not wide and (not self.reg("cr0") & 1 or not self._segment("cs")[1])
+            except UcError:
+                return
+            width = 2 if code16 != (0x66 in code[:i]) else 4
+        value = rdrand_value(self.name, self.exits.tsc(self), address)
+        names = _GPR64 if self._uc64 else _GPR32
+        if width == 2:
+            value = (self.reg(names[reg]) & ~0xFFFF) | (value & 0xFFFF)
+        elif width == 4:
+            value &= 0xFFFF_FFFF   # zero-extended into the whole register, as a CPU does
+        self.set_reg(names[reg], value)
+        flags = "rflags" if self._uc64 else "eflags"
+        self.set_reg(flags, (self.reg(flags) & ~_RDRAND_CLEARED) | 1)
+        self.set_reg(self._pc_name(), self.pc() + i + 3)
+
     def _on_mov_cr(self, uc: Uc, address: int, size: int, user: object) -> None:
         """Before a ``mov crN, r32``: if it is CR0 and sets PG, leave the identity TLB
         (the instruction itself then flushes unicorn's TLB, as on a real CPU)."""
@@ -2371,9 +2460,15 @@ class X86Vcpu:
         except UcError:
             return
         if self.long_mode:  # a PV kernel: wrmsr and port I/O are #GP in ring 3 anyway
-            if b"\x0f" in code and self._trap_rdtsc(pc, code):
+            if b"\x0f" not in code:
+                return
+            if self._trap_rdtsc(pc, code):
                 uc.ctl_remove_cache(pc, pc + size)
                 self.request_stop(ExitReason.YIELD)
+            elif self._trap_rdrand(pc, code):
+                uc.ctl_remove_cache(pc, pc + size)   # the same slice goes on
+                self._retranslate = True
+                uc.emu_stop()
             return
         if self._identity_tlb:
             self._note_code_page(pc, size)
@@ -2393,7 +2488,9 @@ class X86Vcpu:
                 self.trap_rdmsr_at(pc + pos)
                 rdmsr = True
             pos = code.find(b"\x0f\x32", pos + 1)
-        if ((self._identity_tlb and self._trap_mov_cr(pc, code)) or rdmsr) and not found:
+        rdrand = self._trap_rdrand(pc, code)
+        if (((self._identity_tlb and self._trap_mov_cr(pc, code)) or rdmsr or rdrand)
+                and not found):
             # only the trap changed, not what the guest sees: continue the same slice
             uc.ctl_remove_cache(pc, pc + size)
             self._retranslate = True
