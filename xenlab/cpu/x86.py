@@ -643,8 +643,7 @@ _NEWTB_OFFSET = 896
 # The same for a PV vCPU (native.S: .text.newtb64): its blocks need Python only where
 # they hold rdtsc, rdtscp (x86._RDTSC) or rdrand (x86._RDRAND), which get code traps; a
 # Debian Linux boot translates some 700,000 blocks (~11 % of its time in Python's hook).
-# It reads them
-# with uc_vmem_read: the block's address is virtual.
+# It reads them with uc_vmem_read: the block's address is virtual.
 # void cb(uc_engine *uc /*rdi*/, uc_tb *cur /*rsi*/, uc_tb *prev /*rdx*/,
 #         struct _NewTb *t /*rcx*/); offsets and targets in hex
 _NEWTB64_THUNK = bytes.fromhex(
