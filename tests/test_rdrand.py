@@ -115,3 +115,34 @@ def test_rdrand_in_a_pv_guest(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _pv_run() == (values, traps)                    # the same every run
     monkeypatch.setattr(x86, "_native_newtb64", lambda: None)
     assert _pv_run() == (values, traps)                    # and without the PV filter
+
+
+def test_the_stepper_sees_the_same_rdrand_values() -> None:
+    """An instruction counter attached (the stepper) takes the code traps over: stopping
+    before every instruction, or single-stepping that many, leaves the same registers.
+    (Each rdrand here is emulated and moves the program counter on, so unicorn starts
+    a new block inside the counted one: counted twice and trapped twice, the third
+    instruction was skipped, until the counter stopped adding a second code hook over
+    bytes a first one covers, BlockCounter._uncovered.)"""
+    from xenlab.cpu.icount import counter_for
+
+    for n in range(7):      # up to the REP RDRAND that raises #UD
+        cpu, _ = _real_mode_paused()
+        counter = counter_for(cpu)
+        counter.stop_before(n)
+        cpu.run(10_000_000)
+        assert counter.count == n
+        stepped, _ = _real_mode_paused()
+        for _ in range(n):
+            stepped.step()
+        assert cpu.registers() == stepped.registers(), n
+
+
+def _real_mode_paused() -> tuple[X86Vcpu, None]:
+    exits = Exits()
+    cpu = X86Vcpu(exits, long_mode=False, name="d1v0")  # type: ignore[arg-type]
+    cpu.map_bytes(0, REAL_MODE.ljust(0x2000, b"\0"), writable=True)
+    cpu.setup_real_mode(0, 0)
+    cpu.watch_new_code_for_wrmsr()
+    cpu.identity_tlb_until_paging()
+    return cpu, None

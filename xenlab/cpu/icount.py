@@ -429,8 +429,8 @@ class BlockCounter:
         #: instructions of each block met (linear address, size), and their offsets
         self._counts: dict[tuple[int, int], int] = {}
         self._shapes: dict[tuple[int, int], tuple[int, ...]] = {}
-        #: fine blocks: (address, size) -> their code hook's handle
-        self._fine: dict[tuple[int, int], int] = {}
+        #: fine blocks: (address, size) -> the handles of the code hooks added for them
+        self._fine: dict[tuple[int, int], list[int]] = {}
         self._traps = _AdoptedTraps(c.traps)
         #: a code trap that stopped the CPU before its instruction: (address, seq)
         self._pending: tuple[int, int] | None = None
@@ -547,13 +547,34 @@ class BlockCounter:
         cpu = self.cpu
         lo, hi = address, address + size
         self._traps.take(cpu, lo, hi)
-        self._fine[(address, size)] = self._add_hook(uc_const.UC_HOOK_CODE, self._fine_at,
-                                                     lo, hi - 1)
+        self._fine[(address, size)] = [self._add_hook(uc_const.UC_HOOK_CODE, self._fine_at,
+                                                      a, b - 1)
+                                       for a, b in self._uncovered(lo, hi)]
         self.instructions(address, size)          # its table entry says fine now
         cpu.budget.left += (size + 3) >> 2        # charged again when it starts again
         cpu.invalidate_code(lo, hi)
         name = cpu.pc_name()
         cpu.set_reg(name, cpu.reg(name))          # leave the block: unicorn enters it anew
+
+    def _uncovered(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The parts of [lo, hi) that no fine block's code hook covers yet. A block can
+        start inside a fine one (a code trap that emulated its instruction moved the
+        program counter on, and unicorn translated from there): a second hook over the
+        same bytes would count each of their instructions twice and call their traps
+        twice."""
+        parts, at = [], lo
+        for start, size in sorted(self._fine):
+            end = start + size
+            if end <= at or start >= hi:
+                continue
+            if start > at:
+                parts.append((at, min(start, hi)))
+            at = max(at, end)
+            if at >= hi:
+                break
+        if at < hi:
+            parts.append((at, hi))
+        return parts
 
     def _on_trap(self, uc: int, address: int, size: int, user: int) -> None:
         self._traps.call(self.cpu, address, size)
@@ -563,8 +584,9 @@ class BlockCounter:
         if not self._fine:
             return
         cpu = self.cpu
-        for (address, size), handle in self._fine.items():
-            _uclib().uc_hook_del(cpu.uc._uch, ctypes.c_size_t(handle))
+        for (address, size), handles in self._fine.items():
+            for handle in handles:
+                _uclib().uc_hook_del(cpu.uc._uch, ctypes.c_size_t(handle))
             e = self._c.table[_slot(address)]
             if e.pc == address and e.size == size:
                 e.n &= ~FINE
