@@ -150,6 +150,35 @@ def test_a_hlt_right_after_an_exit_that_used_the_budget_up_halts() -> None:
     assert result.reason is ExitReason.BUDGET and cpu.reg("eip") == 5
 
 
+@pytest.mark.parametrize("cs", [0x0000, 0x07C0, 0x1234])
+def test_msr_traps_reach_the_hypervisor_whatever_the_code_segment(cs: int) -> None:
+    """A boot sector's rdmsr and wrmsr (real mode, CS 07C0): their code traps read the
+    instruction at its linear address. They read it at CS base + the linear address, so
+    with a CS whose base is not a multiple of 64 KiB they found other bytes and let
+    unicorn answer (rdmsr 0, the wrmsr lost)."""
+    class MsrExits(Exits):
+        def msr_read(self, vcpu: X86Vcpu, msr: int) -> int | None:
+            self.msrs.append((msr, -1))
+            return 0x1122_3344_5566_7788
+
+    exits = MsrExits()
+    cpu = X86Vcpu(exits, long_mode=False)
+    code = bytes.fromhex("eb00"           # jmp 1f  (the traps are in a block of their own)
+                         "b91b00"         # 1: mov cx, 0x1b (IA32_APIC_BASE)
+                         "0f32"           # rdmsr
+                         "0f30"           # wrmsr
+                         "f4")            # hlt
+    memory = bytearray(0x20000)
+    memory[(cs << 4) + 0x100:(cs << 4) + 0x100 + len(code)] = code
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    cpu.setup_real_mode(cs, 0x100)
+    cpu.watch_new_code_for_wrmsr()
+    reasons = [cpu.run(1_000_000).reason for _ in range(3)]   # a new trap yields first
+    assert ExitReason.HLT in reasons
+    assert exits.msrs == [(0x1B, -1), (0x1B, 0x1122_3344_5566_7788)]
+    assert cpu.reg("eax") == 0x5566_7788 and cpu.reg("edx") == 0x1122_3344
+
+
 def test_int82_is_a_hypercall_for_32bit_pv() -> None:
     exits = Exits()
     cpu = X86Vcpu(exits, long_mode=False)

@@ -2160,7 +2160,7 @@ class X86Vcpu:
 
     def _on_wrmsr(self, uc: Uc, address: int, size: int, user: object) -> None:
         try:
-            code = self.code_at(self._linear(address), 2)
+            code = self.code_at(address, 2)  # a code hook's address is linear
         except UcError:
             return
         if code != b"\x0f\x30":
@@ -2183,7 +2183,7 @@ class X86Vcpu:
 
     def _on_rdmsr(self, uc: Uc, address: int, size: int, user: object) -> None:
         try:
-            code = self.code_at(self._linear(address), 2)
+            code = self.code_at(address, 2)
         except UcError:
             return
         if code != b"\x0f\x32":
