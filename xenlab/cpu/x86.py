@@ -2281,8 +2281,8 @@ class X86Vcpu:
             self._leave_identity_tlb()
         if not self._entry_scanned:
             # unicorn reports every new block but an engine's very first: scan from the
-            # entry point to the end of the next page for ``mov cr``, ``rdtsc`` and
-            # ``rdrand`` (a block is shorter)
+            # entry point to the end of the next page for ``mov cr``, ``rdtsc``,
+            # ``wrmsr``, ``rdmsr`` and ``rdrand`` (a block is shorter)
             self._entry_scanned = True
             code = b""
             with contextlib.suppress(UcError):
@@ -2300,6 +2300,13 @@ class X86Vcpu:
                 self._trap_mov_cr(start, code)
             if self.long_mode:
                 self._trap_rdtsc(start, code)
+            else:  # (a PV kernel's wrmsr and rdmsr are #GP in ring 3)
+                for opcode, trap, hooks in ((b"\x0f\x30", self.trap_wrmsr_at, self._wrmsr_hooks),
+                                            (b"\x0f\x32", self.trap_rdmsr_at, self._rdmsr_hooks)):
+                    pos = code.find(opcode)
+                    while pos >= 0 and len(hooks) < MAX_CODE_TRAPS:
+                        trap(start + pos)
+                        pos = code.find(opcode, pos + 1)
             self._trap_rdrand(start, code)
 
     def _note_code_page(self, pc: int, size: int) -> None:
