@@ -55,6 +55,10 @@ def test_run_bench_small() -> None:
         assert poll["virtual_s"] > 0 and poll["wall_per_virtual"] > 0
         assert poll["native_interrupts"] > 1000   # vectored by the native callback
         assert "BIOS polling loop" in bench.format_report(r)
+    io = r["ioreq_round_trip"]         # PCI config reads, each an ioreq to the DM and back
+    if io is not None:                 # (None only without binutils)
+        assert io["ioreqs"] > 1000 and io["us_per_ioreq"] > 0
+        assert "one ioreq round trip (PCI config)" in bench.format_report(r)
     # the hypercall-loop guest ran in a child process, every hypercall traced and counted
     (tm,) = r["trace_memory"]
     assert tm["instructions"] >= 300_000 and tm["hypercalls"] > 30_000

@@ -456,6 +456,55 @@ def bios_poll(bios: str, virtual_s: float = 0.01) -> dict[str, Any] | None:
             "us_per_interrupt": wall * 1e6 / ints if ints else None}
 
 
+#: A boot sector that reads PCI configuration space forever: each ``in`` from 0xCFC is an
+#: IOREQ_TYPE_PCI_CONFIG ioreq, from Xen's handle_pio over the event channel to the device
+#: model in Dom0 and back, the round trip most of a SeaBIOS boot's Python time goes to.
+IOREQ_SECTOR = r"""
+    .code16
+    mov $0xcf8, %dx
+    mov $0x80000000, %eax
+    out %eax, %dx
+    mov $0xcfc, %dx
+1:  in %dx, %eax
+    jmp 1b
+"""
+
+
+def ioreq_round_trip(virtual_s: float = 0.05) -> dict[str, Any] | None:
+    """Wall time of one ioreq round trip with the trace on: IOREQ_SECTOR's reads under the
+    teaching BIOS for ``virtual_s`` of guest time, divided by the ioreqs the trace
+    counted. None without binutils to assemble the sector."""
+    from xenlab.lab import Lab
+    from xenlab.labkit import assemble, boot_disk, have_binutils
+    from xenlab.xen.trace import Kind
+
+    if not have_binutils():
+        return None
+    code = assemble(IOREQ_SECTOR, bits=16, org=0x7C00)
+    with tempfile.TemporaryDirectory(prefix="xenlab-bench-") as tmp:
+        disk = Path(tmp) / "ioreq.img"
+        disk.write_bytes(boot_disk(code))
+        cfg = Path(tmp) / "ioreq.cfg"
+        cfg.write_text('name = "ioreq"\ntype = "hvm"\nmemory = 32\nbios = "xenlab"\n'
+                       'vga = "none"\n'
+                       f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
+        lab = Lab(memory_mib=256, dom0_mem_mib=64)
+        if lab.xl_output(f"create {cfg}").startswith("xl: error"):
+            return None
+        lab.run(max_seconds=0.02)           # to the boot sector
+        domid = lab.domain("ioreq").domid
+
+        def ioreqs() -> int:
+            return sum(n for (dom, kind, name), n in lab.host.trace.counts().items()
+                       if dom == domid and kind is Kind.IOREQ and name == "ioreq")
+
+        n0, t0 = ioreqs(), time.perf_counter()
+        lab.run(max_seconds=virtual_s)
+        wall, n = time.perf_counter() - t0, ioreqs() - n0
+    return {"ioreqs": n, "wall_s": wall, "virtual_s": virtual_s,
+            "us_per_ioreq": wall * 1e6 / n if n else None}
+
+
 def linux_boot() -> dict[str, Any] | None:
     """Debian's Linux (``make real-guests``) as a PV DomU: wall time, instructions and
     the guest's virtual time from ``xl create`` to its busybox prompt, then the round
@@ -856,6 +905,8 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
     boot_seabios, boot_qemu = pairs["xenlab_novga"], pairs["qemu_novga"]
     say("real-mode BIOS polling (INT 16h / INT 1Ah loop): teaching BIOS, SeaBIOS")
     polls = {b: bios_poll(b) for b in ("xenlab", "seabios")}
+    say("ioreq round trips: a boot sector reading PCI configuration space")
+    ioreq = ioreq_round_trip()
     store_path = raw_store_path()
     vcpu_stores = vcpu_store_path()
     tsc_path = vcpu_tsc_path()
@@ -905,6 +956,7 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
         "hvm_boot_seabios_vga": pairs["xenlab_vga"],
         "qemu_boot_seabios_vga": pairs["qemu_vga"],
         "bios_poll": polls,
+        "ioreq_round_trip": ioreq,
         "unicorn_store_path": store_path,
         "vcpu_store_path": vcpu_stores,
         "vcpu_tsc_path": tsc_path,
@@ -1044,6 +1096,11 @@ def format_report(r: dict[str, Any]) -> str:
                          f"natively, {poll['us_per_interrupt']:.2f} us each with its "
                          f"handler ({poll['instructions'] / poll['native_interrupts']:.0f} "
                          "instructions)")
+    io = r.get("ioreq_round_trip")
+    if io and io.get("us_per_ioreq"):
+        lines.append(f"  {'one ioreq round trip (PCI config)':<36} {io['us_per_ioreq']:>7.2f}us"
+                     f"   (information: guest, Xen, Dom0's device model and back, trace "
+                     f"on; {io['ioreqs']:,} in {io['wall_s']:.3f} s)")
     lines += ["", f"  {'stepper (hvm-hello)':<36} {'seconds':>9}   goal",
               f"  {'-' * 36} {'-' * 9}   {'-' * 28}"]
     if st:
