@@ -31,13 +31,19 @@ REAL_MODE = bytes.fromhex(
 )
 
 
-def _real_mode(*, native: bool = True, name: str = "d1v0") -> tuple[X86Vcpu, object]:
-    exits = Exits()
-    cpu = X86Vcpu(exits, long_mode=False, name=name, native_budget=native)  # type: ignore[arg-type]
+def _machine(*, native: bool = True, name: str = "d1v0") -> X86Vcpu:
+    """REAL_MODE loaded, about to run its first instruction, new code watched."""
+    cpu = X86Vcpu(Exits(), long_mode=False, name=name,  # type: ignore[arg-type]
+                  native_budget=native)
     cpu.map_bytes(0, REAL_MODE.ljust(0x2000, b"\0"), writable=True)
     cpu.setup_real_mode(0, 0)
     cpu.watch_new_code_for_wrmsr()
     cpu.identity_tlb_until_paging()
+    return cpu
+
+
+def _real_mode(*, native: bool = True, name: str = "d1v0") -> tuple[X86Vcpu, object]:
+    cpu = _machine(native=native, name=name)
     cpu.set_reg("eax", 0x1234_0000)
     cpu.set_reg("ebx", 0xABCD_0000)
     cpu.set_reg("eflags", 0x2 | FLAGS_CLEARED)
@@ -127,22 +133,12 @@ def test_the_stepper_sees_the_same_rdrand_values() -> None:
     from xenlab.cpu.icount import counter_for
 
     for n in range(7):      # up to the REP RDRAND that raises #UD
-        cpu, _ = _real_mode_paused()
+        cpu = _machine()
         counter = counter_for(cpu)
         counter.stop_before(n)
         cpu.run(10_000_000)
         assert counter.count == n
-        stepped, _ = _real_mode_paused()
+        stepped = _machine()
         for _ in range(n):
             stepped.step()
         assert cpu.registers() == stepped.registers(), n
-
-
-def _real_mode_paused() -> tuple[X86Vcpu, None]:
-    exits = Exits()
-    cpu = X86Vcpu(exits, long_mode=False, name="d1v0")  # type: ignore[arg-type]
-    cpu.map_bytes(0, REAL_MODE.ljust(0x2000, b"\0"), writable=True)
-    cpu.setup_real_mode(0, 0)
-    cpu.watch_new_code_for_wrmsr()
-    cpu.identity_tlb_until_paging()
-    return cpu, None
