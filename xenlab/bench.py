@@ -56,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -422,28 +423,45 @@ POLL_SECTOR = r"""
 GOAL_POLL_RATIO = 1.0          # virtual time at least as fast as wall time (issue 14)
 
 
+@contextlib.contextmanager
+def _boot_sector(source: str, name: str, bios: str) -> Iterator[Any]:
+    """A Lab whose HVM domain ``name`` runs the 16-bit boot sector ``source`` under
+    ``bios`` ("xenlab" or "seabios", no VGA), run until the sector has started; None
+    without binutils to assemble it, or if ``xl create`` refused the domain."""
+    from xenlab.lab import Lab
+    from xenlab.labkit import assemble, boot_disk, have_binutils
+
+    if not have_binutils():
+        yield None
+        return
+    code = assemble(source, bits=16, org=0x7C00)
+    with tempfile.TemporaryDirectory(prefix="xenlab-bench-") as tmp:
+        disk = Path(tmp) / f"{name}.img"
+        disk.write_bytes(boot_disk(code))
+        cfg = Path(tmp) / f"{name}.cfg"
+        cfg.write_text(f'name = "{name}"\ntype = "hvm"\nmemory = 32\nbios = "{bios}"\n'
+                       f'vga = "none"\n'
+                       f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
+        lab = Lab(memory_mib=256, dom0_mem_mib=64)
+        if lab.xl_output(f"create {cfg}").startswith("xl: error"):
+            yield None
+            return
+        # to the boot sector: SeaBIOS waits 2.5 s (virtual) at its boot menu
+        lab.run(max_seconds=3.0 if bios == "seabios" else 0.02)
+        yield lab
+
+
 def bios_poll(bios: str, virtual_s: float = 0.01) -> dict[str, Any] | None:
     """Wall time per virtual second of POLL_SECTOR under ``bios`` ("xenlab" or
     "seabios"), measured once the boot sector runs. None without that firmware or
     without binutils to assemble the sector."""
     from xenlab.lab import Lab
-    from xenlab.labkit import assemble, boot_disk, have_binutils
 
-    if not have_binutils() or (bios == "seabios" and Lab.missing("seabios") is not None):
+    if bios == "seabios" and Lab.missing("seabios") is not None:
         return None
-    code = assemble(POLL_SECTOR, bits=16, org=0x7C00)
-    with tempfile.TemporaryDirectory(prefix="xenlab-bench-") as tmp:
-        disk = Path(tmp) / "poll.img"
-        disk.write_bytes(boot_disk(code))
-        cfg = Path(tmp) / "poll.cfg"
-        cfg.write_text(f'name = "poll"\ntype = "hvm"\nmemory = 32\nbios = "{bios}"\n'
-                       f'vga = "none"\n'
-                       f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
-        lab = Lab(memory_mib=256, dom0_mem_mib=64)
-        if lab.xl_output(f"create {cfg}").startswith("xl: error"):
+    with _boot_sector(POLL_SECTOR, "poll", bios) as lab:
+        if lab is None:
             return None
-        # to the boot sector: SeaBIOS waits 2.5 s (virtual) at its boot menu
-        lab.run(max_seconds=3.0 if bios == "seabios" else 0.02)
         cpu = lab.domain("poll").vcpus[0].cpu
         t0, v0, n0, i0 = (time.perf_counter(), lab.host.now(), cpu.native_interrupts(),
                           lab.host.instructions)
@@ -474,33 +492,16 @@ def ioreq_round_trip(virtual_s: float = 0.05) -> dict[str, Any] | None:
     """Wall time of one ioreq round trip with the trace on: IOREQ_SECTOR's reads under the
     teaching BIOS for ``virtual_s`` of guest time, divided by the ioreqs the trace
     counted. None without binutils to assemble the sector."""
-    from xenlab.lab import Lab
-    from xenlab.labkit import assemble, boot_disk, have_binutils
     from xenlab.xen.trace import Kind
 
-    if not have_binutils():
-        return None
-    code = assemble(IOREQ_SECTOR, bits=16, org=0x7C00)
-    with tempfile.TemporaryDirectory(prefix="xenlab-bench-") as tmp:
-        disk = Path(tmp) / "ioreq.img"
-        disk.write_bytes(boot_disk(code))
-        cfg = Path(tmp) / "ioreq.cfg"
-        cfg.write_text('name = "ioreq"\ntype = "hvm"\nmemory = 32\nbios = "xenlab"\n'
-                       'vga = "none"\n'
-                       f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
-        lab = Lab(memory_mib=256, dom0_mem_mib=64)
-        if lab.xl_output(f"create {cfg}").startswith("xl: error"):
+    with _boot_sector(IOREQ_SECTOR, "ioreq", "xenlab") as lab:
+        if lab is None:
             return None
-        lab.run(max_seconds=0.02)           # to the boot sector
-        domid = lab.domain("ioreq").domid
-
-        def ioreqs() -> int:
-            return sum(n for (dom, kind, name), n in lab.host.trace.counts().items()
-                       if dom == domid and kind is Kind.IOREQ and name == "ioreq")
-
-        n0, t0 = ioreqs(), time.perf_counter()
+        domid, trace = lab.domain("ioreq").domid, lab.host.trace
+        n0, t0 = trace.count(kind=Kind.IOREQ, dom=domid, name="ioreq"), time.perf_counter()
         lab.run(max_seconds=virtual_s)
-        wall, n = time.perf_counter() - t0, ioreqs() - n0
+        wall = time.perf_counter() - t0
+        n = trace.count(kind=Kind.IOREQ, dom=domid, name="ioreq") - n0
     return {"ioreqs": n, "wall_s": wall, "virtual_s": virtual_s,
             "us_per_ioreq": wall * 1e6 / n if n else None}
 
