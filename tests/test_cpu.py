@@ -4,6 +4,7 @@ the identity TLB HVM vCPUs use while paging is off."""
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import shutil
 import struct
@@ -125,6 +126,54 @@ def test_single_step_and_budget() -> None:
     result = loop.run(1_000_000)
     assert result.reason is ExitReason.BUDGET
     assert result.executed >= 1_000_000
+
+
+# cli ; mov cx, 50 ; 1: pushf ; popf ; jmp 2f ; 2: loop 1b  (IF clear, a block a turn)
+_IF_CLEAR_LOOP = "fa" "b93200" "9c" "9d" "eb00" "e2fa"
+_WINDOW_OPENERS = {
+    "sti": ("fb" "40" "40" "f4", 0x7C0C, 1),          # sti ; inc ax (its shadow) ; inc ax
+    "popf": ("680202" "9d" "40" "f4", 0x7C0E, 0),     # push 0x202 ; popf ; inc ax ; hlt
+}
+
+
+def _window_run(opener: str, how: str) -> tuple[int, int, int]:
+    cpu = X86Vcpu(Exits(), long_mode=False, native_budget=how != "python")
+    if how == "uc_reg_read":
+        cpu.budget.eflags_at = 0                     # IF read through unicorn's API
+    program = bytes.fromhex(_IF_CLEAR_LOOP + _WINDOW_OPENERS[opener][0])
+    cpu.map_bytes(0, bytes(0x7C00) + program.ljust(0x8400, b"\0"), writable=True)  # 64 KiB
+    cpu.setup_real_mode(0, 0x7C00)
+    cpu.enable_intr_window(True)
+    result = cpu.run(100_000)
+    assert result.reason is ExitReason.INTR_WINDOW
+    return cpu.reg("eip"), cpu.reg("eax") & 0xFFFF, result.executed
+
+
+@pytest.mark.parametrize("opener", sorted(_WINDOW_OPENERS))
+def test_the_interrupt_window_opens_where_if_is_set_whoever_reads_it(opener: str) -> None:
+    """An interrupt waits while a loop runs fifty blocks with IF clear; the window opens
+    at the first block after ``sti`` (and its shadow) or a ``popf`` that sets IF. The
+    native block callback reads IF in place in the engine (``budget.eflags_at``), through
+    uc_reg_read where that word was not found, or the Python block hook does: the same
+    stop, at the same instruction, after the same virtual time."""
+    eip, ax = _WINDOW_OPENERS[opener][1:]
+    runs = {how: _window_run(opener, how) for how in ("in place", "uc_reg_read", "python")}
+    assert runs["in place"] == runs["uc_reg_read"] == runs["python"]
+    assert runs["in place"][:2] == (eip, ax)
+
+
+@pytest.mark.skipif(x86._native_thunk() is None, reason="native callbacks: x86-64 Linux")
+def test_the_engines_eflags_word_is_found_and_follows_if() -> None:
+    """``_eflags_word`` finds QEMU's env->eflags in each engine (32- and 64-bit), and the
+    word follows what the guest's EFLAGS.IF is."""
+    for long_mode in (False, True, False):
+        cpu = X86Vcpu(Exits(), long_mode=long_mode)
+        assert cpu.budget.eflags_at
+        for flags in (0x202, 0x2, 0x246, 0x46):
+            cpu.set_reg("eflags", flags)
+            word = struct.unpack("<I", ctypes.string_at(cpu.budget.eflags_at, 4))[0]
+            assert word & 0x200 == flags & 0x200
+    assert not X86Vcpu(Exits(), long_mode=False, native_budget=False).budget.eflags_at
 
 
 class _ChargingExits(Exits):

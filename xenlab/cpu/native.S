@@ -14,7 +14,7 @@
 /* x86._THUNK: UC_HOOK_BLOCK, the budget in virtual instructions.
  * void cb(uc_engine *uc, uint64_t addr, uint32_t size, struct _Budget *b)
  * _Budget: left 0, stop 8 (uc_emu_stop), window 16, reg_read 24, eflags 32, uc 40,
- * stopped_at 48 */
+ * stopped_at 48, eflags_at 56 (the engine's own EFLAGS word, or 0: x86._eflags_word) */
         .section .text.budget, "ax"
 budget:
         mov     eax, edx                        /* the block's size in bytes */
@@ -23,7 +23,13 @@ budget:
         sub     [rcx], rax                      /* b->left -= cost */
         jle     1f
         cmp     qword ptr [rcx+16], 0           /* the interrupt window armed? */
-        jne     2f
+        jne     3f
+        ret
+3:      mov     rax, [rcx+56]                   /* b->eflags_at: IF read in place */
+        test    rax, rax
+        jz      2f
+        test    dword ptr [rax], 0x200          /* IF set: the window is open */
+        jnz     1f
         ret
 2:      push    rbx                             /* (keeps the stack 16-byte aligned) */
         mov     rbx, rcx

@@ -225,12 +225,14 @@ def _skip_prefixes(code: bytes) -> int:
 class _Budget(ctypes.Structure):
     """What the native block callback reads and writes: the budget left, uc_emu_stop,
     and the interrupt window (``window`` armed: stop at the first block that starts with
-    EFLAGS.IF set, read with ``reg_read`` = uc_reg_read into ``eflags``); the address of
-    the block it stopped the run at (before the block ran)."""
+    EFLAGS.IF set, read in place at ``eflags_at`` (``_eflags_word``) or, where that was
+    not found, with ``reg_read`` = uc_reg_read into ``eflags``); the address of the
+    block it stopped the run at (before the block ran)."""
     _fields_ = (("left", ctypes.c_int64), ("stop", ctypes.c_uint64),
                 ("window", ctypes.c_uint64), ("reg_read", ctypes.c_uint64),
                 ("eflags", ctypes.c_uint64), ("uc", ctypes.c_uint64),
-                ("stopped_at", ctypes.c_uint64))   # the block it stopped at, or _NOT_STOPPED
+                ("stopped_at", ctypes.c_uint64),   # the block it stopped at, or _NOT_STOPPED
+                ("eflags_at", ctypes.c_uint64))    # &env->eflags in the engine, or 0
 
 
 _NOT_STOPPED = 0xFFFF_FFFF_FFFF_FFFF
@@ -242,11 +244,17 @@ _THUNK = bytes.fromhex(
     "83c003"        # add  eax, 3
     "c1e802"        # shr  eax, 2            ; ~instructions = ceil(bytes / 4)
     "482901"        # sub  [rcx], rax        ; budget->left -= cost
-    "7e2e"          # jle  stop
+    "7e40"          # jle  stop
     "4883791000"    # cmp  qword [rcx+16], 0 ; the interrupt window armed?
     "7501"          # jne  window
     "c3"            # ret
-    "53"            # window: push rbx       ; (keeps the stack 16-byte aligned)
+    "488b4138"      # window: mov rax, [rcx+56] ; budget->eflags_at (0: not found)
+    "4885c0"        # test rax, rax
+    "7409"          # jz   slow
+    "f70000020000"  # test dword [rax], 0x200 ; IF, read in place
+    "7527"          # jnz  stop
+    "c3"            # ret
+    "53"            # slow: push rbx         ; (keeps the stack 16-byte aligned)
     "4889cb"        # mov  rbx, rcx
     "48897b28"      # mov  [rbx+40], rdi     ; budget->uc = uc
     "be19000000"    # mov  esi, 25           ; UC_X86_REG_EFLAGS
@@ -853,6 +861,117 @@ def _uc_mode_field(uch: int) -> int | None:
     return uch + 4
 
 
+# Where QEMU's CPUX86State sits in an open engine: (offset of the CPU pointer in
+# uc_struct, offset of env in the object it points to, offset of eflags in env); found by
+# experiment once, checked again in every engine; None: not looked for yet, (): not found
+_ENV_PATH: tuple[int, ...] | None = None
+_ENV_MAGIC = tuple(0x5A17_0000 + 0x0101 * i for i in range(8))  # EAX..EDI while probing
+_GP32 = (X.UC_X86_REG_EAX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX, X.UC_X86_REG_EBX,
+         X.UC_X86_REG_ESP, X.UC_X86_REG_EBP, X.UC_X86_REG_ESI, X.UC_X86_REG_EDI)
+
+
+def _readable_ranges() -> list[tuple[int, int]]:
+    try:
+        with open("/proc/self/maps", encoding="ascii") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    ranges = []
+    for line in lines:
+        span, perms = line.split()[:2]
+        if perms.startswith("r"):
+            lo, hi = span.split("-")
+            ranges.append((int(lo, 16), int(hi, 16)))
+    return ranges
+
+
+def _env_checks(uc: Uc, env: int, eflags_off: int) -> bool:
+    """True if ``env`` is the live CPUX86State of ``uc``: its first eight words follow
+    EAX..EDI (written with values no search has seen, so no stale copy of the probe's
+    bytes passes), and bit 9 of the word at ``eflags_off`` follows EFLAGS.IF. The
+    engine's registers are put back."""
+    saved = [uc.reg_read(r) for r in (*_GP32, X.UC_X86_REG_EFLAGS)]
+    fresh = tuple(v ^ 0x00A5_0000 for v in _ENV_MAGIC)
+    try:
+        for r, v in zip(_GP32, fresh, strict=True):
+            uc.reg_write(r, v)
+        if struct.unpack("<8Q", ctypes.string_at(env, 64)) != fresh:
+            return False
+        for flags in (0x202, 0x002, 0x246):
+            uc.reg_write(X.UC_X86_REG_EFLAGS, flags)
+            word = struct.unpack("<I", ctypes.string_at(env + eflags_off, 4))[0]
+            if word & EFLAGS_IF != flags & EFLAGS_IF:
+                return False
+        return True
+    finally:
+        for r, v in zip((*_GP32, X.UC_X86_REG_EFLAGS), saved, strict=True):
+            uc.reg_write(r, v)
+
+
+def _find_env_path(uc: Uc) -> tuple[int, ...]:
+    """Search ``uc``'s uc_struct for the pointer to its CPU object and that object for
+    the register file, only through memory /proc/self/maps says is readable."""
+    ranges = _readable_ranges()
+
+    def span(addr: int) -> int:   # readable bytes from addr on (0: none)
+        return next((hi - addr for lo, hi in ranges if lo <= addr < hi), 0)
+
+    saved = [uc.reg_read(r) for r in _GP32]   # (unicorn makes its CPU at the first call)
+    uch = uc._uch.value
+    found: dict[int, tuple[int, int]] = {}    # env address -> (pointer offset, env offset)
+    try:
+        for r, v in zip(_GP32, _ENV_MAGIC, strict=True):
+            uc.reg_write(r, v)
+        magic = struct.pack("<8Q", *_ENV_MAGIC)
+        for ptr_off in range(0, min(2048, span(uch)) - 7, 8):
+            target = struct.unpack("<Q", ctypes.string_at(uch + ptr_off, 8))[0]
+            size = min(span(target), 1 << 18)
+            if size < len(magic):
+                continue
+            pos = ctypes.string_at(target, size).find(magic)
+            if pos >= 0 and (target + pos not in found or pos < found[target + pos][1]):
+                found[target + pos] = (ptr_off, pos)   # the nearest object holding it
+    finally:
+        for r, v in zip(_GP32, saved, strict=True):
+            uc.reg_write(r, v)
+    # regs[CPU_NB_REGS], eip, eflags (target/i386/cpu.h): bit 9 of one word follows IF;
+    # a copy of the probe's bytes left in freed memory follows nothing
+    live = {(ptr_off, env_off, eflags_off) for env, (ptr_off, env_off) in found.items()
+            for eflags_off in range(64, 512, 8) if _env_checks(uc, env, eflags_off)}
+    return live.pop() if len(live) == 1 else ()
+
+
+def _eflags_word(uc: Uc) -> int:
+    """The address of QEMU's ``env->eflags`` inside the open engine ``uc``, or 0 where it
+    cannot be found: /proc/self/maps missing, another unicorn layout.
+
+    Why: while an interrupt waits for EFLAGS.IF (VMX's interrupt-window exiting), the
+    native block callback tests IF at every block. Through ``uc_reg_read`` that costs
+    a call and QEMU's lazy condition codes (``cpu_compute_eflags``), about 60 ns a
+    block, a fifth of memtest86+'s run with its interrupts off and the PIT's pending.
+    QEMU keeps IF in ``env->eflags`` itself, never lazily, so the word can be tested in
+    place. The layout is found by experiment the first time (the uc_struct pointer that
+    leads to the register file, as ``_env_fields`` finds fields in a saved context) and
+    checked again in every engine, registers written and read back."""
+    global _ENV_PATH
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return 0
+    try:
+        if _ENV_PATH is None:
+            _ENV_PATH = _find_env_path(uc)
+        if not _ENV_PATH:
+            return 0
+        ptr_off, env_off, eflags_off = _ENV_PATH
+        uc.reg_read(X.UC_X86_REG_EAX)   # unicorn makes its CPU at the first call
+        uch = uc._uch.value
+        cpu = struct.unpack("<Q", ctypes.string_at(uch + ptr_off, 8))[0]
+        if not cpu:    # (the same library in this process: the same layout)
+            return 0
+        return cpu + env_off + eflags_off if _env_checks(uc, cpu + env_off, eflags_off) else 0
+    except (UcError, OSError, ValueError, struct.error):
+        return 0
+
+
 class _UcMsr(ctypes.Structure):  # uc_x86_msr
     _fields_ = [("rid", ctypes.c_uint32), ("value", ctypes.c_uint64)]
 _native_base: int | None = None
@@ -1017,6 +1136,7 @@ class X86Vcpu:
         # Public because the hypervisor's clock (XenHost.now) reads them for every record.
         self.budget = _Budget(0, ctypes.cast(_uclib().uc_emu_stop, ctypes.c_void_p).value or 0,
                               0, ctypes.cast(_uclib().uc_reg_read, ctypes.c_void_p).value or 0)
+        self.budget.eflags_at = _eflags_word(self.uc) if native_budget else 0
         self.slice_budget = 0
         self._stop_reason: ExitReason | None = None
         self._fault: tuple[int, str] | None = None
