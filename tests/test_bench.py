@@ -83,6 +83,8 @@ def test_run_bench_small() -> None:
     vs = r["vcpu_store_path"]      # the same loops on an HVM vCPU, both TLBs, to their hlt
     assert vs["stores"] == sp["stores"]
     assert vs["cpu_tlb"]["store_loop_seconds"] > 0 and vs["identity_tlb"]["nop_loop_seconds"] > 0
+    assert vs["paged_cpu_tlb"]["store_loop_seconds"] > 0   # paging on: QEMU's walk, the
+    assert vs["paged_walk"]["store_loop_seconds"] > 0      # native one (NaN if it cannot)
     ts = r["vcpu_tsc_path"]        # rdtsc loops to their hlt, natively and in Python
     assert ts["native"]["reads"] > ts["python"]["reads"] > 0
     assert ts["native"]["tsc_loop_seconds"] > 0 and ts["python"]["nop_loop_seconds"] > 0
@@ -90,7 +92,7 @@ def test_run_bench_small() -> None:
     text = bench.format_report(r)
     assert "raw unicorn" in text and "goal" in text
     assert "block requests" in text and "notifications per request" in text
-    assert "one guest byte store" in text and "HVM vCPU" in text
+    assert "one guest byte store" in text and "HVM vCPU" in text and "paging on" in text
     assert "one rdtsc, HVM vCPU" in text
     r["memtest_pass"] = {"error": "memtest86+ did not get there:"}   # reported, not raised
     assert re.search(r"memtest86\+ pass, tests 0-9, 16 MiB +- +memtest86\+ did not get there:",

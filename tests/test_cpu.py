@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from unicorn import Uc
+from unicorn.unicorn_const import UC_ARCH_X86, UC_MODE_32
 
 from xenlab.cpu import x86
 from xenlab.cpu.x86 import CpuMode, ExitReason, X86Vcpu, _native_fill
@@ -174,6 +176,12 @@ def test_the_engines_eflags_word_is_found_and_follows_if() -> None:
             word = struct.unpack("<I", ctypes.string_at(cpu.budget.eflags_at, 4))[0]
             assert word & 0x200 == flags & 0x200
     assert not X86Vcpu(Exits(), long_mode=False, native_budget=False).budget.eflags_at
+    # the search itself, in a heap strewn with copies of its probe's bytes and in an
+    # engine whose CPU is made in a fresh mapping after them (a long test run's heap)
+    litter = [struct.pack("<8Q", *x86._ENV_MAGIC) * 3 + bytes(i) for i in range(500)]
+    ballast = [bytearray(1 << 20) for _ in range(8)]
+    assert x86._find_env_path(Uc(UC_ARCH_X86, UC_MODE_32)) == x86._ENV_PATH
+    del litter, ballast
 
 
 class _ChargingExits(Exits):
@@ -574,7 +582,7 @@ def test_the_native_callbacks_are_their_assembly_source(tmp_path: Path) -> None:
                 ".text.ones": x86._ONES_THUNK, ".text.drop": x86._DROP_THUNK,
                 ".text.rm_intr": x86._RM_INTR_THUNK, ".text.tsc": x86._TSC_THUNK,
                 ".text.portlog": x86._PORTLOG_THUNK, ".text.newtb": x86._NEWTB_THUNK,
-                ".text.newtb64": x86._NEWTB64_THUNK,
+                ".text.newtb64": x86._NEWTB64_THUNK, ".text.walk": x86._WALK_THUNK,
                 ".text.icount": icount._CODE, ".text.bcount": icount._BLOCK_CODE,
                 ".text.bfine": icount._FINE_CODE, ".text.bedge": icount._EDGE_CODE}
     with open(tmp_path / "native.o", "rb") as f:

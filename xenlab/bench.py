@@ -47,11 +47,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import platform
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -209,24 +211,35 @@ _FLAT_GDT = bytes(8) + bytes.fromhex("ffff0000009acf00") + bytes.fromhex("ffff00
 
 
 def _flat32_loop(body: str, n: int, *, native: bool = True, identity: bool = False,
-                 check: Any = None) -> float:
+                 paging: bool = False, check: Any = None) -> float:
     """Wall seconds of ``_STORE_LOOP`` with ``body`` run ``n`` times on a fresh HVM vCPU
-    (32-bit flat, paging off; ``native``: the native callbacks, ``identity``: the
-    identity TLB, NaN where unavailable); ``check(cpu)`` looks at the vCPU after the
-    run."""
+    (32-bit flat; ``native``: the native callbacks, ``identity``: the identity TLB, and
+    with ``paging`` the native page walk after it, NaN where unavailable; ``paging``:
+    PAE paging on, the 2 MiB 1:1); ``check(cpu)`` looks at the vCPU after the run."""
     from xenlab.cpu.x86 import ExitReason, X86Vcpu
 
     cpu = X86Vcpu(_LoopExits(), long_mode=False,  # type: ignore[arg-type]
                   native_budget=native)
-    memory = bytearray(2 << 20)
+    memory = (ctypes.c_char * (2 << 20))()      # host memory, as a domain's RAM is
     memory[0x800:0x800 + len(_FLAT_GDT)] = _FLAT_GDT
     code = bytes.fromhex(_STORE_LOOP.format(n=n.to_bytes(4, "little").hex(),
                                             body=body).replace(" ", ""))
     memory[0x1000:0x1000 + len(code)] = code
-    cpu.map_bytes(0, bytes(memory), writable=True)
+    # PAE: the PDPT at 0x1C0000, one page directory entry, a 2 MiB page at 0
+    memory[0x1C0000:0x1C0008] = struct.pack("<Q", 0x1C1000 | 1)
+    memory[0x1C1000:0x1C1008] = struct.pack("<Q", 0x83)
+    cpu.map_host(0, 2 << 20, ctypes.addressof(memory))
     cpu.setup_flat32(gdt_base=0x800, eip=0x1000)
     if identity and not cpu.identity_tlb_until_paging():
         return float("nan")
+    if paging:
+        cpu.set_reg("cr3", 0x1C0000)
+        cpu.set_reg("cr4", 0x20)
+        cpu.set_reg("cr0", 0x80000011)
+        cpu.run(1)                                # the vCPU takes the new CR0 in
+        if identity and cpu._walk is None:
+            return float("nan")
+        cpu.set_reg("eip", 0x1000)
     t0 = time.perf_counter()
     result = cpu.run(1 << 40)
     dt = time.perf_counter() - t0
@@ -239,17 +252,21 @@ def _flat32_loop(body: str, n: int, *, native: bool = True, identity: bool = Fal
 
 
 def vcpu_store_path(n: int = 1 << 19, repeat: int = 3) -> dict[str, Any]:
-    """The same store loop on a xenlab HVM vCPU (32-bit flat, paging off, native budget
-    callback), with unicorn's CPU TLB and with the identity TLB xenlab gives HVM vCPUs
-    while paging is off (``X86Vcpu.identity_tlb_until_paging``): there data pages are
-    entered read-write only, so their stores leave unicorn's slow path."""
-    def once(body: str, identity: bool) -> float:
-        return _flat32_loop(body, n, identity=identity)
+    """The same store loop on a xenlab HVM vCPU (32-bit flat, native budget callback),
+    with unicorn's CPU TLB and with the identity TLB xenlab gives HVM vCPUs while paging
+    is off (``X86Vcpu.identity_tlb_until_paging``): there data pages are entered
+    read-write only, so their stores leave unicorn's slow path; then with PAE paging on,
+    QEMU's page walk against the native one that follows the identity TLB
+    (``X86Vcpu._enter_walk``)."""
+    def once(body: str, identity: bool, paging: bool) -> float:
+        return _flat32_loop(body, n, identity=identity, paging=paging)
 
     out: dict[str, Any] = {"stores": n}
-    for name, identity in (("cpu_tlb", False), ("identity_tlb", True)):
-        store = min(once("8807", identity) for _ in range(repeat))
-        nops = min(once("9090", identity) for _ in range(repeat))
+    for name, identity, paging in (("cpu_tlb", False, False), ("identity_tlb", True, False),
+                                   ("paged_cpu_tlb", False, True),
+                                   ("paged_walk", True, True)):
+        store = min(once("8807", identity, paging) for _ in range(repeat))
+        nops = min(once("9090", identity, paging) for _ in range(repeat))
         out[name] = {"store_loop_seconds": store, "nop_loop_seconds": nops,
                      "ns_per_store": max(0.0, store - nops) / n * 1e9}
     return out
@@ -1069,6 +1086,10 @@ def format_report(r: dict[str, Any]) -> str:
                      f"{vs['identity_tlb']['ns_per_store'] * 1e-9:>9.1e}   (information: "
                      f"identity TLB; {vs['cpu_tlb']['ns_per_store'] * 1e-9:.1e} with "
                      "unicorn's)")
+        lines.append(f"  {'one guest byte store, paging on':<36} "
+                     f"{vs['paged_walk']['ns_per_store'] * 1e-9:>9.1e}   (information: "
+                     f"native page walk; {vs['paged_cpu_tlb']['ns_per_store'] * 1e-9:.1e} "
+                     "with QEMU's)")
     ts = r.get("vcpu_tsc_path")
     if ts:
         lines.append(f"  {'one rdtsc, HVM vCPU':<36} "

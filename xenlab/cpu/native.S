@@ -552,3 +552,525 @@ bedge:
         mov     [r8+8], r10d
         mov     [r8+12], r9d
 2:      ret
+
+/* x86._WALK_THUNK: UC_HOOK_TLB_FILL once an HVM guest has paging on: the page walk.
+ * bool walk(uc_engine *uc, uint64_t addr, uc_mem_type type, uc_tlb_entry *e,
+ *           struct walk *w)
+ * The source is xenlab/cpu/walk.c (it says what runs and why); what follows is what
+ * gcc 12.2 made of it with the options written there, unchanged. */
+        .section .text.walk, "ax"
+	.p2align 4
+walk:
+	push	r15
+	mov	eax, edx
+	push	r14
+	push	r13
+	push	r12
+	push	rbp
+	mov	rbp, rcx
+	push	rbx
+	mov	rbx, rsi
+	sub	rsp, 56
+	mov	rcx, QWORD PTR [r8+16]
+	mov	rdx, QWORD PTR [r8]
+	mov	r12, QWORD PTR [rcx]
+	mov	rcx, QWORD PTR [r8+24]
+	mov	rdx, QWORD PTR [rdx]
+	mov	r13, QWORD PTR [rcx]
+	mov	rcx, QWORD PTR [r8+32]
+	mov	ecx, DWORD PTR [rcx]
+	test	edx, 2147483648
+	je	.L41
+	cmp	rsi, -8193
+	ja	.L42
+	mov	rdi, r12
+	and	edi, 7344128
+	jne	.L4
+	movabs	r9, -9218868505946882048
+	mov	rsi, r13
+	mov	r11, r12
+	and	esi, 2048
+	mov	QWORD PTR [rsp+8], rsi
+	movabs	rsi, 4503530907893760
+	cmove	rsi, r9
+	and	ecx, 3
+	cmp	ecx, 3
+	sete	r10b
+	cmp	eax, 17
+	sete	r9b
+	and	r11d, 32
+	jne	.L121
+	mov	rsi, QWORD PTR [r8+8]
+	mov	rdi, rbx
+	mov	r13, QWORD PTR [r8+48]
+	shr	rdi, 20
+	mov	r14, QWORD PTR [r8+40]
+	mov	rsi, QWORD PTR [rsi]
+	and	edi, 4092
+	and	rsi, -4096
+	or	rdi, rsi
+	shr	rsi, 12
+	and	esi, 1048575
+	cmp	rsi, r13
+	jnb	.L4
+	mov	rsi, QWORD PTR [r14+rsi*8]
+	test	rsi, rsi
+	je	.L4
+	and	edi, 4095
+	add	rsi, rdi
+	mov	edi, DWORD PTR [rsi]
+	test	dil, 1
+	je	.L15
+	test	dil, -128
+	je	.L16
+	and	r12d, 16
+	je	.L16
+	test	edi, 2097152
+	jne	.L4
+	mov	r13, rdi
+	xor	r14d, r14d
+	mov	r15d, 4194304
+	movabs	r12, 1095216660480
+	sal	r13, 19
+	and	r13, r12
+	or	r13, rdi
+	jmp	.L14
+	.p2align 4,,10
+	.p2align 3
+.L42:
+	mov	r12d, 7
+.L3:
+	mov	QWORD PTR [rbp+0], rbx
+	mov	eax, 1
+	mov	DWORD PTR [rbp+8], r12d
+	add	rsp, 56
+	pop	rbx
+	pop	rbp
+	pop	r12
+	pop	r13
+	pop	r14
+	pop	r15
+	ret
+	.p2align 4,,10
+	.p2align 3
+.L41:
+	mov	r12d, 7
+.L2:
+	mov	rdi, rbx
+	shr	rdi, 32
+	jne	.L3
+	mov	rcx, rbx
+	mov	edx, 1
+	mov	rsi, rbx
+	shr	rcx, 12
+	shr	rsi, 18
+	sal	rdx, cl
+	mov	rcx, QWORD PTR [r8+56]
+	mov	rdi, rdx
+	lea	rcx, [rcx+rsi*8]
+	mov	rsi, QWORD PTR [rcx]
+	and	rdi, rsi
+	cmp	eax, 18
+	je	.L122
+	mov	eax, r12d
+	and	eax, -5
+	test	rdi, rdi
+	cmove	r12d, eax
+	jmp	.L3
+	.p2align 4,,10
+	.p2align 3
+.L121:
+	test	r13d, 1024
+	je	.L7
+	mov	r12, rbx
+	sar	r12, 47
+	add	r12, 1
+	cmp	r12, 1
+	jbe	.L123
+	.p2align 4,,10
+	.p2align 3
+.L4:
+	mov	eax, 2
+.L37:
+	mov	QWORD PTR [r8+80], rax
+	xor	eax, eax
+	mov	QWORD PTR [r8+96], rbx
+	add	rsp, 56
+	pop	rbx
+	pop	rbp
+	pop	r12
+	pop	r13
+	pop	r14
+	pop	r15
+	ret
+	.p2align 4,,10
+	.p2align 3
+.L16:
+	test	dil, 32
+	je	.L124
+.L17:
+	mov	r12, rbx
+	mov	esi, edi
+	shr	r12, 10
+	and	esi, -4096
+	and	r12d, 4092
+	or	r12, rsi
+	shr	rsi, 12
+	cmp	rsi, r13
+	jnb	.L4
+	mov	rsi, QWORD PTR [r14+rsi*8]
+	test	rsi, rsi
+	je	.L4
+	and	r12d, 4095
+	add	rsi, r12
+	mov	r12d, DWORD PTR [rsi]
+	test	r12b, 1
+	je	.L15
+	mov	r13d, r12d
+	and	edi, r12d
+	xor	r14d, r14d
+	mov	r15d, 4096
+.L14:
+	cmp	ecx, 3
+	je	.L125
+	mov	r12d, 3
+	test	dil, 2
+	jne	.L20
+	and	edx, 65536
+	cmp	rdx, 1
+	sbb	r12d, r12d
+	and	r12d, 2
+	add	r12d, 1
+.L20:
+	test	rdi, rdi
+	js	.L126
+	or	r12d, 4
+	cmp	eax, 18
+	je	.L26
+.L22:
+	cmp	eax, 17
+	je	.L127
+.L26:
+	test	r13b, 32
+	jne	.L28
+	mov	edx, 32
+.L27:
+	test	r14, r14
+	je	.L29
+	mov	rcx, QWORD PTR [r14]
+	and	rcx, rdx
+	cmp	rdx, rcx
+	je	.L30
+	lock or	QWORD PTR [r14], rdx
+.L30:
+	or	r13, rdx
+.L28:
+	movabs	rcx, 4503599627366400
+	mov	edx, r12d
+	and	edx, -3
+	test	r13b, 64
+	cmove	r12d, edx
+	mov	rdx, r15
+	neg	rdx
+	and	rdx, r13
+	and	rdx, rcx
+	lea	rcx, [r15-4096]
+	and	rcx, rbx
+	or	rdx, rcx
+	mov	rdi, rdx
+	shr	rdi, 36
+	jne	.L4
+	mov	rbx, rdx
+	jmp	.L2
+	.p2align 4,,10
+	.p2align 3
+.L7:
+	mov	r12, QWORD PTR [r8+8]
+	mov	r13, rbx
+	mov	r14, QWORD PTR [r8+40]
+	shr	r13, 27
+	mov	r15, QWORD PTR [r8+48]
+	mov	r12, QWORD PTR [r12]
+	and	r13d, 24
+	mov	QWORD PTR [rsp+16], r14
+	and	r12, -32
+	or	r13, r12
+	shr	r12, 12
+	and	r12d, 1048575
+	cmp	r12, r15
+	jnb	.L4
+	mov	r12, QWORD PTR [r14+r12*8]
+	test	r12, r12
+	je	.L4
+	and	r13d, 4095
+	mov	r13, QWORD PTR [r12+r13]
+	test	r13b, 1
+	je	.L23
+	mov	r14, r13
+	shr	r14, 36
+	jne	.L4
+	movabs	r12, 9218868437227405312
+	movabs	r14, -9223372036854775802
+	mov	QWORD PTR [rsp+24], r14
+	or	rsi, r12
+	jmp	.L10
+	.p2align 4,,10
+	.p2align 3
+.L126:
+	mov	edi, 1
+	cmp	eax, 18
+	jne	.L22
+	.p2align 4,,10
+	.p2align 3
+.L23:
+	movzx	edx, r9b
+	movzx	r10d, r10b
+	add	rdx, rdx
+	sal	r10, 2
+	or	rdx, r10
+	or	rdx, rdi
+	cmp	QWORD PTR [rsp+8], 0
+	setne	dil
+	test	r11, r11
+	setne	sil
+	test	dil, sil
+	je	.L35
+	cmp	eax, 18
+	mov	rax, rdx
+	sete	sil
+	or	rax, 16
+	test	sil, sil
+	cmovne	rdx, rax
+.L35:
+	mov	eax, 1
+	cmp	ecx, 3
+	je	.L50
+.L36:
+	mov	QWORD PTR [r8+88], rdx
+	jmp	.L37
+	.p2align 4,,10
+	.p2align 3
+.L122:
+	test	rdi, rdi
+	jne	.L3
+	or	rdx, rsi
+	mov	rdi, QWORD PTR [r8+72]
+	mov	QWORD PTR [rcx], rdx
+	call	[QWORD PTR [r8+64]]
+	jmp	.L3
+	.p2align 4,,10
+	.p2align 3
+.L15:
+	movzx	edx, r10b
+	movzx	r9d, r9b
+	sal	rdx, 2
+	add	r9, r9
+	or	rdx, r9
+	jmp	.L35
+	.p2align 4,,10
+	.p2align 3
+.L123:
+	mov	r12, QWORD PTR [r8+8]
+	mov	r14, QWORD PTR [r8+40]
+	movabs	r13, 4503599627366400
+	mov	r15, QWORD PTR [r8+48]
+	and	r13, QWORD PTR [r12]
+	mov	r12, rbx
+	mov	QWORD PTR [rsp+16], r14
+	shr	r12, 36
+	and	r12d, 4088
+	or	r12, r13
+	shr	r13, 12
+	cmp	r13, r15
+	jnb	.L4
+	mov	r14, QWORD PTR [r14+r13*8]
+	test	r14, r14
+	je	.L4
+	and	r12d, 4095
+	lea	r13, [r14+r12]
+	mov	r12, QWORD PTR [r13+0]
+	test	r12b, 1
+	je	.L23
+	mov	r14, rsi
+	or	r14b, -128
+	mov	QWORD PTR [rsp+32], r14
+	test	r14, r12
+	jne	.L4
+	test	r12b, 32
+	jne	.L9
+	lock or	QWORD PTR [r13+0], 32
+	mov	r15, QWORD PTR [r8+40]
+	mov	QWORD PTR [rsp+16], r15
+	mov	r15, QWORD PTR [r8+48]
+.L9:
+	movabs	r13, 4503599627366400
+	mov	r14, rbx
+	shr	r14, 27
+	and	r13, r12
+	and	r14d, 4088
+	or	r14, r13
+	shr	r13, 12
+	mov	QWORD PTR [rsp+24], r14
+	cmp	r13, r15
+	jnb	.L4
+	mov	r14, QWORD PTR [rsp+16]
+	mov	r14, QWORD PTR [r14+r13*8]
+	test	r14, r14
+	je	.L4
+	mov	r13, QWORD PTR [rsp+24]
+	and	r13d, 4095
+	add	r14, r13
+	mov	r13, QWORD PTR [r14]
+	mov	QWORD PTR [rsp+40], r14
+	test	r13b, 1
+	je	.L23
+	movabs	r14, -9223372036854775808
+	xor	r12, r14
+	xor	r14, r13
+	and	r14, r12
+	mov	QWORD PTR [rsp+24], r14
+	test	QWORD PTR [rsp+32], r13
+	jne	.L4
+	test	r13b, 32
+	jne	.L10
+	mov	r14, QWORD PTR [rsp+40]
+	lock or	QWORD PTR [r14], 32
+	mov	r15, QWORD PTR [r8+40]
+	mov	QWORD PTR [rsp+16], r15
+	mov	r15, QWORD PTR [r8+48]
+	.p2align 4,,10
+	.p2align 3
+.L10:
+	movabs	r12, 4503599627366400
+	mov	r14, rbx
+	shr	r14, 18
+	and	r12, r13
+	and	r14d, 4088
+	or	r14, r12
+	shr	r12, 12
+	cmp	r12, r15
+	jnb	.L4
+	mov	r13, QWORD PTR [rsp+16]
+	mov	r12, QWORD PTR [r13+0+r12*8]
+	test	r12, r12
+	je	.L4
+	and	r14d, 4095
+	add	r14, r12
+	mov	r13, QWORD PTR [r14]
+	test	r13b, 1
+	je	.L23
+	mov	r12, r13
+	btc	r12, 63
+	and	r12, QWORD PTR [rsp+24]
+	mov	QWORD PTR [rsp+24], r12
+	test	r13b, -128
+	je	.L11
+	or	rsi, 2088960
+	mov	r15d, 2097152
+.L12:
+	test	r13, rsi
+	jne	.L4
+	mov	rdi, QWORD PTR [rsp+24]
+	xor	esi, esi
+	btc	rdi, 63
+	jmp	.L14
+	.p2align 4,,10
+	.p2align 3
+.L124:
+	lock or	DWORD PTR [rsi], 32
+	mov	r14, QWORD PTR [r8+40]
+	mov	r13, QWORD PTR [r8+48]
+	jmp	.L17
+.L19:
+	movzx	ecx, r9b
+	add	rcx, rcx
+	mov	rdx, rcx
+	or	rdx, 5
+	test	r11, r11
+	setne	dil
+	cmp	QWORD PTR [rsp+8], 0
+	setne	sil
+	test	dil, sil
+	je	.L50
+	cmp	eax, 18
+	jne	.L50
+	mov	rdx, rcx
+	or	rdx, 21
+	.p2align 4,,10
+	.p2align 3
+.L50:
+	mov	eax, 3
+	jmp	.L36
+	.p2align 4,,10
+	.p2align 3
+.L125:
+	test	dil, 4
+	je	.L19
+	mov	rdx, rdi
+	and	edx, 2
+	cmp	rdx, 1
+	sbb	r12d, r12d
+	and	r12d, -2
+	add	r12d, 3
+	jmp	.L20
+	.p2align 4,,10
+	.p2align 3
+.L127:
+	test	r12b, 2
+	je	.L128
+	mov	rcx, r13
+	mov	edx, 96
+	and	ecx, 96
+	cmp	rcx, 96
+	jne	.L27
+	jmp	.L28
+.L11:
+	test	rsi, r13
+	jne	.L4
+	test	r13b, 32
+	jne	.L13
+	lock or	QWORD PTR [r14], 32
+	mov	r15, QWORD PTR [r8+40]
+	mov	QWORD PTR [rsp+16], r15
+	mov	r15, QWORD PTR [r8+48]
+.L13:
+	mov	r12, rbx
+	shr	r12, 9
+	mov	r14, r12
+	movabs	r12, 4503599627366400
+	and	r12, r13
+	and	r14d, 4088
+	or	r14, r12
+	shr	r12, 12
+	mov	r13, r14
+	cmp	r12, r15
+	jnb	.L4
+	mov	r15, QWORD PTR [rsp+16]
+	mov	r14, QWORD PTR [r15+r12*8]
+	test	r14, r14
+	je	.L4
+	and	r13d, 4095
+	add	r14, r13
+	mov	r13, QWORD PTR [r14]
+	test	r13b, 1
+	je	.L23
+	mov	rdi, r13
+	mov	r15d, 4096
+	btc	rdi, 63
+	and	QWORD PTR [rsp+24], rdi
+	jmp	.L12
+.L29:
+	mov	ecx, DWORD PTR [rsi]
+	and	ecx, edx
+	cmp	edx, ecx
+	je	.L30
+	lock or	DWORD PTR [rsi], edx
+	jmp	.L30
+.L128:
+	movzx	edx, r9b
+	movzx	eax, r10b
+	add	rdx, rdx
+	sal	rax, 2
+	or	rdx, rax
+	or	rdx, 1
+	jmp	.L35

@@ -726,6 +726,479 @@ _NEWTB64_THUNK = bytes.fromhex(
     "ff21"                  #  c7: jmp qword [rcx]
 )
 _NEWTB64_OFFSET = 1248
+
+# The page walk of an HVM vCPU once its guest has paging on (UC_HOOK_TLB_FILL of unicorn's
+# virtual TLB, X86Vcpu._enter_walk): QEMU's walk for the accesses it can judge alone, so
+# that data pages are entered without execute permission. Source: xenlab/cpu/walk.c,
+# built by gcc (native.S: .text.walk); offsets and targets in hex.
+# bool cb(uc_engine *uc /*rdi*/, uint64_t addr /*rsi*/, uc_mem_type type /*edx*/,
+#         uc_tlb_entry *e /*rcx*/, struct _Walk *w /*r8*/)
+_WALK_THUNK = bytes.fromhex(
+    "4157"                  #   0: push r15
+    "89d0"                  #   2: mov eax,edx
+    "4156"                  #   4: push r14
+    "4155"                  #   6: push r13
+    "4154"                  #   8: push r12
+    "55"                    #   a: push rbp
+    "4889cd"                #   b: mov rbp,rcx
+    "53"                    #   e: push rbx
+    "4889f3"                #   f: mov rbx,rsi
+    "4883ec38"              #  12: sub rsp,0x38
+    "498b4810"              #  16: mov rcx,qword [r8+0x10]
+    "498b10"                #  1a: mov rdx,qword [r8]
+    "4c8b21"                #  1d: mov r12,qword [rcx]
+    "498b4818"              #  20: mov rcx,qword [r8+0x18]
+    "488b12"                #  24: mov rdx,qword [rdx]
+    "4c8b29"                #  27: mov r13,qword [rcx]
+    "498b4820"              #  2a: mov rcx,qword [r8+0x20]
+    "8b09"                  #  2e: mov ecx,dword [rcx]
+    "f7c200000080"          #  30: test edx,0x80000000
+    "0f842c010000"          #  36: je 168
+    "4881feffdfffff"        #  3c: cmp rsi,0xffffffffffffdfff
+    "0f87f7000000"          #  43: ja 140
+    "4c89e7"                #  49: mov rdi,r12
+    "81e700107000"          #  4c: and edi,0x701000
+    "0f8590010000"          #  52: jne 1e8
+    "49b900000000f0ff0f80"  #  58: movabs r9,0x800ffff000000000
+    "4c89ee"                #  62: mov rsi,r13
+    "4d89e3"                #  65: mov r11,r12
+    "81e600080000"          #  68: and esi,0x800
+    "4889742408"            #  6e: mov qword [rsp+0x8],rsi
+    "48be00000000f0ff0f00"  #  73: movabs rsi,0xffff000000000
+    "490f44f1"              #  7d: cmove rsi,r9
+    "83e103"                #  81: and ecx,0x3
+    "83f903"                #  84: cmp ecx,0x3
+    "410f94c2"              #  87: sete r10b
+    "83f811"                #  8b: cmp eax,0x11
+    "410f94c1"              #  8e: sete r9b
+    "4183e320"              #  92: and r11d,0x20
+    "0f8524010000"          #  96: jne 1c0
+    "498b7008"              #  9c: mov rsi,qword [r8+0x8]
+    "4889df"                #  a0: mov rdi,rbx
+    "4d8b6830"              #  a3: mov r13,qword [r8+0x30]
+    "48c1ef14"              #  a7: shr rdi,0x14
+    "4d8b7028"              #  ab: mov r14,qword [r8+0x28]
+    "488b36"                #  af: mov rsi,qword [rsi]
+    "81e7fc0f0000"          #  b2: and edi,0xffc
+    "4881e600f0ffff"        #  b8: and rsi,0xfffffffffffff000
+    "4809f7"                #  bf: or rdi,rsi
+    "48c1ee0c"              #  c2: shr rsi,0xc
+    "81e6ffff0f00"          #  c6: and esi,0xfffff
+    "4c39ee"                #  cc: cmp rsi,r13
+    "0f8313010000"          #  cf: jae 1e8
+    "498b34f6"              #  d5: mov rsi,qword [r14+rsi*8]
+    "4885f6"                #  d9: test rsi,rsi
+    "0f8406010000"          #  dc: je 1e8
+    "81e7ff0f0000"          #  e2: and edi,0xfff
+    "4801fe"                #  e8: add rsi,rdi
+    "8b3e"                  #  eb: mov edi,dword [rsi]
+    "40f6c701"              #  ed: test dil,0x1
+    "0f8449030000"          #  f1: je 440
+    "40f6c780"              #  f7: test dil,0x80
+    "0f840f010000"          #  fb: je 210
+    "4183e410"              # 101: and r12d,0x10
+    "0f8405010000"          # 105: je 210
+    "f7c700002000"          # 10b: test edi,0x200000
+    "0f85d1000000"          # 111: jne 1e8
+    "4989fd"                # 117: mov r13,rdi
+    "4531f6"                # 11a: xor r14d,r14d
+    "41bf00004000"          # 11d: mov r15d,0x400000
+    "49bc00000000ff000000"  # 123: movabs r12,0xff00000000
+    "49c1e513"              # 12d: shl r13,0x13
+    "4d21e5"                # 131: and r13,r12
+    "4909fd"                # 134: or r13,rdi
+    "e92f010000"            # 137: jmp 26b
+    "0f1f4000"              # 13c: nop dword [rax+0x0]
+    "41bc07000000"          # 140: mov r12d,0x7
+    "48895d00"              # 146: mov qword [rbp+0x0],rbx
+    "b801000000"            # 14a: mov eax,0x1
+    "44896508"              # 14f: mov dword [rbp+0x8],r12d
+    "4883c438"              # 153: add rsp,0x38
+    "5b"                    # 157: pop rbx
+    "5d"                    # 158: pop rbp
+    "415c"                  # 159: pop r12
+    "415d"                  # 15b: pop r13
+    "415e"                  # 15d: pop r14
+    "415f"                  # 15f: pop r15
+    "c3"                    # 161: ret
+    "660f1f440000"          # 162: nop word [rax+rax*1+0x0]
+    "41bc07000000"          # 168: mov r12d,0x7
+    "4889df"                # 16e: mov rdi,rbx
+    "48c1ef20"              # 171: shr rdi,0x20
+    "75cf"                  # 175: jne 146
+    "4889d9"                # 177: mov rcx,rbx
+    "ba01000000"            # 17a: mov edx,0x1
+    "4889de"                # 17f: mov rsi,rbx
+    "48c1e90c"              # 182: shr rcx,0xc
+    "48c1ee12"              # 186: shr rsi,0x12
+    "48d3e2"                # 18a: shl rdx,cl
+    "498b4838"              # 18d: mov rcx,qword [r8+0x38]
+    "4889d7"                # 191: mov rdi,rdx
+    "488d0cf1"              # 194: lea rcx,[rcx+rsi*8]
+    "488b31"                # 198: mov rsi,qword [rcx]
+    "4821f7"                # 19b: and rdi,rsi
+    "83f812"                # 19e: cmp eax,0x12
+    "0f8479020000"          # 1a1: je 420
+    "4489e0"                # 1a7: mov eax,r12d
+    "83e0fb"                # 1aa: and eax,0xfffffffb
+    "4885ff"                # 1ad: test rdi,rdi
+    "440f44e0"              # 1b0: cmove r12d,eax
+    "eb90"                  # 1b4: jmp 146
+    "662e0f1f840000000000"  # 1b6: cs nop word [rax+rax*1+0x0]
+    "41f7c500040000"        # 1c0: test r13d,0x400
+    "0f8453010000"          # 1c7: je 320
+    "4989dc"                # 1cd: mov r12,rbx
+    "49c1fc2f"              # 1d0: sar r12,0x2f
+    "4983c401"              # 1d4: add r12,0x1
+    "4983fc01"              # 1d8: cmp r12,0x1
+    "0f8676020000"          # 1dc: jbe 458
+    "660f1f440000"          # 1e2: nop word [rax+rax*1+0x0]
+    "b802000000"            # 1e8: mov eax,0x2
+    "49894050"              # 1ed: mov qword [r8+0x50],rax
+    "31c0"                  # 1f1: xor eax,eax
+    "49895860"              # 1f3: mov qword [r8+0x60],rbx
+    "4883c438"              # 1f7: add rsp,0x38
+    "5b"                    # 1fb: pop rbx
+    "5d"                    # 1fc: pop rbp
+    "415c"                  # 1fd: pop r12
+    "415d"                  # 1ff: pop r13
+    "415e"                  # 201: pop r14
+    "415f"                  # 203: pop r15
+    "c3"                    # 205: ret
+    "662e0f1f840000000000"  # 206: cs nop word [rax+rax*1+0x0]
+    "40f6c720"              # 210: test dil,0x20
+    "0f8416040000"          # 214: je 630
+    "4989dc"                # 21a: mov r12,rbx
+    "89fe"                  # 21d: mov esi,edi
+    "49c1ec0a"              # 21f: shr r12,0xa
+    "81e600f0ffff"          # 223: and esi,0xfffff000
+    "4181e4fc0f0000"        # 229: and r12d,0xffc
+    "4909f4"                # 230: or r12,rsi
+    "48c1ee0c"              # 233: shr rsi,0xc
+    "4c39ee"                # 237: cmp rsi,r13
+    "73ac"                  # 23a: jae 1e8
+    "498b34f6"              # 23c: mov rsi,qword [r14+rsi*8]
+    "4885f6"                # 240: test rsi,rsi
+    "74a3"                  # 243: je 1e8
+    "4181e4ff0f0000"        # 245: and r12d,0xfff
+    "4c01e6"                # 24c: add rsi,r12
+    "448b26"                # 24f: mov r12d,dword [rsi]
+    "41f6c401"              # 252: test r12b,0x1
+    "0f84e4010000"          # 256: je 440
+    "4589e5"                # 25c: mov r13d,r12d
+    "4421e7"                # 25f: and edi,r12d
+    "4531f6"                # 262: xor r14d,r14d
+    "41bf00100000"          # 265: mov r15d,0x1000
+    "83f903"                # 26b: cmp ecx,0x3
+    "0f8414040000"          # 26e: je 688
+    "41bc03000000"          # 274: mov r12d,0x3
+    "40f6c702"              # 27a: test dil,0x2
+    "7515"                  # 27e: jne 295
+    "81e200000100"          # 280: and edx,0x10000
+    "4883fa01"              # 286: cmp rdx,0x1
+    "4519e4"                # 28a: sbb r12d,r12d
+    "4183e402"              # 28d: and r12d,0x2
+    "4183c401"              # 291: add r12d,0x1
+    "4885ff"                # 295: test rdi,rdi
+    "0f8812010000"          # 298: js 3b0
+    "4183cc04"              # 29e: or r12d,0x4
+    "83f812"                # 2a2: cmp eax,0x12
+    "7409"                  # 2a5: je 2b0
+    "83f811"                # 2a7: cmp eax,0x11
+    "0f8400040000"          # 2aa: je 6b0
+    "41f6c520"              # 2b0: test r13b,0x20
+    "7520"                  # 2b4: jne 2d6
+    "ba20000000"            # 2b6: mov edx,0x20
+    "4d85f6"                # 2bb: test r14,r14
+    "0f84a3040000"          # 2be: je 767
+    "498b0e"                # 2c4: mov rcx,qword [r14]
+    "4821d1"                # 2c7: and rcx,rdx
+    "4839ca"                # 2ca: cmp rdx,rcx
+    "7404"                  # 2cd: je 2d3
+    "f0490916"              # 2cf: lock or qword [r14],rdx
+    "4909d5"                # 2d3: or r13,rdx
+    "48b900f0ffffffff0f00"  # 2d6: movabs rcx,0xffffffffff000
+    "4489e2"                # 2e0: mov edx,r12d
+    "83e2fd"                # 2e3: and edx,0xfffffffd
+    "41f6c540"              # 2e6: test r13b,0x40
+    "440f44e2"              # 2ea: cmove r12d,edx
+    "4c89fa"                # 2ee: mov rdx,r15
+    "48f7da"                # 2f1: neg rdx
+    "4c21ea"                # 2f4: and rdx,r13
+    "4821ca"                # 2f7: and rdx,rcx
+    "498d8f00f0ffff"        # 2fa: lea rcx,[r15-0x1000]
+    "4821d9"                # 301: and rcx,rbx
+    "4809ca"                # 304: or rdx,rcx
+    "4889d7"                # 307: mov rdi,rdx
+    "48c1ef24"              # 30a: shr rdi,0x24
+    "0f85d4feffff"          # 30e: jne 1e8
+    "4889d3"                # 314: mov rbx,rdx
+    "e952feffff"            # 317: jmp 16e
+    "0f1f4000"              # 31c: nop dword [rax+0x0]
+    "4d8b6008"              # 320: mov r12,qword [r8+0x8]
+    "4989dd"                # 324: mov r13,rbx
+    "4d8b7028"              # 327: mov r14,qword [r8+0x28]
+    "49c1ed1b"              # 32b: shr r13,0x1b
+    "4d8b7830"              # 32f: mov r15,qword [r8+0x30]
+    "4d8b2424"              # 333: mov r12,qword [r12]
+    "4183e518"              # 337: and r13d,0x18
+    "4c89742410"            # 33b: mov qword [rsp+0x10],r14
+    "4983e4e0"              # 340: and r12,0xffffffffffffffe0
+    "4d09e5"                # 344: or r13,r12
+    "49c1ec0c"              # 347: shr r12,0xc
+    "4181e4ffff0f00"        # 34b: and r12d,0xfffff
+    "4d39fc"                # 352: cmp r12,r15
+    "0f838dfeffff"          # 355: jae 1e8
+    "4f8b24e6"              # 35b: mov r12,qword [r14+r12*8]
+    "4d85e4"                # 35f: test r12,r12
+    "0f8480feffff"          # 362: je 1e8
+    "4181e5ff0f0000"        # 368: and r13d,0xfff
+    "4f8b2c2c"              # 36f: mov r13,qword [r12+r13*1]
+    "41f6c501"              # 373: test r13b,0x1
+    "7447"                  # 377: je 3c0
+    "4d89ee"                # 379: mov r14,r13
+    "49c1ee24"              # 37c: shr r14,0x24
+    "0f8562feffff"          # 380: jne 1e8
+    "49bc000000000000f07f"  # 386: movabs r12,0x7ff0000000000000
+    "49be0600000000000080"  # 390: movabs r14,0x8000000000000006
+    "4c89742418"            # 39a: mov qword [rsp+0x18],r14
+    "4c09e6"                # 39f: or rsi,r12
+    "e9e9010000"            # 3a2: jmp 590
+    "660f1f840000000000"    # 3a7: nop word [rax+rax*1+0x0]
+    "bf01000000"            # 3b0: mov edi,0x1
+    "83f812"                # 3b5: cmp eax,0x12
+    "0f85e9feffff"          # 3b8: jne 2a7
+    "6690"                  # 3be: xchg ax,ax
+    "410fb6d1"              # 3c0: movzx edx,r9b
+    "450fb6d2"              # 3c4: movzx r10d,r10b
+    "4801d2"                # 3c8: add rdx,rdx
+    "49c1e202"              # 3cb: shl r10,0x2
+    "4c09d2"                # 3cf: or rdx,r10
+    "4809fa"                # 3d2: or rdx,rdi
+    "48837c240800"          # 3d5: cmp qword [rsp+0x8],0x0
+    "400f95c7"              # 3db: setne dil
+    "4d85db"                # 3df: test r11,r11
+    "400f95c6"              # 3e2: setne sil
+    "4084f7"                # 3e6: test dil,sil
+    "7415"                  # 3e9: je 400
+    "83f812"                # 3eb: cmp eax,0x12
+    "4889d0"                # 3ee: mov rax,rdx
+    "400f94c6"              # 3f1: sete sil
+    "4883c810"              # 3f5: or rax,0x10
+    "4084f6"                # 3f9: test sil,sil
+    "480f45d0"              # 3fc: cmovne rdx,rax
+    "b801000000"            # 400: mov eax,0x1
+    "83f903"                # 405: cmp ecx,0x3
+    "0f846a020000"          # 408: je 678
+    "49895058"              # 40e: mov qword [r8+0x58],rdx
+    "e9d6fdffff"            # 412: jmp 1ed
+    "660f1f840000000000"    # 417: nop word [rax+rax*1+0x0]
+    "4885ff"                # 420: test rdi,rdi
+    "0f851dfdffff"          # 423: jne 146
+    "4809f2"                # 429: or rdx,rsi
+    "498b7848"              # 42c: mov rdi,qword [r8+0x48]
+    "488911"                # 430: mov qword [rcx],rdx
+    "41ff5040"              # 433: call qword [r8+0x40]
+    "e90afdffff"            # 437: jmp 146
+    "0f1f4000"              # 43c: nop dword [rax+0x0]
+    "410fb6d2"              # 440: movzx edx,r10b
+    "450fb6c9"              # 444: movzx r9d,r9b
+    "48c1e202"              # 448: shl rdx,0x2
+    "4d01c9"                # 44c: add r9,r9
+    "4c09ca"                # 44f: or rdx,r9
+    "ebac"                  # 452: jmp 400
+    "0f1f4000"              # 454: nop dword [rax+0x0]
+    "4d8b6008"              # 458: mov r12,qword [r8+0x8]
+    "4d8b7028"              # 45c: mov r14,qword [r8+0x28]
+    "49bd00f0ffffffff0f00"  # 460: movabs r13,0xffffffffff000
+    "4d8b7830"              # 46a: mov r15,qword [r8+0x30]
+    "4d232c24"              # 46e: and r13,qword [r12]
+    "4989dc"                # 472: mov r12,rbx
+    "4c89742410"            # 475: mov qword [rsp+0x10],r14
+    "49c1ec24"              # 47a: shr r12,0x24
+    "4181e4f80f0000"        # 47e: and r12d,0xff8
+    "4d09ec"                # 485: or r12,r13
+    "49c1ed0c"              # 488: shr r13,0xc
+    "4d39fd"                # 48c: cmp r13,r15
+    "0f8353fdffff"          # 48f: jae 1e8
+    "4f8b34ee"              # 495: mov r14,qword [r14+r13*8]
+    "4d85f6"                # 499: test r14,r14
+    "0f8446fdffff"          # 49c: je 1e8
+    "4181e4ff0f0000"        # 4a2: and r12d,0xfff
+    "4f8d2c26"              # 4a9: lea r13,[r14+r12*1]
+    "4d8b6500"              # 4ad: mov r12,qword [r13+0x0]
+    "41f6c401"              # 4b1: test r12b,0x1
+    "0f8405ffffff"          # 4b5: je 3c0
+    "4989f6"                # 4bb: mov r14,rsi
+    "4180ce80"              # 4be: or r14b,0x80
+    "4c89742420"            # 4c2: mov qword [rsp+0x20],r14
+    "4d85e6"                # 4c7: test r14,r12
+    "0f8518fdffff"          # 4ca: jne 1e8
+    "41f6c420"              # 4d0: test r12b,0x20
+    "7513"                  # 4d4: jne 4e9
+    "f049834d0020"          # 4d6: lock or qword [r13+0x0],0x20
+    "4d8b7828"              # 4dc: mov r15,qword [r8+0x28]
+    "4c897c2410"            # 4e0: mov qword [rsp+0x10],r15
+    "4d8b7830"              # 4e5: mov r15,qword [r8+0x30]
+    "49bd00f0ffffffff0f00"  # 4e9: movabs r13,0xffffffffff000
+    "4989de"                # 4f3: mov r14,rbx
+    "49c1ee1b"              # 4f6: shr r14,0x1b
+    "4d21e5"                # 4fa: and r13,r12
+    "4181e6f80f0000"        # 4fd: and r14d,0xff8
+    "4d09ee"                # 504: or r14,r13
+    "49c1ed0c"              # 507: shr r13,0xc
+    "4c89742418"            # 50b: mov qword [rsp+0x18],r14
+    "4d39fd"                # 510: cmp r13,r15
+    "0f83cffcffff"          # 513: jae 1e8
+    "4c8b742410"            # 519: mov r14,qword [rsp+0x10]
+    "4f8b34ee"              # 51e: mov r14,qword [r14+r13*8]
+    "4d85f6"                # 522: test r14,r14
+    "0f84bdfcffff"          # 525: je 1e8
+    "4c8b6c2418"            # 52b: mov r13,qword [rsp+0x18]
+    "4181e5ff0f0000"        # 530: and r13d,0xfff
+    "4d01ee"                # 537: add r14,r13
+    "4d8b2e"                # 53a: mov r13,qword [r14]
+    "4c89742428"            # 53d: mov qword [rsp+0x28],r14
+    "41f6c501"              # 542: test r13b,0x1
+    "0f8474feffff"          # 546: je 3c0
+    "49be0000000000000080"  # 54c: movabs r14,0x8000000000000000
+    "4d31f4"                # 556: xor r12,r14
+    "4d31ee"                # 559: xor r14,r13
+    "4d21e6"                # 55c: and r14,r12
+    "4c89742418"            # 55f: mov qword [rsp+0x18],r14
+    "4c856c2420"            # 564: test qword [rsp+0x20],r13
+    "0f8579fcffff"          # 569: jne 1e8
+    "41f6c520"              # 56f: test r13b,0x20
+    "751b"                  # 573: jne 590
+    "4c8b742428"            # 575: mov r14,qword [rsp+0x28]
+    "f049830e20"            # 57a: lock or qword [r14],0x20
+    "4d8b7828"              # 57f: mov r15,qword [r8+0x28]
+    "4c897c2410"            # 583: mov qword [rsp+0x10],r15
+    "4d8b7830"              # 588: mov r15,qword [r8+0x30]
+    "0f1f4000"              # 58c: nop dword [rax+0x0]
+    "49bc00f0ffffffff0f00"  # 590: movabs r12,0xffffffffff000
+    "4989de"                # 59a: mov r14,rbx
+    "49c1ee12"              # 59d: shr r14,0x12
+    "4d21ec"                # 5a1: and r12,r13
+    "4181e6f80f0000"        # 5a4: and r14d,0xff8
+    "4d09e6"                # 5ab: or r14,r12
+    "49c1ec0c"              # 5ae: shr r12,0xc
+    "4d39fc"                # 5b2: cmp r12,r15
+    "0f832dfcffff"          # 5b5: jae 1e8
+    "4c8b6c2410"            # 5bb: mov r13,qword [rsp+0x10]
+    "4f8b64e500"            # 5c0: mov r12,qword [r13+r12*8+0x0]
+    "4d85e4"                # 5c5: test r12,r12
+    "0f841afcffff"          # 5c8: je 1e8
+    "4181e6ff0f0000"        # 5ce: and r14d,0xfff
+    "4d01e6"                # 5d5: add r14,r12
+    "4d8b2e"                # 5d8: mov r13,qword [r14]
+    "41f6c501"              # 5db: test r13b,0x1
+    "0f84dbfdffff"          # 5df: je 3c0
+    "4d89ec"                # 5e5: mov r12,r13
+    "490fbafc3f"            # 5e8: btc r12,0x3f
+    "4c23642418"            # 5ed: and r12,qword [rsp+0x18]
+    "4c89642418"            # 5f2: mov qword [rsp+0x18],r12
+    "41f6c580"              # 5f7: test r13b,0x80
+    "0f84d3000000"          # 5fb: je 6d4
+    "4881ce00e01f00"        # 601: or rsi,0x1fe000
+    "41bf00002000"          # 608: mov r15d,0x200000
+    "4985f5"                # 60e: test r13,rsi
+    "0f85d1fbffff"          # 611: jne 1e8
+    "488b7c2418"            # 617: mov rdi,qword [rsp+0x18]
+    "31f6"                  # 61c: xor esi,esi
+    "480fbaff3f"            # 61e: btc rdi,0x3f
+    "e943fcffff"            # 623: jmp 26b
+    "0f1f840000000000"      # 628: nop dword [rax+rax*1+0x0]
+    "f0830e20"              # 630: lock or dword [rsi],0x20
+    "4d8b7028"              # 634: mov r14,qword [r8+0x28]
+    "4d8b6830"              # 638: mov r13,qword [r8+0x30]
+    "e9d9fbffff"            # 63c: jmp 21a
+    "410fb6c9"              # 641: movzx ecx,r9b
+    "4801c9"                # 645: add rcx,rcx
+    "4889ca"                # 648: mov rdx,rcx
+    "4883ca05"              # 64b: or rdx,0x5
+    "4d85db"                # 64f: test r11,r11
+    "400f95c7"              # 652: setne dil
+    "48837c240800"          # 656: cmp qword [rsp+0x8],0x0
+    "400f95c6"              # 65c: setne sil
+    "4084f7"                # 660: test dil,sil
+    "7413"                  # 663: je 678
+    "83f812"                # 665: cmp eax,0x12
+    "750e"                  # 668: jne 678
+    "4889ca"                # 66a: mov rdx,rcx
+    "4883ca15"              # 66d: or rdx,0x15
+    "0f1f8000000000"        # 671: nop dword [rax+0x0]
+    "b803000000"            # 678: mov eax,0x3
+    "e98cfdffff"            # 67d: jmp 40e
+    "660f1f440000"          # 682: nop word [rax+rax*1+0x0]
+    "40f6c704"              # 688: test dil,0x4
+    "74b3"                  # 68c: je 641
+    "4889fa"                # 68e: mov rdx,rdi
+    "83e202"                # 691: and edx,0x2
+    "4883fa01"              # 694: cmp rdx,0x1
+    "4519e4"                # 698: sbb r12d,r12d
+    "4183e4fe"              # 69b: and r12d,0xfffffffe
+    "4183c403"              # 69f: add r12d,0x3
+    "e9edfbffff"            # 6a3: jmp 295
+    "0f1f840000000000"      # 6a8: nop dword [rax+rax*1+0x0]
+    "41f6c402"              # 6b0: test r12b,0x2
+    "0f84c1000000"          # 6b4: je 77b
+    "4c89e9"                # 6ba: mov rcx,r13
+    "ba60000000"            # 6bd: mov edx,0x60
+    "83e160"                # 6c2: and ecx,0x60
+    "4883f960"              # 6c5: cmp rcx,0x60
+    "0f85ecfbffff"          # 6c9: jne 2bb
+    "e902fcffff"            # 6cf: jmp 2d6
+    "4c85ee"                # 6d4: test rsi,r13
+    "0f850bfbffff"          # 6d7: jne 1e8
+    "41f6c520"              # 6dd: test r13b,0x20
+    "7512"                  # 6e1: jne 6f5
+    "f049830e20"            # 6e3: lock or qword [r14],0x20
+    "4d8b7828"              # 6e8: mov r15,qword [r8+0x28]
+    "4c897c2410"            # 6ec: mov qword [rsp+0x10],r15
+    "4d8b7830"              # 6f1: mov r15,qword [r8+0x30]
+    "4989dc"                # 6f5: mov r12,rbx
+    "49c1ec09"              # 6f8: shr r12,0x9
+    "4d89e6"                # 6fc: mov r14,r12
+    "49bc00f0ffffffff0f00"  # 6ff: movabs r12,0xffffffffff000
+    "4d21ec"                # 709: and r12,r13
+    "4181e6f80f0000"        # 70c: and r14d,0xff8
+    "4d09e6"                # 713: or r14,r12
+    "49c1ec0c"              # 716: shr r12,0xc
+    "4d89f5"                # 71a: mov r13,r14
+    "4d39fc"                # 71d: cmp r12,r15
+    "0f83c2faffff"          # 720: jae 1e8
+    "4c8b7c2410"            # 726: mov r15,qword [rsp+0x10]
+    "4f8b34e7"              # 72b: mov r14,qword [r15+r12*8]
+    "4d85f6"                # 72f: test r14,r14
+    "0f84b0faffff"          # 732: je 1e8
+    "4181e5ff0f0000"        # 738: and r13d,0xfff
+    "4d01ee"                # 73f: add r14,r13
+    "4d8b2e"                # 742: mov r13,qword [r14]
+    "41f6c501"              # 745: test r13b,0x1
+    "0f8471fcffff"          # 749: je 3c0
+    "4c89ef"                # 74f: mov rdi,r13
+    "41bf00100000"          # 752: mov r15d,0x1000
+    "480fbaff3f"            # 758: btc rdi,0x3f
+    "48217c2418"            # 75d: and qword [rsp+0x18],rdi
+    "e9a7feffff"            # 762: jmp 60e
+    "8b0e"                  # 767: mov ecx,dword [rsi]
+    "21d1"                  # 769: and ecx,edx
+    "39ca"                  # 76b: cmp edx,ecx
+    "0f8460fbffff"          # 76d: je 2d3
+    "f00916"                # 773: lock or dword [rsi],edx
+    "e958fbffff"            # 776: jmp 2d3
+    "410fb6d1"              # 77b: movzx edx,r9b
+    "410fb6c2"              # 77f: movzx eax,r10b
+    "4801d2"                # 783: add rdx,rdx
+    "48c1e002"              # 786: shl rax,0x2
+    "4809c2"                # 78a: or rdx,rax
+    "4883ca01"              # 78d: or rdx,0x1
+    "e96afcffff"            # 791: jmp 400
+)
+_WALK_OFFSET = 1536
+_WALK_RAM_LIMIT = 1 << 33     # the walk reads page tables in RAM below 8 GiB
+_CR4_NOT_WALKED = (1 << 12) | (1 << 20) | (1 << 21) | (1 << 22)  # LA57 SMEP SMAP PKE
 _native_page: mmap.mmap | None = None
 # Where CPUX86State.old_exception sits in a uc_context (found by experiment, -1: not found)
 _OLD_EXCEPTION_OFFSET: int | None = None
@@ -911,12 +1384,12 @@ def _env_checks(uc: Uc, env: int, eflags_off: int) -> bool:
 def _find_env_path(uc: Uc) -> tuple[int, ...]:
     """Search ``uc``'s uc_struct for the pointer to its CPU object and that object for
     the register file, only through memory /proc/self/maps says is readable."""
+    saved = [uc.reg_read(r) for r in _GP32]   # (unicorn makes its CPU at the first call)
     ranges = _readable_ranges()
 
     def span(addr: int) -> int:   # readable bytes from addr on (0: none)
         return next((hi - addr for lo, hi in ranges if lo <= addr < hi), 0)
 
-    saved = [uc.reg_read(r) for r in _GP32]   # (unicorn makes its CPU at the first call)
     uch = uc._uch.value
     found: dict[int, tuple[int, int]] = {}    # env address -> (pointer offset, env offset)
     try:
@@ -928,9 +1401,12 @@ def _find_env_path(uc: Uc) -> tuple[int, ...]:
             size = min(span(target), 1 << 18)
             if size < len(magic):
                 continue
-            pos = ctypes.string_at(target, size).find(magic)
-            if pos >= 0 and (target + pos not in found or pos < found[target + pos][1]):
-                found[target + pos] = (ptr_off, pos)   # the nearest object holding it
+            window = ctypes.string_at(target, size)
+            pos = window.find(magic)
+            while pos >= 0:       # (every copy: old probes' bytes may lie in the heap)
+                if target + pos not in found or pos < found[target + pos][1]:
+                    found[target + pos] = (ptr_off, pos)   # the nearest object holding it
+                pos = window.find(magic, pos + 8)
     finally:
         for r, v in zip(_GP32, saved, strict=True):
             uc.reg_write(r, v)
@@ -961,15 +1437,126 @@ def _eflags_word(uc: Uc) -> int:
             _ENV_PATH = _find_env_path(uc)
         if not _ENV_PATH:
             return 0
-        ptr_off, env_off, eflags_off = _ENV_PATH
-        uc.reg_read(X.UC_X86_REG_EAX)   # unicorn makes its CPU at the first call
-        uch = uc._uch.value
-        cpu = struct.unpack("<Q", ctypes.string_at(uch + ptr_off, 8))[0]
+        _, env_off, eflags_off = _ENV_PATH
+        cpu = _cpu_object(uc)
         if not cpu:    # (the same library in this process: the same layout)
             return 0
         return cpu + env_off + eflags_off if _env_checks(uc, cpu + env_off, eflags_off) else 0
     except (UcError, OSError, ValueError, struct.error):
         return 0
+
+
+def _cpu_object(uc: Uc) -> int:
+    """Address of the engine's CPU object (QEMU's X86CPU, a CPUState first), 0 if the
+    layout was not found."""
+    if not _ENV_PATH:
+        return 0
+    uc.reg_read(X.UC_X86_REG_EAX)   # unicorn makes its CPU at the first call
+    return struct.unpack("<Q", ctypes.string_at(uc._uch.value + _ENV_PATH[0], 8))[0]
+
+
+class _Walk(ctypes.Structure):
+    """What the native page walk (walk.c) reads and writes: where the engine keeps CR0,
+    CR3, CR4, EFER and the hflags (CPL), a host address for each guest-physical page
+    of RAM, the code-page bitmap, tlb_flush and the CPU, and its verdict on the last
+    access it did not enter (1: a #PF with ``error_code``; 2: left to QEMU's walk; 3: a
+    #PF unless the access was a descriptor table's at CPL 3) with that access's page."""
+    _fields_ = (("cr0", ctypes.c_uint64), ("cr3", ctypes.c_uint64),
+                ("cr4", ctypes.c_uint64), ("efer", ctypes.c_uint64),
+                ("hflags", ctypes.c_uint64), ("host", ctypes.c_uint64),
+                ("pages", ctypes.c_uint64), ("code_pages", ctypes.c_uint64),
+                ("flush", ctypes.c_uint64), ("cpu", ctypes.c_uint64),
+                ("verdict", ctypes.c_uint64), ("error_code", ctypes.c_uint64),
+                ("refused", ctypes.c_uint64))
+
+
+# Offsets the page walk needs, found by experiment (_find_walk_layout): CR0, CR3, CR4,
+# EFER and hflags in CPUX86State, the faulting address (invalid_addr) in uc_struct;
+# None: not looked for yet, {}: not found
+_WALK_LAYOUT: dict[str, int] | None = None
+
+
+def _find_walk_layout() -> dict[str, int]:
+    """Find, in a probe engine, the words of CPUX86State that follow CR0, CR3, CR4 and
+    EFER as they are written, hflags (its low bits the CPL), and the word of uc_struct
+    that holds the address of an access a TLB-fill hook refused (unicorn's
+    ``invalid_addr``: the fault's CR2, which the hook only sees rounded to its page)."""
+    uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_32)
+    env_word = _eflags_word(uc)
+    if not env_word or not _ENV_PATH:
+        return {}
+    env = env_word - _ENV_PATH[2]
+    n = 1024
+
+    def words() -> tuple[int, ...]:
+        return struct.unpack(f"<{n}Q", ctypes.string_at(env, 8 * n))
+
+    def follows(reg: int, values: tuple[int, ...]) -> list[int]:
+        seen = []
+        for v in values:
+            if reg == X.UC_X86_REG_MSR:
+                uc.reg_write(reg, (0xC0000080, v))
+            else:
+                uc.reg_write(reg, v)
+            seen.append(words())
+        return [8 * i for i in range(n)
+                if all(w[i] == v for w, v in zip(seen, values, strict=True))]
+
+    found = {"cr3": follows(X.UC_X86_REG_CR3, (0x12345000, 0x00ABC000, 0x3000)),
+             "cr4": follows(X.UC_X86_REG_CR4, (0x20, 0x10, 0x30, 0)),
+             "efer": follows(X.UC_X86_REG_MSR, (0x800, 0, 0x900)),
+             "cr0": follows(X.UC_X86_REG_CR0, (0x11, 0x10011, 0x80010011, 0x11))}
+    hflags = _env_fields()["hflags"]
+    if any(len(v) != 1 for v in found.values()) or hflags < 0:
+        return {}
+    layout = {k: v[0] for k, v in found.items()}
+    # hflags: the saved context's copy of env starts where its header ends; the word
+    # that holds what the context's copy holds at its offset
+    for r, v in zip(_GP32, _ENV_MAGIC, strict=True):
+        uc.reg_write(r, v)
+    ctx = uc.context_save()
+    data = ctypes.string_at(ctx.context.value, ctx.size)
+    shift = data.find(struct.pack("<8Q", *_ENV_MAGIC))
+    if shift < 0 or hflags - shift < 0:
+        return {}
+    layout["hflags"] = hflags - shift
+    # invalid_addr: an access the fill hook refuses, at two addresses
+    hits = []
+    for addr in (0x12345678, 0x00ABCDE4):
+        probe = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_32)
+        probe.mem_map(0, 0x10000)
+        probe.mem_write(0x1000, b"\xa1" + struct.pack("<I", addr))   # mov eax, [addr]
+
+        def fill(u: Uc, page: int, kind: int, entry: Any, user: object) -> bool:
+            if page >= 0x10000:
+                return False
+            entry.paddr, entry.perms = page, uc_const.UC_PROT_ALL
+            return True
+
+        probe.hook_add(uc_const.UC_HOOK_TLB_FILL, fill)
+        probe.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
+        with contextlib.suppress(UcError):
+            probe.emu_start(0x1000, 0x1005)
+        uch = probe._uch.value
+        span = next((hi - uch for lo, hi in _readable_ranges() if lo <= uch < hi), 0)
+        size = min(span, 4096) & ~7
+        hits.append({8 * i for i, w in enumerate(struct.unpack(
+            f"<{size // 8}Q", ctypes.string_at(uch, size))) if w == addr})
+    common = sorted(hits[0] & hits[1])
+    if not common:
+        return {}
+    layout["invalid_addr"] = common[0]
+    return layout
+
+
+def _walk_layout() -> dict[str, int]:
+    global _WALK_LAYOUT
+    if _WALK_LAYOUT is None:
+        try:
+            _WALK_LAYOUT = _find_walk_layout()
+        except (UcError, OSError, ValueError, AttributeError, struct.error):
+            _WALK_LAYOUT = {}
+    return _WALK_LAYOUT
 
 
 class _UcMsr(ctypes.Structure):  # uc_x86_msr
@@ -993,7 +1580,7 @@ def _native_code() -> int | None:
                           (_ONES_OFFSET, _ONES_THUNK), (_DROP_OFFSET, _DROP_THUNK),
                           (_RM_INTR_OFFSET, _RM_INTR_THUNK), (_TSC_OFFSET, _TSC_THUNK),
                           (_PORTLOG_OFFSET, _PORTLOG_THUNK), (_NEWTB_OFFSET, _NEWTB_THUNK),
-                          (_NEWTB64_OFFSET, _NEWTB64_THUNK)):
+                          (_NEWTB64_OFFSET, _NEWTB64_THUNK), (_WALK_OFFSET, _WALK_THUNK)):
         code = code.ljust(offset, b"\xcc") + thunk
     page.write(code)
     _native_page = page
@@ -1226,7 +1813,15 @@ class X86Vcpu:
         self.running = False
         self._translating = False
         self._identity_tlb = False      # unicorn's virtual TLB, linear = physical
+        self._identity_hook: ctypes.c_size_t | None = None
         self._code_pages: ctypes.Array[ctypes.c_uint64] | None = None
+        #: the native page walk once paging is on (_enter_walk): its state, the host
+        #: address of each guest-physical page of RAM, and whether this slice runs on
+        #: QEMU's own walk instead (a refused access it could not judge)
+        self._walk: _Walk | None = None
+        self._walk_host: ctypes.Array[ctypes.c_uint64] | None = None
+        self._walk_paused = False
+        self._walk_fresh = False   # the code-page bitmap to start afresh before the next run
         self._seen_code_pages: set[int] = set()
         #: the native new-block filter (watch_new_code_for_wrmsr) and its copy of
         #: _seen_code_pages, a bit per page below 4 GiB
@@ -1449,6 +2044,7 @@ class X86Vcpu:
         self.uc.mem_map_ptr(addr, size, perms, host_ptr)
         self.mapped.append((addr, size))
         self._host_maps.append((addr, addr + size, (ctypes.c_char * size).from_address(host_ptr)))
+        self._walk_map(addr, addr + size, host_ptr)
 
     def map_mmio(self, addr: int, size: int, read: Callable[[int, int], int],
                  write: Callable[[int, int, int], None]) -> None:
@@ -1494,6 +2090,7 @@ class X86Vcpu:
         a larger mapping (a page of the guest's RAM): unicorn splits the region, and
         the rest of it stays mapped here too."""
         self.uc.mem_unmap(addr, size)
+        self._walk_map(addr, addr + size, 0)
         end = addr + size
         mapped: list[tuple[int, int]] = []
         for a, s in self.mapped:
@@ -1562,7 +2159,7 @@ class X86Vcpu:
             raise UcError(err)
 
     def _table_register(self, reg: int) -> tuple[int, int]:
-        """(base, limit) of IDTR or GDTR."""
+        """(base, limit) of IDTR, GDTR, LDTR or TR."""
         err = _uc_reg_read(self._uch, reg, ctypes.byref(self._mmr))
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
@@ -1967,6 +2564,8 @@ class X86Vcpu:
         self.invalidate_code(lin, lin + size + 1)
         try:
             self._emu_start(pc)
+            while self._retranslated() and self.pc() == pc:  # (on QEMU's page walk now)
+                self._emu_start(pc)
             self._reraise_hook_error()
         finally:
             self.uc.hook_del(hook)
@@ -2054,19 +2653,38 @@ class X86Vcpu:
         """uc_emu_start from ``begin``; an error becomes the slice's fault."""
         self._retranslate = False
         self._tsc.valid = 0  # the clock's base may have moved since the last run
+        cr2 = None
+        if self._walk is not None:
+            self._walk.verdict = 0
+            if self._walk_paused:
+                # on QEMU's walk, unicorn's lookup of the code before _UNTIL when the run
+                # ends writes CR2 if the guest maps nothing there: not the guest's, put
+                # back below (the native walk enters that page 1:1 and never does)
+                cr2 = self.reg("cr2")
         self.running = True
         faulted = False
         try:
             self.uc.emu_start(begin, _UNTIL, 0, count)
         except UcError as err:
             faulted = True
-            if self._fault is None:
+            if (err.errno == uc_const.UC_ERR_EXCEPTION and self._walk is not None
+                    and self._walk.verdict and self._fault is None
+                    and self._walk.refused == self._invalid_addr() & ~0xFFF):
+                self._walk_refused()
+                if self._retranslate:      # not run: it runs again on QEMU's walk
+                    faulted = False
+                    if self._counter is not None:
+                        self._counter.trap(self.linear_pc())   # stopped before it
+            elif self._fault is None:
                 self._fault = self._classify_error(err)
                 # an access to memory nothing is mapped at is the emulator's, not an
                 # exception the guest's CPU raised: never one to give to its IDT
                 self.fault_is_cpu_exception = err.errno == uc_const.UC_ERR_INSN_INVALID
         finally:
             self.running = False
+        if cr2 is not None:
+            self.set_reg("cr2", self.fault_cr2 if self._fault is not None
+                         and self._fault[0] == VEC_PF else cr2)
         if self._plog.count:
             self._drain_ports()
         if self._counter is not None:
@@ -2379,6 +2997,7 @@ class X86Vcpu:
         if err != uc_const.UC_ERR_OK:
             return False
         self._keep.append(handle)
+        self._identity_hook = handle
         self.watch_new_code_for_wrmsr()  # the scan that finds ``mov cr0`` and code pages
         self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
         self._identity_tlb = True
@@ -2388,15 +3007,136 @@ class X86Vcpu:
         return True
 
     def _leave_identity_tlb(self) -> None:
-        """Paging is (about to be) on: unicorn's own page walk from now on."""
+        """Paging is (about to be) on: the native page walk from now on (``_enter_walk``),
+        or unicorn's own where that cannot run."""
         self._identity_tlb = False
         self._newtb.enabled = self._newtb_paged() if self._newtb.python else _NEWTB_OFF
-        self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_CPU)
+        if not self._enter_walk():
+            self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_CPU)
         self.flush_tlb()
+
+    def _enter_walk(self) -> bool:
+        """Keep unicorn's virtual TLB once paging is on, filled by a native page walk
+        (walk.c, native.S .text.walk) in place of the identity callback; True if so.
+
+        Why: with QEMU's own walk every entry for RAM is executable, so every store
+        takes unicorn's slow path (~40 ns, BENCHMARKS.md); the walk here enters data
+        pages read-write only, as the identity TLB does with paging off. It is QEMU's
+        walk for what it can judge alone: it reads the guest's tables, sets their
+        accessed and dirty bits, and refuses an access with its verdict. A page fault
+        then becomes the slice's #PF with QEMU's error code and CR2
+        (``_walk_refused``); anything else (reserved bits, 1 GiB pages, SMEP, SMAP,
+        protection keys, 5-level paging, tables outside RAM, a descriptor table's
+        access at CPL 3) runs again on QEMU's walk for the rest of the slice.
+        Not a Xen mechanism: an emulator's."""
+        walk = _native_at(_WALK_OFFSET)
+        flush = getattr(_uclib(), "tlb_flush_x86_64", None)
+        layout = _walk_layout()
+        cpu = _cpu_object(self.uc) if layout else 0
+        if (walk is None or flush is None or not cpu or self._identity_hook is None
+                or self._code_pages is None or not _ENV_PATH):
+            return False
+        env = cpu + _ENV_PATH[1]
+        w = _Walk(cr0=env + layout["cr0"], cr3=env + layout["cr3"], cr4=env + layout["cr4"],
+                  efer=env + layout["efer"], hflags=env + layout["hflags"],
+                  code_pages=ctypes.addressof(self._code_pages),
+                  flush=ctypes.cast(flush, ctypes.c_void_p).value or 0, cpu=cpu)
+        self._walk = w
+        self._walk_host = None
+        for begin, end, host in self._host_maps:
+            self._walk_map(begin, end, ctypes.addressof(host))
+        err = _uclib().uc_hook_del(self._uch, self._identity_hook)
+        handle = ctypes.c_size_t()
+        if err == uc_const.UC_ERR_OK:
+            err = _uclib().uc_hook_add(
+                self._uch, ctypes.byref(handle), uc_const.UC_HOOK_TLB_FILL,
+                ctypes.c_void_p(walk), ctypes.cast(ctypes.byref(w), ctypes.c_void_p),
+                ctypes.c_uint64(1), ctypes.c_uint64(0))
+        self._identity_hook = None
+        if err != uc_const.UC_ERR_OK:
+            self._walk = None
+            return False
+        self._keep.append(handle)
+        self._walk_fresh = True
+        return True
+
+    def _walk_map(self, begin: int, end: int, host: int) -> None:
+        """Tell the page walk that guest-physical ``begin``..``end`` is RAM at host
+        address ``host`` (0: no longer RAM)."""
+        first, last = begin >> 12, min(end, _WALK_RAM_LIMIT) + 0xFFF >> 12
+        if first >= last or self._walk is None:
+            return
+        table = self._walk_host
+        if table is None or len(table) < last:
+            grown = (ctypes.c_uint64 * max(last, 2 * len(table) if table else 0))()
+            if table is not None:
+                ctypes.memmove(grown, table, ctypes.sizeof(table))
+            self._walk_host = table = grown
+            self._walk.host, self._walk.pages = ctypes.addressof(grown), len(grown)
+        skip = (first << 12) - begin if host else 0
+        table[first:last] = (range(host + skip, host + skip + ((last - first) << 12), 4096)
+                             if host else bytes(last - first))
+
+    def _walk_refused(self) -> None:
+        """The page walk refused an access (unicorn ended the run at its instruction
+        with UC_ERR_EXCEPTION): the guest's #PF, or QEMU's walk for the rest of the
+        slice (``_retranslated``: the run starts again at the same instruction)."""
+        w = self._walk
+        assert w is not None
+        verdict, w.verdict = w.verdict, 0
+        addr = self._invalid_addr()
+        if verdict == 3 and self._descriptor_table_page(addr):
+            verdict = 2
+        if verdict not in (1, 3):
+            self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_CPU)
+            self.flush_tlb()
+            self._walk_paused = True
+            self._retranslate = True
+            return
+        # as QEMU's handle_mmu_fault raises it: CR2, the error code, at the instruction
+        self.set_reg("cr2", addr)
+        self.fault_cr2 = addr
+        self.fault_error_code = w.error_code
+        self.fault_pc = self.pc()
+        self.fault_is_cpu_exception = True
+        self._fault = (VEC_PF, f"{VECTOR_NAMES[VEC_PF]} at {addr:#x}")
+
+    def _invalid_addr(self) -> int:
+        """The address of the access unicorn's TLB fill last refused (uc_struct's
+        invalid_addr: the fault's CR2; the fill callback sees only its page)."""
+        return struct.unpack("<Q", ctypes.string_at(
+            self._uch.value + _walk_layout()["invalid_addr"], 8))[0]
+
+    def _descriptor_table_page(self, addr: int) -> bool:
+        """Whether the page of ``addr`` holds part of the GDT, the LDT or the TSS, which
+        the CPU reads with supervisor rights even at CPL 3."""
+        page = addr & ~0xFFF
+        for reg in (X.UC_X86_REG_GDTR, X.UC_X86_REG_LDTR, X.UC_X86_REG_TR):
+            base, limit = self._table_register(reg)
+            if base <= page + 0xFFF and page <= base + limit:
+                return True
+        return False
 
     def _before_run(self) -> None:
         if self._ones_at_first_run:
             self._cover_unassigned_at_start()
+        if self._walk_fresh:
+            # the firmware's and the loader's code pages are the OS's data now: with all
+            # translated code dropped, the bitmap starts again (the walk marks a page
+            # again, and drops the TLB, when code is next fetched from it)
+            self._walk_fresh = False
+            self.flush_code()
+            ctypes.memset(self._code_pages, 0, ctypes.sizeof(self._code_pages))
+            self.flush_tlb()
+        if self._walk is not None:
+            # the page walk again after a slice on QEMU's, unless the guest uses what
+            # only QEMU's judges (SMEP, SMAP, protection keys, 5-level paging)
+            judged = not self.reg("cr4") & _CR4_NOT_WALKED
+            if self._walk_paused == judged:
+                self._walk_paused = not judged
+                self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_CPU if self._walk_paused
+                                         else uc_const.UC_TLB_VIRTUAL)
+                self.flush_tlb()
         if self._identity_tlb and self.reg("cr0") & CR0_PG:  # a context restored, a reset
             self._leave_identity_tlb()
         if not self._entry_scanned:

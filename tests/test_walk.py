@@ -1,0 +1,176 @@
+"""The native page walk (xenlab/cpu/walk.c) against QEMU's own, access by access.
+
+An HVM vCPU whose guest turns paging on keeps unicorn's virtual TLB with the native
+walk (``X86Vcpu._enter_walk``); the other vCPU here runs on QEMU's walk (unicorn's
+UC_TLB_CPU). Both run the same accesses through the same randomly drawn page tables
+(32-bit, 4 MiB PSE pages, PAE, 2 MiB pages, NX, WP, CPL 0 and 3) and must end the same:
+the same exit, the same #PF error code and CR2, the same registers, the same memory,
+page tables' accessed and dirty bits included.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_cpu import Exits
+
+from xenlab.cpu import x86
+from xenlab.cpu.x86 import ExitReason, X86Vcpu
+
+pytestmark = pytest.mark.skipif(
+    x86._native_thunk() is None or not x86._walk_layout(),
+    reason="the native page walk: x86-64 Linux, unicorn 2.1's layout")
+
+RAM = 16 << 20
+P, RW, US, A, D, PS = 1, 2, 4, 0x20, 0x40, 0x80
+NX = 1 << 63
+TEST = 0x400000          # four linear pages under test (PDE 2 in PAE, PDE 1 in 32-bit)
+TARGET = 0x800000        # the physical pages they map to
+STUBS = 0x3000           # one access, then hlt, 16 bytes each
+GDT = 0x1000
+
+
+def _tables(mode: str, pde_flags: int, pte_flags: list[int]) -> dict[int, bytes]:
+    """Page tables for ``mode``: the low 2 MiB identity-mapped (code, stack, tables) with
+    every right; the test pages with the drawn flags, as 4 KiB pages or one large page."""
+    low = b"".join(struct.pack("<Q", (i << 12) | P | RW | US) for i in range(512))
+    if mode in ("pae", "pae-2m"):
+        out = {0x10000: struct.pack("<Q", 0x11000 | P),            # PDPTE 0
+               0x11000: struct.pack("<Q", 0x12000 | P | RW | US)}  # PDE 0: low 2 MiB
+        if mode == "pae-2m":
+            out[0x11010] = struct.pack("<Q", TARGET | PS | pde_flags)
+        else:
+            out[0x11010] = struct.pack("<Q", 0x13000 | pde_flags)
+            out[0x13000] = b"".join(struct.pack("<Q", TARGET + (k << 12) | f)
+                                    for k, f in enumerate(pte_flags))
+        out[0x12000] = low
+        return out
+    low32 = b"".join(struct.pack("<I", (i << 12) | P | RW | US) for i in range(1024))
+    out = {0x10000: struct.pack("<I", 0x12000 | P | RW | US), 0x12000: low32}
+    if mode == "32-4m":
+        out[0x10004] = struct.pack("<I", (TARGET & ~0x3FFFFF) | PS | (pde_flags & 0xFFF))
+    else:
+        out[0x10004] = struct.pack("<I", 0x13000 | (pde_flags & 0xFFF))
+        out[0x13000] = b"".join(struct.pack("<I", (TARGET + (k << 12)) | (f & 0xFFF))
+                                for k, f in enumerate(pte_flags))
+    return out
+
+
+def _access(kind: str, page: int, offset: int) -> bytes:
+    addr = TEST + (page << 12) + offset
+    if kind == "read":
+        code = b"\x8b\x05" + struct.pack("<I", addr)            # mov eax, [addr]
+    elif kind == "write":
+        code = b"\x89\x1d" + struct.pack("<I", addr)            # mov [addr], ebx
+    else:
+        code = b"\xb8" + struct.pack("<I", addr) + b"\xff\xd0"  # mov eax, addr ; call eax
+    return code + b"\xf4"                                        # hlt
+
+
+def _machine(walk: bool, mode: str, tables: dict[int, bytes], accesses: list, *,
+             wp: bool, nxe: bool, cpl: int) -> tuple[X86Vcpu, ctypes.Array[ctypes.c_char]]:
+    cpu = X86Vcpu(Exits(), long_mode=False)
+    ram = (ctypes.c_char * RAM)()
+    base = ctypes.addressof(ram)
+
+    def put(at: int, data: bytes) -> None:
+        ctypes.memmove(base + at, data, len(data))
+
+    put(GDT, struct.pack("<5Q", 0, 0x00CF9A000000FFFF, 0x00CF92000000FFFF,
+                         0x00CFFA000000FFFF, 0x00CFF2000000FFFF))
+    for at, data in tables.items():
+        put(at, data)
+    for i, (kind, page, offset) in enumerate(accesses):
+        put(STUBS + 16 * i, _access(kind, page, offset))
+    for k in range(4):       # each target page: ret where calls land, its number between
+        put(TARGET + (k << 12), b"\xc3" * 0x100 + bytes([k + 1]) * 0xEFC + b"\xc3" * 4)
+    cpu.map_host(0, RAM, base)
+    cpu.setup_flat32(gdt_base=GDT, eip=STUBS)
+    cpu.uc.reg_write(x86.X.UC_X86_REG_GDTR, (0, GDT, 39, 0))
+    cpu.set_reg("esp", 0x9000)
+    cpu.set_reg("ebx", 0x5A5A5A5A)
+    if not walk:
+        cpu._enter_walk = lambda: False  # type: ignore[method-assign]
+    assert cpu.identity_tlb_until_paging()
+    cpu.set_reg("cr3", 0x10000)
+    cr4 = 0x20 if mode.startswith("pae") else 0x10
+    cpu.set_reg("cr4", cr4)
+    if nxe:
+        cpu.uc.reg_write(x86.X.UC_X86_REG_MSR, (0xC0000080, 0x800))
+    cpu.set_reg("cr0", 0x80000011 | (0x10000 if wp else 0))
+    if cpl == 3:
+        assert cpu._set_cpl(3)
+        cpu.set_reg("ss", 0x23)
+        cpu.set_reg("cs", 0x1B)
+        for seg in ("ds", "es"):
+            cpu.set_reg(seg, 0x23)
+    return cpu, ram
+
+
+def _run(cpu: X86Vcpu, ram: ctypes.Array[ctypes.c_char], accesses: list) -> list:
+    seen = []
+    for i in range(len(accesses)):
+        cpu.set_reg("eip", STUBS + 16 * i)
+        cpu.set_reg("esp", 0x9000)
+        cpu.forget_exceptions()   # (QEMU's walk: else unicorn drops a fault after a fault)
+        result = cpu.run(10_000)
+        fault = ((result.vector, cpu.fault_error_code, cpu.fault_cr2)
+                 if result.reason is ExitReason.FAULT else None)
+        seen.append((result.reason, fault, cpu.reg("eax"), cpu.reg("eip")))
+    seen.append(bytes(ram[0x10000:0x14000]))       # the tables: accessed and dirty bits
+    seen.append(bytes(ram[TARGET:TARGET + 0x4000]))
+    return seen
+
+
+_flags = st.builds(lambda p, rw, us, a, d, nx: p | rw | us | a | d | nx,
+                   st.sampled_from([0, P, P, P]), st.sampled_from([0, RW]),
+                   st.sampled_from([0, US]), st.sampled_from([0, A]), st.sampled_from([0, D]),
+                   st.sampled_from([0, 0, NX]))
+_accesses = st.lists(st.tuples(st.sampled_from(["read", "write", "fetch"]),
+                               st.integers(0, 3), st.sampled_from([0, 0x80, 0xFFC])),
+                     min_size=1, max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(mode=st.sampled_from(["32", "32-4m", "pae", "pae-2m"]),
+       pde=_flags, ptes=st.lists(_flags, min_size=4, max_size=4), accesses=_accesses,
+       wp=st.booleans(), nxe=st.booleans(), cpl=st.sampled_from([0, 3]))
+def test_the_walk_ends_every_access_as_qemus_walk_does(mode: str, pde: int, ptes: list[int],
+                                                       accesses: list, wp: bool, nxe: bool,
+                                                       cpl: int) -> None:
+    tables = _tables(mode, pde, ptes)
+    runs = []
+    for walk in (True, False):
+        cpu, ram = _machine(walk, mode, tables, accesses, wp=wp, nxe=nxe, cpl=cpl)
+        runs.append(_run(cpu, ram, accesses))
+        assert (cpu._walk is not None) == walk
+    assert runs[0] == runs[1]
+
+
+def test_a_data_page_is_entered_without_execute_permission() -> None:
+    """What the walk is for: after paging is on, stores to a page no code came from
+    run without unicorn's self-modifying-code checks, and code written into a page and
+    then run is the new code (the page turns executable, the TLB is dropped)."""
+    accesses = [("write", 0, 0), ("fetch", 0, 0), ("write", 0, 0), ("fetch", 0, 0)]
+    flags = [P | RW | US | A | D] * 4
+    cpu, ram = _machine(True, "pae", _tables("pae", P | RW | US, flags), accesses,
+                        wp=True, nxe=False, cpl=0)
+    cpu.set_reg("ebx", 0x00C3C3C3)          # the first store writes ret where calls land
+    first = _run(cpu, ram, accesses[:1])
+    assert first[0][0] is ExitReason.HLT
+    page = TARGET >> 12
+    assert not cpu._code_pages[page >> 6] >> (page & 63) & 1   # data only so far
+    cpu.set_reg("eip", STUBS + 16)
+    assert cpu.run(10_000).reason is ExitReason.HLT           # calls the ret it wrote
+    assert cpu._code_pages[page >> 6] >> (page & 63) & 1      # code now
+    cpu.set_reg("ebx", 0x90F4F4F4)          # hlt where the call lands: the new code runs
+    cpu.set_reg("eip", STUBS + 32)
+    assert cpu.run(10_000).reason is ExitReason.HLT
+    cpu.set_reg("eip", STUBS + 48)
+    cpu.set_reg("esp", 0x9000)
+    result = cpu.run(10_000)
+    assert result.reason is ExitReason.HLT and cpu.reg("eip") == TEST + 1
