@@ -3,7 +3,8 @@
 An HVM vCPU whose guest turns paging on keeps unicorn's virtual TLB with the native
 walk (``X86Vcpu._enter_walk``); the other vCPU here runs on QEMU's walk (unicorn's
 UC_TLB_CPU). Both run the same accesses through the same randomly drawn page tables
-(32-bit, 4 MiB PSE pages, PAE, 2 MiB pages, NX, WP, CPL 0 and 3) and must end the same:
+(32-bit, 4 MiB PSE pages, PAE, 2 MiB pages, NX, WP, SMEP, CPL 0 and 3) and must end the
+same:
 the same exit, the same #PF error code and CR2, the same registers, the same memory,
 page tables' accessed and dirty bits included.
 """
@@ -34,10 +35,11 @@ STUBS = 0x3000           # one access, then hlt, 16 bytes each
 GDT = 0x1000
 
 
-def _tables(mode: str, pde_flags: int, pte_flags: list[int]) -> dict[int, bytes]:
-    """Page tables for ``mode``: the low 2 MiB identity-mapped (code, stack, tables) with
-    every right; the test pages with the drawn flags, as 4 KiB pages or one large page."""
-    low = b"".join(struct.pack("<Q", (i << 12) | P | RW | US) for i in range(512))
+def _tables(mode: str, pde_flags: int, pte_flags: list[int], us: int = US) -> dict[int, bytes]:
+    """Page tables for ``mode``: the low 2 MiB identity-mapped (code, stack, tables),
+    read-write, user pages if ``us``; the test pages with the drawn flags, as 4 KiB
+    pages or one large page."""
+    low = b"".join(struct.pack("<Q", (i << 12) | P | RW | us) for i in range(512))
     if mode in ("pae", "pae-2m"):
         out = {0x10000: struct.pack("<Q", 0x11000 | P),            # PDPTE 0
                0x11000: struct.pack("<Q", 0x12000 | P | RW | US)}  # PDE 0: low 2 MiB
@@ -49,7 +51,7 @@ def _tables(mode: str, pde_flags: int, pte_flags: list[int]) -> dict[int, bytes]
                                     for k, f in enumerate(pte_flags))
         out[0x12000] = low
         return out
-    low32 = b"".join(struct.pack("<I", (i << 12) | P | RW | US) for i in range(1024))
+    low32 = b"".join(struct.pack("<I", (i << 12) | P | RW | us) for i in range(1024))
     out = {0x10000: struct.pack("<I", 0x12000 | P | RW | US), 0x12000: low32}
     if mode == "32-4m":
         out[0x10004] = struct.pack("<I", (TARGET & ~0x3FFFFF) | PS | (pde_flags & 0xFFF))
@@ -71,8 +73,11 @@ def _access(kind: str, page: int, offset: int) -> bytes:
     return code + b"\xf4"                                        # hlt
 
 
-def _machine(walk: bool, mode: str, tables: dict[int, bytes], accesses: list, *,
-             wp: bool, nxe: bool, cpl: int) -> tuple[X86Vcpu, ctypes.Array[ctypes.c_char]]:
+Ram = ctypes.Array[ctypes.c_char]
+
+
+def _machine(walk: bool, mode: str, tables: dict[int, bytes], accesses: list, *, wp: bool,
+             nxe: bool, cpl: int, smep: bool = False) -> tuple[X86Vcpu, Ram]:
     cpu = X86Vcpu(Exits(), long_mode=False)
     ram = (ctypes.c_char * RAM)()
     base = ctypes.addressof(ram)
@@ -97,7 +102,7 @@ def _machine(walk: bool, mode: str, tables: dict[int, bytes], accesses: list, *,
         cpu._enter_walk = lambda: False  # type: ignore[method-assign]
     assert cpu.identity_tlb_until_paging()
     cpu.set_reg("cr3", 0x10000)
-    cr4 = 0x20 if mode.startswith("pae") else 0x10
+    cr4 = (0x20 if mode.startswith("pae") else 0x10) | (1 << 20 if smep else 0)
     cpu.set_reg("cr4", cr4)
     if nxe:
         cpu.uc.reg_write(x86.X.UC_X86_REG_MSR, (0xC0000080, 0x800))
@@ -111,7 +116,7 @@ def _machine(walk: bool, mode: str, tables: dict[int, bytes], accesses: list, *,
     return cpu, ram
 
 
-def _run(cpu: X86Vcpu, ram: ctypes.Array[ctypes.c_char], accesses: list) -> list:
+def _run(cpu: X86Vcpu, ram: Ram, accesses: list) -> list:
     seen = []
     for i in range(len(accesses)):
         cpu.set_reg("eip", STUBS + 16 * i)
@@ -138,14 +143,14 @@ _accesses = st.lists(st.tuples(st.sampled_from(["read", "write", "fetch"]),
 @settings(max_examples=150, deadline=None)
 @given(mode=st.sampled_from(["32", "32-4m", "pae", "pae-2m"]),
        pde=_flags, ptes=st.lists(_flags, min_size=4, max_size=4), accesses=_accesses,
-       wp=st.booleans(), nxe=st.booleans(), cpl=st.sampled_from([0, 3]))
+       wp=st.booleans(), nxe=st.booleans(), cpl=st.sampled_from([0, 3]), smep=st.booleans())
 def test_the_walk_ends_every_access_as_qemus_walk_does(mode: str, pde: int, ptes: list[int],
                                                        accesses: list, wp: bool, nxe: bool,
-                                                       cpl: int) -> None:
-    tables = _tables(mode, pde, ptes)
+                                                       cpl: int, smep: bool) -> None:
+    tables = _tables(mode, pde, ptes, US if cpl == 3 else 0)   # (SMEP: supervisor code)
     runs = []
     for walk in (True, False):
-        cpu, ram = _machine(walk, mode, tables, accesses, wp=wp, nxe=nxe, cpl=cpl)
+        cpu, ram = _machine(walk, mode, tables, accesses, wp=wp, nxe=nxe, cpl=cpl, smep=smep)
         runs.append(_run(cpu, ram, accesses))
         assert (cpu._walk is not None) == walk
     assert runs[0] == runs[1]

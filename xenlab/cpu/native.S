@@ -571,73 +571,73 @@ walk:
 	push	rbx
 	mov	rbx, rsi
 	sub	rsp, 56
-	mov	rcx, QWORD PTR [r8+16]
 	mov	rdx, QWORD PTR [r8]
-	mov	r12, QWORD PTR [rcx]
 	mov	rcx, QWORD PTR [r8+24]
-	mov	rdx, QWORD PTR [rdx]
-	mov	r13, QWORD PTR [rcx]
+	mov	rsi, QWORD PTR [rdx]
+	mov	r11, QWORD PTR [rcx]
+	mov	rdx, QWORD PTR [r8+16]
 	mov	rcx, QWORD PTR [r8+32]
+	mov	rdx, QWORD PTR [rdx]
 	mov	ecx, DWORD PTR [rcx]
-	test	edx, 2147483648
-	je	.L41
-	cmp	rsi, -8193
-	ja	.L42
-	mov	rdi, r12
-	and	edi, 7344128
+	test	esi, 2147483648
+	je	.L54
+	cmp	rbx, -8193
+	ja	.L55
+	test	edx, 6295552
 	jne	.L4
 	movabs	r9, -9218868505946882048
-	mov	rsi, r13
-	mov	r11, r12
-	and	esi, 2048
-	mov	QWORD PTR [rsp+8], rsi
-	movabs	rsi, 4503530907893760
-	cmove	rsi, r9
+	mov	rdi, r11
+	mov	r14, rdx
+	and	edi, 2048
+	mov	QWORD PTR [rsp+16], rdi
+	movabs	rdi, 4503530907893760
+	cmove	rdi, r9
 	and	ecx, 3
 	cmp	ecx, 3
-	sete	r10b
-	cmp	eax, 17
 	sete	r9b
-	and	r11d, 32
-	jne	.L121
-	mov	rsi, QWORD PTR [r8+8]
-	mov	rdi, rbx
-	mov	r13, QWORD PTR [r8+48]
-	shr	rdi, 20
-	mov	r14, QWORD PTR [r8+40]
-	mov	rsi, QWORD PTR [rsi]
-	and	edi, 4092
-	and	rsi, -4096
-	or	rdi, rsi
-	shr	rsi, 12
-	and	esi, 1048575
-	cmp	rsi, r13
+	cmp	eax, 17
+	sete	r10b
+	and	r14d, 32
+	mov	QWORD PTR [rsp+8], r14
+	jne	.L152
+	mov	rdi, QWORD PTR [r8+8]
+	mov	r11, rbx
+	mov	r12, QWORD PTR [r8+48]
+	shr	r11, 20
+	mov	r13, QWORD PTR [r8+40]
+	mov	rdi, QWORD PTR [rdi]
+	and	r11d, 4092
+	and	rdi, -4096
+	or	r11, rdi
+	shr	rdi, 12
+	and	edi, 1048575
+	cmp	rdi, r12
 	jnb	.L4
-	mov	rsi, QWORD PTR [r14+rsi*8]
-	test	rsi, rsi
+	mov	rdi, QWORD PTR [r13+0+rdi*8]
+	test	rdi, rdi
 	je	.L4
-	and	edi, 4095
-	add	rsi, rdi
-	mov	edi, DWORD PTR [rsi]
-	test	dil, 1
+	and	r11d, 4095
+	add	rdi, r11
+	mov	r15d, DWORD PTR [rdi]
+	test	r15b, 1
 	je	.L15
-	test	dil, -128
+	test	r15b, -128
 	je	.L16
-	and	r12d, 16
+	test	dl, 16
 	je	.L16
-	test	edi, 2097152
+	test	r15d, 2097152
 	jne	.L4
-	mov	r13, rdi
-	xor	r14d, r14d
-	mov	r15d, 4194304
+	mov	r11, r15
+	xor	r13d, r13d
+	mov	r14d, 4194304
 	movabs	r12, 1095216660480
-	sal	r13, 19
-	and	r13, r12
-	or	r13, rdi
+	sal	r11, 19
+	and	r11, r12
+	or	r11, r15
 	jmp	.L14
 	.p2align 4,,10
 	.p2align 3
-.L42:
+.L55:
 	mov	r12d, 7
 .L3:
 	mov	QWORD PTR [rbp+0], rbx
@@ -653,7 +653,7 @@ walk:
 	ret
 	.p2align 4,,10
 	.p2align 3
-.L41:
+.L54:
 	mov	r12d, 7
 .L2:
 	mov	rdi, rbx
@@ -671,7 +671,7 @@ walk:
 	mov	rsi, QWORD PTR [rcx]
 	and	rdi, rsi
 	cmp	eax, 18
-	je	.L122
+	je	.L153
 	mov	eax, r12d
 	and	eax, -5
 	test	rdi, rdi
@@ -679,19 +679,19 @@ walk:
 	jmp	.L3
 	.p2align 4,,10
 	.p2align 3
-.L121:
-	test	r13d, 1024
+.L152:
+	test	r11d, 1024
 	je	.L7
-	mov	r12, rbx
-	sar	r12, 47
-	add	r12, 1
-	cmp	r12, 1
-	jbe	.L123
+	mov	r11, rbx
+	sar	r11, 47
+	add	r11, 1
+	cmp	r11, 1
+	jbe	.L154
 	.p2align 4,,10
 	.p2align 3
 .L4:
 	mov	eax, 2
-.L37:
+.L50:
 	mov	QWORD PTR [r8+80], rax
 	xor	eax, eax
 	mov	QWORD PTR [r8+96], rbx
@@ -706,75 +706,75 @@ walk:
 	.p2align 4,,10
 	.p2align 3
 .L16:
-	test	dil, 32
-	je	.L124
+	test	r15b, 32
+	je	.L155
 .L17:
-	mov	r12, rbx
-	mov	esi, edi
-	shr	r12, 10
-	and	esi, -4096
-	and	r12d, 4092
-	or	r12, rsi
-	shr	rsi, 12
-	cmp	rsi, r13
+	mov	r11, rbx
+	mov	edi, r15d
+	shr	r11, 10
+	and	edi, -4096
+	and	r11d, 4092
+	or	r11, rdi
+	shr	rdi, 12
+	cmp	rdi, r12
 	jnb	.L4
-	mov	rsi, QWORD PTR [r14+rsi*8]
-	test	rsi, rsi
+	mov	rdi, QWORD PTR [r13+0+rdi*8]
+	test	rdi, rdi
 	je	.L4
-	and	r12d, 4095
-	add	rsi, r12
-	mov	r12d, DWORD PTR [rsi]
+	and	r11d, 4095
+	add	rdi, r11
+	mov	r12d, DWORD PTR [rdi]
 	test	r12b, 1
 	je	.L15
-	mov	r13d, r12d
-	and	edi, r12d
-	xor	r14d, r14d
-	mov	r15d, 4096
+	mov	r11d, r12d
+	and	r15d, r12d
+	xor	r13d, r13d
+	mov	r14d, 4096
 .L14:
 	cmp	ecx, 3
-	je	.L125
-	mov	r12d, 3
-	test	dil, 2
-	jne	.L20
-	and	edx, 65536
-	cmp	rdx, 1
-	sbb	r12d, r12d
-	and	r12d, 2
-	add	r12d, 1
-.L20:
-	test	rdi, rdi
-	js	.L126
-	or	r12d, 4
-	cmp	eax, 18
-	je	.L26
-.L22:
-	cmp	eax, 17
-	je	.L127
-.L26:
-	test	r13b, 32
-	jne	.L28
-	mov	edx, 32
+	je	.L156
+	test	r15b, 2
+	jne	.L32
+	test	esi, 65536
+	je	.L32
+	mov	r12d, 1
+	test	r15, r15
+	js	.L157
 .L27:
-	test	r14, r14
-	je	.L29
-	mov	rcx, QWORD PTR [r14]
+	test	edx, 1048576
+	je	.L36
+	and	r15d, 4
+	je	.L36
+	cmp	eax, 18
+	je	.L25
+.L37:
+	cmp	eax, 17
+	je	.L158
+.L24:
+	test	r11b, 32
+	jne	.L40
+	mov	edx, 32
+.L39:
+	test	r13, r13
+	je	.L41
+	mov	rcx, QWORD PTR [r13+0]
 	and	rcx, rdx
 	cmp	rdx, rcx
-	je	.L30
-	lock or	QWORD PTR [r14], rdx
-.L30:
-	or	r13, rdx
-.L28:
+	je	.L42
+	lock or	QWORD PTR [r13+0], rdx
+.L42:
+	or	r11, rdx
+.L40:
 	movabs	rcx, 4503599627366400
 	mov	edx, r12d
 	and	edx, -3
-	test	r13b, 64
+	test	r11b, 64
 	cmove	r12d, edx
-	mov	rdx, r15
+	mov	rdx, r14
 	neg	rdx
-	and	rdx, r13
+	and	rdx, r11
 	and	rdx, rcx
-	lea	rcx, [r15-4096]
+	lea	rcx, [r14-4096]
 	and	rcx, rbx
 	or	rdx, rcx
 	mov	rdi, rdx
@@ -785,72 +785,37 @@ walk:
 	.p2align 4,,10
 	.p2align 3
 .L7:
-	mov	r12, QWORD PTR [r8+8]
+	mov	r11, QWORD PTR [r8+8]
 	mov	r13, rbx
-	mov	r14, QWORD PTR [r8+40]
+	mov	r12, QWORD PTR [r8+48]
 	shr	r13, 27
-	mov	r15, QWORD PTR [r8+48]
-	mov	r12, QWORD PTR [r12]
+	mov	r14, QWORD PTR [r8+40]
+	mov	r11, QWORD PTR [r11]
 	and	r13d, 24
-	mov	QWORD PTR [rsp+16], r14
-	and	r12, -32
-	or	r13, r12
-	shr	r12, 12
-	and	r12d, 1048575
-	cmp	r12, r15
+	and	r11, -32
+	or	r13, r11
+	shr	r11, 12
+	and	r11d, 1048575
+	cmp	r11, r12
 	jnb	.L4
-	mov	r12, QWORD PTR [r14+r12*8]
-	test	r12, r12
+	mov	r11, QWORD PTR [r14+r11*8]
+	test	r11, r11
 	je	.L4
 	and	r13d, 4095
-	mov	r13, QWORD PTR [r12+r13]
+	mov	r13, QWORD PTR [r11+r13]
 	test	r13b, 1
-	je	.L23
-	mov	r14, r13
-	shr	r14, 36
+	je	.L8
+	mov	r15, r13
+	shr	r15, 36
 	jne	.L4
-	movabs	r12, 9218868437227405312
-	movabs	r14, -9223372036854775802
-	mov	QWORD PTR [rsp+24], r14
-	or	rsi, r12
+	movabs	r11, 9218868437227405312
+	movabs	r15, -9223372036854775802
+	mov	QWORD PTR [rsp+24], r15
+	or	rdi, r11
 	jmp	.L10
 	.p2align 4,,10
 	.p2align 3
-.L126:
-	mov	edi, 1
-	cmp	eax, 18
-	jne	.L22
-	.p2align 4,,10
-	.p2align 3
-.L23:
-	movzx	edx, r9b
-	movzx	r10d, r10b
-	add	rdx, rdx
-	sal	r10, 2
-	or	rdx, r10
-	or	rdx, rdi
-	cmp	QWORD PTR [rsp+8], 0
-	setne	dil
-	test	r11, r11
-	setne	sil
-	test	dil, sil
-	je	.L35
-	cmp	eax, 18
-	mov	rax, rdx
-	sete	sil
-	or	rax, 16
-	test	sil, sil
-	cmovne	rdx, rax
-.L35:
-	mov	eax, 1
-	cmp	ecx, 3
-	je	.L50
-.L36:
-	mov	QWORD PTR [r8+88], rdx
-	jmp	.L37
-	.p2align 4,,10
-	.p2align 3
-.L122:
+.L153:
 	test	rdi, rdi
 	jne	.L3
 	or	rdx, rsi
@@ -861,216 +826,282 @@ walk:
 	.p2align 4,,10
 	.p2align 3
 .L15:
-	movzx	edx, r10b
+	movzx	esi, r10b
 	movzx	r9d, r9b
-	sal	rdx, 2
-	add	r9, r9
-	or	rdx, r9
-	jmp	.L35
+	add	rsi, rsi
+	sal	r9, 2
+	or	rsi, r9
+	cmp	eax, 18
+	je	.L52
+.L47:
+	mov	eax, 1
+	cmp	ecx, 3
+	je	.L147
+.L31:
+	mov	QWORD PTR [r8+88], rsi
+	jmp	.L50
 	.p2align 4,,10
 	.p2align 3
-.L123:
-	mov	r12, QWORD PTR [r8+8]
-	mov	r14, QWORD PTR [r8+40]
+.L154:
+	mov	r11, QWORD PTR [r8+8]
+	mov	r12, QWORD PTR [r8+48]
 	movabs	r13, 4503599627366400
-	mov	r15, QWORD PTR [r8+48]
-	and	r13, QWORD PTR [r12]
-	mov	r12, rbx
-	mov	QWORD PTR [rsp+16], r14
-	shr	r12, 36
-	and	r12d, 4088
-	or	r12, r13
+	mov	r14, QWORD PTR [r8+40]
+	and	r13, QWORD PTR [r11]
+	mov	r11, rbx
+	shr	r11, 36
+	and	r11d, 4088
+	or	r11, r13
 	shr	r13, 12
-	cmp	r13, r15
+	cmp	r13, r12
 	jnb	.L4
-	mov	r14, QWORD PTR [r14+r13*8]
-	test	r14, r14
+	mov	r15, QWORD PTR [r14+r13*8]
+	test	r15, r15
 	je	.L4
-	and	r12d, 4095
-	lea	r13, [r14+r12]
-	mov	r12, QWORD PTR [r13+0]
-	test	r12b, 1
-	je	.L23
-	mov	r14, rsi
-	or	r14b, -128
-	mov	QWORD PTR [rsp+32], r14
-	test	r14, r12
+	and	r11d, 4095
+	lea	r13, [r15+r11]
+	mov	r11, QWORD PTR [r13+0]
+	test	r11b, 1
+	je	.L8
+	mov	r15, rdi
+	or	r15b, -128
+	mov	QWORD PTR [rsp+32], r15
+	test	r15, r11
 	jne	.L4
-	test	r12b, 32
+	test	r11b, 32
 	jne	.L9
 	lock or	QWORD PTR [r13+0], 32
-	mov	r15, QWORD PTR [r8+40]
-	mov	QWORD PTR [rsp+16], r15
-	mov	r15, QWORD PTR [r8+48]
+	mov	r14, QWORD PTR [r8+40]
+	mov	r12, QWORD PTR [r8+48]
 .L9:
 	movabs	r13, 4503599627366400
-	mov	r14, rbx
-	shr	r14, 27
-	and	r13, r12
-	and	r14d, 4088
-	or	r14, r13
+	mov	r15, rbx
+	shr	r15, 27
+	and	r13, r11
+	and	r15d, 4088
+	or	r15, r13
 	shr	r13, 12
-	mov	QWORD PTR [rsp+24], r14
-	cmp	r13, r15
+	mov	QWORD PTR [rsp+24], r15
+	cmp	r13, r12
 	jnb	.L4
-	mov	r14, QWORD PTR [rsp+16]
-	mov	r14, QWORD PTR [r14+r13*8]
-	test	r14, r14
+	mov	r15, QWORD PTR [r14+r13*8]
+	test	r15, r15
 	je	.L4
 	mov	r13, QWORD PTR [rsp+24]
 	and	r13d, 4095
-	add	r14, r13
-	mov	r13, QWORD PTR [r14]
-	mov	QWORD PTR [rsp+40], r14
+	add	r15, r13
+	mov	r13, QWORD PTR [r15]
+	mov	QWORD PTR [rsp+40], r15
 	test	r13b, 1
-	je	.L23
-	movabs	r14, -9223372036854775808
-	xor	r12, r14
-	xor	r14, r13
-	and	r14, r12
-	mov	QWORD PTR [rsp+24], r14
+	je	.L8
+	movabs	r15, -9223372036854775808
+	xor	r11, r15
+	xor	r15, r13
+	and	r15, r11
+	mov	QWORD PTR [rsp+24], r15
 	test	QWORD PTR [rsp+32], r13
 	jne	.L4
 	test	r13b, 32
 	jne	.L10
-	mov	r14, QWORD PTR [rsp+40]
-	lock or	QWORD PTR [r14], 32
-	mov	r15, QWORD PTR [r8+40]
-	mov	QWORD PTR [rsp+16], r15
-	mov	r15, QWORD PTR [r8+48]
+	mov	r15, QWORD PTR [rsp+40]
+	lock or	QWORD PTR [r15], 32
+	mov	r14, QWORD PTR [r8+40]
+	mov	r12, QWORD PTR [r8+48]
 	.p2align 4,,10
 	.p2align 3
 .L10:
-	movabs	r12, 4503599627366400
-	mov	r14, rbx
-	shr	r14, 18
-	and	r12, r13
-	and	r14d, 4088
-	or	r14, r12
-	shr	r12, 12
-	cmp	r12, r15
+	movabs	r11, 4503599627366400
+	mov	r15, rbx
+	shr	r15, 18
+	and	r11, r13
+	and	r15d, 4088
+	or	r15, r11
+	shr	r11, 12
+	cmp	r11, r12
 	jnb	.L4
-	mov	r13, QWORD PTR [rsp+16]
-	mov	r12, QWORD PTR [r13+0+r12*8]
-	test	r12, r12
+	mov	r13, QWORD PTR [r14+r11*8]
+	test	r13, r13
 	je	.L4
-	and	r14d, 4095
-	add	r14, r12
-	mov	r13, QWORD PTR [r14]
-	test	r13b, 1
-	je	.L23
-	mov	r12, r13
-	btc	r12, 63
-	and	r12, QWORD PTR [rsp+24]
-	mov	QWORD PTR [rsp+24], r12
-	test	r13b, -128
+	and	r15d, 4095
+	add	r13, r15
+	mov	r11, QWORD PTR [r13+0]
+	test	r11b, 1
+	je	.L8
+	mov	r15, r11
+	btc	r15, 63
+	and	r15, QWORD PTR [rsp+24]
+	test	r11b, -128
 	je	.L11
-	or	rsi, 2088960
-	mov	r15d, 2097152
+	or	rdi, 2088960
+	mov	r14d, 2097152
 .L12:
-	test	r13, rsi
+	test	r11, rdi
 	jne	.L4
-	mov	rdi, QWORD PTR [rsp+24]
-	xor	esi, esi
-	btc	rdi, 63
+	btc	r15, 63
+	xor	edi, edi
 	jmp	.L14
 	.p2align 4,,10
 	.p2align 3
-.L124:
-	lock or	DWORD PTR [rsi], 32
-	mov	r14, QWORD PTR [r8+40]
-	mov	r13, QWORD PTR [r8+48]
+.L155:
+	lock or	DWORD PTR [rdi], 32
+	mov	r13, QWORD PTR [r8+40]
+	mov	r12, QWORD PTR [r8+48]
 	jmp	.L17
-.L19:
-	movzx	ecx, r9b
-	add	rcx, rcx
-	mov	rdx, rcx
-	or	rdx, 5
-	test	r11, r11
-	setne	dil
-	cmp	QWORD PTR [rsp+8], 0
-	setne	sil
-	test	dil, sil
-	je	.L50
+	.p2align 4,,10
+	.p2align 3
+.L8:
+	movzx	esi, r10b
+	movzx	r9d, r9b
+	add	rsi, rsi
+	sal	r9, 2
+	or	rsi, r9
 	cmp	eax, 18
-	jne	.L50
-	mov	rdx, rcx
-	or	rdx, 21
+	jne	.L47
+.L51:
+	cmp	QWORD PTR [rsp+8], 0
+	je	.L52
+	cmp	QWORD PTR [rsp+16], 0
+	je	.L52
+.L48:
+	or	rsi, 16
+	jmp	.L47
 	.p2align 4,,10
 	.p2align 3
-.L50:
+.L52:
+	test	edx, 1048576
+	je	.L47
+	jmp	.L48
+.L19:
+	movzx	esi, r10b
+	add	rsi, rsi
+	or	rsi, 5
+	cmp	eax, 18
+	je	.L51
+	.p2align 4,,10
+	.p2align 3
+.L147:
 	mov	eax, 3
-	jmp	.L36
+	jmp	.L31
 	.p2align 4,,10
 	.p2align 3
-.L125:
-	test	dil, 4
-	je	.L19
-	mov	rdx, rdi
-	and	edx, 2
-	cmp	rdx, 1
-	sbb	r12d, r12d
-	and	r12d, -2
-	add	r12d, 3
-	jmp	.L20
-	.p2align 4,,10
-	.p2align 3
-.L127:
-	test	r12b, 2
-	je	.L128
-	mov	rcx, r13
+.L32:
+	mov	r12d, 3
+	test	r15, r15
+	jns	.L27
+.L21:
+	cmp	eax, 18
+	je	.L25
+	mov	r12d, 3
+.L150:
+	cmp	eax, 17
+	jne	.L24
+.L23:
+	mov	rcx, r11
 	mov	edx, 96
 	and	ecx, 96
 	cmp	rcx, 96
-	jne	.L27
-	jmp	.L28
+	jne	.L39
+	jmp	.L40
+	.p2align 4,,10
+	.p2align 3
+.L156:
+	test	r15b, 4
+	je	.L19
+	test	r15b, 2
+	je	.L20
+	test	r15, r15
+	js	.L21
+	mov	r12d, 7
+	cmp	eax, 18
+	jne	.L150
+	jmp	.L24
+	.p2align 4,,10
+	.p2align 3
+.L36:
+	or	r12d, 4
+	cmp	eax, 18
+	jne	.L37
+	jmp	.L24
+.L25:
+	movzx	esi, r9b
+	movzx	eax, r10b
+	sal	rsi, 2
+	add	rax, rax
+	or	rsi, rax
+	or	rsi, 1
+	jmp	.L51
+.L20:
+	test	r15, r15
+	js	.L29
+	cmp	eax, 18
+	je	.L61
+	cmp	eax, 17
+	je	.L63
+.L61:
+	mov	r12d, 5
+	jmp	.L24
 .L11:
-	test	rsi, r13
+	test	rdi, r11
 	jne	.L4
-	test	r13b, 32
+	test	r11b, 32
 	jne	.L13
-	lock or	QWORD PTR [r14], 32
-	mov	r15, QWORD PTR [r8+40]
-	mov	QWORD PTR [rsp+16], r15
-	mov	r15, QWORD PTR [r8+48]
+	lock or	QWORD PTR [r13+0], 32
+	mov	r14, QWORD PTR [r8+40]
+	mov	r12, QWORD PTR [r8+48]
 .L13:
-	mov	r12, rbx
-	shr	r12, 9
-	mov	r14, r12
-	movabs	r12, 4503599627366400
-	and	r12, r13
-	and	r14d, 4088
-	or	r14, r12
-	shr	r12, 12
-	mov	r13, r14
-	cmp	r12, r15
+	mov	r13, rbx
+	shr	r13, 9
+	and	r13d, 4088
+	mov	QWORD PTR [rsp+24], r13
+	movabs	r13, 4503599627366400
+	and	r13, r11
+	mov	r11, QWORD PTR [rsp+24]
+	or	r11, r13
+	shr	r13, 12
+	cmp	r13, r12
 	jnb	.L4
-	mov	r15, QWORD PTR [rsp+16]
-	mov	r14, QWORD PTR [r15+r12*8]
-	test	r14, r14
+	mov	r13, QWORD PTR [r14+r13*8]
+	test	r13, r13
 	je	.L4
-	and	r13d, 4095
-	add	r14, r13
-	mov	r13, QWORD PTR [r14]
-	test	r13b, 1
-	je	.L23
-	mov	rdi, r13
-	mov	r15d, 4096
-	btc	rdi, 63
-	and	QWORD PTR [rsp+24], rdi
+	and	r11d, 4095
+	add	r13, r11
+	mov	r11, QWORD PTR [r13+0]
+	test	r11b, 1
+	je	.L8
+	mov	r12, r11
+	mov	r14d, 4096
+	btc	r12, 63
+	and	r15, r12
 	jmp	.L12
-.L29:
-	mov	ecx, DWORD PTR [rsi]
+.L41:
+	mov	ecx, DWORD PTR [rdi]
 	and	ecx, edx
 	cmp	edx, ecx
-	je	.L30
-	lock or	DWORD PTR [rsi], edx
-	jmp	.L30
-.L128:
-	movzx	edx, r9b
-	movzx	eax, r10b
-	add	rdx, rdx
-	sal	rax, 2
-	or	rdx, rax
-	or	rdx, 1
-	jmp	.L35
+	je	.L42
+	lock or	DWORD PTR [rdi], edx
+	jmp	.L42
+.L158:
+	test	r12b, 2
+	jne	.L23
+	movzx	esi, r10b
+	mov	eax, 1
+	add	rsi, rsi
+	or	rsi, 1
+	jmp	.L31
+.L29:
+	cmp	eax, 18
+	je	.L25
+	mov	r12d, 1
+	cmp	eax, 17
+	jne	.L24
+.L63:
+	mov	esi, 7
+	jmp	.L147
+.L157:
+	cmp	eax, 18
+	je	.L25
+	cmp	eax, 17
+	jne	.L24
+	mov	esi, 3
+	mov	eax, 1
+	jmp	.L31

@@ -11,8 +11,8 @@
  * accessed and dirty bits as the CPU does. It returns false, with w->verdict, for a
  * page fault (1: w->error_code is QEMU's; 3: the same at CPL 3, where only the caller
  * can tell an implicit supervisor access from the program's own) and for everything
- * it leaves to QEMU's walk (2): reserved bits, 1 GiB pages, SMEP, SMAP, protection
- * keys, 5-level paging, tables outside RAM.
+ * it leaves to QEMU's walk (2): reserved bits, 1 GiB pages, SMAP, protection keys,
+ * 5-level paging, tables outside RAM.
  *
  * Built with: gcc -O2 -S -masm=intel -fno-pic -fno-asynchronous-unwind-tables
  *             -fcf-protection=none -fno-stack-protector -mno-red-zone walk.c
@@ -102,7 +102,7 @@ bool walk(void *uc, uint64_t addr, int type, uc_tlb_entry *e, struct walk *w)
         prot = 7;
         goto done;
     }
-    if (cr4 & (CR4_SMEP | CR4_SMAP | CR4_PKE | CR4_LA57))
+    if (cr4 & (CR4_SMAP | CR4_PKE | CR4_LA57))
         goto hand_back;
     rsvd = (~(PHYS_LIMIT - 1) & PG_ADDR) | (efer & EFER_NXE ? 0 : PG_NX);
     if (cr4 & CR4_PAE) {
@@ -208,8 +208,8 @@ bool walk(void *uc, uint64_t addr, int type, uc_tlb_entry *e, struct walk *w)
     prot = 1;
     if ((ptep & PG_RW) || (!user && !(cr0 & CR0_WP)))
         prot |= 2;
-    if (!(ptep & PG_NX))
-        prot |= 4;
+    if (!(ptep & PG_NX) && (user || !((cr4 & CR4_SMEP) && (ptep & PG_US))))
+        prot |= 4;                          /* (SMEP: no supervisor code in user pages) */
     if (!(prot & (fetch ? 4 : write ? 2 : 1))) {
         error = PG_P;
         goto fault;
@@ -244,7 +244,7 @@ done:
     return true;
 fault:         /* QEMU's do_fault: the #PF's error code */
     error |= (uint64_t)write << 1 | (uint64_t)user << 2;
-    if (fetch && (efer & EFER_NXE) && (cr4 & CR4_PAE))
+    if (fetch && (((efer & EFER_NXE) && (cr4 & CR4_PAE)) || (cr4 & CR4_SMEP)))
         error |= 0x10;
     w->error_code = error;
     w->verdict = user ? 3 : 1;  /* (at CPL 3: unless a descriptor table's access) */

@@ -24,7 +24,9 @@ HVM vCPU therefore uses unicorn's virtual TLB 1:1 while CR0.PG is clear, with a
 second native callback that enters data pages read-write only and pages that
 ever held code read-write-executable (``identity_tlb_until_paging``): stores to
 data run at full speed, stores to code stay checked for self-modifying code,
-and a ``mov cr0`` that sets PG hands translation back to unicorn's page walk.
+and a ``mov cr0`` that sets PG hands translation to a native page walk that does
+the same through the guest's page tables (``_enter_walk``, walk.c), or to
+unicorn's own walk where that cannot run.
 
 Real Xen: xen/arch/x86/x86_64/entry.S (syscall entry), xen/arch/x86/traps.c,
 xen/arch/x86/hvm/vmx/vmx.c (vmx_vmexit_handler)
@@ -744,114 +746,114 @@ _WALK_THUNK = bytes.fromhex(
     "53"                    #   e: push rbx
     "4889f3"                #   f: mov rbx,rsi
     "4883ec38"              #  12: sub rsp,0x38
-    "498b4810"              #  16: mov rcx,qword [r8+0x10]
-    "498b10"                #  1a: mov rdx,qword [r8]
-    "4c8b21"                #  1d: mov r12,qword [rcx]
-    "498b4818"              #  20: mov rcx,qword [r8+0x18]
-    "488b12"                #  24: mov rdx,qword [rdx]
-    "4c8b29"                #  27: mov r13,qword [rcx]
-    "498b4820"              #  2a: mov rcx,qword [r8+0x20]
+    "498b10"                #  16: mov rdx,qword [r8]
+    "498b4818"              #  19: mov rcx,qword [r8+0x18]
+    "488b32"                #  1d: mov rsi,qword [rdx]
+    "4c8b19"                #  20: mov r11,qword [rcx]
+    "498b5010"              #  23: mov rdx,qword [r8+0x10]
+    "498b4820"              #  27: mov rcx,qword [r8+0x20]
+    "488b12"                #  2b: mov rdx,qword [rdx]
     "8b09"                  #  2e: mov ecx,dword [rcx]
-    "f7c200000080"          #  30: test edx,0x80000000
-    "0f842c010000"          #  36: je 168
-    "4881feffdfffff"        #  3c: cmp rsi,0xffffffffffffdfff
-    "0f87f7000000"          #  43: ja 140
-    "4c89e7"                #  49: mov rdi,r12
-    "81e700107000"          #  4c: and edi,0x701000
-    "0f8590010000"          #  52: jne 1e8
-    "49b900000000f0ff0f80"  #  58: movabs r9,0x800ffff000000000
-    "4c89ee"                #  62: mov rsi,r13
-    "4d89e3"                #  65: mov r11,r12
-    "81e600080000"          #  68: and esi,0x800
-    "4889742408"            #  6e: mov qword [rsp+0x8],rsi
-    "48be00000000f0ff0f00"  #  73: movabs rsi,0xffff000000000
-    "490f44f1"              #  7d: cmove rsi,r9
-    "83e103"                #  81: and ecx,0x3
-    "83f903"                #  84: cmp ecx,0x3
-    "410f94c2"              #  87: sete r10b
-    "83f811"                #  8b: cmp eax,0x11
-    "410f94c1"              #  8e: sete r9b
-    "4183e320"              #  92: and r11d,0x20
-    "0f8524010000"          #  96: jne 1c0
-    "498b7008"              #  9c: mov rsi,qword [r8+0x8]
-    "4889df"                #  a0: mov rdi,rbx
-    "4d8b6830"              #  a3: mov r13,qword [r8+0x30]
-    "48c1ef14"              #  a7: shr rdi,0x14
-    "4d8b7028"              #  ab: mov r14,qword [r8+0x28]
-    "488b36"                #  af: mov rsi,qword [rsi]
-    "81e7fc0f0000"          #  b2: and edi,0xffc
-    "4881e600f0ffff"        #  b8: and rsi,0xfffffffffffff000
-    "4809f7"                #  bf: or rdi,rsi
-    "48c1ee0c"              #  c2: shr rsi,0xc
-    "81e6ffff0f00"          #  c6: and esi,0xfffff
-    "4c39ee"                #  cc: cmp rsi,r13
-    "0f8313010000"          #  cf: jae 1e8
-    "498b34f6"              #  d5: mov rsi,qword [r14+rsi*8]
-    "4885f6"                #  d9: test rsi,rsi
-    "0f8406010000"          #  dc: je 1e8
-    "81e7ff0f0000"          #  e2: and edi,0xfff
-    "4801fe"                #  e8: add rsi,rdi
-    "8b3e"                  #  eb: mov edi,dword [rsi]
-    "40f6c701"              #  ed: test dil,0x1
-    "0f8449030000"          #  f1: je 440
-    "40f6c780"              #  f7: test dil,0x80
-    "0f840f010000"          #  fb: je 210
-    "4183e410"              # 101: and r12d,0x10
-    "0f8405010000"          # 105: je 210
-    "f7c700002000"          # 10b: test edi,0x200000
-    "0f85d1000000"          # 111: jne 1e8
-    "4989fd"                # 117: mov r13,rdi
-    "4531f6"                # 11a: xor r14d,r14d
-    "41bf00004000"          # 11d: mov r15d,0x400000
-    "49bc00000000ff000000"  # 123: movabs r12,0xff00000000
-    "49c1e513"              # 12d: shl r13,0x13
-    "4d21e5"                # 131: and r13,r12
-    "4909fd"                # 134: or r13,rdi
-    "e92f010000"            # 137: jmp 26b
-    "0f1f4000"              # 13c: nop dword [rax+0x0]
-    "41bc07000000"          # 140: mov r12d,0x7
-    "48895d00"              # 146: mov qword [rbp+0x0],rbx
-    "b801000000"            # 14a: mov eax,0x1
-    "44896508"              # 14f: mov dword [rbp+0x8],r12d
-    "4883c438"              # 153: add rsp,0x38
-    "5b"                    # 157: pop rbx
-    "5d"                    # 158: pop rbp
-    "415c"                  # 159: pop r12
-    "415d"                  # 15b: pop r13
-    "415e"                  # 15d: pop r14
-    "415f"                  # 15f: pop r15
-    "c3"                    # 161: ret
-    "660f1f440000"          # 162: nop word [rax+rax*1+0x0]
-    "41bc07000000"          # 168: mov r12d,0x7
-    "4889df"                # 16e: mov rdi,rbx
-    "48c1ef20"              # 171: shr rdi,0x20
-    "75cf"                  # 175: jne 146
-    "4889d9"                # 177: mov rcx,rbx
-    "ba01000000"            # 17a: mov edx,0x1
-    "4889de"                # 17f: mov rsi,rbx
-    "48c1e90c"              # 182: shr rcx,0xc
-    "48c1ee12"              # 186: shr rsi,0x12
-    "48d3e2"                # 18a: shl rdx,cl
-    "498b4838"              # 18d: mov rcx,qword [r8+0x38]
-    "4889d7"                # 191: mov rdi,rdx
-    "488d0cf1"              # 194: lea rcx,[rcx+rsi*8]
-    "488b31"                # 198: mov rsi,qword [rcx]
-    "4821f7"                # 19b: and rdi,rsi
-    "83f812"                # 19e: cmp eax,0x12
-    "0f8479020000"          # 1a1: je 420
-    "4489e0"                # 1a7: mov eax,r12d
-    "83e0fb"                # 1aa: and eax,0xfffffffb
-    "4885ff"                # 1ad: test rdi,rdi
-    "440f44e0"              # 1b0: cmove r12d,eax
-    "eb90"                  # 1b4: jmp 146
-    "662e0f1f840000000000"  # 1b6: cs nop word [rax+rax*1+0x0]
-    "41f7c500040000"        # 1c0: test r13d,0x400
-    "0f8453010000"          # 1c7: je 320
-    "4989dc"                # 1cd: mov r12,rbx
-    "49c1fc2f"              # 1d0: sar r12,0x2f
-    "4983c401"              # 1d4: add r12,0x1
-    "4983fc01"              # 1d8: cmp r12,0x1
-    "0f8676020000"          # 1dc: jbe 458
+    "f7c600000080"          #  30: test esi,0x80000000
+    "0f8434010000"          #  36: je 170
+    "4881fbffdfffff"        #  3c: cmp rbx,0xffffffffffffdfff
+    "0f87ff000000"          #  43: ja 148
+    "f7c200106000"          #  49: test edx,0x601000
+    "0f8593010000"          #  4f: jne 1e8
+    "49b900000000f0ff0f80"  #  55: movabs r9,0x800ffff000000000
+    "4c89df"                #  5f: mov rdi,r11
+    "4989d6"                #  62: mov r14,rdx
+    "81e700080000"          #  65: and edi,0x800
+    "48897c2410"            #  6b: mov qword [rsp+0x10],rdi
+    "48bf00000000f0ff0f00"  #  70: movabs rdi,0xffff000000000
+    "490f44f9"              #  7a: cmove rdi,r9
+    "83e103"                #  7e: and ecx,0x3
+    "83f903"                #  81: cmp ecx,0x3
+    "410f94c1"              #  84: sete r9b
+    "83f811"                #  88: cmp eax,0x11
+    "410f94c2"              #  8b: sete r10b
+    "4183e620"              #  8f: and r14d,0x20
+    "4c89742408"            #  93: mov qword [rsp+0x8],r14
+    "0f8522010000"          #  98: jne 1c0
+    "498b7808"              #  9e: mov rdi,qword [r8+0x8]
+    "4989db"                #  a2: mov r11,rbx
+    "4d8b6030"              #  a5: mov r12,qword [r8+0x30]
+    "49c1eb14"              #  a9: shr r11,0x14
+    "4d8b6828"              #  ad: mov r13,qword [r8+0x28]
+    "488b3f"                #  b1: mov rdi,qword [rdi]
+    "4181e3fc0f0000"        #  b4: and r11d,0xffc
+    "4881e700f0ffff"        #  bb: and rdi,0xfffffffffffff000
+    "4909fb"                #  c2: or r11,rdi
+    "48c1ef0c"              #  c5: shr rdi,0xc
+    "81e7ffff0f00"          #  c9: and edi,0xfffff
+    "4c39e7"                #  cf: cmp rdi,r12
+    "0f8310010000"          #  d2: jae 1e8
+    "498b7cfd00"            #  d8: mov rdi,qword [r13+rdi*8+0x0]
+    "4885ff"                #  dd: test rdi,rdi
+    "0f8402010000"          #  e0: je 1e8
+    "4181e3ff0f0000"        #  e6: and r11d,0xfff
+    "4c01df"                #  ed: add rdi,r11
+    "448b3f"                #  f0: mov r15d,dword [rdi]
+    "41f6c701"              #  f3: test r15b,0x1
+    "0f84e3020000"          #  f7: je 3e0
+    "41f6c780"              #  fd: test r15b,0x80
+    "0f8409010000"          # 101: je 210
+    "f6c210"                # 107: test dl,0x10
+    "0f8400010000"          # 10a: je 210
+    "41f7c700002000"        # 110: test r15d,0x200000
+    "0f85cb000000"          # 117: jne 1e8
+    "4d89fb"                # 11d: mov r11,r15
+    "4531ed"                # 120: xor r13d,r13d
+    "41be00004000"          # 123: mov r14d,0x400000
+    "49bc00000000ff000000"  # 129: movabs r12,0xff00000000
+    "49c1e313"              # 133: shl r11,0x13
+    "4d21e3"                # 137: and r11,r12
+    "4d09fb"                # 13a: or r11,r15
+    "e92b010000"            # 13d: jmp 26d
+    "660f1f440000"          # 142: nop word [rax+rax*1+0x0]
+    "41bc07000000"          # 148: mov r12d,0x7
+    "48895d00"              # 14e: mov qword [rbp+0x0],rbx
+    "b801000000"            # 152: mov eax,0x1
+    "44896508"              # 157: mov dword [rbp+0x8],r12d
+    "4883c438"              # 15b: add rsp,0x38
+    "5b"                    # 15f: pop rbx
+    "5d"                    # 160: pop rbp
+    "415c"                  # 161: pop r12
+    "415d"                  # 163: pop r13
+    "415e"                  # 165: pop r14
+    "415f"                  # 167: pop r15
+    "c3"                    # 169: ret
+    "660f1f440000"          # 16a: nop word [rax+rax*1+0x0]
+    "41bc07000000"          # 170: mov r12d,0x7
+    "4889df"                # 176: mov rdi,rbx
+    "48c1ef20"              # 179: shr rdi,0x20
+    "75cf"                  # 17d: jne 14e
+    "4889d9"                # 17f: mov rcx,rbx
+    "ba01000000"            # 182: mov edx,0x1
+    "4889de"                # 187: mov rsi,rbx
+    "48c1e90c"              # 18a: shr rcx,0xc
+    "48c1ee12"              # 18e: shr rsi,0x12
+    "48d3e2"                # 192: shl rdx,cl
+    "498b4838"              # 195: mov rcx,qword [r8+0x38]
+    "4889d7"                # 199: mov rdi,rdx
+    "488d0cf1"              # 19c: lea rcx,[rcx+rsi*8]
+    "488b31"                # 1a0: mov rsi,qword [rcx]
+    "4821f7"                # 1a3: and rdi,rsi
+    "83f812"                # 1a6: cmp eax,0x12
+    "0f8411020000"          # 1a9: je 3c0
+    "4489e0"                # 1af: mov eax,r12d
+    "83e0fb"                # 1b2: and eax,0xfffffffb
+    "4885ff"                # 1b5: test rdi,rdi
+    "440f44e0"              # 1b8: cmove r12d,eax
+    "eb90"                  # 1bc: jmp 14e
+    "6690"                  # 1be: xchg ax,ax
+    "41f7c300040000"        # 1c0: test r11d,0x400
+    "0f846b010000"          # 1c7: je 338
+    "4989db"                # 1cd: mov r11,rbx
+    "49c1fb2f"              # 1d0: sar r11,0x2f
+    "4983c301"              # 1d4: add r11,0x1
+    "4983fb01"              # 1d8: cmp r11,0x1
+    "0f8636020000"          # 1dc: jbe 418
     "660f1f440000"          # 1e2: nop word [rax+rax*1+0x0]
     "b802000000"            # 1e8: mov eax,0x2
     "49894050"              # 1ed: mov qword [r8+0x50],rax
@@ -866,339 +868,357 @@ _WALK_THUNK = bytes.fromhex(
     "415f"                  # 203: pop r15
     "c3"                    # 205: ret
     "662e0f1f840000000000"  # 206: cs nop word [rax+rax*1+0x0]
-    "40f6c720"              # 210: test dil,0x20
-    "0f8416040000"          # 214: je 630
-    "4989dc"                # 21a: mov r12,rbx
-    "89fe"                  # 21d: mov esi,edi
-    "49c1ec0a"              # 21f: shr r12,0xa
-    "81e600f0ffff"          # 223: and esi,0xfffff000
-    "4181e4fc0f0000"        # 229: and r12d,0xffc
-    "4909f4"                # 230: or r12,rsi
-    "48c1ee0c"              # 233: shr rsi,0xc
-    "4c39ee"                # 237: cmp rsi,r13
-    "73ac"                  # 23a: jae 1e8
-    "498b34f6"              # 23c: mov rsi,qword [r14+rsi*8]
-    "4885f6"                # 240: test rsi,rsi
-    "74a3"                  # 243: je 1e8
-    "4181e4ff0f0000"        # 245: and r12d,0xfff
-    "4c01e6"                # 24c: add rsi,r12
-    "448b26"                # 24f: mov r12d,dword [rsi]
-    "41f6c401"              # 252: test r12b,0x1
-    "0f84e4010000"          # 256: je 440
-    "4589e5"                # 25c: mov r13d,r12d
-    "4421e7"                # 25f: and edi,r12d
-    "4531f6"                # 262: xor r14d,r14d
-    "41bf00100000"          # 265: mov r15d,0x1000
-    "83f903"                # 26b: cmp ecx,0x3
-    "0f8414040000"          # 26e: je 688
-    "41bc03000000"          # 274: mov r12d,0x3
-    "40f6c702"              # 27a: test dil,0x2
-    "7515"                  # 27e: jne 295
-    "81e200000100"          # 280: and edx,0x10000
-    "4883fa01"              # 286: cmp rdx,0x1
-    "4519e4"                # 28a: sbb r12d,r12d
-    "4183e402"              # 28d: and r12d,0x2
-    "4183c401"              # 291: add r12d,0x1
-    "4885ff"                # 295: test rdi,rdi
-    "0f8812010000"          # 298: js 3b0
-    "4183cc04"              # 29e: or r12d,0x4
-    "83f812"                # 2a2: cmp eax,0x12
-    "7409"                  # 2a5: je 2b0
-    "83f811"                # 2a7: cmp eax,0x11
-    "0f8400040000"          # 2aa: je 6b0
-    "41f6c520"              # 2b0: test r13b,0x20
-    "7520"                  # 2b4: jne 2d6
-    "ba20000000"            # 2b6: mov edx,0x20
-    "4d85f6"                # 2bb: test r14,r14
-    "0f84a3040000"          # 2be: je 767
-    "498b0e"                # 2c4: mov rcx,qword [r14]
-    "4821d1"                # 2c7: and rcx,rdx
-    "4839ca"                # 2ca: cmp rdx,rcx
-    "7404"                  # 2cd: je 2d3
-    "f0490916"              # 2cf: lock or qword [r14],rdx
-    "4909d5"                # 2d3: or r13,rdx
-    "48b900f0ffffffff0f00"  # 2d6: movabs rcx,0xffffffffff000
-    "4489e2"                # 2e0: mov edx,r12d
-    "83e2fd"                # 2e3: and edx,0xfffffffd
-    "41f6c540"              # 2e6: test r13b,0x40
-    "440f44e2"              # 2ea: cmove r12d,edx
-    "4c89fa"                # 2ee: mov rdx,r15
-    "48f7da"                # 2f1: neg rdx
-    "4c21ea"                # 2f4: and rdx,r13
-    "4821ca"                # 2f7: and rdx,rcx
-    "498d8f00f0ffff"        # 2fa: lea rcx,[r15-0x1000]
-    "4821d9"                # 301: and rcx,rbx
-    "4809ca"                # 304: or rdx,rcx
-    "4889d7"                # 307: mov rdi,rdx
-    "48c1ef24"              # 30a: shr rdi,0x24
-    "0f85d4feffff"          # 30e: jne 1e8
-    "4889d3"                # 314: mov rbx,rdx
-    "e952feffff"            # 317: jmp 16e
-    "0f1f4000"              # 31c: nop dword [rax+0x0]
-    "4d8b6008"              # 320: mov r12,qword [r8+0x8]
-    "4989dd"                # 324: mov r13,rbx
-    "4d8b7028"              # 327: mov r14,qword [r8+0x28]
-    "49c1ed1b"              # 32b: shr r13,0x1b
-    "4d8b7830"              # 32f: mov r15,qword [r8+0x30]
-    "4d8b2424"              # 333: mov r12,qword [r12]
-    "4183e518"              # 337: and r13d,0x18
-    "4c89742410"            # 33b: mov qword [rsp+0x10],r14
-    "4983e4e0"              # 340: and r12,0xffffffffffffffe0
-    "4d09e5"                # 344: or r13,r12
-    "49c1ec0c"              # 347: shr r12,0xc
-    "4181e4ffff0f00"        # 34b: and r12d,0xfffff
-    "4d39fc"                # 352: cmp r12,r15
-    "0f838dfeffff"          # 355: jae 1e8
-    "4f8b24e6"              # 35b: mov r12,qword [r14+r12*8]
-    "4d85e4"                # 35f: test r12,r12
-    "0f8480feffff"          # 362: je 1e8
-    "4181e5ff0f0000"        # 368: and r13d,0xfff
-    "4f8b2c2c"              # 36f: mov r13,qword [r12+r13*1]
-    "41f6c501"              # 373: test r13b,0x1
-    "7447"                  # 377: je 3c0
-    "4d89ee"                # 379: mov r14,r13
-    "49c1ee24"              # 37c: shr r14,0x24
-    "0f8562feffff"          # 380: jne 1e8
-    "49bc000000000000f07f"  # 386: movabs r12,0x7ff0000000000000
-    "49be0600000000000080"  # 390: movabs r14,0x8000000000000006
-    "4c89742418"            # 39a: mov qword [rsp+0x18],r14
-    "4c09e6"                # 39f: or rsi,r12
-    "e9e9010000"            # 3a2: jmp 590
-    "660f1f840000000000"    # 3a7: nop word [rax+rax*1+0x0]
-    "bf01000000"            # 3b0: mov edi,0x1
-    "83f812"                # 3b5: cmp eax,0x12
-    "0f85e9feffff"          # 3b8: jne 2a7
-    "6690"                  # 3be: xchg ax,ax
-    "410fb6d1"              # 3c0: movzx edx,r9b
-    "450fb6d2"              # 3c4: movzx r10d,r10b
-    "4801d2"                # 3c8: add rdx,rdx
-    "49c1e202"              # 3cb: shl r10,0x2
-    "4c09d2"                # 3cf: or rdx,r10
-    "4809fa"                # 3d2: or rdx,rdi
-    "48837c240800"          # 3d5: cmp qword [rsp+0x8],0x0
-    "400f95c7"              # 3db: setne dil
-    "4d85db"                # 3df: test r11,r11
-    "400f95c6"              # 3e2: setne sil
-    "4084f7"                # 3e6: test dil,sil
-    "7415"                  # 3e9: je 400
-    "83f812"                # 3eb: cmp eax,0x12
-    "4889d0"                # 3ee: mov rax,rdx
-    "400f94c6"              # 3f1: sete sil
-    "4883c810"              # 3f5: or rax,0x10
-    "4084f6"                # 3f9: test sil,sil
-    "480f45d0"              # 3fc: cmovne rdx,rax
-    "b801000000"            # 400: mov eax,0x1
-    "83f903"                # 405: cmp ecx,0x3
-    "0f846a020000"          # 408: je 678
-    "49895058"              # 40e: mov qword [r8+0x58],rdx
-    "e9d6fdffff"            # 412: jmp 1ed
-    "660f1f840000000000"    # 417: nop word [rax+rax*1+0x0]
-    "4885ff"                # 420: test rdi,rdi
-    "0f851dfdffff"          # 423: jne 146
-    "4809f2"                # 429: or rdx,rsi
-    "498b7848"              # 42c: mov rdi,qword [r8+0x48]
-    "488911"                # 430: mov qword [rcx],rdx
-    "41ff5040"              # 433: call qword [r8+0x40]
-    "e90afdffff"            # 437: jmp 146
-    "0f1f4000"              # 43c: nop dword [rax+0x0]
-    "410fb6d2"              # 440: movzx edx,r10b
-    "450fb6c9"              # 444: movzx r9d,r9b
-    "48c1e202"              # 448: shl rdx,0x2
-    "4d01c9"                # 44c: add r9,r9
-    "4c09ca"                # 44f: or rdx,r9
-    "ebac"                  # 452: jmp 400
-    "0f1f4000"              # 454: nop dword [rax+0x0]
-    "4d8b6008"              # 458: mov r12,qword [r8+0x8]
-    "4d8b7028"              # 45c: mov r14,qword [r8+0x28]
-    "49bd00f0ffffffff0f00"  # 460: movabs r13,0xffffffffff000
-    "4d8b7830"              # 46a: mov r15,qword [r8+0x30]
-    "4d232c24"              # 46e: and r13,qword [r12]
-    "4989dc"                # 472: mov r12,rbx
-    "4c89742410"            # 475: mov qword [rsp+0x10],r14
-    "49c1ec24"              # 47a: shr r12,0x24
-    "4181e4f80f0000"        # 47e: and r12d,0xff8
-    "4d09ec"                # 485: or r12,r13
-    "49c1ed0c"              # 488: shr r13,0xc
-    "4d39fd"                # 48c: cmp r13,r15
-    "0f8353fdffff"          # 48f: jae 1e8
-    "4f8b34ee"              # 495: mov r14,qword [r14+r13*8]
-    "4d85f6"                # 499: test r14,r14
-    "0f8446fdffff"          # 49c: je 1e8
-    "4181e4ff0f0000"        # 4a2: and r12d,0xfff
-    "4f8d2c26"              # 4a9: lea r13,[r14+r12*1]
-    "4d8b6500"              # 4ad: mov r12,qword [r13+0x0]
-    "41f6c401"              # 4b1: test r12b,0x1
-    "0f8405ffffff"          # 4b5: je 3c0
-    "4989f6"                # 4bb: mov r14,rsi
-    "4180ce80"              # 4be: or r14b,0x80
-    "4c89742420"            # 4c2: mov qword [rsp+0x20],r14
-    "4d85e6"                # 4c7: test r14,r12
-    "0f8518fdffff"          # 4ca: jne 1e8
-    "41f6c420"              # 4d0: test r12b,0x20
-    "7513"                  # 4d4: jne 4e9
-    "f049834d0020"          # 4d6: lock or qword [r13+0x0],0x20
-    "4d8b7828"              # 4dc: mov r15,qword [r8+0x28]
-    "4c897c2410"            # 4e0: mov qword [rsp+0x10],r15
-    "4d8b7830"              # 4e5: mov r15,qword [r8+0x30]
-    "49bd00f0ffffffff0f00"  # 4e9: movabs r13,0xffffffffff000
-    "4989de"                # 4f3: mov r14,rbx
-    "49c1ee1b"              # 4f6: shr r14,0x1b
-    "4d21e5"                # 4fa: and r13,r12
-    "4181e6f80f0000"        # 4fd: and r14d,0xff8
-    "4d09ee"                # 504: or r14,r13
-    "49c1ed0c"              # 507: shr r13,0xc
-    "4c89742418"            # 50b: mov qword [rsp+0x18],r14
-    "4d39fd"                # 510: cmp r13,r15
-    "0f83cffcffff"          # 513: jae 1e8
-    "4c8b742410"            # 519: mov r14,qword [rsp+0x10]
-    "4f8b34ee"              # 51e: mov r14,qword [r14+r13*8]
-    "4d85f6"                # 522: test r14,r14
-    "0f84bdfcffff"          # 525: je 1e8
-    "4c8b6c2418"            # 52b: mov r13,qword [rsp+0x18]
-    "4181e5ff0f0000"        # 530: and r13d,0xfff
-    "4d01ee"                # 537: add r14,r13
-    "4d8b2e"                # 53a: mov r13,qword [r14]
-    "4c89742428"            # 53d: mov qword [rsp+0x28],r14
-    "41f6c501"              # 542: test r13b,0x1
-    "0f8474feffff"          # 546: je 3c0
-    "49be0000000000000080"  # 54c: movabs r14,0x8000000000000000
-    "4d31f4"                # 556: xor r12,r14
-    "4d31ee"                # 559: xor r14,r13
-    "4d21e6"                # 55c: and r14,r12
-    "4c89742418"            # 55f: mov qword [rsp+0x18],r14
-    "4c856c2420"            # 564: test qword [rsp+0x20],r13
-    "0f8579fcffff"          # 569: jne 1e8
-    "41f6c520"              # 56f: test r13b,0x20
-    "751b"                  # 573: jne 590
-    "4c8b742428"            # 575: mov r14,qword [rsp+0x28]
-    "f049830e20"            # 57a: lock or qword [r14],0x20
-    "4d8b7828"              # 57f: mov r15,qword [r8+0x28]
-    "4c897c2410"            # 583: mov qword [rsp+0x10],r15
-    "4d8b7830"              # 588: mov r15,qword [r8+0x30]
-    "0f1f4000"              # 58c: nop dword [rax+0x0]
-    "49bc00f0ffffffff0f00"  # 590: movabs r12,0xffffffffff000
-    "4989de"                # 59a: mov r14,rbx
-    "49c1ee12"              # 59d: shr r14,0x12
-    "4d21ec"                # 5a1: and r12,r13
-    "4181e6f80f0000"        # 5a4: and r14d,0xff8
-    "4d09e6"                # 5ab: or r14,r12
-    "49c1ec0c"              # 5ae: shr r12,0xc
-    "4d39fc"                # 5b2: cmp r12,r15
-    "0f832dfcffff"          # 5b5: jae 1e8
-    "4c8b6c2410"            # 5bb: mov r13,qword [rsp+0x10]
-    "4f8b64e500"            # 5c0: mov r12,qword [r13+r12*8+0x0]
-    "4d85e4"                # 5c5: test r12,r12
-    "0f841afcffff"          # 5c8: je 1e8
-    "4181e6ff0f0000"        # 5ce: and r14d,0xfff
-    "4d01e6"                # 5d5: add r14,r12
-    "4d8b2e"                # 5d8: mov r13,qword [r14]
-    "41f6c501"              # 5db: test r13b,0x1
-    "0f84dbfdffff"          # 5df: je 3c0
-    "4d89ec"                # 5e5: mov r12,r13
-    "490fbafc3f"            # 5e8: btc r12,0x3f
-    "4c23642418"            # 5ed: and r12,qword [rsp+0x18]
-    "4c89642418"            # 5f2: mov qword [rsp+0x18],r12
-    "41f6c580"              # 5f7: test r13b,0x80
-    "0f84d3000000"          # 5fb: je 6d4
-    "4881ce00e01f00"        # 601: or rsi,0x1fe000
-    "41bf00002000"          # 608: mov r15d,0x200000
-    "4985f5"                # 60e: test r13,rsi
-    "0f85d1fbffff"          # 611: jne 1e8
-    "488b7c2418"            # 617: mov rdi,qword [rsp+0x18]
-    "31f6"                  # 61c: xor esi,esi
-    "480fbaff3f"            # 61e: btc rdi,0x3f
-    "e943fcffff"            # 623: jmp 26b
-    "0f1f840000000000"      # 628: nop dword [rax+rax*1+0x0]
-    "f0830e20"              # 630: lock or dword [rsi],0x20
-    "4d8b7028"              # 634: mov r14,qword [r8+0x28]
-    "4d8b6830"              # 638: mov r13,qword [r8+0x30]
-    "e9d9fbffff"            # 63c: jmp 21a
-    "410fb6c9"              # 641: movzx ecx,r9b
-    "4801c9"                # 645: add rcx,rcx
-    "4889ca"                # 648: mov rdx,rcx
-    "4883ca05"              # 64b: or rdx,0x5
-    "4d85db"                # 64f: test r11,r11
-    "400f95c7"              # 652: setne dil
-    "48837c240800"          # 656: cmp qword [rsp+0x8],0x0
-    "400f95c6"              # 65c: setne sil
-    "4084f7"                # 660: test dil,sil
-    "7413"                  # 663: je 678
-    "83f812"                # 665: cmp eax,0x12
-    "750e"                  # 668: jne 678
-    "4889ca"                # 66a: mov rdx,rcx
-    "4883ca15"              # 66d: or rdx,0x15
-    "0f1f8000000000"        # 671: nop dword [rax+0x0]
-    "b803000000"            # 678: mov eax,0x3
-    "e98cfdffff"            # 67d: jmp 40e
-    "660f1f440000"          # 682: nop word [rax+rax*1+0x0]
-    "40f6c704"              # 688: test dil,0x4
-    "74b3"                  # 68c: je 641
-    "4889fa"                # 68e: mov rdx,rdi
-    "83e202"                # 691: and edx,0x2
-    "4883fa01"              # 694: cmp rdx,0x1
-    "4519e4"                # 698: sbb r12d,r12d
-    "4183e4fe"              # 69b: and r12d,0xfffffffe
-    "4183c403"              # 69f: add r12d,0x3
-    "e9edfbffff"            # 6a3: jmp 295
-    "0f1f840000000000"      # 6a8: nop dword [rax+rax*1+0x0]
-    "41f6c402"              # 6b0: test r12b,0x2
-    "0f84c1000000"          # 6b4: je 77b
-    "4c89e9"                # 6ba: mov rcx,r13
-    "ba60000000"            # 6bd: mov edx,0x60
-    "83e160"                # 6c2: and ecx,0x60
-    "4883f960"              # 6c5: cmp rcx,0x60
-    "0f85ecfbffff"          # 6c9: jne 2bb
-    "e902fcffff"            # 6cf: jmp 2d6
-    "4c85ee"                # 6d4: test rsi,r13
-    "0f850bfbffff"          # 6d7: jne 1e8
-    "41f6c520"              # 6dd: test r13b,0x20
-    "7512"                  # 6e1: jne 6f5
-    "f049830e20"            # 6e3: lock or qword [r14],0x20
-    "4d8b7828"              # 6e8: mov r15,qword [r8+0x28]
-    "4c897c2410"            # 6ec: mov qword [rsp+0x10],r15
-    "4d8b7830"              # 6f1: mov r15,qword [r8+0x30]
-    "4989dc"                # 6f5: mov r12,rbx
-    "49c1ec09"              # 6f8: shr r12,0x9
-    "4d89e6"                # 6fc: mov r14,r12
-    "49bc00f0ffffffff0f00"  # 6ff: movabs r12,0xffffffffff000
-    "4d21ec"                # 709: and r12,r13
-    "4181e6f80f0000"        # 70c: and r14d,0xff8
-    "4d09e6"                # 713: or r14,r12
-    "49c1ec0c"              # 716: shr r12,0xc
-    "4d89f5"                # 71a: mov r13,r14
-    "4d39fc"                # 71d: cmp r12,r15
-    "0f83c2faffff"          # 720: jae 1e8
-    "4c8b7c2410"            # 726: mov r15,qword [rsp+0x10]
-    "4f8b34e7"              # 72b: mov r14,qword [r15+r12*8]
-    "4d85f6"                # 72f: test r14,r14
-    "0f84b0faffff"          # 732: je 1e8
-    "4181e5ff0f0000"        # 738: and r13d,0xfff
-    "4d01ee"                # 73f: add r14,r13
-    "4d8b2e"                # 742: mov r13,qword [r14]
-    "41f6c501"              # 745: test r13b,0x1
-    "0f8471fcffff"          # 749: je 3c0
-    "4c89ef"                # 74f: mov rdi,r13
-    "41bf00100000"          # 752: mov r15d,0x1000
-    "480fbaff3f"            # 758: btc rdi,0x3f
-    "48217c2418"            # 75d: and qword [rsp+0x18],rdi
-    "e9a7feffff"            # 762: jmp 60e
-    "8b0e"                  # 767: mov ecx,dword [rsi]
-    "21d1"                  # 769: and ecx,edx
-    "39ca"                  # 76b: cmp edx,ecx
-    "0f8460fbffff"          # 76d: je 2d3
-    "f00916"                # 773: lock or dword [rsi],edx
-    "e958fbffff"            # 776: jmp 2d3
-    "410fb6d1"              # 77b: movzx edx,r9b
-    "410fb6c2"              # 77f: movzx eax,r10b
-    "4801d2"                # 783: add rdx,rdx
-    "48c1e002"              # 786: shl rax,0x2
-    "4809c2"                # 78a: or rdx,rax
-    "4883ca01"              # 78d: or rdx,0x1
-    "e96afcffff"            # 791: jmp 400
+    "41f6c720"              # 210: test r15b,0x20
+    "0f84ae030000"          # 214: je 5c8
+    "4989db"                # 21a: mov r11,rbx
+    "4489ff"                # 21d: mov edi,r15d
+    "49c1eb0a"              # 220: shr r11,0xa
+    "81e700f0ffff"          # 224: and edi,0xfffff000
+    "4181e3fc0f0000"        # 22a: and r11d,0xffc
+    "4909fb"                # 231: or r11,rdi
+    "48c1ef0c"              # 234: shr rdi,0xc
+    "4c39e7"                # 238: cmp rdi,r12
+    "73ab"                  # 23b: jae 1e8
+    "498b7cfd00"            # 23d: mov rdi,qword [r13+rdi*8+0x0]
+    "4885ff"                # 242: test rdi,rdi
+    "74a1"                  # 245: je 1e8
+    "4181e3ff0f0000"        # 247: and r11d,0xfff
+    "4c01df"                # 24e: add rdi,r11
+    "448b27"                # 251: mov r12d,dword [rdi]
+    "41f6c401"              # 254: test r12b,0x1
+    "0f8482010000"          # 258: je 3e0
+    "4589e3"                # 25e: mov r11d,r12d
+    "4521e7"                # 261: and r15d,r12d
+    "4531ed"                # 264: xor r13d,r13d
+    "41be00100000"          # 267: mov r14d,0x1000
+    "83f903"                # 26d: cmp ecx,0x3
+    "0f841a040000"          # 270: je 690
+    "41f6c702"              # 276: test r15b,0x2
+    "0f85d0030000"          # 27a: jne 650
+    "f7c600000100"          # 280: test esi,0x10000
+    "0f84c4030000"          # 286: je 650
+    "41bc01000000"          # 28c: mov r12d,0x1
+    "4d85ff"                # 292: test r15,r15
+    "0f884e050000"          # 295: js 7e9
+    "f7c200001000"          # 29b: test edx,0x100000
+    "0f8411040000"          # 2a1: je 6b8
+    "4183e704"              # 2a7: and r15d,0x4
+    "0f8407040000"          # 2ab: je 6b8
+    "83f812"                # 2b1: cmp eax,0x12
+    "0f8410040000"          # 2b4: je 6ca
+    "83f811"                # 2ba: cmp eax,0x11
+    "0f84e5040000"          # 2bd: je 7a8
+    "41f6c320"              # 2c3: test r11b,0x20
+    "7522"                  # 2c7: jne 2eb
+    "ba20000000"            # 2c9: mov edx,0x20
+    "4d85ed"                # 2ce: test r13,r13
+    "0f84bd040000"          # 2d1: je 794
+    "498b4d00"              # 2d7: mov rcx,qword [r13+0x0]
+    "4821d1"                # 2db: and rcx,rdx
+    "4839ca"                # 2de: cmp rdx,rcx
+    "7405"                  # 2e1: je 2e8
+    "f049095500"            # 2e3: lock or qword [r13+0x0],rdx
+    "4909d3"                # 2e8: or r11,rdx
+    "48b900f0ffffffff0f00"  # 2eb: movabs rcx,0xffffffffff000
+    "4489e2"                # 2f5: mov edx,r12d
+    "83e2fd"                # 2f8: and edx,0xfffffffd
+    "41f6c340"              # 2fb: test r11b,0x40
+    "440f44e2"              # 2ff: cmove r12d,edx
+    "4c89f2"                # 303: mov rdx,r14
+    "48f7da"                # 306: neg rdx
+    "4c21da"                # 309: and rdx,r11
+    "4821ca"                # 30c: and rdx,rcx
+    "498d8e00f0ffff"        # 30f: lea rcx,[r14-0x1000]
+    "4821d9"                # 316: and rcx,rbx
+    "4809ca"                # 319: or rdx,rcx
+    "4889d7"                # 31c: mov rdi,rdx
+    "48c1ef24"              # 31f: shr rdi,0x24
+    "0f85bffeffff"          # 323: jne 1e8
+    "4889d3"                # 329: mov rbx,rdx
+    "e945feffff"            # 32c: jmp 176
+    "0f1f8000000000"        # 331: nop dword [rax+0x0]
+    "4d8b5808"              # 338: mov r11,qword [r8+0x8]
+    "4989dd"                # 33c: mov r13,rbx
+    "4d8b6030"              # 33f: mov r12,qword [r8+0x30]
+    "49c1ed1b"              # 343: shr r13,0x1b
+    "4d8b7028"              # 347: mov r14,qword [r8+0x28]
+    "4d8b1b"                # 34b: mov r11,qword [r11]
+    "4183e518"              # 34e: and r13d,0x18
+    "4983e3e0"              # 352: and r11,0xffffffffffffffe0
+    "4d09dd"                # 356: or r13,r11
+    "49c1eb0c"              # 359: shr r11,0xc
+    "4181e3ffff0f00"        # 35d: and r11d,0xfffff
+    "4d39e3"                # 364: cmp r11,r12
+    "0f837bfeffff"          # 367: jae 1e8
+    "4f8b1cde"              # 36d: mov r11,qword [r14+r11*8]
+    "4d85db"                # 371: test r11,r11
+    "0f846efeffff"          # 374: je 1e8
+    "4181e5ff0f0000"        # 37a: and r13d,0xfff
+    "4f8b2c2b"              # 381: mov r13,qword [r11+r13*1]
+    "41f6c501"              # 385: test r13b,0x1
+    "0f8451020000"          # 389: je 5e0
+    "4d89ef"                # 38f: mov r15,r13
+    "49c1ef24"              # 392: shr r15,0x24
+    "0f854cfeffff"          # 396: jne 1e8
+    "49bb000000000000f07f"  # 39c: movabs r11,0x7ff0000000000000
+    "49bf0600000000000080"  # 3a6: movabs r15,0x8000000000000006
+    "4c897c2418"            # 3b0: mov qword [rsp+0x18],r15
+    "4c09df"                # 3b5: or rdi,r11
+    "e983010000"            # 3b8: jmp 540
+    "0f1f00"                # 3bd: nop dword [rax]
+    "4885ff"                # 3c0: test rdi,rdi
+    "0f8585fdffff"          # 3c3: jne 14e
+    "4809f2"                # 3c9: or rdx,rsi
+    "498b7848"              # 3cc: mov rdi,qword [r8+0x48]
+    "488911"                # 3d0: mov qword [rcx],rdx
+    "41ff5040"              # 3d3: call qword [r8+0x40]
+    "e972fdffff"            # 3d7: jmp 14e
+    "0f1f4000"              # 3dc: nop dword [rax+0x0]
+    "410fb6f2"              # 3e0: movzx esi,r10b
+    "450fb6c9"              # 3e4: movzx r9d,r9b
+    "4801f6"                # 3e8: add rsi,rsi
+    "49c1e102"              # 3eb: shl r9,0x2
+    "4c09ce"                # 3ef: or rsi,r9
+    "83f812"                # 3f2: cmp eax,0x12
+    "0f841d020000"          # 3f5: je 618
+    "b801000000"            # 3fb: mov eax,0x1
+    "83f903"                # 400: cmp ecx,0x3
+    "0f8437020000"          # 403: je 640
+    "49897058"              # 409: mov qword [r8+0x58],rsi
+    "e9dbfdffff"            # 40d: jmp 1ed
+    "660f1f440000"          # 412: nop word [rax+rax*1+0x0]
+    "4d8b5808"              # 418: mov r11,qword [r8+0x8]
+    "4d8b6030"              # 41c: mov r12,qword [r8+0x30]
+    "49bd00f0ffffffff0f00"  # 420: movabs r13,0xffffffffff000
+    "4d8b7028"              # 42a: mov r14,qword [r8+0x28]
+    "4d232b"                # 42e: and r13,qword [r11]
+    "4989db"                # 431: mov r11,rbx
+    "49c1eb24"              # 434: shr r11,0x24
+    "4181e3f80f0000"        # 438: and r11d,0xff8
+    "4d09eb"                # 43f: or r11,r13
+    "49c1ed0c"              # 442: shr r13,0xc
+    "4d39e5"                # 446: cmp r13,r12
+    "0f8399fdffff"          # 449: jae 1e8
+    "4f8b3cee"              # 44f: mov r15,qword [r14+r13*8]
+    "4d85ff"                # 453: test r15,r15
+    "0f848cfdffff"          # 456: je 1e8
+    "4181e3ff0f0000"        # 45c: and r11d,0xfff
+    "4f8d2c1f"              # 463: lea r13,[r15+r11*1]
+    "4d8b5d00"              # 467: mov r11,qword [r13+0x0]
+    "41f6c301"              # 46b: test r11b,0x1
+    "0f846b010000"          # 46f: je 5e0
+    "4989ff"                # 475: mov r15,rdi
+    "4180cf80"              # 478: or r15b,0x80
+    "4c897c2420"            # 47c: mov qword [rsp+0x20],r15
+    "4d85df"                # 481: test r15,r11
+    "0f855efdffff"          # 484: jne 1e8
+    "41f6c320"              # 48a: test r11b,0x20
+    "750e"                  # 48e: jne 49e
+    "f049834d0020"          # 490: lock or qword [r13+0x0],0x20
+    "4d8b7028"              # 496: mov r14,qword [r8+0x28]
+    "4d8b6030"              # 49a: mov r12,qword [r8+0x30]
+    "49bd00f0ffffffff0f00"  # 49e: movabs r13,0xffffffffff000
+    "4989df"                # 4a8: mov r15,rbx
+    "49c1ef1b"              # 4ab: shr r15,0x1b
+    "4d21dd"                # 4af: and r13,r11
+    "4181e7f80f0000"        # 4b2: and r15d,0xff8
+    "4d09ef"                # 4b9: or r15,r13
+    "49c1ed0c"              # 4bc: shr r13,0xc
+    "4c897c2418"            # 4c0: mov qword [rsp+0x18],r15
+    "4d39e5"                # 4c5: cmp r13,r12
+    "0f831afdffff"          # 4c8: jae 1e8
+    "4f8b3cee"              # 4ce: mov r15,qword [r14+r13*8]
+    "4d85ff"                # 4d2: test r15,r15
+    "0f840dfdffff"          # 4d5: je 1e8
+    "4c8b6c2418"            # 4db: mov r13,qword [rsp+0x18]
+    "4181e5ff0f0000"        # 4e0: and r13d,0xfff
+    "4d01ef"                # 4e7: add r15,r13
+    "4d8b2f"                # 4ea: mov r13,qword [r15]
+    "4c897c2428"            # 4ed: mov qword [rsp+0x28],r15
+    "41f6c501"              # 4f2: test r13b,0x1
+    "0f84e4000000"          # 4f6: je 5e0
+    "49bf0000000000000080"  # 4fc: movabs r15,0x8000000000000000
+    "4d31fb"                # 506: xor r11,r15
+    "4d31ef"                # 509: xor r15,r13
+    "4d21df"                # 50c: and r15,r11
+    "4c897c2418"            # 50f: mov qword [rsp+0x18],r15
+    "4c856c2420"            # 514: test qword [rsp+0x20],r13
+    "0f85c9fcffff"          # 519: jne 1e8
+    "41f6c520"              # 51f: test r13b,0x20
+    "751b"                  # 523: jne 540
+    "4c8b7c2428"            # 525: mov r15,qword [rsp+0x28]
+    "f049830f20"            # 52a: lock or qword [r15],0x20
+    "4d8b7028"              # 52f: mov r14,qword [r8+0x28]
+    "4d8b6030"              # 533: mov r12,qword [r8+0x30]
+    "660f1f840000000000"    # 537: nop word [rax+rax*1+0x0]
+    "49bb00f0ffffffff0f00"  # 540: movabs r11,0xffffffffff000
+    "4989df"                # 54a: mov r15,rbx
+    "49c1ef12"              # 54d: shr r15,0x12
+    "4d21eb"                # 551: and r11,r13
+    "4181e7f80f0000"        # 554: and r15d,0xff8
+    "4d09df"                # 55b: or r15,r11
+    "49c1eb0c"              # 55e: shr r11,0xc
+    "4d39e3"                # 562: cmp r11,r12
+    "0f837dfcffff"          # 565: jae 1e8
+    "4f8b2cde"              # 56b: mov r13,qword [r14+r11*8]
+    "4d85ed"                # 56f: test r13,r13
+    "0f8470fcffff"          # 572: je 1e8
+    "4181e7ff0f0000"        # 578: and r15d,0xfff
+    "4d01fd"                # 57f: add r13,r15
+    "4d8b5d00"              # 582: mov r11,qword [r13+0x0]
+    "41f6c301"              # 586: test r11b,0x1
+    "7454"                  # 58a: je 5e0
+    "4d89df"                # 58c: mov r15,r11
+    "490fbaff3f"            # 58f: btc r15,0x3f
+    "4c237c2418"            # 594: and r15,qword [rsp+0x18]
+    "41f6c380"              # 599: test r11b,0x80
+    "0f8464010000"          # 59d: je 707
+    "4881cf00e01f00"        # 5a3: or rdi,0x1fe000
+    "41be00002000"          # 5aa: mov r14d,0x200000
+    "4985fb"                # 5b0: test r11,rdi
+    "0f852ffcffff"          # 5b3: jne 1e8
+    "490fbaff3f"            # 5b9: btc r15,0x3f
+    "31ff"                  # 5be: xor edi,edi
+    "e9a8fcffff"            # 5c0: jmp 26d
+    "0f1f00"                # 5c5: nop dword [rax]
+    "f0830f20"              # 5c8: lock or dword [rdi],0x20
+    "4d8b6828"              # 5cc: mov r13,qword [r8+0x28]
+    "4d8b6030"              # 5d0: mov r12,qword [r8+0x30]
+    "e941fcffff"            # 5d4: jmp 21a
+    "0f1f8000000000"        # 5d9: nop dword [rax+0x0]
+    "410fb6f2"              # 5e0: movzx esi,r10b
+    "450fb6c9"              # 5e4: movzx r9d,r9b
+    "4801f6"                # 5e8: add rsi,rsi
+    "49c1e102"              # 5eb: shl r9,0x2
+    "4c09ce"                # 5ef: or rsi,r9
+    "83f812"                # 5f2: cmp eax,0x12
+    "0f8500feffff"          # 5f5: jne 3fb
+    "48837c240800"          # 5fb: cmp qword [rsp+0x8],0x0
+    "7415"                  # 601: je 618
+    "48837c241000"          # 603: cmp qword [rsp+0x10],0x0
+    "740d"                  # 609: je 618
+    "4883ce10"              # 60b: or rsi,0x10
+    "e9e7fdffff"            # 60f: jmp 3fb
+    "0f1f4000"              # 614: nop dword [rax+0x0]
+    "f7c200001000"          # 618: test edx,0x100000
+    "0f84d7fdffff"          # 61e: je 3fb
+    "ebe5"                  # 624: jmp 60b
+    "410fb6f2"              # 626: movzx esi,r10b
+    "4801f6"                # 62a: add rsi,rsi
+    "4883ce05"              # 62d: or rsi,0x5
+    "83f812"                # 631: cmp eax,0x12
+    "74c5"                  # 634: je 5fb
+    "662e0f1f840000000000"  # 636: cs nop word [rax+rax*1+0x0]
+    "b803000000"            # 640: mov eax,0x3
+    "e9bffdffff"            # 645: jmp 409
+    "660f1f440000"          # 64a: nop word [rax+rax*1+0x0]
+    "41bc03000000"          # 650: mov r12d,0x3
+    "4d85ff"                # 656: test r15,r15
+    "0f893cfcffff"          # 659: jns 29b
+    "83f812"                # 65f: cmp eax,0x12
+    "7466"                  # 662: je 6ca
+    "41bc03000000"          # 664: mov r12d,0x3
+    "83f811"                # 66a: cmp eax,0x11
+    "0f8550fcffff"          # 66d: jne 2c3
+    "4c89d9"                # 673: mov rcx,r11
+    "ba60000000"            # 676: mov edx,0x60
+    "83e160"                # 67b: and ecx,0x60
+    "4883f960"              # 67e: cmp rcx,0x60
+    "0f8546fcffff"          # 682: jne 2ce
+    "e95efcffff"            # 688: jmp 2eb
+    "0f1f00"                # 68d: nop dword [rax]
+    "41f6c704"              # 690: test r15b,0x4
+    "7490"                  # 694: je 626
+    "41f6c702"              # 696: test r15b,0x2
+    "7449"                  # 69a: je 6e5
+    "4d85ff"                # 69c: test r15,r15
+    "78be"                  # 69f: js 65f
+    "41bc07000000"          # 6a1: mov r12d,0x7
+    "83f812"                # 6a7: cmp eax,0x12
+    "75be"                  # 6aa: jne 66a
+    "e912fcffff"            # 6ac: jmp 2c3
+    "0f1f8000000000"        # 6b1: nop dword [rax+0x0]
+    "4183cc04"              # 6b8: or r12d,0x4
+    "83f812"                # 6bc: cmp eax,0x12
+    "0f85f5fbffff"          # 6bf: jne 2ba
+    "e9f9fbffff"            # 6c5: jmp 2c3
+    "410fb6f1"              # 6ca: movzx esi,r9b
+    "410fb6c2"              # 6ce: movzx eax,r10b
+    "48c1e602"              # 6d2: shl rsi,0x2
+    "4801c0"                # 6d6: add rax,rax
+    "4809c6"                # 6d9: or rsi,rax
+    "4883ce01"              # 6dc: or rsi,0x1
+    "e916ffffff"            # 6e0: jmp 5fb
+    "4d85ff"                # 6e5: test r15,r15
+    "0f88d9000000"          # 6e8: js 7c7
+    "83f812"                # 6ee: cmp eax,0x12
+    "7409"                  # 6f1: je 6fc
+    "83f811"                # 6f3: cmp eax,0x11
+    "0f84e3000000"          # 6f6: je 7df
+    "41bc05000000"          # 6fc: mov r12d,0x5
+    "e9bcfbffff"            # 702: jmp 2c3
+    "4c85df"                # 707: test rdi,r11
+    "0f85d8faffff"          # 70a: jne 1e8
+    "41f6c320"              # 710: test r11b,0x20
+    "750e"                  # 714: jne 724
+    "f049834d0020"          # 716: lock or qword [r13+0x0],0x20
+    "4d8b7028"              # 71c: mov r14,qword [r8+0x28]
+    "4d8b6030"              # 720: mov r12,qword [r8+0x30]
+    "4989dd"                # 724: mov r13,rbx
+    "49c1ed09"              # 727: shr r13,0x9
+    "4181e5f80f0000"        # 72b: and r13d,0xff8
+    "4c896c2418"            # 732: mov qword [rsp+0x18],r13
+    "49bd00f0ffffffff0f00"  # 737: movabs r13,0xffffffffff000
+    "4d21dd"                # 741: and r13,r11
+    "4c8b5c2418"            # 744: mov r11,qword [rsp+0x18]
+    "4d09eb"                # 749: or r11,r13
+    "49c1ed0c"              # 74c: shr r13,0xc
+    "4d39e5"                # 750: cmp r13,r12
+    "0f838ffaffff"          # 753: jae 1e8
+    "4f8b2cee"              # 759: mov r13,qword [r14+r13*8]
+    "4d85ed"                # 75d: test r13,r13
+    "0f8482faffff"          # 760: je 1e8
+    "4181e3ff0f0000"        # 766: and r11d,0xfff
+    "4d01dd"                # 76d: add r13,r11
+    "4d8b5d00"              # 770: mov r11,qword [r13+0x0]
+    "41f6c301"              # 774: test r11b,0x1
+    "0f8462feffff"          # 778: je 5e0
+    "4d89dc"                # 77e: mov r12,r11
+    "41be00100000"          # 781: mov r14d,0x1000
+    "490fbafc3f"            # 787: btc r12,0x3f
+    "4d21e7"                # 78c: and r15,r12
+    "e91cfeffff"            # 78f: jmp 5b0
+    "8b0f"                  # 794: mov ecx,dword [rdi]
+    "21d1"                  # 796: and ecx,edx
+    "39ca"                  # 798: cmp edx,ecx
+    "0f8448fbffff"          # 79a: je 2e8
+    "f00917"                # 7a0: lock or dword [rdi],edx
+    "e940fbffff"            # 7a3: jmp 2e8
+    "41f6c402"              # 7a8: test r12b,0x2
+    "0f85c1feffff"          # 7ac: jne 673
+    "410fb6f2"              # 7b2: movzx esi,r10b
+    "b801000000"            # 7b6: mov eax,0x1
+    "4801f6"                # 7bb: add rsi,rsi
+    "4883ce01"              # 7be: or rsi,0x1
+    "e942fcffff"            # 7c2: jmp 409
+    "83f812"                # 7c7: cmp eax,0x12
+    "0f84fafeffff"          # 7ca: je 6ca
+    "41bc01000000"          # 7d0: mov r12d,0x1
+    "83f811"                # 7d6: cmp eax,0x11
+    "0f85e4faffff"          # 7d9: jne 2c3
+    "be07000000"            # 7df: mov esi,0x7
+    "e957feffff"            # 7e4: jmp 640
+    "83f812"                # 7e9: cmp eax,0x12
+    "0f84d8feffff"          # 7ec: je 6ca
+    "83f811"                # 7f2: cmp eax,0x11
+    "0f85c8faffff"          # 7f5: jne 2c3
+    "be03000000"            # 7fb: mov esi,0x3
+    "b801000000"            # 800: mov eax,0x1
+    "e9fffbffff"            # 805: jmp 409
 )
 _WALK_OFFSET = 1536
 _WALK_RAM_LIMIT = 1 << 33     # the walk reads page tables in RAM below 8 GiB
-_CR4_NOT_WALKED = (1 << 12) | (1 << 20) | (1 << 21) | (1 << 22)  # LA57 SMEP SMAP PKE
+_CR4_NOT_WALKED = (1 << 12) | (1 << 21) | (1 << 22)  # LA57 SMAP PKE
 _native_page: mmap.mmap | None = None
 # Where CPUX86State.old_exception sits in a uc_context (found by experiment, -1: not found)
 _OLD_EXCEPTION_OFFSET: int | None = None
@@ -3025,7 +3045,7 @@ class X86Vcpu:
         walk for what it can judge alone: it reads the guest's tables, sets their
         accessed and dirty bits, and refuses an access with its verdict. A page fault
         then becomes the slice's #PF with QEMU's error code and CR2
-        (``_walk_refused``); anything else (reserved bits, 1 GiB pages, SMEP, SMAP,
+        (``_walk_refused``); anything else (reserved bits, 1 GiB pages, SMAP,
         protection keys, 5-level paging, tables outside RAM, a descriptor table's
         access at CPL 3) runs again on QEMU's walk for the rest of the slice.
         Not a Xen mechanism: an emulator's."""
@@ -3130,7 +3150,7 @@ class X86Vcpu:
             self.flush_tlb()
         if self._walk is not None:
             # the page walk again after a slice on QEMU's, unless the guest uses what
-            # only QEMU's judges (SMEP, SMAP, protection keys, 5-level paging)
+            # only QEMU's judges (SMAP, protection keys, 5-level paging)
             judged = not self.reg("cr4") & _CR4_NOT_WALKED
             if self._walk_paused == judged:
                 self._walk_paused = not judged
