@@ -885,7 +885,7 @@ def run_bench(loop: int = DEFAULT_LOOP, hypercalls: int = DEFAULT_HYPERCALLS,
               trace_memory_points: tuple[int, ...] = DEFAULT_TRACE_MEMORY,
               trace_memory_2g: bool = True, memtest: bool = True) -> dict[str, Any]:
     """All measurements; returns the results as a JSON-able dict (``memtest``: also a
-    memtest86+ pass, some 3 minutes)."""
+    memtest86+ pass, some 30 seconds)."""
     def say(msg: str) -> None:
         if progress:
             print(msg, file=sys.stderr, flush=True)
@@ -1214,7 +1214,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-trace-memory-2g", action="store_true",
                     help="leave out the 2 G-instruction trace-memory run (about a minute)")
     ap.add_argument("--no-memtest", action="store_true",
-                    help="leave out the memtest86+ pass (about 3 minutes)")
+                    help="leave out the memtest86+ pass (about 30 seconds)")
     ap.add_argument("--hcloop-child", type=int, metavar="N", help=argparse.SUPPRESS)
     ap.add_argument("--hcloop-cmdline", default="loop=0 hypercalls=4000000000",
                     help=argparse.SUPPRESS)
