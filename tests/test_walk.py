@@ -131,10 +131,11 @@ def _run(cpu: X86Vcpu, ram: Ram, accesses: list) -> list:
     return seen
 
 
-_flags = st.builds(lambda p, rw, us, a, d, nx: p | rw | us | a | d | nx,
+RSVD = 1 << 45     # past the CPU's physical address bits: QEMU's walk faults (RSVD)
+_flags = st.builds(lambda p, rw, us, a, d, nx, rsvd: p | rw | us | a | d | nx | rsvd,
                    st.sampled_from([0, P, P, P]), st.sampled_from([0, RW]),
                    st.sampled_from([0, US]), st.sampled_from([0, A]), st.sampled_from([0, D]),
-                   st.sampled_from([0, 0, NX]))
+                   st.sampled_from([0, 0, NX]), st.sampled_from([0, 0, 0, RSVD]))
 _accesses = st.lists(st.tuples(st.sampled_from(["read", "write", "fetch"]),
                                st.integers(0, 3), st.sampled_from([0, 0x80, 0xFFC])),
                      min_size=1, max_size=8)
@@ -154,6 +155,24 @@ def test_the_walk_ends_every_access_as_qemus_walk_does(mode: str, pde: int, ptes
         runs.append(_run(cpu, ram, accesses))
         assert (cpu._walk is not None) == walk
     assert runs[0] == runs[1]
+
+
+def test_the_walk_comes_back_after_a_slice_on_qemus() -> None:
+    """A reserved bit is QEMU's walk's to judge: that access runs again on it (the #PF
+    with the RSVD bit), and the next run is the native walk's again."""
+    flags = [P | RW | US | RSVD, P | RW | US, P | RW | US, P | RW | US]
+    accesses = [("read", 1, 0), ("read", 0, 0), ("read", 1, 0)]
+    cpu, _ram = _machine(True, "pae", _tables("pae", P | RW | US, flags, 0), accesses,
+                         wp=True, nxe=False, cpl=0)
+    for i, expect_paused in ((0, False), (1, True), (2, False)):
+        cpu.set_reg("eip", STUBS + 16 * i)
+        result = cpu.run(10_000)
+        assert cpu._walk_paused is expect_paused
+        if i == 1:
+            assert result.reason is ExitReason.FAULT and result.vector == 14
+            assert cpu.fault_error_code == 0x9 and cpu.fault_cr2 == TEST   # RSVD | P, read
+        else:
+            assert result.reason is ExitReason.HLT and cpu.reg("eax") == 0xC3C3C3C3
 
 
 def test_a_data_page_is_entered_without_execute_permission() -> None:

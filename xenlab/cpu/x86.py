@@ -2498,7 +2498,8 @@ class X86Vcpu:
         self._charged = 0
         self.budget.left = budget
         self.budget.stopped_at = _NOT_STOPPED
-        if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
+        if (self._ones_at_first_run or self._identity_tlb or not self._entry_scanned
+                or self._walk_paused or self._walk_fresh):
             self._before_run()
         if self.long_mode or self._uc64 or self._delivered:
             self._delivered = False
@@ -2621,7 +2622,8 @@ class X86Vcpu:
         self.budget.left = 1 << 40
         self.budget.window = 0
         self._charged = 0
-        if self._ones_at_first_run or self._identity_tlb or not self._entry_scanned:
+        if (self._ones_at_first_run or self._identity_tlb or not self._entry_scanned
+                or self._walk_paused or self._walk_fresh):
             self._before_run()
         if self.long_mode or self._uc64 or self._delivered:
             self._delivered = False
