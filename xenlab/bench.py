@@ -237,7 +237,7 @@ def _flat32_loop(body: str, n: int, *, native: bool = True, identity: bool = Fal
         cpu.set_reg("cr4", 0x20)
         cpu.set_reg("cr0", 0x80000011)
         cpu.run(1)                                # the vCPU takes the new CR0 in
-        if identity and cpu._walk is None:
+        if identity and not cpu.native_page_walk:
             return float("nan")
         cpu.set_reg("eip", 0x1000)
     t0 = time.perf_counter()

@@ -2880,6 +2880,11 @@ class X86Vcpu:
             r.to_python[:] = self._to_python_before
             self._to_python_before = None
 
+    @property
+    def native_page_walk(self) -> bool:
+        """Whether the native page walk fills this vCPU's TLB (``_enter_walk``)."""
+        return self._walk is not None and not self._walk_paused
+
     def linear_pc(self) -> int:
         """The linear address of the next instruction (CS:IP in real mode)."""
         return self._linear(self.pc())
