@@ -12,7 +12,11 @@ page tables' accessed and dirty bits included.
 from __future__ import annotations
 
 import ctypes
+import re
+import shutil
 import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -198,3 +202,23 @@ def test_a_data_page_is_entered_without_execute_permission() -> None:
     cpu.set_reg("esp", 0x9000)
     result = cpu.run(10_000)
     assert result.reason is ExitReason.HLT and cpu.reg("eip") == TEST + 1
+
+
+def test_native_s_carries_what_gcc_makes_of_walk_c(tmp_path: Path) -> None:
+    """native.S's .text.walk is gcc 12.2's output for xenlab/cpu/walk.c with the options
+    written there (the native.S test checks the bytes against the assembly)."""
+    gcc = shutil.which("gcc")
+    if gcc is None or "12.2." not in subprocess.run([gcc, "--version"], capture_output=True,
+                                                     text=True).stdout:
+        pytest.skip("needs Debian 12's gcc (12.2), the compiler native.S was made with")
+    source = Path(x86.__file__).with_name("walk.c")
+    out = tmp_path / "walk.s"
+    subprocess.run([gcc, "-O2", "-S", "-masm=intel", "-fno-pic",
+                    "-fno-asynchronous-unwind-tables", "-fcf-protection=none",
+                    "-fno-stack-protector", "-mno-red-zone", str(source), "-o", str(out)],
+                   check=True)
+    skip = re.compile(r"^\s*\.(file|text|globl|type|size|ident|intel_syntax)\b|\.note\.GNU-stack")
+    made = [line for line in out.read_text().splitlines() if not skip.search(line)]
+    native = source.with_name("native.S").read_text().splitlines()
+    start = native.index('        .section .text.walk, "ax"') + 1
+    assert native[start:] == made

@@ -3,7 +3,8 @@
  * X86Vcpu._enter_walk), as the source of native.S's .text.walk: QEMU's own walk
  * (target/i386/excp_helper.c, handle_mmu_fault, as unicorn 2.1.4 has it) for the
  * accesses it can judge alone, so that data pages are entered without execute
- * permission and their stores run at full speed (BENCHMARKS.md, "The page walk").
+ * permission and their stores run at full speed (BENCHMARKS.md, "The interrupt
+ * window read in place, and the page walk").
  *
  * bool walk(uc_engine *uc, uint64_t addr, uc_mem_type type, uc_tlb_entry *e,
  *           struct walk *w): UC_HOOK_TLB_FILL. It reads the guest's page tables in
@@ -16,7 +17,8 @@
  *
  * Built with: gcc -O2 -S -masm=intel -fno-pic -fno-asynchronous-unwind-tables
  *             -fcf-protection=none -fno-stack-protector -mno-red-zone walk.c
- * (gcc 12.2, Debian 12); native.S carries the output, x86.py its bytes.
+ * (gcc 12.2, Debian 12); native.S carries the output (tests/test_walk.py checks it
+ * where that gcc is installed), x86.py its bytes (tests/test_cpu.py checks them).
  *
  * Real Xen: none (the hardware's page walk; Xen's own for PV guests is
  * xen/arch/x86/mm.c and xen/arch/x86/pv/ro-page-fault.c).
