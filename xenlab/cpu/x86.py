@@ -1378,6 +1378,11 @@ def _readable_ranges() -> list[tuple[int, int]]:
     return ranges
 
 
+def _readable_span(addr: int, ranges: list[tuple[int, int]]) -> int:
+    """Readable bytes from ``addr`` on in ``ranges`` (0: none)."""
+    return next((hi - addr for lo, hi in ranges if lo <= addr < hi), 0)
+
+
 def _env_checks(uc: Uc, env: int, eflags_off: int) -> bool:
     """True if ``env`` is the live CPUX86State of ``uc``: its first eight words follow
     EAX..EDI (written with values no search has seen, so no stale copy of the probe's
@@ -1407,8 +1412,8 @@ def _find_env_path(uc: Uc) -> tuple[int, ...]:
     saved = [uc.reg_read(r) for r in _GP32]   # (unicorn makes its CPU at the first call)
     ranges = _readable_ranges()
 
-    def span(addr: int) -> int:   # readable bytes from addr on (0: none)
-        return next((hi - addr for lo, hi in ranges if lo <= addr < hi), 0)
+    def span(addr: int) -> int:
+        return _readable_span(addr, ranges)
 
     uch = uc._uch.value
     found: dict[int, tuple[int, int]] = {}    # env address -> (pointer offset, env offset)
@@ -1558,8 +1563,7 @@ def _find_walk_layout() -> dict[str, int]:
         with contextlib.suppress(UcError):
             probe.emu_start(0x1000, 0x1005)
         uch = probe._uch.value
-        span = next((hi - uch for lo, hi in _readable_ranges() if lo <= uch < hi), 0)
-        size = min(span, 4096) & ~7
+        size = min(_readable_span(uch, _readable_ranges()), 4096) & ~7
         hits.append({8 * i for i, w in enumerate(struct.unpack(
             f"<{size // 8}Q", ctypes.string_at(uch, size))) if w == addr})
     common = sorted(hits[0] & hits[1])
@@ -3088,8 +3092,8 @@ class X86Vcpu:
         return True
 
     def _walk_map(self, begin: int, end: int, host: int) -> None:
-        """Tell the page walk that guest-physical ``begin``..``end`` is RAM at host
-        address ``host`` (0: no longer RAM)."""
+        """Tell the page walk that guest-physical ``begin``..``end`` (page-aligned, as
+        unicorn maps) is RAM at host address ``host`` (0: no longer RAM)."""
         first, last = begin >> 12, min(end, _WALK_RAM_LIMIT) + 0xFFF >> 12
         if first >= last or self._walk is None:
             return
@@ -3100,8 +3104,7 @@ class X86Vcpu:
                 ctypes.memmove(grown, table, ctypes.sizeof(table))
             self._walk_host = table = grown
             self._walk.host, self._walk.pages = ctypes.addressof(grown), len(grown)
-        skip = (first << 12) - begin if host else 0
-        table[first:last] = (range(host + skip, host + skip + ((last - first) << 12), 4096)
+        table[first:last] = (range(host, host + ((last - first) << 12), 4096)
                              if host else bytes(last - first))
 
     def _walk_refused(self) -> None:
