@@ -4,6 +4,7 @@ the identity TLB HVM vCPUs use while paging is off."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import shutil
@@ -594,6 +595,17 @@ def test_the_native_callbacks_are_their_assembly_source(tmp_path: Path) -> None:
     assert found[".text.tsc"][x86._TSCP_ENTRY:].startswith(bytes.fromhex("b903000000"))
 
 
+def test_the_native_callbacks_fit_their_places_in_the_page() -> None:
+    """Each native callback ends before the next one's offset and the last inside the
+    page: a callback that grew past its place would move every later one (the Python
+    side calls them at fixed offsets)."""
+    layout = x86._native_layout()
+    ends = [offset + len(code) for offset, code in layout]
+    assert all(end <= nxt for end, (nxt, _) in zip(ends, layout[1:], strict=False))
+    assert ends[-1] <= x86.PAGE_SIZE
+    assert [offset for offset, _ in layout] == sorted({offset for offset, _ in layout})
+
+
 # -- differential: the identity TLB against unicorn's own, on self-modifying programs ------
 _SUBS = (0x2000, 0x2100, 0x3000, 0x3100)            # mov al, imm ; ret  (two code pages)
 _DATA = (0x2080, 0x3080, 0x5000, 0x5001, 0x6000)    # beside code, and in pure data pages
@@ -624,7 +636,18 @@ def _smc_program(ops: list[tuple]) -> bytes:
     return bytes(code) + b"\xf4"
 
 
-def _run_smc(ops: list[tuple], identity: bool) -> tuple[list[tuple[int, int]], bytes]:
+@contextlib.contextmanager
+def aging_at_every_run() -> object:
+    """x86.CODE_AGING_PERIOD 0: every run() first ages the vCPU's code-page bitmap."""
+    period, x86.CODE_AGING_PERIOD = x86.CODE_AGING_PERIOD, 0
+    try:
+        yield
+    finally:
+        x86.CODE_AGING_PERIOD = period
+
+
+def _run_smc(ops: list[tuple], identity: bool, *, aging: bool = False
+             ) -> tuple[list[tuple[int, int]], bytes]:
     exits = Exits()
     cpu = X86Vcpu(exits, long_mode=False)
     memory = bytearray(0x10000)
@@ -638,7 +661,15 @@ def _run_smc(ops: list[tuple], identity: bool) -> tuple[list[tuple[int, int]], b
     cpu.watch_new_code_for_wrmsr()
     if identity:
         assert cpu.identity_tlb_until_paging()
-    assert cpu.run(1_000_000).reason is ExitReason.HLT
+    if not aging:
+        assert cpu.run(1_000_000).reason is ExitReason.HLT
+        return exits.outs, cpu.mem(0x2000, 0x5000)
+    with aging_at_every_run():      # slices of a block or so, the bitmap aged before each
+        for _ in range(100_000):
+            result = cpu.run(64)      # (more than any block of these costs)
+            if result.reason is not ExitReason.BUDGET:
+                break
+    assert result.reason is ExitReason.HLT
     return exits.outs, cpu.mem(0x2000, 0x5000)
 
 
@@ -649,8 +680,52 @@ def _run_smc(ops: list[tuple], identity: bool) -> tuple[list[tuple[int, int]], b
               ("call", 0x2000)])  # a code page entered for data after a flush
 def test_the_identity_tlb_runs_self_modifying_programs_as_unicorn_does(ops) -> None:
     """Random stores into code and data, calls of the patched code, loads, read-modify-
-    writes and TLB flushes: the same outputs and memory with either TLB."""
-    assert _run_smc(ops, identity=True) == _run_smc(ops, identity=False)
+    writes and TLB flushes: the same outputs and memory with either TLB, and with the
+    code-page bitmap aged before every slice of a few blocks."""
+    expected = _run_smc(ops, identity=False)
+    assert _run_smc(ops, identity=True) == expected
+    assert _run_smc(ops, identity=True, aging=True) == expected
+
+
+# call 0x2000 ; out 0xe9, al ; hlt -- mov byte [0x2080], 7 ; hlt -- mov byte [0x2080], 8 ;
+# mov byte [0x2001], 0x42 ; hlt -- call 0x2000 ; out 0xe9, al ; hlt   (at 0x2000: mov
+# al, 0x10 ; ret). The first store after a TLB fill takes unicorn's slow path whatever the
+# entry: the second one is the store to code that only the aging's drop of the page's
+# translated code makes seen.
+AGING_PROGRAM = bytes.fromhex("e8fd0fe6e9f4" "c606802007f4" "c606802008" "c606012042f4"
+                              "e8e60fe6e9f4")
+
+
+@needs_native_fill
+def test_a_page_that_ran_no_code_since_the_last_aging_is_a_data_page_again() -> None:
+    """The code-page bitmap's aging (X86Vcpu._age_code_pages): a page whose code ran
+    before the last aging but not since loses its translated code and its bit, so
+    stores to it take the fast path; code written there then runs as written, and the
+    page is code again."""
+    exits = Exits()
+    cpu = X86Vcpu(exits, long_mode=False)
+    memory = bytearray(0x10000)
+    memory[0x1000:0x1000 + len(AGING_PROGRAM)] = AGING_PROGRAM
+    memory[0x2000:0x2003] = bytes([0xB0, 0x10, 0xC3])
+    cpu.map_bytes(0, bytes(memory), writable=True)
+    cpu.setup_real_mode(0, 0x1000)
+    cpu.set_reg("esp", 0x7000)
+    assert cpu.identity_tlb_until_paging()
+    page = 0x2
+
+    def code_page() -> bool:
+        return bool(cpu._code_pages[0] >> page & 1)
+
+    with aging_at_every_run():
+        assert cpu.run(10_000).reason is ExitReason.HLT        # calls into the page
+        assert code_page() and exits.outs == [(0xE9, 0x10)]
+        assert cpu.run(10_000).reason is ExitReason.HLT        # aged (code ran): a store
+        assert code_page() and cpu.aged_code_pages == 0
+        assert cpu.run(10_000).reason is ExitReason.HLT        # aged (none ran): a store
+        assert not code_page() and cpu.aged_code_pages == 1    # into a data page now
+        assert cpu.run(10_000).reason is ExitReason.HLT        # calls the patched code
+    assert code_page() and exits.outs == [(0xE9, 0x10), (0xE9, 0x42)]
+    assert cpu.mem(0x2080, 1) == b"\x08"
 
 
 def test_many_holes_fall_back_to_one_all_ones_hook() -> None:

@@ -90,3 +90,37 @@ def test_a_domains_records_never_go_back_in_time(tmp_path: Path) -> None:
         last[r.dom] = r.time
     assert any(r.dom == 1 and r.name == "hlt" for r in host.trace.records)
     assert set(last) == {1, 2}
+
+
+@pytest.mark.parametrize("bios", ["seabios", "xenlab"])
+def test_aging_the_code_pages_changes_nothing_the_guest_sees(bios: str) -> None:
+    """The code-page bitmap aged every 16 K instructions or at its period
+    (X86Vcpu._age_code_pages; never, for the teaching BIOS, whose boot is short)
+    during a firmware's boot and a boot sector polling ``int 16h``/``int 1Ah``: the
+    same trace, record for record, the same instructions and the same interrupts; only
+    speed differs (SeaBIOS's boot to the sector, its boot menu's wait included: ~3 s
+    here, ~6 s without aging)."""
+    from xenlab import bench
+    from xenlab.cpu import x86
+    from xenlab.lab import Lab
+    from xenlab.labkit import have_binutils
+
+    if bios == "seabios" and Lab.missing("seabios") is not None:
+        pytest.skip(Lab.missing("seabios"))
+    if not have_binutils():
+        pytest.skip("needs binutils to assemble the boot sector")
+    seen, aged = [], []
+    period = x86.CODE_AGING_PERIOD
+    try:
+        for x86.CODE_AGING_PERIOD in (1 << 14, period) + ((1 << 62,) if bios == "xenlab" else ()):
+            with bench._boot_sector(bench.POLL_SECTOR, "poll", bios) as lab:
+                lab.run(max_seconds=0.005)
+                cpu = lab.domain("poll").vcpus[0].cpu
+                seen.append(([(r.time, r.kind, r.name, r.args) for r in lab.host.trace.records],
+                             lab.host.instructions, cpu.native_interrupts()))
+                aged.append(cpu.aged_code_pages)
+    finally:
+        x86.CODE_AGING_PERIOD = period
+    assert all(run == seen[0] for run in seen[1:])
+    assert seen[0][2] > 10_000                   # the sector polled
+    assert aged[0] > aged[1] > 0 and aged[2:] in ([], [0])

@@ -49,7 +49,8 @@ budget:
 
 /* x86._FILL_THUNK: UC_HOOK_TLB_FILL while paging is off (linear = physical).
  * bool cb(uc_engine *uc, uint64_t addr, uc_mem_type type, uc_tlb_entry *e,
- *         uint64_t *code_pages)   -- a bit per 4 KiB page below 4 GiB */
+ *         uint64_t *code_pages)   -- a bit per 4 KiB page below 4 GiB that held code,
+ *         then at 128 KiB one per page code was fetched from since the last aging */
         .section .text.fill, "ax"
 fill:
         mov     [rcx], rsi                      /* e->paddr = addr */
@@ -61,6 +62,7 @@ fill:
         cmp     edx, 18                         /* UC_MEM_FETCH? */
         jne     2f
         bts     [r8], rax                       /* code is fetched from this page */
+        bts     [r8+0x20000], rax               /* (and since the last aging) */
         jmp     1f
 2:      bt      [r8], rax                       /* a page that ever held code? */
         jc      1f                              /* yes: executable too */

@@ -188,6 +188,11 @@ _SEG_OVERRIDE = {0x26: "es", 0x2E: "cs", 0x36: "ss", 0x3E: "ds", 0x64: "fs", 0x6
 # gets no more code traps of each kind than this (each one slows every translation):
 # beyond it, its strings run element by element and its wrmsr reach no handler.
 MAX_CODE_TRAPS = 1024
+#: Virtual instructions between two agings of a vCPU's code-page bitmap (about 4 ms of
+#: guest time): pages that held code but ran none since the last aging lose their
+#: translated code and become data pages again (X86Vcpu._age_code_pages).
+CODE_AGING_PERIOD = 1 << 22
+_CODE_PAGE_WORDS = 1 << 14     # a bitmap with a bit per 4 KiB page below 4 GiB
 # Ranges the all-ones hook for unassigned memory may cover before one hook covers all.
 MAX_UNASSIGNED_HOOKS = 16
 CR0_PG = 1 << 31
@@ -275,8 +280,11 @@ _THUNK = bytes.fromhex(
 
 # The native TLB-fill callback (UC_HOOK_TLB_FILL, for unicorn's virtual TLB while an HVM
 # guest runs with paging off, where linear = physical). Data pages are entered read-write
-# but not executable, pages that ever held code read-write-executable; ``user`` is a
-# bitmap with one bit per 4 KiB page below 4 GiB, set here when code is fetched from it.
+# but not executable, pages that held code read-write-executable; ``user`` is two bitmaps
+# with one bit per 4 KiB page below 4 GiB, both set here when code is fetched from it:
+# the pages that held code, and (_CODE_PAGE_WORDS words on) the pages code was fetched
+# from since the last aging (X86Vcpu._age_code_pages). The page walk (walk.c) keeps the
+# first bitmap only.
 # bool cb(uc_engine *uc /*rdi*/, uint64_t addr /*rsi*/, uc_mem_type type /*edx*/,
 #         uc_tlb_entry *e /*rcx*/, uint64_t *code_pages /*r8*/)
 _FILL_THUNK = bytes.fromhex(
@@ -285,10 +293,11 @@ _FILL_THUNK = bytes.fromhex(
     "48c1e80c"      # shr  rax, 12           ; page number
     "41b907000000"  # mov  r9d, 7            ; UC_PROT_ALL
     "483d00001000"  # cmp  rax, 0x100000     ; at or above 4 GiB: no bitmap
-    "7317"          # jae  done
+    "731f"          # jae  done
     "83fa12"        # cmp  edx, 18           ; UC_MEM_FETCH?
-    "7506"          # jne  data
+    "750e"          # jne  data
     "490fab00"      # bts  [r8], rax         ; code is fetched from this page
+    "490fab8000000200"  # bts [r8+0x20000], rax ; (and since the last aging)
     "eb0c"          # jmp  done
     "490fa300"      # data: bt [r8], rax     ; a page that ever held code?
     "7206"          # jc   done              ; yes: executable too (stores stay checked)
@@ -307,9 +316,9 @@ _ONES_THUNK = bytes.fromhex(
     "48c7c0ffffffff"  # mov  rax, -1
     "c3"              # ret
 )
-_ONES_OFFSET = 160
+_ONES_OFFSET = 176
 _DROP_THUNK = bytes.fromhex("c3")  # ret
-_DROP_OFFSET = 176
+_DROP_OFFSET = 192
 
 
 class _UcMmr(ctypes.Structure):  # uc_x86_mmr: IDTR, GDTR
@@ -1588,6 +1597,16 @@ class _UcMsr(ctypes.Structure):  # uc_x86_msr
 _native_base: int | None = None
 
 
+def _native_layout() -> tuple[tuple[int, bytes], ...]:
+    """Each native callback's offset in the executable page and its bytes, in order (a
+    test checks that each ends before the next begins)."""
+    return ((0, _THUNK), (_FILL_OFFSET, _FILL_THUNK), (_ONES_OFFSET, _ONES_THUNK),
+            (_DROP_OFFSET, _DROP_THUNK), (_RM_INTR_OFFSET, _RM_INTR_THUNK),
+            (_TSC_OFFSET, _TSC_THUNK), (_PORTLOG_OFFSET, _PORTLOG_THUNK),
+            (_NEWTB_OFFSET, _NEWTB_THUNK), (_NEWTB64_OFFSET, _NEWTB64_THUNK),
+            (_WALK_OFFSET, _WALK_THUNK))
+
+
 def _native_code() -> int | None:
     """Address of the page holding the native callbacks, or None where they cannot run."""
     global _native_page, _native_base
@@ -1600,11 +1619,7 @@ def _native_code() -> int | None:
     except (OSError, ValueError):  # W^X policies
         return None
     code = b""
-    for offset, thunk in ((0, _THUNK), (_FILL_OFFSET, _FILL_THUNK),
-                          (_ONES_OFFSET, _ONES_THUNK), (_DROP_OFFSET, _DROP_THUNK),
-                          (_RM_INTR_OFFSET, _RM_INTR_THUNK), (_TSC_OFFSET, _TSC_THUNK),
-                          (_PORTLOG_OFFSET, _PORTLOG_THUNK), (_NEWTB_OFFSET, _NEWTB_THUNK),
-                          (_NEWTB64_OFFSET, _NEWTB64_THUNK), (_WALK_OFFSET, _WALK_THUNK)):
+    for offset, thunk in _native_layout():
         code = code.ljust(offset, b"\xcc") + thunk
     page.write(code)
     _native_page = page
@@ -1846,11 +1861,15 @@ class X86Vcpu:
         self._walk_host: ctypes.Array[ctypes.c_uint64] | None = None
         self._walk_paused = False
         self._walk_fresh = False   # the code-page bitmap to start afresh before the next run
+        #: virtual instructions run since the code-page bitmap was last aged, and how
+        #: many pages agings have turned back into data pages (_age_code_pages)
+        self._unaged = 0
+        self.aged_code_pages = 0
         self._seen_code_pages: set[int] = set()
         #: the native new-block filter (watch_new_code_for_wrmsr) and its copy of
         #: _seen_code_pages, a bit per page below 4 GiB
         self._newtb = _NewTb()
-        self._newtb_seen = (ctypes.c_uint64 * (1 << 14))()
+        self._newtb_seen = (ctypes.c_uint64 * _CODE_PAGE_WORDS)()
         self._ones_at_first_run = False  # lay the all-ones hooks before the first run
         self._ones_hooks: list[tuple[int, int, int]] = []  # (first, last, hook) covered
         #: long mode: RIP when the slice's exception was raised: the faulting instruction,
@@ -2502,6 +2521,8 @@ class X86Vcpu:
         self._charged = 0
         self.budget.left = budget
         self.budget.stopped_at = _NOT_STOPPED
+        if self._unaged >= CODE_AGING_PERIOD:
+            self._age_code_pages()
         if (self._ones_at_first_run or self._identity_tlb or not self._entry_scanned
                 or self._walk_paused or self._walk_fresh):
             self._before_run()
@@ -2524,6 +2545,7 @@ class X86Vcpu:
             self._df_rip = None
         self._reraise_hook_error()
         used = max(0, budget - self.budget.left)
+        self._unaged += used
         charged = min(used, self._charged)
         if self._fault is not None:
             vec, detail = self._fault
@@ -3019,7 +3041,9 @@ class X86Vcpu:
         if (fill is None or self.long_mode or self._identity_tlb
                 or not hasattr(self.uc, "ctl_set_tlb_mode")):  # unicorn before 2.1
             return self._identity_tlb
-        self._code_pages = (ctypes.c_uint64 * (1 << 14))()  # a bit per page below 4 GiB
+        # a bit per page below 4 GiB that held code, then one per page code was fetched
+        # from since the last aging (_age_code_pages; the identity fill keeps it)
+        self._code_pages = (ctypes.c_uint64 * (2 * _CODE_PAGE_WORDS))()
         handle = ctypes.c_size_t()
         err = _uclib().uc_hook_add(
             self._uch, ctypes.byref(handle), uc_const.UC_HOOK_TLB_FILL, ctypes.c_void_p(fill),
@@ -3198,6 +3222,53 @@ class X86Vcpu:
                         trap(start + pos)
                         pos = code.find(opcode, pos + 1)
             self._trap_rdrand(start, code)
+
+    def _age_code_pages(self) -> None:
+        """Pages that held code but ran none since the last aging become data pages
+        again: their translated code is dropped and their bits cleared, so that stores
+        to them leave unicorn's slow path. Firmware needs it: SeaBIOS's real-mode
+        handlers run on a stack in a page its start-up code once ran from, and every
+        ``int 16h`` a polling program makes pushed some 40 bytes through that path
+        (BENCHMARKS.md, "Code pages that age"). Every CODE_AGING_PERIOD virtual
+        instructions, while the identity TLB keeps the bitmap (paging off).
+
+        The fill callback marks a page "fetched" whenever it enters it for code, and
+        the TLB is flushed here: translated code that runs at all after this point is
+        looked up again (a flush empties QEMU's jump cache, and TBs chain only inside
+        a page), so its page is entered for a fetch and marked before the next aging.
+        Dropping translated code changes no guest-visible state (the code is
+        translated again if it runs), only speed. Not done once paging is on: a
+        kernel's code moves about its pages far more than a firmware's, and aging
+        there cost more translation than it saved stores (Debian's Linux as a PVH
+        guest, 4 ms period: 11.3-12.0 s to its prompt against 10.5-10.6 s).
+        Not a Xen mechanism: an emulator's (QEMU drops a page's code protection when
+        its last block goes, tlb_unprotect_code; unicorn 2.1.4 stubs that out)."""
+        self._unaged = 0
+        pages = self._code_pages
+        if pages is None or not self._identity_tlb:
+            return
+        size = _CODE_PAGE_WORDS * 8
+        raw = (ctypes.c_char * (2 * size)).from_buffer(pages)
+        held = int.from_bytes(raw[:size], "little")
+        dead = held & ~int.from_bytes(raw[size:], "little")
+        ctypes.memset(ctypes.addressof(pages) + size, 0, size)
+        if dead:
+            raw[:size] = (held & ~dead).to_bytes(size, "little")
+            seen = (ctypes.c_char * size).from_buffer(self._newtb_seen)
+            seen[:] = (int.from_bytes(seen[:], "little") & ~dead).to_bytes(size, "little")
+            for run in re.finditer(rb"[^\x00]+", dead.to_bytes(size, "little")):
+                bits = int.from_bytes(run.group(), "little")
+                first = run.start() * 8
+                while bits:
+                    low = (bits & -bits).bit_length() - 1       # a run of dead pages
+                    rest = bits >> low
+                    length = (~rest & (rest + 1)).bit_length() - 1
+                    page = first + low
+                    self.invalidate_code(page << 12, (page + length) << 12)
+                    self._seen_code_pages.difference_update(range(page, page + length))
+                    self.aged_code_pages += length
+                    bits &= ~(((1 << length) - 1) << low)
+        self.flush_tlb()
 
     def _note_code_page(self, pc: int, size: int) -> None:
         """A new block: if it is the first code in its page, drop the TLB so that no
