@@ -64,7 +64,7 @@ fill:
         bts     [r8], rax                       /* code is fetched from this page */
         bts     [r8+0x20000], rax               /* (and since the last aging) */
         jmp     1f
-2:      bt      [r8], rax                       /* a page that ever held code? */
+2:      bt      [r8], rax                       /* a page that held code? */
         jc      1f                              /* yes: executable too */
         mov     r9d, 3                          /* UC_PROT_READ | UC_PROT_WRITE */
 1:      mov     [rcx+8], r9d                    /* e->perms */

@@ -299,7 +299,7 @@ _FILL_THUNK = bytes.fromhex(
     "490fab00"      # bts  [r8], rax         ; code is fetched from this page
     "490fab8000000200"  # bts [r8+0x20000], rax ; (and since the last aging)
     "eb0c"          # jmp  done
-    "490fa300"      # data: bt [r8], rax     ; a page that ever held code?
+    "490fa300"      # data: bt [r8], rax     ; a page that held code?
     "7206"          # jc   done              ; yes: executable too (stores stay checked)
     "41b903000000"  # mov  r9d, 3            ; UC_PROT_READ | UC_PROT_WRITE
     "44894908"      # done: mov [rcx+8], r9d ; e->perms
@@ -3227,8 +3227,8 @@ class X86Vcpu:
         """Pages that held code but ran none since the last aging become data pages
         again: their translated code is dropped and their bits cleared, so that stores
         to them leave unicorn's slow path. Firmware needs it: SeaBIOS's real-mode
-        handlers run on a stack in a page its start-up code once ran from, and every
-        ``int 16h`` a polling program makes pushed some 40 bytes through that path
+        handlers run on a stack in a page its start-up code once ran from, so every
+        ``int 16h`` a polling program made pushed its registers through that path
         (BENCHMARKS.md, "Code pages that age"). Every CODE_AGING_PERIOD virtual
         instructions, while the identity TLB keeps the bitmap (paging off).
 
@@ -3237,10 +3237,12 @@ class X86Vcpu:
         looked up again (a flush empties QEMU's jump cache, and TBs chain only inside
         a page), so its page is entered for a fetch and marked before the next aging.
         Dropping translated code changes no guest-visible state (the code is
-        translated again if it runs), only speed. Not done once paging is on: a
-        kernel's code moves about its pages far more than a firmware's, and aging
-        there cost more translation than it saved stores (Debian's Linux as a PVH
-        guest, 4 ms period: 11.3-12.0 s to its prompt against 10.5-10.6 s).
+        translated again if it runs), only speed; the firmware boots' traces are the
+        same whatever the period (tests/test_determinism.py). Not done once paging is
+        on: there it cost more translation than it saved stores (Debian's Linux as a
+        PVH guest, 4 ms period: 11.3-12.0 s to its prompt against 10.5-10.6 s), and
+        the kernel's trace changed: virtual time is charged per translated block, and
+        its blocks, translated again, were not always cut at the same places.
         Not a Xen mechanism: an emulator's (QEMU drops a page's code protection when
         its last block goes, tlb_unprotect_code; unicorn 2.1.4 stubs that out)."""
         self._unaged = 0
