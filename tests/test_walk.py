@@ -222,3 +222,26 @@ def test_native_s_carries_what_gcc_makes_of_walk_c(tmp_path: Path) -> None:
     native = source.with_name("native.S").read_text().splitlines()
     start = native.index('        .section .text.walk, "ax"') + 1
     assert native[start:] == made
+
+
+@pytest.mark.parametrize("walk", [True, False])
+def test_code_the_host_rewrote_in_a_frame_runs_as_rewritten(walk: bool) -> None:
+    """The host writes new code into a guest frame (a device model's DMA, Xen's hypercall
+    page) and drops the code translated from it by its guest-physical address
+    (``invalidate_code_phys``): with paging on, where the frame's linear address is
+    another, the new code runs. (unicorn takes the range of ``invalidate_code`` as
+    linear: given the frame's physical address it dropped nothing, and the old code
+    ran again.)"""
+    flags = [P | RW | US | A | D] * 4
+    cpu, _ram = _machine(walk, "pae", _tables("pae", P | RW | US, flags), [("read", 0, 0)],
+                        wp=True, nxe=False, cpl=0)
+    for _ in range(2):        # paging on: the walk entered, its fresh start behind it
+        cpu.set_reg("eip", STUBS)
+        assert cpu.run(10_000).reason is ExitReason.HLT
+    outs = cpu.exits.outs  # type: ignore[attr-defined]
+    for value in (1, 2, 3):   # mov al, value ; out 0xe9, al ; hlt   at TEST -> TARGET
+        cpu.phys_write(TARGET, bytes([0xB0, value, 0xE6, 0xE9, 0xF4]))
+        cpu.invalidate_code_phys(TARGET, TARGET + 5)
+        cpu.set_reg("eip", TEST)
+        assert cpu.run(10_000).reason is ExitReason.HLT
+    assert outs[-3:] == [(0xE9, 1), (0xE9, 2), (0xE9, 3)]

@@ -233,10 +233,10 @@ class HvmDomain:
 
     def invalidate_code(self, begin: int, end: int) -> None:
         """Guest memory changed behind the vCPUs' backs (a device model's DMA-like write):
-        drop code translated from it."""
+        drop code translated from it (guest-physical addresses)."""
         for v in self.d.vcpus:
             if v.cpu is not None:
-                v.cpu.invalidate_code(begin, end)
+                v.cpu.invalidate_code_phys(begin, end)
 
     def guest_write(self, gpa: int, data: bytes) -> bool:
         """Write into guest-physical memory (as Xen does for the hypercall page)."""
@@ -247,7 +247,7 @@ class HvmDomain:
             self.host.mem.write((mfn << 12) | ((gpa + off) & 0xFFF), data[off : off + 4096])
         for v in self.d.vcpus:
             if v.cpu is not None:
-                v.cpu.invalidate_code(gpa, gpa + len(data))
+                v.cpu.invalidate_code_phys(gpa, gpa + len(data))
         return True
 
     # -- interrupts ------------------------------------------------------------------------
