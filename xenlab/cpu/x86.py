@@ -2182,10 +2182,10 @@ class X86Vcpu:
         has paging on every translation, as a linear range would miss the code (or
         drop another's), and which linear addresses map the frames only a walk of
         every mapping could tell. A PV vCPU keeps the call it always made (a machine
-        address taken as linear): dropping all code there, whether inside the
-        hypercall that frees a frame or after the run, made the PV fuzzer's guest
-        crash (tests/test_fuzz_guest.py seed 6), a gap to understand before PV frames
-        are handled as here."""
+        address taken as linear): the PV fuzzer's guest (tests/test_fuzz_guest.py
+        seed 6) ends cleanly only with it, through its side effect (a flush, a TLB
+        flush or no call at all: it crashes after freeing a frame), a gap to
+        understand before PV frames are handled as here."""
         if not self.long_mode and self.reg("cr0") & CR0_PG:
             self.flush_code()
         else:
