@@ -22,8 +22,9 @@ Guest stores. unicorn 2.1.4 sends every store through an executable TLB entry
 down its slow path, and with paging off x86 makes every entry executable. An
 HVM vCPU therefore uses unicorn's virtual TLB 1:1 while CR0.PG is clear, with a
 second native callback that enters data pages read-write only and pages that
-ever held code read-write-executable (``identity_tlb_until_paging``): stores to
-data run at full speed, stores to code stay checked for self-modifying code,
+held code read-write-executable (``identity_tlb_until_paging``; a page that ran
+no code for a while is data again, ``_age_code_pages``): stores to data run at
+full speed, stores to code stay checked for self-modifying code,
 and a ``mov cr0`` that sets PG hands translation to a native page walk that does
 the same through the guest's page tables (``_enter_walk``, walk.c), or to
 unicorn's own walk where that cannot run.
@@ -3048,8 +3049,9 @@ class X86Vcpu:
         TLB entry that is also executable always takes the slow path (~47 ns, see
         BENCHMARKS.md), and with paging off x86 makes every entry executable. Here
         data pages are entered read-write only, so after the first store to a page its
-        stores run at full speed. A page that ever held code is entered executable,
-        so stores to it stay checked for self-modifying code exactly as before.
+        stores run at full speed. A page that held code is entered executable, so
+        stores to it stay checked for self-modifying code exactly as before (until
+        it runs no code for CODE_AGING_PERIOD: _age_code_pages).
 
         Sound only while CR0.PG is clear: every ``mov cr, r`` in new code gets a trap,
         and one that sets PG (or a CR0 with PG found before a run) switches this vCPU
