@@ -776,6 +776,61 @@ def test_unmapping_one_page_of_a_larger_mapping_keeps_the_rest() -> None:
     cpu.close()
 
 
+# A PV vCPU in long mode: the low 2 MiB mapped 1:1, linear 0x400000 mapped to FRAME
+PV_FRAME = 0x800000
+PV_FREE_PROGRAM = bytes.fromhex(
+    "b800004000"          # 1000 mov eax, 0x400000
+    "ffd0"                # 1005 call rax              ; FRAME's code: mov eax, N ; ret
+    "0f05"                # 1007 syscall               ; the hypercall records eax
+    "f4"                  # 1009 hlt
+)
+
+
+def test_a_frame_freed_in_a_pv_hypercall_leaves_no_fault_and_no_old_code() -> None:
+    """A PV vCPU's hypercall frees a frame (memory_op) and it comes back with other code
+    (as a page the guest populates again). unicorn looks the start of a region it
+    unmaps up as a *linear* address: where the guest maps nothing (a machine frame's
+    address, as here) that lookup was a page fault left pending, delivered after the
+    hypercall (the PV fuzzer's seed 6 crashed on it), and CR2 changed. And the code
+    translated from the old frame ran again (its RAM offset reused) unless all
+    translations are dropped."""
+    seen: list[tuple[int, int]] = []
+
+    class Freeing(Exits):
+        def hypercall(self, vcpu: X86Vcpu, via: str) -> None:
+            n, rax = len(seen), vcpu.reg("rax")
+            vcpu.unmap(PV_FRAME, 4096)
+            vcpu.flush_tlb()       # as free_domheap_page does
+            code = bytes.fromhex(f"b8{n + 2:02x}000000c3")
+            vcpu.map_bytes(PV_FRAME, code.ljust(4096, b"\xcc"), writable=True)
+            seen.append((rax, vcpu.reg("cr2")))
+            vcpu.request_stop()
+
+    cpu = X86Vcpu(Freeing(), long_mode=True)
+    ram = ctypes.create_string_buffer(2 << 20)
+    for at, data in ((0x10000, struct.pack("<Q", 0x11000 | 7)),      # PML4[0]
+                     (0x11000, struct.pack("<Q", 0x12000 | 7)),      # PDPT[0]
+                     (0x12000, struct.pack("<3Q", 0x87, 0, 0x13007)),  # PD: 2 MiB at 0
+                     (0x13000, struct.pack("<Q", PV_FRAME | 7)),     # PT: 0x400000
+                     (0x2000, struct.pack("<3Q", 0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF)),
+                     (0x1000, PV_FREE_PROGRAM)):
+        ctypes.memmove(ctypes.addressof(ram) + at, data, len(data))
+    cpu.map_host(0, 2 << 20, ctypes.addressof(ram))
+    cpu.map_bytes(PV_FRAME, bytes.fromhex("b801000000c3").ljust(4096, b"\xcc"), writable=True)
+    cpu.setup_long_mode(cr3=0x10000, gdt_base=0x2000, gdt_limit=23)
+    cpu.set_reg("cs", 0x08)
+    cpu.set_reg("ss", 0x10)
+    for _ in range(3):
+        cpu.set_reg("cr2", 0x5A5A000)
+        cpu.set_reg("rsp", 0x9000)
+        cpu.set_reg("rip", 0x1000)
+        result = cpu.run(10_000)
+        assert result.reason is ExitReason.YIELD, result
+        assert cpu.reg("rip") == 0x1009
+    assert seen == [(1, 0x5A5A000), (2, 0x5A5A000), (3, 0x5A5A000)]
+    cpu.close()
+
+
 # Real-mode interrupts every way they come: `int n`, a fault (#DE) whose handler fixes
 # the cause and returns to the faulting instruction, and `int n` again through an IVT
 # moved with lidt; ESP's upper half set and EFLAGS.AC set before the first one.

@@ -1490,6 +1490,81 @@ def _cpu_object(uc: Uc) -> int:
     return struct.unpack("<Q", ctypes.string_at(uc._uch.value + _ENV_PATH[0], 8))[0]
 
 
+# Where QEMU's CPUState.exception_index sits in the engine's CPU object (found by
+# experiment; -1: not found, None: not looked for yet)
+_EXCEPTION_INDEX_OFFSET: int | None = None
+
+
+def _exception_index_offset() -> int:
+    """Offset of QEMU's ``cpu->exception_index`` (the exception raised and not delivered
+    yet) in the engine's CPU object, -1 if not found.
+
+    Why: unicorn takes the address it is asked to drop translated code at, and the start
+    of a region ``uc_mem_unmap`` takes out, as a *linear* address and looks it up through
+    the guest's page tables (``uc_invalidate_tb``: ``get_page_addr_code``). Where the
+    guest maps nothing there the lookup is a page fault: QEMU writes CR2, records the
+    vector as the last exception (``old_exception``) and leaves it pending here; unicorn
+    catches the longjmp and returns as if nothing happened, and the CPU loop delivers
+    the fault at its next exit: a #PF the guest never took, after the hypercall that
+    freed a frame (a #DF if a second lookup failed). Found as the one int before the
+    register file that is 0 in the interrupt hook of a #DE, 13 in that of a #GP, and -1
+    after each."""
+    global _EXCEPTION_INDEX_OFFSET
+    if _EXCEPTION_INDEX_OFFSET is not None:
+        return _EXCEPTION_INDEX_OFFSET
+    _EXCEPTION_INDEX_OFFSET = -1
+
+    def words(code: bytes) -> list[tuple[int, ...]] | None:
+        uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64)
+        if not _eflags_word(uc) or not _ENV_PATH:
+            return None
+        cpu, n = _cpu_object(uc), _ENV_PATH[1] // 4
+        uc.mem_map(0x1000, PAGE_SIZE)
+        uc.mem_write(0x1000, code)
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, 0x1000, 7, 0))   # one (null) descriptor
+        seen: list[tuple[int, ...]] = []
+
+        def hook(u: Uc, intno: int, user: object) -> None:
+            seen.append(struct.unpack(f"<{n}i", ctypes.string_at(cpu, 4 * n)))
+            u.emu_stop()
+
+        uc.hook_add(uc_const.UC_HOOK_INTR, hook)
+        with contextlib.suppress(UcError):
+            uc.emu_start(0x1000, 0x1000 + len(code))
+        return [*seen, struct.unpack(f"<{n}i", ctypes.string_at(cpu, 4 * n))]
+
+    try:
+        de = words(bytes.fromhex("31dbf7f3"))        # xor %ebx,%ebx; div %ebx
+        gp = words(bytes.fromhex("66b810008ed8"))    # mov $0x10,%ax; mov %ax,%ds
+    except (UcError, AttributeError, ValueError, OSError, struct.error):
+        return _EXCEPTION_INDEX_OFFSET
+    if de is None or gp is None or len(de) != 2 or len(gp) != 2:
+        return _EXCEPTION_INDEX_OFFSET
+    found = [4 * i for i in range(len(de[0]))
+             if (de[0][i], de[1][i], gp[0][i], gp[1][i]) == (0, -1, 13, -1)]
+    if len(found) == 1:
+        _EXCEPTION_INDEX_OFFSET = found[0]
+    return _EXCEPTION_INDEX_OFFSET
+
+
+# Where the copy of CPUX86State starts in a saved context (None: not looked for yet)
+_CONTEXT_ENV_SHIFT: int | None = None
+
+
+def _context_env_shift() -> int:
+    """Where the copy of CPUX86State starts in this unicorn's saved contexts (after its
+    header), -1 if not found: found in a probe engine, its EAX..EDI set to known words."""
+    global _CONTEXT_ENV_SHIFT
+    if _CONTEXT_ENV_SHIFT is None:
+        uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_32)
+        for r, v in zip(_GP32, _ENV_MAGIC, strict=True):
+            uc.reg_write(r, v)
+        ctx = uc.context_save()
+        data = ctypes.string_at(ctx.context.value, ctx.size)
+        _CONTEXT_ENV_SHIFT = data.find(struct.pack("<8Q", *_ENV_MAGIC))
+    return _CONTEXT_ENV_SHIFT
+
+
 class _Walk(ctypes.Structure):
     """What the native page walk (walk.c) reads and writes: where the engine keeps CR0,
     CR3, CR4, EFER and the hflags (CPL), a host address for each guest-physical page
@@ -1547,11 +1622,7 @@ def _find_walk_layout() -> dict[str, int]:
     layout = {k: v[0] for k, v in found.items()}
     # hflags: the saved context's copy of env starts where its header ends; the word
     # that holds what the context's copy holds at its offset
-    for r, v in zip(_GP32, _ENV_MAGIC, strict=True):
-        uc.reg_write(r, v)
-    ctx = uc.context_save()
-    data = ctypes.string_at(ctx.context.value, ctx.size)
-    shift = data.find(struct.pack("<8Q", *_ENV_MAGIC))
+    shift = _context_env_shift()
     if shift < 0 or hflags - shift < 0:
         return {}
     layout["hflags"] = hflags - shift
@@ -1878,6 +1949,7 @@ class X86Vcpu:
         self.fault_pc: int | None = None
         self._delivered = False          # an exception was given to the guest's IDT
         self._ctx: Any = None            # a saved context, reused by forget_exceptions
+        self._stray_words: tuple[int, ...] | None = None   # see _without_stray_fault
         self._df_rip: int | None = None  # a #DF of QEMU's: the slice ends at this RIP
         self.fault_cr2 = 0                 # CR2 as the last #PF left it
         #: the slice's fault is an exception of the guest's CPU (False: unicorn could not
@@ -2133,7 +2205,7 @@ class X86Vcpu:
         """Take guest-physical ``addr``..``addr+size`` out of the map. It may be part of
         a larger mapping (a page of the guest's RAM): unicorn splits the region, and
         the rest of it stays mapped here too."""
-        self.uc.mem_unmap(addr, size)
+        self._without_stray_fault(self.uc.mem_unmap, addr, size)
         self._walk_map(addr, addr + size, 0)
         end = addr + size
         mapped: list[tuple[int, int]] = []
@@ -2174,23 +2246,57 @@ class X86Vcpu:
     def invalidate_code(self, begin: int, end: int) -> None:
         """Drop code translated from the *linear* addresses ``begin``..``end`` (unicorn
         translates them through the guest's page tables while paging is on)."""
-        self.uc.ctl_remove_cache(begin, end)
+        self._without_stray_fault(self.uc.ctl_remove_cache, begin, end)
 
-    def invalidate_code_phys(self, begin: int, end: int) -> None:
+    def _without_stray_fault(self, call: Callable[[int, int], object], begin: int,
+                             arg: int) -> None:
+        """``call(begin, arg)``, an unmap or a removal of translated code, and then put
+        back what unicorn's lookup of ``begin`` as a linear address leaves behind where
+        the guest maps nothing there (see _exception_index_offset): a pending #PF, the
+        last exception, its error code and CR2. The guest took no fault."""
+        words = self._stray_words
+        if words is None:
+            words = self._stray_words = self._find_stray_words()
+        saved = [w.value for w in words]
+        try:
+            call(begin, arg)
+        finally:
+            for w, value in zip(words, saved, strict=True):
+                w.value = value
+
+    def _find_stray_words(self) -> tuple[ctypes.c_int32 | ctypes.c_uint64, ...]:
+        """QEMU's exception_index, old_exception, error_code and CR2 in this engine, or
+        none where this unicorn's layout was not found."""
+        index, old = _exception_index_offset(), _old_exception_offset()
+        code = _env_fields()["error_code"]
+        cpu = _cpu_object(self.uc)
+        shift = _context_env_shift() if cpu and _ENV_PATH else -1
+        layout = _walk_layout()
+        if (min(index, old, code, shift) < 0 or min(old, code) < shift
+                or layout.get("cr3", 0) - layout.get("cr0", 0) != 24):  # target_ulong cr[5]
+            return ()
+        env = cpu + _ENV_PATH[1]
+        cr2 = ctypes.c_uint64.from_address(env + layout["cr0"] + 16)
+        if cr2.value != self.reg("cr2"):
+            return ()
+        return (ctypes.c_int32.from_address(cpu + index),
+                ctypes.c_int32.from_address(env + old - shift),
+                ctypes.c_int32.from_address(env + code - shift), cr2)
+
+    def invalidate_code_phys(self, begin: int, end: int) -> bool:
         """Drop code translated from the guest-*physical* addresses ``begin``..``end``
         (the host wrote there: a device model's DMA, Xen's hypercall page, a frame
-        mapped over another). While linear = physical that range; once an HVM guest
-        has paging on every translation, as a linear range would miss the code (or
-        drop another's), and which linear addresses map the frames only a walk of
-        every mapping could tell. A PV vCPU keeps the call it always made (a machine
-        address taken as linear): the PV fuzzer's guest (tests/test_fuzz_guest.py
-        seed 6) ends cleanly only with it, through its side effect (a flush, a TLB
-        flush or no call at all: it crashes after freeing a frame), a gap to
-        understand before PV frames are handled as here."""
-        if not self.long_mode and self.reg("cr0") & CR0_PG:
+        mapped over another, a PV guest's freed frame). While linear = physical that
+        range; once paging is on (an HVM guest's, always a PV vCPU's) every translation,
+        as a linear range would miss the code (or drop another's), and which linear
+        addresses map the frames only a walk of every mapping could tell. (unicorn
+        would drop code by ram_addr, QEMU's offset in its RAM blocks; it does so only
+        for an address it first translates as linear.) True if it dropped all."""
+        if self.long_mode or self.reg("cr0") & CR0_PG:
             self.flush_code()
-        else:
-            self.uc.ctl_remove_cache(begin, end)
+            return True
+        self.invalidate_code(begin, end)
+        return False
 
     def flush_code(self) -> None:
         """Drop all translated code: another CPU may have rewritten any of it. Each

@@ -872,8 +872,8 @@ class Replay:
 
     def _drop_code(self, mfns: list[int]) -> None:
         """Translated code of the frames a restore rewrote is stale: drop it (per range of
-        guest-physical pages while the vCPUs run with paging off, where linear =
-        guest-physical; else all of it)."""
+        guest-physical pages while a vCPU runs with paging off, where linear =
+        guest-physical; else all of it: ``invalidate_code_phys``)."""
         if not mfns:
             return
         gfns = sorted(g for g in map(self.d.mfn_to_pfn, mfns) if g is not None)
@@ -887,9 +887,9 @@ class Replay:
             cpu = v.cpu
             if cpu is None:
                 continue
-            if (self.d.is_pv or cpu.long_mode or cpu.reg("cr0") & (1 << 31)
-                    or len(ranges) > MAX_CODE_RANGES):
-                cpu.flush_code()
+            if self.d.is_pv or len(ranges) > MAX_CODE_RANGES:
+                cpu.flush_code()   # (a PV vCPU's ranges would be machine frames)
                 continue
             for first, end in ranges:
-                cpu.invalidate_code(first << 12, end << 12)
+                if cpu.invalidate_code_phys(first << 12, end << 12):
+                    break      # all of it (paging on)
