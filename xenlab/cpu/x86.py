@@ -194,6 +194,8 @@ MAX_CODE_TRAPS = 1024
 #: translated code and become data pages again (X86Vcpu._age_code_pages).
 CODE_AGING_PERIOD = 1 << 22
 _CODE_PAGE_WORDS = 1 << 14     # a bitmap with a bit per 4 KiB page below 4 GiB
+_AGING_CHUNK = 2048            # bytes of the bitmap an aging looks at in one go (64 MiB)
+_AGING_ZEROS = bytes(_AGING_CHUNK)
 # Ranges the all-ones hook for unassigned memory may cover before one hook covers all.
 MAX_UNASSIGNED_HOOKS = 16
 CR0_PG = 1 << 31
@@ -3374,26 +3376,31 @@ class X86Vcpu:
         if pages is None or not self._identity_tlb:
             return
         size = _CODE_PAGE_WORDS * 8
-        raw = (ctypes.c_char * (2 * size)).from_buffer(pages)
-        held = int.from_bytes(raw[:size], "little")
-        dead = held & ~int.from_bytes(raw[size:], "little")
-        ctypes.memset(ctypes.addressof(pages) + size, 0, size)
-        if dead:
-            raw[:size] = (held & ~dead).to_bytes(size, "little")
-            seen = (ctypes.c_char * size).from_buffer(self._newtb_seen)
-            seen[:] = (int.from_bytes(seen[:], "little") & ~dead).to_bytes(size, "little")
-            for run in re.finditer(rb"[^\x00]+", dead.to_bytes(size, "little")):
-                bits = int.from_bytes(run.group(), "little")
-                first = run.start() * 8
-                while bits:
-                    low = (bits & -bits).bit_length() - 1       # a run of dead pages
-                    rest = bits >> low
-                    length = (~rest & (rest + 1)).bit_length() - 1
-                    page = first + low
-                    self.invalidate_code_phys(page << 12, (page + length) << 12)
-                    self._seen_code_pages.difference_update(range(page, page + length))
-                    self.aged_code_pages += length
-                    bits &= ~(((1 << length) - 1) << low)
+        base, seen = ctypes.addressof(pages), ctypes.addressof(self._newtb_seen)
+        both = ctypes.string_at(base, 2 * size)
+        ctypes.memset(base + size, 0, size)
+        for at in range(0, size, _AGING_CHUNK):   # (most of the bitmap is zeros)
+            chunk = both[at:at + _AGING_CHUNK]
+            if chunk == _AGING_ZEROS:
+                continue
+            held = int.from_bytes(chunk, "little")
+            dead = held & ~int.from_bytes(both[size + at:size + at + _AGING_CHUNK], "little")
+            if not dead:
+                continue
+            ctypes.memmove(base + at, (held & ~dead).to_bytes(_AGING_CHUNK, "little"),
+                           _AGING_CHUNK)
+            kept = int.from_bytes(ctypes.string_at(seen + at, _AGING_CHUNK), "little") & ~dead
+            ctypes.memmove(seen + at, kept.to_bytes(_AGING_CHUNK, "little"), _AGING_CHUNK)
+            first = at * 8
+            while dead:
+                low = (dead & -dead).bit_length() - 1       # a run of dead pages
+                rest = dead >> low
+                length = (~rest & (rest + 1)).bit_length() - 1
+                page = first + low
+                self.invalidate_code_phys(page << 12, (page + length) << 12)
+                self._seen_code_pages.difference_update(range(page, page + length))
+                self.aged_code_pages += length
+                dead &= ~(((1 << length) - 1) << low)
         self.flush_tlb()
 
     def _note_code_page(self, pc: int, size: int) -> None:
