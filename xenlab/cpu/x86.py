@@ -2255,7 +2255,10 @@ class X86Vcpu:
         """``call(begin, arg)``, an unmap or a removal of translated code, and then put
         back what unicorn's lookup of ``begin`` as a linear address leaves behind where
         the guest maps nothing there (see _exception_index_offset): a pending #PF, the
-        last exception, its error code and CR2. The guest took no fault."""
+        last exception, its error code and CR2. The guest took no fault. (QEMU's walk,
+        PV vCPUs'. On unicorn's virtual TLB a refused lookup would end the run with
+        UC_ERR_EXCEPTION instead: the identity fill refuses none, and an HVM vCPU's
+        map changes only between runs, XenHost._hvm_p2m_update.)"""
         words = self._stray_words
         if words is None:
             words = self._stray_words = self._find_stray_words()
