@@ -270,6 +270,26 @@ def test_every_pv_cpu_and_device_hypercall_answers_as_xen() -> None:
     assert pv.trap_ctxt[2].address == VIRT_BASE + 0x800             # the NMI callback
 
 
+def test_a_guest_crashed_by_its_nmi_bounce_runs_no_more_code() -> None:
+    """An NMI sent to a vCPU whose NMI callback is at address 0: create_bounce_frame
+    finds no handler and crashes the domain when Xen next enters the guest. Nothing of
+    the guest runs after that (found by the PV fuzzer: the crashed vCPU ran a whole
+    slice more, and its set_timer_op left a timer armed on a dead domain)."""
+    a = Asm()
+    a.call(H.nmi_op, 0, DATA_VA).store_rax(0)           # XENNMI_register_callback {0}
+    a.call(H.vcpu_op, 11, 0, 0).store_rax(1)            # VCPUOP_send_nmi to itself
+    a.mov("rax", 0x77).store_rax(2)
+    a.call(H.set_timer_op, 1 << 40).store_rax(3)
+    a.shutdown(0)
+    host, d = boot(a.bytes(), data=_data((0x00, struct.pack("<Q", 0))))
+    assert d.is_crashed and d.crash_reason == "create_bounce_frame: no handler for the NMI"
+    assert results(host, d, 4) == [0, 0, 0, 0]           # not even send_nmi's return
+    assert d.vcpus[0].timer_deadline is None
+    host.check_invariants()
+    assert [r.name for r in host.trace if r.dom == d.domid and r.name in (
+        "nmi_op", "vcpu_op", "set_timer_op", "crash")] == ["nmi_op", "vcpu_op", "crash"]
+
+
 # ---------------------------------------------------------------- the emulated TSC
 RDTSC_TO_RAX = "0f31" "48c1e220" "4809d0"          # rdtsc; shl $32,%rdx; or %rdx,%rax
 RDTSCP_TO_RAX = "0f01f9" "48c1e220" "4809d0"       # rdtscp; ...

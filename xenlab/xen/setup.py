@@ -1320,7 +1320,10 @@ class XenHost:
             if v.timer_deadline is not None and v.timer_deadline <= pc.time:
                 v.timer_deadline = None
         try:
-            result: RunResult = cpu.run(budget)
+            if d.is_shutting_down:   # the upcall's bounce crashed it: no more guest code
+                result: RunResult = RunResult(ExitReason.YIELD, 0)
+            else:
+                result = cpu.run(budget)
         except BaseException:
             # Interrupted (Ctrl-C in a notebook) or a bug: leave the host consistent, the
             # vCPU runnable where it stopped, and let the exception reach the caller.
