@@ -1951,7 +1951,8 @@ class X86Vcpu:
         self.fault_pc: int | None = None
         self._delivered = False          # an exception was given to the guest's IDT
         self._ctx: Any = None            # a saved context, reused by forget_exceptions
-        self._stray_words: tuple[int, ...] | None = None   # see _without_stray_fault
+        #: QEMU's words a failed lookup writes (see _without_stray_fault)
+        self._stray_words: tuple[ctypes.c_int32 | ctypes.c_uint64, ...] | None = None
         self._df_rip: int | None = None  # a #DF of QEMU's: the slice ends at this RIP
         self.fault_cr2 = 0                 # CR2 as the last #PF left it
         #: the slice's fault is an exception of the guest's CPU (False: unicorn could not
@@ -2274,13 +2275,13 @@ class X86Vcpu:
         none where this unicorn's layout was not found."""
         index, old = _exception_index_offset(), _old_exception_offset()
         code = _env_fields()["error_code"]
-        cpu = _cpu_object(self.uc)
-        shift = _context_env_shift() if cpu and _ENV_PATH else -1
+        cpu, path = _cpu_object(self.uc), _ENV_PATH
+        shift = _context_env_shift() if cpu and path else -1
         layout = _walk_layout()
-        if (min(index, old, code, shift) < 0 or min(old, code) < shift
+        if (not path or min(index, old, code, shift) < 0 or min(old, code) < shift
                 or layout.get("cr3", 0) - layout.get("cr0", 0) != 24):  # target_ulong cr[5]
             return ()
-        env = cpu + _ENV_PATH[1]
+        env = cpu + path[1]
         cr2 = ctypes.c_uint64.from_address(env + layout["cr0"] + 16)
         if cr2.value != self.reg("cr2"):
             return ()
