@@ -714,7 +714,11 @@ def test_a_page_that_ran_no_code_since_the_last_aging_is_a_data_page_again() -> 
     page = 0x2
 
     def code_page() -> bool:
-        return bool(cpu._code_pages[0] >> page & 1)
+        held = bool(cpu._code_pages[0] >> page & 1)
+        # the new-block filter's copy says the same (else new code there would not be
+        # noted: no TLB flush when the page turns code again)
+        assert bool(cpu._newtb_seen[0] >> page & 1) == (page in cpu._seen_code_pages)
+        return held
 
     with aging_at_every_run():
         assert cpu.run(10_000).reason is ExitReason.HLT        # calls into the page
@@ -723,8 +727,10 @@ def test_a_page_that_ran_no_code_since_the_last_aging_is_a_data_page_again() -> 
         assert code_page() and cpu.aged_code_pages == 0
         assert cpu.run(10_000).reason is ExitReason.HLT        # aged (none ran): a store
         assert not code_page() and cpu.aged_code_pages == 1    # into a data page now
+        assert page not in cpu._seen_code_pages
         assert cpu.run(10_000).reason is ExitReason.HLT        # calls the patched code
     assert code_page() and exits.outs == [(0xE9, 0x10), (0xE9, 0x42)]
+    assert page in cpu._seen_code_pages
     assert cpu.mem(0x2080, 1) == b"\x08"
 
 
