@@ -140,6 +140,24 @@ def test_a_host_exception_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # ------------------------------------------------------------------ the command
+def test_a_round_says_how_the_fuzzer_ended() -> None:
+    """A fuzzer that asks for SHUTDOWN_crash itself crashed without a reason from Xen:
+    the report says so (it said "crashed: " and nothing more), next to a crash Xen
+    gave a reason for and a shutdown."""
+    from elfgen import Asm, boot
+
+    from xenlab.public.sched import ShutdownReason
+
+    outcomes = []
+    for code in (Asm().shutdown(ShutdownReason.SHUTDOWN_crash), Asm().raw("0f0b"),
+                 Asm().shutdown(ShutdownReason.SHUTDOWN_poweroff)):
+        _host, d = boot(code.bytes())
+        outcomes.append(fuzz._outcome(d, "idle"))
+    assert outcomes[0] == "crashed: SHUTDOWN_crash, its own SCHEDOP_shutdown"
+    assert outcomes[1].startswith("crashed: Unhandled invalid opcode [#6]"), outcomes[1]
+    assert outcomes[2] == "shut down (SHUTDOWN_poweroff)"
+
+
 def test_fuzz_command_prints_its_seeds_and_bad_input_is_one_line() -> None:
     out = io.StringIO()
     assert fuzz.main(["--time", "0.1", "--no-suites", "--kind", "pv", "--ops", "50"], out) == 0

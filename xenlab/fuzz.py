@@ -191,6 +191,16 @@ def _fuzzer_config(kind: str, seed: int, ops: int, victim: int, tmp: Path) -> st
             f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n" + common)
 
 
+def _outcome(d: Domain, status: str) -> str:
+    """How the fuzzer's domain ended, as the round's report says it. Xen's domain_crash
+    gives a reason; a guest's own SCHEDOP_shutdown with SHUTDOWN_crash gives none."""
+    if d.is_crashed:
+        return f"crashed: {d.crash_reason or 'SHUTDOWN_crash, its own SCHEDOP_shutdown'}"
+    if d.is_shut_down:
+        return f"shut down ({d.shutdown_reason_name})"
+    return f"not finished (run ended: {status})"
+
+
 def fuzz_round(kind: str, seed: int, *, ops: int | None = None,
                budget: int = DEFAULT_BUDGET, check_every: int = 50,
                max_time_ns: int | None = DEFAULT_MAX_TIME_NS) -> FuzzResult:
@@ -259,12 +269,7 @@ def fuzz_round(kind: str, seed: int, *, ops: int | None = None,
         if not res.failures:
             _check(host, res, "after the run")
             res.failures.extend(_compare_victim(host, victim, before, state))
-    if fuzzer.is_crashed:
-        res.outcome = f"crashed: {fuzzer.crash_reason}"
-    elif fuzzer.is_shut_down:
-        res.outcome = f"shut down ({fuzzer.shutdown_reason_name})"
-    else:
-        res.outcome = f"not finished (run ended: {res.status})"
+    res.outcome = _outcome(fuzzer, res.status)
     res.log = [line for line in host.log.text().splitlines()
                if line.startswith(f"(d{fid})")]
     return res
