@@ -1236,6 +1236,31 @@ _native_page: mmap.mmap | None = None
 _OLD_EXCEPTION_OFFSET: int | None = None
 
 
+_DE_PROBE = bytes.fromhex("31dbf7f3")        # xor %ebx,%ebx; div %ebx: #DE
+_GP_PROBE = bytes.fromhex("66b810008ed8")    # mov $0x10,%ax; mov %ax,%ds: #GP (past the GDT)
+
+
+def _fault_probe(code: bytes, in_hook: Callable[[Uc], object] | None = None) -> Uc:
+    """A fresh 64-bit engine that ran ``code`` at 0x1000 with one (null) GDT descriptor
+    and an interrupt hook that calls ``in_hook`` and stops it: what the finders of
+    QEMU's exception fields probe with."""
+    uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64)
+    uc.mem_map(0x1000, PAGE_SIZE)
+    uc.mem_write(0x1000, code)
+    uc.reg_write(X.UC_X86_REG_GDTR, (0, 0x1000, 7, 0))  # one (null) descriptor
+
+    def hook(u: Uc, intno: int, user: object) -> None:
+        if in_hook is not None:
+            in_hook(u)
+        u.emu_stop()
+
+    uc.hook_add(uc_const.UC_HOOK_INTR, hook)
+    if code:
+        with contextlib.suppress(UcError):
+            uc.emu_start(0x1000, 0x1000 + len(code))
+    return uc
+
+
 def _old_exception_offset() -> int:
     """Offset of QEMU's ``env->old_exception`` in this unicorn's saved CPU context.
 
@@ -1250,21 +1275,11 @@ def _old_exception_offset() -> int:
         return _OLD_EXCEPTION_OFFSET
 
     def context_after(code: bytes) -> bytes:
-        uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64)
-        uc.mem_map(0x1000, PAGE_SIZE)
-        uc.mem_write(0x1000, code)
-        uc.reg_write(X.UC_X86_REG_GDTR, (0, 0x1000, 7, 0))  # one (null) descriptor
-        uc.hook_add(uc_const.UC_HOOK_INTR, lambda u, n, d: u.emu_stop())
-        if code:
-            with contextlib.suppress(UcError):
-                uc.emu_start(0x1000, 0x1000 + len(code))
-        ctx = uc.context_save()
+        ctx = _fault_probe(code).context_save()
         return ctypes.string_at(ctx.context.value, ctx.size)
 
     try:
-        fresh = context_after(b"")
-        de = context_after(bytes.fromhex("31dbf7f3"))   # xor %ebx,%ebx; div %ebx
-        gp = context_after(bytes.fromhex("66b810008ed8"))   # mov $0x10,%ax; mov %ax,%ds
+        fresh, de, gp = context_after(b""), context_after(_DE_PROBE), context_after(_GP_PROBE)
         found = [off for off in range(0, min(len(fresh), len(de), len(gp)) - 3, 4)
                  if struct.unpack_from("<iii", fresh[off:off + 4] + de[off:off + 4]
                                        + gp[off:off + 4]) == (-1, 0, 13)]
@@ -1516,31 +1531,23 @@ def _exception_index_offset() -> int:
         return _EXCEPTION_INDEX_OFFSET
     _EXCEPTION_INDEX_OFFSET = -1
 
-    def words(code: bytes) -> list[tuple[int, ...]] | None:
-        uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64)
-        if not _eflags_word(uc) or not _ENV_PATH:
-            return None
-        cpu, n = _cpu_object(uc), _ENV_PATH[1] // 4
-        uc.mem_map(0x1000, PAGE_SIZE)
-        uc.mem_write(0x1000, code)
-        uc.reg_write(X.UC_X86_REG_GDTR, (0, 0x1000, 7, 0))   # one (null) descriptor
-        seen: list[tuple[int, ...]] = []
-
-        def hook(u: Uc, intno: int, user: object) -> None:
-            seen.append(struct.unpack(f"<{n}i", ctypes.string_at(cpu, 4 * n)))
-            u.emu_stop()
-
-        uc.hook_add(uc_const.UC_HOOK_INTR, hook)
-        with contextlib.suppress(UcError):
-            uc.emu_start(0x1000, 0x1000 + len(code))
-        return [*seen, struct.unpack(f"<{n}i", ctypes.string_at(cpu, 4 * n))]
-
     try:
-        de = words(bytes.fromhex("31dbf7f3"))        # xor %ebx,%ebx; div %ebx
-        gp = words(bytes.fromhex("66b810008ed8"))    # mov $0x10,%ax; mov %ax,%ds
+        if not _eflags_word(Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64)) or not _ENV_PATH:
+            return _EXCEPTION_INDEX_OFFSET
+        n = _ENV_PATH[1] // 4
+
+        def words(u: Uc) -> tuple[int, ...]:   # the ints of the CPU object before env
+            return struct.unpack(f"<{n}i", ctypes.string_at(_cpu_object(u), 4 * n))
+
+        def run(code: bytes) -> list[tuple[int, ...]]:   # in the hook, then after
+            seen: list[tuple[int, ...]] = []
+            uc = _fault_probe(code, lambda u: seen.append(words(u)))
+            return [*seen, words(uc)]
+
+        de, gp = run(_DE_PROBE), run(_GP_PROBE)
     except (UcError, AttributeError, ValueError, OSError, struct.error):
         return _EXCEPTION_INDEX_OFFSET
-    if de is None or gp is None or len(de) != 2 or len(gp) != 2:
+    if len(de) != 2 or len(gp) != 2:
         return _EXCEPTION_INDEX_OFFSET
     found = [4 * i for i in range(len(de[0]))
              if (de[0][i], de[1][i], gp[0][i], gp[1][i]) == (0, -1, 13, -1)]
