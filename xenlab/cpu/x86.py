@@ -54,6 +54,8 @@ from unicorn import Uc, UcError
 from unicorn import unicorn_const as uc_const
 from unicorn import x86_const as X
 
+from xenlab.cpu.idle import IdleLoops
+
 __all__ = [
     "PAGE_SIZE",
     "CpuMode",
@@ -246,6 +248,7 @@ class _Budget(ctypes.Structure):
 
 
 _NOT_STOPPED = 0xFFFF_FFFF_FFFF_FFFF
+_ALL_ONES = 0xFFFF_FFFF_FFFF_FFFF
 
 
 # void cb(uc_engine *uc /*rdi*/, uint64_t addr /*rsi*/, uint32_t size /*edx*/, void *user /*rcx*/)
@@ -1928,6 +1931,14 @@ class X86Vcpu:
         #: an instruction counter per block (xenlab.cpu.icount.BlockCounter) told about
         #: what cuts a block short: exceptions, code traps, errors (attach_counter)
         self._counter: BlockCounterEvents | None = None
+        #: the idle-loop finder (xenlab.cpu.idle), when the hypervisor gives the vCPU one
+        self.idle: IdleLoops | None = None
+        #: called with (physical address, size) before the CPU layer itself stores into
+        #: guest memory for the guest's code (a real-mode ``int``'s frame in Python)
+        self.write_watch: Callable[[int, int], None] | None = None
+        #: code traps that ran, and rdtsc/rdtscp answered in Python (``exit_marks``)
+        self.traps_taken = 0
+        self.tsc_python = 0
         self._to_python_before: tuple[int, ...] | None = None
         #: inside uc_emu_start (a hook is running); in the new-block hook
         self.running = False
@@ -2049,6 +2060,7 @@ class X86Vcpu:
             if self._plog.count:
                 self._drain_ports()
             t = self._tsc
+            self.tsc_python += 1
             if n:
                 t.n = n
             tsc = self.exits.tsc(self) & 0xFFFF_FFFF_FFFF_FFFF
@@ -2062,6 +2074,39 @@ class X86Vcpu:
             self._hook_error = err
             self.uc.emu_stop()
         return 1
+
+    def exit_marks(self) -> tuple[int, ...]:
+        """Counts that any exit, trap or hypervisor work inside a run moves on: the time
+        charged for exits, code traps, TSC reads (native and in Python), debug-port
+        bytes kept, and whether a fault, stop or hook error is pending."""
+        return (self._charged, self.traps_taken, int(self._tsc.answered), self.tsc_python,
+                int(self._plog.count), self._fault is None, self._stop_reason is None,
+                self._hook_error is None, self._retranslate)
+
+    def interrupts_to_python(self, on: bool, saved: tuple[int, ...] | None = None
+                             ) -> tuple[int, ...]:
+        """Every real-mode ``int`` through Python (``on``; returns the vectors that went
+        there before) or back to ``saved``."""
+        r = self._rm
+        before = tuple(r.to_python)
+        if on:
+            r.to_python[:] = (_ALL_ONES,) * len(r.to_python)
+        elif saved is not None:
+            r.to_python[:] = saved
+        return before
+
+    @property
+    def attached_counter(self) -> BlockCounterEvents | None:
+        """The instruction counter attached (attach_counter), or None."""
+        return self._counter
+
+    def ram_byte(self, addr: int) -> int | None:
+        """The byte of RAM at guest-physical ``addr`` as the host holds it, read without
+        the engine (no device reached); None where no RAM is mapped."""
+        for begin, end, host in self._host_maps:
+            if begin <= addr < end:
+                return host[addr - begin][0]
+        return None
 
     def native_tsc_reads(self) -> int:
         """How many rdtsc/rdtscp the native callback has answered (0 without it)."""
@@ -2670,12 +2715,20 @@ class X86Vcpu:
         if self.log_ports and self._plog_port != _NO_PORT:
             self._plog.port = self._plog_port
             self._refresh_port_room()
+        idle = self.idle
+        if idle is not None:
+            idle.begin()
         try:
             self._emu_start(start)
-            while self._retranslated() and self.budget.left > 0:
-                self._emu_start(self.pc())  # the same block again, with its new traps
+            while self.budget.left > 0 and (
+                    self._retranslated()  # the same block again, with its new traps
+                    or (idle is not None and self._fault is None and self._hook_error is None
+                        and self._stop_reason is None and idle.resume())):
+                self._emu_start(self.pc())
         finally:
             self._plog.port = _NO_PORT
+            if idle is not None:
+                idle.end()
         window, self.budget.window = self.budget.window, 0   # armed for this slice only
         if self._df_rip is not None:    # unicorn moved RIP on after the hook: back to it
             self.set_reg(self._pc_name(), self._df_rip)
@@ -3015,6 +3068,7 @@ class X86Vcpu:
         (then tells an attached block counter, whose count depends on whether the trap
         emulated the instruction); its unicorn handle."""
         def trap(uc: Uc, at: int, size: int, user: object) -> None:
+            self.traps_taken += 1
             if self._plog.count:
                 self._drain_ports()
             callback(uc, at, size, user)
@@ -3728,6 +3782,9 @@ class X86Vcpu:
         regs = self._rm.regs
         flags, cs, ip, ss, sp = regs[0], regs[1], regs[2] & 0xFFFF, regs[3], regs[4] & 0xFFFF
         frame = struct.pack("<HHH", ip, cs, flags & 0xFFFF)  # FLAGS, CS, IP pushed in turn
+        if self.write_watch is not None:
+            for i in range(3):
+                self.write_watch((ss << 4) + ((sp - 2 * (3 - i)) & 0xFFFF), 2)
         if sp >= 6:
             self._mem_write((ss << 4) + sp - 6, frame)
         else:  # the stack wraps inside its 64 KiB segment

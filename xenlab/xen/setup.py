@@ -32,6 +32,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from xenlab.cpu.idle import IdleLoops
 from xenlab.cpu.x86 import ExitReason, RunResult, X86Vcpu, unicorn_version
 from xenlab.public import version as V
 from xenlab.public.domctl import DomctlCmd
@@ -202,9 +203,12 @@ class XenHost:
 
     def __init__(self, *, memory_mib: int = DEFAULT_HOST_MIB, nr_cpus: int = 2,
                  dom0_mem_mib: int = DEFAULT_DOM0_MIB, trace: bool = True, seed: int = 0,
-                 native_budget: bool = True, wallclock: int | None = None) -> None:
+                 native_budget: bool = True, wallclock: int | None = None,
+                 idle_loops: bool = True) -> None:
         """``wallclock``: what the machine's clock says at boot, in seconds since 1970
-        (Xen reads it from the platform's RTC); None is ``WALLCLOCK_DEFAULT``."""
+        (Xen reads it from the platform's RTC); None is ``WALLCLOCK_DEFAULT``.
+        ``idle_loops``: HVM vCPUs skip rounds of a loop that changes nothing
+        (xenlab.cpu.idle; the guest cannot tell, only the wall time differs)."""
         if memory_mib < 64 or nr_cpus < 1 or dom0_mem_mib < 16:
             raise ValueError("host needs >= 64 MiB, >= 1 CPU, dom0 >= 16 MiB")
         self.wc_sec = WALLCLOCK_DEFAULT if wallclock is None else wallclock
@@ -212,6 +216,7 @@ class XenHost:
             raise ValueError("dom0_mem does not fit in host memory")
         self.seed = seed
         self.native_budget = native_budget
+        self.idle_loops = idle_loops
         self.mem = HostMemory(memory_mib)
         self.trace = Trace(enabled=trace)
         self.log = ConsoleLog()
@@ -421,6 +426,8 @@ class XenHost:
                                       exit_on=0x0A, room=d.hvm.debug_line_room)
                 v.cpu.watch_new_code_for_wrmsr()
                 v.cpu.identity_tlb_until_paging()
+                if self.idle_loops:
+                    v.cpu.idle = IdleLoops(v.cpu)
             else:
                 v.cpu = X86Vcpu(_VcpuTraps(self, v), long_mode=True,
                                 name=f"d{domid}v{i}", native_budget=self.native_budget)

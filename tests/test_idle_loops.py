@@ -1,0 +1,108 @@
+"""Idle loops skipped exactly (xenlab.cpu.idle): the same boot sector, run once with the
+skipping and once without, ends with the same registers, memory, virtual time,
+instruction count and trace; only loops that change nothing are skipped."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from xenlab.bench import POLL_SECTOR
+from xenlab.lab import Lab
+from xenlab.labkit import assemble, boot_disk, have_binutils
+
+pytestmark = pytest.mark.skipif(not have_binutils(), reason="needs binutils (as, ld, objcopy)")
+
+
+def _outcome(tmp: Path, source: str, bios: str, idle: bool, seconds: float
+             ) -> tuple[tuple[object, ...], int]:
+    """Boot ``source`` as a boot sector under ``bios`` and run ``seconds`` of virtual
+    time: what the guest and the host show, and how many slices skipped a loop."""
+    disk = tmp / f"{bios}-{idle}.img"
+    disk.write_bytes(boot_disk(assemble(source, bits=16, org=0x7C00)))
+    cfg = tmp / f"{bios}-{idle}.cfg"
+    cfg.write_text(f'name = "idle"\ntype = "hvm"\nmemory = 32\nbios = "{bios}"\n'
+                   f'vga = "none"\ndisk = [ "format=raw, vdev=hda, access=ro, target={disk}" ]\n')
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    assert not lab.xl_output(f"create {cfg}").startswith("xl: error")
+    cpu = lab.domain("idle").vcpus[0].cpu
+    assert cpu is not None and cpu.idle is not None    # HVM vCPUs have one by default
+    finder = cpu.idle
+    if not idle:
+        cpu.idle = None
+    lab.run(max_seconds=seconds)
+    ram = hashlib.sha256(b"".join(bytes(host) for _, _, host in cpu._host_maps)).hexdigest()
+    trace = hashlib.sha256(repr([repr(r) for r in lab.host.trace.records]).encode()).hexdigest()
+    seen = (cpu.registers(), lab.host.now(), lab.host.instructions, ram, trace,
+            lab.xl_output("list"))
+    return seen, finder.skips
+
+
+def _both(tmp: Path, source: str, bios: str = "xenlab", seconds: float = 0.12) -> int:
+    """Run with and without the skipping; they must agree. The slices that skipped."""
+    on, skips = _outcome(tmp, source, bios, True, seconds)
+    off, none = _outcome(tmp, source, bios, False, seconds)
+    assert none == 0
+    for name, a, b in zip(("registers", "virtual time", "instructions", "RAM", "trace",
+                           "xl list"), on, off, strict=True):
+        assert a == b, f"{name} differ with idle-loop skipping"
+    return skips
+
+
+@pytest.mark.parametrize("bios", ["xenlab", "seabios"])
+def test_a_bios_polling_loop_is_skipped_and_nothing_differs(tmp_path: Path, bios: str) -> None:
+    """INT 16h / INT 1Ah polled forever (the bench's loop), from ``xl create`` on: the
+    whole boot and the polling with and without the skipping."""
+    if bios == "seabios" and Lab.missing("seabios") is not None:
+        pytest.skip(str(Lab.missing("seabios")))
+    seconds = 3.3 if bios == "seabios" else 0.3     # SeaBIOS waits 2.5 s at its menu
+    assert _both(tmp_path, POLL_SECTOR, bios, seconds) > 5
+
+
+# loops that change something each round (never skipped) and loops that do not; in the
+# first four what changed (a stored byte, a value read, the flags of an increment) is
+# gone from the registers by the head, but for "register counts": only the stored bytes
+# and the exit marks tell them from an idle loop
+LOOPS = {
+    "counter in memory": ("1: incw (0x600)\n   xor %ax, %ax\n   jmp 1b", False),
+    "register counts": ("1: inc %ax\n   jmp 1b", False),
+    "TSC decides a branch": ("1: rdtsc\n   test $1, %al\n   jz 2f\n   nop\n"
+                             "2: xor %eax, %eax\n   xor %edx, %edx\n   jmp 1b", False),
+    "port read each round": ("1: in $0x61, %al\n   xor %al, %al\n   jmp 1b", False),
+    "same value stored": ("1: movw $5, (0x600)\n   jmp 1b", True),
+    "two passes a round": ("1: xor $1, %ax\n   jmp 1b", True),
+    "interrupts on, jmp $": ("   sti\n1: jmp 1b", True),
+    "a call and a push": ("1: call 2f\n   jmp 1b\n2: push %ax\n   pop %ax\n   ret", True),
+}
+
+
+@pytest.mark.parametrize("name", list(LOOPS))
+def test_only_a_loop_that_changes_nothing_is_skipped(tmp_path: Path, name: str) -> None:
+    body, idle = LOOPS[name]
+    source = f"    .code16\n    xor %ax, %ax\n    mov %ax, %ds\n{body}\n"
+    skips = _both(tmp_path, source)
+    assert (skips > 0) is idle, f"{name}: {skips} slices skipped"
+
+
+def test_the_stepper_counter_turns_the_skipping_off(tmp_path: Path) -> None:
+    """An attached instruction counter (the stepper's) counts every instruction: no
+    slice skips while it is attached."""
+    from xenlab.cpu.icount import counter_for
+
+    disk = tmp_path / "spin.img"
+    disk.write_bytes(boot_disk(assemble("    .code16\n    sti\n1: jmp 1b\n", bits=16)))
+    cfg = tmp_path / "spin.cfg"
+    cfg.write_text('name = "spin"\ntype = "hvm"\nmemory = 32\nbios = "xenlab"\nvga = "none"\n'
+                   f'disk = [ "format=raw, vdev=hda, access=ro, target={disk}" ]\n')
+    lab = Lab(memory_mib=256, dom0_mem_mib=64)
+    assert not lab.xl_output(f"create {cfg}").startswith("xl: error")
+    cpu = lab.domain("spin").vcpus[0].cpu
+    assert cpu is not None and cpu.idle is not None
+    counter = counter_for(cpu)
+    lab.run(max_seconds=0.05)
+    assert cpu.idle.skips == 0 and cpu.idle.probes == 0
+    counter.close()
+    lab.run(max_seconds=0.05)
+    assert cpu.idle.skips > 0
