@@ -75,6 +75,9 @@ LOOPS = {
     "two passes a round": ("1: xor $1, %ax\n   jmp 1b", True),
     "interrupts on, jmp $": ("   sti\n1: jmp 1b", True),
     "a call and a push": ("1: call 2f\n   jmp 1b\n2: push %ax\n   pop %ax\n   ret", True),
+    # trapped only to see paging turned on: no exit
+    "CR0 written back": ("1: .fill 400, 1, 0x90\n   mov %cr0, %eax\n   mov %eax, %cr0\n"
+                         "   jmp 1b", True),
 }
 
 

@@ -3067,8 +3067,12 @@ class X86Vcpu:
         """A code hook on the instruction at linear ``address`` that calls ``callback``
         (then tells an attached block counter, whose count depends on whether the trap
         emulated the instruction); its unicorn handle."""
+        # a move to a control register is trapped only to see paging turned on (the
+        # register itself is in the CPU context): no exit, so not counted
+        counted = 0 if callback == self._on_mov_cr else 1
+
         def trap(uc: Uc, at: int, size: int, user: object) -> None:
-            self.traps_taken += 1
+            self.traps_taken += counted
             if self._plog.count:
                 self._drain_ports()
             callback(uc, at, size, user)
