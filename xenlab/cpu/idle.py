@@ -11,8 +11,9 @@ How it finds one (``begin``, then the hooks below, all within one slice of
 ``X86Vcpu.run``):
 
 1. A code hook on the slice's first instruction and on the loop head found last time.
-   The first of them that runs a second time is a candidate head; the CPU stops there
-   (and, run on from there, gets back the block's budget charged twice).
+   The first of them that comes back to a CPU context it had before, with no exit on
+   the way, is a candidate head; the CPU stops there (and, run on from there, gets
+   back the block's budget charged twice).
 2. Stores are made visible: every store of guest code to a hook (the engine's
    translated code is dropped so that it is translated again with the slow store
    path), the real-mode ``int`` frames go through Python (``X86Vcpu.write_watch``),
@@ -32,10 +33,13 @@ How it finds one (``begin``, then the hooks below, all within one slice of
    the skip (tests/test_idle_loops.py runs the same programs both ways and compares).
    Only the wall time differs.
 
-A slice without such a loop costs one code hook (nothing runs in Python unless the
-head comes round again); rounds that are no fixed point (the costly part: all code
-translated again, stores in Python) make the vCPU wait 1, 3, 7, then 15 slices before
-it probes again. Only while paging is off (real mode, and protected mode without
+A slice probes only when the vCPU's last slice had no exit at all or a loop was
+skipped lately (within its last 8 probing slices): a firmware booting makes exits in
+every slice and never pays for it. A probe that finds no head costs a code hook or two
+(Python runs only when a head comes round again; the rounds start only for a head that
+comes back to the same context); rounds that are no fixed point (the costly part: all
+code translated again, stores in Python) make the vCPU wait 1, 3, 7, then 15 slices
+before it probes again. Only while paging is off (real mode, and protected mode without
 paging: the page walk's accessed and dirty bits are stores no hook sees), and never
 with an instruction counter attached (the stepper counts every instruction).
 
@@ -63,6 +67,8 @@ MAX_BACKOFF = 15
 #: Budget a slice must have left at the head to go on probing: more than any block
 #: costs, so that the stop and resume there cannot end the slice early.
 _MARGIN = 4096
+#: Probing slices without a skip after which the last loop head is forgotten.
+_FORGET_HEAD = 8
 #: The most budget a block is charged (its bytes / 4: a block is at most a page).
 _MAX_BLOCK_COST = 1024
 #: A round that stores to more bytes than this is no idle loop.
@@ -92,8 +98,11 @@ class IdleLoops:
         self._heads: set[int] = set()
         self._write_hook: int | None = None
         self._flush = False                 # code was translated with the store hook
-        self._flushed = False
-        self._hits: dict[int, tuple[int, ...]] = {}
+        self._quiet = False                 # the last slice had no exit
+        self._begin_marks: tuple[int, ...] = ()
+        self._misses = 0                    # probing slices since the last skip
+        self._hits: dict[int, list[tuple[tuple[int, ...], bytes]]] = {}
+        self._head_hooks: dict[int, int] = {}
         self._pc0 = 0
         self._fresh = False
         self._stop_left = 0
@@ -104,23 +113,27 @@ class IdleLoops:
 
     # -- the slice ---------------------------------------------------------------------
     def begin(self) -> None:
-        """Before a slice's first instruction: arm the code hooks if this slice probes."""
+        """Before a slice's first instruction: arm the code hooks if this slice probes:
+        when the vCPU's last slice had no exit at all, or a loop was skipped lately."""
         cpu = self.cpu
         self._state = _IDLE
         self._skipped_now = False
+        self._begin_marks = self._marks()
         if self._wait > 0:
             self._wait -= 1
             return
-        if (cpu.budget.left <= 4 * _MARGIN or cpu.attached_counter is not None
-                or cpu.reg("cr0") & 0x8000_0000):
+        if ((not self._quiet and self._head is None) or cpu.budget.left <= 4 * _MARGIN
+                or cpu.attached_counter is not None or cpu.reg("cr0") & 0x8000_0000):
             return
         pc = cpu.linear_pc()
         heads = {pc} if self._head is None else {pc, self._head}
         self._hits = {}
         self._heads = heads
+        self._head_hooks = {}
         for head in sorted(heads):
-            self._hooks.append(cpu.uc.hook_add(uc_const.UC_HOOK_CODE, self._on_head, None,
-                                               head, head))
+            hook = cpu.uc.hook_add(uc_const.UC_HOOK_CODE, self._on_head, None, head, head)
+            self._hooks.append(hook)
+            self._head_hooks[head] = hook
             cpu.invalidate_code(head, head + 1)
         self._state = _SEEKING
         self.probes += 1
@@ -136,7 +149,7 @@ class IdleLoops:
             return True
         self._fresh = True
         for hook in self._hooks:
-            cpu.uc.hook_del(hook)
+            cpu.without_stray_fault(cpu.uc.hook_del, hook)
         self._hooks = [cpu.uc.hook_add(uc_const.UC_HOOK_CODE, self._on_head, None,
                                        self._pc0, self._pc0)]
         self._write_hook = cpu.uc.hook_add(uc_const.UC_HOOK_MEM_WRITE, self._on_write)
@@ -149,28 +162,35 @@ class IdleLoops:
         return True
 
     def end(self) -> None:
-        """After the slice: drop the hooks and the code translated with them."""
+        """After the slice: drop the hooks (unicorn drops the code translated with a code
+        hook when it is deleted) and, after rounds, all code (translated with the store
+        hook)."""
         cpu = self.cpu
+        self._quiet = self._marks()[:5] == self._begin_marks[:5]    # no exit this slice
         self._disarm(cpu.uc)
-        self._flushed = self._flush
-        if self._flush:
+        flushed = self._flush
+        if flushed:
             self._flush = False
             cpu.flush_code()    # the stores' fast path back
-        elif self._state != _IDLE:
-            for head in self._heads:    # the blocks that call the code hook
-                cpu.invalidate_code(head, head + 1)
         if self._state == _IDLE:
             return
         if self._skipped_now:
-            self._backoff = self._wait = 0
-        elif self._flushed:     # rounds compared (the costly part) and no fixed point
-            self._backoff = min(2 * self._backoff + 1, MAX_BACKOFF)
-            self._wait = self._backoff
+            self._backoff = self._wait = self._misses = 0
+        else:
+            self._misses += 1
+            if self._misses >= _FORGET_HEAD:
+                self._head = None
+            if flushed:         # rounds compared (the costly part) and no fixed point
+                self._backoff = min(2 * self._backoff + 1, MAX_BACKOFF)
+                self._wait = self._backoff
         self._state = _IDLE
 
     def _disarm(self, uc: Uc) -> None:
+        cpu = self.cpu
         for hook in self._hooks:
-            uc.hook_del(hook)
+            # unicorn drops the code translated with the hook, looking it up as linear
+            # addresses: guarded as X86Vcpu's own removals are (paging may be on now)
+            cpu.without_stray_fault(uc.hook_del, hook)
         self._hooks = []
         if self._write_hook is not None:
             uc.hook_del(self._write_hook)
@@ -184,11 +204,18 @@ class IdleLoops:
     def _on_head(self, uc: Uc, address: int, size: int, user: object) -> None:
         cpu = self.cpu
         if self._state == _SEEKING:
-            # a head that came round with no exit on the way (a code trap at the head
-            # itself, a ``rep ins`` the hypervisor emulates, runs before this hook)
-            marks = self._marks()
-            if self._hits.get(address) != marks:
-                self._hits[address] = marks
+            # a head that came round to the same CPU context with no exit on the way (a
+            # code trap at the head itself, a ``rep ins`` the hypervisor emulates, runs
+            # before this hook): the costly rounds only for such a head
+            marks, ctx = self._marks(), self._context()
+            seen = self._hits.setdefault(address, [])
+            if not any(m == marks and c == ctx for m, c in seen):
+                if seen and seen[-1][0] != marks:
+                    seen.clear()            # an exit since: start again from here
+                seen.append((marks, ctx))
+                if len(seen) > _MAX_ROUNDS:     # a loop that counts: not this head
+                    self._hits[address] = []
+                    self._drop_head(uc, address)
                 return
             if cpu.budget.left <= _MARGIN:
                 self._give_up(uc)
@@ -276,6 +303,16 @@ class IdleLoops:
             self._head = self._pc0
         self._disarm(uc)            # unicorn deletes hooks after the run; none fires now
         self._state = _DONE
+
+    def _drop_head(self, uc: Uc, head: int) -> None:
+        """Stop looking at ``head`` (its hook deleted, deferred by unicorn); with no head
+        left, give up."""
+        hook = self._head_hooks.pop(head, None)
+        if hook is not None:
+            self.cpu.without_stray_fault(uc.hook_del, hook)
+            self._hooks.remove(hook)
+        if not self._head_hooks:
+            self._give_up(uc)
 
     def _give_up(self, uc: Uc) -> None:
         self._disarm(uc)

@@ -2303,6 +2303,11 @@ class X86Vcpu:
         translates them through the guest's page tables while paging is on)."""
         self._without_stray_fault(self.uc.ctl_remove_cache, begin, end)
 
+    def without_stray_fault(self, call: Callable[[int], object], arg: int) -> None:
+        """``call(arg)`` (a hook deletion: unicorn drops the code translated with the
+        hook, looking each block up as a linear address) as ``_without_stray_fault``."""
+        self._without_stray_fault(lambda handle, _unused: call(handle), arg, 0)
+
     def _without_stray_fault(self, call: Callable[[int, int], object], begin: int,
                              arg: int) -> None:
         """``call(begin, arg)``, an unmap or a removal of translated code, and then put
