@@ -8,6 +8,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xenlab.bench import POLL_SECTOR
 from xenlab.lab import Lab
@@ -75,6 +77,9 @@ LOOPS = {
     "two passes a round": ("1: xor $1, %ax\n   jmp 1b", True),
     "interrupts on, jmp $": ("   sti\n1: jmp 1b", True),
     "a call and a push": ("1: call 2f\n   jmp 1b\n2: push %ax\n   pop %ax\n   ret", True),
+    # found where the delay loop comes out (the first head, in it, counts)
+    "inner delay loop": ("1: mov $300, %cx\n2: loop 2b\n   mov $1, %ah\n   int $0x16\n"
+                         "   jmp 1b", True),
     # trapped only to see paging turned on: no exit
     "CR0 written back": ("1: .fill 400, 1, 0x90\n   mov %cr0, %eax\n   mov %eax, %cr0\n"
                          "   jmp 1b", True),
@@ -109,3 +114,40 @@ def test_the_stepper_counter_turns_the_skipping_off(tmp_path: Path) -> None:
     counter.close()
     lab.run(max_seconds=0.05)
     assert cpu.idle.skips > 0
+
+
+# -- any loop: the same outcome with and without the skipping --------------------------
+
+_OPS = [
+    "movw $5, (0x600)",              # stores what is there: idle
+    "incw (0x602)",                  # a counter in memory
+    "inc %bx",                       # a counter in a register
+    "xor %bx, %bx",
+    "mov $1, %ah\n   int $0x16",     # a key? (the BIOS's keyboard buffer)
+    "mov $0, %ah\n   int $0x1a",     # the tick count, which IRQ 0 moves on
+    "push %ax\n   pop %ax",
+    "rdtsc",
+    "in $0x61, %al",
+    "out %al, $0x80",
+    "xor %ax, %ax",
+    "nop",
+    "movw (0x46c), %si",             # the tick count read directly
+    "cli",
+    "sti",
+    "mov $50, %cx\n{n}: loop {n}b",  # an inner delay loop
+    "call 9f",
+]
+
+
+@settings(derandomize=True, deadline=None, max_examples=12)
+@given(body=st.lists(st.sampled_from(_OPS), min_size=1, max_size=6))
+def test_any_loop_ends_the_same_with_the_skipping_as_without(tmp_path_factory: pytest.
+                                                                TempPathFactory,
+                                                                body: list[str]) -> None:
+    """Loops drawn from stores, counters, BIOS calls, TSC and port reads, ``cli``/``sti``
+    and inner loops: skipped or not, the run ends with the same registers, RAM,
+    virtual time, instruction count and trace."""
+    lines = [op.format(n=10 + i) for i, op in enumerate(body)]
+    source = ("    .code16\n    xor %ax, %ax\n    mov %ax, %ds\n    sti\n1:\n   "
+              + "\n   ".join(lines) + "\n   jmp 1b\n9: ret\n")
+    _both(tmp_path_factory.mktemp("loop"), source, seconds=0.06)

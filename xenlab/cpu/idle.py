@@ -54,7 +54,9 @@ from __future__ import annotations
 import ctypes
 from typing import TYPE_CHECKING, Any
 
-from unicorn import Uc
+import capstone
+from capstone import x86_const as cx
+from unicorn import Uc, UcError
 from unicorn import unicorn_const as uc_const
 
 if TYPE_CHECKING:
@@ -67,6 +69,11 @@ MAX_BACKOFF = 15
 #: Budget a slice must have left at the head to go on probing: more than any block
 #: costs, so that the stop and resume there cannot end the slice early.
 _MARGIN = 4096
+#: Heads a slice looks at, at most (its first instruction, the last head found, and
+#: where inner loops come out).
+_MAX_HEADS = 4
+_LEAVES = {capstone.CS_GRP_CALL, capstone.CS_GRP_RET, capstone.CS_GRP_IRET, capstone.CS_GRP_INT}
+_BRANCHES = {capstone.CS_GRP_JUMP, capstone.CS_GRP_BRANCH_RELATIVE}
 #: Probing slices without a skip after which the last loop head is forgotten.
 _FORGET_HEAD = 8
 #: The most budget a block is charged (its bytes / 4: a block is at most a page).
@@ -213,8 +220,9 @@ class IdleLoops:
                 if seen and seen[-1][0] != marks:
                     seen.clear()            # an exit since: start again from here
                 seen.append((marks, ctx))
-                if len(seen) > _MAX_ROUNDS:     # a loop that counts: not this head
-                    self._hits[address] = []
+                if len(seen) > _MAX_ROUNDS:     # a loop that counts: not this head, but
+                    self._hits[address] = []    # perhaps where it comes out (a delay
+                    self._add_head(self._exit_of(address))     # loop in an idle one)
                     self._drop_head(uc, address)
                 return
             if cpu.budget.left <= _MARGIN:
@@ -303,6 +311,41 @@ class IdleLoops:
             self._head = self._pc0
         self._disarm(uc)            # unicorn deletes hooks after the run; none fires now
         self._state = _DONE
+
+    def _exit_of(self, head: int) -> int | None:
+        """Where a loop through ``head`` comes out: the address after the first
+        conditional branch (or ``loop``) from ``head`` on that goes back to ``head`` or
+        before it; None if the code leaves first (a jump, call, return, ``int``)."""
+        cpu = self.cpu
+        try:
+            code = cpu.code_at(head, 96)
+        except UcError:
+            return None
+        md = capstone.Cs(capstone.CS_ARCH_X86, cpu.code_mode())
+        md.detail = True
+        for insn in md.disasm(code, head, 24):
+            groups = set(insn.groups)
+            if groups & _LEAVES:
+                return None
+            if not groups & _BRANCHES:      # (``loop`` is only BRANCH_RELATIVE)
+                continue
+            op = insn.operands[0] if insn.operands else None
+            if insn.id == cx.X86_INS_JMP or op is None or op.type != cx.X86_OP_IMM:
+                return None
+            if op.imm <= head:
+                return int(insn.address + insn.size)
+        return None
+
+    def _add_head(self, head: int | None) -> None:
+        """Look at ``head`` too, from now on in this slice (at most _MAX_HEADS in all)."""
+        if head is None or head in self._heads or len(self._heads) >= _MAX_HEADS:
+            return
+        cpu = self.cpu
+        hook = cpu.uc.hook_add(uc_const.UC_HOOK_CODE, self._on_head, None, head, head)
+        self._hooks.append(hook)
+        self._head_hooks[head] = hook
+        self._heads.add(head)
+        cpu.invalidate_code(head, head + 1)
 
     def _drop_head(self, uc: Uc, head: int) -> None:
         """Stop looking at ``head`` (its hook deleted, deferred by unicorn); with no head
