@@ -13,7 +13,8 @@ How it finds one (``begin``, then the hooks below, all within one slice of
 1. A code hook on the slice's first instruction and on the loop head found last time.
    The first of them that comes back to a CPU context it had before, with no exit on
    the way, is a candidate head; the CPU stops there (and, run on from there, gets
-   back the block's budget charged twice).
+   back the block's budget charged twice). A head that keeps coming back changed (a
+   delay loop inside the idle one) gives way to where its loop comes out.
 2. Stores are made visible: every store of guest code to a hook (the engine's
    translated code is dropped so that it is translated again with the slow store
    path), the real-mode ``int`` frames go through Python (``X86Vcpu.write_watch``),
