@@ -1934,7 +1934,8 @@ class X86Vcpu:
         #: the idle-loop finder (xenlab.cpu.idle), when the hypervisor gives the vCPU one
         self.idle: IdleLoops | None = None
         #: called with (physical address, size) before the CPU layer itself stores into
-        #: guest memory for the guest's code (a real-mode ``int``'s frame in Python)
+        #: guest memory for the guest's code (an ``int``'s frame, in real mode and, with
+        #: paging off, through the IDT)
         self.write_watch: Callable[[int, int], None] | None = None
         #: code traps that ran, and rdtsc/rdtscp answered in Python (``exit_marks``)
         self.traps_taken = 0
@@ -3855,6 +3856,8 @@ class X86Vcpu:
         """Write at linear ``addr`` (through the guest's page tables while paging is on)
         with supervisor rights; UcError if it does not map writable."""
         if _uc_vmem_write is None or self._identity_tlb or not self.reg("cr0") & CR0_PG:
+            if self.write_watch is not None:    # (an exception's frame, paging off)
+                self.write_watch(addr, len(data))
             self._mem_write(addr, data)
             return
         if _uc_vmem_write(self._uch, ctypes.c_uint64(addr), uc_const.UC_PROT_WRITE, data,
