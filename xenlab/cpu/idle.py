@@ -75,6 +75,7 @@ _MARGIN = 4096
 _MAX_HEADS = 4
 _LEAVES = {capstone.CS_GRP_CALL, capstone.CS_GRP_RET, capstone.CS_GRP_IRET, capstone.CS_GRP_INT}
 _BRANCHES = {capstone.CS_GRP_JUMP, capstone.CS_GRP_BRANCH_RELATIVE}
+_JUMPS = {cx.X86_INS_JMP, cx.X86_INS_LJMP}
 #: Probing slices without a skip after which the last loop head is forgotten.
 _FORGET_HEAD = 8
 #: The most budget a block is charged (its bytes / 4: a block is at most a page).
@@ -331,8 +332,8 @@ class IdleLoops:
             if not groups & _BRANCHES:      # (``loop`` is only BRANCH_RELATIVE)
                 continue
             op = insn.operands[0] if insn.operands else None
-            if insn.id == cx.X86_INS_JMP or op is None or op.type != cx.X86_OP_IMM:
-                return None
+            if insn.id in _JUMPS or op is None or op.type != cx.X86_OP_IMM:
+                return None                 # unconditional, or not to a fixed address
             if op.imm <= head:
                 return int(insn.address + insn.size)
         return None
