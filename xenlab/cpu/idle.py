@@ -17,15 +17,18 @@ How it finds one (``begin``, then the hooks below, all within one slice of
    delay loop inside the idle one) gives way to where its loop comes out.
 2. Stores are made visible: every store of guest code to a hook (the engine's
    translated code is dropped so that it is translated again with the slow store
-   path), the real-mode ``int`` frames go through Python (``X86Vcpu.write_watch``),
-   and each byte's value before its first store since each return to the head.
+   path), the real-mode ``int`` frames go through Python, and the frames xenlab
+   writes (real mode, and through the IDT with paging off) through
+   ``X86Vcpu.write_watch``; each byte's value before its first store since each
+   return to the head is kept.
 3. At each return to the head the whole CPU context (unicorn's saved context: every
    register, the segment caches, the FPU and SSE state, QEMU's hidden flags) is
    compared byte for byte with the context at each earlier return (up to six: a loop
    may pass its head more than once a round, as a function both halves of a polling
    loop call), every byte stored since with its value then, and the round must have
    had no exit of any kind: no port or MMIO access, hypercall, CPUID, MSR access, code
-   trap, TSC read, debug port byte, fault or stop. Such a round is a fixed point: the
+   trap (but the one on a move to a control register, which only watches for paging),
+   TSC read, debug port byte, fault or stop. Such a round is a fixed point: the
    round after starts from the same state and does the same again, until something
    from outside (an interrupt: xenlab injects them only between slices) changes it.
 4. The slice's budget goes down by as many whole rounds as leave at least one
