@@ -4,7 +4,7 @@ A program that waits for a key by polling the BIOS (``int 16h`` AH=01h, ``int 1A
 or a guest that spins in ``jmp $`` with interrupts on, runs the same instructions over
 the same state until a timer interrupt changes something. xenlab's clock is virtual:
 one instruction a nanosecond, so such a wait costs as much wall time as emulating all
-of it (6-9x slower than real time under SeaBIOS). ``IdleLoops`` finds such a loop
+of it (5-9x slower than real time under SeaBIOS). ``IdleLoops`` finds such a loop
 and jumps the slice's clock over whole rounds of it, with the guest none the wiser.
 
 How it finds one (``begin``, then the hooks below, all within one slice of
