@@ -1073,9 +1073,11 @@ def format_report(r: dict[str, Any]) -> str:
     lines.append(f"  {'teaching firmware (xenlab)':<36} "
                  + (f"{bt['seconds']:>9.3f}   < 0.050 s: {ok_teaching}"
                     if bt else f"{'-':>9}   (firmware not built)"))
+    ratio = (f" ({bs['seconds'] / bq['seconds']:.2f}x QEMU's; issue 14 aims at 1x)"
+             if bs and bq and bq['seconds'] else "")
     lines.append(f"  {'SeaBIOS + hvmloader (xenlab, traced)':<36} "
                  + (f"{bs['seconds']:>9.3f}   <= 2x QEMU: "
-                    f"{goal(r['goals']['seabios_within_2x_qemu'])}"
+                    f"{goal(r['goals']['seabios_within_2x_qemu'])}{ratio}"
                     if bs else f"{'-':>9}   (xen-utils-4.17 / seabios not installed)"))
     lines.append(f"  {'SeaBIOS on qemu-system-i386 (process)':<36} "
                  + (f"{bq['seconds']:>9.3f}   (reference; both without VGA: vga = "
