@@ -185,9 +185,8 @@ _OPS = [
 
 @settings(derandomize=True, deadline=None, max_examples=12)
 @given(body=st.lists(st.sampled_from(_OPS), min_size=1, max_size=6))
-def test_any_loop_ends_the_same_with_the_skipping_as_without(tmp_path_factory: pytest.
-                                                                TempPathFactory,
-                                                                body: list[str]) -> None:
+def test_any_loop_ends_the_same_with_the_skipping_as_without(
+        tmp_path_factory: pytest.TempPathFactory, body: list[str]) -> None:
     """Loops drawn from stores, counters, BIOS calls, TSC and port reads, ``cli``/``sti``
     and inner loops: skipped or not, the run ends with the same registers, RAM,
     virtual time, instruction count and trace."""
