@@ -55,8 +55,7 @@ for a halted CPU (softmmu/icount.c ``icount_start_warp_timer``)
 
 from __future__ import annotations
 
-import ctypes
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import capstone
 from capstone import x86_const as cx
@@ -120,7 +119,6 @@ class IdleLoops:
         self._stop_left = 0
         self._to_python: tuple[int, ...] | None = None
         self._skipped_now = False
-        self._ctx: Any = None           # a unicorn context, saved into again
         self._snaps: list[_Snapshot] = []
 
     # -- the slice ---------------------------------------------------------------------
@@ -287,13 +285,7 @@ class IdleLoops:
         return self.cpu.exit_marks()
 
     def _context(self) -> bytes:
-        uc = self.cpu.uc
-        if self._ctx is None:
-            self._ctx = uc.context_save()
-        else:
-            uc.context_update(self._ctx)
-        ctx = self._ctx
-        return ctypes.string_at(ctx.context.value, ctx.size)
+        return self.cpu.context_bytes()
 
     def _fixed_point(self, snap: _Snapshot, ctx: bytes, marks: tuple[int, ...]) -> bool:
         """The state now is the state at ``snap``: the same context, no exit since, and

@@ -3839,6 +3839,12 @@ class X86Vcpu:
             self.uc.context_update(self._ctx)
         return self._ctx
 
+    def context_bytes(self) -> bytes:
+        """The whole saved CPU context (unicorn's, QEMU's CPU state) as bytes: two are
+        equal when every register, segment cache and hidden flag is."""
+        ctx = self._context()
+        return ctypes.string_at(ctx.context.value, ctx.size)
+
     def _set_cpl(self, cpl: int) -> bool:
         """Set the CPL QEMU keeps in hflags (see _env_fields), so that unicorn lets SS and
         CS be loaded with a more privileged ring's selectors, as an interrupt gate does."""
