@@ -194,3 +194,156 @@ def test_any_loop_ends_the_same_with_the_skipping_as_without(
     source = ("    .code16\n    xor %ax, %ax\n    mov %ax, %ds\n    sti\n1:\n   "
               + "\n   ".join(lines) + "\n   jmp 1b\n9: ret\n")
     _both(tmp_path_factory.mktemp("loop"), source, seconds=0.06)
+
+
+# -- waits on the TSC (xenlab.cpu.tsc_wait): skipped up to the round the time ends them --
+
+#: Protected mode with PAE paging (2 MiB pages, identity), as memtest86+ runs, then
+#: ``outer``: a wait on the TSC of DELAY ns, counted at 0x600, forever.
+PAE_WAIT = """    .code16
+    cli
+    xor %ax, %ax
+    mov %ax, %ds
+    lgdtl gdtr
+    mov %cr0, %eax
+    or $1, %eax
+    mov %eax, %cr0
+    ljmpl $0x08, $pm
+    .code32
+pm: mov $0x10, %ax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+    mov $0x7000, %esp
+    mov $0x9000, %edi
+    xor %eax, %eax
+    mov $0x800, %ecx
+    rep stosl
+    movl $0xa001, (0x9000)
+    movl $0x000083, (0xa000)
+    movl $0x200083, (0xa008)
+    mov %cr4, %eax
+    or $0x20, %eax
+    mov %eax, %cr4
+    mov $0x9000, %eax
+    mov %eax, %cr3
+    mov %cr0, %eax
+    or $0x80000000, %eax
+    mov %eax, %cr0
+outer:
+    rdtsc
+    mov %eax, %esi
+    mov %edx, %edi
+    mov $DELAY, %ebx
+    xor %ecx, %ecx
+{body}
+    incl (0x600)
+    jmp outer
+    .balign 8
+gdt: .quad 0, 0x00CF9A000000FFFF, 0x00CF92000000FFFF
+gdtr: .word 23
+    .long gdt
+"""
+
+#: memtest86+ 6.10's usleep as Debian builds it (x32): the time through a stack slot,
+#: then (T - t0) < cycles as a 64-bit compare on EDX:EAX
+USLEEP = """    sub $16, %esp
+1:  pause
+    rdtsc
+    mov %eax, 8(%esp)
+    mov %edx, 12(%esp)
+    mov 8(%esp), %eax
+    mov 12(%esp), %edx
+    sub %esi, %eax
+    sbb %edi, %edx
+    cmp %ebx, %eax
+    mov %edx, %eax
+    sbb %ecx, %eax
+    jb 1b
+    add $16, %esp"""
+
+# wait -> (its loop, skipped); the last seven are never skipped: two compares of the
+# time's halves (``ja`` tests ZF too), the time decides a branch by one bit, a counter
+# moves on each round in a register or in memory, something of the time is read in
+# the next round
+WAITS = {
+    "memtest86+ usleep": (USLEEP, True),
+    "the time stored each round": ("1: rdtsc\n    mov %eax, (0x610)\n    sub %esi, %eax\n"
+                                   "    cmp $DELAY, %eax\n    jb 1b", True),
+    "the time shifted": ("1: rdtsc\n    sub %esi, %eax\n    shr $10, %eax\n"
+                         "    cmp $(DELAY >> 10), %eax\n    jb 1b", True),
+    "a 64-bit add to the deadline": ("    add %ebx, %esi\n    adc %ecx, %edi\n"
+                                     "1: rdtsc\n    cmp %edi, %edx\n    jb 1b\n"
+                                     "    ja 2f\n    cmp %esi, %eax\n    jb 1b\n2:", False),
+    "one bit of the time": ("1: rdtsc\n    test $0x100000, %eax\n    jz 1b", False),
+    "a counter too": ("1: rdtsc\n    inc %ebp\n    sub %esi, %eax\n    cmp $DELAY, %eax\n"
+                      "    jb 1b", False),
+    "a counter in memory too": ("1: rdtsc\n    incl (0x620)\n    sub %esi, %eax\n"
+                                "    cmp $DELAY, %eax\n    jb 1b", False),
+    # one bit of the time kept for the next round, which adds it to a sum: the same in
+    # two rounds while the bit is 0, not for long (the bit flips every 2 ms)
+    "a bit of the time kept for the next round": (
+        "1: mov (0x630), %edx\n    add %edx, (0x640)\n    rdtsc\n    mov %eax, %edx\n"
+        "    shr $21, %edx\n    and $1, %edx\n    mov %edx, (0x630)\n    sub %esi, %eax\n"
+        "    cmp $DELAY, %eax\n    jb 1b", False),
+    "the last round's time read": ("    mov %esi, %eax\n1: mov %eax, %ebp\n    rdtsc\n"
+                                   "    sub %ebp, %eax\n    cmp $DELAY, %eax\n    jb 1b",
+                                   False),
+}
+
+
+def _wait(body: str, delay: int = 3_000_000) -> str:
+    return PAE_WAIT.replace("{body}", body).replace("DELAY", str(delay))
+
+
+@pytest.mark.parametrize("name", list(WAITS))
+def test_a_wait_on_the_tsc_is_skipped_to_its_end(tmp_path: Path, name: str) -> None:
+    """With PAE paging on: a wait whose round is judged (``tsc_wait.judge_round``) is
+    skipped up to the rounds before the time ends it, and the run ends the same as
+    without the skipping (the same number of waits done at 0x600, virtual time, RAM,
+    trace)."""
+    body, skipped = WAITS[name]
+    skips = _both(tmp_path, _wait(body), seconds=0.05)
+    assert (skips > 0) is skipped, f"{name}: {skips} slices skipped"
+
+
+_WAIT_OPS = [
+    "mov %eax, 8(%esp)\n    mov 8(%esp), %eax",      # the time through the stack
+    "mov %eax, (0x610)",                             # stored where nothing reads it
+    "push %eax\n    pop %eax",
+    "mov %eax, %ebp\n    shr $21, %ebp\n    and $1, %ebp",     # a bit of it, dropped
+    "add $5, %eax",
+    "shl $1, %eax",
+    "inc %ebp",                                      # a counter
+    "incl (0x620)",                                  # a counter in memory
+    "mov (0x630), %ebp\n    add %ebp, (0x640)",      # a sum of what is kept...
+    "mov %eax, (0x630)",                             # ...the time kept for it
+    "xor %ebp, %ebp",
+    "pause",
+    "lfence",
+    "call 9f",
+    "rdtsc",
+    "test $0x100000, %eax\n    jz 1b",               # one bit of the time decides
+]
+_WAIT_TAILS = [
+    "sub %esi, %eax\n    cmp %ebx, %eax\n    jb 1b",
+    "sub %esi, %eax\n    sbb %edi, %edx\n    cmp %ebx, %eax\n    mov %edx, %eax\n"
+    "    sbb %ecx, %eax\n    jb 1b",
+    "sub %esi, %eax\n    cmp %eax, %ebx\n    ja 1b",
+    "sub %esi, %eax\n    cmp %ebx, %eax\n    jae 2f\n    jmp 1b\n2:",
+]
+
+
+@settings(derandomize=True, deadline=None, max_examples=8)
+@given(before=st.lists(st.sampled_from(_WAIT_OPS), max_size=2),
+       after=st.lists(st.sampled_from(_WAIT_OPS), max_size=3),
+       tail=st.sampled_from(_WAIT_TAILS))
+def test_any_wait_ends_the_same_with_the_skipping_as_without(
+        tmp_path_factory: pytest.TempPathFactory, before: list[str], after: list[str],
+        tail: str) -> None:
+    """Waits on the TSC drawn from moves through the stack and memory, counters, sums,
+    shifts, calls, second reads and branches on one bit, ended by a 32- or 64-bit
+    comparison: skipped or not, the run ends the same."""
+    body = "\n    ".join(["1:  nop", *before, "rdtsc", *after, tail])
+    _both(tmp_path_factory.mktemp("wait"), _wait(f"    {body}\n    jmp 8f\n9:  ret\n8:"),
+          seconds=0.03)

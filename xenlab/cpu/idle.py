@@ -37,15 +37,34 @@ How it finds one (``begin``, then the hooks below, all within one slice of
    the skip (tests/test_idle_loops.py runs the same programs both ways and compares).
    Only the wall time differs.
 
-A slice probes only when the vCPU's last slice had no exit at all or a loop was
-skipped lately (within its last 8 probing slices): a firmware booting makes exits in
-every slice and never pays for it. A probe that finds no head costs a code hook or two
-(Python runs only when a head comes round again; the rounds start only for a head that
-comes back to the same context); rounds that are no fixed point (the costly part: all
-code translated again, stores in Python) make the vCPU wait 1, 3, 7, then 15 slices
-before it probes again. Only while paging is off (real mode, and protected mode without
-paging: the page walk's accessed and dirty bits are stores no hook sees), and never
-with an instruction counter attached (the stepper counts every instruction).
+Waits on the TSC (memtest86+'s ``usleep``, with paging on) are never such a fixed
+point: the registers hold the time read. A head that comes back ``_WAIT_HITS`` times in
+a row with the same budget spent and nothing but TSC reads on the way is a wait: the
+CPU stops there, runs one round with a code hook on every instruction and hooks on
+every load and store, and records the next (the registers before each instruction,
+each access with its value, the value before of each byte stored). At the head after
+it, ``tsc_wait.judge_round`` says what the round writes before it reads (dead at the
+head) and which unsigned comparisons of the time its branches make; the context at
+the two heads must be the same but for the dead registers (and the arithmetic flags,
+if all six are dead), every live byte stored must hold its value again, and no exit
+but TSC reads may have happened. The budget then goes down by whole rounds, up to two
+rounds before the one at which a comparison turns (``rounds_to_flip``; at most as
+many as leave a whole round and the margin in the slice): the rounds run from there
+write every dead register and byte again before anything reads it, so the state when
+the wait ends is as if every round had run. If the wait ends within the slice the
+CPU stops at the head and looks for the next wait there.
+
+A slice probes only when the vCPU's last slice had no exit at all (TSC reads aside)
+or a loop was skipped lately (within its last 8 probing slices): a firmware booting
+makes exits in every slice and never pays for it. A probe that finds no head costs a
+code hook or two (Python runs only when a head comes round again; the rounds start
+only for a head that comes back to the same context, or as a wait); rounds that are
+no fixed point and waits not judged skippable (the costly part: all code translated
+again, stores in Python) make the vCPU wait 1, 3, 7, then 15 slices before it probes
+again. Fixed points only while paging is off (real mode, and protected mode without
+paging: the page walk's accessed and dirty bits are stores no hook sees; a wait's
+accesses repeat the recorded round's, whose bits are set by then), and never with an
+instruction counter attached (the stepper counts every instruction).
 
 Real Xen: none; a real CPU just spins. The hardware's own notion of a spinning vCPU
 is pause-loop exiting (xen/arch/x86/hvm/vmx/vmx.c, EXIT_REASON_PAUSE_INSTRUCTION,
@@ -61,6 +80,8 @@ import capstone
 from capstone import x86_const as cx
 from unicorn import Uc, UcError
 from unicorn import unicorn_const as uc_const
+
+from xenlab.cpu import tsc_wait
 
 if TYPE_CHECKING:
     from xenlab.cpu.x86 import X86Vcpu
@@ -88,7 +109,18 @@ _MAX_BYTES = 4096
 #: than once a round: a function both halves of a polling loop call)
 _MAX_ROUNDS = 6
 
-_IDLE, _SEEKING, _ARMING, _ROUNDS, _DONE = range(5)
+#: Same-looking returns to a head that reads the TSC before its round is recorded
+_WAIT_HITS = 3
+#: Instructions a recorded round of a wait may have, at most
+_MAX_STEPS = 512
+#: exit_marks: the time charged for exits, code traps, and debug-port bytes (what a
+#: wait on the TSC must leave as it found them); TSC reads natively and in Python
+_EXIT_MARKS = (0, 1, 4)
+_TSC_MARKS = (2, 3)
+#: Waits looked for again in one slice, at most
+_MAX_RESEEKS = 64
+
+_IDLE, _SEEKING, _ARMING, _ROUNDS, _DONE, _WAITING = range(6)
 
 
 class IdleLoops:
@@ -120,6 +152,22 @@ class IdleLoops:
         self._to_python: tuple[int, ...] | None = None
         self._skipped_now = False
         self._snaps: list[_Snapshot] = []
+        #: slices in which a wait on the TSC was skipped (counted in skips too), and
+        #: why the last wait recorded was not (None: it was, or none was recorded)
+        self.waits = 0
+        self.refusal: str | None = None
+        self._paged = False
+        self._wait = False              # the head armed is a wait on the TSC
+        self._waits: dict[int, tuple[tuple[int, ...], int, int, object]] = {}
+        self._step = 0                  # a wait's budget per round, seen while seeking
+        self._steps: list[tsc_wait.Step] = []
+        self._wait_heads: list[tuple[bytes, int, tuple[int, ...], tsc_wait.Step]] = []
+        self._before: dict[int, int | None] = {}     # bytes the recorded round stores to
+        self._first_round = 0
+        self._pages: dict[int, int | None] = {}
+        self._no_backoff = False
+        self._reseek = False            # stopped after a wait, to look for the next
+        self._reseeks = 0
 
     # -- the slice ---------------------------------------------------------------------
     def begin(self) -> None:
@@ -133,8 +181,12 @@ class IdleLoops:
             self._wait -= 1
             return
         if ((not self._quiet and self._head is None) or cpu.budget.left <= 4 * _MARGIN
-                or cpu.attached_counter is not None or cpu.reg("cr0") & 0x8000_0000):
+                or cpu.attached_counter is not None):
             return
+        self._paged = bool(cpu.reg("cr0") & 0x8000_0000)
+        self._wait = self._no_backoff = self._reseek = False
+        self._waits = {}
+        self._reseeks = 0
         pc = cpu.linear_pc()
         heads = {pc} if self._head is None else {pc, self._head}
         self._hits = {}
@@ -160,6 +212,27 @@ class IdleLoops:
         self._fresh = True
         for hook in self._hooks:
             cpu.without_stray_fault(cpu.uc.hook_del, hook)
+        if self._write_hook is not None:
+            cpu.uc.hook_del(self._write_hook)
+            self._write_hook = None
+        if self._reseek:
+            # after a wait: look for the next one at the same head, in the same slice
+            self._reseek = self._wait = False
+            self._hooks = []
+            self._heads, self._head_hooks, self._hits, self._waits = set(), {}, {}, {}
+            self._add_head(self._pc0)
+            self._state = _SEEKING
+            return True
+        if self._wait:
+            # every instruction and every load and store of the next two rounds
+            self._hooks = [cpu.uc.hook_add(uc_const.UC_HOOK_CODE, self._on_step)]
+            self._write_hook = cpu.uc.hook_add(
+                uc_const.UC_HOOK_MEM_READ | uc_const.UC_HOOK_MEM_WRITE, self._on_access)
+            cpu.flush_code()
+            self._flush = True
+            self._steps, self._wait_heads, self._pages = [], [], {}
+            self._state = _WAITING
+            return True
         self._hooks = [cpu.uc.hook_add(uc_const.UC_HOOK_CODE, self._on_head, None,
                                        self._pc0, self._pc0)]
         self._write_hook = cpu.uc.hook_add(uc_const.UC_HOOK_MEM_WRITE, self._on_write)
@@ -176,7 +249,8 @@ class IdleLoops:
         hook when it is deleted) and, after rounds, all code (translated with the store
         hook)."""
         cpu = self.cpu
-        self._quiet = self._marks()[:5] == self._begin_marks[:5]    # no exit this slice
+        marks = self._marks()
+        self._quiet = all(marks[i] == self._begin_marks[i] for i in _EXIT_MARKS)
         self._disarm(cpu.uc)
         flushed = self._flush
         if flushed:
@@ -190,7 +264,7 @@ class IdleLoops:
             self._misses += 1
             if self._misses >= _FORGET_HEAD:
                 self._head = None
-            if flushed:         # rounds compared (the costly part) and no fixed point
+            if flushed and not self._no_backoff:    # rounds compared, no skip
                 self._backoff = min(2 * self._backoff + 1, MAX_BACKOFF)
                 self._wait = self._backoff
         self._state = _IDLE
@@ -214,12 +288,25 @@ class IdleLoops:
     def _on_head(self, uc: Uc, address: int, size: int, user: object) -> None:
         cpu = self.cpu
         if self._state == _SEEKING:
+            if self._fresh:
+                # back at the head at once after a stop there: the block's second
+                # charge given back (see ``_on_step``)
+                self._fresh = False
+                charged = self._stop_left - cpu.budget.left
+                if address != self._pc0 or not 0 <= charged <= _MAX_BLOCK_COST:
+                    self._give_up(uc)
+                    return
+                cpu.budget.left = self._stop_left
             # a head that came round to the same CPU context with no exit on the way (a
             # code trap at the head itself, a ``rep ins`` the hypervisor emulates, runs
             # before this hook): the costly rounds only for such a head
             marks, ctx = self._marks(), self._context()
+            if self._seen_wait(uc, address, marks):
+                return
             seen = self._hits.setdefault(address, [])
-            if not any(m == marks and c == ctx for m, c in seen):
+            if not any(m == marks and c == ctx for m, c in seen) or self._paged:
+                # (with paging on, the walk's accessed and dirty bits are stores no
+                # hook sees: only waits on the TSC, whose rounds are judged otherwise)
                 if seen and seen[-1][0] != marks:
                     seen.clear()            # an exit since: start again from here
                 seen.append((marks, ctx))
@@ -278,6 +365,175 @@ class IdleLoops:
                     before[a] = old
             if len(before) > _MAX_BYTES:
                 snap.bad = True
+
+    # -- waits on the TSC --------------------------------------------------------------
+    def _seen_wait(self, uc: Uc, address: int, marks: tuple[int, ...]) -> bool:
+        """Seeking, at a head: True if it now looks like a wait on the TSC (the CPU is
+        stopped there, to record its next two rounds). One looks so when it comes back
+        ``_WAIT_HITS`` times in a row with the same budget spent and the same TSC reads,
+        and no exit or trap in between."""
+        left = self.cpu.budget.left
+        last = self._waits.get(address)
+        count, delta = 0, None
+        if last is not None:
+            before, spent, count, seen = last
+            delta = (tuple(marks[i] - before[i] for i in _TSC_MARKS), spent - left)
+            quiet = (all(marks[i] == before[i] for i in _EXIT_MARKS)
+                     and marks[5:] == before[5:] and sum(delta[0]) > 0 and delta[1] > 0)
+            count = (count + 1 if delta == seen else 1) if quiet else 0
+        self._waits[address] = (marks, left, count, delta)
+        if count < _WAIT_HITS or delta is None:
+            return False
+        step = int(delta[1])
+        if left <= 2 * _MARGIN + 4 * step:
+            return False
+        self._wait, self._step = True, step
+        self._pc0, self._stop_left = address, left
+        self._state = _ARMING
+        uc.emu_stop()
+        return True
+
+    def _on_step(self, uc: Uc, address: int, size: int, user: object) -> None:
+        """Each instruction from the stop at the head on: the first round runs (its
+        blocks may start at the head, the next ones are the usual ones), the second is
+        recorded (each instruction and the registers before it) and judged at the head
+        after it."""
+        if self._state != _WAITING:
+            return
+        cpu = self.cpu
+        heads = self._wait_heads
+        if address == self._pc0:
+            if not heads:
+                # the block's second charge given back, as for the rounds of an idle loop
+                charged = self._stop_left - cpu.budget.left
+                if not self._fresh or not 0 <= charged <= _MAX_BLOCK_COST:
+                    self._give_up(uc)
+                    return
+                self._fresh = False
+                cpu.budget.left = self._stop_left
+                self._first_round = 0
+            regs, eflags = cpu.gprs()
+            head = tsc_wait.Step(address, b"", regs, eflags)
+            heads.append((self._context(), cpu.budget.left, self._marks(), head))
+            if len(heads) == 3:
+                self._judge_wait(uc)
+                return
+            if len(heads) == 2:
+                self._steps, self._before = [], {}
+        elif len(heads) < 2:
+            self._first_round += 1
+            if not heads or self._first_round > _MAX_STEPS:
+                self._refuse(uc, "a round too long, or not from the head")
+            return
+        elif len(self._steps) >= _MAX_STEPS:
+            self._refuse(uc, "a round too long")
+            return
+        if len(heads) != 2:
+            return
+        regs, eflags = cpu.gprs()
+        try:
+            code = cpu.code_at(address, size)
+        except UcError:
+            self._refuse(uc, f"no code to read at {address:#x}")
+            return
+        self._steps.append(tsc_wait.Step(address, code, regs, eflags))
+
+    def _on_access(self, uc: Uc, access: int, address: int, size: int, value: int,
+                   user: object) -> None:
+        """A load or store of the recorded round: its value (a load's read before it),
+        and the value before of each byte stored to."""
+        if self._state != _WAITING or len(self._wait_heads) != 2 or not self._steps:
+            return
+        write = access == uc_const.UC_MEM_WRITE
+        got = [self._linear_byte(a) for a in range(address, address + size)]
+        if write:
+            value &= (1 << (8 * size)) - 1
+            for a, b in zip(range(address, address + size), got, strict=True):
+                self._before.setdefault(a, b)
+        else:       # -1: not all RAM
+            value = -1 if None in got else sum(b << (8 * i) for i, b in enumerate(got)
+                                                if b is not None)
+        self._steps[-1].accesses.append((write, address, size, value))
+
+    def _linear_byte(self, address: int) -> int | None:
+        """The byte of RAM at a linear address (through the guest's page tables), None
+        if it is not RAM."""
+        page = address & ~0xFFF
+        if page not in self._pages:
+            self._pages[page] = self.cpu.translate(page) if self._paged else page
+        base = self._pages[page]
+        return None if base is None else self.cpu.ram_byte(base + (address & 0xFFF))
+
+    def _judge_wait(self, uc: Uc) -> None:
+        """At the third return to the head: the second round recorded is judged
+        (``tsc_wait.judge_round``) and compared with the first; the rounds skipped are
+        as many as leave the time-dependent branches going the same way, and a whole
+        round to run before the slice may end."""
+        cpu = self.cpu
+        (_c1, _l1, _m1, _h1), (ctx2, left2, marks2, _h2), (ctx3, left3, marks3, h3) = \
+            self._wait_heads
+        r2 = self._steps
+        step = left2 - left3
+        if (step != self._step
+                or any(marks3[i] != marks2[i] for i in _EXIT_MARKS) or marks3[5:] != marks2[5:]):
+            self._refuse(uc, "an exit, or a different time, in a round")
+            return
+        if any(v < 0 for s in r2 for _w, _a, _n, v in s.accesses):
+            self._refuse(uc, "a load outside RAM")
+            return
+        verdict = tsc_wait.judge_round(r2, h3, cpu.code_mode())
+        if isinstance(verdict, str):
+            self._refuse(uc, verdict)
+            return
+        layout = cpu.context_regs_layout()
+        if layout is None or not _same_context(ctx2, ctx3, layout, verdict):
+            self._refuse(uc, "a register the next round reads has changed")
+            return
+        for a, before in self._before.items():
+            if a not in verdict.dead_bytes and (before is None
+                                                or before != self._linear_byte(a)):
+                self._refuse(uc, f"the byte at {a:#x}, read next round, has changed")
+                return
+        flips = [tsc_wait.rounds_to_flip(p, verdict.t, step) for p in verdict.preds]
+        due = min((j for j in flips if j is not None), default=None)
+        rounds = (left3 - step - _MARGIN) // step
+        ends = due is not None and due - 2 <= rounds     # within this slice
+        if due is not None and ends:
+            rounds = due - 2
+        self.refusal = None
+        if rounds > 0:
+            cpu.budget.left -= rounds * step
+            self.skipped_ns += rounds * step
+            self.skips += 1
+            self.waits += 1
+            self._skipped_now = True
+            self._head = self._pc0
+        else:                               # the wait is about to end: run it
+            self._no_backoff = True
+        self._reseeks += 1
+        if (not ends or self._reseeks > _MAX_RESEEKS
+                or cpu.budget.left <= 4 * _MARGIN):
+            self._give_up(uc)
+            return
+        # stop at the head, and from there (``resume``) look for the next wait
+        self._disarm_hooks_only(uc)
+        self._stop_left = cpu.budget.left
+        self._reseek = True
+        self._state = _ARMING
+        uc.emu_stop()
+
+    def _disarm_hooks_only(self, uc: Uc) -> None:
+        """Delete the code and memory hooks (unicorn deletes them after the run)."""
+        for hook in self._hooks:
+            self.cpu.without_stray_fault(uc.hook_del, hook)
+        self._hooks = []
+        if self._write_hook is not None:
+            uc.hook_del(self._write_hook)
+            self._write_hook = None
+
+    def _refuse(self, uc: Uc, why: str) -> None:
+        self.refusal = why
+        self._give_up(uc)
 
     # -- rounds ------------------------------------------------------------------------
     def _marks(self) -> tuple[int, ...]:
@@ -370,3 +626,27 @@ class _Snapshot:
         self.ctx, self.left, self.marks = ctx, left, marks
         self.before: dict[int, int] = {}
         self.bad = False
+
+
+def _same_context(a: bytes, b: bytes, layout: tuple[int, int, int],
+                  verdict: tsc_wait.Verdict) -> bool:
+    """Two saved contexts are the same but for the registers a round writes before it
+    reads them, and the arithmetic flags if it writes all six first (QEMU keeps them
+    as the last operation, ``cc_dst`` to ``cc_op``, and at times in EFLAGS itself, just
+    before them)."""
+    regs, cc, cc_end = layout
+    if len(a) != len(b):
+        return False
+    spans = [(regs + 8 * slot, regs + 8 * slot + 8) for slot in verdict.dead_slots]
+    if len(verdict.dead_flags) == len(tsc_wait.FLAG_BITS):
+        spans.append((cc - 8, cc_end))
+        arithmetic = sum(1 << bit for bit in tsc_wait.FLAG_BITS)
+        flags_a, flags_b = (int.from_bytes(x[cc - 8:cc], "little") for x in (a, b))
+        if (flags_a ^ flags_b) & ~arithmetic:
+            return False
+    at = 0
+    for begin, end in sorted(spans):
+        if a[at:begin] != b[at:begin]:
+            return False
+        at = max(at, end)
+    return a[at:] == b[at:]

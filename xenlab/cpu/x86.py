@@ -430,6 +430,16 @@ _RM_INTR_THUNK = bytes.fromhex(
 _RM_INTR_OFFSET = 256
 
 
+_GPRS64 = (X.UC_X86_REG_RAX, X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_RBX,
+           X.UC_X86_REG_RSP, X.UC_X86_REG_RBP, X.UC_X86_REG_RSI, X.UC_X86_REG_RDI,
+           X.UC_X86_REG_R8, X.UC_X86_REG_R9, X.UC_X86_REG_R10, X.UC_X86_REG_R11,
+           X.UC_X86_REG_R12, X.UC_X86_REG_R13, X.UC_X86_REG_R14, X.UC_X86_REG_R15,
+           X.UC_X86_REG_RFLAGS)
+_GPRS32 = (X.UC_X86_REG_EAX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX, X.UC_X86_REG_EBX,
+           X.UC_X86_REG_ESP, X.UC_X86_REG_EBP, X.UC_X86_REG_ESI, X.UC_X86_REG_EDI,
+           X.UC_X86_REG_EFLAGS)
+
+
 class _Tsc(ctypes.Structure):
     """What the native ``rdtsc``/``rdtscp`` callback reads and writes (its offsets are in
     the code below). The guest's TSC is ``base - *left``: ``base`` is worked out in Python
@@ -1367,6 +1377,48 @@ def _env_fields() -> dict[str, int]:
     return fields
 
 
+_CONTEXT_REGS: tuple[int, int, int] | bool | None = False
+
+
+def context_regs_layout() -> tuple[int, int, int] | None:
+    """Where the general registers and the lazy flags are in this unicorn's saved CPU
+    context, found by experiment (None if not as expected): the offset of QEMU's
+    ``regs[0]`` (RAX; RCX 8 bytes on, and so on to R15), and the span from ``cc_dst``
+    to the end of ``cc_op`` (``cc_dst``, ``cc_src``, ``cc_src2``, ``cc_op``: the
+    arithmetic flags, which QEMU keeps as the last flag-setting operation and its
+    operands; CPUX86State in target/i386/cpu.h)."""
+    global _CONTEXT_REGS
+    if not isinstance(_CONTEXT_REGS, bool):
+        return _CONTEXT_REGS
+    found: tuple[int, int, int] | None = None
+    try:
+        uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64)
+        uc.mem_map(0, 0x10000)
+        uc.mem_write(0x1000, bytes.fromhex("29d8"))       # sub %ebx, %eax
+        values = [0x1122_3344_5566_7700 + i for i in range(16)]
+        ids = (X.UC_X86_REG_RAX, X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_RBX,
+               X.UC_X86_REG_RSP, X.UC_X86_REG_RBP, X.UC_X86_REG_RSI, X.UC_X86_REG_RDI,
+               X.UC_X86_REG_R8, X.UC_X86_REG_R9, X.UC_X86_REG_R10, X.UC_X86_REG_R11,
+               X.UC_X86_REG_R12, X.UC_X86_REG_R13, X.UC_X86_REG_R14, X.UC_X86_REG_R15)
+        for reg, value in zip(ids, values, strict=True):
+            uc.reg_write(reg, value)
+        uc.reg_write(X.UC_X86_REG_RAX, 0x7777)
+        uc.reg_write(X.UC_X86_REG_RBX, 0x1234)
+        values[0], values[3] = 0x7777 - 0x1234, 0x1234
+        uc.emu_start(0x1000, 0x1002)
+        ctx = uc.context_save()
+        blob = ctypes.string_at(ctx.context.value, ctx.size)
+        at = blob.find(struct.pack("<Q", values[1])) - 8
+        if at >= 0 and list(struct.unpack_from("<16Q", blob, at)) == values:
+            cc = at + 16 * 8 + 16      # after regs[], eip and eflags
+            if struct.unpack_from("<QQ", blob, cc) == (0x7777 - 0x1234, 0x1234):
+                found = (at, cc, cc + 3 * 8 + 4)
+    except (UcError, ValueError, struct.error):
+        found = None
+    _CONTEXT_REGS = found
+    return found
+
+
 _NATIVE_CPUID: dict[tuple[bool, int, int], tuple[int, int, int, int]] = {}
 
 
@@ -1913,6 +1965,9 @@ class X86Vcpu:
         self._tsc = _Tsc()
         self._add_tsc_hooks(native_budget)
         self._hc_vals = (ctypes.c_uint64 * 6)()
+        self._gpr_batch: tuple[ctypes.Array[ctypes.c_int], ctypes.Array[ctypes.c_int],
+                               ctypes.Array[ctypes.c_uint64],
+                               ctypes.Array[ctypes.c_void_p]] | None = None
         base = ctypes.addressof(self._hc_vals)
         self._hc_ptrs = (ctypes.c_void_p * 6)(*(base + 8 * i for i in range(6)))
         self._ret = ctypes.c_uint64()
@@ -3838,6 +3893,33 @@ class X86Vcpu:
         else:
             self.uc.context_update(self._ctx)
         return self._ctx
+
+    @staticmethod
+    def context_regs_layout() -> tuple[int, int, int] | None:
+        """Where the general registers and the lazy flags are in ``context_bytes`` (the
+        module's ``context_regs_layout``)."""
+        return context_regs_layout()
+
+    def gprs(self) -> tuple[tuple[int, ...], int]:
+        """The sixteen general registers in QEMU's order (RAX RCX RDX RBX RSP RBP RSI RDI
+        R8..R15; the upper eight 0 in a 32-bit engine) and EFLAGS, in one batch."""
+        if self._gpr_batch is None:
+            vals = (ctypes.c_uint64 * 17)()
+            base = ctypes.addressof(vals)
+            self._gpr_batch = ((ctypes.c_int * 17)(*_GPRS64),
+                               (ctypes.c_int * 9)(*_GPRS32), vals,
+                               (ctypes.c_void_p * 17)(*(base + 8 * i for i in range(17))))
+        ids64, ids32, vals, ptrs = self._gpr_batch
+        if self._uc64:
+            err = _uc_reg_read_batch(self._uch, ids64, ptrs, 17)
+            if err != uc_const.UC_ERR_OK:
+                raise UcError(err)
+            return tuple(vals[:16]), vals[16]
+        ctypes.memset(vals, 0, ctypes.sizeof(vals))
+        err = _uc_reg_read_batch(self._uch, ids32, ptrs, 9)
+        if err != uc_const.UC_ERR_OK:
+            raise UcError(err)
+        return tuple(vals[:8]) + (0,) * 8, vals[8]
 
     def context_bytes(self) -> bytes:
         """The whole saved CPU context (unicorn's, QEMU's CPU state) as bytes: two are
