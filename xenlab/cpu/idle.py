@@ -111,6 +111,9 @@ _MAX_ROUNDS = 6
 
 #: Same-looking returns to a head that reads the TSC before its round is recorded
 _WAIT_HITS = 3
+#: TSC reads in a slice with no exit that make it look like a wait (with paging on,
+#: where only waits are looked for: a kernel reads the TSC for its clock now and then)
+_WAIT_READS = 1000
 #: Instructions a recorded round of a wait may have, at most
 _MAX_STEPS = 512
 #: exit_marks: the time charged for exits, code traps, and debug-port bytes (what a
@@ -141,7 +144,8 @@ class IdleLoops:
         self._heads: set[int] = set()
         self._write_hook: int | None = None
         self._flush = False                 # code was translated with the store hook
-        self._quiet = False                 # the last slice had no exit
+        self._quiet = False                 # the last slice had no exit (TSC reads aside)
+        self._timed = False                 # ... and read the TSC often (a wait)
         self._begin_marks: tuple[int, ...] = ()
         self._misses = 0                    # probing slices since the last skip
         self._hits: dict[int, list[tuple[tuple[int, ...], bytes]]] = {}
@@ -157,7 +161,7 @@ class IdleLoops:
         self.waits = 0
         self.refusal: str | None = None
         self._paged = False
-        self._wait = False              # the head armed is a wait on the TSC
+        self._armed_wait = False             # the head armed is a wait on the TSC
         self._waits: dict[int, tuple[tuple[int, ...], int, int, object]] = {}
         self._step = 0                  # a wait's budget per round, seen while seeking
         self._steps: list[tsc_wait.Step] = []
@@ -184,7 +188,9 @@ class IdleLoops:
                 or cpu.attached_counter is not None):
             return
         self._paged = bool(cpu.reg("cr0") & 0x8000_0000)
-        self._wait = self._no_backoff = self._reseek = False
+        if self._paged and not self._timed and self._head is None:
+            return      # with paging on, only waits on the TSC are looked for
+        self._armed_wait = self._no_backoff = self._reseek = False
         self._waits = {}
         self._reseeks = 0
         pc = cpu.linear_pc()
@@ -217,13 +223,13 @@ class IdleLoops:
             self._write_hook = None
         if self._reseek:
             # after a wait: look for the next one at the same head, in the same slice
-            self._reseek = self._wait = False
+            self._reseek = self._armed_wait = False
             self._hooks = []
             self._heads, self._head_hooks, self._hits, self._waits = set(), {}, {}, {}
             self._add_head(self._pc0)
             self._state = _SEEKING
             return True
-        if self._wait:
+        if self._armed_wait:
             # every instruction and every load and store of the next two rounds
             self._hooks = [cpu.uc.hook_add(uc_const.UC_HOOK_CODE, self._on_step)]
             self._write_hook = cpu.uc.hook_add(
@@ -251,6 +257,8 @@ class IdleLoops:
         cpu = self.cpu
         marks = self._marks()
         self._quiet = all(marks[i] == self._begin_marks[i] for i in _EXIT_MARKS)
+        self._timed = (sum(marks[i] - self._begin_marks[i] for i in _TSC_MARKS)
+                       >= _WAIT_READS)
         self._disarm(cpu.uc)
         flushed = self._flush
         if flushed:
@@ -387,7 +395,7 @@ class IdleLoops:
         step = int(delta[1])
         if left <= 2 * _MARGIN + 4 * step:
             return False
-        self._wait, self._step = True, step
+        self._armed_wait, self._step = True, step
         self._pc0, self._stop_left = address, left
         self._state = _ARMING
         uc.emu_stop()
