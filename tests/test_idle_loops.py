@@ -347,3 +347,33 @@ def test_any_wait_ends_the_same_with_the_skipping_as_without(
     body = "\n    ".join(["1:  nop", *before, "rdtsc", *after, tail])
     _both(tmp_path_factory.mktemp("wait"), _wait(f"    {body}\n    jmp 8f\n9:  ret\n8:"),
           seconds=0.03)
+
+
+def test_with_paging_on_a_few_tsc_reads_start_no_probe(tmp_path: Path) -> None:
+    """With paging on only waits are looked for, after a slice that read the TSC at
+    least ``_WAIT_READS`` times with no exit: a program that computes and reads the
+    TSC now and then, as a kernel's clock does, is never probed (no code hook, no
+    block translated again); a wait is."""
+    from xenlab.cpu.idle import _WAIT_READS
+
+    seen = {}
+    for name, body in (("clock", "1:  mov $20000, %ecx\n2:  loop 2b\n    rdtsc\n    jmp 1b"),
+                       ("wait", WAITS["memtest86+ usleep"][0])):
+        disk = tmp_path / f"{name}.img"
+        disk.write_bytes(boot_disk(assemble(_wait(body), bits=16, org=0x7C00)))
+        cfg = tmp_path / f"{name}.cfg"
+        cfg.write_text(f'name = "{name}"\ntype = "hvm"\nmemory = 32\nbios = "xenlab"\n'
+                       f'vga = "none"\ndisk = [ "format=raw, vdev=hda, access=ro, '
+                       f'target={disk}" ]\n')
+        lab = Lab(memory_mib=256, dom0_mem_mib=64)
+        assert not lab.xl_output(f"create {cfg}").startswith("xl: error")
+        cpu = lab.domain(name).vcpus[0].cpu
+        assert cpu is not None and cpu.idle is not None
+        lab.run(max_seconds=0.05)
+        seen[name] = (cpu.idle.probes, cpu.native_tsc_reads())
+        del lab, cpu
+        gc.collect()
+    probes, reads = seen["clock"]
+    assert probes == 0, seen
+    assert 0 < reads < 5 * _WAIT_READS, seen    # 50 ms: 5 slices
+    assert seen["wait"][0] > 0, seen

@@ -54,17 +54,18 @@ write every dead register and byte again before anything reads it, so the state 
 the wait ends is as if every round had run. If the wait ends within the slice the
 CPU stops at the head and looks for the next wait there.
 
-A slice probes only when the vCPU's last slice had no exit at all (TSC reads aside)
-or a loop was skipped lately (within its last 8 probing slices): a firmware booting
-makes exits in every slice and never pays for it. A probe that finds no head costs a
-code hook or two (Python runs only when a head comes round again; the rounds start
-only for a head that comes back to the same context, or as a wait); rounds that are
-no fixed point and waits not judged skippable (the costly part: all code translated
-again, stores in Python) make the vCPU wait 1, 3, 7, then 15 slices before it probes
-again. Fixed points only while paging is off (real mode, and protected mode without
-paging: the page walk's accessed and dirty bits are stores no hook sees; a wait's
-accesses repeat the recorded round's, whose bits are set by then), and never with an
-instruction counter attached (the stepper counts every instruction).
+A slice probes only when the vCPU's last slice had no exit at all (TSC reads aside; with
+paging on, only if it read the TSC ``_WAIT_READS`` times, as a wait does and a kernel's
+clock does not) or a loop was skipped lately (within its last 8 probing slices): a
+firmware booting makes exits in every slice and never pays for it. A probe that finds no
+head costs a code hook or two (Python runs only when a head comes round again; the
+rounds start only for a head that comes back to the same context, or as a wait); rounds
+that are no fixed point and waits not judged skippable (the costly part: all code
+translated again, stores in Python) make the vCPU wait 1, 3, 7, then 15 slices before it
+probes again. Fixed points only while paging is off (real mode, and protected mode
+without paging: the page walk's accessed and dirty bits are stores no hook sees; a
+wait's accesses repeat the recorded round's, whose bits are set by then), and never with
+an instruction counter attached (the stepper counts every instruction).
 
 Real Xen: none; a real CPU just spins. The hardware's own notion of a spinning vCPU
 is pause-loop exiting (xen/arch/x86/hvm/vmx/vmx.c, EXIT_REASON_PAUSE_INSTRUCTION,
