@@ -262,10 +262,9 @@ USLEEP = """    sub $16, %esp
     jb 1b
     add $16, %esp"""
 
-# wait -> (its loop, skipped); the last seven are never skipped: two compares of the
-# time's halves (``ja`` tests ZF too), the time decides a branch by one bit, a counter
-# moves on each round in a register or in memory, something of the time is read in
-# the next round
+# wait -> (its loop, skipped); the last six are never skipped: the time decides a
+# branch by one bit, a counter moves on each round in a register or in memory,
+# something of the time is read in the next round
 WAITS = {
     "memtest86+ usleep": (USLEEP, True),
     "the time stored each round": ("1: rdtsc\n    mov %eax, (0x610)\n    sub %esi, %eax\n"
@@ -274,7 +273,10 @@ WAITS = {
                          "    cmp $(DELAY >> 10), %eax\n    jb 1b", True),
     "a 64-bit add to the deadline": ("    add %ebx, %esi\n    adc %ecx, %edi\n"
                                      "1: rdtsc\n    cmp %edi, %edx\n    jb 1b\n"
-                                     "    ja 2f\n    cmp %esi, %eax\n    jb 1b\n2:", False),
+                                     "    ja 2f\n    cmp %esi, %eax\n    jb 1b\n2:", True),
+    "until the time's MiB-of-ns block changes": (
+        "    mov %esi, %ebp\n    shr $20, %ebp\n1: rdtsc\n    shr $20, %eax\n"
+        "    cmp %ebp, %eax\n    je 1b", True),
     "one bit of the time": ("1: rdtsc\n    test $0x100000, %eax\n    jz 1b", False),
     "a counter too": ("1: rdtsc\n    inc %ebp\n    sub %esi, %eax\n    cmp $DELAY, %eax\n"
                       "    jb 1b", False),
@@ -331,6 +333,8 @@ _WAIT_TAILS = [
     "    sbb %ecx, %eax\n    jb 1b",
     "sub %esi, %eax\n    cmp %eax, %ebx\n    ja 1b",
     "sub %esi, %eax\n    cmp %ebx, %eax\n    jae 2f\n    jmp 1b\n2:",
+    "sub %esi, %eax\n    shr $12, %eax\n    cmp $700, %eax\n    jbe 1b",
+    "shr $22, %eax\n    cmp $5, %eax\n    jne 1b",
 ]
 
 

@@ -19,9 +19,10 @@ value:
   ``adc``) pair of a 64-bit subtraction on two 32-bit registers, shifts and the ``or``
   that joins EDX:EAX in 64-bit code; any other use of the time makes its result opaque;
 - **what it decides**: a conditional branch may test the time only through the carry
-  flag of an unsigned comparison of such a value with a constant (``jb``/``jae``): the
-  branch goes the same way until the value crosses the constant, a number of rounds
-  ``rounds_to_flip`` works out. Any other branch, address or count the time reaches,
+  and zero flags of an unsigned comparison of such a value with a constant (``jb``,
+  ``jae``, ``ja``, ``jbe``, ``je``, ``jne``: below, or below the constant plus one):
+  the branch goes the same way until the value crosses one of them, a number of
+  rounds ``rounds_to_flip`` works out. Any other branch, address or count the time reaches,
   or a time-dependent value left where the next round reads it before writing it: no
   verdict. Every tracked value is checked against the register or store the CPU really
   produced in the recorded round.
@@ -97,7 +98,7 @@ _FLAGS: tuple[tuple[int, int, int], ...] = tuple(
         (11, cx.X86_EFLAGS_TEST_OF, cx.X86_EFLAGS_MODIFY_OF, cx.X86_EFLAGS_RESET_OF,
          cx.X86_EFLAGS_SET_OF, cx.X86_EFLAGS_UNDEFINED_OF, cx.X86_EFLAGS_PRIOR_OF)))
 FLAG_BITS = tuple(bit for bit, _t, _w in _FLAGS)
-_CF = 0
+_CF, _ZF = 0, 3
 
 #: What a location holds: clean (absent from the maps), a value of the time (``_Form``,
 #: ``Pred`` for the carry flag) or something the time reached otherwise.
@@ -142,6 +143,22 @@ class Pred:
     def truth(self, t: int) -> bool:
         v = (((t + self.c) & _M64) >> self.lo) & _mask(self.width)
         return (v < self.k) != self.neg
+
+
+@dataclass(frozen=True)
+class _Eq:
+    """The zero flag of a comparison of ``(X >> lo) mod 2**width`` with ``k``: equal, i.e.
+    below ``k + 1`` and not below ``k`` (two comparisons a branch on it depends on)."""
+    c: int
+    lo: int
+    width: int
+    k: int
+
+    def truth(self, t: int) -> bool:
+        return (((t + self.c) & _M64) >> self.lo) & _mask(self.width) == self.k
+
+    def preds(self) -> list[Pred]:
+        return [Pred(self.c, self.lo, self.width, k, False) for k in (self.k, self.k + 1)]
 
 
 def rounds_to_flip(pred: Pred, t: int, step: int) -> int | None:
@@ -259,25 +276,30 @@ class _Judge:
             else:
                 self.mem[a] = (taint, (address, size), address)
 
-    def set_flags(self, taint: object, cf: object = "same") -> None:
+    def set_flags(self, taint: object, cf: object = "same", zf: object = "same") -> None:
         """The flags the instruction writes (capstone's eflags) get ``taint``; the carry
-        ``cf`` if given."""
+        ``cf`` and the zero flag ``zf`` if given."""
         bits = self.insn.eflags
         for i, (_bit, _test, write) in enumerate(_FLAGS):
             if bits & write:
                 self._touch(("f", i), True)
-                t = cf if i == _CF and cf != "same" else taint
+                t = taint
+                if i == _CF and cf != "same":
+                    t = cf
+                elif i == _ZF and zf != "same":
+                    t = zf
                 if t is None:
                     self.flags.pop(i, None)
                 else:
                     self.flags[i] = t
 
-    def tested_flags(self) -> list[object]:
-        out = []
+    def tested_flags(self) -> dict[int, object]:
+        """The flags the instruction reads (by index in ``_FLAGS``) and what they hold."""
+        out: dict[int, object] = {}
         for i, (_bit, test, _write) in enumerate(_FLAGS):
             if self.insn.eflags & test:
                 self._touch(("f", i), False)
-                out.append(self.flags.get(i))
+                out[i] = self.flags.get(i)
         return out
 
     def check(self, expected: int, seen: int, what: str) -> None:
@@ -353,13 +375,14 @@ class _Judge:
             return
         carry = i in (cx.X86_INS_ADC, cx.X86_INS_SBB)
         add = i in (cx.X86_INS_ADD, cx.X86_INS_ADC)
-        cf_in = self.tested_flags()[0] if carry else None
+        cf_in = self.tested_flags().get(_CF) if carry else None
         a, ka = self.operand(dst)
         b, kb = self.operand(src)
         if carry and cf_in is None:     # a known carry: part of the constant
             kb += self.step.eflags & 1
         result: object = None
         cf: object = None
+        zf: object = "same"
         if cf_in == _OPAQUE or (a is not None and b is not None):
             result = cf = _OPAQUE
         elif cf_in is not None:
@@ -370,17 +393,20 @@ class _Judge:
             result = cf = _OPAQUE
         elif isinstance(a, _Form) and a.shift == 0:
             result, cf = self.with_constant(a, kb, bits, add)
+            if not add and not carry:
+                zf = _Eq(a.c, a.lo, a.width, kb)
         elif isinstance(b, _Form) and b.shift == 0 and not carry:
             if add:
                 result, cf = self.with_constant(b, ka, bits, True)
-            else:   # k - X: only the carry is followed (k < X)
+            else:   # k - X: the result is not followed, the carry (k < X) and zero are
                 result = _OPAQUE
                 cf = (Pred(b.c, b.lo, b.width, ka + 1, True) if ka + 1 < (1 << bits)
                       else None)
+                zf = _Eq(b.c, b.lo, b.width, ka)
         else:
             result = cf = _OPAQUE
         other = None if result is None and cf is None else _OPAQUE
-        self.set_flags(other, cf)
+        self.set_flags(other, cf, zf if zf != "same" else other)
         if i != cx.X86_INS_CMP:
             self.put(dst, result)
 
@@ -482,19 +508,25 @@ class _Judge:
 
     def branch(self) -> None:
         """A conditional branch (or loop, jcxz): the time may decide it only through
-        the carry flag of a comparison it follows."""
+        the carry and zero flags of an unsigned comparison with a constant (jb, jae, ja,
+        jbe, je, jne), each a threshold the time crosses once."""
         for reg in self.insn.regs_access()[0]:
             if reg in _REGS and self.read_reg(reg)[0] is not None:
                 raise _Refused(f"{self.insn.mnemonic}: the time is its count")
         tested = self.tested_flags()
-        if all(t is None for t in tested):
+        if all(t is None for t in tested.values()):
             return
-        if self.insn.id not in (cx.X86_INS_JB, cx.X86_INS_JAE) or not isinstance(
-                tested[0], Pred):
-            raise _Refused(f"{self.insn.mnemonic}: the time decides it, not monotonically")
-        pred = tested[0]
-        self.check(int(pred.truth(self.t or 0)), self.step.eflags & 1, "carry flag")
-        self.preds.append(pred)
+        t = self.t or 0
+        for i, taint in tested.items():
+            if i == _CF and isinstance(taint, Pred):
+                self.check(int(taint.truth(t)), self.step.eflags & 1, "carry flag")
+                self.preds.append(taint)
+            elif i == _ZF and isinstance(taint, _Eq):
+                self.check(int(taint.truth(t)), self.step.eflags >> 6 & 1, "zero flag")
+                self.preds += taint.preds()
+            elif taint is not None:
+                raise _Refused(f"{self.insn.mnemonic}: the time decides it, not "
+                               "monotonically")
 
     def stack(self) -> None:
         """push, pop, call, ret (near): the stack pointer must not depend on the time."""
@@ -533,7 +565,7 @@ class _Judge:
                 self.address_clean(op)
         for address, size, _v in self.accesses(False):
             tainted |= self.load(address, size) is not None
-        tainted |= any(t is not None for t in self.tested_flags())
+        tainted |= any(t is not None for t in self.tested_flags().values())
         if insn.id in _TRANSFERS and tainted:
             raise _Refused(f"{insn.mnemonic} {insn.op_str}: the time decides where to")
         out = _OPAQUE if tainted else None
@@ -586,6 +618,9 @@ class _Judge:
         cf = self.flags.get(_CF)
         if isinstance(cf, Pred):
             self.check(int(cf.truth(t)), self.after_flags & 1, "carry flag")
+        zf = self.flags.get(_ZF)
+        if isinstance(zf, _Eq):
+            self.check(int(zf.truth(t)), self.after_flags >> 6 & 1, "zero flag")
 
 
 _TRANSFERS = frozenset({cx.X86_INS_JMP, cx.X86_INS_CALL})
