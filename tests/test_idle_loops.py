@@ -214,7 +214,7 @@ pm: mov $0x10, %ax
     mov %ax, %ds
     mov %ax, %es
     mov %ax, %ss
-    mov $0x7000, %esp
+    mov $0x6000, %esp
     mov $0x9000, %edi
     xor %eax, %eax
     mov $0x800, %ecx
@@ -262,9 +262,10 @@ USLEEP = """    sub $16, %esp
     jb 1b
     add $16, %esp"""
 
-# wait -> (its loop, skipped); the last six are never skipped: the time decides a
-# branch by one bit, a counter moves on each round in a register or in memory,
-# something of the time is read in the next round
+# wait -> (its loop, skipped); the last seven are never skipped: the time stored in the
+# page of the loop's own code, the time decides a branch by one bit, a counter moves
+# on each round in a register or in memory, something of the time is read in the next
+# round
 WAITS = {
     "memtest86+ usleep": (USLEEP, True),
     "the time stored each round": ("1: rdtsc\n    mov %eax, (0x610)\n    sub %esi, %eax\n"
@@ -277,6 +278,9 @@ WAITS = {
     "until the time's MiB-of-ns block changes": (
         "    mov %esi, %ebp\n    shr $20, %ebp\n1: rdtsc\n    shr $20, %eax\n"
         "    cmp %ebp, %eax\n    je 1b", True),
+    "the time stored into its own code's page": (
+        "1: rdtsc\n    mov %eax, (3f)\n    sub %esi, %eax\n    cmp $DELAY, %eax\n"
+        "    jb 1b\n    jmp 4f\n3:  .long 0\n4:", False),
     "one bit of the time": ("1: rdtsc\n    test $0x100000, %eax\n    jz 1b", False),
     "a counter too": ("1: rdtsc\n    inc %ebp\n    sub %esi, %eax\n    cmp $DELAY, %eax\n"
                       "    jb 1b", False),

@@ -591,6 +591,11 @@ class _Judge:
             self.check_after()
         if self.t is None:
             raise _Refused("no rdtsc in the round")
+        code = {page for step in steps
+                for page in (step.address >> 12, (step.address + len(step.code) - 1) >> 12)}
+        if any(w and (a >> 12 in code or (a + n - 1) >> 12 in code)
+               for step in steps for w, a, n, _v in step.accesses):
+            raise _Refused("a store to a page of the round's own code")
         for loc, write in self.first.items():
             if not write and self.holds_time(loc):
                 raise _Refused(f"the time is left in {loc} and read next round")
