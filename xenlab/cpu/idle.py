@@ -378,7 +378,7 @@ class IdleLoops:
     # -- waits on the TSC --------------------------------------------------------------
     def _seen_wait(self, uc: Uc, address: int, marks: tuple[int, ...]) -> bool:
         """Seeking, at a head: True if it now looks like a wait on the TSC (the CPU is
-        stopped there, to record its next two rounds). One looks so when it comes back
+        stopped there, to run one round and record the next). One looks so when it comes back
         ``_WAIT_HITS`` times in a row with the same budget spent and the same TSC reads,
         and no exit or trap in between."""
         left = self.cpu.budget.left
@@ -474,10 +474,10 @@ class IdleLoops:
         return None if base is None else self.cpu.ram_byte(base + (address & 0xFFF))
 
     def _judge_wait(self, uc: Uc) -> None:
-        """At the third return to the head: the second round recorded is judged
-        (``tsc_wait.judge_round``) and compared with the first; the rounds skipped are
-        as many as leave the time-dependent branches going the same way, and a whole
-        round to run before the slice may end."""
+        """At the third return to the head: the round recorded is judged
+        (``tsc_wait.judge_round``) and the state at its two heads compared; the rounds
+        skipped are as many as leave the time-dependent branches going the same way and
+        a whole round and the margin to run before the slice may end."""
         cpu = self.cpu
         (_c1, _l1, _m1, _h1), (ctx2, left2, marks2, _h2), (ctx3, left3, marks3, h3) = \
             self._wait_heads

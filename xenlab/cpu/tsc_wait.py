@@ -188,14 +188,14 @@ class Step:
 
 @dataclass
 class Verdict:
-    """A round judged: what is dead at the head, the bytes it touched, the tests of the
+    """A round judged: what is dead at the head (general registers by slot, status
+    flags by index in ``FLAG_BITS``, bytes by linear address), the comparisons of the
     time its branches make, and the time its first ``rdtsc`` read."""
     t: int
     preds: list[Pred]
     dead_slots: frozenset[int]
     dead_flags: frozenset[int]
     dead_bytes: frozenset[int]
-    touched: frozenset[int]
 
 
 class _Refused(Exception):
@@ -603,8 +603,7 @@ class _Judge:
         return Verdict(self.t, self.preds,
                        frozenset(i for kind, i in dead if kind == "r"),
                        frozenset(i for kind, i in dead if kind == "f"),
-                       frozenset(i for kind, i in dead if kind == "m"),
-                       frozenset(i for kind, i in self.first if kind == "m"))
+                       frozenset(i for kind, i in dead if kind == "m"))
 
     def holds_time(self, loc: tuple[str, int]) -> bool:
         kind, i = loc
