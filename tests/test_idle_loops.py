@@ -385,3 +385,22 @@ def test_with_paging_on_a_few_tsc_reads_start_no_probe(tmp_path: Path) -> None:
     assert probes == 0, seen
     assert 0 < reads < 5 * _WAIT_READS, seen    # 50 ms: 5 slices
     assert seen["wait"][0] > 0, seen
+
+
+LONG_WAITS = {
+    "memtest86+ usleep": USLEEP,
+    # the same registers at each wait's head: only the deadline in memory tells them apart
+    "a deadline in memory": ("    rdtsc\n    add $DELAY, %eax\n    mov %eax, (0x650)\n"
+                             "    xor %esi, %esi\n    xor %edi, %edi\n    xor %eax, %eax\n"
+                             "    xor %edx, %edx\n1:  rdtsc\n    cmp (0x650), %eax\n    jb 1b"),
+}
+
+
+@pytest.mark.parametrize("name", list(LONG_WAITS))
+def test_a_wait_across_slices_is_skipped_from_what_was_judged(tmp_path: Path,
+                                                             name: str) -> None:
+    """Waits of 25 ms, longer than a slice: in the slices after the one that judged a
+    wait, the same wait from the same state (its registers, the bytes it reads, its
+    code) is skipped at once, with no round recorded; a new wait, whose deadline or
+    start differs, is judged anew. The run ends the same as without the skipping."""
+    assert _both(tmp_path, _wait(LONG_WAITS[name], delay=25_000_000), seconds=0.12) > 5

@@ -47,12 +47,16 @@ it, ``tsc_wait.judge_round`` says what the round writes before it reads (dead at
 head) and which unsigned comparisons of the time its branches make; the context at
 the two heads must be the same but for the dead registers (and the arithmetic flags,
 if all six are dead), every live byte stored must hold its value again, and no exit
-but TSC reads may have happened. The budget then goes down by whole rounds, up to two
-rounds before the one at which a comparison turns (``rounds_to_flip``; at most as
-many as leave a whole round and the margin in the slice): the rounds run from there
+but TSC reads may have happened. The budget then goes down by whole rounds, so that
+the two rounds before the one at which a comparison may turn (``rounds_to_flip``) run
+(at most as many as leave a whole round and the margin in the slice): the rounds that run
 write every dead register and byte again before anything reads it, so the state when
 the wait ends is as if every round had run. If the wait ends within the slice the
-CPU stops at the head and looks for the next wait there.
+CPU stops at the head and looks for the next wait there. The wait judged last is kept
+(``_KnownWait``): in a later slice, the same head coming back as a wait from the same
+state (the context but for the dead registers, the bytes its round reads before it
+writes them, its code) is skipped at once from the hook, with no stop and no round
+recorded; memtest86+'s ``sleep(1)`` is one judgement and some 100 such slices.
 
 A slice probes only when the vCPU's last slice had no exit at all (TSC reads aside; with
 paging on, only if it read the TSC ``_WAIT_READS`` times, as a wait does and a kernel's
@@ -173,6 +177,7 @@ class IdleLoops:
         self._no_backoff = False
         self._reseek = False            # stopped after a wait, to look for the next
         self._reseeks = 0
+        self._known: _KnownWait | None = None   # the last wait judged skippable
 
     # -- the slice ---------------------------------------------------------------------
     def begin(self) -> None:
@@ -310,7 +315,7 @@ class IdleLoops:
             # code trap at the head itself, a ``rep ins`` the hypervisor emulates, runs
             # before this hook): the costly rounds only for such a head
             marks, ctx = self._marks(), self._context()
-            if self._seen_wait(uc, address, marks):
+            if self._seen_wait(uc, address, marks, ctx):
                 return
             seen = self._hits.setdefault(address, [])
             if not any(m == marks and c == ctx for m, c in seen) or self._paged:
@@ -376,7 +381,8 @@ class IdleLoops:
                 snap.bad = True
 
     # -- waits on the TSC --------------------------------------------------------------
-    def _seen_wait(self, uc: Uc, address: int, marks: tuple[int, ...]) -> bool:
+    def _seen_wait(self, uc: Uc, address: int, marks: tuple[int, ...], ctx: bytes
+                   ) -> bool:
         """Seeking, at a head: True if it now looks like a wait on the TSC (the CPU is
         stopped there, to run one round and record the next). One looks so when it comes back
         ``_WAIT_HITS`` times in a row with the same budget spent and the same TSC reads,
@@ -393,6 +399,8 @@ class IdleLoops:
         self._waits[address] = (marks, left, count, delta)
         if count < _WAIT_HITS or delta is None:
             return False
+        if self._known_wait(uc, address, ctx, delta):
+            return True
         step = int(delta[1])
         if left <= 2 * _MARGIN + 4 * step:
             return False
@@ -503,22 +511,14 @@ class IdleLoops:
                                                 or before != self._linear_byte(a)):
                 self._refuse(uc, f"the byte at {a:#x}, read next round, has changed")
                 return
-        flips = [tsc_wait.rounds_to_flip(p, verdict.t, step) for p in verdict.preds]
-        due = min((j for j in flips if j is not None), default=None)
-        rounds = (left3 - step - _MARGIN) // step
-        ends = due is not None and due - 2 <= rounds     # within this slice
-        if due is not None and ends:
-            rounds = due - 2
         self.refusal = None
-        if rounds > 0:
-            cpu.budget.left -= rounds * step
-            self.skipped_ns += rounds * step
-            self.skips += 1
-            self.waits += 1
-            self._skipped_now = True
-            self._head = self._pc0
-        else:                               # the wait is about to end: run it
-            self._no_backoff = True
+        tsc = cpu.exits.tsc(cpu)
+        self._known = _KnownWait(self._pc0, step, marks3, marks2, verdict, ctx3,
+                                 {a: self._linear_byte(a) for a in verdict.live_bytes},
+                                 tuple((s.address, s.code) for s in r2),
+                                 (verdict.t - (tsc - step)) & ((1 << 64) - 1))
+        # round 2 of the recording is round 0 here; the next to run is round 1
+        ends = self._skip_wait(verdict, verdict.t, 1, step, self._pc0)
         self._reseeks += 1
         if (not ends or self._reseeks > _MAX_RESEEKS
                 or cpu.budget.left <= 4 * _MARGIN):
@@ -530,6 +530,59 @@ class IdleLoops:
         self._reseek = True
         self._state = _ARMING
         uc.emu_stop()
+
+    def _skip_wait(self, verdict: tsc_wait.Verdict, t: int, first: int, step: int,
+                   head: int) -> bool:
+        """Skip the rounds of a wait whose round 0 read the time ``t``, from round
+        ``first`` (the next to run) on: as many as leave the round before the first one
+        at which a comparison of the time may turn, and a whole round and the margin in
+        the slice. True if that round comes within this slice (the wait ends in it)."""
+        cpu = self.cpu
+        flips = [tsc_wait.rounds_to_flip(p, t, step) for p in verdict.preds]
+        due = min((j for j in flips if j is not None), default=None)
+        rounds = (cpu.budget.left - step - _MARGIN) // step
+        # the next round run must be before the one at ``due`` (and one more, in case
+        # the blocks of a recorded round were charged at other points than usual)
+        ends = due is not None and due - first - 2 <= rounds
+        if due is not None and ends:
+            rounds = due - first - 2
+        if rounds <= 0:                     # the wait is about to end: run it
+            self._no_backoff = True
+            return ends
+        cpu.budget.left -= rounds * step
+        self.skipped_ns += rounds * step
+        if not self._skipped_now:
+            self.skips += 1
+            self.waits += 1
+        self._skipped_now = True
+        self._head = head
+        return ends
+
+    def _known_wait(self, uc: Uc, address: int, ctx: bytes,
+                    delta: tuple[tuple[int, ...], int]) -> bool:
+        """At a head that looks like a wait: if it is the wait judged last, from the
+        same state (the same code, the registers and bytes its rounds read as they were
+        then), skip it at once, with no stop and no recording (True)."""
+        k, cpu = self._known, self.cpu
+        if k is None or address != k.pc0 or delta != (k.reads, k.step):
+            return False
+        layout = cpu.context_regs_layout()
+        if layout is None or not _same_context(ctx, k.ctx, layout, k.verdict):
+            return False
+        self._pages = {}
+        if any(self._linear_byte(a) != v for a, v in k.live.items()):
+            return False
+        try:
+            if any(cpu.code_at(a, len(code)) != code for a, code in k.code):
+                return False
+        except UcError:
+            return False
+        t = (cpu.exits.tsc(cpu) + k.offset) & ((1 << 64) - 1)
+        if self._skip_wait(k.verdict, t, 0, k.step, k.pc0):
+            self._waits.pop(address, None)  # it ends in this slice: the next one counted anew
+        else:
+            self._give_up(uc)               # it goes on past the slice: nothing more to do
+        return True
 
     def _disarm_hooks_only(self, uc: Uc) -> None:
         """Delete the code and memory hooks (unicorn deletes them after the run)."""
@@ -635,6 +688,23 @@ class _Snapshot:
         self.ctx, self.left, self.marks = ctx, left, marks
         self.before: dict[int, int] = {}
         self.bad = False
+
+
+class _KnownWait:
+    """A wait judged skippable: its head, budget and TSC reads a round, the verdict, the
+    context at the head after the recorded round, the bytes the round reads before it
+    writes them (their values then), its instructions, and how far the round's first
+    ``rdtsc`` is from the TSC at the head."""
+
+    __slots__ = ("code", "ctx", "live", "offset", "pc0", "reads", "step", "verdict")
+
+    def __init__(self, pc0: int, step: int, marks3: tuple[int, ...],
+                 marks2: tuple[int, ...], verdict: tsc_wait.Verdict, ctx: bytes,
+                 live: dict[int, int | None], code: tuple[tuple[int, bytes], ...],
+                 offset: int) -> None:
+        self.pc0, self.step, self.verdict, self.ctx = pc0, step, verdict, ctx
+        self.reads = tuple(marks3[i] - marks2[i] for i in _TSC_MARKS)
+        self.live, self.code, self.offset = live, code, offset
 
 
 def _same_context(a: bytes, b: bytes, layout: tuple[int, int, int],

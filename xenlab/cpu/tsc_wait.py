@@ -196,6 +196,8 @@ class Verdict:
     dead_slots: frozenset[int]
     dead_flags: frozenset[int]
     dead_bytes: frozenset[int]
+    #: the bytes the round reads before it writes them, if it writes them at all
+    live_bytes: frozenset[int]
 
 
 class _Refused(Exception):
@@ -603,7 +605,9 @@ class _Judge:
         return Verdict(self.t, self.preds,
                        frozenset(i for kind, i in dead if kind == "r"),
                        frozenset(i for kind, i in dead if kind == "f"),
-                       frozenset(i for kind, i in dead if kind == "m"))
+                       frozenset(i for kind, i in dead if kind == "m"),
+                       frozenset(i for (kind, i), write in self.first.items()
+                                 if kind == "m" and not write))
 
     def holds_time(self, loc: tuple[str, int]) -> bool:
         kind, i = loc
