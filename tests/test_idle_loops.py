@@ -98,9 +98,9 @@ def test_only_a_loop_that_changes_nothing_is_skipped(tmp_path: Path, name: str) 
     assert (skips > 0) is idle, f"{name}: {skips} slices skipped"
 
 
-#: Protected mode, paging off: a delay loop, then ``int $0x30`` into its own IDT, whose
-#: handler returns at once. The frame is written by xenlab's IDT delivery (Python).
-PM_INT_LOOP = """    .code16
+#: Real mode to flat 32-bit protected mode, paging off (the code, data and stack
+#: segments loaded; ESP is the program's), and the GDT it loads (``_PM_GDT``, last)
+_PM_ENTRY = """    .code16
     cli
     xor %ax, %ax
     mov %ax, %ds
@@ -114,7 +114,16 @@ pm: mov $0x10, %ax
     mov %ax, %ds
     mov %ax, %es
     mov %ax, %ss
-    mov $0x7000, %esp
+"""
+_PM_GDT = """    .balign 8
+gdt: .quad 0, 0x00CF9A000000FFFF, 0x00CF92000000FFFF
+gdtr: .word 23
+    .long gdt
+"""
+
+#: Protected mode, paging off: a delay loop, then ``int $0x30`` into its own IDT, whose
+#: handler returns at once. The frame is written by xenlab's IDT delivery (Python).
+PM_INT_LOOP = _PM_ENTRY + """    mov $0x7000, %esp
     lidtl idtr
 1:  mov $200, %ecx
 2:  loop 2b
@@ -122,11 +131,7 @@ pm: mov $0x10, %ax
     jmp 1b
 handler:
     iret
-    .balign 8
-gdt: .quad 0, 0x00CF9A000000FFFF, 0x00CF92000000FFFF
-gdtr: .word 23
-    .long gdt
-gate: .word handler, 0x08, 0x8E00, 0
+""" + _PM_GDT + """gate: .word handler, 0x08, 0x8E00, 0
 idtr: .word 0x30 * 8 + 7
     .long gate - 0x30 * 8
 """
@@ -200,21 +205,7 @@ def test_any_loop_ends_the_same_with_the_skipping_as_without(
 
 #: Protected mode with PAE paging (2 MiB pages, identity), as memtest86+ runs, then
 #: ``outer``: a wait on the TSC of DELAY ns, counted at 0x600, forever.
-PAE_WAIT = """    .code16
-    cli
-    xor %ax, %ax
-    mov %ax, %ds
-    lgdtl gdtr
-    mov %cr0, %eax
-    or $1, %eax
-    mov %eax, %cr0
-    ljmpl $0x08, $pm
-    .code32
-pm: mov $0x10, %ax
-    mov %ax, %ds
-    mov %ax, %es
-    mov %ax, %ss
-    mov $0x6000, %esp
+PAE_WAIT = _PM_ENTRY + """    mov $0x6000, %esp
     mov $0x9000, %edi
     xor %eax, %eax
     mov $0x800, %ecx
@@ -239,11 +230,7 @@ outer:
 {body}
     incl (0x600)
     jmp outer
-    .balign 8
-gdt: .quad 0, 0x00CF9A000000FFFF, 0x00CF92000000FFFF
-gdtr: .word 23
-    .long gdt
-"""
+""" + _PM_GDT
 
 #: memtest86+ 6.10's usleep as Debian builds it (x32): the time through a stack slot,
 #: then (T - t0) < cycles as a 64-bit compare on EDX:EAX

@@ -302,15 +302,8 @@ class IdleLoops:
     def _on_head(self, uc: Uc, address: int, size: int, user: object) -> None:
         cpu = self.cpu
         if self._state == _SEEKING:
-            if self._fresh:
-                # back at the head at once after a stop there: the block's second
-                # charge given back (see ``_on_step``)
-                self._fresh = False
-                charged = self._stop_left - cpu.budget.left
-                if address != self._pc0 or not 0 <= charged <= _MAX_BLOCK_COST:
-                    self._give_up(uc)
-                    return
-                cpu.budget.left = self._stop_left
+            if self._fresh and not self._give_back(uc, address):
+                return
             # a head that came round to the same CPU context with no exit on the way (a
             # code trap at the head itself, a ``rep ins`` the hypervisor emulates, runs
             # before this hook): the costly rounds only for such a head
@@ -338,14 +331,8 @@ class IdleLoops:
             uc.emu_stop()
         elif self._state == _ROUNDS and address == self._pc0:
             if not self._snaps:
-                # back at the head at once after the stop: the block's second charge
-                # given back (anything else ran first: no probe, time never goes back)
-                charged = self._stop_left - cpu.budget.left
-                if not self._fresh or not 0 <= charged <= _MAX_BLOCK_COST:
-                    self._give_up(uc)
+                if not self._give_back(uc, address):
                     return
-                self._fresh = False
-                cpu.budget.left = self._stop_left
             else:
                 left = cpu.budget.left
                 ctx = self._context()
@@ -358,6 +345,19 @@ class IdleLoops:
                     self._give_up(uc)
                     return
             self._snaps.append(_Snapshot(self._context(), cpu.budget.left, self._marks()))
+
+    def _give_back(self, uc: Uc, address: int) -> bool:
+        """Back at the head ``address`` at once after the stop there (``resume``): the
+        block's second charge, made by running on from the head, given back. False,
+        and the probe given up, if anything else ran first (time never goes back)."""
+        cpu = self.cpu
+        fresh, self._fresh = self._fresh, False
+        charged = self._stop_left - cpu.budget.left
+        if not fresh or address != self._pc0 or not 0 <= charged <= _MAX_BLOCK_COST:
+            self._give_up(uc)
+            return False
+        cpu.budget.left = self._stop_left
+        return True
 
     def _on_write(self, uc: Uc, access: int, address: int, size: int, value: int,
                   user: object) -> None:
@@ -421,13 +421,8 @@ class IdleLoops:
         heads = self._wait_heads
         if address == self._pc0:
             if not heads:
-                # the block's second charge given back, as for the rounds of an idle loop
-                charged = self._stop_left - cpu.budget.left
-                if not self._fresh or not 0 <= charged <= _MAX_BLOCK_COST:
-                    self._give_up(uc)
+                if not self._give_back(uc, address):
                     return
-                self._fresh = False
-                cpu.budget.left = self._stop_left
                 self._first_round = 0
             regs, eflags = cpu.gprs()
             head = tsc_wait.Step(address, b"", regs, eflags)
