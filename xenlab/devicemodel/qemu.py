@@ -13,8 +13,14 @@ does.
 
 Ports: COM1 16550 (0x3F8-0x3FF), IDE primary (0x1F0-0x1F7, 0x3F6) and
 secondary (0x170-0x177, 0x376), the 8042 keyboard controller (0x60, 0x64),
-VGA (0x3B4-0x3DA; none with ``vga = "none"``), QEMU's debug console (0x402).
-Unclaimed ports read as all ones and ignore writes, like an empty ISA bus.
+VGA (0x3B4-0x3DA; none with ``vga = "none"``), QEMU's debug console (0x402),
+and the PCI host bridge's 0xCF8-0xCFF. Those ranges and its PCI functions are
+what it claims from Xen at start (``XEN_DMOP_map_io_range_to_ioreq_server``,
+one dm_op each); an access to anything else never reaches it (Xen's null
+handler reads all ones). A claimed port no register answers reads as all ones
+and ignores writes. Not emulated: QEMU's ``port92`` (the fast A20 gate at 0x92)
+and the IDE controller's bus-master ports, so those accesses end in Xen's null
+handler here.
 
 Real Xen: QEMU hw/i386/xen/xen-hvm.c (cpu_handle_ioreq, handle_ioreq), libxl_dm.c
 """
@@ -31,7 +37,7 @@ from xenlab.devicemodel.pci import PciBus
 from xenlab.devicemodel.pckbd import Kbd8042
 from xenlab.devicemodel.serial import Serial16550
 from xenlab.devicemodel.vga import VGA_BASE, VGA_SIZE, Vga
-from xenlab.public.domctl import DmOp
+from xenlab.public.domctl import DmOp, IoRangeType, xen_dmop_pci_sbdf
 from xenlab.public.hvm import (
     IOREQ_DATA_IS_PTR,
     IOREQ_DIR_SHIFT,
@@ -40,7 +46,12 @@ from xenlab.public.hvm import (
     IoreqType,
 )
 from xenlab.public.xen import Hypercall
-from xenlab.xen.hvm.io import IOREQ_FORMAT, hvm_create_ioreq_server
+from xenlab.xen.hvm.io import (
+    IOREQ_FORMAT,
+    hvm_create_ioreq_server,
+    ioreq_server_map_io_range,
+    ioreq_server_set_state,
+)
 from xenlab.xen.hvm.irq import set_isa_irq_level
 from xenlab.xen.privcmd import dom0_hypercall
 from xenlab.xen.trace import Kind
@@ -125,21 +136,28 @@ class DeviceModel:
 
     # -- wiring ----------------------------------------------------------------------------
     def attach(self, kernel: Dom0Kernel) -> None:
-        """Become the domain's ioreq server, bind its event channel, map video memory."""
+        """Become the domain's ioreq server, claim the ports and PCI functions of its
+        devices, enable the server, bind its event channel, map video memory."""
         hvm = self.d.hvm
         assert hvm is not None
         self.kernel = kernel
-        vp_eport = hvm_create_ioreq_server(self.host, self.d, hvm, kernel.dom0.domid)
-        # QEMU's xen_create_ioreq_server + xen_set_ioreq_server_state: two dm_ops
-        ret = min(vp_eport, 0)
-        for op, fields in ((DmOp.XEN_DMOP_create_ioreq_server, {"result": {"id": 0}}),
-                           (DmOp.XEN_DMOP_set_ioreq_server_state, {"id": 0, "enabled": 1})):
-            dom0_hypercall(self.host, Hypercall.dm_op,
-                           {"domid": self.d.domid, "op": op.name, "nr_bufs": 1,
-                            **(fields if not ret else {})}, ret)
-            if ret:
-                break
+        dom0 = kernel.dom0.domid
+        vp_eport = hvm_create_ioreq_server(self.host, self.d, hvm, dom0)
+        # QEMU's xen_create_ioreq_server, then a map for each I/O region and PCI device
+        # it realizes (xen_map_io_section, xen_map_pcidev), then xen_set_ioreq_server_state
+        self._dm_op(DmOp.XEN_DMOP_create_ioreq_server, {"result": {"id": 0}}, min(vp_eport, 0))
         if vp_eport > 0:
+            claims = [(IoRangeType.XEN_DMOP_IO_RANGE_PORT, s, e)
+                      for s, e in self.claimed_ports()]
+            claims += [(IoRangeType.XEN_DMOP_IO_RANGE_PCI, sbdf, sbdf)
+                       for sbdf in self.claimed_functions()]
+            for kind, start, end in claims:
+                rc = ioreq_server_map_io_range(self.host, self.d, hvm, dom0, kind, start, end)
+                self._dm_op(DmOp.XEN_DMOP_map_io_range_to_ioreq_server,
+                            {"id": 0, "type": kind.name, "start": hex(start), "end": hex(end)},
+                            rc)
+            rc = ioreq_server_set_state(self.host, self.d, hvm, dom0, True)
+            self._dm_op(DmOp.XEN_DMOP_set_ioreq_server_state, {"id": 0, "enabled": 1}, rc)
             port = kernel.bind_interdomain(self.d.domid, vp_eport, self._on_ioreq_event)
             self.local_port = max(0, port)
         if self.vga is None:
@@ -147,6 +165,29 @@ class DeviceModel:
         for v in self.d.vcpus:
             if v.cpu is not None:
                 v.cpu.map_host(VGA_BASE, VGA_SIZE, self.vga.host_ptr, executable=False)
+
+    def _dm_op(self, op: DmOp, fields: dict[str, object], ret: int) -> None:
+        """Record one dm_op QEMU makes for this domain (its fields only when it worked)."""
+        dom0_hypercall(self.host, Hypercall.dm_op,
+                       {"domid": self.d.domid, "op": op.name, "nr_bufs": 1,
+                        **(fields if not ret else {})}, ret)
+
+    def claimed_ports(self) -> list[tuple[int, int]]:
+        """The port ranges this device model claims from Xen (inclusive): its devices'
+        ports, each contiguous run one range, and the PCI host bridge's 0xCF8-0xCFF
+        (QEMU's ``pci-conf-idx`` and ``pci-conf-data``)."""
+        ports = sorted({*self.ports, *range(0xCF8, 0xD00)})
+        runs: list[tuple[int, int]] = []
+        for p in ports:
+            if runs and runs[-1][1] == p - 1:
+                runs[-1] = (runs[-1][0], p)
+            else:
+                runs.append((p, p))
+        return runs
+
+    def claimed_functions(self) -> list[int]:
+        """The PCI functions this device model claims (XEN_DMOP_PCI_SBDF numbers)."""
+        return [xen_dmop_pci_sbdf(0, 0, devfn >> 3, devfn & 7) for devfn in self.pci.functions]
 
     def _ioreq_page(self) -> memoryview | None:
         """The shared ioreq page, mapped from the guest once and again only if it moved

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["DmOp", "DomctlCmd"]
+__all__ = ["MAX_NR_IO_RANGES", "DmOp", "DomctlCmd", "IoRangeType", "xen_dmop_pci_sbdf"]
 
 
 class DomctlCmd(enum.IntEnum):
@@ -37,3 +37,21 @@ class DmOp(enum.IntEnum):
     XEN_DMOP_unmap_io_range_from_ioreq_server = 4
     XEN_DMOP_set_ioreq_server_state = 5
     XEN_DMOP_destroy_ioreq_server = 6
+
+
+class IoRangeType(enum.IntEnum):
+    """``struct xen_dm_op_ioreq_server_range``'s ``type``: what ``start..end`` (inclusive)
+    counts (public/hvm/dm_op.h)."""
+
+    XEN_DMOP_IO_RANGE_PORT = 0     # I/O ports
+    XEN_DMOP_IO_RANGE_MEMORY = 1   # guest-physical MMIO
+    XEN_DMOP_IO_RANGE_PCI = 2      # PCI functions, as XEN_DMOP_PCI_SBDF numbers
+
+
+#: Ranges of each type one ioreq server may claim (xen/include/xen/ioreq.h)
+MAX_NR_IO_RANGES = 256
+
+
+def xen_dmop_pci_sbdf(seg: int, bus: int, dev: int, fn: int) -> int:
+    """XEN_DMOP_PCI_SBDF: a PCI function as one number (segment, bus, device, function)."""
+    return ((seg & 0xFFFF) << 16) | ((bus & 0xFF) << 8) | ((dev & 0x1F) << 3) | (fn & 0x07)

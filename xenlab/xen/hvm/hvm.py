@@ -39,6 +39,7 @@ from xenlab.xen.hvm.rtc import Rtc
 from xenlab.xen.hvm.vioapic import IOAPIC_BASE, Vioapic
 from xenlab.xen.hvm.vlapic import APIC_DM_EXTINT, APIC_LVT0, APIC_LVT_MASKED, APIC_LVTT, Vlapic
 from xenlab.xen.hvm.vpic import Vpic
+from xenlab.xen.rangeset import RangeSet
 from xenlab.xen.trace import Kind
 
 if TYPE_CHECKING:
@@ -140,6 +141,10 @@ class HvmDomain:
         self.debug_line = bytearray()
         self.ioreq_port = 0              # vp_eport: Xen notifies the device model here
         self.ioreq_emulator: int | None = None   # the device model's domain
+        self.ioreq_enabled = False       # XEN_DMOP_set_ioreq_server_state
+        # what the server claimed, by XEN_DMOP_IO_RANGE_* (port, memory, PCI): nothing
+        # until it exists (hvm_create_ioreq_server) and maps ranges
+        self.ioreq_ranges: tuple[RangeSet, ...] = (RangeSet("none"),) * 3
         self.io_answered = False
         self.hypercall_page_gpa: int | None = None
         self.serial = bytearray()        # filled by the device model's UART

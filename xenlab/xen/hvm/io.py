@@ -3,15 +3,23 @@
 Every ``in``/``out`` of an HVM guest is a VM exit (``handle_pio``). Xen first
 offers it to the devices it emulates itself (``hvm_portio_intercept``): the
 PIT (0x40-0x43, 0x61), the RTC/CMOS (0x70-0x71), the two PICs (0x20-0x21,
-0xA0-0xA1) and the 0xE9 debug port. PCI configuration accesses (0xCF8 is
-the address latch, 0xCFC-0xCFF the data window) become ``IOREQ_TYPE_PCI_CONFIG``
-requests. Everything else becomes an ``IOREQ_TYPE_PIO`` request for the
-device model (QEMU) in Dom0: Xen fills the ``ioreq`` in the shared ioreq
-page, moves it to ``STATE_IOREQ_READY`` and notifies the device model through
-the ioreq server's event channel (``vp_eport``: a port of the guest's whose
-consumer is Xen, bound by the device model in Dom0); the device model handles
-it, writes the data back, sets ``STATE_IORESP_READY`` and notifies back;
-Xen's consumer of the port (``hvm_io_assist``) completes the instruction.
+0xA0-0xA1) and the 0xE9 debug port. xenlab's Xen also keeps the PCI address
+latch (0xCF8) itself. Everything else goes to the **ioreq server** that claimed
+it (``ioreq_server_select``): the device model (QEMU) in Dom0 claims the ports
+of its devices and its PCI functions (``XEN_DMOP_map_io_range_to_ioreq_server``,
+ranges kept as rangesets). A data-window access (0xCFC-0xCFF) while the latch
+is enabled is a PCI configuration access: the server that claimed that PCI
+function gets an ``IOREQ_TYPE_PCI_CONFIG`` request; any other claimed port an
+``IOREQ_TYPE_PIO`` one. Xen fills the ``ioreq`` in the shared ioreq page, moves
+it to ``STATE_IOREQ_READY`` and notifies the device model through the ioreq
+server's event channel (``vp_eport``: a port of the guest's whose consumer is
+Xen, bound by the device model in Dom0); the device model handles it, writes the
+data back, sets ``STATE_IORESP_READY`` and notifies back; Xen's consumer of the
+port (``hvm_io_assist``) completes the instruction. An access nobody claimed
+(an empty PCI slot, a port no device decodes) never leaves Xen: its
+``null_handler`` reads all ones and drops writes, and the exit's record names
+the handler ``null``. (Real Xen also passes each 0xCF8 write on to the server
+after latching it, ``hvm_access_cf8``; xenlab's Xen answers it alone.)
 
 xenlab runs that round trip synchronously inside the VM exit: a real vCPU
 would sleep until QEMU answers on Dom0's CPU; here Dom0's handler for the
@@ -27,7 +35,9 @@ measurements. A firmware delay loop that polls a timer port therefore takes as
 many polls as it would on a real host, not one per few nanoseconds.
 
 Real Xen: xen/arch/x86/hvm/io.c (handle_pio), xen/arch/x86/hvm/intercept.c,
-xen/arch/x86/hvm/ioreq.c, xen/common/ioreq.c
+xen/arch/x86/hvm/emulate.c (hvmemul_do_io, null_handler), xen/arch/x86/hvm/ioreq.c
+(arch_ioreq_server_get_type_addr, hvm_access_cf8), xen/common/ioreq.c
+(ioreq_server_select, ioreq_server_map_io_range), xen/arch/x86/hvm/dm.c
 """
 
 from __future__ import annotations
@@ -36,8 +46,11 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from xenlab.public.domctl import MAX_NR_IO_RANGES, IoRangeType
+from xenlab.public.errno import Errno
 from xenlab.public.hvm import IOREQ_DATA_IS_PTR, IOREQ_READ, IOREQ_WRITE, IoreqState, IoreqType
 from xenlab.xen.event_channel import alloc_unbound_xen_event_channel, notify_via_xen_event_channel
+from xenlab.xen.rangeset import RangeSet
 from xenlab.xen.trace import Kind
 
 if TYPE_CHECKING:
@@ -46,7 +59,8 @@ if TYPE_CHECKING:
     from xenlab.xen.setup import XenHost
 
 __all__ = ["DEBUG_PORT", "IOREQ_COST_NS", "VMEXIT_COST_NS", "handle_pio", "handle_pio_log",
-           "handle_pio_rep", "hvm_create_ioreq_server"]
+           "handle_pio_rep", "hvm_create_ioreq_server", "ioreq_server_map_io_range",
+           "ioreq_server_select", "ioreq_server_set_state", "ioreq_server_unmap_io_range"]
 
 VMEXIT_COST_NS = 1_000   # VM exit + Xen's handler + VM entry (xenlab's model)
 IOREQ_COST_NS = 9_000    # the ioreq round trip to the device model in Dom0, on top
@@ -65,12 +79,77 @@ def hvm_create_ioreq_server(host: XenHost, d: Domain, hvm: HvmDomain,
         return port
     hvm.ioreq_port = port
     hvm.ioreq_emulator = emulator_domid
+    hvm.ioreq_enabled = False      # until the device model says (set_ioreq_server_state)
+    hvm.ioreq_ranges = tuple(      # claims nothing yet (ioreq_server_alloc_rangesets)
+        RangeSet(f"ioreq_server 0 {name}", MAX_NR_IO_RANGES)
+        for name in ("port", "memory", "pci"))
     page = hvm.ioreq_page()
     if page is not None:
         IOREQ_FORMAT.pack_into(page, 0, 0, 0, 0, 0, port, 0, 0, 0)
     host.trace.emit(host.now(), d.domid, 0, Kind.IOREQ, "ioreq_server_create",
                     {"emulator": emulator_domid, "vp_eport": port})
     return port
+
+
+def _server_range(hvm: HvmDomain, emulator_domid: int, range_type: int, start: int,
+                  end: int) -> RangeSet | int:
+    """The checks ioreq_server_map_io_range and ..._unmap_... share: the server's rangeset
+    of ``range_type``, or the error."""
+    if start > end:
+        return -Errno.EINVAL
+    if not hvm.ioreq_port:
+        return -Errno.ENOENT                 # no such server
+    if hvm.ioreq_emulator != emulator_domid:
+        return -Errno.EPERM                  # only its emulator may change its ranges
+    if range_type not in _RANGE_TYPES:
+        return -Errno.EINVAL
+    return hvm.ioreq_ranges[range_type]
+
+
+def ioreq_server_map_io_range(host: XenHost, d: Domain, hvm: HvmDomain, emulator_domid: int,
+                              range_type: int, start: int, end: int) -> int:
+    """XEN_DMOP_map_io_range_to_ioreq_server: the server claims ``start..end`` (inclusive)
+    of ``range_type`` (ports, MMIO, or PCI functions as XEN_DMOP_PCI_SBDF numbers). 0,
+    or -EINVAL (``start`` > ``end``, an unknown type), -ENOENT (no server), -EPERM (not
+    its emulator), -EEXIST (some of it is claimed already), -ENOMEM (MAX_NR_IO_RANGES
+    ranges of that type already)."""
+    ranges = _server_range(hvm, emulator_domid, range_type, start, end)
+    if isinstance(ranges, int):
+        return ranges
+    if ranges.overlaps_range(start, end):
+        return -Errno.EEXIST
+    return ranges.add_range(start, end)
+
+
+def ioreq_server_unmap_io_range(host: XenHost, d: Domain, hvm: HvmDomain,
+                                emulator_domid: int, range_type: int, start: int,
+                                end: int) -> int:
+    """XEN_DMOP_unmap_io_range_from_ioreq_server: give ``start..end`` back; -ENOENT
+    unless all of it lies in one claimed range (and the errors of mapping)."""
+    ranges = _server_range(hvm, emulator_domid, range_type, start, end)
+    if isinstance(ranges, int):
+        return ranges
+    if not ranges.contains_range(start, end):
+        return -Errno.ENOENT
+    return ranges.remove_range(start, end)
+
+
+def ioreq_server_set_state(host: XenHost, d: Domain, hvm: HvmDomain, emulator_domid: int,
+                           enabled: bool) -> int:
+    """XEN_DMOP_set_ioreq_server_state: a disabled server is sent nothing."""
+    if not hvm.ioreq_port:
+        return -Errno.ENOENT
+    if hvm.ioreq_emulator != emulator_domid:
+        return -Errno.EPERM
+    hvm.ioreq_enabled = bool(enabled)
+    return 0
+
+
+def ioreq_server_select(hvm: HvmDomain, range_type: int, start: int, end: int) -> bool:
+    """ioreq_server_select: is there an enabled server that claimed ``start..end`` (a port
+    access: all its bytes inside one claimed range) or, for PCI, the function
+    ``start``? (xenlab's HVM domains have at most one server, their device model's.)"""
+    return hvm.ioreq_enabled and hvm.ioreq_ranges[range_type].contains_range(start, end)
 
 
 def _send_ioreq(host: XenHost, d: Domain, hvm: HvmDomain, ioreq_type: int, addr: int,
@@ -153,6 +232,9 @@ _KIND_IOREQ, _KIND_VMEXIT = Kind.IOREQ, Kind.VMEXIT
 _TYPE_PIO = int(IoreqType.IOREQ_TYPE_PIO)
 _TYPE_PCI_CONFIG = int(IoreqType.IOREQ_TYPE_PCI_CONFIG)
 _TYPE_NAMES = {int(t): t.name for t in IoreqType}
+_RANGE_PORT = int(IoRangeType.XEN_DMOP_IO_RANGE_PORT)
+_RANGE_PCI = int(IoRangeType.XEN_DMOP_IO_RANGE_PCI)
+_RANGE_TYPES = frozenset(int(t) for t in IoRangeType)
 _STATE_NAMES = {int(t): t.name for t in IoreqState}
 
 
@@ -179,21 +261,27 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
         if not read:
             hvm.pci_cf8 = value & 0xFFFFFFFF
         result = hvm.pci_cf8
-    elif 0xCFC <= port <= 0xCFF:
-        who = "dm"
-        if not hvm.pci_cf8 & 0x80000000:
-            result = (1 << (8 * size)) - 1
-        else:
-            # IOREQ_TYPE_PCI_CONFIG: addr = SBDF << 32 | register
-            sbdf = (hvm.pci_cf8 >> 8) & 0xFFFF
+    elif 0xCFC <= port <= 0xCFF and hvm.pci_cf8 & 0x80000000:
+        # arch_ioreq_server_get_type_addr: a PCI configuration access, for whoever
+        # claimed the function; IOREQ_TYPE_PCI_CONFIG: addr = SBDF << 32 | register
+        sbdf = (hvm.pci_cf8 >> 8) & 0xFFFF
+        if hvm.ioreq_enabled and hvm.ioreq_ranges[_RANGE_PCI].contains_singleton(sbdf):
+            who = "dm"
             reg = (hvm.pci_cf8 & 0xFC) | (port & 3)
             result = _send_ioreq(host, d, hvm, _TYPE_PCI_CONFIG,
                                  (sbdf << 32) | reg, size, read, value)
-    else:
+        else:
+            who = "null"   # an empty slot: null_handler
+            result = (1 << (8 * size)) - 1
+    elif hvm.ioreq_enabled and hvm.ioreq_ranges[_RANGE_PORT].contains_range(
+            port, port + size - 1):
         who = "dm"
         result = _send_ioreq(host, d, hvm, _TYPE_PIO, port, size, read, value)
+    else:
+        who = "null"       # no server claimed it: null_handler reads all ones
+        result = (1 << (8 * size)) - 1
     if cpu is not None:
-        cpu.charge(VMEXIT_COST_NS if who == "xen" else VMEXIT_COST_NS + IOREQ_COST_NS)
+        cpu.charge(VMEXIT_COST_NS + IOREQ_COST_NS if who == "dm" else VMEXIT_COST_NS)
     if host.trace.enabled:
         host.trace.emit_deferred(host.now(), d.domid, 0, _KIND_VMEXIT, "io", _exit_args,
                                  (port, size, read, result if read else value, who))
@@ -244,7 +332,8 @@ def handle_pio_rep(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: in
     the instruction to run element by element (Xen's own ports, an element that
     straddles pages, memory that is not the guest's RAM)."""
     if (port in hvm.intercepts or port == 0xCF8 or 0xCFC <= port <= 0xCFF
-            or not hvm.ioreq_port or size not in (1, 2, 4)):
+            or not hvm.ioreq_port or size not in (1, 2, 4)
+            or not ioreq_server_select(hvm, _RANGE_PORT, port, port + size - 1)):
         return 0
     done = 0
     for _chunk in range(MAX_REP_CHUNKS):
