@@ -265,7 +265,7 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
         # arch_ioreq_server_get_type_addr: a PCI configuration access, for whoever
         # claimed the function; IOREQ_TYPE_PCI_CONFIG: addr = SBDF << 32 | register
         sbdf = (hvm.pci_cf8 >> 8) & 0xFFFF
-        if hvm.ioreq_enabled and hvm.ioreq_ranges[_RANGE_PCI].contains_singleton(sbdf):
+        if ioreq_server_select(hvm, _RANGE_PCI, sbdf, sbdf):
             who = "dm"
             reg = (hvm.pci_cf8 & 0xFC) | (port & 3)
             result = _send_ioreq(host, d, hvm, _TYPE_PCI_CONFIG,
@@ -273,8 +273,7 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
         else:
             who = "null"   # an empty slot: null_handler
             result = (1 << (8 * size)) - 1
-    elif hvm.ioreq_enabled and hvm.ioreq_ranges[_RANGE_PORT].contains_range(
-            port, port + size - 1):
+    elif ioreq_server_select(hvm, _RANGE_PORT, port, port + size - 1):
         who = "dm"
         result = _send_ioreq(host, d, hvm, _TYPE_PIO, port, size, read, value)
     else:
