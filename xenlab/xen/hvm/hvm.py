@@ -144,7 +144,7 @@ class HvmDomain:
         self.ioreq_enabled = False       # XEN_DMOP_set_ioreq_server_state
         # what the server claimed, by XEN_DMOP_IO_RANGE_* (port, memory, PCI): nothing
         # until it exists (hvm_create_ioreq_server) and maps ranges
-        self.ioreq_ranges: tuple[RangeSet, ...] = (RangeSet("none"),) * 3
+        self.ioreq_ranges: tuple[RangeSet, ...] = tuple(RangeSet("none") for _ in range(3))
         self.io_answered = False
         self.hypercall_page_gpa: int | None = None
         self.serial = bytearray()        # filled by the device model's UART
