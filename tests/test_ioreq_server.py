@@ -182,6 +182,36 @@ def test_the_guest_boot_never_sends_an_unclaimed_access(tmp_path: Path) -> None:
     assert "0xf4" in nulls   # the boot sector's write to QEMU's isa-debug-exit port
 
 
+def test_a_string_io_to_an_unclaimed_port_is_one_null_exit(tmp_path: Path) -> None:
+    """``rep insw`` from a port nobody claimed: one exit for the page's elements, each
+    read all ones into guest memory by Xen's null handler, no ioreq; ``rep outsw`` to it
+    is dropped the same way."""
+    from xenlab.xen.hvm.io import handle_pio_rep
+    lab, d = _hvm(tmp_path)
+    host, hvm = lab.host, d.hvm
+
+    class Clock:
+        ns = 0
+
+        def charge(self, ns: int) -> None:
+            self.ns += ns
+
+    def guest(gpa: int, n: int) -> bytes:
+        return bytes(host.mem.view((d.pfn_to_mfn(gpa >> 12) << 12) | (gpa & 0xFFF), n))
+
+    gpa = 0x20000 - 16                      # 64 words: 8 bytes end one page, the rest next
+    assert hvm.guest_write(gpa, bytes(128))
+    for write in (False, True):
+        n, clock = len(lab.trace.records), Clock()
+        assert handle_pio_rep(host, d, hvm, 0x510, 2, 64, gpa, write, clock) == 64
+        recs = lab.trace.records[n:]
+        assert [(r.args["rep"], r.args["handler"]) for r in recs] == [(8, "null"), (56, "null")]
+        assert clock.ns == 2 * VMEXIT_COST_NS
+        assert guest(gpa, 128) == b"\xff" * 128        # the ins filled it; the outs left it
+    # Xen's own ports still go element by element
+    assert handle_pio_rep(host, d, hvm, 0x70, 1, 4, gpa, False) == 0
+
+
 @pytest.mark.skipif(not SEABIOS_OK, reason="needs Debian's xen-utils-4.17 and seabios")
 def test_the_pci_scans_of_hvmloader_and_seabios_stay_in_xen() -> None:
     """Both scan every device number of bus 0; only the five functions the device model

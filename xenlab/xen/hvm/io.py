@@ -325,15 +325,17 @@ LEGACY_VGA_BEGIN, LEGACY_VGA_END = 0xA0000, 0xC0000   # the VGA window: device m
 
 def handle_pio_rep(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int,
                    count: int, gpa: int, write: bool, cpu: _Clock | None = None) -> int:
-    """``rep ins``/``rep outs`` to a device-model port (hvmemul_rep_ins/outs): one ioreq
-    per guest page with ``count`` elements and ``data_is_ptr`` (the device model reads or
-    writes guest memory at ``data`` itself). Returns how many elements moved; 0 leaves
-    the instruction to run element by element (Xen's own ports, an element that
-    straddles pages, memory that is not the guest's RAM)."""
+    """``rep ins``/``rep outs`` (hvmemul_rep_ins/outs) to a port Xen does not emulate
+    itself: for each guest page one exit with ``count`` elements. To a claimed port, one
+    ioreq with ``data_is_ptr`` (the device model reads or writes guest memory at ``data``
+    itself); to a port no server claimed, Xen's null handler (``ins`` stores all ones,
+    ``outs`` is dropped). Returns how many elements moved; 0 leaves the instruction to
+    run element by element (Xen's own ports, an element that straddles pages, memory
+    that is not the guest's RAM)."""
     if (port in hvm.intercepts or port == 0xCF8 or 0xCFC <= port <= 0xCFF
-            or not hvm.ioreq_port or size not in (1, 2, 4)
-            or not ioreq_server_select(hvm, _RANGE_PORT, port, port + size - 1)):
+            or size not in (1, 2, 4)):
         return 0
+    claimed = ioreq_server_select(hvm, _RANGE_PORT, port, port + size - 1)
     done = 0
     for _chunk in range(MAX_REP_CHUNKS):
         addr = gpa + done * size
@@ -341,17 +343,24 @@ def handle_pio_rep(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: in
         if reps <= 0 or d.pfn_to_mfn(addr >> 12) >= 1 << 52 or (
                 LEGACY_VGA_BEGIN <= addr < LEGACY_VGA_END):  # video memory, not RAM
             break
-        if cpu is not None:
-            cpu.charge(VMEXIT_COST_NS + IOREQ_COST_NS)
-        state = _send_ioreq(host, d, hvm, IoreqType.IOREQ_TYPE_PIO, port, size, not write,
-                            addr, count=reps, data_is_ptr=True)
+        if claimed:
+            if cpu is not None:
+                cpu.charge(VMEXIT_COST_NS + IOREQ_COST_NS)
+            state = _send_ioreq(host, d, hvm, IoreqType.IOREQ_TYPE_PIO, port, size,
+                                not write, addr, count=reps, data_is_ptr=True)
+        else:   # null_handler, element by element inside Xen (hvm_process_io_intercept)
+            if cpu is not None:
+                cpu.charge(VMEXIT_COST_NS)
+            if not write:
+                hvm.guest_write(addr, b"\xff" * (reps * size))
+            state = _IORESP_READY
         if host.trace.enabled:
             host.trace.emit(host.now(), d.domid, 0, Kind.VMEXIT, "io", {
                 "port": hex(port), "size": size, "dir": "out" if write else "in",
-                "rep": reps, "data": hex(addr), "handler": "dm"})
-        if state != IoreqState.STATE_IORESP_READY:
+                "rep": reps, "data": hex(addr), "handler": "dm" if claimed else "null"})
+        if state != _IORESP_READY:
             break
-        if not write:  # the device model wrote guest memory: drop code translated there
+        if claimed and not write:  # the device model wrote guest memory: drop its code
             hvm.invalidate_code(addr, addr + reps * size)
         done += reps
         if done >= count:
