@@ -11,16 +11,18 @@ through the port table to the device, writes the result back, marks it
 ``STATE_IORESP_READY`` and notifies the port, as QEMU's ``cpu_handle_ioreq``
 does.
 
-Ports: COM1 16550 (0x3F8-0x3FF), IDE primary (0x1F0-0x1F7, 0x3F6) and
-secondary (0x170-0x177, 0x376), the 8042 keyboard controller (0x60, 0x64),
-VGA (0x3B4-0x3DA; none with ``vga = "none"``), QEMU's debug console (0x402),
-and the PCI host bridge's 0xCF8-0xCFF. Those ranges and its PCI functions are
-what it claims from Xen at start (``XEN_DMOP_map_io_range_to_ioreq_server``,
-one dm_op each); an access to anything else never reaches it (Xen's null
-handler reads all ones). A claimed port no register answers reads as all ones
-and ignores writes. Not emulated: QEMU's ``port92`` (the fast A20 gate at 0x92)
-and the IDE controller's bus-master ports, so those accesses end in Xen's null
-handler here.
+Ports: COM1 16550 (0x3F8-0x3FF), IDE primary (0x1F0-0x1F7, 0x3F6) and secondary
+(0x170-0x177, 0x376), the 8042 keyboard controller (0x60, 0x64), VGA
+(0x3B4-0x3DA; none with ``vga = "none"``), and the PCI host bridge's
+0xCF8-0xCFF. Those ranges and its PCI functions are what it claims from Xen at
+start (``XEN_DMOP_map_io_range_to_ioreq_server``, one dm_op each); an access to
+anything else never reaches it (Xen's null handler reads all ones). A claimed
+port no register answers reads as all ones and ignores writes. Not emulated:
+QEMU's ``port92`` (the fast A20 gate at 0x92) and the IDE controller's
+bus-master ports, so those accesses end in Xen's null handler here. No debug
+console at 0x402 either: libxl starts QEMU without ``-debugcon``, so what
+SeaBIOS writes there before it finds Xen (its banner, again on 0xE9 after) and
+all the VGA BIOS's messages go to the null handler, as on a real host.
 
 Real Xen: QEMU hw/i386/xen/xen-hvm.c (cpu_handle_ioreq, handle_ioreq), libxl_dm.c
 """
@@ -89,10 +91,9 @@ class DeviceModel:
         self.kbd = Kbd8042(self._irq1)
         self.vga = Vga() if vga else None
         self.ide = [IdeChannel(0x1F0, 0x3F6, self._trace), IdeChannel(0x170, 0x376, self._trace)]
-        self.debugcon = bytearray()
-        # Byte-wide devices register per port; a wider access is split into byte lanes and
-        # each lane goes to whoever owns that port (QEMU splits accesses across regions the
-        # same way), so a 4-byte read at 0x3FD reaches 0x400 as an unassigned port.
+        # Byte-wide devices register per port; a wider access (inside one range claimed
+        # from Xen: Xen sends no other) is split into byte lanes, each to whoever owns
+        # that port, as QEMU splits accesses across regions.
         self.byte_ports: dict[int, Callable[[int, bool, int], int]] = {}
         for p in range(0x3F8, 0x400):
             self.byte_ports[p] = self.serial.io
@@ -101,7 +102,6 @@ class DeviceModel:
         if self.vga is not None:
             for p in range(0x3B4, 0x3DB):
                 self.byte_ports[p] = self.vga.io
-        self.byte_ports[0x402] = self._debugcon
         for ch in self.ide:  # the task-file registers and device control are byte-wide
             for p in (*range(ch.base + 1, ch.base + 8), ch.ctrl):
                 self.byte_ports[p] = ch.io
@@ -314,12 +314,6 @@ class DeviceModel:
         if len(self.d.hvm.serial) > 1 << 20:
             del self.d.hvm.serial[: len(self.d.hvm.serial) - (1 << 20)]
         self.host.console_append(self.d, data.decode("latin-1"))
-
-    def _debugcon(self, port: int, write: bool, value: int) -> int:
-        if write:
-            self.debugcon.append(value & 0xFF)
-            return 0
-        return 0xE9
 
     def _irq1(self, level: int) -> None:
         """The keyboard controller drives ISA IRQ 1 (xen_set_irq: XEN_DMOP_set_isa_irq_level)."""

@@ -638,7 +638,6 @@ class Replay:
             "trace": trace.dropped + len(trace), "trace_dropped": trace.dropped,
             "console": len(d.console), "log": len(host.log.lines), "log_size": host.log._size,
             "serial": len(d.hvm.serial) if d.hvm is not None else 0,
-            "debugcon": len(self.dm.debugcon) if self.dm is not None else 0,
         }
         objects.append((host.log, {"_partial": dict(host.log._partial)}))
         vga = self.dm.vga if self.dm is not None else None
@@ -783,8 +782,6 @@ class Replay:
         out: dict[str, Any] = {"console": self.d.console, "log": self.host.log.lines}
         if self.d.hvm is not None:
             out["serial"] = self.d.hvm.serial
-        if self.dm is not None:
-            out["debugcon"] = self.dm.debugcon
         return out
 
     def _streams_to(self, n: dict[str, int]) -> None:
