@@ -14,15 +14,16 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from firmware_boot import SEABIOS_OK
+from firmware_boot import SEABIOS_OK, boot_bootdisk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xenlab.lab import Lab
-from xenlab.public.domctl import MAX_NR_IO_RANGES, IoRangeType, xen_dmop_pci_sbdf
+from xenlab.public.domctl import IoRangeType, xen_dmop_pci_sbdf
 from xenlab.public.errno import Errno
 from xenlab.xen.hvm.io import (
     IOREQ_COST_NS,
+    MAX_NR_IO_RANGES,
     VMEXIT_COST_NS,
     handle_pio,
     ioreq_server_map_io_range,
@@ -33,7 +34,6 @@ from xenlab.xen.hvm.io import (
 from xenlab.xen.rangeset import RangeSet
 from xenlab.xen.trace import Kind
 
-FW = Path(__file__).resolve().parents[1] / "images" / "firmware"
 PORT, PCI = IoRangeType.XEN_DMOP_IO_RANGE_PORT, IoRangeType.XEN_DMOP_IO_RANGE_PCI
 
 
@@ -81,15 +81,18 @@ def test_rangeset_is_the_set_of_its_members(ops: list[tuple[bool, int, int]]) ->
 
 # ------------------------------------------------------------ the device model's claims
 def _hvm(tmp: Path, vga: str = "stdvga") -> tuple[Lab, object]:
-    disk = tmp / "disk.img"
-    disk.write_bytes((FW / "bootdisk.img").read_bytes())
-    cfg = tmp / "hvm.cfg"
-    cfg.write_text(f'name = "hvm"\ntype = "hvm"\nmemory = 32\nvga = "{vga}"\n'
-                   f"disk = [ 'format=raw, vdev=hda, access=ro, target={disk}' ]\n")
-    lab = Lab(memory_mib=256, dom0_mem_mib=64)
-    lab.xl(f"create {cfg}")
-    lab.run(max_instructions=20_000_000, max_seconds=2.0)
-    return lab, lab.domain("hvm")
+    """The teaching boot disk booted to its halt (firmware_boot), and its domain."""
+    _records, _log, lab = boot_bootdisk(tmp, f'vga = "{vga}"\n')
+    return lab, lab.domain("boot")
+
+
+class _Clock:
+    """The exiting vCPU's clock, as handle_pio charges it: what the exits cost."""
+
+    ns = 0
+
+    def charge(self, ns: int) -> None:
+        self.ns += ns
 
 
 def test_the_device_model_claims_its_ports_and_pci_functions(tmp_path: Path) -> None:
@@ -116,7 +119,6 @@ def test_the_device_model_claims_its_ports_and_pci_functions(tmp_path: Path) -> 
     assert hvm.ioreq_enabled and hvm.ioreq_ranges[PORT].ranges() == ports
     assert hvm.ioreq_ranges[PCI].ranges() == [(0, 0), (8, 9), (0x10, 0x10), (0x18, 0x18)]
     # without a VGA adapter its ports are not claimed (and neither is slot 3)
-    (tmp_path / "novga").mkdir()
     _lab2, d2 = _hvm(tmp_path / "novga", vga="none")
     assert not d2.hvm.ioreq_ranges[PORT].overlaps_range(0x3B4, 0x3DA)
     assert d2.hvm.ioreq_ranges[PCI].ranges() == [(0, 0), (8, 9), (0x10, 0x10)]
@@ -131,15 +133,9 @@ def test_unclaimed_accesses_end_in_xens_null_handler(tmp_path: Path) -> None:
     host, hvm = lab.host, d.hvm
     dm = lab.toolstack.device_models[d.domid]
 
-    class Clock:            # the exiting vCPU's clock: what the exit charged it
-        ns = 0
-
-        def charge(self, ns: int) -> None:
-            self.ns += ns
-
     def access(port: int, size: int, read: bool, value: int = 0) -> tuple[int, str, int, int]:
         """(result, the exit record's handler, how many ioreq records, ns charged)"""
-        n, clock = len(lab.trace.records), Clock()
+        n, clock = len(lab.trace.records), _Clock()
         result = handle_pio(host, d, hvm, port, size, read, value, clock)
         recs = lab.trace.records[n:]
         io = [r for r in recs if r.kind is Kind.VMEXIT and r.name == "io"]
@@ -190,19 +186,13 @@ def test_a_string_io_to_an_unclaimed_port_is_one_null_exit(tmp_path: Path) -> No
     lab, d = _hvm(tmp_path)
     host, hvm = lab.host, d.hvm
 
-    class Clock:
-        ns = 0
-
-        def charge(self, ns: int) -> None:
-            self.ns += ns
-
     def guest(gpa: int, n: int) -> bytes:
         return bytes(host.mem.view((d.pfn_to_mfn(gpa >> 12) << 12) | (gpa & 0xFFF), n))
 
     gpa = 0x20000 - 16                      # 64 words: 8 bytes end one page, the rest next
     assert hvm.guest_write(gpa, bytes(128))
     for write in (False, True):
-        n, clock = len(lab.trace.records), Clock()
+        n, clock = len(lab.trace.records), _Clock()
         assert handle_pio_rep(host, d, hvm, 0x510, 2, 64, gpa, write, clock) == 64
         recs = lab.trace.records[n:]
         assert [(r.args["rep"], r.args["handler"]) for r in recs] == [(8, "null"), (56, "null")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["MAX_NR_IO_RANGES", "DmOp", "DomctlCmd", "IoRangeType", "xen_dmop_pci_sbdf"]
+__all__ = ["DmOp", "DomctlCmd", "IoRangeType", "xen_dmop_pci_sbdf"]
 
 
 class DomctlCmd(enum.IntEnum):
@@ -46,10 +46,6 @@ class IoRangeType(enum.IntEnum):
     XEN_DMOP_IO_RANGE_PORT = 0     # I/O ports
     XEN_DMOP_IO_RANGE_MEMORY = 1   # guest-physical MMIO
     XEN_DMOP_IO_RANGE_PCI = 2      # PCI functions, as XEN_DMOP_PCI_SBDF numbers
-
-
-#: Ranges of each type one ioreq server may claim (xen/include/xen/ioreq.h)
-MAX_NR_IO_RANGES = 256
 
 
 def xen_dmop_pci_sbdf(seg: int, bus: int, dev: int, fn: int) -> int:

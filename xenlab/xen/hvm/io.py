@@ -46,7 +46,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from xenlab.public.domctl import MAX_NR_IO_RANGES, IoRangeType
+from xenlab.public.domctl import IoRangeType
 from xenlab.public.errno import Errno
 from xenlab.public.hvm import IOREQ_DATA_IS_PTR, IOREQ_READ, IOREQ_WRITE, IoreqState, IoreqType
 from xenlab.xen.event_channel import alloc_unbound_xen_event_channel, notify_via_xen_event_channel
@@ -58,12 +58,14 @@ if TYPE_CHECKING:
     from xenlab.xen.hvm.hvm import HvmDomain
     from xenlab.xen.setup import XenHost
 
-__all__ = ["DEBUG_PORT", "IOREQ_COST_NS", "VMEXIT_COST_NS", "handle_pio", "handle_pio_log",
-           "handle_pio_rep", "hvm_create_ioreq_server", "ioreq_server_map_io_range",
-           "ioreq_server_select", "ioreq_server_set_state", "ioreq_server_unmap_io_range"]
+__all__ = ["DEBUG_PORT", "IOREQ_COST_NS", "MAX_NR_IO_RANGES", "VMEXIT_COST_NS", "handle_pio",
+           "handle_pio_log", "handle_pio_rep", "hvm_create_ioreq_server",
+           "ioreq_server_map_io_range", "ioreq_server_select", "ioreq_server_set_state",
+           "ioreq_server_unmap_io_range"]
 
 VMEXIT_COST_NS = 1_000   # VM exit + Xen's handler + VM entry (xenlab's model)
 IOREQ_COST_NS = 9_000    # the ioreq round trip to the device model in Dom0, on top
+MAX_NR_IO_RANGES = 256   # ranges of each type one ioreq server may claim (xen/ioreq.h)
 
 IOREQ_FORMAT = struct.Struct("<QQIIIHBB")  # addr data count size vp_eport pad state|flags type
 
