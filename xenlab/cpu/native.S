@@ -190,35 +190,158 @@ tscp:
         ret
 2:      jmp     qword ptr [rsi+32]              /* tail call the Python callback */
 
-/* x86._PORTLOG_THUNK: UC_HOOK_INSN for out, byte writes to one port kept natively (a
- * firmware's debug port: one character per exit) with the budget left before each; the
- * rest, the exit byte (a newline) and a write that finds the log full (capacity: what
- * Python allows before the next must exit) go to the Python callback.
- * void cb(uc_engine *uc, uint32_t port, int size, uint32_t value, struct _PortLog *p)
- * _PortLog: port 0 (u32), exit_value 4 (u32), python 8, left 16 (&budget.left), cost 24,
- * count 32, capacity 40, lefts 48 (int64 x 512), values 4144 (u64 x 512) */
-        .section .text.portlog, "ax"
-portlog:
-        cmp     edx, 1                          /* a byte? */
-        jne     1f
-        cmp     esi, dword ptr [r8]             /* to the logged port? */
-        jne     1f
-        cmp     ecx, dword ptr [r8+4]           /* the byte that always exits? */
-        je      1f
-        mov     rax, [r8+32]                    /* count */
-        cmp     rax, [r8+40]                    /* full: Python takes the log first */
-        jae     1f
-        mov     r9, [r8+16]                     /* &budget.left */
-        mov     r10, [r9]
-        mov     [r8+rax*8+48], r10              /* lefts[count] = the budget before it */
-        mov     r10d, ecx
-        mov     [r8+rax*8+4144], r10            /* values[count] = the byte */
+/* x86._IOOUT_THUNK and x86._IOIN_THUNK: UC_HOOK_INSN for out and in of an HVM vCPU. The
+ * exits Xen answers without anything Python keeps are answered here and kept in the log
+ * with the budget left before each, their cost charged, until Python takes the log (at
+ * its next exit or the run's end): by the kind of the port (kinds, one byte a port):
+ *   1 nobody's: Xen's null handler (reads all ones, writes dropped);
+ *   2 the latch (a PCI address register): a dword stored or read back;
+ *   3 the latch's window: while the latch is enabled (bit 31) and its function (bits
+ *     8-23: bus, device, function) is not set in functions (a bit each), nobody's;
+ *   4 the clock (a timer port): a dword read gives (clock - budget.left) * mul / div
+ *     & mask, while clock is set;
+ *   5 the logged port (a firmware's debug port: one character per exit): a byte
+ *     written that is not exit_value, while room is left (log_room), kept as the byte;
+ *   6 a port whose byte reads give all ones (an index register that reads back so);
+ * everything else (kind 0, another size, the log full or off) goes to the Python
+ * callback. A kept exit's word: 1 << 63 | out << 56 | size << 48 | port << 32 | value.
+ * void out(uc_engine *uc, uint32_t port, int size, uint32_t value, struct _IoLog *p)
+ * uint32_t in(uc_engine *uc, uint32_t port, int size, struct _IoLog *p)
+ * _IoLog: python_out 0, left 8 (&budget.left), cost 16, count 24, capacity 32, on 40
+ * (u32), exit_value 44 (u32), latch 48 (u32), log_room 52 (u32), python_in 56, clock 64,
+ * mul 72, div 80, mask 88, lefts 96 (int64 x 512), words 4192 (u64 x 512), kinds 8288
+ * (u8 x 65536), functions 73824 (8192 bytes) */
+        .section .text.ioout, "ax"
+ioout:
+        cmp     dword ptr [r8+40], 0            /* the log on? */
+        je      9f
+        mov     rax, [r8+24]                    /* count */
+        cmp     rax, [r8+32]                    /* full: Python takes the log first */
+        jae     9f
+        movzx   r9d, si
+        movzx   r9d, byte ptr [r8+r9+8288]      /* the port's kind */
+        cmp     r9d, 1
+        je      4f                              /* nobody's: dropped */
+        cmp     r9d, 2
+        je      2f
+        cmp     r9d, 3
+        je      3f
+        cmp     r9d, 5
+        jne     9f                              /* Python's */
+        cmp     edx, 1                          /* the logged port: a byte, */
+        jne     9f
+        cmp     ecx, dword ptr [r8+44]          /* not the byte that always exits, */
+        je      9f
+        cmp     dword ptr [r8+52], 0            /* with room left for it */
+        je      9f
+        dec     dword ptr [r8+52]
+        mov     r10d, ecx                       /* kept as the byte */
+        jmp     5f
+2:      cmp     edx, 4                          /* the latch: a dword */
+        jne     9f
+        mov     [r8+48], ecx
+        jmp     4f
+3:      mov     r9d, [r8+48]                    /* the window: the latch enabled */
+        test    r9d, r9d
+        jns     9f
+        shr     r9d, 8
+        movzx   r9d, r9w                        /* bus, device, function */
+        bt      dword ptr [r8+73824], r9d       /* a claimed function: Python's */
+        jc      9f
+4:      mov     r10d, edx                       /* 1 << 63 | out << 56 | size << 48 */
+        or      r10d, 0x8100
+        shl     r10, 16
+        movzx   r9d, si
+        or      r10, r9                         /* | port << 32 */
+        shl     r10, 32
+        mov     r9d, ecx
+        or      r10, r9                         /* | value */
+5:      mov     r9, [r8+8]                      /* &budget.left */
+        mov     r11, [r9]
+        mov     [r8+rax*8+96], r11              /* lefts[count] = the budget before it */
+        mov     [r8+rax*8+4192], r10            /* words[count] */
         inc     rax
-        mov     [r8+32], rax
-        mov     rax, [r8+24]
+        mov     [r8+24], rax
+        mov     rax, [r8+16]
         sub     [r9], rax                       /* budget.left -= the exit's cost */
         ret
-1:      jmp     qword ptr [r8+8]                /* tail call the Python callback */
+9:      jmp     qword ptr [r8]                  /* tail call the Python callback */
+
+        .section .text.ioin, "ax"
+ioin:
+        cmp     dword ptr [rcx+40], 0           /* the log on? */
+        je      9f
+        mov     rax, [rcx+24]                   /* count */
+        cmp     rax, [rcx+32]                   /* full: Python takes the log first */
+        jae     9f
+        movzx   r9d, si
+        movzx   r9d, byte ptr [rcx+r9+8288]     /* the port's kind */
+        cmp     r9d, 1
+        je      1f
+        cmp     r9d, 2
+        je      2f
+        cmp     r9d, 3
+        je      3f
+        cmp     r9d, 6
+        je      6f
+        cmp     r9d, 4
+        jne     9f                              /* Python's (the logged port too) */
+        cmp     edx, 4                          /* the clock: a dword, */
+        jne     9f
+        cmp     qword ptr [rcx+64], 0           /* while set */
+        je      9f
+        mov     r11, rax
+        mov     r9, [rcx+8]
+        mov     rax, [rcx+64]
+        sub     rax, [r9]                       /* now = clock - budget.left */
+        mul     qword ptr [rcx+72]
+        div     qword ptr [rcx+80]              /* now * mul / div */
+        and     rax, [rcx+88]
+        mov     r10d, eax
+        mov     edx, 4
+        mov     rax, r11
+        jmp     4f
+6:      cmp     edx, 1                          /* all ones: a byte */
+        jne     9f
+1:      mov     r10d, 0xff                      /* nobody's: all ones */
+        cmp     edx, 1
+        je      4f
+        mov     r10d, 0xffff
+        cmp     edx, 2
+        je      4f
+        mov     r10d, 0xffffffff
+        jmp     4f
+2:      cmp     edx, 4                          /* the latch: a dword */
+        jne     9f
+        mov     r10d, [rcx+48]
+        jmp     4f
+3:      mov     r9d, [rcx+48]                   /* the window: the latch enabled */
+        test    r9d, r9d
+        jns     9f
+        shr     r9d, 8
+        movzx   r9d, r9w                        /* bus, device, function */
+        bt      dword ptr [rcx+73824], r9d      /* a claimed function: Python's */
+        jc      9f
+        jmp     1b
+4:      mov     r9, [rcx+8]                     /* &budget.left */
+        mov     r11, [r9]
+        mov     [rcx+rax*8+96], r11             /* lefts[count] = the budget before it */
+        mov     r11d, edx                       /* 1 << 63 | in << 56 | size << 48 */
+        or      r11d, 0x8000
+        shl     r11, 16
+        movzx   esi, si
+        or      r11, rsi                        /* | port << 32 */
+        shl     r11, 32
+        or      r11, r10                        /* | value */
+        mov     [rcx+rax*8+4192], r11           /* words[count] */
+        inc     rax
+        mov     [rcx+24], rax
+        mov     rax, [rcx+16]
+        sub     [r9], rax                       /* budget.left -= the exit's cost */
+        mov     eax, r10d
+        ret
+9:      jmp     qword ptr [rcx+56]              /* tail call the Python callback */
+
 
 /* x86._NEWTB_THUNK: UC_HOOK_EDGE_GENERATED of an HVM vCPU. A new block with none of
  * the code traps' patterns in its bytes (x86._ANY_CODE_TRAP: wrmsr, rdmsr, mov to CR,

@@ -489,52 +489,181 @@ _TSC_THUNK = bytes.fromhex(
 _TSC_OFFSET = 640
 _TSCP_ENTRY = 7
 
-# The native port-log callback (native.S: .text.portlog): UC_HOOK_INSN for ``out``. Byte
-# writes to one port (an HVM vCPU's 0xE9 debug port: SeaBIOS writes its whole log there,
-# one character per exit, some 4,000 in a boot) are kept here with the budget left
-# before each, and the exit's cost charged; every other ``out``, the exit byte (a
-# newline) and a write beyond ``capacity`` are the Python callback.
+# The native port-I/O callbacks (native.S: .text.ioout, .text.ioin): UC_HOOK_INSN for
+# ``out`` and ``in`` of an HVM vCPU. The exits Xen answers without anything Python keeps
+# are answered there and kept in a log with the budget left before each, their cost
+# charged, until Python takes the log at the vCPU's next exit or the run's end: by each
+# port's kind (``set_port_kinds``) nobody's ports (Xen's null handler: reads all ones),
+# a dword latch (the PCI address register), its data window while the latched function
+# is nobody's, a dword clock port (the ACPI PM timer), and byte writes to one logged
+# port (an HVM vCPU's 0xE9 debug port: SeaBIOS writes its whole log there, one character
+# per exit, some 4,000 in a boot; the exit byte, a newline, and a write beyond the room
+# the sink allows always exit). Everything else is the Python callbacks.
 PORT_LOG_ENTRIES = 512
 _NO_PORT = 0xFFFF_FFFF      # log no port (ports are 16 bits)
+#: a port's kind for the native callbacks (X86Vcpu.set_port_kinds)
+PORT_PYTHON, PORT_NULL, PORT_LATCH, PORT_WINDOW, PORT_CLOCK = 0, 1, 2, 3, 4
+_PORT_LOGGED = 5            # log_port_writes' port
+PORT_ONES = 6               # byte reads give all ones (writes: Python)
+_KEPT = 1 << 63             # a log word that is an answered exit, not a logged byte
 
 
-class _PortLog(ctypes.Structure):
-    _fields_ = (("port", ctypes.c_uint32),
-                ("exit_value", ctypes.c_uint32),   # 4: a byte that always exits
-                ("python", ctypes.c_uint64),       # 8: the Python ``out`` callback
-                ("left", ctypes.c_uint64),         # 16: &budget.left
-                ("cost", ctypes.c_int64),          # 24: virtual ns one write costs
-                ("count", ctypes.c_uint64),        # 32
-                ("capacity", ctypes.c_uint64),     # 40
-                ("lefts", ctypes.c_int64 * PORT_LOG_ENTRIES),     # 48
-                ("values", ctypes.c_uint64 * PORT_LOG_ENTRIES))   # 4144
+class _IoLog(ctypes.Structure):
+    _fields_ = (("python_out", ctypes.c_uint64),   # 0: the Python ``out`` callback
+                ("left", ctypes.c_uint64),         # 8: &budget.left
+                ("cost", ctypes.c_int64),          # 16: virtual ns one exit costs
+                ("count", ctypes.c_uint64),        # 24
+                ("capacity", ctypes.c_uint64),     # 32
+                ("on", ctypes.c_uint32),           # 40: 0: every access to Python
+                ("exit_value", ctypes.c_uint32),   # 44: a logged byte that always exits
+                ("latch", ctypes.c_uint32),        # 48
+                ("log_room", ctypes.c_uint32),     # 52: logged bytes still allowed
+                ("python_in", ctypes.c_uint64),    # 56: the Python ``in`` callback
+                ("clock", ctypes.c_uint64),        # 64: virtual ns at budget.left 0, or 0
+                ("mul", ctypes.c_uint64),          # 72
+                ("div", ctypes.c_uint64),          # 80
+                ("mask", ctypes.c_uint64),         # 88
+                ("lefts", ctypes.c_int64 * PORT_LOG_ENTRIES),     # 96
+                ("words", ctypes.c_uint64 * PORT_LOG_ENTRIES),    # 4192
+                ("kinds", ctypes.c_uint8 * 0x10000),              # 8288
+                ("functions", ctypes.c_uint8 * 0x2000))           # 73824
 
 
-# void cb(uc_engine *uc /*rdi*/, uint32_t port /*esi*/, int size /*edx*/,
-#         uint32_t value /*ecx*/, struct _PortLog *p /*r8*/)
-_PORTLOG_THUNK = bytes.fromhex(
-    "83fa01"            # cmp  edx, 1             ; a byte?
-    "753b"              # jne  python
-    "413b30"            # cmp  esi, dword [r8]    ; to the logged port?
-    "7536"              # jne  python
-    "413b4804"          # cmp  ecx, dword [r8+4]  ; the byte that always exits?
-    "7430"              # je   python
-    "498b4020"          # mov  rax, [r8+32]       ; count
-    "493b4028"          # cmp  rax, [r8+40]       ; full: Python takes the log first
-    "7326"              # jae  python
-    "4d8b4810"          # mov  r9, [r8+16]        ; &budget.left
-    "4d8b11"            # mov  r10, [r9]
-    "4d8954c030"        # mov  [r8+rax*8+48], r10 ; lefts[count] = the budget before it
-    "4189ca"            # mov  r10d, ecx
-    "4d8994c030100000"  # mov  [r8+rax*8+4144], r10 ; values[count] = the byte
+# void out(uc_engine *uc /*rdi*/, uint32_t port /*esi*/, int size /*edx*/,
+#          uint32_t value /*ecx*/, struct _IoLog *p /*r8*/)
+# uint32_t in(uc_engine *uc /*rdi*/, uint32_t port /*esi*/, int size /*edx*/,
+#             struct _IoLog *p /*rcx*/)
+_IOOUT_THUNK = bytes.fromhex(
+    "4183782800"        # cmp  dword [r8+40], 0     ; the log on?
+    "0f84ba000000"      # je   9f
+    "498b4018"          # mov  rax, [r8+24]         ; count
+    "493b4020"          # cmp  rax, [r8+32]         ; full: Python takes the log first
+    "0f83ac000000"      # jae  9f
+    "440fb7ce"          # movzx r9d, si
+    "470fb68c0860200000" # movzx r9d, byte [r8+r9+8288]; the port's kind
+    "4183f901"          # cmp  r9d, 1
+    "7457"              # je   4f                   ; nobody's: dropped
+    "4183f902"          # cmp  r9d, 2
+    "742b"              # je   2f
+    "4183f903"          # cmp  r9d, 3
+    "7430"              # je   3f
+    "4183f905"          # cmp  r9d, 5
+    "0f8583000000"      # jne  9f                   ; Python's
+    "83fa01"            # cmp  edx, 1               ; the logged port: a byte,
+    "757e"              # jne  9f
+    "413b482c"          # cmp  ecx, dword [r8+44]   ; not the byte that always exits,
+    "7478"              # je   9f
+    "4183783400"        # cmp  dword [r8+52], 0     ; with room left for it
+    "7471"              # je   9f
+    "41ff4834"          # dec  dword [r8+52]
+    "4189ca"            # mov  r10d, ecx            ; kept as the byte
+    "eb45"              # jmp  5f
+    "83fa04"            # 2: cmp  edx, 4            ; the latch: a dword
+    "7563"              # jne  9f
+    "41894830"          # mov  [r8+48], ecx
+    "eb1b"              # jmp  4f
+    "458b4830"          # 3: mov  r9d, [r8+48]      ; the window: the latch enabled
+    "4585c9"            # test r9d, r9d
+    "7954"              # jns  9f
+    "41c1e908"          # shr  r9d, 8
+    "450fb7c9"          # movzx r9d, r9w            ; bus, device, function
+    "450fa38860200100"  # bt   dword [r8+73824], r9d; a claimed function: Python's
+    "7242"              # jc   9f
+    "4189d2"            # 4: mov  r10d, edx         ; 1 << 63 | out << 56 | size << 48
+    "4181ca00810000"    # or   r10d, 0x8100
+    "49c1e210"          # shl  r10, 16
+    "440fb7ce"          # movzx r9d, si
+    "4d09ca"            # or   r10, r9              ; | port << 32
+    "49c1e220"          # shl  r10, 32
+    "4189c9"            # mov  r9d, ecx
+    "4d09ca"            # or   r10, r9              ; | value
+    "4d8b4808"          # 5: mov  r9, [r8+8]        ; &budget.left
+    "4d8b19"            # mov  r11, [r9]
+    "4d895cc060"        # mov  [r8+rax*8+96], r11   ; lefts[count] = the budget before it
+    "4d8994c060100000"  # mov  [r8+rax*8+4192], r10 ; words[count]
     "48ffc0"            # inc  rax
-    "49894020"          # mov  [r8+32], rax
-    "498b4018"          # mov  rax, [r8+24]
-    "492901"            # sub  [r9], rax          ; budget.left -= the exit's cost
+    "49894018"          # mov  [r8+24], rax
+    "498b4010"          # mov  rax, [r8+16]
+    "492901"            # sub  [r9], rax            ; budget.left -= the exit's cost
     "c3"                # ret
-    "41ff6008"          # python: jmp [r8+8]      ; tail call the Python callback
+    "41ff20"            # 9: jmp  qword [r8]        ; tail call the Python callback
 )
-_PORTLOG_OFFSET = 768
+_IOIN_THUNK = bytes.fromhex(
+    "83792800"          # cmp  dword [rcx+40], 0    ; the log on?
+    "0f8408010000"      # je   9f
+    "488b4118"          # mov  rax, [rcx+24]        ; count
+    "483b4120"          # cmp  rax, [rcx+32]        ; full: Python takes the log first
+    "0f83fa000000"      # jae  9f
+    "440fb7ce"          # movzx r9d, si
+    "460fb68c0960200000" # movzx r9d, byte [rcx+r9+8288]; the port's kind
+    "4183f901"          # cmp  r9d, 1
+    "7460"              # je   1f
+    "4183f902"          # cmp  r9d, 2
+    "7478"              # je   2f
+    "4183f903"          # cmp  r9d, 3
+    "747d"              # je   3f
+    "4183f906"          # cmp  r9d, 6
+    "7445"              # je   6f
+    "4183f904"          # cmp  r9d, 4
+    "0f85cb000000"      # jne  9f                   ; Python's (the logged port too)
+    "83fa04"            # cmp  edx, 4               ; the clock: a dword,
+    "0f85c2000000"      # jne  9f
+    "4883794000"        # cmp  qword [rcx+64], 0    ; while set
+    "0f84b7000000"      # je   9f
+    "4989c3"            # mov  r11, rax
+    "4c8b4908"          # mov  r9, [rcx+8]
+    "488b4140"          # mov  rax, [rcx+64]
+    "492b01"            # sub  rax, [r9]            ; now = clock - budget.left
+    "48f76148"          # mul  qword [rcx+72]
+    "48f77150"          # div  qword [rcx+80]       ; now * mul / div
+    "48234158"          # and  rax, [rcx+88]
+    "4189c2"            # mov  r10d, eax
+    "ba04000000"        # mov  edx, 4
+    "4c89d8"            # mov  rax, r11
+    "eb4f"              # jmp  4f
+    "83fa01"            # 6: cmp  edx, 1            ; all ones: a byte
+    "0f8587000000"      # jne  9f
+    "41baff000000"      # 1: mov  r10d, 0xff        ; nobody's: all ones
+    "83fa01"            # cmp  edx, 1
+    "743b"              # je   4f
+    "41baffff0000"      # mov  r10d, 0xffff
+    "83fa02"            # cmp  edx, 2
+    "7430"              # je   4f
+    "41baffffffff"      # mov  r10d, 0xffffffff
+    "eb28"              # jmp  4f
+    "83fa04"            # 2: cmp  edx, 4            ; the latch: a dword
+    "7564"              # jne  9f
+    "448b5130"          # mov  r10d, [rcx+48]
+    "eb1d"              # jmp  4f
+    "448b4930"          # 3: mov  r9d, [rcx+48]     ; the window: the latch enabled
+    "4585c9"            # test r9d, r9d
+    "7955"              # jns  9f
+    "41c1e908"          # shr  r9d, 8
+    "450fb7c9"          # movzx r9d, r9w            ; bus, device, function
+    "440fa38960200100"  # bt   dword [rcx+73824], r9d; a claimed function: Python's
+    "7243"              # jc   9f
+    "ebba"              # jmp  1b
+    "4c8b4908"          # 4: mov  r9, [rcx+8]       ; &budget.left
+    "4d8b19"            # mov  r11, [r9]
+    "4c895cc160"        # mov  [rcx+rax*8+96], r11  ; lefts[count] = the budget before it
+    "4189d3"            # mov  r11d, edx            ; 1 << 63 | in << 56 | size << 48
+    "4181cb00800000"    # or   r11d, 0x8000
+    "49c1e310"          # shl  r11, 16
+    "0fb7f6"            # movzx esi, si
+    "4909f3"            # or   r11, rsi             ; | port << 32
+    "49c1e320"          # shl  r11, 32
+    "4d09d3"            # or   r11, r10             ; | value
+    "4c899cc160100000"  # mov  [rcx+rax*8+4192], r11; words[count]
+    "48ffc0"            # inc  rax
+    "48894118"          # mov  [rcx+24], rax
+    "488b4110"          # mov  rax, [rcx+16]
+    "492901"            # sub  [r9], rax            ; budget.left -= the exit's cost
+    "4489d0"            # mov  eax, r10d
+    "c3"                # ret
+    "ff6138"            # 9: jmp  qword [rcx+56]    ; tail call the Python callback
+)
+_IOOUT_OFFSET = 3600
+_IOIN_OFFSET = 3808
 
 # The native new-block filter (native.S: .text.newtb): UC_HOOK_EDGE_GENERATED of an HVM
 # vCPU. Python's new-block hook (_on_new_tb) looks at every block unicorn translates,
@@ -1738,9 +1867,9 @@ def _native_layout() -> tuple[tuple[int, bytes], ...]:
     test checks that each ends before the next begins)."""
     return ((0, _THUNK), (_FILL_OFFSET, _FILL_THUNK), (_ONES_OFFSET, _ONES_THUNK),
             (_DROP_OFFSET, _DROP_THUNK), (_RM_INTR_OFFSET, _RM_INTR_THUNK),
-            (_TSC_OFFSET, _TSC_THUNK), (_PORTLOG_OFFSET, _PORTLOG_THUNK),
-            (_NEWTB_OFFSET, _NEWTB_THUNK), (_NEWTB64_OFFSET, _NEWTB64_THUNK),
-            (_WALK_OFFSET, _WALK_THUNK))
+            (_TSC_OFFSET, _TSC_THUNK), (_NEWTB_OFFSET, _NEWTB_THUNK),
+            (_NEWTB64_OFFSET, _NEWTB64_THUNK), (_WALK_OFFSET, _WALK_THUNK),
+            (_IOOUT_OFFSET, _IOOUT_THUNK), (_IOIN_OFFSET, _IOIN_THUNK))
 
 
 def _native_code() -> int | None:
@@ -1791,9 +1920,10 @@ def _native_tsc() -> int | None:
     return _native_at(_TSC_OFFSET)
 
 
-def _native_portlog() -> int | None:
-    """Address of the native port-log ``out`` callback, or None where it cannot run."""
-    return _native_at(_PORTLOG_OFFSET)
+def _native_io() -> tuple[int, int] | None:
+    """Addresses of the native ``out`` and ``in`` callbacks, or None where they cannot run."""
+    base = _native_code()
+    return None if base is None else (base + _IOOUT_OFFSET, base + _IOIN_OFFSET)
 
 
 def _native_newtb() -> int | None:
@@ -1936,14 +2066,20 @@ class X86Vcpu:
         self._add_intr_hook(native_budget)
         self._add_native_hook(uc_const.UC_HOOK_INSN_INVALID, _INVALID_CB(self._raw_invalid))
         self._add_native_syscall_hook()
-        # byte writes to one port kept natively (log_port_writes); nothing logged yet
-        self._plog = _PortLog(port=_NO_PORT, exit_value=_NO_PORT, capacity=PORT_LOG_ENTRIES)
+        # port exits answered and kept natively (answer_ports, log_port_writes); none yet
+        self._plog = _IoLog(exit_value=_NO_PORT, capacity=PORT_LOG_ENTRIES)
         self._plog.left = ctypes.addressof(self.budget) + _Budget.left.offset
         self._plog_port = _NO_PORT
+        self._log_costed = False    # the log's cost per exit set (_log_cost)
         self._port_sink: Callable[[list[tuple[int, int]]], None] | None = None
         self._port_room: Callable[[], int] | None = None
-        #: log_port_writes' log in this run (the hypervisor clears it while someone
-        #: wants the logged exits' own records as they are made)
+        self._answer_sink: Callable[[list[tuple[int, int, int, bool, int]]], None] | None = None
+        #: the virtual time (ns) at which the next run starts, for a PORT_CLOCK port
+        #: answered natively in it (the hypervisor sets it before each run; None: the
+        #: clock's reads go to Python)
+        self.port_clock_origin: int | None = None
+        #: answer_ports' and log_port_writes' log in this run (the hypervisor clears it
+        #: while someone wants the kept exits' own records as they are made)
         self.log_ports = True
         self._add_native_io_hooks(native_budget)
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None, 1, 0,
@@ -2609,7 +2745,7 @@ class X86Vcpu:
     def _add_native_io_hooks(self, native: bool) -> None:
         """UC_HOOK_INSN for ``in`` and ``out`` through ctypes directly: port I/O is the
         commonest exit of firmware, and the binding's generic wrapper doubles its cost.
-        ``out`` goes through the native port-log callback first where it can run."""
+        Both go through the native callbacks first where they can run."""
         plog = self._plog
 
         def on_in(uc_handle: int, port: int, size: int, user: int) -> int:
@@ -2633,16 +2769,27 @@ class X86Vcpu:
                 self._hook_error = err
                 self.uc.emu_stop()
 
-        self._add_native_hook(uc_const.UC_HOOK_INSN, _IN_CB(on_in), extra=X.UC_X86_INS_IN)
-        python = _OUT_CB(on_out)
-        thunk = _native_portlog() if native else None
-        if thunk is None:
-            self._add_native_hook(uc_const.UC_HOOK_INSN, python, extra=X.UC_X86_INS_OUT)
+        python_in, python_out = _IN_CB(on_in), _OUT_CB(on_out)
+        thunks = _native_io() if native else None
+        if thunks is None:
+            self._add_native_hook(uc_const.UC_HOOK_INSN, python_in, extra=X.UC_X86_INS_IN)
+            self._add_native_hook(uc_const.UC_HOOK_INSN, python_out, extra=X.UC_X86_INS_OUT)
             return
-        plog.python = ctypes.cast(python, ctypes.c_void_p).value or 0
-        self._keep.append(python)
-        self._add_native_hook(uc_const.UC_HOOK_INSN, thunk, extra=X.UC_X86_INS_OUT,
+        plog.python_in = ctypes.cast(python_in, ctypes.c_void_p).value or 0
+        plog.python_out = ctypes.cast(python_out, ctypes.c_void_p).value or 0
+        self._keep.extend((python_in, python_out))
+        self._add_native_hook(uc_const.UC_HOOK_INSN, thunks[0], extra=X.UC_X86_INS_OUT,
                               user=ctypes.addressof(plog))
+        self._add_native_hook(uc_const.UC_HOOK_INSN, thunks[1], extra=X.UC_X86_INS_IN,
+                              user=ctypes.addressof(plog))
+
+    def _log_cost(self, cost_ns: int) -> None:
+        """Every exit the log keeps costs the same: the first caller's ``cost_ns``."""
+        if self._log_costed and self._plog.cost != cost_ns:
+            raise ValueError(f"the native port log charges {self._plog.cost} ns an exit, "
+                             f"not {cost_ns}")
+        self._plog.cost = cost_ns
+        self._log_costed = True
 
     def log_port_writes(self, port: int, cost_ns: int,
                         sink: Callable[[list[tuple[int, int]]], None], *,
@@ -2660,34 +2807,113 @@ class X86Vcpu:
         needs to see at once, where it would make a record someone waits for. Only
         within ``run()``, while ``log_ports`` is true. False where native code cannot
         run (nothing changes)."""
-        if not self._plog.python:
+        if not self._plog.python_out:
             return False
+        self._log_cost(cost_ns)
+        if self._plog_port != _NO_PORT:
+            self._plog.kinds[self._plog_port] = PORT_PYTHON
         self._plog_port = port & 0xFFFF
+        self._plog.kinds[self._plog_port] = _PORT_LOGGED
         self._plog.exit_value = _NO_PORT if exit_on is None else exit_on & 0xFF
-        self._plog.cost = cost_ns
         self._port_sink = sink
         self._port_room = room
         return True
 
+    def answer_ports(self, cost_ns: int,
+                     sink: Callable[[list[tuple[int, int, int, bool, int]]], None]) -> bool:
+        """Answer the port accesses ``set_port_kinds`` names natively instead of making
+        each a trip to Python: nobody's ports (PORT_NULL: reads all ones, writes
+        dropped), a dword latch (PORT_LATCH, ``port_latch``), its data window while the
+        latch is enabled (bit 31) and the function it names (bits 8-23) is not set in
+        ``set_port_functions`` (PORT_WINDOW: nobody's then), a dword clock port
+        (PORT_CLOCK, ``set_port_clock``). Each costs ``cost_ns`` as it happens (the same
+        as ``log_port_writes``' writes), and ``sink`` gets them as ``(elapsed, port, size,
+        out, value)``, the value read or written, as ``log_port_writes``' sink gets its
+        bytes: before any other exit reaches Python and at each run's end, in order
+        (the two sinks in turn, as the guest made them). Only within ``run()``, while
+        ``log_ports`` is true. False where native code cannot run (nothing changes)."""
+        if not self._plog.python_out:
+            return False
+        self._log_cost(cost_ns)
+        self._answer_sink = sink
+        return True
+
+    def set_port_kinds(self, kinds: bytes) -> None:
+        """Each port's kind (``kinds``: a byte each, 65,536 of them; PORT_PYTHON for the
+        exits Python answers), for ``answer_ports``."""
+        if len(kinds) != 0x10000:
+            raise ValueError("a kind for each of the 65,536 ports")
+        if self._answer_sink is None:
+            return
+        ctypes.memmove(self._plog.kinds, bytes(kinds), 0x10000)
+        if self._plog_port != _NO_PORT:
+            self._plog.kinds[self._plog_port] = _PORT_LOGGED
+
+    def set_port_functions(self, bits: bytes) -> None:
+        """The functions of a PORT_WINDOW that are someone's (a bit each, 8,192 bytes:
+        bus, device and function as the latch's bits 8-23 number them)."""
+        if len(bits) != 0x2000:
+            raise ValueError("a bit for each of the 65,536 functions")
+        if self._answer_sink is not None:
+            ctypes.memmove(self._plog.functions, bytes(bits), 0x2000)
+
+    def set_port_clock(self, mul: int, div: int, mask: int) -> None:
+        """A PORT_CLOCK port's dword reads: (virtual ns) * ``mul`` // ``div`` & ``mask``."""
+        if div <= 0 or not 0 <= mul < div:
+            raise ValueError("a clock port counts slower than the virtual clock")
+        self._plog.mul, self._plog.div, self._plog.mask = mul, div, mask
+
+    @property
+    def port_latch(self) -> int:
+        """The PORT_LATCH register's value (the guest's dword writes kept natively)."""
+        return int(self._plog.latch)
+
+    @port_latch.setter
+    def port_latch(self, value: int) -> None:
+        self._plog.latch = value & 0xFFFF_FFFF
+
     def _refresh_port_room(self) -> None:
-        """The log's capacity: what ``room()`` allows, at most its size."""
+        """How many more bytes ``log_port_writes`` may keep: what ``room()`` allows."""
         room = self._port_room
-        self._plog.capacity = (PORT_LOG_ENTRIES if room is None
+        self._plog.log_room = (PORT_LOG_ENTRIES if room is None
                                else max(0, min(PORT_LOG_ENTRIES, room())))
 
     def _drain_ports(self) -> None:
-        """Hand the logged port writes to the sink (called when the log is not empty)."""
+        """Hand the kept exits to their sinks (called when the log is not empty)."""
         log = self._plog
         n = int(log.count)
         log.count = 0
         budget = self.slice_budget
-        writes = [(budget - left, value)
-                  for left, value in zip(log.lefts[:n], log.values[:n], strict=True)]
+        lefts, words = log.lefts[:n], log.words[:n]
         self._charged += n * log.cost
-        if self._port_sink is not None:
-            self._port_sink(writes)
-        if self._port_room is not None:
-            self._refresh_port_room()
+        if max(words) < _KEPT:       # the logged port's bytes alone: one hand-over
+            if self._port_sink is not None:
+                self._port_sink([(budget - left, value)
+                                 for left, value in zip(lefts, words, strict=True)])
+        else:
+            self._drain_mixed(budget, lefts, words)
+        self._refresh_port_room()
+
+    def _drain_mixed(self, budget: int, lefts: list[int], words: list[int]) -> None:
+        """Logged bytes and answered exits: each run of one kind to its sink, in order."""
+        writes: list[tuple[int, int]] = []
+        answered: list[tuple[int, int, int, bool, int]] = []
+        for left, word in zip(lefts, words, strict=True):
+            if word < _KEPT:
+                if answered:
+                    self._answer_sink(answered)  # type: ignore[misc]
+                    answered = []
+                writes.append((budget - left, word))
+                continue
+            if writes:
+                self._port_sink(writes)  # type: ignore[misc]
+                writes = []
+            answered.append((budget - left, (word >> 32) & 0xFFFF, (word >> 48) & 0xFF,
+                             bool(word >> 56 & 1), word & 0xFFFF_FFFF))
+        if writes:
+            self._port_sink(writes)  # type: ignore[misc]
+        if answered:
+            self._answer_sink(answered)  # type: ignore[misc]
 
     def disassemble(self, code: bytes, address: int) -> str:
         """One instruction of ``code`` (fetched by the caller) as text, for crash reports."""
@@ -2773,9 +2999,12 @@ class X86Vcpu:
             self._delivered = False
             self.forget_exceptions()
         start = self.pc() if begin is None else begin
-        if self.log_ports and self._plog_port != _NO_PORT:
-            self._plog.port = self._plog_port
+        if self.log_ports and (self._plog_port != _NO_PORT
+                               or self._answer_sink is not None):
+            self._plog.on = 1
             self._refresh_port_room()
+            origin = self.port_clock_origin
+            self._plog.clock = 0 if origin is None or not self._plog.div else origin + budget
         idle = self.idle
         if idle is not None:
             idle.begin()
@@ -2787,7 +3016,9 @@ class X86Vcpu:
                         and self._stop_reason is None and idle.resume())):
                 self._emu_start(self.pc())
         finally:
-            self._plog.port = _NO_PORT
+            self._plog.on = 0
+            self._plog.clock = 0
+            self.port_clock_origin = None
             if idle is not None:
                 idle.end()
         window, self.budget.window = self.budget.window, 0   # armed for this slice only
@@ -3129,12 +3360,13 @@ class X86Vcpu:
         (then tells an attached block counter, whose count depends on whether the trap
         emulated the instruction); its unicorn handle."""
         # a move to a control register is trapped only to see paging turned on (the
-        # register itself is in the CPU context): no exit, so not counted
+        # register itself is in the CPU context): no exit, so not counted, and nothing
+        # the exits kept natively must be handed over first for (it makes no record)
         counted = 0 if callback == self._on_mov_cr else 1
 
         def trap(uc: Uc, at: int, size: int, user: object) -> None:
             self.traps_taken += counted
-            if self._plog.count:
+            if counted and self._plog.count:
                 self._drain_ports()
             callback(uc, at, size, user)
             if self._counter is not None:

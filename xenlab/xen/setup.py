@@ -53,7 +53,8 @@ from xenlab.xen.event_channel import (
 from xenlab.xen.grant_table import GrantTable, gnttab_release_mappings
 from xenlab.xen.guest_access import GuestFault, copy_to_guest
 from xenlab.xen.hvm.hvm import hvm_inject_hw_exception
-from xenlab.xen.hvm.io import DEBUG_PORT, VMEXIT_COST_NS
+from xenlab.xen.hvm.io import DEBUG_PORT, VMEXIT_COST_NS, hvm_update_native_ports
+from xenlab.xen.hvm.pmtimer import PM_TIMER_FREQ
 from xenlab.xen.hvm.vioapic import IOAPIC_BASE
 from xenlab.xen.hvm.vlapic import APIC_BASE
 from xenlab.xen.hypercall import PV_HYPERCALL_COST_NS, do_hypercall
@@ -424,6 +425,10 @@ class XenHost:
                 # phase records, and exit at once
                 v.cpu.log_port_writes(DEBUG_PORT, VMEXIT_COST_NS, traps.debug_port_log,
                                       exit_on=0x0A, room=d.hvm.debug_line_room)
+                # and the exits Xen answers from what it decided at the last claim (the
+                # null handler, the PCI latch, the PM timer): in the vCPU too
+                if v.cpu.answer_ports(VMEXIT_COST_NS, traps.answered_ports):
+                    v.cpu.set_port_clock(PM_TIMER_FREQ, 1_000_000_000, 0xFFFFFF)  # read32
                 v.cpu.watch_new_code_for_wrmsr()
                 v.cpu.identity_tlb_until_paging()
                 if self.idle_loops:
@@ -440,6 +445,8 @@ class XenHost:
                 v.cpu.map_host(d.shared_info_mfn << PAGE_SHIFT, PAGE_SIZE,
                                self.mem.host_ptr(d.shared_info_mfn << PAGE_SHIFT),
                                executable=False)
+        if d.hvm is not None:
+            hvm_update_native_ports(d, d.hvm)
         self.trace.emit(self.now(), domid, 0, Kind.LIFECYCLE, "create",
                         {"name": name, "type": dtype.value, "max_pages": max_pages,
                          "vcpus": vcpus})
@@ -1321,8 +1328,11 @@ class XenHost:
         if d.hvm is not None:
             d.hvm.tick(v)
             cpu.enable_intr_window(d.hvm.intr_window(v))   # an interrupt waits for IF
-            # the debug port's characters wait in the vCPU, their io records with them
+            # the debug port's characters and the exits the vCPU answers itself wait in
+            # it, their io records with them; the latch and the clock as Xen has them
             cpu.log_ports = not self.trace.wants_at_once(_LOGGED_KINDS)
+            cpu.port_latch = d.hvm.pci_cf8
+            cpu.port_clock_origin = pc.time
             v.timer_deadline = d.hvm.wake_deadline(v)  # bounds the slice at the next IRQ0
             if v.timer_deadline is not None and v.timer_deadline <= pc.time:
                 v.timer_deadline = None

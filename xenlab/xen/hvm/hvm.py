@@ -32,7 +32,15 @@ from xenlab.public.xen import DOMID_SELF
 from xenlab.xen import traps
 from xenlab.xen.domain import DomainType
 from xenlab.xen.hvm.i8254 import Pit
-from xenlab.xen.hvm.io import DEBUG_PORT, VMEXIT_COST_NS, handle_pio, handle_pio_log, handle_pio_rep
+from xenlab.xen.hvm.io import (
+    DEBUG_PORT,
+    PCI_CF8,
+    VMEXIT_COST_NS,
+    handle_pio,
+    handle_pio_answered,
+    handle_pio_log,
+    handle_pio_rep,
+)
 from xenlab.xen.hvm.irq import HvmIrq
 from xenlab.xen.hvm.pmtimer import PM_BASE, PmTimer
 from xenlab.xen.hvm.rtc import Rtc
@@ -138,6 +146,8 @@ class HvmDomain:
         self.pit = Pit(host.now)
         self.rtc = Rtc(lambda: host.get_localtime(d))
         self.pci_cf8 = 0
+        #: each port's kind for the vCPUs' native answers (io.hvm_update_native_ports)
+        self.native_port_kinds = bytes(0x10000)
         self.debug_line = bytearray()
         self.ioreq_port = 0              # vp_eport: Xen notifies the device model here
         self.ioreq_emulator: int | None = None   # the device model's domain
@@ -410,10 +420,20 @@ class HvmTraps:
 
     def io_out(self, cpu: X86Vcpu, port: int, size: int, value: int) -> None:
         handle_pio(self.host, self.v.domain, self.hvm, port, size, False, value, cpu)
+        if port == PCI_CF8:   # the vCPU answers the latch's next reads itself
+            cpu.port_latch = self.hvm.pci_cf8
 
     def debug_port_log(self, writes: list[tuple[int, int]]) -> None:
         """The debug port's byte writes the vCPU kept natively (``log_port_writes``)."""
-        handle_pio_log(self.host, self.v.domain, self.hvm, writes, self.v.cpu)
+        cpu = self.v.cpu
+        assert cpu is not None       # the vCPU that kept them
+        handle_pio_log(self.host, self.v.domain, self.hvm, writes, cpu)
+
+    def answered_ports(self, exits: list[tuple[int, int, int, bool, int]]) -> None:
+        """The port exits the vCPU answered natively (``answer_ports``)."""
+        cpu = self.v.cpu
+        assert cpu is not None
+        handle_pio_answered(self.host, self.v.domain, self.hvm, exits, cpu)
 
     def io_rep(self, cpu: X86Vcpu, port: int, size: int, count: int, addr: int,
                write: bool) -> int:

@@ -46,6 +46,14 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from xenlab.cpu.x86 import (
+    PORT_CLOCK,
+    PORT_LATCH,
+    PORT_NULL,
+    PORT_ONES,
+    PORT_PYTHON,
+    PORT_WINDOW,
+)
 from xenlab.public.domctl import IoRangeType
 from xenlab.public.errno import Errno
 from xenlab.public.hvm import IOREQ_DATA_IS_PTR, IOREQ_READ, IOREQ_WRITE, IoreqState, IoreqType
@@ -59,7 +67,8 @@ if TYPE_CHECKING:
     from xenlab.xen.setup import XenHost
 
 __all__ = ["DEBUG_PORT", "IOREQ_COST_NS", "MAX_NR_IO_RANGES", "VMEXIT_COST_NS", "handle_pio",
-           "handle_pio_log", "handle_pio_rep", "hvm_create_ioreq_server",
+           "handle_pio_answered", "handle_pio_log", "handle_pio_rep", "hvm_create_ioreq_server",
+           "hvm_native_ports", "hvm_update_native_ports",
            "ioreq_server_map_io_range", "ioreq_server_select", "ioreq_server_set_state",
            "ioreq_server_unmap_io_range"]
 
@@ -88,6 +97,7 @@ def hvm_create_ioreq_server(host: XenHost, d: Domain, hvm: HvmDomain,
     page = hvm.ioreq_page()
     if page is not None:
         IOREQ_FORMAT.pack_into(page, 0, 0, 0, 0, 0, port, 0, 0, 0)
+    hvm_update_native_ports(d, hvm)
     host.trace.emit(host.now(), d.domid, 0, Kind.IOREQ, "ioreq_server_create",
                     {"emulator": emulator_domid, "vp_eport": port})
     return port
@@ -120,7 +130,10 @@ def ioreq_server_map_io_range(host: XenHost, d: Domain, hvm: HvmDomain, emulator
         return ranges
     if ranges.overlaps_range(start, end):
         return -Errno.EEXIST
-    return ranges.add_range(start, end)
+    rc = ranges.add_range(start, end)
+    if rc == 0:
+        hvm_update_native_ports(d, hvm)
+    return rc
 
 
 def ioreq_server_unmap_io_range(host: XenHost, d: Domain, hvm: HvmDomain,
@@ -133,7 +146,10 @@ def ioreq_server_unmap_io_range(host: XenHost, d: Domain, hvm: HvmDomain,
         return ranges
     if not ranges.contains_range(start, end):
         return -Errno.ENOENT
-    return ranges.remove_range(start, end)
+    rc = ranges.remove_range(start, end)
+    if rc == 0:
+        hvm_update_native_ports(d, hvm)
+    return rc
 
 
 def ioreq_server_set_state(host: XenHost, d: Domain, hvm: HvmDomain, emulator_domid: int,
@@ -144,6 +160,7 @@ def ioreq_server_set_state(host: XenHost, d: Domain, hvm: HvmDomain, emulator_do
     if hvm.ioreq_emulator != emulator_domid:
         return -Errno.EPERM
     hvm.ioreq_enabled = bool(enabled)
+    hvm_update_native_ports(d, hvm)
     return 0
 
 
@@ -319,6 +336,77 @@ def handle_pio_log(host: XenHost, d: Domain, hvm: HvmDomain, writes: list[tuple[
         if trace.enabled:
             trace.emit_deferred(now + VMEXIT_COST_NS, domid, 0, _KIND_VMEXIT, "io",
                                 _exit_args, (DEBUG_PORT, 1, False, value, "xen"))
+
+
+PCI_CF8 = 0xCF8                  # the PCI address latch
+PCI_CFC, PCI_CFF = 0xCFC, 0xCFF  # its data window
+PM_TMR = 0xB008                  # the ACPI PM timer (PM_BASE + 8), read whole
+RTC_INDEX = 0x70                 # the RTC's index register
+
+
+#: the handler an exit the vCPU answered names, by its port's kind
+_ANSWERED_BY = {PORT_NULL: "null", PORT_WINDOW: "null", PORT_LATCH: "xen", PORT_CLOCK: "xen",
+                PORT_ONES: "xen"}
+
+
+def hvm_native_ports(hvm: HvmDomain) -> tuple[bytes, bytes]:
+    """What ``handle_pio`` decides for each port without state kept in Python, for the
+    vCPU to answer natively (``X86Vcpu.set_port_kinds``): the PM timer's dword reads
+    (PORT_CLOCK), the RTC index register's byte reads (PORT_ONES), Xen's other
+    devices and the rest of theirs (Python), the PCI latch (PORT_LATCH) and its
+    window (PORT_WINDOW: an access to a function no server claimed is the null
+    handler's), the ports an enabled server claimed (Python: an ioreq), and the rest,
+    no one's (PORT_NULL). With the claimed PCI functions' bitmap (segment 0)."""
+    kinds = bytearray([PORT_NULL]) * 0x10000
+    functions = bytearray(0x2000)
+    if hvm.ioreq_enabled:
+        for start, end in hvm.ioreq_ranges[_RANGE_PORT].ranges():
+            if start <= 0xFFFF:
+                kinds[start:min(end, 0xFFFF) + 1] = bytes(min(end, 0xFFFF) + 1 - start)
+        for start, end in hvm.ioreq_ranges[_RANGE_PCI].ranges():
+            for sbdf in range(start, min(end, 0xFFFF) + 1):
+                functions[sbdf >> 3] |= 1 << (sbdf & 7)
+    kinds[PCI_CFC:PCI_CFF + 1] = bytes([PORT_WINDOW]) * 4
+    kinds[PCI_CF8] = PORT_LATCH
+    for port in hvm.intercepts:
+        kinds[port] = PORT_PYTHON
+    kinds[PM_TMR] = PORT_CLOCK
+    kinds[RTC_INDEX] = PORT_ONES      # the RTC's index register reads 0xff (rtc.io)
+    return bytes(kinds), bytes(functions)
+
+
+def hvm_update_native_ports(d: Domain, hvm: HvmDomain) -> None:
+    """Give every vCPU of ``d`` the ports it may answer natively, after a change to the
+    ioreq server's claims or state (and when the vCPU is made)."""
+    kinds, functions = hvm_native_ports(hvm)
+    hvm.native_port_kinds = kinds
+    for v in d.vcpus:
+        if v.cpu is not None:
+            v.cpu.set_port_kinds(kinds)
+            v.cpu.set_port_functions(functions)
+
+
+def handle_pio_answered(host: XenHost, d: Domain, hvm: HvmDomain,
+                        exits: list[tuple[int, int, int, bool, int]], cpu: _SliceClock) -> None:
+    """The exits the vCPU answered natively as ``handle_pio`` would have, from the table
+    ``hvm_native_ports`` gave it (``X86Vcpu.answer_ports``; a PCI scan of empty slots,
+    SeaBIOS's PM-timer delays and port 0x92: some 2,700 exits a SeaBIOS boot): the
+    latch's writes reach ``hvm.pci_cf8`` in order and each makes the ``io`` record it
+    would have made, at its own virtual time (``exits``: the slice's elapsed time
+    before each, port, size, out, the value read or written). Their cost was charged
+    as they happened; the vCPU hands them over before its next exit reaches Python."""
+    for _elapsed, port, _size, out, value in exits:
+        if out and port == PCI_CF8:
+            hvm.pci_cf8 = value
+    trace = host.trace
+    if trace.enabled:
+        end = host.now() - cpu.elapsed() + VMEXIT_COST_NS
+        kinds = hvm.native_port_kinds
+        trace.emit_deferred_series(
+            d.domid, 0, _KIND_VMEXIT, "io", _exit_args,
+            [end + elapsed for elapsed, _port, _size, _out, _value in exits],
+            [(port, size, not out, value, _ANSWERED_BY[kinds[port]])
+             for _elapsed, port, size, out, value in exits])
 
 
 MAX_REP_CHUNKS = 16   # pages of one ``rep ins/outs`` handled per exit; the rest restarts
