@@ -374,6 +374,47 @@ def test_the_same_program_without_the_identity_tlb() -> None:
     assert exits.outs == [(0xE9, 0x5A)]
 
 
+# The same, after moves to control registers that leave paging off (CR0 without PG, one
+# with an operand-size prefix, CR4, CR3): the native filter answers those itself.
+CR_PROGRAM = bytes.fromhex(
+    "0f20c0"        # mov eax, cr0
+    "0f22c0"        # mov cr0, eax          ; PE, no PG: the filter's
+    "660f22c0"      # mov cr0, eax (66)     ; a prefix before it: the filter's
+    "31d2"          # xor edx, edx
+    "0f22e2"        # mov cr4, edx          ; not CR0: the filter's
+) + PAGING_PROGRAM
+
+
+@needs_native_fill
+def test_moves_to_cr0_without_paging_never_reach_python(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """The native filter answers each move to CR0 that leaves PG clear and each move to
+    another control register; the one that sets PG (from ECX) goes to Python, which
+    hands translation to the page walk, and the program reads through its page tables.
+    With a block counter attached every trap is Python's (the counter hears of each)."""
+    for counted in (False, True):
+        cpu, exits = _paging_machine()
+        cpu.uc.mem_write(0x1000, CR_PROGRAM)
+        assert cpu.identity_tlb_until_paging()
+        calls: list[int] = []
+        original = cpu._on_mov_cr
+        monkeypatch.setattr(cpu, "_on_mov_cr", lambda uc, at, size, user, calls=calls,
+                            original=original: (calls.append(at), original(uc, at, size, user)))
+        if counted:
+            from xenlab.cpu.icount import counter_for
+
+            counter_for(cpu)
+        assert cpu.run(100_000).reason is ExitReason.HLT
+        assert exits.outs == [(0xE9, 0x5A)] and not cpu._identity_tlb
+        if cpu._crw.python == 0:
+            pytest.skip("the native callbacks cannot run here")
+        pg_at = 0x1000 + len(CR_PROGRAM) - len(PAGING_PROGRAM) + 17
+        if counted:
+            assert cpu._crw.answered == 0 and len(calls) == 5
+        else:
+            assert cpu._crw.answered == 4 and calls == [pg_at]
+
+
 @needs_native_fill
 def test_a_cr0_with_paging_set_from_outside_leaves_the_identity_tlb() -> None:
     """A context restored (the stepper's Back) or a register written by the hypervisor."""
@@ -583,7 +624,7 @@ def test_the_native_callbacks_are_their_assembly_source(tmp_path: Path) -> None:
                 ".text.ones": x86._ONES_THUNK, ".text.drop": x86._DROP_THUNK,
                 ".text.rm_intr": x86._RM_INTR_THUNK, ".text.tsc": x86._TSC_THUNK,
                 ".text.ioout": x86._IOOUT_THUNK, ".text.ioin": x86._IOIN_THUNK,
-                ".text.newtb": x86._NEWTB_THUNK,
+                ".text.newtb": x86._NEWTB_THUNK, ".text.crwatch": x86._CRWATCH_THUNK,
                 ".text.newtb64": x86._NEWTB64_THUNK, ".text.walk": x86._WALK_THUNK,
                 ".text.icount": icount._CODE, ".text.bcount": icount._BLOCK_CODE,
                 ".text.bfine": icount._FINE_CODE, ".text.bedge": icount._EDGE_CODE}
@@ -603,7 +644,7 @@ def test_the_native_callbacks_fit_their_places_in_the_page() -> None:
     layout = x86._native_layout()
     ends = [offset + len(code) for offset, code in layout]
     assert all(end <= nxt for end, (nxt, _) in zip(ends, layout[1:], strict=False))
-    assert ends[-1] <= x86.PAGE_SIZE
+    assert ends[-1] <= x86.NATIVE_CODE_SIZE
     assert [offset for offset, _ in layout] == sorted({offset for offset, _ in layout})
 
 

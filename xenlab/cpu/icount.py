@@ -52,7 +52,7 @@ import unicorn
 from unicorn import UcError
 from unicorn import unicorn_const as uc_const
 
-from xenlab.cpu.x86 import X86Vcpu
+from xenlab.cpu.x86 import _CODE_CB, X86Vcpu
 
 __all__ = ["RING", "BlockCounter", "InstructionCounter", "counter_for"]
 
@@ -135,8 +135,6 @@ _EDGE_CODE = bytes.fromhex(
     "4e8d8401f0210000"
     "493b00" "7506" "453b5008" "740b"               # the same block's entry: kept
     "498900" "45895008" "4589480c" "c3")            # the entry = pc, size, icount
-_CODE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
-                            ctypes.c_void_p)
 _page: mmap.mmap | None = None
 _native: int | None = None
 
@@ -188,7 +186,7 @@ class _AdoptedTraps:
             for address, handle in hooks.items():
                 if handle is None or not lo <= address < hi:
                     continue
-                cpu.uc.hook_del(handle)
+                cpu.remove_code_trap(handle)
                 hooks[address] = None
                 self.by_address.setdefault(address, []).append(callback)
                 self.taken.append((hooks, callback, address))

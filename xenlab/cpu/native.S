@@ -343,6 +343,70 @@ ioin:
 9:      jmp     qword ptr [rcx+56]              /* tail call the Python callback */
 
 
+/* x86._CRWATCH_THUNK: UC_HOOK_CODE on each move to a control register an HVM vCPU's new
+ * code may hold, while the identity TLB is on: the instruction at the hook (at most four
+ * prefixes, 0f 22, ModRM) is read, and only a move to CR0 whose source register has PG
+ * set goes to the Python callback, which leaves the identity TLB (so does an unreadable
+ * instruction, and every one while a block counter is attached: python_only); once
+ * the TLB is the page walk's (identity 0) nothing is to be watched.
+ * void cb(uc_engine *uc, uint64_t address, uint32_t size, struct _CrWatch *w)
+ * _CrWatch: python 0, identity 8 (u32), python_only 12 (u32), mem_read 16, reg_read 24,
+ * code 32 (16 bytes), value 48, regs 56 (u32 x 8: EAX..EDI's ids), answered 88,
+ * prefixes 96 (a bit per byte value) */
+        .section .text.crwatch, "ax"
+crwatch:
+        cmp     dword ptr [rcx+12], 0           /* a counter attached: Python's */
+        jne     9f
+        cmp     dword ptr [rcx+8], 0            /* paging on already: nothing to see */
+        je      8f
+        push    rdi
+        push    rsi
+        push    rdx
+        push    rcx
+        push    rbx                             /* (the stack 16-byte aligned) */
+        mov     rbx, rcx
+        lea     rdx, [rbx+32]
+        mov     ecx, 8
+        call    qword ptr [rbx+16]              /* uc_mem_read(uc, address, code, 8) */
+        test    eax, eax
+        jnz     7f                              /* unreadable: Python's */
+        xor     eax, eax
+1:      movzx   ecx, byte ptr [rbx+rax+32]      /* at most four prefixes */
+        bt      dword ptr [rbx+96], ecx
+        jnc     2f
+        inc     eax
+        cmp     eax, 4
+        jb      1b
+2:      cmp     byte ptr [rbx+rax+32], 0x0f
+        jne     6f                              /* not a move to a control register */
+        cmp     byte ptr [rbx+rax+33], 0x22
+        jne     6f
+        movzx   ecx, byte ptr [rbx+rax+34]      /* ModRM */
+        test    ecx, 0x38
+        jnz     6f                              /* to CR2, CR3, CR4 */
+        and     ecx, 7
+        mov     esi, [rbx+rcx*4+56]             /* the source register */
+        mov     rdi, [rsp+32]                   /* uc */
+        lea     rdx, [rbx+48]
+        call    qword ptr [rbx+24]              /* uc_reg_read(uc, id, &value) */
+        test    eax, eax
+        jnz     7f
+        test    dword ptr [rbx+48], 0x80000000  /* PG: Python leaves the identity TLB */
+        jnz     7f
+6:      inc     qword ptr [rbx+88]              /* answered here */
+        pop     rbx
+        pop     rcx
+        pop     rdx
+        pop     rsi
+        pop     rdi
+8:      ret
+7:      pop     rbx
+        pop     rcx
+        pop     rdx
+        pop     rsi
+        pop     rdi
+9:      jmp     qword ptr [rcx]                 /* tail call the Python callback */
+
 /* x86._NEWTB_THUNK: UC_HOOK_EDGE_GENERATED of an HVM vCPU. A new block with none of
  * the code traps' patterns in its bytes (x86._ANY_CODE_TRAP: wrmsr, rdmsr, mov to CR,
  * rdrand to a register, F3 and at most two segment or size prefixes before ins/outs)

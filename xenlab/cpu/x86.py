@@ -665,6 +665,83 @@ _IOIN_THUNK = bytes.fromhex(
 _IOOUT_OFFSET = 3600
 _IOIN_OFFSET = 3808
 
+# The native mov-to-CR filter (native.S: .text.crwatch): the code trap on each move to a
+# control register an HVM vCPU's new code may hold (X86Vcpu._trap_mov_cr), while the
+# identity TLB is on. SeaBIOS switches between real and protected mode some 700 times in
+# a boot, and GRUB at every poll of its prompt, each a move to CR0 without PG: only one
+# with PG set (and an instruction it cannot read, or any while a block counter is
+# attached) goes to Python, which leaves the identity TLB.
+class _CrWatch(ctypes.Structure):
+    _fields_ = (("python", ctypes.c_uint64),        # 0: the Python code-hook callback
+                ("identity", ctypes.c_uint32),      # 8: the identity TLB on
+                ("python_only", ctypes.c_uint32),   # 12: every trap to Python
+                ("mem_read", ctypes.c_uint64),      # 16: uc_mem_read
+                ("reg_read", ctypes.c_uint64),      # 24: uc_reg_read
+                ("code", ctypes.c_uint8 * 16),      # 32
+                ("value", ctypes.c_uint64),         # 48
+                ("regs", ctypes.c_uint32 * 8),      # 56: EAX, ECX, ... EDI's ids
+                ("answered", ctypes.c_uint64),      # 88
+                ("prefixes", ctypes.c_uint8 * 32))  # 96: a bit per prefix byte
+
+
+# void cb(uc_engine *uc /*rdi*/, uint64_t address /*rsi*/, uint32_t size /*edx*/,
+#         struct _CrWatch *w /*rcx*/)
+_CRWATCH_THUNK = bytes.fromhex(
+    "83790c00"          # cmp  dword [rcx+12], 0    ; a counter attached: Python's
+    "757c"              # jne  9f
+    "83790800"          # cmp  dword [rcx+8], 0     ; paging on already: nothing to see
+    "7470"              # je   8f
+    "57"                # push rdi
+    "56"                # push rsi
+    "52"                # push rdx
+    "51"                # push rcx
+    "53"                # push rbx                  ; (the stack 16-byte aligned)
+    "4889cb"            # mov  rbx, rcx
+    "488d5320"          # lea  rdx, [rbx+32]
+    "b908000000"        # mov  ecx, 8
+    "ff5310"            # call qword [rbx+16]       ; uc_mem_read(uc, address, code, 8)
+    "85c0"              # test eax, eax
+    "7559"              # jnz  7f                   ; unreadable: Python's
+    "31c0"              # xor  eax, eax
+    "0fb64c0320"        # 1: movzx ecx, byte [rbx+rax+32]; at most four prefixes
+    "0fa34b60"          # bt   dword [rbx+96], ecx
+    "7307"              # jnc  2f
+    "ffc0"              # inc  eax
+    "83f804"            # cmp  eax, 4
+    "72ee"              # jb   1b
+    "807c03200f"        # 2: cmp  byte [rbx+rax+32], 0x0f
+    "7534"              # jne  6f                   ; not a move to a control register
+    "807c032122"        # cmp  byte [rbx+rax+33], 0x22
+    "752d"              # jne  6f
+    "0fb64c0322"        # movzx ecx, byte [rbx+rax+34]; ModRM
+    "f7c138000000"      # test ecx, 0x38
+    "7520"              # jnz  6f                   ; to CR2, CR3, CR4
+    "83e107"            # and  ecx, 7
+    "8b748b38"          # mov  esi, [rbx+rcx*4+56]  ; the source register
+    "488b7c2420"        # mov  rdi, [rsp+32]        ; uc
+    "488d5330"          # lea  rdx, [rbx+48]
+    "ff5318"            # call qword [rbx+24]       ; uc_reg_read(uc, id, &value)
+    "85c0"              # test eax, eax
+    "7513"              # jnz  7f
+    "f7433000000080"    # test dword [rbx+48], 0x80000000; PG: Python leaves the identity TLB
+    "750a"              # jnz  7f
+    "48ff4358"          # 6: inc  qword [rbx+88]    ; answered here
+    "5b"                # pop  rbx
+    "59"                # pop  rcx
+    "5a"                # pop  rdx
+    "5e"                # pop  rsi
+    "5f"                # pop  rdi
+    "c3"                # 8: ret
+    "5b"                # 7: pop  rbx
+    "59"                # pop  rcx
+    "5a"                # pop  rdx
+    "5e"                # pop  rsi
+    "5f"                # pop  rdi
+    "ff21"              # 9: jmp  qword [rcx]       ; tail call the Python callback
+)
+_CRWATCH_OFFSET = 4096
+NATIVE_CODE_SIZE = 2 * PAGE_SIZE     # the native callbacks' executable pages
+
 # The native new-block filter (native.S: .text.newtb): UC_HOOK_EDGE_GENERATED of an HVM
 # vCPU. Python's new-block hook (_on_new_tb) looks at every block unicorn translates,
 # for code new to its page (while the identity TLB is on) and for the code traps'
@@ -1869,18 +1946,20 @@ def _native_layout() -> tuple[tuple[int, bytes], ...]:
             (_DROP_OFFSET, _DROP_THUNK), (_RM_INTR_OFFSET, _RM_INTR_THUNK),
             (_TSC_OFFSET, _TSC_THUNK), (_NEWTB_OFFSET, _NEWTB_THUNK),
             (_NEWTB64_OFFSET, _NEWTB64_THUNK), (_WALK_OFFSET, _WALK_THUNK),
-            (_IOOUT_OFFSET, _IOOUT_THUNK), (_IOIN_OFFSET, _IOIN_THUNK))
+            (_IOOUT_OFFSET, _IOOUT_THUNK), (_IOIN_OFFSET, _IOIN_THUNK),
+            (_CRWATCH_OFFSET, _CRWATCH_THUNK))
 
 
 def _native_code() -> int | None:
-    """Address of the page holding the native callbacks, or None where they cannot run."""
+    """Address of the pages holding the native callbacks, or None where they cannot run."""
     global _native_page, _native_base
     if _native_base is not None:
         return _native_base
     if platform.machine() not in ("x86_64", "AMD64") or not sys.platform.startswith("linux"):
         return None
     try:
-        page = mmap.mmap(-1, PAGE_SIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        page = mmap.mmap(-1, NATIVE_CODE_SIZE,
+                         prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     except (OSError, ValueError):  # W^X policies
         return None
     code = b""
@@ -1960,6 +2039,9 @@ _IN_CB = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, cty
 # void uc_cb_insn_out_t(uc_engine *uc, uint32_t port, int size, uint32_t value, void *user)
 _OUT_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
                            ctypes.c_uint32, ctypes.c_void_p)
+# void uc_cb_hookcode_t(uc_engine *uc, uint64_t address, uint32_t size, void *user_data)
+_CODE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
+                            ctypes.c_void_p)
 
 
 def _uclib() -> ctypes.CDLL:
@@ -2082,6 +2164,8 @@ class X86Vcpu:
         #: while someone wants the kept exits' own records as they are made)
         self.log_ports = True
         self._add_native_io_hooks(native_budget)
+        self._crw = self._crwatch(native_budget)
+        self._raw_traps: set[int] = set()   # code traps added through ctypes (crwatch)
         self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None, 1, 0,
                                             X.UC_X86_INS_CPUID))
         self.hypercall_regs = _HC_REGS if long_mode else _HC_REGS32
@@ -2174,20 +2258,24 @@ class X86Vcpu:
         self.delivered: tuple[int, int | None] = (0, None)
 
     def _add_native_hook(self, kind: int, callback: Any, *, extra: int | None = None,
-                         user: int | None = None) -> int:
-        """uc_hook_add for all addresses through ctypes with a CFUNCTYPE ``callback`` or
-        the address of native code (no binding wrapper); ``extra`` is the instruction of
-        a UC_HOOK_INSN, ``user`` the callback's user data."""
+                         user: int | None = None, begin: int = 1, end: int = 0,
+                         keep: bool = True) -> int:
+        """uc_hook_add through ctypes with a CFUNCTYPE ``callback`` or the address of
+        native code (no binding wrapper), for all addresses or ``begin``..``end``;
+        ``extra`` is the instruction of a UC_HOOK_INSN, ``user`` the callback's user
+        data. ``keep``: hold the callback and handle for the engine's life (a hook
+        that is deleted again, on native code, needs neither)."""
         handle = ctypes.c_size_t()
         args: list[object] = [self._uch, ctypes.byref(handle), kind,
                               ctypes.cast(callback, ctypes.c_void_p), ctypes.c_void_p(user),
-                              ctypes.c_uint64(1), ctypes.c_uint64(0)]
+                              ctypes.c_uint64(begin), ctypes.c_uint64(end)]
         if extra is not None:
             args.append(ctypes.c_int(extra))
         err = _uclib().uc_hook_add(*args)
         if err != uc_const.UC_ERR_OK:
             raise UcError(err)
-        self._keep.extend((callback, handle))
+        if keep:
+            self._keep.extend((callback, handle))
         return handle.value
 
     def _add_intr_hook(self, native: bool) -> None:
@@ -3355,10 +3443,43 @@ class X86Vcpu:
                 (self._string_io_hooks, self._on_string_io),
                 (self._mov_cr_hooks, self._on_mov_cr)]
 
+    def _crwatch(self, native: bool) -> _CrWatch:
+        """The native mov-to-CR filter's state (``python`` 0 where it cannot run: every
+        such trap is then Python's)."""
+        w = _CrWatch()
+        w.regs[:] = [REGS[name] for name in _GPR32]
+        for byte in _PREFIXES_ALL:
+            w.prefixes[byte >> 3] |= 1 << (byte & 7)
+        if not native or _native_at(_CRWATCH_OFFSET) is None:
+            return w
+
+        def on_mov_cr(uc_handle: int, address: int, size: int, user: int) -> None:
+            try:
+                self._on_mov_cr(self.uc, address, size, None)
+                if self._counter is not None:
+                    self._counter.trap(address)
+            except BaseException as err:  # surfaced by run(): ctypes would swallow it
+                self._hook_error = err
+                self.uc.emu_stop()
+
+        python = _CODE_CB(on_mov_cr)
+        self._keep.append(python)
+        w.python = ctypes.cast(python, ctypes.c_void_p).value or 0
+        w.mem_read = ctypes.cast(_uc_mem_read, ctypes.c_void_p).value or 0
+        w.reg_read = ctypes.cast(_uc_reg_read, ctypes.c_void_p).value or 0
+        return w
+
     def add_code_trap(self, callback: Callback, address: int) -> int:
         """A code hook on the instruction at linear ``address`` that calls ``callback``
         (then tells an attached block counter, whose count depends on whether the trap
-        emulated the instruction); its unicorn handle."""
+        emulated the instruction); its unicorn handle (for ``remove_code_trap``). A move
+        to a control register's goes through the native filter first where it runs."""
+        if callback == self._on_mov_cr and self._crw.python:
+            handle = self._add_native_hook(
+                uc_const.UC_HOOK_CODE, _native_at(_CRWATCH_OFFSET),
+                user=ctypes.addressof(self._crw), begin=address, end=address, keep=False)
+            self._raw_traps.add(handle)
+            return handle
         # a move to a control register is trapped only to see paging turned on (the
         # register itself is in the CPU context): no exit, so not counted, and nothing
         # the exits kept natively must be handed over first for (it makes no record)
@@ -3374,6 +3495,16 @@ class X86Vcpu:
 
         return self.uc.hook_add(uc_const.UC_HOOK_CODE, trap, None, address, address)
 
+    def remove_code_trap(self, handle: int) -> None:
+        """Delete a code trap ``add_code_trap`` added."""
+        if handle in self._raw_traps:
+            self._raw_traps.discard(handle)
+            err = _uclib().uc_hook_del(self._uch, ctypes.c_size_t(handle))
+            if err != uc_const.UC_ERR_OK:
+                raise UcError(err)
+            return
+        self.uc.hook_del(handle)
+
     def attach_counter(self, counter: BlockCounterEvents | None) -> None:
         """Report to ``counter`` (None: to nobody) what cuts a translated block short:
         each interrupt hook before delivery, each code trap after it ran, each stop a
@@ -3385,6 +3516,7 @@ class X86Vcpu:
         Python, which tells it; the ``int n`` the native callback vectors always end
         their block."""
         self._counter = counter
+        self._crw.python_only = counter is not None   # the counter hears of every trap
         r = self._rm
         if counter is not None and self._to_python_before is None:
             self._to_python_before = tuple(r.to_python)
@@ -3545,6 +3677,7 @@ class X86Vcpu:
         self.watch_new_code_for_wrmsr()  # the scan that finds ``mov cr0`` and code pages
         self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
         self._identity_tlb = True
+        self._crw.identity = 1
         self._seen_code_pages.clear()
         ctypes.memset(self._newtb_seen, 0, ctypes.sizeof(self._newtb_seen))
         self._newtb.enabled = _NEWTB_IDENTITY if self._newtb.python else _NEWTB_OFF
@@ -3554,6 +3687,7 @@ class X86Vcpu:
         """Paging is (about to be) on: the native page walk from now on (``_enter_walk``),
         or unicorn's own where that cannot run."""
         self._identity_tlb = False
+        self._crw.identity = 0
         self._newtb.enabled = self._newtb_paged() if self._newtb.python else _NEWTB_OFF
         if not self._enter_walk():
             self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_CPU)
