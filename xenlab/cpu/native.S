@@ -195,7 +195,8 @@ tscp:
  * with the budget left before each, their cost charged, until Python takes the log (at
  * its next exit or the run's end): by the kind of the port (kinds, one byte a port):
  *   1 nobody's: Xen's null handler (reads all ones, writes dropped);
- *   2 the latch (a PCI address register): a dword stored or read back;
+ *   2 the latch (a PCI address register): a dword read back, or stored unless it
+ *     enables a function set in functions (then Python's);
  *   3 the latch's window: while the latch is enabled (bit 31) and its function (bits
  *     8-23: bus, device, function) is not set in functions (a bit each), nobody's;
  *   4 the clock (a timer port): a dword read gives (clock - budget.left) * mul / div
@@ -237,9 +238,16 @@ ioout:
         dec     dword ptr [r8+52]
         mov     r10d, ecx                       /* kept as the byte */
         jmp     5f
-2:      cmp     edx, 4                          /* the latch: a dword */
+2:      cmp     edx, 4                          /* the latch: a dword, */
         jne     9f
-        mov     [r8+48], ecx
+        test    ecx, ecx
+        jns     21f
+        mov     r9d, ecx                        /* but not one that enables a claimed */
+        shr     r9d, 8                          /* function: Python's, as the data */
+        movzx   r9d, r9w                        /* access after it will be (one */
+        bt      dword ptr [r8+73824], r9d       /* hand-over fewer) */
+        jc      9f
+21:     mov     [r8+48], ecx
         jmp     4f
 3:      mov     r9d, [r8+48]                    /* the window: the latch enabled */
         test    r9d, r9d

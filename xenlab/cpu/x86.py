@@ -535,32 +535,39 @@ class _IoLog(ctypes.Structure):
 #             struct _IoLog *p /*rcx*/)
 _IOOUT_THUNK = bytes.fromhex(
     "4183782800"        # cmp  dword [r8+40], 0     ; the log on?
-    "0f84ba000000"      # je   9f
+    "0f84df000000"      # je   9f
     "498b4018"          # mov  rax, [r8+24]         ; count
     "493b4020"          # cmp  rax, [r8+32]         ; full: Python takes the log first
-    "0f83ac000000"      # jae  9f
+    "0f83d1000000"      # jae  9f
     "440fb7ce"          # movzx r9d, si
     "470fb68c0860200000" # movzx r9d, byte [r8+r9+8288]; the port's kind
     "4183f901"          # cmp  r9d, 1
-    "7457"              # je   4f                   ; nobody's: dropped
+    "747c"              # je   4f                   ; nobody's: dropped
     "4183f902"          # cmp  r9d, 2
-    "742b"              # je   2f
+    "7437"              # je   2f
     "4183f903"          # cmp  r9d, 3
-    "7430"              # je   3f
+    "7455"              # je   3f
     "4183f905"          # cmp  r9d, 5
-    "0f8583000000"      # jne  9f                   ; Python's
+    "0f85a8000000"      # jne  9f                   ; Python's
     "83fa01"            # cmp  edx, 1               ; the logged port: a byte,
-    "757e"              # jne  9f
+    "0f859f000000"      # jne  9f
     "413b482c"          # cmp  ecx, dword [r8+44]   ; not the byte that always exits,
-    "7478"              # je   9f
+    "0f8495000000"      # je   9f
     "4183783400"        # cmp  dword [r8+52], 0     ; with room left for it
-    "7471"              # je   9f
+    "0f848a000000"      # je   9f
     "41ff4834"          # dec  dword [r8+52]
     "4189ca"            # mov  r10d, ecx            ; kept as the byte
-    "eb45"              # jmp  5f
-    "83fa04"            # 2: cmp  edx, 4            ; the latch: a dword
-    "7563"              # jne  9f
-    "41894830"          # mov  [r8+48], ecx
+    "eb5e"              # jmp  5f
+    "83fa04"            # 2: cmp  edx, 4            ; the latch: a dword,
+    "757c"              # jne  9f
+    "85c9"              # test ecx, ecx
+    "7915"              # jns  21f
+    "4189c9"            # mov  r9d, ecx             ; but not one that enables a claimed
+    "41c1e908"          # shr  r9d, 8               ; function: Python's, as the data
+    "450fb7c9"          # movzx r9d, r9w            ; access after it will be (one
+    "450fa38860200100"  # bt   dword [r8+73824], r9d; hand-over fewer)
+    "7263"              # jc   9f
+    "41894830"          # 21: mov  [r8+48], ecx
     "eb1b"              # jmp  4f
     "458b4830"          # 3: mov  r9d, [r8+48]      ; the window: the latch enabled
     "4585c9"            # test r9d, r9d
@@ -663,7 +670,7 @@ _IOIN_THUNK = bytes.fromhex(
     "ff6138"            # 9: jmp  qword [rcx+56]    ; tail call the Python callback
 )
 _IOOUT_OFFSET = 3600
-_IOIN_OFFSET = 3808
+_IOIN_OFFSET = 4240
 
 # The native mov-to-CR filter (native.S: .text.crwatch): the code trap on each move to a
 # control register an HVM vCPU's new code may hold (X86Vcpu._trap_mov_cr), while the
@@ -1946,8 +1953,8 @@ def _native_layout() -> tuple[tuple[int, bytes], ...]:
             (_DROP_OFFSET, _DROP_THUNK), (_RM_INTR_OFFSET, _RM_INTR_THUNK),
             (_TSC_OFFSET, _TSC_THUNK), (_NEWTB_OFFSET, _NEWTB_THUNK),
             (_NEWTB64_OFFSET, _NEWTB64_THUNK), (_WALK_OFFSET, _WALK_THUNK),
-            (_IOOUT_OFFSET, _IOOUT_THUNK), (_IOIN_OFFSET, _IOIN_THUNK),
-            (_CRWATCH_OFFSET, _CRWATCH_THUNK))
+            (_IOOUT_OFFSET, _IOOUT_THUNK), (_CRWATCH_OFFSET, _CRWATCH_THUNK),
+            (_IOIN_OFFSET, _IOIN_THUNK))
 
 
 def _native_code() -> int | None:
