@@ -495,7 +495,8 @@ _TSCP_ENTRY = 7
 # charged, until Python takes the log at the vCPU's next exit or the run's end: by each
 # port's kind (``set_port_kinds``) nobody's ports (Xen's null handler: reads all ones),
 # a dword latch (the PCI address register), its data window while the latched function
-# is nobody's, a dword clock port (the ACPI PM timer), and byte writes to one logged
+# is nobody's, a dword clock port (the ACPI PM timer), a port whose byte reads give all
+# ones (the RTC's index register), and byte writes to one logged
 # port (an HVM vCPU's 0xE9 debug port: SeaBIOS writes its whole log there, one character
 # per exit, some 4,000 in a boot; the exit byte, a newline, and a write beyond the room
 # the sink allows always exit). Everything else is the Python callbacks.
@@ -513,7 +514,7 @@ class _IoLog(ctypes.Structure):
                 ("left", ctypes.c_uint64),         # 8: &budget.left
                 ("cost", ctypes.c_int64),          # 16: virtual ns one exit costs
                 ("count", ctypes.c_uint64),        # 24
-                ("capacity", ctypes.c_uint64),     # 32
+                ("capacity", ctypes.c_uint64),     # 32: PORT_LOG_ENTRIES
                 ("on", ctypes.c_uint32),           # 40: 0: every access to Python
                 ("exit_value", ctypes.c_uint32),   # 44: a logged byte that always exits
                 ("latch", ctypes.c_uint32),        # 48

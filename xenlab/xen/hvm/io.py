@@ -21,6 +21,13 @@ port (``hvm_io_assist``) completes the instruction. An access nobody claimed
 the handler ``null``. (Real Xen also passes each 0xCF8 write on to the server
 after latching it, ``hvm_access_cf8``; xenlab's Xen answers it alone.)
 
+The exits Xen answers from what it decided at the last claim (the null handler,
+the PCI latch and the window of a function nobody claimed, the PM timer read
+whole, the RTC index register's reads) the vCPU answers natively from a table of
+each port's kind (``hvm_native_ports``, made again at every claim) and hands over
+with their values before its next exit reaches Python: ``handle_pio_answered``
+makes the same records, at the same virtual times, and updates the latch.
+
 xenlab runs that round trip synchronously inside the VM exit: a real vCPU
 would sleep until QEMU answers on Dom0's CPU; here Dom0's handler for the
 notification runs at once. Every step is in the trace: the exit, the ioreq,
@@ -58,6 +65,7 @@ from xenlab.public.domctl import IoRangeType
 from xenlab.public.errno import Errno
 from xenlab.public.hvm import IOREQ_DATA_IS_PTR, IOREQ_READ, IOREQ_WRITE, IoreqState, IoreqType
 from xenlab.xen.event_channel import alloc_unbound_xen_event_channel, notify_via_xen_event_channel
+from xenlab.xen.hvm.pmtimer import PM_BASE
 from xenlab.xen.rangeset import RangeSet
 from xenlab.xen.trace import Kind
 
@@ -75,6 +83,11 @@ __all__ = ["DEBUG_PORT", "IOREQ_COST_NS", "MAX_NR_IO_RANGES", "VMEXIT_COST_NS", 
 VMEXIT_COST_NS = 1_000   # VM exit + Xen's handler + VM entry (xenlab's model)
 IOREQ_COST_NS = 9_000    # the ioreq round trip to the device model in Dom0, on top
 MAX_NR_IO_RANGES = 256   # ranges of each type one ioreq server may claim (xen/ioreq.h)
+
+PCI_CF8 = 0xCF8                  # the PCI address latch
+PCI_CFC, PCI_CFF = 0xCFC, 0xCFF  # its data window
+PM_TMR = PM_BASE + 8             # the ACPI PM timer, read whole
+RTC_INDEX = 0x70                 # the RTC's index register
 
 IOREQ_FORMAT = struct.Struct("<QQIIIHBB")  # addr data count size vp_eport pad state|flags type
 
@@ -271,16 +284,16 @@ def handle_pio(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: int, r
     ``cpu`` (the exiting vCPU) is charged the exit's cost in virtual time."""
     handler: Internal | None = hvm.intercepts.get(port)
     who = "xen"
-    if port == 0xB008 and size == 4 and read:  # the PM timer, read whole (SeaBIOS's delays)
+    if port == PM_TMR and size == 4 and read:  # the PM timer, read whole (SeaBIOS's delays)
         result = hvm.pmtimer.read32()
     elif handler is not None:
         result = handler(port, not read, value) if size == 1 else _wide(hvm, port, size,
                                                                         read, value)
-    elif port == 0xCF8 and size == 4:
+    elif port == PCI_CF8 and size == 4:
         if not read:
             hvm.pci_cf8 = value & 0xFFFFFFFF
         result = hvm.pci_cf8
-    elif 0xCFC <= port <= 0xCFF and hvm.pci_cf8 & 0x80000000:
+    elif PCI_CFC <= port <= PCI_CFF and hvm.pci_cf8 & 0x80000000:
         # arch_ioreq_server_get_type_addr: a PCI configuration access, for whoever
         # claimed the function; IOREQ_TYPE_PCI_CONFIG: addr = SBDF << 32 | register
         sbdf = (hvm.pci_cf8 >> 8) & 0xFFFF
@@ -336,12 +349,6 @@ def handle_pio_log(host: XenHost, d: Domain, hvm: HvmDomain, writes: list[tuple[
         if trace.enabled:
             trace.emit_deferred(now + VMEXIT_COST_NS, domid, 0, _KIND_VMEXIT, "io",
                                 _exit_args, (DEBUG_PORT, 1, False, value, "xen"))
-
-
-PCI_CF8 = 0xCF8                  # the PCI address latch
-PCI_CFC, PCI_CFF = 0xCFC, 0xCFF  # its data window
-PM_TMR = 0xB008                  # the ACPI PM timer (PM_BASE + 8), read whole
-RTC_INDEX = 0x70                 # the RTC's index register
 
 
 #: the handler an exit the vCPU answered names, by its port's kind
@@ -422,7 +429,7 @@ def handle_pio_rep(host: XenHost, d: Domain, hvm: HvmDomain, port: int, size: in
     ``outs`` is dropped). Returns how many elements moved; 0 leaves the instruction to
     run element by element (Xen's own ports, an element that straddles pages, memory
     that is not the guest's RAM)."""
-    if (port in hvm.intercepts or port == 0xCF8 or 0xCFC <= port <= 0xCFF
+    if (port in hvm.intercepts or port == PCI_CF8 or PCI_CFC <= port <= PCI_CFF
             or size not in (1, 2, 4)):
         return 0
     claimed = ioreq_server_select(hvm, _RANGE_PORT, port, port + size - 1)
