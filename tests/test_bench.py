@@ -107,10 +107,13 @@ def test_run_bench_small() -> None:
     assert re.search(r"memtest86\+ first pass, 16 MiB +- +memtest86\+ did not get there:",
                      bench.format_report(r))
     r["memtest_pass"] = {"tests_seen": [0, 9, 10], "seconds": 52.5, "virtual_seconds": 174.4,
-                         "skipped_seconds": 159.9, "errors": 0}
+                         "skipped_seconds": 159.9, "errors": 0, "grub_prompt_seconds": 0.82,
+                         "grub_prompt_wall_per_virtual": 21.3}
     assert re.search(r"memtest86\+ first pass, 16 MiB +52\.5 +\(information: tests 0,9,10; "
                      r"174\.4 s of guest time, 159\.9 s of it waits on the TSC skipped; "
                      r"errors 0\)", bench.format_report(r))
+    assert re.search(r"GRUB i386-pc waiting at grub> +21\.3x +\(information: wall per guest "
+                     r"second; 0\.82 s to the prompt\)", bench.format_report(r))
     assert "trace memory: hypercall-loop guest" in text and "peak RSS" in text
 
 

@@ -625,6 +625,7 @@ def test_the_native_callbacks_are_their_assembly_source(tmp_path: Path) -> None:
                 ".text.rm_intr": x86._RM_INTR_THUNK, ".text.tsc": x86._TSC_THUNK,
                 ".text.ioout": x86._IOOUT_THUNK, ".text.ioin": x86._IOIN_THUNK,
                 ".text.newtb": x86._NEWTB_THUNK, ".text.crwatch": x86._CRWATCH_THUNK,
+                ".text.cpuid": x86._CPUID_THUNK,
                 ".text.newtb64": x86._NEWTB64_THUNK, ".text.walk": x86._WALK_THUNK,
                 ".text.icount": icount._CODE, ".text.bcount": icount._BLOCK_CODE,
                 ".text.bfine": icount._FINE_CODE, ".text.bedge": icount._EDGE_CODE}

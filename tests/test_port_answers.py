@@ -8,6 +8,8 @@ scan of empty slots), the PCI address latch 0xCF8, the ACPI PM timer read whole
 boot's exits are such; the vCPU answers them from a table the hypervisor gives it
 (``hvm_native_ports``, made again at every claim) and hands them over, as it hands over
 the debug port's characters, before its next exit reaches Python and when its run ends.
+The CPUID leaves Xen leaves to the CPU model (all but its own and leaf 1: GRUB asks
+leaf 0 at every poll of its prompt) are kept the same way (X86Vcpu.answer_cpuid).
 These tests hold that to a hypervisor that answers every exit in Python, at the CPU
 layer (every kind, a full log, slices that end mid-program), for the table's contents
 as the device model claims and gives back, and for whole firmware boots.
@@ -98,7 +100,11 @@ PROGRAM = rf"""
     stosb
     out %al, $0x80              # Python's
     xor %eax, %eax
-    cpuid
+    cpuid                       # leaf 0: the CPU model's, kept natively
+    mov $0x40000000, %eax
+    cpuid                       # Xen's leaf: Python's
+    mov $0x80000001, %eax
+    cpuid                       # the CPU model's
     mov $0x62, %al
     out %al, $0xe9
     mov ${LOOP}, %cx
@@ -169,7 +175,13 @@ class Xen:
             self.events.append(("out" if out else "in", port, size, value, elapsed))
 
     def cpuid(self, vcpu: X86Vcpu, leaf: int, subleaf: int) -> None:
+        self.python += 1
         self.events.append(("cpuid", leaf, 0, 0, vcpu.elapsed()))
+        vcpu.charge(COST)           # the CPU model's answer: unicorn's own CPUID
+
+    def cpuids(self, exits: list[tuple[int, int]]) -> None:
+        self.answered += len(exits)
+        self.events.extend(("cpuid", leaf, 0, 0, elapsed) for elapsed, leaf in exits)
 
     def interrupt(self, vcpu: X86Vcpu, vector: int) -> bool: return False
     def hypercall(self, vcpu: X86Vcpu, via: str) -> None: ...
@@ -210,6 +222,7 @@ def _machine(*, answered: bool) -> tuple[X86Vcpu, Xen]:
         pytest.skip("the native callbacks cannot run here")
     if answered:
         assert cpu.answer_ports(COST, xen.answers)
+        assert cpu.answer_cpuid([0, 0x80000001], COST, xen.cpuids)
         cpu.set_port_kinds(_kinds())
         cpu.set_port_functions(_functions())
         cpu.set_port_clock(MUL, DIV, MASK)
@@ -251,10 +264,12 @@ def test_answered_exits_are_the_exits_python_would_answer(budget: int) -> None:
     assert len(ins) == LOOP + 2 and ins[-1][3] > ins[0][3]
     # nearly every exit the table names answered natively, in several hand-overs; the
     # rest (a full log, the word and byte accesses) in Python
-    # (8 in Python by their kind, size or function, and one each time the log is full)
-    assert native.answered >= 2 * LOOP
-    assert native.python <= 8 + 3 * LOOP // PORT_LOG_ENTRIES + 1
-    assert xen.python == len([e for e in xen.events if e[0] != "cpuid"]) - LOOP - 2
+    # (8 in Python by their kind, size or function, Xen's CPUID leaf, and one each time
+    # the log is full; the other two CPUID leaves kept)
+    assert native.answered >= 2 * LOOP + 2
+    assert native.python <= 9 + 3 * LOOP // PORT_LOG_ENTRIES + 1
+    assert xen.python == len(xen.events) - LOOP - 2     # all but the debug characters
+    assert [e[1] for e in native.events if e[0] == "cpuid"] == [0, 0x40000000, 0x80000001]
 
 
 def test_nothing_is_answered_when_switched_off_or_single_stepped() -> None:
@@ -297,6 +312,8 @@ def test_the_api_refuses_what_the_callbacks_cannot_do() -> None:
         cpu.set_port_clock(5, 0, 1)
     with pytest.raises(ValueError, match="1000 ns"):
         cpu.answer_ports(COST + 1, xen.answers)
+    with pytest.raises(ValueError, match="neither"):
+        cpu.answer_cpuid([0x40000000], COST, xen.cpuids)
 
 
 # -- the table the hypervisor gives its vCPUs ----------------------------------------------
@@ -357,7 +374,8 @@ def test_the_table_follows_the_claims(tmp_path: Path) -> None:
 def test_a_firmware_boot_is_the_same_with_answers_in_python(
         tmp_path: Path, bios: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A boot whose vCPU answers what it can natively and one with every exit in Python
-    (``answer_ports`` refused): the same records and console log; and SeaBIOS's boot
+    (``answer_ports`` and ``answer_cpuid`` refused): the same records and console log;
+    and SeaBIOS's boot
     then sends most of its port exits through the native answers."""
     answered = [0]
     original = HvmTraps.answered_ports
@@ -370,6 +388,7 @@ def test_a_firmware_boot_is_the_same_with_answers_in_python(
     native = boot_bootdisk(tmp_path / "a", bios)
     through, answered[0] = answered[0], 0
     monkeypatch.setattr(X86Vcpu, "answer_ports", lambda self, cost, sink: False)
+    monkeypatch.setattr(X86Vcpu, "answer_cpuid", lambda self, leaves, cost, sink: False)
     plain = boot_bootdisk(tmp_path / "b", bios)
     assert answered[0] == 0
     assert_same_boot(native[:2], plain[:2])

@@ -211,7 +211,9 @@ tscp:
  * _IoLog: python_out 0, left 8 (&budget.left), cost 16, count 24, capacity 32, on 40
  * (u32), exit_value 44 (u32), latch 48 (u32), log_room 52 (u32), python_in 56, clock 64,
  * mul 72, div 80, mask 88, lefts 96 (int64 x 512), words 4192 (u64 x 512), kinds 8288
- * (u8 x 65536), functions 73824 (8192 bytes) */
+ * (u8 x 65536), functions 73824 (8192 bytes), leaves 82016 (a bit per CPUID leaf
+ * 0-255, then per leaf 0x80000000-0x800000ff), reg_read 82080, leaf 82088,
+ * python_cpuid 82096 */
         .section .text.ioout, "ax"
 ioout:
         cmp     dword ptr [r8+40], 0            /* the log on? */
@@ -350,6 +352,56 @@ ioin:
         ret
 9:      jmp     qword ptr [rcx+56]              /* tail call the Python callback */
 
+
+/* x86._CPUID_THUNK: UC_HOOK_INSN for cpuid of an HVM vCPU, on the same log: a leaf the
+ * CPU model answers itself (set in leaves) is kept, 1 << 62 | leaf, its cost charged, and
+ * left to unicorn's own CPUID (0); any other leaf, the log full or off, goes to Python.
+ * int cb(uc_engine *uc, struct _IoLog *p) */
+        .section .text.cpuid, "ax"
+cpuid:
+        cmp     dword ptr [rsi+40], 0           /* the log on? */
+        je      9f
+        mov     rax, [rsi+24]
+        cmp     rax, [rsi+32]                   /* full: Python takes the log first */
+        jae     9f
+        push    rdi
+        push    rsi
+        push    rbx                             /* (the stack 16-byte aligned) */
+        mov     rbx, rsi
+        mov     esi, 19                         /* UC_X86_REG_EAX */
+        lea     rdx, [rbx+82088]
+        call    qword ptr [rbx+82080]           /* uc_reg_read(uc, EAX, &leaf) */
+        test    eax, eax
+        jnz     7f
+        mov     ecx, dword ptr [rbx+82088]      /* the leaf */
+        cmp     ecx, 0x100
+        jb      1f
+        lea     edx, [rcx-0x80000000]           /* 0x80000000-0x800000ff: bits 256 on */
+        cmp     edx, 0x100
+        jae     7f
+        lea     ecx, [rdx+0x100]
+1:      bt      dword ptr [rbx+82016], ecx      /* answered by the CPU model? */
+        jnc     7f
+        mov     rax, [rbx+24]                   /* count */
+        mov     r9, [rbx+8]                     /* &budget.left */
+        mov     r11, [r9]
+        mov     [rbx+rax*8+96], r11             /* lefts[count] = the budget before it */
+        mov     r10d, dword ptr [rbx+82088]
+        bts     r10, 62                         /* words[count] = 1 << 62 | leaf */
+        mov     [rbx+rax*8+4192], r10
+        inc     rax
+        mov     [rbx+24], rax
+        mov     rax, [rbx+16]
+        sub     [r9], rax                       /* budget.left -= the exit's cost */
+        pop     rbx
+        pop     rsi
+        pop     rdi
+        xor     eax, eax                        /* unicorn's own CPUID */
+        ret
+7:      pop     rbx
+        pop     rsi
+        pop     rdi
+9:      jmp     qword ptr [rsi+82096]           /* tail call the Python callback */
 
 /* x86._CRWATCH_THUNK: UC_HOOK_CODE on each move to a control register an HVM vCPU's new
  * code may hold, while the identity TLB is on: the instruction at the hook (at most four

@@ -44,7 +44,7 @@ import re
 import struct
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -507,6 +507,7 @@ PORT_PYTHON, PORT_NULL, PORT_LATCH, PORT_WINDOW, PORT_CLOCK = 0, 1, 2, 3, 4
 _PORT_LOGGED = 5            # log_port_writes' port
 PORT_ONES = 6               # byte reads give all ones (writes: Python)
 _KEPT = 1 << 63             # a log word that is an answered exit, not a logged byte
+_CPUID_KEPT = 1 << 62       # a log word that is a CPUID leaf the CPU model answered
 
 
 class _IoLog(ctypes.Structure):
@@ -527,7 +528,11 @@ class _IoLog(ctypes.Structure):
                 ("lefts", ctypes.c_int64 * PORT_LOG_ENTRIES),     # 96
                 ("words", ctypes.c_uint64 * PORT_LOG_ENTRIES),    # 4192
                 ("kinds", ctypes.c_uint8 * 0x10000),              # 8288
-                ("functions", ctypes.c_uint8 * 0x2000))           # 73824
+                ("functions", ctypes.c_uint8 * 0x2000),           # 73824
+                ("leaves", ctypes.c_uint8 * 64),   # 82016: CPUID leaves answered natively
+                ("reg_read", ctypes.c_uint64),     # 82080: uc_reg_read
+                ("leaf", ctypes.c_uint64),         # 82088
+                ("python_cpuid", ctypes.c_uint64))  # 82096: the Python ``cpuid`` callback
 
 
 # void out(uc_engine *uc /*rdi*/, uint32_t port /*esi*/, int size /*edx*/,
@@ -672,6 +677,57 @@ _IOIN_THUNK = bytes.fromhex(
 )
 _IOOUT_OFFSET = 3600
 _IOIN_OFFSET = 4240
+
+# The native CPUID callback (native.S: .text.cpuid), on the same log: a leaf the CPU model
+# answers itself (``answer_cpuid``: GRUB asks leaf 0 at every poll of its prompt) is kept
+# with its cost charged and left to unicorn's own CPUID; the rest go to Python.
+# int cb(uc_engine *uc /*rdi*/, struct _IoLog *p /*rsi*/)
+_CPUID_THUNK = bytes.fromhex(
+    "837e2800"          # cmp  dword [rsi+40], 0    ; the log on?
+    "0f8490000000"      # je   9f
+    "488b4618"          # mov  rax, [rsi+24]
+    "483b4620"          # cmp  rax, [rsi+32]        ; full: Python takes the log first
+    "0f8382000000"      # jae  9f
+    "57"                # push rdi
+    "56"                # push rsi
+    "53"                # push rbx                  ; (the stack 16-byte aligned)
+    "4889f3"            # mov  rbx, rsi
+    "be13000000"        # mov  esi, 19              ; UC_X86_REG_EAX
+    "488d93a8400100"    # lea  rdx, [rbx+82088]
+    "ff93a0400100"      # call qword [rbx+82080]    ; uc_reg_read(uc, EAX, &leaf)
+    "85c0"              # test eax, eax
+    "7563"              # jnz  7f
+    "8b8ba8400100"      # mov  ecx, dword [rbx+82088]; the leaf
+    "81f900010000"      # cmp  ecx, 0x100
+    "7214"              # jb   1f
+    "8d9100000080"      # lea  edx, [rcx-0x80000000]; 0x80000000-0x800000ff: bits 256 on
+    "81fa00010000"      # cmp  edx, 0x100
+    "7347"              # jae  7f
+    "8d8a00010000"      # lea  ecx, [rdx+0x100]
+    "0fa38b60400100"    # 1: bt   dword [rbx+82016], ecx; answered by the CPU model?
+    "7338"              # jnc  7f
+    "488b4318"          # mov  rax, [rbx+24]        ; count
+    "4c8b4b08"          # mov  r9, [rbx+8]          ; &budget.left
+    "4d8b19"            # mov  r11, [r9]
+    "4c895cc360"        # mov  [rbx+rax*8+96], r11  ; lefts[count] = the budget before it
+    "448b93a8400100"    # mov  r10d, dword [rbx+82088]
+    "490fbaea3e"        # bts  r10, 62              ; words[count] = 1 << 62 | leaf
+    "4c8994c360100000"  # mov  [rbx+rax*8+4192], r10
+    "48ffc0"            # inc  rax
+    "48894318"          # mov  [rbx+24], rax
+    "488b4310"          # mov  rax, [rbx+16]
+    "492901"            # sub  [r9], rax            ; budget.left -= the exit's cost
+    "5b"                # pop  rbx
+    "5e"                # pop  rsi
+    "5f"                # pop  rdi
+    "31c0"              # xor  eax, eax             ; unicorn's own CPUID
+    "c3"                # ret
+    "5b"                # 7: pop  rbx
+    "5e"                # pop  rsi
+    "5f"                # pop  rdi
+    "ffa6b0400100"      # 9: jmp  qword [rsi+82096] ; tail call the Python callback
+)
+_CPUID_OFFSET = 4528
 
 # The native mov-to-CR filter (native.S: .text.crwatch): the code trap on each move to a
 # control register an HVM vCPU's new code may hold (X86Vcpu._trap_mov_cr), while the
@@ -1955,7 +2011,7 @@ def _native_layout() -> tuple[tuple[int, bytes], ...]:
             (_TSC_OFFSET, _TSC_THUNK), (_NEWTB_OFFSET, _NEWTB_THUNK),
             (_NEWTB64_OFFSET, _NEWTB64_THUNK), (_WALK_OFFSET, _WALK_THUNK),
             (_IOOUT_OFFSET, _IOOUT_THUNK), (_CRWATCH_OFFSET, _CRWATCH_THUNK),
-            (_IOIN_OFFSET, _IOIN_THUNK))
+            (_IOIN_OFFSET, _IOIN_THUNK), (_CPUID_OFFSET, _CPUID_THUNK))
 
 
 def _native_code() -> int | None:
@@ -2164,6 +2220,7 @@ class X86Vcpu:
         self._port_sink: Callable[[list[tuple[int, int]]], None] | None = None
         self._port_room: Callable[[], int] | None = None
         self._answer_sink: Callable[[list[tuple[int, int, int, bool, int]]], None] | None = None
+        self._cpuid_sink: Callable[[list[tuple[int, int]]], None] | None = None
         #: the virtual time (ns) at which the next run starts, for a PORT_CLOCK port
         #: answered natively in it (the hypervisor sets it before each run; None: the
         #: clock's reads go to Python)
@@ -2174,8 +2231,7 @@ class X86Vcpu:
         self._add_native_io_hooks(native_budget)
         self._crw = self._crwatch(native_budget)
         self._raw_traps: set[int] = set()   # code traps added through ctypes (crwatch)
-        self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None, 1, 0,
-                                            X.UC_X86_INS_CPUID))
+        self._add_cpuid_hook(native_budget)
         self.hypercall_regs = _HC_REGS if long_mode else _HC_REGS32
         #: whether the last hypercall used the 64-bit convention (RDI, RSI, RDX, R10, R8):
         #: a PV vCPU always, an HVM vCPU when it runs 64-bit code (hvm_guest_x86_mode 8)
@@ -2982,7 +3038,7 @@ class X86Vcpu:
         budget = self.slice_budget
         lefts, words = log.lefts[:n], log.words[:n]
         self._charged += n * log.cost
-        if max(words) < _KEPT:       # the logged port's bytes alone: one hand-over
+        if max(words) < _CPUID_KEPT:   # the logged port's bytes alone: one hand-over
             if self._port_sink is not None:
                 self._port_sink([(budget - left, value)
                                  for left, value in zip(lefts, words, strict=True)])
@@ -2991,25 +3047,24 @@ class X86Vcpu:
         self._refresh_port_room()
 
     def _drain_mixed(self, budget: int, lefts: list[int], words: list[int]) -> None:
-        """Logged bytes and answered exits: each run of one kind to its sink, in order."""
-        writes: list[tuple[int, int]] = []
-        answered: list[tuple[int, int, int, bool, int]] = []
+        """Logged bytes, CPUID leaves and answered port exits: each run of one kind to its
+        sink, in order."""
+        sinks: tuple[Callable[[list[Any]], None] | None, ...] = (
+            self._port_sink, self._cpuid_sink, self._answer_sink)
+        kind, run = -1, list[Any]()
         for left, word in zip(lefts, words, strict=True):
-            if word < _KEPT:
-                if answered:
-                    self._answer_sink(answered)  # type: ignore[misc]
-                    answered = []
-                writes.append((budget - left, word))
-                continue
-            if writes:
-                self._port_sink(writes)  # type: ignore[misc]
-                writes = []
-            answered.append((budget - left, (word >> 32) & 0xFFFF, (word >> 48) & 0xFF,
-                             bool(word >> 56 & 1), word & 0xFFFF_FFFF))
-        if writes:
-            self._port_sink(writes)  # type: ignore[misc]
-        if answered:
-            self._answer_sink(answered)  # type: ignore[misc]
+            now = 2 if word >= _KEPT else 1 if word >= _CPUID_KEPT else 0
+            if now != kind:
+                if run:
+                    sinks[kind](run)  # type: ignore[misc]
+                kind, run = now, list[Any]()
+            if now == 2:
+                run.append((budget - left, (word >> 32) & 0xFFFF, (word >> 48) & 0xFF,
+                            bool(word >> 56 & 1), word & 0xFFFF_FFFF))
+            else:
+                run.append((budget - left, word & 0xFFFF_FFFF))
+        if run:
+            sinks[kind](run)  # type: ignore[misc]
 
     def disassemble(self, code: bytes, address: int) -> str:
         """One instruction of ``code`` (fetched by the caller) as text, for crash reports."""
@@ -3095,8 +3150,8 @@ class X86Vcpu:
             self._delivered = False
             self.forget_exceptions()
         start = self.pc() if begin is None else begin
-        if self.log_ports and (self._plog_port != _NO_PORT
-                               or self._answer_sink is not None):
+        if self.log_ports and (self._plog_port != _NO_PORT or self._answer_sink is not None
+                               or self._cpuid_sink is not None):
             self._plog.on = 1
             self._refresh_port_room()
             origin = self.port_clock_origin
@@ -3426,6 +3481,53 @@ class X86Vcpu:
         if not self.long_mode and not self.reg("cr0") & 1:
             return (self.reg("cs") << 4) + (pc & 0xFFFF)
         return pc
+
+    def _add_cpuid_hook(self, native: bool) -> None:
+        """The ``cpuid`` hook: through the native callback first where it can run (the
+        leaves ``answer_cpuid`` names stay there), else the binding's."""
+        thunk = _native_at(_CPUID_OFFSET) if native else None
+        if thunk is None:
+            self._hooks.append(self.uc.hook_add(uc_const.UC_HOOK_INSN, self._on_cpuid, None,
+                                                1, 0, X.UC_X86_INS_CPUID))
+            return
+
+        def on_cpuid(uc_handle: int, user: int) -> int:
+            try:
+                return self._on_cpuid(self.uc, None)
+            except BaseException as err:  # surfaced by run(): ctypes would swallow it
+                self._hook_error = err
+                self.uc.emu_stop()
+                return 1
+
+        python = _TSC_CB(on_cpuid)
+        log = self._plog
+        log.python_cpuid = ctypes.cast(python, ctypes.c_void_p).value or 0
+        log.reg_read = ctypes.cast(_uc_reg_read, ctypes.c_void_p).value or 0
+        self._keep.append(python)
+        self._add_native_hook(uc_const.UC_HOOK_INSN, thunk, extra=X.UC_X86_INS_CPUID,
+                              user=ctypes.addressof(log))
+
+    def answer_cpuid(self, leaves: Iterable[int], cost_ns: int,
+                     sink: Callable[[list[tuple[int, int]]], None]) -> bool:
+        """Leave a ``cpuid`` of one of ``leaves`` (0-255 and 0x80000000-0x800000ff; the
+        leaves the hypervisor answers with the CPU model's own) to the CPU natively
+        instead of making each a trip to Python: each costs ``cost_ns`` as it happens,
+        and ``sink`` gets them as ``(elapsed, leaf)`` pairs, in order with the other kept
+        exits (``answer_ports``), before any other exit reaches Python and at each run's
+        end. Only within ``run()``, while ``log_ports`` is true. False where native code
+        cannot run (nothing changes)."""
+        if not self._plog.python_cpuid:
+            return False
+        bits = bytearray(64)
+        for leaf in leaves:
+            bit = leaf if leaf < 0x100 else leaf - 0x80000000 + 0x100
+            if not 0 <= bit < 0x200:
+                raise ValueError(f"leaf {leaf:#x} is neither 0-0xff nor 0x80000000-0x800000ff")
+            bits[bit >> 3] |= 1 << (bit & 7)
+        self._log_cost(cost_ns)
+        ctypes.memmove(self._plog.leaves, bytes(bits), 64)
+        self._cpuid_sink = sink
+        return True
 
     def _on_cpuid(self, uc: Uc, user: object) -> int:
         if self._plog.count:

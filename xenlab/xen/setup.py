@@ -412,7 +412,7 @@ class XenHost:
         for i in range(vcpus):
             v = Vcpu(i, d)
             if d.hvm is not None:
-                from xenlab.xen.hvm.hvm import HvmTraps
+                from xenlab.xen.hvm.hvm import CPU_MODEL_LEAVES, HvmTraps
 
                 traps = HvmTraps(self, v, d.hvm)
                 v.cpu = X86Vcpu(traps, long_mode=False,
@@ -429,6 +429,7 @@ class XenHost:
                 # null handler, the PCI latch, the PM timer): in the vCPU too
                 if v.cpu.answer_ports(VMEXIT_COST_NS, traps.answered_ports):
                     v.cpu.set_port_clock(PM_TIMER_FREQ, 1_000_000_000, 0xFFFFFF)  # read32
+                v.cpu.answer_cpuid(CPU_MODEL_LEAVES, VMEXIT_COST_NS, traps.cpuid_answered)
                 v.cpu.watch_new_code_for_wrmsr()
                 v.cpu.identity_tlb_until_paging()
                 if self.idle_loops:

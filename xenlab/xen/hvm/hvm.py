@@ -450,6 +450,19 @@ class HvmTraps:
             return _leaf1_without_rdrand(cpu, subleaf)
         return result
 
+    def cpuid_answered(self, exits: list[tuple[int, int]]) -> None:
+        """The CPUID exits the vCPU kept natively (``answer_cpuid``: leaves of
+        ``CPU_MODEL_LEAVES``, which the CPU model answers): the record each makes, at its
+        own virtual time (the slice's elapsed time before it, the leaf)."""
+        trace = self.host.trace
+        cpu = self.v.cpu
+        if not trace.enabled or cpu is None:
+            return
+        end = self.host.now() - cpu.elapsed() + VMEXIT_COST_NS
+        trace.emit_deferred_series(self.v.domain.domid, self.v.vcpu_id, Kind.VMEXIT, "cpuid",
+                                   _cpuid_args, [end + elapsed for elapsed, _leaf in exits],
+                                   [(leaf,) for _elapsed, leaf in exits])
+
     def interrupt(self, cpu: X86Vcpu, vector: int) -> bool:
         return False  # the CPU layer vectors it through the guest's IVT/IDT
 
@@ -487,6 +500,16 @@ class HvmTraps:
         if self.host.trace.enabled:
             self.host.trace.emit(self.host.now(), self.v.domain.domid, self.v.vcpu_id,
                                  Kind.VMEXIT, cause, {**args, "handler": "xen"})
+
+
+#: the CPUID leaves ``HvmTraps.cpuid`` leaves to the CPU model (all but Xen's own at
+#: 0x40000000 and leaf 1, whose RDRAND bit it clears), as far as the vCPU can keep them
+CPU_MODEL_LEAVES = tuple(leaf for leaf in range(0x100) if leaf != 1) + tuple(
+    range(0x80000000, 0x80000100))
+
+
+def _cpuid_args(leaf: int) -> dict[str, object]:
+    return {"leaf": hex(leaf), "handler": "xen"}
 
 
 # -- exceptions in long mode -------------------------------------------------------------------
