@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from firmware_boot import FIRMWARES, assert_same_boot, boot_bootdisk
+from test_port_log import _run as _run_slices
 
 from xenlab.cpu.x86 import (
     PORT_CLOCK,
@@ -230,17 +231,8 @@ def _machine(*, answered: bool) -> tuple[X86Vcpu, Xen]:
 
 
 def _run(cpu: X86Vcpu, xen: Xen, budget: int) -> list[tuple[ExitReason, int, int]]:
-    """Slices of ``budget`` until the program halts: (reason, executed, charged) each."""
-    slices = []
-    for _ in range(10_000):
-        cpu.port_clock_origin = xen.origin
-        result = cpu.run(budget)
-        slices.append((result.reason, result.executed, result.charged))
-        xen.origin += result.executed
-        cpu.end_slice()
-        if result.reason is ExitReason.HLT:
-            return slices
-    raise AssertionError("the program did not halt")
+    """Slices of ``budget`` until the program halts, the clock port's origin moving on."""
+    return _run_slices(cpu, budget, clock=xen)
 
 
 @pytest.mark.parametrize("budget", [10_000_000, 2_500, 700])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from firmware_boot import FIRMWARES, assert_same_boot, boot_bootdisk
@@ -94,12 +95,18 @@ def _machine(*, logged: bool) -> tuple[X86Vcpu, Exits]:
     return cpu, exits
 
 
-def _run(cpu: X86Vcpu, budget: int) -> list[tuple[ExitReason, int, int]]:
-    """Slices of ``budget`` until the program halts: (reason, executed, charged) each."""
+def _run(cpu: X86Vcpu, budget: int, clock: Any = None) -> list[tuple[ExitReason, int, int]]:
+    """Slices of ``budget`` until the program halts: (reason, executed, charged) each.
+    ``clock`` (with an ``origin``: the virtual time the slice starts at) is moved on by
+    each slice and given to the vCPU's clock port before it (test_port_answers)."""
     slices = []
     for _ in range(10_000):
+        if clock is not None:
+            cpu.port_clock_origin = clock.origin
         result = cpu.run(budget)
         slices.append((result.reason, result.executed, result.charged))
+        if clock is not None:
+            clock.origin += result.executed
         cpu.end_slice()
         if result.reason is ExitReason.HLT:
             return slices
